@@ -1,0 +1,45 @@
+//! Typed errors. Conditions a caller acts on are variants with fields, never strings.
+
+use crate::types::{Index, NodeId};
+
+/// Errors from a `Storage` implementation.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StorageError {
+    /// The requested index is covered by the snapshot: send a snapshot instead.
+    #[error("log index {index} is compacted (first available index is {first_index})")]
+    Compacted { index: Index, first_index: Index },
+    /// The requested index is past the end of the log.
+    #[error("log index {index} is unavailable (last index is {last_index})")]
+    Unavailable { index: Index, last_index: Index },
+    /// A snapshot older than the one held was offered.
+    #[error("snapshot at index {index} is older than the current one at {current}")]
+    SnapshotOutOfDate { index: Index, current: Index },
+    /// The underlying medium failed; the store refuses further writes.
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+}
+
+/// Errors returned to the application for API misuse or expected conditions.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum RaftError {
+    /// Proposals are accepted only by the leader; `hint` is the leader this node knows of.
+    #[error("not the leader (leader hint: {hint:?})")]
+    NotLeader { hint: Option<NodeId> },
+    /// The proposal was refused because too many bytes are uncommitted.
+    #[error("proposal dropped: {uncommitted_bytes} uncommitted bytes exceed the limit")]
+    ProposalDropped { uncommitted_bytes: u64 },
+    /// `compact` was asked to cover entries the application has not applied.
+    #[error("cannot compact to {index}: only {applied} is applied")]
+    CompactBeyondApplied { index: Index, applied: Index },
+    /// `compact` was asked for an index at or before the current snapshot.
+    #[error("cannot compact to {index}: already compacted to {first_index}")]
+    AlreadyCompacted { index: Index, first_index: Index },
+    /// The configuration is unusable.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type Result<T> = std::result::Result<T, RaftError>;

@@ -1,0 +1,184 @@
+//! The durable side of a Raft node: the `Storage` trait and an in-memory implementation.
+//!
+//! The core reads the stable log through this trait. The driver writes to it when it
+//! persists a `Ready` (through `RawNode::persist`), in the order snapshot, entries,
+//! hard state, then `sync`. Writes are durable only once `sync` returns `Ok`; a store
+//! that fails a write or a sync must refuse all later writes (it is in an unknown state).
+//!
+//! Log shape invariant: the store holds a snapshot at `first_index() - 1` (possibly the
+//! empty one at 0) and every entry in `first_index()..=last_index()`, contiguous.
+
+use crate::error::StorageError;
+use crate::types::{Entry, HardState, Index, Snapshot, SnapshotMeta, Term};
+
+pub type StorageResult<T> = std::result::Result<T, StorageError>;
+
+pub trait Storage {
+    /// The hard state as last persisted (default on a fresh store).
+    fn hard_state(&self) -> HardState;
+    /// Index of the first entry held; the snapshot covers everything before it.
+    fn first_index(&self) -> Index;
+    /// Index of the last entry held (the snapshot index when the log is empty).
+    fn last_index(&self) -> Index;
+    /// Term of the entry at `index`. `index == first_index() - 1` answers the snapshot's term.
+    fn term(&self, index: Index) -> StorageResult<Term>;
+    /// Entries in `lo..hi`, at least one if the range is non-empty, and then no more
+    /// than `max_bytes` of them in total (by `Entry::size_bytes`).
+    fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> StorageResult<Vec<Entry>>;
+    /// The latest snapshot (the empty one at index 0 on a fresh store).
+    fn snapshot(&self) -> StorageResult<Snapshot>;
+
+    /// Appends `entries` (contiguous, first one at most `last_index() + 1`), first
+    /// discarding any held entries at or after `entries[0].index` (a follower overwriting
+    /// an uncommitted suffix). Appending at or before the snapshot is a logic error.
+    fn append(&mut self, entries: &[Entry]) -> StorageResult<()>;
+    /// Records a new hard state.
+    fn set_hard_state(&mut self, hs: HardState) -> StorageResult<()>;
+    /// Replaces everything with `snapshot` (a follower installing the leader's snapshot):
+    /// entries up to its index are dropped; later entries are kept only if they match its term
+    /// at its index (never the case in practice: the core only installs snapshots ahead of
+    /// its commit index, so it discards the whole log).
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<()>;
+    /// Records `snapshot` (taken by this node's state machine) and discards entries up to
+    /// and including its index. Entries after it are kept.
+    fn compact(&mut self, snapshot: Snapshot) -> StorageResult<()>;
+    /// Makes every write so far durable.
+    fn sync(&mut self) -> StorageResult<()>;
+}
+
+/// An in-memory `Storage`, used by tests and by the simulator (which keeps it across a
+/// simulated crash: what was written before the crash is "on disk").
+#[derive(Clone, Debug, Default)]
+pub struct MemStorage {
+    hard_state: HardState,
+    snapshot: Snapshot,
+    /// Invariant: `entries[i].index == snapshot.meta.index + 1 + i`.
+    entries: Vec<Entry>,
+}
+
+impl MemStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Total bytes of the persisted Raft state (hard state, log), excluding the snapshot.
+    pub fn log_size_bytes(&self) -> u64 {
+        32 + self.entries.iter().map(Entry::size_bytes).sum::<u64>()
+    }
+
+    fn offset(&self) -> Index {
+        self.snapshot.meta.index + 1
+    }
+}
+
+impl Storage for MemStorage {
+    fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    fn first_index(&self) -> Index {
+        self.offset()
+    }
+
+    fn last_index(&self) -> Index {
+        self.snapshot.meta.index + self.entries.len() as u64
+    }
+
+    fn term(&self, index: Index) -> StorageResult<Term> {
+        let snap = self.snapshot.meta;
+        if index == snap.index {
+            return Ok(snap.term);
+        }
+        if index < snap.index {
+            return Err(StorageError::Compacted { index, first_index: self.first_index() });
+        }
+        match self.entries.get((index - self.offset()) as usize) {
+            Some(e) => Ok(e.term),
+            None => Err(StorageError::Unavailable { index, last_index: self.last_index() }),
+        }
+    }
+
+    fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> StorageResult<Vec<Entry>> {
+        if lo < self.first_index() {
+            return Err(StorageError::Compacted { index: lo, first_index: self.first_index() });
+        }
+        if hi > self.last_index() + 1 {
+            return Err(StorageError::Unavailable { index: hi - 1, last_index: self.last_index() });
+        }
+        let from = (lo - self.offset()) as usize;
+        let to = (hi - self.offset()) as usize;
+        Ok(limit_size(&self.entries[from..to], max_bytes))
+    }
+
+    fn snapshot(&self) -> StorageResult<Snapshot> {
+        Ok(self.snapshot.clone())
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> StorageResult<()> {
+        let Some(first) = entries.first() else { return Ok(()) };
+        assert!(
+            first.index > self.snapshot.meta.index && first.index <= self.last_index() + 1,
+            "append at {} outside ({}, {}]",
+            first.index,
+            self.snapshot.meta.index,
+            self.last_index() + 1
+        );
+        self.entries.truncate((first.index - self.offset()) as usize);
+        self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
+    fn set_hard_state(&mut self, hs: HardState) -> StorageResult<()> {
+        self.hard_state = hs;
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<()> {
+        let SnapshotMeta { index, term } = snapshot.meta;
+        if index <= self.snapshot.meta.index {
+            return Err(StorageError::SnapshotOutOfDate { index, current: self.snapshot.meta.index });
+        }
+        let keep = self.term(index).ok() == Some(term);
+        if keep {
+            let drop = (index + 1 - self.offset()) as usize;
+            self.entries.drain(..drop);
+        } else {
+            self.entries.clear();
+        }
+        self.snapshot = snapshot;
+        Ok(())
+    }
+
+    fn compact(&mut self, snapshot: Snapshot) -> StorageResult<()> {
+        let index = snapshot.meta.index;
+        if index <= self.snapshot.meta.index {
+            return Err(StorageError::SnapshotOutOfDate { index, current: self.snapshot.meta.index });
+        }
+        if index > self.last_index() {
+            return Err(StorageError::Unavailable { index, last_index: self.last_index() });
+        }
+        debug_assert_eq!(self.term(index).ok(), Some(snapshot.meta.term));
+        let drop = (index + 1 - self.offset()) as usize;
+        self.entries.drain(..drop);
+        self.snapshot = snapshot;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> StorageResult<()> {
+        Ok(())
+    }
+}
+
+/// Returns a prefix of `entries` within `max_bytes`, but always at least one entry.
+pub fn limit_size(entries: &[Entry], max_bytes: u64) -> Vec<Entry> {
+    let mut total = 0u64;
+    let mut n = 0;
+    for e in entries {
+        total += e.size_bytes();
+        if n > 0 && total > max_bytes {
+            break;
+        }
+        n += 1;
+    }
+    entries[..n].to_vec()
+}
