@@ -1,0 +1,170 @@
+//! The replicated state machine: applies committed log entries in order.
+//!
+//! Owns: the applied index, log time, the data ([`Store`]) and the client
+//! sessions ([`SessionTable`]), and the order in which one entry touches
+//! them: advance log time, expire idle sessions, then run the command.
+//!
+//! Determinism: the outcome of `apply` depends only on the state and the
+//! entry bytes (no clock, no randomness, ordered maps), so replicas fed the
+//! same entries hold identical state and return identical responses.
+//!
+//! Invariants:
+//! - `applied_index` strictly increases; `apply` panics on an index at or
+//!   below it (a driver bug: re-applying would break exactly-once);
+//! - `log_time_ms` never decreases (it is the max entry timestamp seen);
+//! - no session has been idle longer than `config.session_timeout_ms` as of
+//!   `log_time_ms`, and there are at most `config.max_sessions`.
+
+use bytes::Bytes;
+
+use crate::command::{Command, Entry, KvError, Reply, Request, Response};
+use crate::config::Config;
+use crate::session::{SessionTable, Verdict};
+use crate::snapshot::{self, SnapshotError};
+use crate::store::Store;
+use crate::wire::decode_entry;
+
+/// One replica's key-value state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateMachine {
+    pub(crate) config: Config,
+    // Invariant: strictly increases with every apply.
+    pub(crate) applied_index: u64,
+    // Invariant: never decreases.
+    pub(crate) log_time_ms: u64,
+    pub(crate) store: Store,
+    pub(crate) sessions: SessionTable,
+}
+
+impl StateMachine {
+    /// An empty state machine. Panics if `config` is invalid (a bug: the
+    /// config comes from the operator's flags, checked at startup).
+    pub fn new(config: Config) -> Self {
+        if let Err(why) = config.validate() {
+            panic!("invalid kv config {config:?}: {why}");
+        }
+        StateMachine { config, applied_index: 0, log_time_ms: 0, store: Store::new(), sessions: SessionTable::new() }
+    }
+
+    /// Applies the committed entry at `index` and returns its response.
+    ///
+    /// `entry_bytes` is an [`crate::encode_entry`] payload, or empty for an
+    /// entry with no application data (Raft's leader no-op, a config change):
+    /// that only advances the applied index and replies [`Reply::Done`].
+    /// Undecodable bytes reply [`KvError::Malformed`] and change nothing else.
+    ///
+    /// Panics if `index <= applied_index()`.
+    pub fn apply(&mut self, index: u64, entry_bytes: &[u8]) -> Response {
+        assert!(
+            index > self.applied_index,
+            "apply of index {index} at or below applied index {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+        let response = match entry_bytes {
+            [] => Ok(Reply::Done),
+            bytes => match decode_entry(bytes) {
+                Ok(entry) => self.apply_entry(index, entry),
+                Err(e) => Err(KvError::Malformed { reason: e.to_string() }),
+            },
+        };
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+        response
+    }
+
+    /// A ReadIndex read: the current value, with no log entry. The caller
+    /// must first wait until `applied_index()` reaches the read index.
+    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
+        self.store.get(key).cloned()
+    }
+
+    /// Index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Log time: the largest entry timestamp applied so far.
+    pub fn log_time_ms(&self) -> u64 {
+        self.log_time_ms
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether `client_id` names a live session.
+    pub fn has_session(&self, client_id: u64) -> bool {
+        self.sessions.contains(client_id)
+    }
+
+    /// All data in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+        self.store.iter()
+    }
+
+    /// Serialises the whole state (see `snapshot` module for the format).
+    pub fn snapshot(&self) -> Bytes {
+        snapshot::encode(self)
+    }
+
+    /// Rebuilds a state machine from [`StateMachine::snapshot`] bytes,
+    /// adopting the config stored in them. Never panics on bad input.
+    pub fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        snapshot::decode(bytes)
+    }
+
+    /// Panics with context if an invariant is broken.
+    pub fn check_invariants(&self) {
+        let c = &self.config;
+        self.sessions.check_invariants(c.max_sessions, c.response_window);
+    }
+
+    fn apply_entry(&mut self, index: u64, entry: Entry) -> Response {
+        self.log_time_ms = self.log_time_ms.max(entry.timestamp_ms);
+        self.sessions.expire(self.log_time_ms, self.config.session_timeout_ms);
+        match entry.cmd {
+            Command::RegisterSession => {
+                self.sessions.register(index, index, self.log_time_ms, self.config.max_sessions);
+                Ok(Reply::Registered { client_id: index })
+            }
+            Command::Request(req) => self.apply_request(index, req),
+            Command::Tick => Ok(Reply::Done),
+        }
+    }
+
+    fn apply_request(&mut self, index: u64, req: Request) -> Response {
+        let Request { client_id, seq, op } = req;
+        let window = self.config.response_window;
+        let verdict = self.sessions.check(client_id, seq, window);
+        if verdict == Verdict::Unknown {
+            return Err(KvError::SessionExpired { client_id });
+        }
+        self.sessions.touch(client_id, index, self.log_time_ms);
+        match verdict {
+            Verdict::Unknown => unreachable!("handled above"),
+            Verdict::Stale => Err(KvError::StaleRequest { client_id, seq }),
+            Verdict::Duplicate(response) => response,
+            Verdict::New => {
+                let response = self.store.apply(&op);
+                self.sessions.record(client_id, seq, response.clone(), window);
+                response
+            }
+        }
+    }
+}
