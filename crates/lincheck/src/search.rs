@@ -1,0 +1,152 @@
+//! The search over one partition: Wing & Gong's algorithm with Lowe's
+//! memoisation, as in Porcupine.
+//!
+//! Walk the event list from the head. At a call, try to linearize that
+//! operation now: step the model; if the resulting (linearized set, state)
+//! was never seen, lift the operation out of the list, push it on the stack
+//! and restart from the head. At a return of an operation not yet
+//! linearized, nothing left of it can be ordered before that return:
+//! backtrack by popping the last linearized operation and trying the next
+//! entry after it. The history is linearizable when every operation with a
+//! known outcome has been lifted; operations with unknown outcome never have
+//! to be (their return is at infinity, after every other entry).
+
+use std::collections::HashSet;
+
+use crate::bitset::Bitset;
+use crate::entries::EntryList;
+use crate::fxhash::FxBuildHasher;
+use crate::history::Operation;
+use crate::model::Model;
+
+/// How many candidate operations a dead end reports at most.
+const MAX_CANDIDATES: usize = 16;
+
+/// What the search of one partition found.
+pub(crate) enum SearchOutcome<S> {
+    Linearizable,
+    Illegal(DeadEnd<S>),
+    /// The step budget ran out first.
+    Exhausted,
+}
+
+/// The deepest point the search reached before failing: indices are into
+/// the partition's operation list.
+pub(crate) struct DeadEnd<S> {
+    /// Operations linearized, in order.
+    pub prefix: Vec<usize>,
+    /// The model state after `prefix`.
+    pub state: S,
+    /// The operation whose return was reached while it could not be placed.
+    pub blocked: usize,
+    /// Operations (other than `prefix`) called before `blocked` returned.
+    pub candidates: Vec<usize>,
+}
+
+/// The search's mutable state, so helpers stay small.
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [&'a Operation<M::Input, M::Output>],
+    list: EntryList,
+    linearized: Bitset,
+    seen: HashSet<(Bitset, M::State), FxBuildHasher>,
+    /// (call entry, state before it) for each linearized operation, in order.
+    stack: Vec<(usize, M::State)>,
+    state: M::State,
+    deepest: Option<DeadEnd<M::State>>,
+}
+
+/// Checks one partition's operations, spending at most `max_steps` model
+/// steps. Returns the outcome and the steps spent.
+pub(crate) fn search<M: Model>(
+    model: &M,
+    ops: &[&Operation<M::Input, M::Output>],
+    max_steps: u64,
+) -> (SearchOutcome<M::State>, u64) {
+    let intervals: Vec<_> = ops.iter().map(|o| (o.call, o.return_time())).collect();
+    let mut s = Search {
+        model,
+        ops,
+        list: EntryList::new(&intervals),
+        linearized: Bitset::new(ops.len()),
+        seen: HashSet::default(),
+        stack: Vec::with_capacity(ops.len()),
+        state: model.init(),
+        deepest: None,
+    };
+    let mut steps = 0;
+    let mut entry = s.list.first();
+    loop {
+        if s.list.is_tail(entry) {
+            return (SearchOutcome::Linearizable, steps);
+        }
+        let op = s.list.op(entry);
+        if s.list.is_call(entry) {
+            if steps == max_steps {
+                return (SearchOutcome::Exhausted, steps);
+            }
+            steps += 1;
+            entry = s.try_linearize(entry);
+        } else if ops[op].is_unknown() {
+            return (SearchOutcome::Linearizable, steps);
+        } else {
+            s.note_dead_end(entry);
+            match s.backtrack() {
+                Some(next) => entry = next,
+                None => return (SearchOutcome::Illegal(s.deepest.take().expect("dead end noted")), steps),
+            }
+        }
+    }
+}
+
+impl<M: Model> Search<'_, M> {
+    /// Tries to linearize the operation of call entry `entry` now. Returns the
+    /// entry to visit next.
+    fn try_linearize(&mut self, entry: usize) -> usize {
+        let op = self.list.op(entry);
+        let Some(next) = self.model.step(&self.state, &self.ops[op].input, self.ops[op].output()) else {
+            return self.list.next(entry);
+        };
+        self.linearized.insert(op);
+        if !self.seen.insert((self.linearized.clone(), next.clone())) {
+            self.linearized.remove(op);
+            return self.list.next(entry);
+        }
+        let before = std::mem::replace(&mut self.state, next);
+        self.stack.push((entry, before));
+        self.list.lift(entry);
+        self.list.first()
+    }
+
+    /// Undoes the last linearization. Returns the entry after it, or `None`
+    /// when there is nothing left to undo.
+    fn backtrack(&mut self) -> Option<usize> {
+        let (call, before) = self.stack.pop()?;
+        self.linearized.remove(self.list.op(call));
+        self.state = before;
+        self.list.unlift(call);
+        Some(self.list.next(call))
+    }
+
+    /// Remembers this dead end if it is the deepest so far.
+    fn note_dead_end(&mut self, ret_entry: usize) {
+        if self.deepest.as_ref().is_some_and(|d| d.prefix.len() >= self.stack.len()) {
+            return;
+        }
+        let blocked = self.list.op(ret_entry);
+        let mut candidates = Vec::new();
+        let mut e = self.list.first();
+        while e != ret_entry && candidates.len() < MAX_CANDIDATES {
+            if self.list.is_call(e) && self.list.op(e) != blocked {
+                candidates.push(self.list.op(e));
+            }
+            e = self.list.next(e);
+        }
+        self.deepest = Some(DeadEnd {
+            prefix: self.stack.iter().map(|&(call, _)| self.list.op(call)).collect(),
+            state: self.state.clone(),
+            blocked,
+            candidates,
+        });
+    }
+}
