@@ -114,7 +114,7 @@ mod tests {
     fn append_past_the_limit_fails_and_leaves_the_value() {
         let mut s = Store::new();
         let big = Bytes::from(vec![0u8; MAX_VALUE_BYTES]);
-        s.apply(&Op::Put { key: b("a"), value: big });
+        s.apply(&Op::Put { key: b("a"), value: big }).unwrap();
         let err = s.apply(&Op::Append { key: b("a"), value: b("x") });
         assert!(matches!(err, Err(KvError::ValueTooLarge { .. })));
         assert_eq!(s.get(b"a").map(Bytes::len), Some(MAX_VALUE_BYTES));
@@ -124,7 +124,7 @@ mod tests {
     fn delete_reports_existence() {
         let mut s = Store::new();
         assert_eq!(s.apply(&Op::Delete { key: b("a") }), Ok(Reply::Deleted(false)));
-        s.apply(&Op::Put { key: b("a"), value: b("1") });
+        s.apply(&Op::Put { key: b("a"), value: b("1") }).unwrap();
         assert_eq!(s.apply(&Op::Delete { key: b("a") }), Ok(Reply::Deleted(true)));
         assert_eq!(s.get(b"a"), None);
         assert!(s.is_empty());
@@ -135,7 +135,7 @@ mod tests {
         let mut s = Store::new();
         let key = Bytes::from_static(&[0, 0xff, b'\r', b'\n']);
         let value = Bytes::from_static(&[0, 1, 2, 0xfe]);
-        s.apply(&Op::Put { key: key.clone(), value: value.clone() });
+        s.apply(&Op::Put { key: key.clone(), value: value.clone() }).unwrap();
         assert_eq!(s.get(&key), Some(&value));
     }
 }
