@@ -1,12 +1,36 @@
-//! raftkv's consensus core.
+//! raftkv's consensus core: a pure, deterministic Raft state machine.
+//!
+//! No I/O, no clock, no threads, no unseeded randomness: time enters as `tick()`,
+//! input as `step()` / `propose()` / `read_index()`, and everything to do leaves as a
+//! [`Ready`]. See [`raw_node`] for the driver contract.
+//!
+//! Files, one job each: `types`/`message`/`config`/`error` (plain data), `storage` (the
+//! durable-state trait and an in-memory store), `unstable` + `log` (the log view),
+//! `progress` + `quorum` (leader bookkeeping and majority math), `raft` (state and
+//! dispatch), `election`, `replication` (leader), `append` (follower), `snapshot`,
+//! `read_index`, `raw_node` (the Ready interface).
+
 pub mod config;
 pub mod error;
+pub mod log;
 pub mod message;
+pub mod progress;
+pub mod quorum;
+pub mod raft;
+pub mod raw_node;
 pub mod storage;
 pub mod types;
+
+mod append;
+mod election;
+mod read_index;
+mod replication;
+mod snapshot;
+mod unstable;
 
 pub use config::Config;
 pub use error::{RaftError, Result, StorageError};
 pub use message::{Message, MessageBody, RejectHint};
+pub use raw_node::{RawNode, Ready, Status};
 pub use storage::{MemStorage, Storage, StorageResult};
 pub use types::*;

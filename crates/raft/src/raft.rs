@@ -1,0 +1,323 @@
+//! `Raft`: one node's consensus state and the entry points that change it — `tick`,
+//! `step`, `propose`, `read_index`. Role-specific handling lives in `election.rs`,
+//! `replication.rs` (leader), `append.rs` (follower), `snapshot.rs` and `read_index.rs`.
+//!
+//! Invariants (checked by `check_invariants` after every input in debug builds):
+//! - `applied <= committed <= last_index` (in `RaftLog`);
+//! - a leader has voted for itself in its term and tracks a `Progress` for every peer;
+//! - `leader == Some(id)` iff `role == Leader`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::error::{RaftError, Result};
+use crate::log::RaftLog;
+use crate::message::{Message, MessageBody};
+use crate::progress::Progress;
+use crate::read_index::ReadOnly;
+use crate::storage::Storage;
+use crate::types::{Entry, Index, NodeId, ReadState, Role, SnapshotMeta, Term};
+
+/// A snapshot being received from the leader, chunk by chunk.
+pub(crate) struct IncomingSnapshot {
+    pub meta: SnapshotMeta,
+    pub buf: BytesMut,
+}
+
+pub struct Raft<S: Storage> {
+    pub(crate) id: NodeId,
+    pub(crate) peers: Vec<NodeId>,
+    pub(crate) cfg: Config,
+    pub(crate) term: Term,
+    pub(crate) vote: Option<NodeId>,
+    pub(crate) role: Role,
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) log: RaftLog<S>,
+    /// Leader only: one entry per peer, this node included.
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
+    /// Candidate / pre-candidate: responses received in this campaign.
+    pub(crate) votes: BTreeMap<NodeId, bool>,
+    pub(crate) election_elapsed: u32,
+    pub(crate) heartbeat_elapsed: u32,
+    pub(crate) randomized_election_ticks: u32,
+    rng: ChaCha8Rng,
+    /// Messages that may leave at once (the leader's; see `RawNode`).
+    pub(crate) msgs: Vec<Message>,
+    /// Messages that may leave only after the Ready's writes are durable.
+    pub(crate) msgs_after_persist: Vec<Message>,
+    pub(crate) read_states: Vec<ReadState>,
+    pub(crate) read_only: ReadOnly,
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// Leader: proposals appended since the last broadcast.
+    pub(crate) pending_broadcast: bool,
+    /// Leader: (index, bytes) of appended-but-uncommitted proposals, for flow control.
+    pub(crate) uncommitted: VecDeque<(Index, u64)>,
+    pub(crate) uncommitted_bytes: u64,
+}
+
+impl<S: Storage> Raft<S> {
+    pub fn new(cfg: Config, storage: S) -> Result<Self> {
+        cfg.validate()?;
+        let hs = storage.hard_state();
+        let log = RaftLog::new(storage, cfg.applied);
+        let mut peers = cfg.peers.clone();
+        peers.sort_unstable();
+        let mut r = Raft {
+            id: cfg.id,
+            peers,
+            term: hs.term,
+            vote: hs.vote,
+            role: Role::Follower,
+            leader: None,
+            log,
+            progress: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            randomized_election_ticks: cfg.election_ticks,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            msgs: Vec::new(),
+            msgs_after_persist: Vec::new(),
+            read_states: Vec::new(),
+            read_only: ReadOnly::default(),
+            incoming_snapshot: None,
+            pending_broadcast: false,
+            uncommitted: VecDeque::new(),
+            uncommitted_bytes: 0,
+            cfg,
+        };
+        r.reset_election_timer();
+        Ok(r)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn vote(&self) -> Option<NodeId> {
+        self.vote
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    pub fn log(&self) -> &RaftLog<S> {
+        &self.log
+    }
+    pub fn peers(&self) -> &[NodeId] {
+        &self.peers
+    }
+    pub(crate) fn quorum(&self) -> usize {
+        crate::quorum::majority(self.peers.len())
+    }
+    pub(crate) fn others(&self) -> Vec<NodeId> {
+        self.peers.iter().copied().filter(|&p| p != self.id).collect()
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let base = self.cfg.election_ticks;
+        self.randomized_election_ticks = base + self.rng.gen_range(0..base);
+    }
+
+    /// Queues a message. The leader's messages may leave before this Ready is persisted
+    /// (the leader writes its log in parallel with replication, §10.2.1 of the
+    /// dissertation); everyone else's replies attest to persisted state and must wait.
+    pub(crate) fn send(&mut self, to: NodeId, term: Term, body: MessageBody) {
+        let m = Message { from: self.id, to, term, body };
+        if self.role == Role::Leader {
+            self.msgs.push(m);
+        } else {
+            self.msgs_after_persist.push(m);
+        }
+    }
+
+    /// Advances logical time by one tick.
+    pub fn tick(&mut self) {
+        if self.role == Role::Leader {
+            self.tick_leader();
+        } else {
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.randomized_election_ticks {
+                self.campaign();
+            }
+        }
+        self.check_invariants();
+    }
+
+    /// Proposes `data` for replication. Only the leader accepts; returns the entry's index.
+    pub fn propose(&mut self, data: Bytes) -> Result<Index> {
+        if self.role != Role::Leader {
+            return Err(RaftError::NotLeader { hint: self.leader });
+        }
+        if self.uncommitted_bytes > self.cfg.max_uncommitted_bytes {
+            return Err(RaftError::ProposalDropped { uncommitted_bytes: self.uncommitted_bytes });
+        }
+        let index = self.log.last_index() + 1;
+        let entry = Entry::normal(self.term, index, data);
+        self.append_as_leader(vec![entry]);
+        Ok(index)
+    }
+
+    /// Starts a linearizable read identified by `ctx`; the answer arrives as a
+    /// `ReadState` in a later `Ready`. Reads issued together share one confirmation round.
+    pub fn read_index(&mut self, ctx: u64) -> Result<()> {
+        match self.role {
+            Role::Leader => {
+                self.leader_read_index(self.id, ctx);
+                Ok(())
+            }
+            _ => match self.leader {
+                Some(l) => {
+                    self.send(l, self.term, MessageBody::ReadIndex { ctx });
+                    Ok(())
+                }
+                None => Err(RaftError::NotLeader { hint: None }),
+            },
+        }
+    }
+
+    /// Feeds one message in. Messages from unknown senders, to another node, or otherwise
+    /// malformed are dropped; none can make the node panic.
+    pub fn step(&mut self, m: Message) {
+        if m.to != self.id || m.from == self.id || !self.peers.contains(&m.from) {
+            return;
+        }
+        if !self.reconcile_term(&m) {
+            return;
+        }
+        match m.body {
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.handle_vote_request(m),
+            _ => match self.role {
+                Role::Leader => self.step_leader(m),
+                Role::Candidate | Role::PreCandidate => self.step_candidate(m),
+                Role::Follower => self.step_follower(m),
+            },
+        }
+        self.check_invariants();
+    }
+
+    /// Figure 2, "Rules for all servers": a higher term makes us a follower; a lower term
+    /// is stale. Returns whether the message should be processed further.
+    fn reconcile_term(&mut self, m: &Message) -> bool {
+        use MessageBody::*;
+        if m.term > self.term {
+            let is_request = matches!(m.body, PreVote { .. } | Vote { .. });
+            let in_lease = self.cfg.check_quorum
+                && self.leader.is_some()
+                && self.election_elapsed < self.cfg.election_ticks;
+            if is_request && in_lease {
+                // We heard from a live leader within the election timeout: a disruptive
+                // candidate must not depose it (check-quorum lease, §6 of the dissertation).
+                return false;
+            }
+            match m.body {
+                // A pre-vote asks about a future term; it never changes ours.
+                PreVote { .. } => {}
+                // A granted pre-vote echoes the term we would campaign in.
+                PreVoteResponse { reject: false } => {}
+                Append { .. } | Heartbeat { .. } | Snapshot { .. } => {
+                    self.become_follower(m.term, Some(m.from))
+                }
+                _ => self.become_follower(m.term, None),
+            }
+            return true;
+        }
+        if m.term < self.term {
+            match m.body {
+                // Tell a stale leader about the newer term so it steps down; otherwise a
+                // node stuck in a higher term (a failed campaign) would never be heard.
+                Append { .. } | Heartbeat { .. } | Snapshot { .. } => {
+                    let body = AppendResponse { reject: true, index: 0, hint: None };
+                    self.send(m.from, self.term, body);
+                }
+                PreVote { .. } => {
+                    self.send(m.from, self.term, PreVoteResponse { reject: true });
+                }
+                _ => {}
+            }
+            return false;
+        }
+        true
+    }
+
+    fn step_follower(&mut self, m: Message) {
+        use MessageBody::*;
+        match m.body {
+            Append { .. } | Heartbeat { .. } | Snapshot { .. } => {
+                self.election_elapsed = 0;
+                self.leader = Some(m.from);
+                self.handle_leader_message(m);
+            }
+            ReadIndex { ctx } => {
+                // Only the leader answers; tell the asker we cannot.
+                self.send(m.from, self.term, ReadIndexResponse { ctx, index: None });
+            }
+            ReadIndexResponse { ctx, index: Some(index) } => {
+                self.read_states.push(ReadState { ctx, index });
+            }
+            _ => {}
+        }
+    }
+
+    fn step_candidate(&mut self, m: Message) {
+        use MessageBody::*;
+        match m.body {
+            Append { .. } | Heartbeat { .. } | Snapshot { .. } => {
+                // A leader of our term exists (§5.2): stand down and follow it.
+                self.become_follower(m.term, Some(m.from));
+                self.handle_leader_message(m);
+            }
+            PreVoteResponse { reject } if self.role == Role::PreCandidate => {
+                self.record_vote(m.from, !reject)
+            }
+            VoteResponse { reject } if self.role == Role::Candidate => {
+                self.record_vote(m.from, !reject)
+            }
+            ReadIndex { ctx } => self.send(m.from, self.term, ReadIndexResponse { ctx, index: None }),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn handle_leader_message(&mut self, m: Message) {
+        match m.body {
+            MessageBody::Append { prev_index, prev_term, entries, commit } => {
+                self.handle_append(m.from, prev_index, prev_term, entries, commit)
+            }
+            MessageBody::Heartbeat { commit, read_round } => {
+                self.handle_heartbeat(m.from, commit, read_round)
+            }
+            MessageBody::Snapshot { meta, offset, data, done } => {
+                self.handle_snapshot_chunk(m.from, meta, offset, data, done)
+            }
+            _ => unreachable!("only leader messages are routed here"),
+        }
+    }
+
+    /// Panics with context if an invariant is broken (debug builds only).
+    pub fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let (applied, committed, last) =
+            (self.log.applied(), self.log.committed(), self.log.last_index());
+        assert!(applied <= committed && committed <= last, "node {}: applied {applied} committed {committed} last {last}", self.id);
+        assert_eq!(self.role == Role::Leader, self.leader == Some(self.id), "node {}: role/leader mismatch", self.id);
+        if self.role == Role::Leader {
+            assert_eq!(self.vote, Some(self.id), "node {}: leader without self-vote", self.id);
+            assert_eq!(self.progress.len(), self.peers.len(), "node {}: missing progress", self.id);
+            for (id, pr) in &self.progress {
+                assert!(pr.matched < pr.next, "node {}: progress of {id}: match {} next {}", self.id, pr.matched, pr.next);
+                assert!(pr.matched <= last, "node {}: progress of {id} past log end", self.id);
+            }
+        }
+    }
+}

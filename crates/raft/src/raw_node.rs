@@ -1,0 +1,249 @@
+//! `RawNode`: the driver-facing API — inputs in, a `Ready` out.
+//!
+//! # The driver contract
+//!
+//! ```text
+//! loop {
+//!     feed inputs: node.tick(), node.step(msg), node.propose(data), node.read_index(ctx)
+//!     if node.has_ready() {
+//!         let rd = node.ready();
+//!         send(rd.messages);            // may go before the fsync (the leader's log
+//!                                       // write runs in parallel with replication)
+//!         node.persist(&rd)?;           // snapshot, entries, hard state, then one sync
+//!         send(rd.persisted_messages);  // replies that attest to persisted state
+//!         apply(rd.snapshot, rd.committed_entries); answer(rd.read_states);
+//!         node.advance(rd);
+//!     }
+//! }
+//! ```
+//!
+//! No input may be fed between `ready()` and `advance()`.
+//!
+//! ```
+//! use raft::{Config, MemStorage, RawNode};
+//! let mut node = RawNode::new(Config::new(1, vec![1]), MemStorage::new()).unwrap();
+//! for _ in 0..30 { node.tick(); }               // a single node elects itself
+//! let mut drive = |node: &mut RawNode<MemStorage>| while node.has_ready() {
+//!     let rd = node.ready();
+//!     node.persist(&rd).unwrap();
+//!     node.advance(rd);
+//! };
+//! drive(&mut node);
+//! let index = node.propose(bytes::Bytes::from_static(b"x")).unwrap();
+//! let rd = node.ready();
+//! node.persist(&rd).unwrap();
+//! node.advance(rd);
+//! let rd = node.ready();                         // committed once our own fsync is done
+//! assert_eq!(rd.committed_entries.last().unwrap().index, index);
+//! node.advance(rd);
+//! ```
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::error::{RaftError, Result};
+use crate::message::Message;
+use crate::raft::Raft;
+use crate::storage::Storage;
+use crate::types::{Entry, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotMeta, SoftState, Term};
+
+/// What the driver must do now. See the module docs for the order.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Changed leader or role, if any.
+    pub soft_state: Option<SoftState>,
+    /// Hard state to persist, if it changed.
+    pub hard_state: Option<HardState>,
+    /// A snapshot from the leader to persist and install in the state machine.
+    pub snapshot: Option<Snapshot>,
+    /// Entries to append to stable storage (may overwrite a suffix).
+    pub entries: Vec<Entry>,
+    /// Messages that may be sent at once.
+    pub messages: Vec<Message>,
+    /// Messages that may be sent only after this Ready is persisted.
+    pub persisted_messages: Vec<Message>,
+    /// Entries to apply, in order (all committed, all persisted once this Ready is).
+    pub committed_entries: Vec<Entry>,
+    /// Reads that may be served once the state machine has applied their index.
+    pub read_states: Vec<ReadState>,
+}
+
+/// A snapshot of a node's status, for `raftkv status` and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit: Index,
+    pub applied: Index,
+    pub last_index: Index,
+    pub snapshot_index: Index,
+}
+
+pub struct RawNode<S: Storage> {
+    raft: Raft<S>,
+    prev_soft: SoftState,
+    prev_hard: HardState,
+    /// Bound on the bytes of committed entries handed out in one Ready.
+    max_apply_bytes: u64,
+}
+
+impl<S: Storage> RawNode<S> {
+    pub fn new(cfg: Config, storage: S) -> Result<Self> {
+        let prev_hard = storage.hard_state();
+        let raft = Raft::new(cfg, storage)?;
+        let prev_soft = SoftState { leader: None, role: Role::Follower };
+        Ok(RawNode { raft, prev_soft, prev_hard, max_apply_bytes: 64 << 20 })
+    }
+
+    pub fn tick(&mut self) {
+        self.raft.tick()
+    }
+    pub fn step(&mut self, m: Message) {
+        self.raft.step(m)
+    }
+    pub fn propose(&mut self, data: Bytes) -> Result<Index> {
+        self.raft.propose(data)
+    }
+    pub fn read_index(&mut self, ctx: u64) -> Result<()> {
+        self.raft.read_index(ctx)
+    }
+    /// Starts an election now (tests and leadership hand-off).
+    pub fn campaign(&mut self) {
+        if self.raft.role != Role::Leader {
+            self.raft.campaign();
+        }
+    }
+    pub fn raft(&self) -> &Raft<S> {
+        &self.raft
+    }
+    pub fn storage(&self) -> &S {
+        &self.raft.log.storage
+    }
+    /// Gives the storage back (the simulator keeps it across a simulated crash).
+    pub fn into_storage(self) -> S {
+        self.raft.log.storage
+    }
+
+    pub fn status(&self) -> Status {
+        let log = &self.raft.log;
+        Status {
+            id: self.raft.id,
+            role: self.raft.role,
+            term: self.raft.term,
+            leader: self.raft.leader,
+            commit: log.committed(),
+            applied: log.applied(),
+            last_index: log.last_index(),
+            snapshot_index: log.first_index() - 1,
+        }
+    }
+
+    fn hard_state(&self) -> HardState {
+        HardState { term: self.raft.term, vote: self.raft.vote, commit: self.raft.log.committed() }
+    }
+
+    fn soft_state(&self) -> SoftState {
+        SoftState { leader: self.raft.leader, role: self.raft.role }
+    }
+
+    pub fn has_ready(&self) -> bool {
+        let r = &self.raft;
+        self.soft_state() != self.prev_soft
+            || self.hard_state() != self.prev_hard
+            || r.log.unstable.snapshot.is_some()
+            || !r.log.unstable.entries.is_empty()
+            || !r.msgs.is_empty()
+            || !r.msgs_after_persist.is_empty()
+            || r.log.has_next_committed_entries()
+            || !r.read_states.is_empty()
+            || (r.role == Role::Leader && r.pending_broadcast)
+            || r.read_only.rounds.back().is_some_and(|round| !round.sent)
+    }
+
+    pub fn ready(&mut self) -> Ready {
+        self.raft.flush_broadcast();
+        if self.raft.role == Role::Leader {
+            self.raft.flush_read_rounds();
+        }
+        let r = &mut self.raft;
+        let soft = SoftState { leader: r.leader, role: r.role };
+        let hard = HardState { term: r.term, vote: r.vote, commit: r.log.committed() };
+        let snapshot = r.log.unstable.snapshot.clone();
+        let committed_entries = if snapshot.is_some() {
+            Vec::new() // apply the snapshot first; entries after it come next Ready
+        } else {
+            r.log.next_committed_entries(self.max_apply_bytes)
+        };
+        Ready {
+            soft_state: (soft != self.prev_soft).then_some(soft),
+            hard_state: (hard != self.prev_hard).then_some(hard),
+            snapshot,
+            entries: r.log.unstable.entries.clone(),
+            messages: std::mem::take(&mut r.msgs),
+            persisted_messages: std::mem::take(&mut r.msgs_after_persist),
+            committed_entries,
+            read_states: std::mem::take(&mut r.read_states),
+        }
+    }
+
+    /// Writes a Ready's durable part to storage and syncs: snapshot, entries, hard state.
+    pub fn persist(&mut self, rd: &Ready) -> Result<()> {
+        let storage = &mut self.raft.log.storage;
+        if let Some(snap) = &rd.snapshot {
+            storage.install_snapshot(snap.clone())?;
+        }
+        if !rd.entries.is_empty() {
+            storage.append(&rd.entries)?;
+        }
+        if let Some(hs) = rd.hard_state {
+            storage.set_hard_state(hs)?;
+        }
+        if rd.snapshot.is_some() || !rd.entries.is_empty() || rd.hard_state.is_some() {
+            storage.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The Ready has been persisted, sent and applied.
+    pub fn advance(&mut self, rd: Ready) {
+        if let Some(ss) = rd.soft_state {
+            self.prev_soft = ss;
+        }
+        if let Some(hs) = rd.hard_state {
+            self.prev_hard = hs;
+        }
+        let r = &mut self.raft;
+        if let Some(snap) = &rd.snapshot {
+            r.log.stable_snapshot_to(snap.meta.index);
+            r.log.applied_to(snap.meta.index);
+        }
+        if let Some(last) = rd.entries.last() {
+            r.log.stable_to(last.index, last.term);
+            r.on_persisted(last.index, last.term);
+        }
+        if let Some(last) = rd.committed_entries.last() {
+            r.log.applied_to(last.index);
+        }
+        r.check_invariants();
+    }
+
+    /// The application took a snapshot of its state machine at `index` (which it has
+    /// applied): record it and discard the log before it.
+    pub fn compact(&mut self, index: Index, data: Bytes) -> Result<()> {
+        let log = &mut self.raft.log;
+        let applied = log.applied();
+        if index > applied {
+            return Err(RaftError::CompactBeyondApplied { index, applied });
+        }
+        let first_index = log.first_index();
+        if index < first_index {
+            return Err(RaftError::AlreadyCompacted { index, first_index });
+        }
+        let term = log.term(index)?;
+        let snapshot = Snapshot { meta: SnapshotMeta { index, term }, data };
+        log.storage.compact(snapshot)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! InstallSnapshot (§7), streamed in chunks of `snapshot_chunk_bytes`.
+//!
+//! Leader: a follower whose next entry was compacted moves to `Snapshot` state and is
+//! sent the latest snapshot chunk by chunk, stop-and-wait: each chunk is acknowledged
+//! with the byte count the follower holds, and an unacknowledged chunk is resent at the
+//! next heartbeat. Follower: chunks are accepted only in order; when the last one
+//! arrives the snapshot replaces the log (it is persisted and handed to the application
+//! through the next `Ready`) and the follower answers like a successful Append.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::message::MessageBody;
+use crate::progress::ProgressState;
+use crate::raft::{IncomingSnapshot, Raft};
+use crate::storage::Storage;
+use crate::types::{Index, NodeId, Snapshot, SnapshotMeta};
+
+impl<S: Storage> Raft<S> {
+    pub(crate) fn start_snapshot(&mut self, to: NodeId) {
+        let Ok(snapshot) = self.log.snapshot() else { return };
+        if snapshot.is_empty() {
+            return; // nothing compacted yet: cannot happen when entries are missing
+        }
+        let pr = self.progress.get_mut(&to).expect("progress");
+        pr.become_snapshot(snapshot.meta, snapshot.data);
+        self.send_snapshot_chunk(to);
+    }
+
+    fn send_snapshot_chunk(&mut self, to: NodeId) {
+        let chunk_bytes = self.cfg.snapshot_chunk_bytes;
+        let Some(send) = self.progress.get(&to).and_then(|p| p.snapshot.as_ref()) else { return };
+        let len = send.data.len() as u64;
+        let offset = send.acked_bytes.min(len);
+        let end = (offset + chunk_bytes).min(len);
+        let data: Bytes = send.data.slice(offset as usize..end as usize);
+        let body = MessageBody::Snapshot { meta: send.meta, offset, data, done: end == len };
+        self.send(to, self.term, body);
+    }
+
+    pub(crate) fn handle_snapshot_ack(&mut self, from: NodeId, index: Index, received: u64) {
+        let pr = self.progress.get_mut(&from).expect("progress");
+        let Some(send) = pr.snapshot.as_mut() else { return };
+        if pr.state != ProgressState::Snapshot || send.meta.index != index {
+            return;
+        }
+        if received > send.acked_bytes && received <= send.data.len() as u64 {
+            send.acked_bytes = received;
+            send.acked_recently = true;
+            if received < send.data.len() as u64 {
+                self.send_snapshot_chunk(from);
+            }
+        } else if received < send.acked_bytes {
+            // The follower lost its partial copy (restart): start over from its position.
+            send.acked_bytes = received;
+            send.acked_recently = true;
+            self.send_snapshot_chunk(from);
+        }
+    }
+
+    /// At each heartbeat, resend the current chunk to followers that acknowledged nothing
+    /// since the previous one (the chunk or its acknowledgement was lost).
+    pub(crate) fn resend_stalled_snapshots(&mut self) {
+        let stalled: Vec<NodeId> = self
+            .progress
+            .iter_mut()
+            .filter_map(|(&id, pr)| {
+                let send = pr.snapshot.as_mut()?;
+                let stalled = !send.acked_recently;
+                send.acked_recently = false;
+                stalled.then_some(id)
+            })
+            .collect();
+        for id in stalled {
+            self.send_snapshot_chunk(id);
+        }
+    }
+
+    pub(crate) fn handle_snapshot_chunk(
+        &mut self,
+        from: NodeId,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Bytes,
+        done: bool,
+    ) {
+        if meta.index <= self.log.committed() {
+            // We already have everything it covers.
+            self.incoming_snapshot = None;
+            let index = self.log.committed();
+            let body = MessageBody::AppendResponse { reject: false, index, hint: None };
+            return self.send(from, self.term, body);
+        }
+        if offset == 0 {
+            self.incoming_snapshot = Some(IncomingSnapshot { meta, buf: BytesMut::new() });
+        }
+        let received = match self.incoming_snapshot.as_mut() {
+            Some(inc) if inc.meta == meta && inc.buf.len() as u64 == offset => {
+                inc.buf.extend_from_slice(&data);
+                inc.buf.len() as u64
+            }
+            Some(inc) if inc.meta == meta => inc.buf.len() as u64,
+            _ => 0,
+        };
+        if done && received == offset + data.len() as u64 {
+            let inc = self.incoming_snapshot.take().expect("incoming snapshot");
+            return self.install_snapshot(from, Snapshot { meta, data: inc.buf.freeze() });
+        }
+        self.send(from, self.term, MessageBody::SnapshotResponse { index: meta.index, received });
+    }
+
+    fn install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
+        let meta = snapshot.meta;
+        if self.log.match_term(meta.index, meta.term) {
+            // Our log already has the snapshot's last entry: just commit up to it (§7).
+            self.log.commit_to(meta.index);
+        } else {
+            self.log.restore(snapshot);
+        }
+        let body = MessageBody::AppendResponse { reject: false, index: meta.index, hint: None };
+        self.send(from, self.term, body);
+    }
+}
