@@ -1,0 +1,129 @@
+//! Snapshot round trips, size, and rejection of corrupt bytes.
+
+mod common;
+
+use common::*;
+use kv::{Config, Reply, SnapshotError, StateMachine, SNAPSHOT_MAGIC};
+
+/// A replica with data, two sessions (one with cached responses) and an index.
+fn busy_replica() -> (Harness, u64, u64) {
+    let mut h = Harness::new(Config::default());
+    let a = h.register();
+    let c = h.register();
+    h.request(a, 1, put("x", "1")).unwrap();
+    h.request(a, 2, append("x", "23")).unwrap();
+    h.request(c, 1, put("bin", "\0\u{1}")).unwrap();
+    h.request(c, 2, delete("nope")).unwrap();
+    h.now_ms += 10;
+    h.tick().unwrap();
+    (h, a, c)
+}
+
+#[test]
+fn round_trip_keeps_data_sessions_index_and_log_time() {
+    let (h, a, c) = busy_replica();
+    let restored = StateMachine::restore(&h.sm.snapshot()).unwrap();
+    assert_eq!(restored, h.sm);
+    assert_eq!(restored.applied_index(), h.sm.applied_index());
+    assert_eq!(restored.log_time_ms(), h.sm.log_time_ms());
+    assert_eq!(restored.get(b"x"), Some(b("123")));
+    assert!(restored.has_session(a) && restored.has_session(c));
+    assert_eq!(restored.config(), h.sm.config());
+}
+
+#[test]
+fn a_restored_replica_answers_duplicates_identically() {
+    let (mut h, a, c) = busy_replica();
+    let mut r = Harness { sm: StateMachine::restore(&h.sm.snapshot()).unwrap(), now_ms: h.now_ms };
+    for (client, seq, op) in [(a, 2, append("x", "23")), (c, 2, delete("nope")), (a, 1, put("x", "1"))] {
+        let original = h.request(client, seq, op.clone());
+        assert_eq!(r.request(client, seq, op), original);
+    }
+    assert_eq!(r.sm.get(b"x"), Some(b("123")));
+    assert_eq!(r.sm, h.sm);
+    // New work continues identically too.
+    assert_eq!(h.request(a, 3, append("x", "4")), Ok(Reply::Length(4)));
+    assert_eq!(r.request(a, 3, append("x", "4")), Ok(Reply::Length(4)));
+    assert_eq!(r.sm, h.sm);
+}
+
+#[test]
+fn empty_state_machine_round_trips() {
+    let sm = StateMachine::new(Config::default());
+    assert_eq!(StateMachine::restore(&sm.snapshot()).unwrap(), sm);
+}
+
+#[test]
+fn restore_adopts_the_config_in_the_snapshot() {
+    let config = Config { session_timeout_ms: 7, max_sessions: 3, response_window: 1 };
+    let sm = StateMachine::new(config);
+    assert_eq!(*StateMachine::restore(&sm.snapshot()).unwrap().config(), config);
+}
+
+/// The classic lab's "snapshot size is reasonable": a few Puts on a handful
+/// of keys, with the session that made them, must stay under 500 bytes.
+#[test]
+fn snapshot_size_is_reasonable() {
+    let mut h = Harness::new(Config::default());
+    let c = h.register();
+    let mut seq = 0;
+    for round in 0..200 {
+        for key in ["a", "b", "c", "d", "e"] {
+            seq += 1;
+            h.now_ms += 1;
+            h.request(c, seq, put(key, &format!("value-{round}"))).unwrap();
+        }
+    }
+    let size = h.sm.snapshot().len();
+    assert!(size < 500, "snapshot is {size} bytes");
+    assert!(size < 150, "snapshot is {size} bytes; expected far below the limit");
+}
+
+#[test]
+fn every_single_byte_corruption_is_detected() {
+    let (h, _, _) = busy_replica();
+    let snap = h.sm.snapshot();
+    for i in 0..snap.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut bad = snap.to_vec();
+            bad[i] ^= flip;
+            assert!(StateMachine::restore(&bad).is_err(), "flip {flip:#x} at byte {i} accepted");
+        }
+    }
+}
+
+#[test]
+fn every_truncation_is_detected() {
+    let (h, _, _) = busy_replica();
+    let snap = h.sm.snapshot();
+    for len in 0..snap.len() {
+        assert!(StateMachine::restore(&snap[..len]).is_err(), "truncated to {len} accepted");
+    }
+    let mut longer = snap.to_vec();
+    longer.push(0);
+    assert!(StateMachine::restore(&longer).is_err());
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let snap = StateMachine::new(Config::default()).snapshot();
+    assert_eq!(StateMachine::restore(b"RKV"), Err(SnapshotError::TooShort(3)));
+    let mut bad_magic = snap.to_vec();
+    bad_magic[0] = b'X';
+    assert_eq!(StateMachine::restore(&bad_magic), Err(SnapshotError::BadMagic));
+    let mut bad_crc = snap.to_vec();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 1;
+    assert!(matches!(StateMachine::restore(&bad_crc), Err(SnapshotError::ChecksumMismatch { .. })));
+    assert_eq!(&snap[..4], &SNAPSHOT_MAGIC);
+}
+
+#[test]
+fn a_future_version_is_refused_even_with_a_valid_checksum() {
+    let snap = StateMachine::new(Config::default()).snapshot();
+    let mut v2 = snap[..snap.len() - 4].to_vec();
+    v2[4] = 2;
+    let crc = crc32c::crc32c(&v2);
+    v2.extend_from_slice(&crc.to_le_bytes());
+    assert_eq!(StateMachine::restore(&v2), Err(SnapshotError::UnsupportedVersion(2)));
+}
