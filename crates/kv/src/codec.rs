@@ -29,7 +29,11 @@ pub enum DecodeError {
     #[error("unknown {what} tag {tag}")]
     UnknownTag { what: &'static str, tag: u8 },
     #[error("{what} is {len} bytes, more than the {max} allowed")]
-    TooLong { what: &'static str, len: u64, max: u64 },
+    TooLong {
+        what: &'static str,
+        len: u64,
+        max: u64,
+    },
     #[error("{0} trailing bytes after the end")]
     TrailingBytes(usize),
     #[error("invalid utf-8 in {0}")]
@@ -44,7 +48,9 @@ pub struct Writer {
 
 impl Writer {
     pub fn new() -> Self {
-        Writer { buf: BytesMut::new() }
+        Writer {
+            buf: BytesMut::new(),
+        }
     }
 
     pub fn u8(&mut self, v: u8) {
@@ -139,7 +145,11 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self, what: &'static str, max: usize) -> Result<Bytes, DecodeError> {
         let len = self.varint()?;
         if len > max as u64 {
-            return Err(DecodeError::TooLong { what, len, max: max as u64 });
+            return Err(DecodeError::TooLong {
+                what,
+                len,
+                max: max as u64,
+            });
         }
         Ok(Bytes::copy_from_slice(self.raw(len as usize)?))
     }
@@ -182,10 +192,22 @@ mod tests {
     fn varint_rejects_overflow_and_non_canonical() {
         let mut too_big = vec![0xff; 9];
         too_big.push(0x02);
-        assert_eq!(Reader::new(&too_big).varint(), Err(DecodeError::VarintOverflow));
-        assert_eq!(Reader::new(&[0xff; 11]).varint(), Err(DecodeError::VarintOverflow));
-        assert_eq!(Reader::new(&[0x80, 0x00]).varint(), Err(DecodeError::VarintNotCanonical));
-        assert_eq!(Reader::new(&[0x80]).varint(), Err(DecodeError::UnexpectedEnd));
+        assert_eq!(
+            Reader::new(&too_big).varint(),
+            Err(DecodeError::VarintOverflow)
+        );
+        assert_eq!(
+            Reader::new(&[0xff; 11]).varint(),
+            Err(DecodeError::VarintOverflow)
+        );
+        assert_eq!(
+            Reader::new(&[0x80, 0x00]).varint(),
+            Err(DecodeError::VarintNotCanonical)
+        );
+        assert_eq!(
+            Reader::new(&[0x80]).varint(),
+            Err(DecodeError::UnexpectedEnd)
+        );
     }
 
     #[test]
@@ -199,7 +221,10 @@ mod tests {
         w.varint(5);
         w.raw(b"abc");
         let buf = w.finish();
-        assert_eq!(Reader::new(&buf).bytes("key", 10), Err(DecodeError::UnexpectedEnd));
+        assert_eq!(
+            Reader::new(&buf).bytes("key", 10),
+            Err(DecodeError::UnexpectedEnd)
+        );
     }
 
     #[test]

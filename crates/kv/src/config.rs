@@ -35,7 +35,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { session_timeout_ms: 5 * 60 * 1000, max_sessions: 10_000, response_window: 8 }
+        Config {
+            session_timeout_ms: 5 * 60 * 1000,
+            max_sessions: 10_000,
+            response_window: 8,
+        }
     }
 }
 
@@ -62,13 +66,25 @@ mod tests {
     #[test]
     fn default_is_valid_and_zeroes_are_not() {
         assert_eq!(Config::default().validate(), Ok(()));
-        let bad = Config { session_timeout_ms: 0, ..Config::default() };
+        let bad = Config {
+            session_timeout_ms: 0,
+            ..Config::default()
+        };
         assert!(bad.validate().is_err());
-        let bad = Config { max_sessions: 0, ..Config::default() };
+        let bad = Config {
+            max_sessions: 0,
+            ..Config::default()
+        };
         assert!(bad.validate().is_err());
-        let bad = Config { response_window: 0, ..Config::default() };
+        let bad = Config {
+            response_window: 0,
+            ..Config::default()
+        };
         assert!(bad.validate().is_err());
-        let bad = Config { response_window: MAX_RESPONSE_WINDOW + 1, ..Config::default() };
+        let bad = Config {
+            response_window: MAX_RESPONSE_WINDOW + 1,
+            ..Config::default()
+        };
         assert!(bad.validate().is_err());
     }
 }

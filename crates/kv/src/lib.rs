@@ -65,5 +65,6 @@ pub use config::{Config, MAX_KEY_BYTES, MAX_REASON_BYTES, MAX_RESPONSE_WINDOW, M
 pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use state_machine::StateMachine;
 pub use wire::{
-    decode_entry, decode_request, decode_response, encode_entry, encode_request, encode_response, WIRE_VERSION,
+    decode_entry, decode_request, decode_response, encode_entry, encode_request, encode_response,
+    WIRE_VERSION,
 };

@@ -88,13 +88,27 @@ impl SessionTable {
     /// Opens session `client_id` at log position (`index`, `now_ms`),
     /// first evicting least-recently-used sessions to stay within
     /// `max_sessions`. Returns the evicted ids.
-    pub fn register(&mut self, client_id: u64, index: u64, now_ms: u64, max_sessions: u64) -> Vec<u64> {
-        assert!(!self.sessions.contains_key(&client_id), "session {client_id} registered twice");
+    pub fn register(
+        &mut self,
+        client_id: u64,
+        index: u64,
+        now_ms: u64,
+        max_sessions: u64,
+    ) -> Vec<u64> {
+        assert!(
+            !self.sessions.contains_key(&client_id),
+            "session {client_id} registered twice"
+        );
         let mut evicted = Vec::new();
         while self.sessions.len() as u64 >= max_sessions {
             evicted.push(self.pop_lru().expect("max_sessions >= 1 and table is full"));
         }
-        let session = Session { last_active_ms: now_ms, last_index: index, highest_seq: 0, responses: BTreeMap::new() };
+        let session = Session {
+            last_active_ms: now_ms,
+            last_index: index,
+            highest_seq: 0,
+            responses: BTreeMap::new(),
+        };
         self.sessions.insert(client_id, session);
         self.lru.insert(index, client_id);
         evicted
@@ -130,8 +144,14 @@ impl SessionTable {
 
     /// Marks the session used by the entry at (`index`, `now_ms`).
     pub fn touch(&mut self, client_id: u64, index: u64, now_ms: u64) {
-        let session = self.sessions.get_mut(&client_id).expect("touch of a live session");
-        assert!(index > session.last_index, "log index went backwards for session {client_id}");
+        let session = self
+            .sessions
+            .get_mut(&client_id)
+            .expect("touch of a live session");
+        assert!(
+            index > session.last_index,
+            "log index went backwards for session {client_id}"
+        );
         self.lru.remove(&session.last_index);
         session.last_index = index;
         session.last_active_ms = now_ms;
@@ -140,9 +160,15 @@ impl SessionTable {
 
     /// Caches the response of a newly applied `seq` and slides the window.
     pub fn record(&mut self, client_id: u64, seq: u64, response: Response, window: u64) {
-        let session = self.sessions.get_mut(&client_id).expect("record for a live session");
+        let session = self
+            .sessions
+            .get_mut(&client_id)
+            .expect("record for a live session");
         let previous = session.responses.insert(seq, response);
-        assert!(previous.is_none(), "seq {seq} of session {client_id} applied twice");
+        assert!(
+            previous.is_none(),
+            "seq {seq} of session {client_id} applied twice"
+        );
         session.highest_seq = session.highest_seq.max(seq);
         let lowest = session.lowest_retained_seq(window);
         session.responses = session.responses.split_off(&lowest);
@@ -150,7 +176,11 @@ impl SessionTable {
 
     /// Adds a session read from a snapshot. The caller runs `validate`
     /// once all are in; this only refuses what would corrupt the maps.
-    pub(crate) fn insert_restored(&mut self, client_id: u64, s: Session) -> Result<(), &'static str> {
+    pub(crate) fn insert_restored(
+        &mut self,
+        client_id: u64,
+        s: Session,
+    ) -> Result<(), &'static str> {
         if self.sessions.contains_key(&client_id) {
             return Err("duplicate session id");
         }
@@ -180,7 +210,10 @@ impl SessionTable {
         }
         let mut last_ms = 0;
         for (&index, &id) in &self.lru {
-            let s = self.sessions.get(&id).ok_or("lru names a missing session")?;
+            let s = self
+                .sessions
+                .get(&id)
+                .ok_or("lru names a missing session")?;
             if s.last_index != index {
                 return Err("lru key differs from the session's last index");
             }

@@ -81,8 +81,16 @@ pub(crate) fn decode(input: &[u8]) -> Result<StateMachine, SnapshotError> {
     let store = read_store(&mut r)?;
     let sessions = read_sessions(&mut r, &config, applied_index, log_time_ms)?;
     r.finish()?;
-    let sm = StateMachine { config, applied_index, log_time_ms, store, sessions };
-    sm.sessions.validate(config.max_sessions, config.response_window).map_err(SnapshotError::Invalid)?;
+    let sm = StateMachine {
+        config,
+        applied_index,
+        log_time_ms,
+        store,
+        sessions,
+    };
+    sm.sessions
+        .validate(config.max_sessions, config.response_window)
+        .map_err(SnapshotError::Invalid)?;
     Ok(sm)
 }
 
@@ -114,7 +122,11 @@ fn write_config(w: &mut Writer, c: &Config) {
 }
 
 fn read_config(r: &mut Reader<'_>) -> Result<Config, SnapshotError> {
-    let config = Config { session_timeout_ms: r.varint()?, max_sessions: r.varint()?, response_window: r.varint()? };
+    let config = Config {
+        session_timeout_ms: r.varint()?,
+        max_sessions: r.varint()?,
+        response_window: r.varint()?,
+    };
     config.validate().map_err(SnapshotError::Invalid)?;
     Ok(config)
 }
@@ -162,7 +174,9 @@ fn read_sessions(
     for _ in 0..n_sessions {
         let (id, session) = read_session(r, config)?;
         if previous_id.is_some_and(|p| p >= id) {
-            return Err(SnapshotError::Invalid("session ids not strictly increasing"));
+            return Err(SnapshotError::Invalid(
+                "session ids not strictly increasing",
+            ));
         }
         previous_id = Some(id);
         if session.last_index < id || session.last_index > applied_index {
@@ -174,7 +188,9 @@ fn read_sessions(
         if log_time_ms - session.last_active_ms > config.session_timeout_ms {
             return Err(SnapshotError::Invalid("snapshot holds an expired session"));
         }
-        table.insert_restored(id, session).map_err(SnapshotError::Invalid)?;
+        table
+            .insert_restored(id, session)
+            .map_err(SnapshotError::Invalid)?;
     }
     Ok(table)
 }
@@ -186,17 +202,29 @@ fn read_session(r: &mut Reader<'_>, config: &Config) -> Result<(u64, Session), S
     let highest_seq = r.varint()?;
     let n_responses = r.varint()?;
     if n_responses > config.response_window {
-        return Err(SnapshotError::Invalid("more cached responses than the window"));
+        return Err(SnapshotError::Invalid(
+            "more cached responses than the window",
+        ));
     }
     let mut responses = std::collections::BTreeMap::new();
     let mut previous_seq = None;
     for _ in 0..n_responses {
         let seq = r.varint()?;
         if previous_seq.is_some_and(|p| p >= seq) {
-            return Err(SnapshotError::Invalid("cached seqs not strictly increasing"));
+            return Err(SnapshotError::Invalid(
+                "cached seqs not strictly increasing",
+            ));
         }
         previous_seq = Some(seq);
         responses.insert(seq, read_response_body(r)?);
     }
-    Ok((id, Session { last_active_ms, last_index, highest_seq, responses }))
+    Ok((
+        id,
+        Session {
+            last_active_ms,
+            last_index,
+            highest_seq,
+            responses,
+        },
+    ))
 }

@@ -43,7 +43,13 @@ impl StateMachine {
         if let Err(why) = config.validate() {
             panic!("invalid kv config {config:?}: {why}");
         }
-        StateMachine { config, applied_index: 0, log_time_ms: 0, store: Store::new(), sessions: SessionTable::new() }
+        StateMachine {
+            config,
+            applied_index: 0,
+            log_time_ms: 0,
+            store: Store::new(),
+            sessions: SessionTable::new(),
+        }
     }
 
     /// Applies the committed entry at `index` and returns its response.
@@ -65,7 +71,9 @@ impl StateMachine {
             [] => Ok(Reply::Done),
             bytes => match decode_entry(bytes) {
                 Ok(entry) => self.apply_entry(index, entry),
-                Err(e) => Err(KvError::Malformed { reason: e.to_string() }),
+                Err(e) => Err(KvError::Malformed {
+                    reason: e.to_string(),
+                }),
             },
         };
         if cfg!(debug_assertions) {
@@ -132,15 +140,18 @@ impl StateMachine {
     /// Panics with context if an invariant is broken.
     pub fn check_invariants(&self) {
         let c = &self.config;
-        self.sessions.check_invariants(c.max_sessions, c.response_window);
+        self.sessions
+            .check_invariants(c.max_sessions, c.response_window);
     }
 
     fn apply_entry(&mut self, index: u64, entry: Entry) -> Response {
         self.log_time_ms = self.log_time_ms.max(entry.timestamp_ms);
-        self.sessions.expire(self.log_time_ms, self.config.session_timeout_ms);
+        self.sessions
+            .expire(self.log_time_ms, self.config.session_timeout_ms);
         match entry.cmd {
             Command::RegisterSession => {
-                self.sessions.register(index, index, self.log_time_ms, self.config.max_sessions);
+                self.sessions
+                    .register(index, index, self.log_time_ms, self.config.max_sessions);
                 Ok(Reply::Registered { client_id: index })
             }
             Command::Request(req) => self.apply_request(index, req),
@@ -162,7 +173,8 @@ impl StateMachine {
             Verdict::Duplicate(response) => response,
             Verdict::New => {
                 let response = self.store.apply(&op);
-                self.sessions.record(client_id, seq, response.clone(), window);
+                self.sessions
+                    .record(client_id, seq, response.clone(), window);
                 response
             }
         }

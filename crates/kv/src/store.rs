@@ -66,7 +66,10 @@ impl Store {
         let old = self.data.get(key).map(Bytes::as_ref).unwrap_or_default();
         let new_len = old.len() as u64 + suffix.len() as u64;
         if new_len > MAX_VALUE_BYTES as u64 {
-            return Err(KvError::ValueTooLarge { len: new_len, max: MAX_VALUE_BYTES as u64 });
+            return Err(KvError::ValueTooLarge {
+                len: new_len,
+                max: MAX_VALUE_BYTES as u64,
+            });
         }
         let mut joined = BytesMut::with_capacity(new_len as usize);
         joined.extend_from_slice(old);
@@ -93,20 +96,53 @@ mod tests {
     #[test]
     fn put_then_get() {
         let mut s = Store::new();
-        assert_eq!(s.apply(&Op::Put { key: b("a"), value: b("1") }), Ok(Reply::Done));
-        assert_eq!(s.apply(&Op::Get { key: b("a") }), Ok(Reply::Value(Some(b("1")))));
-        assert_eq!(s.apply(&Op::Put { key: b("a"), value: b("2") }), Ok(Reply::Done));
+        assert_eq!(
+            s.apply(&Op::Put {
+                key: b("a"),
+                value: b("1")
+            }),
+            Ok(Reply::Done)
+        );
+        assert_eq!(
+            s.apply(&Op::Get { key: b("a") }),
+            Ok(Reply::Value(Some(b("1"))))
+        );
+        assert_eq!(
+            s.apply(&Op::Put {
+                key: b("a"),
+                value: b("2")
+            }),
+            Ok(Reply::Done)
+        );
         assert_eq!(s.get(b"a"), Some(&b("2")));
     }
 
     #[test]
     fn append_creates_and_extends_and_returns_length() {
         let mut s = Store::new();
-        assert_eq!(s.apply(&Op::Append { key: b("a"), value: b("xy") }), Ok(Reply::Length(2)));
-        assert_eq!(s.apply(&Op::Append { key: b("a"), value: b("z") }), Ok(Reply::Length(3)));
+        assert_eq!(
+            s.apply(&Op::Append {
+                key: b("a"),
+                value: b("xy")
+            }),
+            Ok(Reply::Length(2))
+        );
+        assert_eq!(
+            s.apply(&Op::Append {
+                key: b("a"),
+                value: b("z")
+            }),
+            Ok(Reply::Length(3))
+        );
         assert_eq!(s.get(b"a"), Some(&b("xyz")));
         // Appending nothing to a missing key creates an empty value, as Redis does.
-        assert_eq!(s.apply(&Op::Append { key: b("e"), value: b("") }), Ok(Reply::Length(0)));
+        assert_eq!(
+            s.apply(&Op::Append {
+                key: b("e"),
+                value: b("")
+            }),
+            Ok(Reply::Length(0))
+        );
         assert_eq!(s.get(b"e"), Some(&b("")));
     }
 
@@ -114,8 +150,15 @@ mod tests {
     fn append_past_the_limit_fails_and_leaves_the_value() {
         let mut s = Store::new();
         let big = Bytes::from(vec![0u8; MAX_VALUE_BYTES]);
-        s.apply(&Op::Put { key: b("a"), value: big }).unwrap();
-        let err = s.apply(&Op::Append { key: b("a"), value: b("x") });
+        s.apply(&Op::Put {
+            key: b("a"),
+            value: big,
+        })
+        .unwrap();
+        let err = s.apply(&Op::Append {
+            key: b("a"),
+            value: b("x"),
+        });
         assert!(matches!(err, Err(KvError::ValueTooLarge { .. })));
         assert_eq!(s.get(b"a").map(Bytes::len), Some(MAX_VALUE_BYTES));
     }
@@ -123,9 +166,19 @@ mod tests {
     #[test]
     fn delete_reports_existence() {
         let mut s = Store::new();
-        assert_eq!(s.apply(&Op::Delete { key: b("a") }), Ok(Reply::Deleted(false)));
-        s.apply(&Op::Put { key: b("a"), value: b("1") }).unwrap();
-        assert_eq!(s.apply(&Op::Delete { key: b("a") }), Ok(Reply::Deleted(true)));
+        assert_eq!(
+            s.apply(&Op::Delete { key: b("a") }),
+            Ok(Reply::Deleted(false))
+        );
+        s.apply(&Op::Put {
+            key: b("a"),
+            value: b("1"),
+        })
+        .unwrap();
+        assert_eq!(
+            s.apply(&Op::Delete { key: b("a") }),
+            Ok(Reply::Deleted(true))
+        );
         assert_eq!(s.get(b"a"), None);
         assert!(s.is_empty());
     }
@@ -135,7 +188,11 @@ mod tests {
         let mut s = Store::new();
         let key = Bytes::from_static(&[0, 0xff, b'\r', b'\n']);
         let value = Bytes::from_static(&[0, 1, 2, 0xfe]);
-        s.apply(&Op::Put { key: key.clone(), value: value.clone() }).unwrap();
+        s.apply(&Op::Put {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .unwrap();
         assert_eq!(s.get(&key), Some(&value));
     }
 }

@@ -59,7 +59,12 @@ pub fn decode_entry(input: &[u8]) -> Result<Entry, DecodeError> {
         1 => Command::RegisterSession,
         2 => Command::Request(read_request_body(&mut r)?),
         3 => Command::Tick,
-        tag => return Err(DecodeError::UnknownTag { what: "command", tag }),
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "command",
+                tag,
+            })
+        }
     };
     r.finish()?;
     Ok(Entry { timestamp_ms, cmd })
@@ -141,8 +146,14 @@ fn read_request_body(r: &mut Reader<'_>) -> Result<Request, DecodeError> {
     };
     let op = match tag {
         1 => Op::Get { key },
-        2 => Op::Put { key, value: r.bytes("value", MAX_VALUE_BYTES)? },
-        3 => Op::Append { key, value: r.bytes("value", MAX_VALUE_BYTES)? },
+        2 => Op::Put {
+            key,
+            value: r.bytes("value", MAX_VALUE_BYTES)?,
+        },
+        3 => Op::Append {
+            key,
+            value: r.bytes("value", MAX_VALUE_BYTES)?,
+        },
         _ => Op::Delete { key },
     };
     Ok(Request { client_id, seq, op })
@@ -199,7 +210,9 @@ fn write_error(w: &mut Writer, err: &KvError) {
 
 pub(crate) fn read_response_body(r: &mut Reader<'_>) -> Result<Response, DecodeError> {
     Ok(match r.u8()? {
-        1 => Ok(Reply::Registered { client_id: r.varint()? }),
+        1 => Ok(Reply::Registered {
+            client_id: r.varint()?,
+        }),
         2 => match r.bool("value presence")? {
             true => Ok(Reply::Value(Some(r.bytes("value", MAX_VALUE_BYTES)?))),
             false => Ok(Reply::Value(None)),
@@ -207,11 +220,26 @@ pub(crate) fn read_response_body(r: &mut Reader<'_>) -> Result<Response, DecodeE
         3 => Ok(Reply::Done),
         4 => Ok(Reply::Length(r.varint()?)),
         5 => Ok(Reply::Deleted(r.bool("deleted")?)),
-        16 => Err(KvError::SessionExpired { client_id: r.varint()? }),
-        17 => Err(KvError::StaleRequest { client_id: r.varint()?, seq: r.varint()? }),
-        18 => Err(KvError::ValueTooLarge { len: r.varint()?, max: r.varint()? }),
-        19 => Err(KvError::Malformed { reason: r.string("reason", MAX_REASON_BYTES)? }),
-        tag => return Err(DecodeError::UnknownTag { what: "response", tag }),
+        16 => Err(KvError::SessionExpired {
+            client_id: r.varint()?,
+        }),
+        17 => Err(KvError::StaleRequest {
+            client_id: r.varint()?,
+            seq: r.varint()?,
+        }),
+        18 => Err(KvError::ValueTooLarge {
+            len: r.varint()?,
+            max: r.varint()?,
+        }),
+        19 => Err(KvError::Malformed {
+            reason: r.string("reason", MAX_REASON_BYTES)?,
+        }),
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "response",
+                tag,
+            })
+        }
     })
 }
 
@@ -239,8 +267,14 @@ mod tests {
     fn all_ops() -> Vec<Op> {
         vec![
             Op::Get { key: b("k") },
-            Op::Put { key: b("k"), value: b("v") },
-            Op::Append { key: Bytes::from_static(&[0, 255, 10]), value: b("") },
+            Op::Put {
+                key: b("k"),
+                value: b("v"),
+            },
+            Op::Append {
+                key: Bytes::from_static(&[0, 255, 10]),
+                value: b(""),
+            },
             Op::Delete { key: b("") },
         ]
     }
@@ -249,10 +283,17 @@ mod tests {
     fn every_entry_round_trips() {
         let mut cmds = vec![Command::RegisterSession, Command::Tick];
         for op in all_ops() {
-            cmds.push(Command::Request(Request { client_id: 7, seq: u64::MAX, op }));
+            cmds.push(Command::Request(Request {
+                client_id: 7,
+                seq: u64::MAX,
+                op,
+            }));
         }
         for cmd in cmds {
-            let entry = Entry { timestamp_ms: 1_700_000_000_000, cmd };
+            let entry = Entry {
+                timestamp_ms: 1_700_000_000_000,
+                cmd,
+            };
             assert_eq!(decode_entry(&encode_entry(&entry)), Ok(entry));
         }
     }
@@ -260,7 +301,11 @@ mod tests {
     #[test]
     fn every_request_round_trips() {
         for op in all_ops() {
-            let req = Request { client_id: 1, seq: 2, op };
+            let req = Request {
+                client_id: 1,
+                seq: 2,
+                op,
+            };
             assert_eq!(decode_request(&encode_request(&req)), Ok(req));
         }
     }
@@ -277,9 +322,14 @@ mod tests {
             Ok(Reply::Deleted(true)),
             Ok(Reply::Deleted(false)),
             Err(KvError::SessionExpired { client_id: 4 }),
-            Err(KvError::StaleRequest { client_id: 4, seq: 9 }),
+            Err(KvError::StaleRequest {
+                client_id: 4,
+                seq: 9,
+            }),
             Err(KvError::ValueTooLarge { len: 10, max: 5 }),
-            Err(KvError::Malformed { reason: "bad".into() }),
+            Err(KvError::Malformed {
+                reason: "bad".into(),
+            }),
         ];
         for resp in all {
             assert_eq!(decode_response(&encode_response(&resp)), Ok(resp));
@@ -293,7 +343,10 @@ mod tests {
             cmd: Command::Request(Request {
                 client_id: 1,
                 seq: 1,
-                op: Op::Put { key: b("k"), value: b("v") },
+                op: Op::Put {
+                    key: b("k"),
+                    value: b("v"),
+                },
             }),
         };
         // version, ts(2), tag, client, seq, op tag, key(2), value(2)
@@ -306,26 +359,40 @@ mod tests {
         let reason = "é".repeat(MAX_REASON_BYTES);
         let resp: Response = Err(KvError::Malformed { reason });
         let back = decode_response(&encode_response(&resp)).unwrap();
-        let Err(KvError::Malformed { reason }) = back else { panic!("wrong variant") };
+        let Err(KvError::Malformed { reason }) = back else {
+            panic!("wrong variant")
+        };
         assert_eq!(reason.len(), MAX_REASON_BYTES);
     }
 
     #[test]
     fn strict_decoding() {
         assert_eq!(decode_entry(&[]), Err(DecodeError::UnexpectedEnd));
-        assert_eq!(decode_entry(&[9, 0, 3]), Err(DecodeError::UnsupportedVersion(9)));
+        assert_eq!(
+            decode_entry(&[9, 0, 3]),
+            Err(DecodeError::UnsupportedVersion(9))
+        );
         assert_eq!(
             decode_entry(&[WIRE_VERSION, 0, 42]),
-            Err(DecodeError::UnknownTag { what: "command", tag: 42 })
+            Err(DecodeError::UnknownTag {
+                what: "command",
+                tag: 42
+            })
         );
-        assert_eq!(decode_entry(&[WIRE_VERSION, 0, 3, 0]), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            decode_entry(&[WIRE_VERSION, 0, 3, 0]),
+            Err(DecodeError::TrailingBytes(1))
+        );
         assert_eq!(
             decode_request(&[WIRE_VERSION, 1, 1, 9]),
             Err(DecodeError::UnknownTag { what: "op", tag: 9 })
         );
         assert_eq!(
             decode_response(&[WIRE_VERSION, 2, 2]),
-            Err(DecodeError::UnknownTag { what: "value presence", tag: 2 })
+            Err(DecodeError::UnknownTag {
+                what: "value presence",
+                tag: 2
+            })
         );
     }
 
@@ -334,7 +401,9 @@ mod tests {
         let req = Request {
             client_id: 1,
             seq: 1,
-            op: Op::Get { key: Bytes::from(vec![b'k'; MAX_KEY_BYTES + 1]) },
+            op: Op::Get {
+                key: Bytes::from(vec![b'k'; MAX_KEY_BYTES + 1]),
+            },
         };
         let err = decode_request(&encode_request(&req)).unwrap_err();
         assert!(matches!(err, DecodeError::TooLong { what: "key", .. }));

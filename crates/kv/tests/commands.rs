@@ -82,5 +82,8 @@ fn applying_an_old_index_is_a_bug() {
 #[test]
 #[should_panic(expected = "invalid kv config")]
 fn invalid_config_is_refused() {
-    kv::StateMachine::new(Config { max_sessions: 0, ..Config::default() });
+    kv::StateMachine::new(Config {
+        max_sessions: 0,
+        ..Config::default()
+    });
 }

@@ -33,21 +33,39 @@ fn duplicate_returns_the_original_result_even_after_later_writes() {
 
 #[test]
 fn seq_below_the_window_is_stale_and_not_applied() {
-    let config = Config { response_window: 2, ..Config::default() };
+    let config = Config {
+        response_window: 2,
+        ..Config::default()
+    };
     let mut h = Harness::new(config);
     let c = h.register();
     for seq in 1..=3 {
         h.request(c, seq, append("k", "x")).unwrap();
     }
-    assert_eq!(h.request(c, 1, append("k", "x")), Err(KvError::StaleRequest { client_id: c, seq: 1 }));
-    assert_eq!(h.request(c, 0, append("k", "x")), Err(KvError::StaleRequest { client_id: c, seq: 0 }));
+    assert_eq!(
+        h.request(c, 1, append("k", "x")),
+        Err(KvError::StaleRequest {
+            client_id: c,
+            seq: 1
+        })
+    );
+    assert_eq!(
+        h.request(c, 0, append("k", "x")),
+        Err(KvError::StaleRequest {
+            client_id: c,
+            seq: 0
+        })
+    );
     assert_eq!(h.request(c, 2, append("k", "x")), Ok(Reply::Length(2)));
     assert_eq!(h.sm.get(b"k"), Some(b("xxx")));
 }
 
 #[test]
 fn pipelined_requests_may_commit_out_of_order_and_each_applies_once() {
-    let config = Config { response_window: 4, ..Config::default() };
+    let config = Config {
+        response_window: 4,
+        ..Config::default()
+    };
     let mut h = Harness::new(config);
     let c = h.register();
     // Seqs 1..=4 in flight; 2 and 4 commit first, 1 and 3 are retried later.
@@ -63,7 +81,10 @@ fn pipelined_requests_may_commit_out_of_order_and_each_applies_once() {
 #[test]
 fn unknown_session_is_refused_not_created() {
     let mut h = Harness::new(Config::default());
-    assert_eq!(h.request(99, 1, put("k", "v")), Err(KvError::SessionExpired { client_id: 99 }));
+    assert_eq!(
+        h.request(99, 1, put("k", "v")),
+        Err(KvError::SessionExpired { client_id: 99 })
+    );
     assert_eq!(h.sm.get(b"k"), None);
     assert_eq!(h.sm.session_count(), 0);
 }
@@ -73,7 +94,15 @@ fn errors_are_cached_like_any_response() {
     let mut h = Harness::new(Config::default());
     let c = h.register();
     let huge = bytes::Bytes::from(vec![0u8; kv::MAX_VALUE_BYTES]);
-    h.request(c, 1, kv::Op::Put { key: b("k"), value: huge }).unwrap();
+    h.request(
+        c,
+        1,
+        kv::Op::Put {
+            key: b("k"),
+            value: huge,
+        },
+    )
+    .unwrap();
     let first = h.request(c, 2, append("k", "x"));
     assert!(matches!(first, Err(KvError::ValueTooLarge { .. })));
     h.request(c, 3, delete("k")).unwrap();

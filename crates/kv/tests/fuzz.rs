@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use kv::{
-    decode_entry, decode_request, decode_response, encode_entry, encode_request, encode_response, Config,
-    KvError, StateMachine,
+    decode_entry, decode_request, decode_response, encode_entry, encode_request, encode_response,
+    Config, KvError, StateMachine,
 };
 use proptest::prelude::*;
 
@@ -29,17 +29,38 @@ fn with_crc(mut body: Vec<u8>) -> Vec<u8> {
 
 /// A snapshot with some content in every section.
 fn sample_snapshot() -> Bytes {
-    let mut sm = StateMachine::new(Config { session_timeout_ms: 1_000, max_sessions: 4, response_window: 3 });
+    let mut sm = StateMachine::new(Config {
+        session_timeout_ms: 1_000,
+        max_sessions: 4,
+        response_window: 3,
+    });
     let mut index = 0;
     let mut apply = |sm: &mut StateMachine, cmd: kv::Command| {
         index += 1;
-        sm.apply(index, &encode_entry(&kv::Entry { timestamp_ms: index * 10, cmd }))
+        sm.apply(
+            index,
+            &encode_entry(&kv::Entry {
+                timestamp_ms: index * 10,
+                cmd,
+            }),
+        )
     };
     apply(&mut sm, kv::Command::RegisterSession).unwrap();
     apply(&mut sm, kv::Command::RegisterSession).unwrap();
     for seq in 1..=4 {
-        let op = kv::Op::Append { key: Bytes::from(format!("k{}", seq % 2)), value: Bytes::from("v") };
-        apply(&mut sm, kv::Command::Request(kv::Request { client_id: 1 + seq % 2, seq, op })).unwrap();
+        let op = kv::Op::Append {
+            key: Bytes::from(format!("k{}", seq % 2)),
+            value: Bytes::from("v"),
+        };
+        apply(
+            &mut sm,
+            kv::Command::Request(kv::Request {
+                client_id: 1 + seq % 2,
+                seq,
+                op,
+            }),
+        )
+        .unwrap();
     }
     sm.snapshot()
 }

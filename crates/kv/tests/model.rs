@@ -5,14 +5,21 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
-use kv::{encode_entry, Command, Config, Entry, KvError, Op, Reply, Request, Response, StateMachine};
+use kv::{
+    encode_entry, Command, Config, Entry, KvError, Op, Reply, Request, Response, StateMachine,
+};
 use proptest::prelude::*;
 
 const WINDOW: u64 = 3;
 
 #[derive(Clone, Debug)]
 enum Action {
-    Op { client: usize, kind: u8, key: u8, value: Vec<u8> },
+    Op {
+        client: usize,
+        kind: u8,
+        key: u8,
+        value: Vec<u8>,
+    },
     /// Resend one of a client's earlier seqs, `back` requests ago.
     Retry { client: usize, back: u64 },
     /// Replace replica B by a restore of replica A's snapshot.
@@ -32,8 +39,14 @@ fn make_op(kind: u8, key: u8, value: Vec<u8>) -> Op {
     let key = Bytes::from(vec![b'k', key]);
     match kind {
         0 => Op::Get { key },
-        1 => Op::Put { key, value: Bytes::from(value) },
-        2 => Op::Append { key, value: Bytes::from(value) },
+        1 => Op::Put {
+            key,
+            value: Bytes::from(value),
+        },
+        2 => Op::Append {
+            key,
+            value: Bytes::from(value),
+        },
         _ => Op::Delete { key },
     }
 }
@@ -67,9 +80,17 @@ struct Pair {
 impl Pair {
     fn apply(&mut self, cmd: Command) -> Response {
         self.index += 1;
-        let bytes = encode_entry(&Entry { timestamp_ms: self.index, cmd });
+        let bytes = encode_entry(&Entry {
+            timestamp_ms: self.index,
+            cmd,
+        });
         let ra = self.a.apply(self.index, &bytes);
-        assert_eq!(ra, self.b.apply(self.index, &bytes), "replicas disagree at {}", self.index);
+        assert_eq!(
+            ra,
+            self.b.apply(self.index, &bytes),
+            "replicas disagree at {}",
+            self.index
+        );
         ra
     }
 }

@@ -34,8 +34,15 @@ fn round_trip_keeps_data_sessions_index_and_log_time() {
 #[test]
 fn a_restored_replica_answers_duplicates_identically() {
     let (mut h, a, c) = busy_replica();
-    let mut r = Harness { sm: StateMachine::restore(&h.sm.snapshot()).unwrap(), now_ms: h.now_ms };
-    for (client, seq, op) in [(a, 2, append("x", "23")), (c, 2, delete("nope")), (a, 1, put("x", "1"))] {
+    let mut r = Harness {
+        sm: StateMachine::restore(&h.sm.snapshot()).unwrap(),
+        now_ms: h.now_ms,
+    };
+    for (client, seq, op) in [
+        (a, 2, append("x", "23")),
+        (c, 2, delete("nope")),
+        (a, 1, put("x", "1")),
+    ] {
         let original = h.request(client, seq, op.clone());
         assert_eq!(r.request(client, seq, op), original);
     }
@@ -55,9 +62,16 @@ fn empty_state_machine_round_trips() {
 
 #[test]
 fn restore_adopts_the_config_in_the_snapshot() {
-    let config = Config { session_timeout_ms: 7, max_sessions: 3, response_window: 1 };
+    let config = Config {
+        session_timeout_ms: 7,
+        max_sessions: 3,
+        response_window: 1,
+    };
     let sm = StateMachine::new(config);
-    assert_eq!(*StateMachine::restore(&sm.snapshot()).unwrap().config(), config);
+    assert_eq!(
+        *StateMachine::restore(&sm.snapshot()).unwrap().config(),
+        config
+    );
 }
 
 /// The classic lab's "snapshot size is reasonable": a few Puts on a handful
@@ -71,12 +85,16 @@ fn snapshot_size_is_reasonable() {
         for key in ["a", "b", "c", "d", "e"] {
             seq += 1;
             h.now_ms += 1;
-            h.request(c, seq, put(key, &format!("value-{round}"))).unwrap();
+            h.request(c, seq, put(key, &format!("value-{round}")))
+                .unwrap();
         }
     }
     let size = h.sm.snapshot().len();
     assert!(size < 500, "snapshot is {size} bytes");
-    assert!(size < 150, "snapshot is {size} bytes; expected far below the limit");
+    assert!(
+        size < 150,
+        "snapshot is {size} bytes; expected far below the limit"
+    );
 }
 
 #[test]
@@ -87,7 +105,10 @@ fn every_single_byte_corruption_is_detected() {
         for flip in [0x01u8, 0x80, 0xff] {
             let mut bad = snap.to_vec();
             bad[i] ^= flip;
-            assert!(StateMachine::restore(&bad).is_err(), "flip {flip:#x} at byte {i} accepted");
+            assert!(
+                StateMachine::restore(&bad).is_err(),
+                "flip {flip:#x} at byte {i} accepted"
+            );
         }
     }
 }
@@ -97,7 +118,10 @@ fn every_truncation_is_detected() {
     let (h, _, _) = busy_replica();
     let snap = h.sm.snapshot();
     for len in 0..snap.len() {
-        assert!(StateMachine::restore(&snap[..len]).is_err(), "truncated to {len} accepted");
+        assert!(
+            StateMachine::restore(&snap[..len]).is_err(),
+            "truncated to {len} accepted"
+        );
     }
     let mut longer = snap.to_vec();
     longer.push(0);
@@ -107,14 +131,23 @@ fn every_truncation_is_detected() {
 #[test]
 fn errors_name_the_problem() {
     let snap = StateMachine::new(Config::default()).snapshot();
-    assert_eq!(StateMachine::restore(b"RKV"), Err(SnapshotError::TooShort(3)));
+    assert_eq!(
+        StateMachine::restore(b"RKV"),
+        Err(SnapshotError::TooShort(3))
+    );
     let mut bad_magic = snap.to_vec();
     bad_magic[0] = b'X';
-    assert_eq!(StateMachine::restore(&bad_magic), Err(SnapshotError::BadMagic));
+    assert_eq!(
+        StateMachine::restore(&bad_magic),
+        Err(SnapshotError::BadMagic)
+    );
     let mut bad_crc = snap.to_vec();
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 1;
-    assert!(matches!(StateMachine::restore(&bad_crc), Err(SnapshotError::ChecksumMismatch { .. })));
+    assert!(matches!(
+        StateMachine::restore(&bad_crc),
+        Err(SnapshotError::ChecksumMismatch { .. })
+    ));
     assert_eq!(&snap[..4], &SNAPSHOT_MAGIC);
 }
 
@@ -125,5 +158,8 @@ fn a_future_version_is_refused_even_with_a_valid_checksum() {
     v2[4] = 2;
     let crc = crc32c::crc32c(&v2);
     v2.extend_from_slice(&crc.to_le_bytes());
-    assert_eq!(StateMachine::restore(&v2), Err(SnapshotError::UnsupportedVersion(2)));
+    assert_eq!(
+        StateMachine::restore(&v2),
+        Err(SnapshotError::UnsupportedVersion(2))
+    );
 }

@@ -11,11 +11,17 @@ pub fn b(s: &str) -> Bytes {
 }
 
 pub fn put(key: &str, value: &str) -> Op {
-    Op::Put { key: b(key), value: b(value) }
+    Op::Put {
+        key: b(key),
+        value: b(value),
+    }
 }
 
 pub fn append(key: &str, value: &str) -> Op {
-    Op::Append { key: b(key), value: b(value) }
+    Op::Append {
+        key: b(key),
+        value: b(value),
+    }
 }
 
 pub fn get(key: &str) -> Op {
@@ -27,7 +33,10 @@ pub fn delete(key: &str) -> Op {
 }
 
 pub fn request_entry(now_ms: u64, client_id: u64, seq: u64, op: Op) -> Bytes {
-    encode_entry(&Entry { timestamp_ms: now_ms, cmd: Command::Request(Request { client_id, seq, op }) })
+    encode_entry(&Entry {
+        timestamp_ms: now_ms,
+        cmd: Command::Request(Request { client_id, seq, op }),
+    })
 }
 
 /// One replica plus the position of the next entry.
@@ -38,7 +47,10 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(config: Config) -> Self {
-        Harness { sm: StateMachine::new(config), now_ms: 1_000 }
+        Harness {
+            sm: StateMachine::new(config),
+            now_ms: 1_000,
+        }
     }
 
     pub fn next_index(&self) -> u64 {
@@ -51,7 +63,10 @@ impl Harness {
     }
 
     pub fn apply_cmd(&mut self, cmd: Command) -> Response {
-        let bytes = encode_entry(&Entry { timestamp_ms: self.now_ms, cmd });
+        let bytes = encode_entry(&Entry {
+            timestamp_ms: self.now_ms,
+            cmd,
+        });
         self.apply_bytes(&bytes)
     }
 
