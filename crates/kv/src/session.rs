@@ -20,7 +20,8 @@
 //!   log indexes are unique, so the LRU order is total and deterministic;
 //! - since log time never decreases with index, LRU order is also
 //!   `last_active_ms` order, so expiry pops from the front only;
-//! - every cached seq lies in the session's window and `<= highest_seq`;
+//! - every cached seq lies in the session's window and `<= highest_seq`,
+//!   and `highest_seq` itself (when non-zero) is always cached;
 //! - the table never holds more than `max_sessions` sessions.
 
 use std::collections::BTreeMap;
@@ -224,6 +225,9 @@ impl SessionTable {
             let lowest = s.lowest_retained_seq(window);
             if s.responses.keys().any(|&q| q < lowest || q > s.highest_seq) {
                 return Err("cached seq outside the response window");
+            }
+            if s.highest_seq > 0 && !s.responses.contains_key(&s.highest_seq) {
+                return Err("highest applied seq has no cached response");
             }
         }
         Ok(())

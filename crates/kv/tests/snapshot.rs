@@ -163,3 +163,26 @@ fn a_future_version_is_refused_even_with_a_valid_checksum() {
         Err(SnapshotError::UnsupportedVersion(2))
     );
 }
+
+/// A checksummed snapshot that claims seq 2 was applied but lost its cached
+/// response would let a retry of seq 2 apply twice: it must be refused.
+#[test]
+fn a_session_missing_its_latest_response_is_refused() {
+    let mut h = Harness::new(Config::default());
+    let c = h.register();
+    h.request(c, 1, put("k", "v")).unwrap();
+    let snap = h.sm.snapshot();
+    // Tail of the body: ... highest_seq=1, n_responses=1, seq=1, Done(3) | crc
+    let body = &snap[..snap.len() - 4];
+    assert_eq!(&body[body.len() - 4..], &[1, 1, 1, 3]);
+    let mut forged = body[..body.len() - 3].to_vec();
+    forged.push(0); // n_responses = 0
+    let crc = crc32c::crc32c(&forged);
+    forged.extend_from_slice(&crc.to_le_bytes());
+    assert_eq!(
+        StateMachine::restore(&forged),
+        Err(SnapshotError::Invalid(
+            "highest applied seq has no cached response"
+        ))
+    );
+}
