@@ -10,6 +10,15 @@
 //! entry after it. The history is linearizable when every operation with a
 //! known outcome has been lifted; operations with unknown outcome never have
 //! to be (their return is at infinity, after every other entry).
+//!
+//! One pruning rule on top: a read-only operation (per
+//! [`Model::is_read_only`]) that is legal now is linearized now, and if that
+//! fails there is no point trying alternatives at this level. Proof sketch:
+//! take any successful completion of the current prefix that places the read
+//! later. Every operation that must precede the read is already in the
+//! prefix (it is a candidate), and the read leaves the state unchanged, so
+//! moving it to right after the prefix gives another successful completion.
+//! Hence "prefix + read" has a completion iff "prefix" has one.
 
 use std::collections::HashSet;
 
@@ -50,6 +59,8 @@ struct Search<'a, M: Model> {
     list: EntryList,
     linearized: Bitset,
     seen: HashSet<(Bitset, M::State), FxBuildHasher>,
+    /// Per operation: whether its input is read-only.
+    read_only: Vec<bool>,
     /// (call entry, state before it) for each linearized operation, in order.
     stack: Vec<(usize, M::State)>,
     state: M::State,
@@ -70,6 +81,7 @@ pub(crate) fn search<M: Model>(
         list: EntryList::new(&intervals),
         linearized: Bitset::new(ops.len()),
         seen: HashSet::default(),
+        read_only: ops.iter().map(|o| model.is_read_only(&o.input)).collect(),
         stack: Vec::with_capacity(ops.len()),
         state: model.init(),
         deepest: None,
@@ -86,46 +98,57 @@ pub(crate) fn search<M: Model>(
                 return (SearchOutcome::Exhausted, steps);
             }
             steps += 1;
-            entry = s.try_linearize(entry);
+            if let Some(next) = s.try_linearize(entry) {
+                entry = next;
+                continue;
+            }
         } else if ops[op].is_unknown() {
             return (SearchOutcome::Linearizable, steps);
         } else {
             s.note_dead_end(entry);
-            match s.backtrack() {
-                Some(next) => entry = next,
-                None => return (SearchOutcome::Illegal(s.deepest.take().expect("dead end noted")), steps),
-            }
+        }
+        match s.backtrack() {
+            Some(next) => entry = next,
+            None => return (SearchOutcome::Illegal(s.deepest.take().expect("dead end noted")), steps),
         }
     }
 }
 
 impl<M: Model> Search<'_, M> {
     /// Tries to linearize the operation of call entry `entry` now. Returns the
-    /// entry to visit next.
-    fn try_linearize(&mut self, entry: usize) -> usize {
+    /// entry to visit next, or `None` when the current prefix is known to
+    /// have no completion (a legal read-only operation led to a
+    /// configuration already explored, see the module docs).
+    fn try_linearize(&mut self, entry: usize) -> Option<usize> {
         let op = self.list.op(entry);
         let Some(next) = self.model.step(&self.state, &self.ops[op].input, self.ops[op].output()) else {
-            return self.list.next(entry);
+            return Some(self.list.next(entry));
         };
         self.linearized.insert(op);
         if !self.seen.insert((self.linearized.clone(), next.clone())) {
             self.linearized.remove(op);
-            return self.list.next(entry);
+            return (!self.read_only[op]).then(|| self.list.next(entry));
         }
         let before = std::mem::replace(&mut self.state, next);
         self.stack.push((entry, before));
         self.list.lift(entry);
-        self.list.first()
+        Some(self.list.first())
     }
 
-    /// Undoes the last linearization. Returns the entry after it, or `None`
-    /// when there is nothing left to undo.
+    /// Undoes linearizations until one that has alternatives worth trying
+    /// (not read-only, see the module docs). Returns the entry after it, or
+    /// `None` when there is nothing left to undo.
     fn backtrack(&mut self) -> Option<usize> {
-        let (call, before) = self.stack.pop()?;
-        self.linearized.remove(self.list.op(call));
-        self.state = before;
-        self.list.unlift(call);
-        Some(self.list.next(call))
+        loop {
+            let (call, before) = self.stack.pop()?;
+            let op = self.list.op(call);
+            self.linearized.remove(op);
+            self.state = before;
+            self.list.unlift(call);
+            if !self.read_only[op] {
+                return Some(self.list.next(call));
+            }
+        }
     }
 
     /// Remembers this dead end if it is the deepest so far.
