@@ -1,0 +1,550 @@
+//! `Cluster`: N simulated servers of the real Raft core on a simulated network, in
+//! virtual time, with the classic lab's test helpers (`one`, `check_one_leader`, ...).
+//!
+//! One seed drives everything (network fates, election timeouts, tick phases). A
+//! failure panics with a message; the `SeedGuard` prints `SIM_SEED=<seed>` so the run
+//! can be replayed bit for bit. Invariants (`invariants.rs`) are checked as the run goes.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use raft::{Config, Index, MemStorage, Message, MessageBody, NodeId, Ready, Role, Storage, Term};
+
+use crate::events::{Event, EventQueue, Micros};
+use crate::invariants::Invariants;
+use crate::network::{Fate, Network};
+use crate::node::{decode_state, encode_state, entry_payload, SimNode};
+
+/// Virtual time between two ticks of a node.
+pub const TICK_US: Micros = 10_000;
+pub const MS: Micros = 1_000;
+pub const SEC: Micros = 1_000_000;
+
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub servers: usize,
+    pub seed: u64,
+    pub unreliable: bool,
+    /// Snapshot the applier state every this many applied entries (lab 2D), if set.
+    pub snapshot_interval: Option<u64>,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    /// Ticks: heartbeats every 100 ms, elections after 300–600 ms (the lab's bounds:
+    /// at most ten heartbeats a second, a new leader within five seconds).
+    pub heartbeat_ticks: u32,
+    pub election_ticks: u32,
+    pub snapshot_chunk_bytes: u64,
+    pub max_append_bytes: u64,
+}
+
+impl ClusterConfig {
+    pub fn new(servers: usize, reliable: bool) -> Self {
+        ClusterConfig {
+            servers,
+            seed: seed_from_env(0x5eed),
+            unreliable: !reliable,
+            snapshot_interval: None,
+            pre_vote: true,
+            check_quorum: true,
+            heartbeat_ticks: 10,
+            election_ticks: 30,
+            snapshot_chunk_bytes: 64 * 1024,
+            max_append_bytes: 64 * 1024,
+        }
+    }
+
+    pub fn snapshots(mut self, interval: u64) -> Self {
+        self.snapshot_interval = Some(interval);
+        self
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// `SIM_SEED` from the environment, or `default`.
+pub fn seed_from_env(default: u64) -> u64 {
+    std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// Prints the seed when the test that owns it panics.
+pub struct SeedGuard(pub u64, pub &'static str);
+impl Drop for SeedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("simulation failed; reproduce with: SIM_SEED={} cargo test {}", self.0, self.1);
+        }
+    }
+}
+
+/// Per-node message counters: requests (the lab's "RPCs"), all messages, bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    pub rpcs: u64,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+pub struct Cluster {
+    pub cfg: ClusterConfig,
+    pub rng: ChaCha8Rng,
+    pub now: Micros,
+    pub net: Network,
+    queue: EventQueue,
+    nodes: BTreeMap<NodeId, SimNode>,
+    /// Durable state of crashed nodes (and of live ones: the node's own storage).
+    crashed: BTreeMap<NodeId, MemStorage>,
+    incarnation: BTreeMap<NodeId, u64>,
+    counters: BTreeMap<NodeId, Counters>,
+    pub inv: Invariants,
+    /// Reads answered by `read_index`: (node, ctx) -> index.
+    pub read_answers: BTreeMap<(NodeId, u64), Index>,
+    pub events_processed: u64,
+}
+
+impl Cluster {
+    pub fn new(cfg: ClusterConfig) -> Cluster {
+        let mut c = Cluster {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            now: 0,
+            net: Network::new(cfg.servers),
+            queue: EventQueue::default(),
+            nodes: BTreeMap::new(),
+            crashed: BTreeMap::new(),
+            incarnation: BTreeMap::new(),
+            counters: BTreeMap::new(),
+            inv: Invariants::default(),
+            read_answers: BTreeMap::new(),
+            events_processed: 0,
+            cfg,
+        };
+        c.net.unreliable = c.cfg.unreliable;
+        for id in c.ids() {
+            c.crashed.insert(id, MemStorage::new());
+            c.start(id);
+        }
+        c
+    }
+
+    pub fn ids(&self) -> Vec<NodeId> {
+        (1..=self.cfg.servers as NodeId).collect()
+    }
+
+    fn raft_config(&self, id: NodeId) -> Config {
+        let mut cfg = Config::new(id, self.ids());
+        cfg.pre_vote = self.cfg.pre_vote;
+        cfg.check_quorum = self.cfg.check_quorum;
+        cfg.heartbeat_ticks = self.cfg.heartbeat_ticks;
+        cfg.election_ticks = self.cfg.election_ticks;
+        cfg.snapshot_chunk_bytes = self.cfg.snapshot_chunk_bytes;
+        cfg.max_append_bytes = self.cfg.max_append_bytes;
+        cfg.seed = self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id ^ (self.incarnation[&id] << 32);
+        cfg
+    }
+
+    // ---- faults ------------------------------------------------------------------
+
+    /// Boots node `id` from its durable state (the lab's `start1`).
+    pub fn start(&mut self, id: NodeId) {
+        let Some(storage) = self.crashed.remove(&id) else { return };
+        *self.incarnation.entry(id).or_insert(0) += 1;
+        let node = SimNode::boot(self.raft_config(id), storage);
+        self.nodes.insert(id, node);
+        let phase = self.rng.gen_range(0..TICK_US);
+        let incarnation = self.incarnation[&id];
+        self.queue.push(self.now + phase + 1, Event::Tick { node: id, incarnation });
+    }
+
+    /// Crashes node `id`: volatile state is lost, persisted state is kept (`crash1`).
+    pub fn crash(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes.remove(&id) {
+            self.crashed.insert(id, node.raw.into_storage());
+        }
+    }
+
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.nodes.contains_key(&id)
+    }
+
+    pub fn disconnect(&mut self, id: NodeId) {
+        self.net.disconnect(id);
+    }
+
+    pub fn connect(&mut self, id: NodeId) {
+        self.net.connect(id);
+    }
+
+    pub fn set_unreliable(&mut self, on: bool) {
+        self.net.unreliable = on;
+    }
+
+    pub fn set_long_reordering(&mut self, on: bool) {
+        self.net.long_reordering = on;
+    }
+
+    // ---- running -------------------------------------------------------------------
+
+    /// Runs the simulation for `dur` of virtual time.
+    pub fn run_for(&mut self, dur: Micros) {
+        let until = self.now + dur;
+        while self.queue.peek_time().is_some_and(|t| t <= until) {
+            self.step_event();
+        }
+        self.now = until;
+    }
+
+    /// Runs until `pred` holds (checked after every event) or `dur` passes.
+    pub fn run_until(&mut self, dur: Micros, mut pred: impl FnMut(&Cluster) -> bool) -> bool {
+        let until = self.now + dur;
+        loop {
+            if pred(self) {
+                return true;
+            }
+            match self.queue.peek_time() {
+                Some(t) if t <= until => self.step_event(),
+                _ => {
+                    self.now = until;
+                    return pred(self);
+                }
+            }
+        }
+    }
+
+    fn step_event(&mut self) {
+        let (at, ev) = self.queue.pop().expect("event");
+        self.now = at;
+        self.events_processed += 1;
+        match ev {
+            Event::Tick { node, incarnation } => {
+                if self.incarnation.get(&node) != Some(&incarnation) || !self.nodes.contains_key(&node) {
+                    return;
+                }
+                self.queue.push(at + TICK_US, Event::Tick { node, incarnation });
+                self.nodes.get_mut(&node).expect("node").raw.tick();
+                self.drive(node);
+            }
+            Event::Deliver(m) => {
+                let to = m.to;
+                if !self.net.link_up(m.from, to) || !self.nodes.contains_key(&to) {
+                    return;
+                }
+                self.nodes.get_mut(&to).expect("node").raw.step(m);
+                self.drive(to);
+            }
+        }
+        if self.events_processed % 64 == 0 {
+            self.check_log_matching();
+        }
+    }
+
+    /// Runs the driver loop of node `id` until it has nothing ready: send, persist,
+    /// send what waited for the persist, apply, advance.
+    pub fn drive(&mut self, id: NodeId) {
+        loop {
+            let node = self.nodes.get_mut(&id).expect("node");
+            if !node.raw.has_ready() {
+                break;
+            }
+            let rd = node.raw.ready();
+            self.observe_role(id, &rd);
+            for m in rd.messages.clone() {
+                self.send(m);
+            }
+            let node = self.nodes.get_mut(&id).expect("node");
+            node.raw.persist(&rd).expect("mem storage never fails");
+            for m in rd.persisted_messages.clone() {
+                self.send(m);
+            }
+            self.apply(id, &rd);
+            let node = self.nodes.get_mut(&id).expect("node");
+            node.raw.advance(rd);
+            self.maybe_snapshot(id);
+        }
+    }
+
+    fn observe_role(&mut self, id: NodeId, rd: &Ready) {
+        if let Some(ss) = rd.soft_state {
+            if ss.role == Role::Leader {
+                let node = &self.nodes[&id];
+                self.inv.on_leader(id, node.raw.raft().term(), node.raw.raft().log(), &self.cfg);
+            }
+        }
+    }
+
+    fn apply(&mut self, id: NodeId, rd: &Ready) {
+        let node = self.nodes.get_mut(&id).expect("node");
+        if let Some(snap) = &rd.snapshot {
+            node.applied = decode_state(&snap.data);
+            node.last_applied = snap.meta.index;
+            self.inv.on_snapshot_installed(id, &node.applied);
+        }
+        for e in &rd.committed_entries {
+            let node = self.nodes.get_mut(&id).expect("node");
+            assert_eq!(
+                e.index,
+                node.last_applied + 1,
+                "server {id} apply out of order: got {} after {}",
+                e.index,
+                node.last_applied
+            );
+            let payload = entry_payload(e.kind, &e.data);
+            node.applied.insert(e.index, payload.clone());
+            node.last_applied = e.index;
+            self.inv.on_apply(id, e.index, &payload);
+        }
+        for rs in &rd.read_states {
+            self.read_answers.insert((id, rs.ctx), rs.index);
+        }
+    }
+
+    fn maybe_snapshot(&mut self, id: NodeId) {
+        let Some(interval) = self.cfg.snapshot_interval else { return };
+        let node = self.nodes.get_mut(&id).expect("node");
+        let applied = node.raw.status().applied;
+        let snap_index = node.raw.status().snapshot_index;
+        if applied >= snap_index + interval {
+            let data = encode_state(&node.applied, applied);
+            node.raw.compact(applied, data).expect("compact at applied index");
+        }
+    }
+
+    fn send(&mut self, m: Message) {
+        let c = self.counters.entry(m.from).or_default();
+        c.messages += 1;
+        c.bytes += m.size_bytes();
+        if is_request(&m.body) {
+            c.rpcs += 1;
+        }
+        if !self.net.link_up(m.from, m.to) {
+            return;
+        }
+        match self.net.fate(&mut self.rng) {
+            Fate::Drop => {}
+            Fate::Deliver(delays) => {
+                let n = delays.len();
+                for (i, d) in delays.into_iter().enumerate() {
+                    let _ = (i, n);
+                    self.queue.push(self.now + d.max(1), Event::Deliver(m.clone()));
+                }
+            }
+        }
+    }
+
+    fn check_log_matching(&self) {
+        let nodes: Vec<&SimNode> = self.nodes.values().collect();
+        for i in 0..nodes.len() {
+            for j in i + 1..nodes.len() {
+                crate::invariants::check_log_matching(&nodes[i].raw, &nodes[j].raw);
+            }
+        }
+    }
+
+    // ---- lab helpers -------------------------------------------------------------
+
+    pub fn node(&self, id: NodeId) -> Option<&SimNode> {
+        self.nodes.get(&id)
+    }
+
+    pub fn counters(&self, id: NodeId) -> Counters {
+        self.counters.get(&id).copied().unwrap_or_default()
+    }
+
+    /// Sum of the lab's "RPC" count over all nodes.
+    pub fn total_rpcs(&self) -> u64 {
+        self.counters.values().map(|c| c.rpcs).sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.counters.values().map(|c| c.bytes).sum()
+    }
+
+    pub fn total_messages(&self) -> u64 {
+        self.counters.values().map(|c| c.messages).sum()
+    }
+
+    /// (term, is_leader) of a live node, as the lab's `GetState`.
+    pub fn state(&self, id: NodeId) -> Option<(Term, bool)> {
+        let r = self.nodes.get(&id)?.raw.raft();
+        Some((r.term(), r.role() == Role::Leader))
+    }
+
+    /// The lab's `Start`: proposes on `id` if it believes it leads.
+    pub fn start_cmd(&mut self, id: NodeId, cmd: Bytes) -> Option<(Index, Term)> {
+        let node = self.nodes.get_mut(&id)?;
+        let index = node.raw.propose(cmd).ok()?;
+        let term = node.raw.raft().term();
+        self.drive(id);
+        Some((index, term))
+    }
+
+    /// The lab's `checkOneLeader`: waits for exactly one leader among connected nodes.
+    pub fn check_one_leader(&mut self) -> NodeId {
+        for _ in 0..10 {
+            let ms = self.rng.gen_range(450..550);
+            self.run_for(ms * MS);
+            let mut leaders: BTreeMap<Term, Vec<NodeId>> = BTreeMap::new();
+            for (&id, node) in &self.nodes {
+                if self.net.is_connected(id) && node.raw.raft().role() == Role::Leader {
+                    leaders.entry(node.raw.raft().term()).or_default().push(id);
+                }
+            }
+            for (term, ids) in &leaders {
+                assert!(ids.len() <= 1, "term {term} has {} (>1) leaders: {ids:?}", ids.len());
+            }
+            if let Some((_, ids)) = leaders.iter().next_back() {
+                return ids[0];
+            }
+        }
+        panic!("expected one leader, got none");
+    }
+
+    /// The lab's `checkTerms`: connected servers agree on the term.
+    pub fn check_terms(&self) -> Term {
+        let mut term = None;
+        for (&id, node) in &self.nodes {
+            if !self.net.is_connected(id) {
+                continue;
+            }
+            let t = node.raw.raft().term();
+            match term {
+                None => term = Some(t),
+                Some(x) => assert_eq!(x, t, "servers disagree on term"),
+            }
+        }
+        term.unwrap_or(0)
+    }
+
+    /// The lab's `checkNoLeader`.
+    pub fn check_no_leader(&self) {
+        for (&id, node) in &self.nodes {
+            if self.net.is_connected(id) {
+                assert_ne!(node.raw.raft().role(), Role::Leader, "expected no leader among connected servers, but {id} claims to be");
+            }
+        }
+    }
+
+    /// How many servers think index is committed (have applied it), and its value.
+    pub fn n_committed(&self, index: Index) -> (usize, Option<Bytes>) {
+        let mut count = 0;
+        let mut value: Option<Bytes> = None;
+        for node in self.nodes.values() {
+            if let Some(v) = node.applied.get(&index) {
+                if let Some(prev) = &value {
+                    assert_eq!(Some(prev), v.as_ref(), "committed values do not match: index {index}");
+                }
+                count += 1;
+                value = v.clone();
+            }
+        }
+        // Crashed nodes keep what they applied in the lab (their applier log survives);
+        // ours restart from a snapshot, so count only live nodes.
+        (count, value)
+    }
+
+    /// The lab's `one`: submits `cmd` to a leader until `expected` servers apply it.
+    pub fn one(&mut self, cmd: Bytes, expected: usize, retry: bool) -> Index {
+        let deadline = self.now + 10 * SEC;
+        let mut starts = self.ids().into_iter().cycle();
+        while self.now < deadline {
+            let mut index = None;
+            for _ in 0..self.cfg.servers {
+                let id = starts.next().expect("cycle");
+                if !self.nodes.contains_key(&id) || !self.net.is_connected(id) {
+                    continue;
+                }
+                if let Some((i, _)) = self.start_cmd(id, cmd.clone()) {
+                    index = Some(i);
+                    break;
+                }
+            }
+            if let Some(index) = index {
+                let t1 = self.now;
+                let ok = self.run_until(2 * SEC, |c| {
+                    let (n, v) = c.n_committed(index);
+                    n >= expected && v.as_ref() == Some(&cmd)
+                });
+                if ok {
+                    return index;
+                }
+                let _ = t1;
+                assert!(retry, "one({cmd:?}) failed to reach agreement");
+            } else {
+                self.run_for(50 * MS);
+            }
+        }
+        panic!("one({cmd:?}) failed to reach agreement");
+    }
+
+    /// The lab's `wait`: waits for `n` servers to commit `index`; gives up (None) if a
+    /// server moves past `start_term`.
+    pub fn wait(&mut self, index: Index, n: usize, start_term: Option<Term>) -> Option<Bytes> {
+        let mut to = 10 * MS;
+        for _ in 0..30 {
+            let (nd, _) = self.n_committed(index);
+            if nd >= n {
+                break;
+            }
+            self.run_for(to);
+            if to < SEC {
+                to *= 2;
+            }
+            if let Some(st) = start_term {
+                if self.nodes.values().any(|nd| nd.raw.raft().term() > st) {
+                    return None;
+                }
+            }
+        }
+        let (nd, v) = self.n_committed(index);
+        assert!(nd >= n, "only {nd} decided for index {index}; wanted {n}");
+        v
+    }
+
+    /// Issues a ReadIndex on `id` with `ctx`.
+    pub fn read_index(&mut self, id: NodeId, ctx: u64) -> bool {
+        let Some(node) = self.nodes.get_mut(&id) else { return false };
+        let ok = node.raw.read_index(ctx).is_ok();
+        self.drive(id);
+        ok
+    }
+
+    /// Persisted Raft state size of a node (hard state + log), the lab's `RaftStateSize`.
+    pub fn raft_state_size(&self, id: NodeId) -> u64 {
+        match self.nodes.get(&id) {
+            Some(n) => n.raw.storage().log_size_bytes(),
+            None => self.crashed[&id].log_size_bytes(),
+        }
+    }
+
+    pub fn snapshot_index(&self, id: NodeId) -> Index {
+        match self.nodes.get(&id) {
+            Some(n) => n.raw.status().snapshot_index,
+            None => self.crashed[&id].first_index() - 1,
+        }
+    }
+
+    /// Final checks at the end of a test: invariants over every live node's log.
+    pub fn end(&self) {
+        self.check_log_matching();
+    }
+}
+
+fn is_request(body: &MessageBody) -> bool {
+    matches!(
+        body,
+        MessageBody::PreVote { .. }
+            | MessageBody::Vote { .. }
+            | MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::Snapshot { .. }
+            | MessageBody::ReadIndex { .. }
+    )
+}
+
+/// A command carrying a number, as the lab's integer commands.
+pub fn cmd(n: u64) -> Bytes {
+    Bytes::copy_from_slice(&n.to_be_bytes())
+}

@@ -1,0 +1,64 @@
+//! The event queue: what happens next in virtual time.
+//!
+//! Invariant: events pop in (time, insertion sequence) order, so two runs with the same
+//! seed and inputs see exactly the same order even for simultaneous events.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use raft::{Message, NodeId};
+
+/// Virtual time in microseconds.
+pub type Micros = u64;
+
+#[derive(Debug)]
+pub enum Event {
+    /// A node's periodic tick; ignored if the node was restarted since (`incarnation`).
+    Tick { node: NodeId, incarnation: u64 },
+    /// A message arrives at its destination.
+    Deliver(Message),
+}
+
+#[derive(Default)]
+pub struct EventQueue {
+    heap: BinaryHeap<Reverse<(Micros, u64, usize)>>,
+    slots: Vec<Option<Event>>,
+    free: Vec<usize>,
+    seq: u64,
+}
+
+impl EventQueue {
+    pub fn push(&mut self, at: Micros, ev: Event) {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s] = Some(ev);
+                s
+            }
+            None => {
+                self.slots.push(Some(ev));
+                self.slots.len() - 1
+            }
+        };
+        self.seq += 1;
+        self.heap.push(Reverse((at, self.seq, slot)));
+    }
+
+    pub fn peek_time(&self) -> Option<Micros> {
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    pub fn pop(&mut self) -> Option<(Micros, Event)> {
+        let Reverse((at, _, slot)) = self.heap.pop()?;
+        let ev = self.slots[slot].take().expect("event slot filled");
+        self.free.push(slot);
+        Some((at, ev))
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
