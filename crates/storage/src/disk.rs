@@ -1,0 +1,248 @@
+//! [`DiskStorage`]: the durable `raft::Storage`, joining the WAL, the snapshot files and
+//! the in-memory log.
+//!
+//! Write path: `append` / `set_hard_state` only buffer records; `sync` writes and
+//! fdatasyncs them all at once (group commit) and only then may the caller acknowledge.
+//! `compact` / `install_snapshot` write the snapshot file durably at once (temp file,
+//! fsync, rename, directory fsync), then remove the previous one, then buffer a marker
+//! record; segments the snapshot covers are deleted by the first `sync` after that
+//! marker is durable.
+//!
+//! Invariants: the in-memory state (hard state, snapshot, log) is exactly what the
+//! trait has been told, whether or not it is durable yet; dropping the store without
+//! `sync` behaves like a crash (buffered records are lost). After any I/O failure the
+//! store is poisoned: reads still work, every write returns `StorageError::Io`.
+
+use crate::error::OpenError;
+use crate::fs::{FileSystem, StdFs};
+use crate::log::{Log, Lookup};
+use crate::record::{self, Record, MAX_PAYLOAD_BYTES};
+use crate::recovery::{self, Recovered};
+use crate::segment::Loc;
+use crate::snapfile;
+use crate::wal::{Wal, WalConfig};
+use raft::{Entry, HardState, Index, Snapshot, SnapshotMeta, Storage, StorageError, StorageResult, Term};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Tuning knobs. Defaults suit a server; tests shrink them to exercise rolling and eviction.
+#[derive(Clone, Debug)]
+pub struct DiskOptions {
+    /// A segment is sealed and a new one started once it reaches this many bytes.
+    pub segment_max_bytes: u64,
+    /// Bound on entry bytes kept in memory (by `Entry::size_bytes`); older entries are
+    /// read back from their segment on demand.
+    pub cache_max_bytes: u64,
+    /// Buffered records are written to the file (not fsync'd) once they exceed this.
+    pub write_buffer_max_bytes: usize,
+    /// The file-system seam; tests substitute a fault-injecting one.
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        DiskOptions {
+            segment_max_bytes: 64 << 20,
+            cache_max_bytes: 64 << 20,
+            write_buffer_max_bytes: 4 << 20,
+            fs: Arc::new(StdFs),
+        }
+    }
+}
+
+/// A `raft::Storage` kept in a directory. See the module docs for the durability contract.
+pub struct DiskStorage {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    hard_state: HardState,
+    snapshot: Snapshot,
+    /// Invariant: the log's base (the entry before `first_index`) is `snapshot.meta`.
+    log: Log,
+    wal: Wal,
+}
+
+impl std::fmt::Debug for DiskStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStorage")
+            .field("dir", &self.dir)
+            .field("hard_state", &self.hard_state)
+            .field("snapshot", &self.snapshot.meta)
+            .field("first_index", &self.log.first_index())
+            .field("last_index", &self.log.last_index())
+            .field("poisoned", &self.wal.is_poisoned())
+            .finish()
+    }
+}
+
+impl DiskStorage {
+    /// Opens (creating if needed) the store in `dir`, recovering whatever a crash left.
+    pub fn open(dir: &Path, opts: DiskOptions) -> Result<DiskStorage, OpenError> {
+        let r: Recovered = recovery::recover(&*opts.fs, dir, opts.cache_max_bytes)?;
+        let cfg = WalConfig { segment_max_bytes: opts.segment_max_bytes, write_buffer_max_bytes: opts.write_buffer_max_bytes };
+        let wal = Wal::new(opts.fs.clone(), dir, r.segments, r.active, r.active_bytes, cfg);
+        Ok(DiskStorage { dir: dir.to_path_buf(), fs: opts.fs, hard_state: r.hard_state, snapshot: r.snapshot, log: r.log, wal })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// True once a failed write or fsync made the store refuse further writes.
+    pub fn is_poisoned(&self) -> bool {
+        self.wal.is_poisoned()
+    }
+
+    /// Number of WAL segment files currently in use.
+    pub fn segment_count(&self) -> usize {
+        self.wal.segment_count()
+    }
+
+    fn read_entry(&self, loc: Loc, index: Index) -> StorageResult<Entry> {
+        let path = self.wal.segment_path(loc.seq);
+        let bytes = self
+            .fs
+            .read_at(&path, loc.offset, loc.frame_bytes as usize)
+            .map_err(|e| StorageError::Io(format!("read {} at {}: {e}", path.display(), loc.offset)))?;
+        match record::decode(&bytes) {
+            Ok((Record::Entry(e), _)) if e.index == index => Ok(e),
+            other => Err(StorageError::Io(format!("{} at offset {}: expected entry {index}, found {other:?}", path.display(), loc.offset))),
+        }
+    }
+
+    /// Writes `snapshot` durably and removes the previous snapshot file.
+    fn persist_snapshot(&mut self, snapshot: &Snapshot) -> StorageResult<()> {
+        self.wal.check()?;
+        if let Err(e) = snapfile::write(&*self.fs, &self.dir, snapshot) {
+            return Err(self.wal.poison(format!("write snapshot {}: {e}", snapfile::file_name(snapshot.meta))));
+        }
+        if !self.snapshot.is_empty() {
+            let old = self.dir.join(snapfile::file_name(self.snapshot.meta));
+            if let Err(e) = self.fs.remove_file(&old) {
+                return Err(self.wal.poison(format!("remove {}: {e}", old.display())));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_appendable(&self, entries: &[Entry]) -> StorageResult<()> {
+        self.wal.check()?;
+        let first = entries[0].index;
+        assert!(
+            first > self.snapshot.meta.index && first <= self.log.last_index() + 1,
+            "append at {first} outside ({}, {}]",
+            self.snapshot.meta.index,
+            self.log.last_index() + 1
+        );
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e.index, first + i as u64, "appended entries must be contiguous");
+            if record::entry_frame_bytes(e.data.len()) > MAX_PAYLOAD_BYTES {
+                return Err(StorageError::Io(format!("entry {} of {} bytes exceeds the record limit", e.index, e.data.len())));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Storage for DiskStorage {
+    fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    fn first_index(&self) -> Index {
+        self.log.first_index()
+    }
+
+    fn last_index(&self) -> Index {
+        self.log.last_index()
+    }
+
+    fn term(&self, index: Index) -> StorageResult<Term> {
+        self.log.term(index)
+    }
+
+    fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> StorageResult<Vec<Entry>> {
+        if lo < self.first_index() {
+            return Err(StorageError::Compacted { index: lo, first_index: self.first_index() });
+        }
+        if hi > self.last_index() + 1 {
+            return Err(StorageError::Unavailable { index: hi - 1, last_index: self.last_index() });
+        }
+        let mut out = Vec::new();
+        let mut total = 0u64;
+        for index in lo..hi {
+            let e = match self.log.lookup(index) {
+                Lookup::Cached(e) => e.clone(),
+                Lookup::OnDisk(loc) => self.read_entry(loc, index)?,
+            };
+            total += e.size_bytes();
+            if !out.is_empty() && total > max_bytes {
+                break;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    fn snapshot(&self) -> StorageResult<Snapshot> {
+        Ok(self.snapshot.clone())
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> StorageResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.check_appendable(entries)?;
+        self.log.truncate_from(entries[0].index);
+        for e in entries {
+            let loc = self.wal.push(&Record::Entry(e.clone()))?;
+            self.log.push(e.clone(), loc);
+        }
+        Ok(())
+    }
+
+    fn set_hard_state(&mut self, hs: HardState) -> StorageResult<()> {
+        self.wal.push(&Record::HardState(hs))?;
+        self.hard_state = hs;
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<()> {
+        let SnapshotMeta { index, term } = snapshot.meta;
+        if index <= self.snapshot.meta.index {
+            return Err(StorageError::SnapshotOutOfDate { index, current: self.snapshot.meta.index });
+        }
+        let keep = self.log.term(index).ok() == Some(term);
+        self.persist_snapshot(&snapshot)?;
+        self.wal.push(&Record::Snapshot { meta: snapshot.meta, kept_tail: keep })?;
+        if keep {
+            self.log.compact_to(snapshot.meta);
+        } else {
+            self.log.reset(snapshot.meta);
+        }
+        self.snapshot = snapshot;
+        Ok(())
+    }
+
+    fn compact(&mut self, snapshot: Snapshot) -> StorageResult<()> {
+        let index = snapshot.meta.index;
+        if index <= self.snapshot.meta.index {
+            return Err(StorageError::SnapshotOutOfDate { index, current: self.snapshot.meta.index });
+        }
+        if index > self.last_index() {
+            return Err(StorageError::Unavailable { index, last_index: self.last_index() });
+        }
+        debug_assert_eq!(self.term(index).ok(), Some(snapshot.meta.term));
+        self.persist_snapshot(&snapshot)?;
+        self.wal.push(&Record::Snapshot { meta: snapshot.meta, kept_tail: true })?;
+        self.log.compact_to(snapshot.meta);
+        self.snapshot = snapshot;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> StorageResult<()> {
+        self.wal.sync(self.hard_state)?;
+        self.log.evict();
+        self.wal.delete_covered(self.snapshot.meta.index)
+    }
+}

@@ -1,0 +1,30 @@
+//! Errors from opening a data directory. Each names the file (and byte offset, for
+//! damaged data) so an operator can find the problem; none is ever "fixed" silently.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why [`crate::DiskStorage::open`] refused a data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// An operating-system call failed (includes a directory that is not writable).
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: io::Error },
+    /// Data that may have been acknowledged is damaged or missing.
+    #[error("corrupt data in {path} at byte offset {offset}: {reason}")]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+    /// A file written by a format version this build does not read.
+    #[error("{path} has format version {found}; this build reads version {supported}")]
+    IncompatibleVersion { path: PathBuf, found: u32, supported: u32 },
+}
+
+impl OpenError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> OpenError {
+        let path = path.into();
+        move |source| OpenError::Io { op, path, source }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> OpenError {
+        OpenError::Corrupt { path: path.into(), offset, reason: reason.into() }
+    }
+}

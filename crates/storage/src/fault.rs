@@ -1,0 +1,133 @@
+//! A fault-injecting [`FileSystem`] wrapper for tests.
+//!
+//! [`FaultyFs`] forwards to [`StdFs`] but, when armed through its [`FaultHandle`], fails
+//! a chosen future file write (after writing half the buffer, as a full disk does:
+//! ENOSPC mid-write) or a chosen future fsync. It can also skip fsync entirely, which
+//! keeps property tests fast: their crashes are modelled by dropping the store, which
+//! loses exactly the unsynced in-memory buffer, so fsync itself adds nothing.
+
+use crate::fs::{FileSystem, StdFs, WritableFile};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+const ENOSPC: i32 = 28;
+const EIO: i32 = 5;
+
+#[derive(Debug, Default)]
+struct Plan {
+    /// Fail the write after this many more succeed; negative: never.
+    writes_left: AtomicI64,
+    /// Fail the fsync after this many more succeed; negative: never.
+    syncs_left: AtomicI64,
+    skip_sync: AtomicBool,
+}
+
+/// Arms faults on a [`FaultyFs`] (and every file it opened), from outside the store.
+#[derive(Clone, Debug)]
+pub struct FaultHandle(Arc<Plan>);
+
+impl FaultHandle {
+    /// The write after `n` more successful writes fails with ENOSPC, half-done.
+    pub fn fail_write_after(&self, n: i64) {
+        self.0.writes_left.store(n, Ordering::SeqCst);
+    }
+    /// The fsync (file or directory) after `n` more successful ones fails with EIO.
+    pub fn fail_sync_after(&self, n: i64) {
+        self.0.syncs_left.store(n, Ordering::SeqCst);
+    }
+    /// Disarms all faults.
+    pub fn heal(&self) {
+        self.fail_write_after(-1);
+        self.fail_sync_after(-1);
+    }
+}
+
+/// Counts down; true when this call must fail.
+fn trip(counter: &AtomicI64) -> bool {
+    let prev = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| if v >= 0 { Some(v - 1) } else { None });
+    prev == Ok(0)
+}
+
+/// A [`FileSystem`] that can be told to fail.
+#[derive(Debug, Clone)]
+pub struct FaultyFs {
+    inner: StdFs,
+    plan: Arc<Plan>,
+}
+
+impl FaultyFs {
+    /// A wrapper with no faults armed. `skip_sync` turns every fsync into a no-op.
+    pub fn new(skip_sync: bool) -> (FaultyFs, FaultHandle) {
+        let plan = Arc::new(Plan::default());
+        plan.skip_sync.store(skip_sync, Ordering::SeqCst);
+        let h = FaultHandle(plan.clone());
+        h.heal();
+        (FaultyFs { inner: StdFs, plan }, h)
+    }
+
+    fn sync_fault(&self) -> io::Result<bool> {
+        if trip(&self.plan.syncs_left) {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
+        Ok(!self.plan.skip_sync.load(Ordering::SeqCst))
+    }
+}
+
+struct FaultyFile {
+    inner: Box<dyn WritableFile>,
+    fs: FaultyFs,
+}
+
+impl WritableFile for FaultyFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if trip(&self.fs.plan.writes_left) {
+            self.inner.write_all(&buf[..buf.len() / 2])?;
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
+        self.inner.write_all(buf)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        if self.fs.sync_fault()? {
+            self.inner.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+impl FileSystem for FaultyFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.inner.read_at(path, offset, len)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        Ok(Box::new(FaultyFile { inner: self.inner.create(path)?, fs: self.clone() }))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        Ok(Box::new(FaultyFile { inner: self.inner.open_append(path)?, fs: self.clone() }))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.inner.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.sync_fault()? {
+            self.inner.sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}

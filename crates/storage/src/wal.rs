@@ -1,0 +1,190 @@
+//! The WAL writer: buffers records, writes and fsyncs them in one go (group commit),
+//! rolls to a new segment at a size bound, and deletes segments a snapshot covers.
+//!
+//! Invariants:
+//! * Records are appended only to the last segment (`segments.last()`), whose file is
+//!   `active`; `active_bytes` is its length as written (not necessarily durable).
+//! * Nothing is acknowledged before `sync` returns `Ok`: `pending` is lost on a crash.
+//! * A segment is fsync'd before its successor is created, and every new segment starts
+//!   with the current (durable) hard state, so deleting older segments never loses it.
+//! * After any failed write, fsync, creation or removal the WAL is *poisoned*: the file
+//!   may hold a partial record and the kernel may have dropped dirty pages, so every
+//!   later write is refused. Reopening the directory recovers (a torn tail is cut).
+
+use crate::fs::{FileSystem, WritableFile};
+use crate::record::{self, Record};
+use crate::segment::{self, Loc};
+use raft::{HardState, Index, StorageError, StorageResult};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One segment file, as far as deletion needs to know.
+#[derive(Clone, Copy, Debug)]
+pub struct SegInfo {
+    pub seq: u64,
+    /// Highest entry index recorded in the segment (0 if none): once a durable snapshot
+    /// covers it, no live entry lives in this file.
+    pub max_index: Index,
+}
+
+pub struct Wal {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    segments: Vec<SegInfo>,
+    active: Box<dyn WritableFile>,
+    active_bytes: u64,
+    pending: Vec<u8>,
+    segment_max_bytes: u64,
+    write_buffer_max_bytes: usize,
+    poisoned: Option<String>,
+}
+
+pub struct WalConfig {
+    pub segment_max_bytes: u64,
+    pub write_buffer_max_bytes: usize,
+}
+
+impl Wal {
+    /// Takes over recovered segments; `active` is open for appending to the last one.
+    pub fn new(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        segments: Vec<SegInfo>,
+        active: Box<dyn WritableFile>,
+        active_bytes: u64,
+        cfg: WalConfig,
+    ) -> Wal {
+        assert!(!segments.is_empty(), "a WAL always has an active segment");
+        Wal {
+            fs,
+            dir: dir.to_path_buf(),
+            segments,
+            active,
+            active_bytes,
+            pending: Vec::new(),
+            segment_max_bytes: cfg.segment_max_bytes,
+            write_buffer_max_bytes: cfg.write_buffer_max_bytes,
+            poisoned: None,
+        }
+    }
+
+    /// Creates segment `seq` holding only its header and `hs`, durably (file and dir).
+    pub fn create_segment(fs: &dyn FileSystem, dir: &Path, seq: u64, hs: HardState) -> std::io::Result<(Box<dyn WritableFile>, u64)> {
+        let path = dir.join(segment::file_name(seq));
+        let mut buf = segment::encode_header(seq);
+        record::encode(&Record::HardState(hs), &mut buf);
+        let mut f = fs.create(&path)?;
+        f.write_all(&buf)?;
+        f.sync_data()?;
+        fs.sync_dir(dir)?;
+        Ok((f, buf.len() as u64))
+    }
+
+    /// Refuses if an earlier failure poisoned the WAL.
+    pub fn check(&self) -> StorageResult<()> {
+        match &self.poisoned {
+            Some(why) => Err(StorageError::Io(format!("storage refuses writes after an earlier failure: {why}"))),
+            None => Ok(()),
+        }
+    }
+
+    pub fn poison(&mut self, what: String) -> StorageError {
+        let err = StorageError::Io(what.clone());
+        self.poisoned.get_or_insert(what);
+        err
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// Buffers `record`; returns where its frame will live.
+    pub fn push(&mut self, rec: &Record) -> StorageResult<Loc> {
+        self.check()?;
+        let seg = self.segments.last_mut().expect("active segment");
+        let offset = self.active_bytes + self.pending.len() as u64;
+        let n = record::encode(rec, &mut self.pending);
+        if let Record::Entry(e) = rec {
+            seg.max_index = seg.max_index.max(e.index);
+        }
+        let loc = Loc { seq: seg.seq, offset, frame_bytes: n as u32 };
+        if self.pending.len() >= self.write_buffer_max_bytes {
+            self.flush()?;
+        }
+        Ok(loc)
+    }
+
+    /// Writes the buffer to the active file, without fsync.
+    pub fn flush(&mut self) -> StorageResult<()> {
+        self.check()?;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.active.write_all(&self.pending) {
+            return Err(self.poison(format!("write to {}: {e}", self.active_path().display())));
+        }
+        self.active_bytes += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Group commit: one write and one fdatasync for everything buffered; then rolls to
+    /// a new segment if the active one is full (`hs` is the now-durable hard state).
+    pub fn sync(&mut self, hs: HardState) -> StorageResult<()> {
+        self.flush()?;
+        if let Err(e) = self.active.sync_data() {
+            return Err(self.poison(format!("fdatasync {}: {e}", self.active_path().display())));
+        }
+        if self.active_bytes >= self.segment_max_bytes {
+            self.roll(hs)?;
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self, hs: HardState) -> StorageResult<()> {
+        let seq = self.segments.last().expect("active segment").seq + 1;
+        match Self::create_segment(&*self.fs, &self.dir, seq, hs) {
+            Ok((f, len)) => {
+                self.active = f;
+                self.active_bytes = len;
+                self.segments.push(SegInfo { seq, max_index: 0 });
+                Ok(())
+            }
+            Err(e) => Err(self.poison(format!("create segment {}: {e}", segment::file_name(seq)))),
+        }
+    }
+
+    /// Deletes the oldest sealed segments whose entries are all at or before
+    /// `durable_snapshot_index`. Call only when that snapshot's marker record is durable.
+    pub fn delete_covered(&mut self, durable_snapshot_index: Index) -> StorageResult<()> {
+        let mut removed = 0;
+        while self.segments.len() - removed > 1 && self.segments[removed].max_index <= durable_snapshot_index {
+            let path = self.dir.join(segment::file_name(self.segments[removed].seq));
+            if let Err(e) = self.fs.remove_file(&path) {
+                self.segments.drain(..removed);
+                return Err(self.poison(format!("remove {}: {e}", path.display())));
+            }
+            removed += 1;
+        }
+        self.segments.drain(..removed);
+        if removed > 0 {
+            if let Err(e) = self.fs.sync_dir(&self.dir) {
+                return Err(self.poison(format!("fsync directory {}: {e}", self.dir.display())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of segment files (for tests and metrics).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn segment_path(&self, seq: u64) -> PathBuf {
+        self.dir.join(segment::file_name(seq))
+    }
+
+    fn active_path(&self) -> PathBuf {
+        self.segment_path(self.segments.last().expect("active segment").seq)
+    }
+}
