@@ -100,6 +100,8 @@ pub struct Cluster {
     crashed: BTreeMap<NodeId, MemStorage>,
     incarnation: BTreeMap<NodeId, u64>,
     counters: BTreeMap<NodeId, Counters>,
+    /// Messages sent, by kind (`MessageBody::kind`).
+    pub sent_by_kind: BTreeMap<&'static str, u64>,
     pub inv: Invariants,
     /// Reads answered by `read_index`: (node, ctx) -> index.
     pub read_answers: BTreeMap<(NodeId, u64), Index>,
@@ -117,6 +119,7 @@ impl Cluster {
             crashed: BTreeMap::new(),
             incarnation: BTreeMap::new(),
             counters: BTreeMap::new(),
+            sent_by_kind: BTreeMap::new(),
             inv: Invariants::default(),
             read_answers: BTreeMap::new(),
             events_processed: 0,
@@ -164,6 +167,12 @@ impl Cluster {
         if let Some(node) = self.nodes.remove(&id) {
             self.crashed.insert(id, node.raw.into_storage());
         }
+    }
+
+    /// The lab's `start1` on a running node: crash it and boot it again from disk.
+    pub fn restart(&mut self, id: NodeId) {
+        self.crash(id);
+        self.start(id);
     }
 
     pub fn is_up(&self, id: NodeId) -> bool {
@@ -316,13 +325,15 @@ impl Cluster {
         let c = self.counters.entry(m.from).or_default();
         c.messages += 1;
         c.bytes += m.size_bytes();
+        *self.sent_by_kind.entry(m.body.kind()).or_default() += 1;
         if is_request(&m.body) {
             c.rpcs += 1;
         }
         if !self.net.link_up(m.from, m.to) {
             return;
         }
-        match self.net.fate(&mut self.rng) {
+        let is_reply = !is_request(&m.body);
+        match self.net.fate(&mut self.rng, is_reply) {
             Fate::Drop => {}
             Fate::Deliver(delays) => {
                 let n = delays.len();
@@ -477,6 +488,48 @@ impl Cluster {
             }
         }
         panic!("one({cmd:?}) failed to reach agreement");
+    }
+
+    /// Several `one`s at once (the lab runs them in goroutines): every command is
+    /// (re)submitted to a leader until each is applied by at least `expected` servers.
+    pub fn one_concurrent(&mut self, cmds: &[Bytes], expected: usize) {
+        let deadline = self.now + 10 * SEC;
+        let mut submitted: BTreeMap<usize, Index> = BTreeMap::new();
+        while self.now < deadline {
+            let done = |c: &Cluster, k: usize, sub: &BTreeMap<usize, Index>| {
+                sub.get(&k).is_some_and(|&i| {
+                    let (n, v) = c.n_committed(i);
+                    n >= expected && v.as_ref() == Some(&cmds[k])
+                })
+            };
+            if (0..cmds.len()).all(|k| done(self, k, &submitted)) {
+                return;
+            }
+            for k in 0..cmds.len() {
+                if done(self, k, &submitted) {
+                    continue;
+                }
+                for id in self.ids() {
+                    if let Some((i, _)) = self.start_cmd(id, cmds[k].clone()) {
+                        submitted.insert(k, i);
+                        break;
+                    }
+                }
+            }
+            let sub = submitted.clone();
+            self.run_until(2 * SEC, |c| (0..cmds.len()).all(|k| done(c, k, &sub)));
+        }
+        panic!("one_concurrent failed to reach agreement on {} commands", cmds.len());
+    }
+
+    /// Whether `id` is disconnected (the lab's `connected[i]`).
+    pub fn is_connected(&self, id: NodeId) -> bool {
+        self.net.is_connected(id)
+    }
+
+    /// Largest persisted Raft state over all servers (the lab's `LogSize`).
+    pub fn max_raft_state_size(&self) -> u64 {
+        self.ids().into_iter().map(|id| self.raft_state_size(id)).max().unwrap_or(0)
     }
 
     /// The lab's `wait`: waits for `n` servers to commit `index`; gives up (None) if a

@@ -4,7 +4,8 @@
 //!
 //! Model (after the classic lab's network): reliable mode delivers everything after a
 //! short delay; unreliable mode drops 10% of messages, delays others up to 27 ms and
-//! duplicates 2%; long reordering delays two thirds of messages by 200–2200 ms.
+//! duplicates 2%; long reordering (as labrpc) delays two thirds of *replies* by
+//! 200 ms + rand(1 + rand(2000)) ms, so replies arrive long after newer ones.
 //! A message crosses only if both ends are connected and in the same partition, both when
 //! it is sent and when it arrives.
 
@@ -70,7 +71,7 @@ impl Network {
         self.connected[f] && self.connected[t] && self.group[f] == self.group[t]
     }
 
-    pub fn fate(&self, rng: &mut ChaCha8Rng) -> Fate {
+    pub fn fate(&self, rng: &mut ChaCha8Rng, is_reply: bool) -> Fate {
         if !self.unreliable && !self.long_reordering {
             return Fate::Deliver(vec![rng.gen_range(50..500)]);
         }
@@ -79,8 +80,9 @@ impl Network {
         }
         let delay = |rng: &mut ChaCha8Rng| -> Micros {
             let mut d = if self.unreliable { rng.gen_range(0..27_000) } else { rng.gen_range(50..500) };
-            if self.long_reordering && rng.gen_ratio(2, 3) {
-                d += rng.gen_range(200_000..2_200_000);
+            if self.long_reordering && is_reply && rng.gen_ratio(2, 3) {
+                let spread = rng.gen_range(0..=2000u64);
+                d += (200 + rng.gen_range(0..=spread)) * 1_000;
             }
             d
         };
