@@ -79,7 +79,11 @@ impl DiskStorage {
     pub fn open(dir: &Path, opts: DiskOptions) -> Result<DiskStorage, OpenError> {
         let r: Recovered = recovery::recover(&*opts.fs, dir, opts.cache_max_bytes)?;
         let cfg = WalConfig { segment_max_bytes: opts.segment_max_bytes, write_buffer_max_bytes: opts.write_buffer_max_bytes };
-        let wal = Wal::new(opts.fs.clone(), dir, r.segments, r.active, r.active_bytes, cfg);
+        let mut wal = Wal::new(opts.fs.clone(), dir, r.segments, r.active, r.active_bytes, cfg);
+        if let Some(marker) = r.repair {
+            let done = wal.push(&marker).and_then(|_| wal.sync(r.hard_state, r.snapshot.meta));
+            done.map_err(|e| OpenError::Io { op: "write recovered snapshot marker to", path: dir.into(), source: std::io::Error::other(e) })?;
+        }
         Ok(DiskStorage { dir: dir.to_path_buf(), fs: opts.fs, hard_state: r.hard_state, snapshot: r.snapshot, log: r.log, wal })
     }
 
@@ -241,7 +245,7 @@ impl Storage for DiskStorage {
     }
 
     fn sync(&mut self) -> StorageResult<()> {
-        self.wal.sync(self.hard_state)?;
+        self.wal.sync(self.hard_state, self.snapshot.meta)?;
         self.log.evict();
         self.wal.delete_covered(self.snapshot.meta.index)
     }

@@ -8,6 +8,7 @@
 
 use crate::error::OpenError;
 use crate::fs::{FileSystem, WritableFile};
+use crate::record::Record;
 use crate::replay::Replay;
 use crate::segment::{self, ScanEnd};
 use crate::snapfile;
@@ -23,6 +24,8 @@ pub struct Recovered {
     pub segments: Vec<SegInfo>,
     pub active: Box<dyn WritableFile>,
     pub active_bytes: u64,
+    /// A snapshot marker the WAL lacks; it must be written and synced before anything else.
+    pub repair: Option<Record>,
 }
 
 const PROBE_NAME: &str = ".write-probe";
@@ -48,10 +51,10 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path, cache_max_bytes: u64) -> Result<
         segments.push(info);
         last_len = len;
     }
-    let (hard_state, log) = replay.finish();
+    let (hard_state, log, repair) = replay.finish();
     let last = dir.join(segment::file_name(*seqs.last().expect("non-empty")));
     let active = fs.open_append(&last).map_err(OpenError::io("open for append", &last))?;
-    Ok(Recovered { hard_state, snapshot, log, segments, active, active_bytes: last_len })
+    Ok(Recovered { hard_state, snapshot, log, segments, active, active_bytes: last_len, repair })
 }
 
 fn probe_writable(fs: &dyn FileSystem, dir: &Path) -> Result<(), OpenError> {
@@ -120,10 +123,10 @@ fn fresh_wal(fs: &dyn FileSystem, dir: &Path, snapshot: Snapshot, cache_max_byte
     }
     let first = dir.join(segment::file_name(1));
     let (active, active_bytes) =
-        Wal::create_segment(fs, dir, 1, HardState::default()).map_err(OpenError::io("create segment", &first))?;
+        Wal::create_segment(fs, dir, 1, HardState::default(), snapshot.meta).map_err(OpenError::io("create segment", &first))?;
     let log = Log::new(snapshot.meta, cache_max_bytes);
     let segments = vec![SegInfo { seq: 1, max_index: 0 }];
-    Ok(Recovered { hard_state: HardState::default(), snapshot, log, segments, active, active_bytes })
+    Ok(Recovered { hard_state: HardState::default(), snapshot, log, segments, active, active_bytes, repair: None })
 }
 
 /// Replays one segment; cuts a torn tail off the last one. Returns its info and length.
@@ -135,7 +138,7 @@ fn replay_segment(fs: &dyn FileSystem, dir: &Path, seq: u64, is_last: bool, repl
     }
     let mut info = SegInfo { seq, max_index: 0 };
     let end = segment::scan(&path, &buf, seq, is_last, |rec, loc| {
-        if let crate::record::Record::Entry(e) = &rec {
+        if let Record::Entry(e) = &rec {
             info.max_index = info.max_index.max(e.index);
         }
         replay.apply(rec, loc)

@@ -12,8 +12,8 @@
 //! * a snapshot marker beyond `S` (its snapshot file is missing) or at `S` with another term.
 //!
 //! If the crash came after `S`'s file was made durable but before its marker record was
-//! synced, `finish` applies `S` with `install_snapshot` semantics: the tail is kept only
-//! if the entry at `S.index` has `S.term`.
+//! synced, `finish` applies `S` with `install_snapshot` semantics (the tail is kept only
+//! if the entry at `S.index` has `S.term`) and hands back the missing marker to write.
 
 use crate::log::Log;
 use crate::record::Record;
@@ -105,11 +105,17 @@ impl Replay {
         Ok(())
     }
 
-    /// The recovered hard state and log.
-    pub fn finish(mut self) -> (HardState, Log) {
-        if !self.marker_seen && self.term_at_snap != Some(self.snap.term) {
+    /// The recovered hard state and log, and the marker record the WAL lacks (if the
+    /// snapshot file's marker was never synced): the caller must make it durable before
+    /// writing anything else, or a later append after `S` would look like a gap.
+    pub fn finish(mut self) -> (HardState, Log, Option<Record>) {
+        if self.marker_seen {
+            return (self.hard_state, self.log, None);
+        }
+        let kept_tail = self.term_at_snap == Some(self.snap.term);
+        if !kept_tail {
             self.log.reset(self.snap);
         }
-        (self.hard_state, self.log)
+        (self.hard_state, self.log, Some(Record::Snapshot { meta: self.snap, kept_tail }))
     }
 }

@@ -6,7 +6,8 @@
 //!   `active`; `active_bytes` is its length as written (not necessarily durable).
 //! * Nothing is acknowledged before `sync` returns `Ok`: `pending` is lost on a crash.
 //! * A segment is fsync'd before its successor is created, and every new segment starts
-//!   with the current (durable) hard state, so deleting older segments never loses it.
+//!   with the current (durable) hard state and snapshot marker, so deleting older
+//!   segments never loses either.
 //! * After any failed write, fsync, creation or removal the WAL is *poisoned*: the file
 //!   may hold a partial record and the kernel may have dropped dirty pages, so every
 //!   later write is refused. Reopening the directory recovers (a torn tail is cut).
@@ -14,7 +15,7 @@
 use crate::fs::{FileSystem, WritableFile};
 use crate::record::{self, Record};
 use crate::segment::{self, Loc};
-use raft::{HardState, Index, StorageError, StorageResult};
+use raft::{HardState, Index, SnapshotMeta, StorageError, StorageResult};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -68,11 +69,20 @@ impl Wal {
         }
     }
 
-    /// Creates segment `seq` holding only its header and `hs`, durably (file and dir).
-    pub fn create_segment(fs: &dyn FileSystem, dir: &Path, seq: u64, hs: HardState) -> std::io::Result<(Box<dyn WritableFile>, u64)> {
+    /// Creates segment `seq` holding its header, `hs` and a marker for the snapshot
+    /// `snap`, durably (file and dir). Both must already be durable elsewhere: repeating
+    /// them makes every segment self-sufficient for them, so older ones can be deleted.
+    pub fn create_segment(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        seq: u64,
+        hs: HardState,
+        snap: SnapshotMeta,
+    ) -> std::io::Result<(Box<dyn WritableFile>, u64)> {
         let path = dir.join(segment::file_name(seq));
         let mut buf = segment::encode_header(seq);
         record::encode(&Record::HardState(hs), &mut buf);
+        record::encode(&Record::Snapshot { meta: snap, kept_tail: true }, &mut buf);
         let mut f = fs.create(&path)?;
         f.write_all(&buf)?;
         f.sync_data()?;
@@ -129,21 +139,22 @@ impl Wal {
     }
 
     /// Group commit: one write and one fdatasync for everything buffered; then rolls to
-    /// a new segment if the active one is full (`hs` is the now-durable hard state).
-    pub fn sync(&mut self, hs: HardState) -> StorageResult<()> {
+    /// a new segment if the active one is full (`hs` and `snap` are the now-durable hard
+    /// state and snapshot).
+    pub fn sync(&mut self, hs: HardState, snap: SnapshotMeta) -> StorageResult<()> {
         self.flush()?;
         if let Err(e) = self.active.sync_data() {
             return Err(self.poison(format!("fdatasync {}: {e}", self.active_path().display())));
         }
         if self.active_bytes >= self.segment_max_bytes {
-            self.roll(hs)?;
+            self.roll(hs, snap)?;
         }
         Ok(())
     }
 
-    fn roll(&mut self, hs: HardState) -> StorageResult<()> {
+    fn roll(&mut self, hs: HardState, snap: SnapshotMeta) -> StorageResult<()> {
         let seq = self.segments.last().expect("active segment").seq + 1;
-        match Self::create_segment(&*self.fs, &self.dir, seq, hs) {
+        match Self::create_segment(&*self.fs, &self.dir, seq, hs, snap) {
             Ok((f, len)) => {
                 self.active = f;
                 self.active_bytes = len;
