@@ -1,0 +1,83 @@
+//! raftkv's replica: one Raft node ([`raft::RawNode`]) joined to one key-value
+//! state machine ([`kv::StateMachine`]), sans-I/O.
+//!
+//! The simulator and the server host this very code: what the simulator
+//! proves is what runs. The host owns sockets, timers and files; the replica
+//! owns everything between them:
+//!
+//! - the Ready handling in the driver contract's order (messages that may
+//!   leave before the fsync go first, so the leader's own log write runs in
+//!   parallel with replication);
+//! - pending proposals, keyed by log slot (index, term): a proposal whose
+//!   slot is taken by another term's entry, or whose leader steps down, ends
+//!   [`Outcome::Unknown`] ("may or may not have taken effect": the client
+//!   retries with the same session and seq, which is exactly-once);
+//! - pending ReadIndex reads, batched: all reads queued between two `drive`s
+//!   share one `read_index` round, and each is served once the state machine
+//!   has applied its read index (dissertation §6.4);
+//! - the leader's no-op (applied as an empty entry: only the index moves);
+//! - snapshots: when the persisted log reaches
+//!   [`Config::snapshot_threshold_bytes`], the replica compacts it with
+//!   [`kv::StateMachine::snapshot`]; at boot it restores from the storage's
+//!   snapshot and Raft replays the rest;
+//! - log time for session expiry: the host passes `now_ms` into `tick` and
+//!   `propose`; every entry carries it, and an idle leader proposes a
+//!   [`kv::Command::Tick`] every [`Config::session_tick_interval_ms`].
+//!
+//! # The host's loop
+//!
+//! ```text
+//! on timer (every tick):      replica.tick(now_ms)
+//! on peer message:            replica.step(msg)
+//! on client write:            replica.propose(token, kv::Command::Request(..), now_ms)?   // Err: NotLeader{hint} / Busy
+//! on client read:             replica.read(token, key)?
+//! after any of the above:     for c in replica.drive(&mut |m| transport.send(m))? { answer(c.token, c.outcome) }
+//! ```
+//!
+//! Every request accepted (`Ok`) gets exactly one [`Completion`] from a later
+//! `drive` — unless the host drops the replica (a crash), which drops them all.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use kv::{Command, Op, Reply, Request};
+//! use raft::MemStorage;
+//! use replica::{Config, Outcome, Replica};
+//!
+//! let cfg = Config::new(raft::Config::new(1, vec![1]));
+//! let mut r = Replica::new(cfg, MemStorage::new()).unwrap();
+//! let mut send = |_m: raft::Message| {}; // a single node has no peers
+//! for t in 0..30 {
+//!     r.tick(t * 10);
+//!     r.drive(&mut send).unwrap();
+//! }
+//! assert!(r.is_leader());
+//!
+//! r.propose(1, Command::RegisterSession, 300).unwrap();
+//! let done = r.drive(&mut send).unwrap();
+//! let Outcome::Applied(Ok(Reply::Registered { client_id })) = done[0].outcome.clone() else { panic!() };
+//!
+//! let put = Op::Put { key: Bytes::from("k"), value: Bytes::from("v") };
+//! r.propose(2, Command::Request(Request { client_id, seq: 1, op: put }), 310).unwrap();
+//! r.read(3, Bytes::from("k")).unwrap();
+//! let done = r.drive(&mut send).unwrap();
+//! assert!(done.iter().any(|c| c.token == 2 && c.outcome == Outcome::Applied(Ok(Reply::Done))));
+//! assert!(done.iter().any(|c| c.token == 3 && c.outcome == Outcome::Value(Some(Bytes::from("v")))));
+//! ```
+//!
+//! Files, one job each: `config`, `error`, `outcome` (the API's data),
+//! `proposals` and `reads` (pending requests), `log_size` (the snapshot
+//! trigger), `replica` (the driver loop).
+
+mod config;
+mod error;
+mod log_size;
+mod outcome;
+mod proposals;
+mod reads;
+mod replica;
+
+pub use config::{Config, HARD_STATE_BYTES};
+pub use error::{Rejected, ReplicaError};
+pub use log_size::exact_bytes as persisted_log_bytes;
+pub use outcome::{Completion, Outcome, Token};
+pub use replica::{Replica, Status};

@@ -1,0 +1,63 @@
+//! Pending proposals: the log slot (index, term) each accepted proposal got,
+//! and the token to answer when that slot is applied.
+//!
+//! Invariants: at most one proposal per index; every pending proposal was
+//! made in a term this node led. A proposal is answered exactly once:
+//! `Applied` when its own entry (same index *and* term) applies, `Unknown`
+//! when the slot applies with another entry, is covered by a snapshot, or the
+//! node stops leading the proposal's term.
+
+use std::collections::BTreeMap;
+
+use raft::{Index, NodeId, Term};
+
+use crate::outcome::{Completion, Outcome, Token};
+
+#[derive(Debug, Default)]
+pub struct Proposals {
+    // Invariant: keys are distinct log indexes of entries this node appended as leader.
+    by_index: BTreeMap<Index, (Term, Token)>,
+}
+
+impl Proposals {
+    pub fn insert(&mut self, index: Index, term: Term, token: Token) {
+        let prev = self.by_index.insert(index, (term, token));
+        assert!(prev.is_none(), "two proposals at index {index}: {prev:?} and {:?}", (term, token));
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_index.len()
+    }
+
+    /// The entry (index, term) was applied with `response`: answers the
+    /// proposal at `index`, if any.
+    pub fn on_applied(&mut self, index: Index, term: Term, response: &kv::Response, out: &mut Vec<Completion>) {
+        let Some((t, token)) = self.by_index.remove(&index) else { return };
+        let outcome = if t == term { Outcome::Applied(response.clone()) } else { Outcome::Unknown { hint: None } };
+        out.push(Completion { token, outcome });
+    }
+
+    /// A snapshot covering `..=index` was installed: proposals it covers
+    /// cannot be told apart from entries of other leaders.
+    pub fn on_snapshot(&mut self, index: Index, out: &mut Vec<Completion>) {
+        let rest = self.by_index.split_off(&(index + 1));
+        let covered = std::mem::replace(&mut self.by_index, rest);
+        for (_, (_, token)) in covered {
+            out.push(Completion { token, outcome: Outcome::Unknown { hint: None } });
+        }
+    }
+
+    /// Fails every proposal not made in `leading_term` (`None`: the node does
+    /// not lead now, so it fails all).
+    pub fn retain_term(&mut self, leading_term: Option<Term>, hint: Option<NodeId>, out: &mut Vec<Completion>) {
+        let mut kept = BTreeMap::new();
+        for (index, (term, token)) in std::mem::take(&mut self.by_index) {
+            if Some(term) == leading_term {
+                kept.insert(index, (term, token));
+            } else {
+                out.push(Completion { token, outcome: Outcome::Unknown { hint } });
+            }
+        }
+        self.by_index = kept;
+    }
+}

@@ -1,0 +1,108 @@
+//! Pending ReadIndex reads (dissertation §6.4), in three stages:
+//!
+//! 1. `queued`: accepted since the last drive; all of them share one
+//!    `read_index` call (one heartbeat round) when the driver next runs;
+//! 2. `confirming`: a `read_index(ctx)` is out, waiting for its `ReadState`;
+//! 3. `confirmed`: the read index is known; served once the state machine has
+//!    applied it.
+//!
+//! Invariants: every read is answered exactly once; a read is served only
+//! from a state that has applied at least its confirmed read index; reads in
+//! stages 1–2 belong to the term in which they were accepted and are aborted
+//! when the node stops leading that term (a later leader's ReadState would not
+//! be theirs). Confirmed reads stay valid after a leadership change: the
+//! index was confirmed while leading.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use raft::{Index, NodeId, Term};
+
+use crate::outcome::{Completion, Outcome, Token};
+
+type Batch = Vec<(Token, Bytes)>;
+
+#[derive(Debug, Default)]
+pub struct Reads {
+    queued: Batch,
+    /// The term the queued reads were accepted in.
+    queued_term: Term,
+    /// ctx -> (term, batch).
+    confirming: BTreeMap<u64, (Term, Batch)>,
+    /// (read index, batch), in arrival order.
+    confirmed: Vec<(Index, Batch)>,
+    next_ctx: u64,
+}
+
+impl Reads {
+    pub fn queue(&mut self, term: Term, token: Token, key: Bytes) {
+        if self.queued.is_empty() {
+            self.queued_term = term;
+        }
+        debug_assert_eq!(self.queued_term, term, "queued reads span terms");
+        self.queued.push((token, key));
+    }
+
+    pub fn len(&self) -> usize {
+        self.queued.len()
+            + self.confirming.values().map(|(_, b)| b.len()).sum::<usize>()
+            + self.confirmed.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
+    /// Takes the queued batch and names it with a fresh ctx, if there is one.
+    pub fn start_batch(&mut self) -> Option<u64> {
+        if self.queued.is_empty() {
+            return None;
+        }
+        self.next_ctx += 1;
+        let batch = std::mem::take(&mut self.queued);
+        self.confirming.insert(self.next_ctx, (self.queued_term, batch));
+        Some(self.next_ctx)
+    }
+
+    /// `read_index(ctx)` refused at once: the batch is aborted.
+    pub fn abort_batch(&mut self, ctx: u64, hint: Option<NodeId>, out: &mut Vec<Completion>) {
+        if let Some((_, batch)) = self.confirming.remove(&ctx) {
+            abort(batch, hint, out);
+        }
+    }
+
+    /// The leader confirmed `ctx` at `index`.
+    pub fn on_read_state(&mut self, ctx: u64, index: Index) {
+        if let Some((_, batch)) = self.confirming.remove(&ctx) {
+            self.confirmed.push((index, batch));
+        }
+    }
+
+    /// Serves every confirmed read whose index `applied` has reached.
+    pub fn serve(&mut self, applied: Index, get: impl Fn(&[u8]) -> Option<Bytes>, out: &mut Vec<Completion>) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed).into_iter().partition(|(i, _)| *i <= applied);
+        self.confirmed = waiting;
+        for (_, batch) in ready {
+            for (token, key) in batch {
+                out.push(Completion { token, outcome: Outcome::Value(get(&key)) });
+            }
+        }
+    }
+
+    /// Aborts unconfirmed reads not accepted in `leading_term` (`None`: all).
+    pub fn retain_term(&mut self, leading_term: Option<Term>, hint: Option<NodeId>, out: &mut Vec<Completion>) {
+        if !self.queued.is_empty() && Some(self.queued_term) != leading_term {
+            abort(std::mem::take(&mut self.queued), hint, out);
+        }
+        let confirming = std::mem::take(&mut self.confirming);
+        for (ctx, (term, batch)) in confirming {
+            if Some(term) == leading_term {
+                self.confirming.insert(ctx, (term, batch));
+            } else {
+                abort(batch, hint, out);
+            }
+        }
+    }
+}
+
+fn abort(batch: Batch, hint: Option<NodeId>, out: &mut Vec<Completion>) {
+    for (token, _) in batch {
+        out.push(Completion { token, outcome: Outcome::ReadAborted { hint } });
+    }
+}

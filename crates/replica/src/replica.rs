@@ -1,0 +1,254 @@
+//! `Replica`: one `raft::RawNode` joined to one `kv::StateMachine`.
+//!
+//! Owns the driver loop in contract order (see `raft::raw_node`): send the
+//! Ready's `messages` (before the fsync, so the leader's log write runs in
+//! parallel with replication), persist, send `persisted_messages`, install
+//! the snapshot, apply committed entries, record read states, advance; then
+//! fail requests whose leadership is gone, serve reads, and snapshot when the
+//! log is over its threshold.
+//!
+//! Invariants:
+//! - `sm.applied_index() == node.status().applied` between drives;
+//! - every accepted request (token) gets exactly one `Completion`;
+//! - no time source but the `now_ms` the host passes in.
+
+use bytes::Bytes;
+use raft::{EntryKind, Message, RawNode, Ready, Role, Storage};
+
+use crate::config::Config;
+use crate::error::{Rejected, ReplicaError};
+use crate::log_size::LogSize;
+use crate::outcome::{Completion, Token};
+use crate::proposals::Proposals;
+use crate::reads::Reads;
+
+/// A point-in-time view of a replica, for `raftkv status`, INFO and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub raft: raft::Status,
+    pub pending_proposals: usize,
+    pub pending_reads: usize,
+    /// Persisted Raft state size as tracked for the snapshot trigger (an
+    /// upper bound on the true size).
+    pub log_bytes: u64,
+    pub keys: usize,
+    pub sessions: usize,
+}
+
+pub struct Replica<S: Storage> {
+    node: RawNode<S>,
+    sm: kv::StateMachine,
+    session_tick_interval_ms: Option<u64>,
+    proposals: Proposals,
+    reads: Reads,
+    log_size: LogSize,
+    /// Latest time the host told us (never decreases).
+    now_ms: u64,
+    /// When this node last proposed anything (for the session tick).
+    last_proposal_ms: u64,
+}
+
+impl<S: Storage> Replica<S> {
+    /// Boots from `storage`: restores the state machine from its snapshot and
+    /// lets Raft replay the rest of the log.
+    pub fn new(cfg: Config, storage: S) -> Result<Self, ReplicaError> {
+        let snap = storage.snapshot()?;
+        let sm = if snap.is_empty() {
+            kv::StateMachine::new(cfg.kv)
+        } else {
+            restore(snap.meta.index, &snap.data)?
+        };
+        let mut raft_cfg = cfg.raft;
+        raft_cfg.applied = snap.meta.index;
+        let log_size = LogSize::new(cfg.snapshot_threshold_bytes, &storage);
+        Ok(Replica {
+            node: RawNode::new(raft_cfg, storage)?,
+            sm,
+            session_tick_interval_ms: cfg.session_tick_interval_ms,
+            proposals: Proposals::default(),
+            reads: Reads::default(),
+            log_size,
+            now_ms: 0,
+            last_proposal_ms: 0,
+        })
+    }
+
+    /// One Raft tick at host time `now_ms`. A leader idle for the session tick
+    /// interval proposes a `kv::Command::Tick` so log time keeps moving.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.observe_time(now_ms);
+        self.node.tick();
+        let Some(interval) = self.session_tick_interval_ms else { return };
+        if self.is_leader() && self.now_ms.saturating_sub(self.last_proposal_ms) >= interval {
+            let entry = kv::Entry { timestamp_ms: self.now_ms, cmd: kv::Command::Tick };
+            if self.node.propose(kv::encode_entry(&entry)).is_ok() {
+                self.last_proposal_ms = self.now_ms;
+            }
+        }
+    }
+
+    /// Feeds a message from a peer.
+    pub fn step(&mut self, msg: Message) {
+        self.node.step(msg);
+    }
+
+    /// Proposes `cmd` stamped with `now_ms`. On `Ok`, exactly one
+    /// `Completion` for `token` comes out of a later `drive`.
+    pub fn propose(&mut self, token: Token, cmd: kv::Command, now_ms: u64) -> Result<(), Rejected> {
+        self.observe_time(now_ms);
+        let entry = kv::Entry { timestamp_ms: self.now_ms, cmd };
+        match self.node.propose(kv::encode_entry(&entry)) {
+            Ok(index) => {
+                self.proposals.insert(index, self.node.raft().term(), token);
+                self.last_proposal_ms = self.now_ms;
+                Ok(())
+            }
+            Err(raft::RaftError::ProposalDropped { uncommitted_bytes }) => Err(Rejected::Busy { uncommitted_bytes }),
+            Err(_) => Err(Rejected::NotLeader { hint: self.node.raft().leader() }),
+        }
+    }
+
+    /// Queues a linearizable read of `key` (ReadIndex, no log entry). Reads
+    /// queued before the next `drive` share one leadership confirmation.
+    pub fn read(&mut self, token: Token, key: Bytes) -> Result<(), Rejected> {
+        if !self.is_leader() {
+            return Err(Rejected::NotLeader { hint: self.node.raft().leader() });
+        }
+        self.reads.queue(self.node.raft().term(), token, key);
+        Ok(())
+    }
+
+    /// Runs the driver loop until Raft has nothing ready; returns the
+    /// requests that finished. `send` gets every outgoing message, in order.
+    pub fn drive(&mut self, send: &mut dyn FnMut(Message)) -> Result<Vec<Completion>, ReplicaError> {
+        let mut done = Vec::new();
+        self.fail_stale(&mut done);
+        self.start_reads(&mut done);
+        while self.node.has_ready() {
+            let rd = self.node.ready();
+            self.handle_ready(rd, send, &mut done)?;
+        }
+        self.fail_stale(&mut done);
+        let sm = &self.sm;
+        self.reads.serve(sm.applied_index(), |k| sm.get(k), &mut done);
+        self.maybe_snapshot()?;
+        Ok(done)
+    }
+
+    /// One Ready, in contract order.
+    fn handle_ready(
+        &mut self,
+        mut rd: Ready,
+        send: &mut dyn FnMut(Message),
+        done: &mut Vec<Completion>,
+    ) -> Result<(), ReplicaError> {
+        std::mem::take(&mut rd.messages).into_iter().for_each(&mut *send);
+        self.node.persist(&rd)?;
+        self.log_size.on_appended(&rd.entries);
+        std::mem::take(&mut rd.persisted_messages).into_iter().for_each(&mut *send);
+        if let Some(snap) = &rd.snapshot {
+            self.sm = restore(snap.meta.index, &snap.data)?;
+            self.proposals.on_snapshot(snap.meta.index, done);
+            self.log_size.measure(self.node.storage());
+        }
+        for e in &rd.committed_entries {
+            let data: &[u8] = if e.kind == EntryKind::Noop { &[] } else { &e.data };
+            let response = self.sm.apply(e.index, data);
+            self.proposals.on_applied(e.index, e.term, &response, done);
+        }
+        for rs in &rd.read_states {
+            self.reads.on_read_state(rs.ctx, rs.index);
+        }
+        self.node.advance(rd);
+        debug_assert_eq!(self.sm.applied_index(), self.node.status().applied, "state machine and raft disagree on applied");
+        Ok(())
+    }
+
+    /// Fails proposals and unconfirmed reads of terms this node no longer leads.
+    fn fail_stale(&mut self, done: &mut Vec<Completion>) {
+        let raft = self.node.raft();
+        let leading = (raft.role() == Role::Leader).then_some(raft.term());
+        let hint = raft.leader();
+        self.proposals.retain_term(leading, hint, done);
+        self.reads.retain_term(leading, hint, done);
+    }
+
+    fn start_reads(&mut self, done: &mut Vec<Completion>) {
+        let Some(ctx) = self.reads.start_batch() else { return };
+        if self.node.read_index(ctx).is_err() {
+            self.reads.abort_batch(ctx, self.node.raft().leader(), done);
+        }
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), ReplicaError> {
+        if !self.log_size.should_check() || !self.log_size.measure(self.node.storage()) {
+            return Ok(());
+        }
+        let status = self.node.status();
+        if status.applied <= status.snapshot_index {
+            return Ok(());
+        }
+        self.node.compact(status.applied, self.sm.snapshot())?;
+        self.log_size.measure(self.node.storage());
+        Ok(())
+    }
+
+    fn observe_time(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    // ---- queries -------------------------------------------------------------
+
+    pub fn is_leader(&self) -> bool {
+        self.node.raft().role() == Role::Leader
+    }
+
+    /// The leader this node knows of (itself if it leads).
+    pub fn leader(&self) -> Option<raft::NodeId> {
+        self.node.raft().leader()
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            raft: self.node.status(),
+            pending_proposals: self.proposals.len(),
+            pending_reads: self.reads.len(),
+            log_bytes: self.log_size.estimate_bytes(),
+            keys: self.sm.len(),
+            sessions: self.sm.session_count(),
+        }
+    }
+
+    /// The state machine (tests, metrics; serve client reads through `read`).
+    pub fn state_machine(&self) -> &kv::StateMachine {
+        &self.sm
+    }
+
+    /// The Raft node (tests and invariant checks).
+    pub fn raw_node(&self) -> &RawNode<S> {
+        &self.node
+    }
+
+    pub fn storage(&self) -> &S {
+        self.node.storage()
+    }
+
+    /// Gives the storage back (a simulated crash keeps it). Pending requests
+    /// are dropped without completions: the host is going away with them.
+    pub fn into_storage(self) -> S {
+        self.node.into_storage()
+    }
+
+    /// Starts an election now (tests, leadership hand-off).
+    pub fn campaign(&mut self) {
+        self.node.campaign();
+    }
+}
+
+fn restore(index: raft::Index, data: &[u8]) -> Result<kv::StateMachine, ReplicaError> {
+    let sm = kv::StateMachine::restore(data).map_err(|source| ReplicaError::Snapshot { index, source })?;
+    if sm.applied_index() != index {
+        return Err(ReplicaError::SnapshotIndex { index, applied: sm.applied_index() });
+    }
+    Ok(sm)
+}
