@@ -1,0 +1,233 @@
+//! Crash and corruption tests: what recovery must cut (a torn tail of the last segment)
+//! and what it must refuse (everything else), never losing an earlier record.
+//!
+//! Specification under test (see `record::is_torn_tail`):
+//! * the last record of the last segment cut at ANY byte offset → cut off, open succeeds;
+//! * ANY single flipped bit in a complete record → `OpenError::Corrupt` at that record;
+//! * a zero-filled tail, or a final record containing a zeroed sector → cut off;
+//! * damage in a sealed segment, a missing segment, a bad snapshot → `Corrupt`;
+//! * a different format version → `IncompatibleVersion`.
+
+use bytes::Bytes;
+use raft::{Entry, HardState, Storage};
+use std::fs;
+use std::path::{Path, PathBuf};
+use storage::format::{segment_file_name, FORMAT_VERSION, RECORD_HEADER_BYTES};
+use storage::testkit::snap;
+use storage::{DiskOptions, DiskStorage, OpenError};
+
+const N: u64 = 6;
+
+/// Real files, no fsync: these tests damage files by hand, so fsync adds only time.
+fn fast() -> DiskOptions {
+    DiskOptions { fs: std::sync::Arc::new(storage::fault::FaultyFs::new(true).0), ..DiskOptions::default() }
+}
+const HS: HardState = HardState { term: 2, vote: Some(1), commit: 3 };
+
+fn entry(index: u64, len: usize) -> Entry {
+    Entry::normal(2, index, (0..len).map(|i| (i as u8).wrapping_mul(13) | 0x11).collect::<Vec<u8>>().into())
+}
+
+fn frame_bytes(len: usize) -> usize {
+    RECORD_HEADER_BYTES + 17 + len
+}
+
+/// A store with entries 1..=N (entry N of `last_len` bytes, written last) in one segment.
+fn build(dir: &Path, last_len: usize) -> PathBuf {
+    let mut s = DiskStorage::open(dir, fast()).unwrap();
+    s.set_hard_state(HS).unwrap();
+    s.append(&(1..N).map(|i| entry(i, 40)).collect::<Vec<_>>()).unwrap();
+    s.sync().unwrap();
+    s.append(&[entry(N, last_len)]).unwrap();
+    s.sync().unwrap();
+    dir.join(segment_file_name(1))
+}
+
+fn assert_prefix_intact(s: &DiskStorage, last: u64) {
+    assert_eq!(s.hard_state(), HS);
+    assert_eq!(s.last_index(), last);
+    let want: Vec<Entry> = (1..=last).map(|i| if i == N { entry(i, 300) } else { entry(i, 40) }).collect();
+    assert_eq!(s.entries(1, last + 1, u64::MAX).unwrap(), want);
+}
+
+fn expect_corrupt(r: Result<DiskStorage, OpenError>, path: &Path, offset: u64, what: &str) {
+    match r {
+        Err(OpenError::Corrupt { path: p, offset: o, .. }) => {
+            assert_eq!((p.as_path(), o), (path, offset), "{what}");
+        }
+        other => panic!("{what}: expected Corrupt at {} offset {offset}, got {other:?}", path.display()),
+    }
+}
+
+#[test]
+fn last_record_cut_at_every_offset_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build(dir.path(), 300);
+    let full = fs::read(&seg).unwrap();
+    let start = full.len() - frame_bytes(300);
+    for cut in start..full.len() {
+        fs::write(&seg, &full[..cut]).unwrap();
+        let s = DiskStorage::open(dir.path(), fast()).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        assert_prefix_intact(&s, N - 1);
+        assert_eq!(fs::metadata(&seg).unwrap().len(), start as u64, "cut {cut}: torn tail removed");
+    }
+    fs::write(&seg, &full).unwrap();
+    assert_prefix_intact(&DiskStorage::open(dir.path(), fast()).unwrap(), N);
+}
+
+#[test]
+fn appends_after_a_truncated_tail_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build(dir.path(), 300);
+    let full = fs::read(&seg).unwrap();
+    fs::write(&seg, &full[..full.len() - 7]).unwrap();
+    let mut s = DiskStorage::open(dir.path(), fast()).unwrap();
+    s.append(&[entry(N, 300)]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    assert_prefix_intact(&DiskStorage::open(dir.path(), fast()).unwrap(), N);
+}
+
+#[test]
+fn any_bit_flip_in_the_last_record_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build(dir.path(), 300);
+    let full = fs::read(&seg).unwrap();
+    let start = full.len() - frame_bytes(300);
+    for bit in start * 8..full.len() * 8 {
+        let mut b = full.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        fs::write(&seg, &b).unwrap();
+        expect_corrupt(DiskStorage::open(dir.path(), fast()), &seg, start as u64, &format!("bit {bit}"));
+        assert_eq!(fs::read(&seg).unwrap(), b, "bit {bit}: a refused open must not modify the file");
+    }
+}
+
+#[test]
+fn bit_flip_in_an_earlier_record_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build(dir.path(), 300);
+    let full = fs::read(&seg).unwrap();
+    // Entry N-1 ends where entry N's frame starts.
+    let start = full.len() - frame_bytes(300) - frame_bytes(40);
+    for bit in (start * 8..(start + frame_bytes(40)) * 8).step_by(3) {
+        let mut b = full.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        fs::write(&seg, &b).unwrap();
+        expect_corrupt(DiskStorage::open(dir.path(), fast()), &seg, start as u64, &format!("bit {bit}"));
+    }
+}
+
+#[test]
+fn zero_filled_tail_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build(dir.path(), 300);
+    let mut b = fs::read(&seg).unwrap();
+    let len = b.len();
+    b.extend_from_slice(&[0u8; 4096]);
+    fs::write(&seg, &b).unwrap();
+    assert_prefix_intact(&DiskStorage::open(dir.path(), fast()).unwrap(), N);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), len as u64);
+}
+
+#[test]
+fn final_record_with_an_unwritten_sector_is_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build(dir.path(), 2000);
+    let mut b = fs::read(&seg).unwrap();
+    let start = b.len() - frame_bytes(2000);
+    let sector = start.div_ceil(512) * 512 + 512;
+    b[sector..sector + 512].fill(0);
+    fs::write(&seg, &b).unwrap();
+    let s = DiskStorage::open(dir.path(), fast()).unwrap();
+    assert_eq!(s.last_index(), N - 1);
+}
+
+fn build_multi_segment(dir: &Path) -> DiskOptions {
+    let opts = DiskOptions { segment_max_bytes: 200, ..fast() };
+    let mut s = DiskStorage::open(dir, opts.clone()).unwrap();
+    for i in 1..=12 {
+        s.append(&[entry(i, 60)]).unwrap();
+        s.sync().unwrap();
+    }
+    assert!(s.segment_count() >= 4);
+    opts
+}
+
+#[test]
+fn damage_in_a_sealed_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = build_multi_segment(dir.path());
+    let seg = dir.path().join(segment_file_name(2));
+    let full = fs::read(&seg).unwrap();
+    fs::write(&seg, &full[..full.len() - 1]).unwrap();
+    let start = full.len() - frame_bytes(60);
+    expect_corrupt(DiskStorage::open(dir.path(), opts.clone()), &seg, start as u64, "cut sealed segment");
+    let mut b = full.clone();
+    b.extend_from_slice(&[0u8; 64]);
+    fs::write(&seg, &b).unwrap();
+    expect_corrupt(DiskStorage::open(dir.path(), opts), &seg, full.len() as u64, "zeros after a sealed segment");
+}
+
+#[test]
+fn missing_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = build_multi_segment(dir.path());
+    let seg = dir.path().join(segment_file_name(2));
+    fs::remove_file(&seg).unwrap();
+    expect_corrupt(DiskStorage::open(dir.path(), opts.clone()), &seg, 0, "missing middle segment");
+    let first = dir.path().join(segment_file_name(1));
+    fs::remove_file(&first).unwrap();
+    match DiskStorage::open(dir.path(), opts) {
+        Err(OpenError::Corrupt { reason, .. }) => assert!(reason.contains("missing"), "{reason}"),
+        other => panic!("missing first segments with no snapshot must be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn incompatible_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build(dir.path(), 10);
+    let mut b = fs::read(&seg).unwrap();
+    b[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    fs::write(&seg, &b).unwrap();
+    match DiskStorage::open(dir.path(), fast()) {
+        Err(OpenError::IncompatibleVersion { path, found, supported }) => {
+            assert_eq!((path, found, supported), (seg, FORMAT_VERSION + 1, FORMAT_VERSION));
+        }
+        other => panic!("expected IncompatibleVersion, got {other:?}"),
+    }
+}
+
+#[test]
+fn snapshot_damage_is_corruption_and_temp_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = DiskStorage::open(dir.path(), fast()).unwrap();
+    s.append(&(1..=4).map(|i| entry(i, 10)).collect::<Vec<_>>()).unwrap();
+    s.compact(snap(2, 2)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    fs::write(dir.path().join("snap.tmp"), b"half a snapshot").unwrap();
+    let s = DiskStorage::open(dir.path(), fast()).unwrap();
+    assert_eq!(s.snapshot().unwrap(), snap(2, 2));
+    assert!(!dir.path().join("snap.tmp").exists());
+    drop(s);
+    let snap_path = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "snap")).unwrap();
+    let mut b = fs::read(&snap_path).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 4;
+    fs::write(&snap_path, &b).unwrap();
+    assert!(matches!(DiskStorage::open(dir.path(), fast()), Err(OpenError::Corrupt { path, .. }) if path == snap_path));
+}
+
+#[test]
+fn unwritable_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    fs::write(&file, b"").unwrap();
+    match DiskStorage::open(&file.join("data"), fast()) {
+        Err(e @ OpenError::Io { .. }) => assert!(e.to_string().contains("not-a-dir"), "{e}"),
+        other => panic!("expected an Io error, got {other:?}"),
+    }
+    let _ = Bytes::new();
+}
