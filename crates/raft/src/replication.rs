@@ -180,6 +180,9 @@ impl<S: Storage> Raft<S> {
     /// conflicting entries in that term"): one round trip per term, not per entry.
     fn handle_append_reject(&mut self, from: NodeId, rejected: Index, hint: Option<RejectHint>) {
         let Some(hint) = hint else { return };
+        if rejected > self.log.last_index() {
+            return; // malformed: we never sent that prev_index
+        }
         let next = match hint.conflict_term {
             Some(t) => match self.log.last_index_of_term(rejected, t) {
                 Some(i) => i + 1,

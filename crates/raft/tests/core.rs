@@ -1,0 +1,277 @@
+//! Unit tests of what the core emits for one input (STYLE habit 7), named after the
+//! rule they check.
+
+mod harness;
+
+use bytes::Bytes;
+use harness::*;
+use raft::{MessageBody, RaftError, Role, Storage};
+
+#[test]
+fn single_node_elects_itself_and_commits_after_its_own_fsync() {
+    let mut net = Net::new(1);
+    net.node(1).campaign();
+    net.drive(1);
+    assert_eq!(net.node(1).status().role, Role::Leader);
+    let idx = net.node(1).propose(Bytes::from_static(b"x")).unwrap();
+    let rd = net.node(1).ready();
+    assert!(rd.committed_entries.iter().all(|e| e.index < idx), "committed before persisted");
+    net.node(1).persist(&rd).unwrap();
+    net.node(1).advance(rd);
+    assert_eq!(net.node(1).status().commit, idx);
+}
+
+#[test]
+fn three_nodes_elect_and_replicate() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    assert_eq!(net.node(1).status().role, Role::Leader);
+    let idx = net.node(1).propose(Bytes::from_static(b"x")).unwrap();
+    net.deliver_all();
+    assert_eq!(net.node(1).status().commit, idx);
+    // Followers learn the commit index with the next heartbeat.
+    net.node(1).tick();
+    net.deliver_all();
+    for id in 2..=3 {
+        assert_eq!(net.node(id).status().commit, idx, "node {id}");
+    }
+}
+
+/// Figure 8: a leader must not commit an entry of an earlier term by counting replicas,
+/// even when a majority holds it.
+#[test]
+fn figure8_old_term_entry_is_not_committed_by_counting() {
+    // Node 1 holds 2@t2 (never committed); node 2 only 1@t1; node 3 has 2@t3.
+    let mut net = Net::with(3, |id| {
+        let mut cfg = config(id, 3);
+        cfg.max_append_bytes = 1; // one entry per Append, so we can stop between them
+        let log: &[(u64, u64)] = match id {
+            1 => &[(1, 1), (2, 2)],
+            2 => &[(1, 1)],
+            _ => &[(1, 1), (2, 3)],
+        };
+        (cfg, store_with(log, 3, 1))
+    });
+    net.node(1).campaign();
+    // Node 3 is cut off. Node 2 first rejects the leader's probe, then accepts 2@t2;
+    // every Append carrying the new leader's no-op (term 4) after that is lost.
+    let mut node2_has_2 = false;
+    let keep = |m: &raft::Message| {
+        if m.to == 3 || m.from == 3 {
+            return false;
+        }
+        match &m.body {
+            MessageBody::AppendResponse { reject: false, index, .. } if m.from == 2 && *index >= 2 => {
+                node2_has_2 = true;
+                true
+            }
+            MessageBody::Append { entries, .. } => !node2_has_2 || entries.iter().all(|e| e.term < 4),
+            _ => true,
+        }
+    };
+    net.deliver(keep);
+    let leader = net.node(1).status();
+    assert_eq!((leader.role, leader.term), (Role::Leader, 4));
+    // A majority (nodes 1 and 2) holds 2@t2, but it is from an older term.
+    assert_eq!(net.node(2).status().last_index, 2, "setup: node 2 holds 2@t2 only");
+    assert_eq!(leader.commit, 1, "Figure 8: committed an old-term entry by counting replicas");
+    // Once the no-op of term 4 reaches node 2, both commit.
+    net.deliver_all();
+    net.node(1).tick();
+    net.deliver(|m| m.to != 3 && m.from != 3);
+    assert_eq!(net.node(1).status().commit, 3);
+}
+
+/// §5.4.1: a node refuses its vote to a candidate whose log is behind its own.
+#[test]
+fn vote_denied_to_candidate_with_stale_log() {
+    let mut net = Net::with(3, |id| {
+        let log: &[(u64, u64)] = if id == 1 { &[(1, 1)] } else { &[(1, 1), (2, 2)] };
+        (config(id, 3), store_with(log, 2, 1))
+    });
+    net.elect(1);
+    assert_ne!(net.node(1).status().role, Role::Leader);
+    assert_eq!(net.sent_count("PreVote"), 2);
+    assert_eq!(net.sent_count("Vote"), 0, "a losing pre-vote must not start a real election");
+    assert_eq!(net.node(2).status().term, 2, "pre-vote must not bump anyone's term");
+}
+
+#[test]
+fn fast_backtracking_skips_a_whole_conflicting_term_in_one_round_trip() {
+    // Node 2 has 100 entries of term 2 that the leader never had.
+    let mut long: Vec<(u64, u64)> = vec![(1, 1)];
+    long.extend((2..=101).map(|i| (i, 2)));
+    let mut net = Net::with(3, |id| {
+        let log: &[(u64, u64)] = if id == 2 { &long } else { &[(1, 1), (2, 3)] };
+        (config(id, 3), store_with(log, 3, 1))
+    });
+    net.elect(1);
+    assert_eq!(net.node(1).status().role, Role::Leader);
+    net.deliver_all();
+    let rejections = net
+        .sent
+        .iter()
+        .filter(|m| m.from == 2 && matches!(m.body, MessageBody::AppendResponse { reject: true, .. }))
+        .count();
+    assert!(rejections <= 2, "{rejections} rejections to back up over one term");
+    assert_eq!(net.node(2).status().last_index, net.node(1).status().last_index);
+}
+
+#[test]
+fn pipelining_bounds_appends_in_flight() {
+    let mut net = Net::with(3, |id| {
+        let mut cfg = config(id, 3);
+        cfg.max_inflight_appends = 3;
+        (cfg, Default::default())
+    });
+    net.elect(1);
+    net.deliver_all();
+    let before = net.sent.len();
+    // Node 2 goes silent; proposals in separate Readys each make one Append.
+    for i in 0..10 {
+        net.node(1).propose(Bytes::from(vec![i])).unwrap();
+        net.deliver(|m| m.from != 2);
+    }
+    let appends_to_2 = net.sent[before..]
+        .iter()
+        .filter(|m| m.to == 2 && matches!(&m.body, MessageBody::Append { entries, .. } if !entries.is_empty()))
+        .count();
+    assert_eq!(appends_to_2, 3, "window of 3 in-flight Appends");
+    // Node 3 acknowledges every one: it is pipelined, not paused.
+    assert_eq!(net.node(1).status().commit, net.node(1).status().last_index);
+}
+
+#[test]
+fn proposals_between_readys_share_one_append() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.deliver_all();
+    let before = net.sent.len();
+    for i in 0..50u8 {
+        net.node(1).propose(Bytes::from(vec![i])).unwrap();
+    }
+    net.drive(1);
+    let appends: Vec<usize> = net.sent[before..]
+        .iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::Append { entries, .. } => Some(entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appends, vec![50, 50], "one Append of 50 entries per follower");
+}
+
+#[test]
+fn read_index_waits_for_a_heartbeat_quorum_and_batches_reads() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.deliver_all();
+    let hb_before = net.sent_count("Heartbeat");
+    for ctx in 0..10 {
+        net.node(1).read_index(ctx).unwrap();
+    }
+    // Not answered before a majority confirms leadership.
+    net.drive(1);
+    assert!(net.read_states.get(&1).map_or(true, |r| r.is_empty()));
+    net.deliver_all();
+    let commit = net.node(1).status().commit;
+    let answered = &net.read_states[&1];
+    assert_eq!(answered.len(), 10);
+    assert!(answered.iter().all(|r| r.index == commit));
+    assert_eq!(net.sent_count("Heartbeat") - hb_before, 2, "ten reads, one heartbeat round");
+}
+
+#[test]
+fn isolated_leader_answers_no_read() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.deliver_all();
+    net.node(1).read_index(7).unwrap();
+    net.deliver(|m| m.from != 1 && m.to != 1);
+    assert!(net.read_states.get(&1).map_or(true, |r| r.is_empty()));
+}
+
+#[test]
+fn follower_read_is_forwarded_to_the_leader() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.deliver_all();
+    net.node(2).read_index(42).unwrap();
+    net.deliver_all();
+    let rs = &net.read_states[&2];
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].ctx, 42);
+}
+
+#[test]
+fn check_quorum_leader_steps_down_without_a_majority() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.deliver_all();
+    for _ in 0..25 {
+        net.node(1).tick();
+        net.drive(1);
+        net.queue.clear(); // everything the leader sends is lost
+    }
+    assert_eq!(net.node(1).status().role, Role::Follower);
+}
+
+#[test]
+fn api_misuse_is_a_typed_error() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.deliver_all();
+    assert_eq!(net.node(2).propose(Bytes::new()), Err(RaftError::NotLeader { hint: Some(1) }));
+    let applied = net.node(1).status().applied;
+    assert!(matches!(
+        net.node(1).compact(applied + 5, Bytes::new()),
+        Err(RaftError::CompactBeyondApplied { .. })
+    ));
+    let mut bad = config(1, 3);
+    bad.peers = vec![2, 3];
+    assert!(matches!(raft::RawNode::new(bad, raft::MemStorage::new()), Err(RaftError::InvalidConfig(_))));
+}
+
+#[test]
+fn messages_from_unknown_senders_are_ignored() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.deliver_all();
+    let before = net.sent.len();
+    let status = net.node(2).status();
+    net.node(2).step(raft::Message {
+        from: 9,
+        to: 2,
+        term: 100,
+        body: MessageBody::Vote { last_index: 100, last_term: 100 },
+    });
+    net.drive(2);
+    assert_eq!(net.sent.len(), before);
+    assert_eq!(net.node(2).status(), status);
+}
+
+#[test]
+fn snapshot_is_streamed_in_chunks_to_a_lagging_follower() {
+    let mut net = Net::with(3, |id| {
+        let mut cfg = config(id, 3);
+        cfg.snapshot_chunk_bytes = 10;
+        (cfg, Default::default())
+    });
+    net.elect(1);
+    net.deliver_all();
+    for i in 0..5u8 {
+        net.node(1).propose(Bytes::from(vec![i])).unwrap();
+        net.deliver(|m| m.to != 3);
+    }
+    let applied = net.node(1).status().applied;
+    net.node(1).compact(applied, Bytes::from(vec![7u8; 95])).unwrap();
+    net.node(1).tick();
+    net.deliver_all();
+    let chunks = net.sent.iter().filter(|m| m.to == 3 && m.body.kind() == "Snapshot").count();
+    assert_eq!(chunks, 10, "95 bytes in 10-byte chunks");
+    assert_eq!(net.node(3).status().snapshot_index, applied);
+    assert_eq!(net.node(3).storage().snapshot().map(|s| s.data.len()).unwrap(), 95);
+    net.node(1).tick();
+    net.deliver_all();
+    assert_eq!(net.node(3).status().commit, net.node(1).status().commit);
+}
