@@ -1,0 +1,139 @@
+//! Fault injection: a failed write (ENOSPC, half-written) or a failed fsync poisons the
+//! store, which then refuses every write; reopening recovers exactly an acknowledged
+//! state, never losing what a successful `sync` covered.
+
+use bytes::Bytes;
+use raft::{Entry, HardState, MemStorage, Storage, StorageError};
+use std::path::Path;
+use std::sync::Arc;
+use storage::fault::{FaultHandle, FaultyFs};
+use storage::testkit::snap;
+use storage::{DiskOptions, DiskStorage};
+
+fn entry(term: u64, index: u64) -> Entry {
+    Entry::normal(term, index, Bytes::from(vec![(index as u8) | 1; 50]))
+}
+
+fn faulty(dir: &Path, segment_max_bytes: u64) -> (DiskStorage, FaultHandle) {
+    let (fs, h) = FaultyFs::new(true);
+    let opts = DiskOptions { segment_max_bytes, cache_max_bytes: 300, fs: Arc::new(fs), ..DiskOptions::default() };
+    (DiskStorage::open(dir, opts).unwrap(), h)
+}
+
+fn reopen(dir: &Path) -> DiskStorage {
+    DiskStorage::open(dir, DiskOptions::default()).expect("a poisoned store's directory must reopen")
+}
+
+fn assert_refuses_writes(s: &mut DiskStorage) {
+    assert!(s.is_poisoned());
+    let next = s.last_index() + 1;
+    assert!(matches!(s.append(&[entry(9, next)]), Err(StorageError::Io(_))));
+    assert!(matches!(s.set_hard_state(HardState::default()), Err(StorageError::Io(_))));
+    assert!(matches!(s.sync(), Err(StorageError::Io(_))));
+    let (i, t) = (s.first_index(), s.term(s.first_index()).unwrap_or(0));
+    assert!(matches!(s.compact(snap(i, t)), Err(StorageError::Io(_)) | Err(StorageError::Unavailable { .. })));
+}
+
+fn same(a: &impl Storage, b: &MemStorage) -> bool {
+    a.hard_state() == b.hard_state()
+        && a.first_index() == b.first_index()
+        && a.last_index() == b.last_index()
+        && a.snapshot() == b.snapshot()
+        && a.entries(b.first_index(), b.last_index() + 1, u64::MAX) == b.entries(b.first_index(), b.last_index() + 1, u64::MAX)
+}
+
+/// Every state a crash during one step may legitimately leave: the acknowledged state
+/// plus any prefix of the step's records (entries one by one, then the hard state), each
+/// with or without the step's snapshot (its file is durable before its marker record, so
+/// recovery may apply it with `install_snapshot` semantics).
+fn candidates(acked: &MemStorage, es: &[Entry], hs: HardState, snapshot: Option<&raft::Snapshot>) -> Vec<MemStorage> {
+    let mut out = Vec::new();
+    for j in 0..=es.len() + 1 {
+        let mut m = acked.clone();
+        m.append(&es[..j.min(es.len())]).unwrap();
+        if j > es.len() {
+            m.set_hard_state(hs).unwrap();
+        }
+        out.push(m.clone());
+        if let Some(s) = snapshot {
+            if m.install_snapshot(s.clone()).is_ok() {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// A workload of appends (some overwriting), hard states, compactions and syncs.
+/// Runs until the first error; then returns the states recovery may legitimately give.
+fn run_until_failure(s: &mut DiskStorage) -> Option<Vec<MemStorage>> {
+    let mut acked = MemStorage::new();
+    for round in 1..=30u64 {
+        let start = if round % 7 == 0 { acked.last_index().max(acked.first_index()) } else { acked.last_index() + 1 };
+        let es: Vec<Entry> = (start..start + 3).map(|i| entry(round, i)).collect();
+        let hs = HardState { term: round, vote: Some(1), commit: start };
+        let compact = (round % 5 == 0).then(|| snap(start + 1, round));
+        let step = (|| {
+            s.append(&es)?;
+            s.set_hard_state(hs)?;
+            if let Some(c) = &compact {
+                s.compact(c.clone())?;
+            }
+            s.sync()
+        })();
+        if step.is_err() {
+            return Some(candidates(&acked, &es, hs, compact.as_ref()));
+        }
+        acked.append(&es).unwrap();
+        acked.set_hard_state(hs).unwrap();
+        if let Some(c) = compact {
+            acked.compact(c).unwrap();
+        }
+    }
+    None
+}
+
+fn sweep(arm: impl Fn(&FaultHandle, i64)) {
+    let mut failures = 0;
+    for k in 0.. {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, h) = faulty(dir.path(), 600);
+        arm(&h, k);
+        let Some(allowed) = run_until_failure(&mut s) else { break };
+        failures += 1;
+        assert_refuses_writes(&mut s);
+        drop(s);
+        let r = reopen(dir.path());
+        assert!(allowed.iter().any(|m| same(&r, m)), "fault {k}: recovered {r:?}, allowed {allowed:#?}");
+    }
+    assert!(failures > 20, "the sweep must hit many distinct operations ({failures})");
+}
+
+#[test]
+fn failed_write_at_every_point_poisons_and_recovers() {
+    sweep(|h, k| h.fail_write_after(k));
+}
+
+#[test]
+fn failed_fsync_at_every_point_poisons_and_recovers() {
+    sweep(|h, k| h.fail_sync_after(k));
+}
+
+#[test]
+fn enospc_leaves_the_log_recoverable_and_writable_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, h) = faulty(dir.path(), 1 << 20);
+    s.append(&[entry(1, 1), entry(1, 2)]).unwrap();
+    s.sync().unwrap();
+    h.fail_write_after(0);
+    s.append(&[entry(1, 3)]).unwrap();
+    assert!(matches!(s.sync(), Err(StorageError::Io(msg)) if msg.contains("No space left")));
+    assert_refuses_writes(&mut s);
+    drop(s);
+    let mut r = reopen(dir.path());
+    assert_eq!(r.last_index(), 2);
+    r.append(&[entry(1, 3)]).unwrap();
+    r.sync().unwrap();
+    drop(r);
+    assert_eq!(reopen(dir.path()).entries(1, 4, u64::MAX).unwrap(), vec![entry(1, 1), entry(1, 2), entry(1, 3)]);
+}
