@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use raft::{Config, Index, MemStorage, Message, MessageBody, NodeId, Ready, Role, Storage, Term};
+use raft::{Config, Index, MemStorage, Message, MessageBody, NodeId, Ready, Role, Term};
+
+use crate::store::{log_size_bytes, SimStore};
 
 use crate::events::{Event, EventQueue, Micros};
 use crate::invariants::Invariants;
@@ -89,15 +91,15 @@ pub struct Counters {
     pub bytes: u64,
 }
 
-pub struct Cluster {
+pub struct Cluster<S: SimStore = MemStorage> {
     pub cfg: ClusterConfig,
     pub rng: ChaCha8Rng,
     pub now: Micros,
     pub net: Network,
     queue: EventQueue,
-    nodes: BTreeMap<NodeId, SimNode>,
+    nodes: BTreeMap<NodeId, SimNode<S>>,
     /// Durable state of crashed nodes (and of live ones: the node's own storage).
-    crashed: BTreeMap<NodeId, MemStorage>,
+    crashed: BTreeMap<NodeId, S>,
     incarnation: BTreeMap<NodeId, u64>,
     counters: BTreeMap<NodeId, Counters>,
     /// Messages sent, by kind (`MessageBody::kind`).
@@ -108,8 +110,16 @@ pub struct Cluster {
     pub events_processed: u64,
 }
 
-impl Cluster {
-    pub fn new(cfg: ClusterConfig) -> Cluster {
+impl Cluster<MemStorage> {
+    /// A cluster whose nodes keep their durable state in memory.
+    pub fn new(cfg: ClusterConfig) -> Cluster<MemStorage> {
+        Cluster::with_stores(cfg, |_| MemStorage::new())
+    }
+}
+
+impl<S: SimStore> Cluster<S> {
+    /// A cluster whose node `id` starts from the (empty) store `make(id)`.
+    pub fn with_stores(cfg: ClusterConfig, mut make: impl FnMut(NodeId) -> S) -> Cluster<S> {
         let mut c = Cluster {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             now: 0,
@@ -127,7 +137,7 @@ impl Cluster {
         };
         c.net.unreliable = c.cfg.unreliable;
         for id in c.ids() {
-            c.crashed.insert(id, MemStorage::new());
+            c.crashed.insert(id, make(id));
             c.start(id);
         }
         c
@@ -165,7 +175,7 @@ impl Cluster {
     /// Crashes node `id`: volatile state is lost, persisted state is kept (`crash1`).
     pub fn crash(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.remove(&id) {
-            self.crashed.insert(id, node.raw.into_storage());
+            self.crashed.insert(id, node.raw.into_storage().crash_and_recover());
         }
     }
 
@@ -207,7 +217,7 @@ impl Cluster {
     }
 
     /// Runs until `pred` holds (checked after every event) or `dur` passes.
-    pub fn run_until(&mut self, dur: Micros, mut pred: impl FnMut(&Cluster) -> bool) -> bool {
+    pub fn run_until(&mut self, dur: Micros, mut pred: impl FnMut(&Cluster<S>) -> bool) -> bool {
         let until = self.now + dur;
         loop {
             if pred(self) {
@@ -346,7 +356,7 @@ impl Cluster {
     }
 
     fn check_log_matching(&self) {
-        let nodes: Vec<&SimNode> = self.nodes.values().collect();
+        let nodes: Vec<&SimNode<S>> = self.nodes.values().collect();
         for i in 0..nodes.len() {
             for j in i + 1..nodes.len() {
                 crate::invariants::check_log_matching(&nodes[i].raw, &nodes[j].raw);
@@ -356,7 +366,7 @@ impl Cluster {
 
     // ---- lab helpers -------------------------------------------------------------
 
-    pub fn node(&self, id: NodeId) -> Option<&SimNode> {
+    pub fn node(&self, id: NodeId) -> Option<&SimNode<S>> {
         self.nodes.get(&id)
     }
 
@@ -496,7 +506,7 @@ impl Cluster {
         let deadline = self.now + 10 * SEC;
         let mut submitted: BTreeMap<usize, Index> = BTreeMap::new();
         while self.now < deadline {
-            let done = |c: &Cluster, k: usize, sub: &BTreeMap<usize, Index>| {
+            let done = |c: &Cluster<S>, k: usize, sub: &BTreeMap<usize, Index>| {
                 sub.get(&k).is_some_and(|&i| {
                     let (n, v) = c.n_committed(i);
                     n >= expected && v.as_ref() == Some(&cmds[k])
@@ -567,8 +577,8 @@ impl Cluster {
     /// Persisted Raft state size of a node (hard state + log), the lab's `RaftStateSize`.
     pub fn raft_state_size(&self, id: NodeId) -> u64 {
         match self.nodes.get(&id) {
-            Some(n) => n.raw.storage().log_size_bytes(),
-            None => self.crashed[&id].log_size_bytes(),
+            Some(n) => log_size_bytes(n.raw.storage()),
+            None => log_size_bytes(&self.crashed[&id]),
         }
     }
 

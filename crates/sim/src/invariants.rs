@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use raft::log::RaftLog;
-use raft::{Index, MemStorage, NodeId, RawNode, Term};
+use raft::{Index, NodeId, RawNode, Storage, Term};
 
 use crate::cluster::ClusterConfig;
 use crate::node::Applied;
@@ -20,7 +20,7 @@ pub struct Invariants {
 }
 
 impl Invariants {
-    pub fn on_leader(&mut self, id: NodeId, term: Term, log: &RaftLog<MemStorage>, _cfg: &ClusterConfig) {
+    pub fn on_leader<S: Storage>(&mut self, id: NodeId, term: Term, log: &RaftLog<S>, _cfg: &ClusterConfig) {
         self.leaders_elected += 1;
         if let Some(&other) = self.leaders.get(&term) {
             assert_eq!(other, id, "Election Safety violated: {other} and {id} both lead term {term}");
@@ -64,7 +64,7 @@ impl Invariants {
 
 /// Log Matching: if two logs hold an entry with the same index and term, they are
 /// identical up to it. Checks the highest such index and a window before it.
-pub fn check_log_matching(a: &RawNode<MemStorage>, b: &RawNode<MemStorage>) {
+pub fn check_log_matching<S: Storage>(a: &RawNode<S>, b: &RawNode<S>) {
     const WINDOW: u64 = 256;
     let (la, lb) = (a.raft().log(), b.raft().log());
     let lo = la.first_index().max(lb.first_index());

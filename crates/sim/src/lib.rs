@@ -7,12 +7,14 @@
 //!
 //! Files: `events` (the virtual-time queue), `network` (link state and message fates),
 //! `node` (one server and its applier state machine), `cluster` (the world and the lab's
-//! test helpers), `invariants` (safety properties checked during the run).
+//! test helpers), `invariants` (safety properties checked during the run), `store`
+//! (what a node's durable store keeps across a crash: in memory or the real disk WAL).
 
 pub mod cluster;
 pub mod events;
 pub mod invariants;
 pub mod network;
 pub mod node;
+pub mod store;
 
 pub use cluster::{cmd, seed_from_env, Cluster, ClusterConfig, SeedGuard, MS, SEC, TICK_US};

@@ -2,7 +2,7 @@
 //! "applier" state machine — the map index → command it has applied — that snapshots
 //! itself every `snapshot_interval` entries.
 //!
-//! Crash model: the `MemStorage` only changes in `RawNode::persist`, which the driver
+//! Crash model (see `store.rs`): the store only changes in `RawNode::persist`, which the driver
 //! runs to completion within one event, so at a crash it holds exactly what was fsync'd.
 //! Everything else (the RawNode, the applied map) is volatile and rebuilt on restart
 //! from the storage's snapshot and log.
@@ -10,21 +10,21 @@
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use raft::{Config, EntryKind, Index, MemStorage, NodeId, RawNode, Storage};
+use raft::{Config, EntryKind, Index, NodeId, RawNode, Storage};
 
 /// What a node applied at one index: `None` for a leader's no-op.
 pub type Applied = Option<Bytes>;
 
-pub struct SimNode {
+pub struct SimNode<S: Storage> {
     pub id: NodeId,
-    pub raw: RawNode<MemStorage>,
+    pub raw: RawNode<S>,
     /// The state machine: every applied command by index (no-ops included, as `None`).
     pub applied: BTreeMap<Index, Applied>,
     pub last_applied: Index,
 }
 
-impl SimNode {
-    pub fn boot(cfg: Config, storage: MemStorage) -> SimNode {
+impl<S: Storage> SimNode<S> {
+    pub fn boot(cfg: Config, storage: S) -> SimNode<S> {
         let snap = storage.snapshot().expect("mem snapshot");
         let applied = decode_state(&snap.data);
         let mut cfg = cfg;

@@ -1,164 +1,50 @@
-//! The classic Raft lab catalogue, part 2D (log compaction), ported to the simulator:
-//! the applier snapshots its state every `SNAPSHOT_INTERVAL` entries and compacts the
-//! log; lagging followers are caught up with chunked InstallSnapshot.
+//! The classic Raft lab catalogue, part 2D (log compaction), over the in-memory store.
+//! The scenarios live in `common/snapshots.rs`; `catalogue_disk.rs` runs the crash ones
+//! over the disk WAL.
 
 mod common;
 
+use common::snapshots as s;
 use common::*;
-use rand::Rng;
-
-/// Largest persisted Raft state allowed while snapshotting (the lab's MAXLOGSIZE).
-const MAX_LOG_SIZE: u64 = 2000;
-
-fn snapcommon(name: &'static str, disconnect: bool, reliable: bool, crash: bool) {
-    let iters = 30;
-    let servers = 3u64;
-    let (mut c, _g) = snapshot_cluster(servers as usize, reliable, name);
-    let x = rand_cmd(&mut c);
-    c.one(x, 3, true);
-    let mut leader1 = c.check_one_leader();
-    let installs_before = c.total_messages();
-    for i in 0..iters {
-        let (mut victim, mut sender) = (nth(leader1, 1, servers), leader1);
-        if i % 3 == 1 {
-            sender = nth(leader1, 1, servers);
-            victim = leader1;
-        }
-        if disconnect {
-            c.disconnect(victim);
-            let x = rand_cmd(&mut c);
-            c.one(x, 2, true);
-        }
-        if crash {
-            c.crash(victim);
-            let x = rand_cmd(&mut c);
-            c.one(x, 2, true);
-        }
-        // Perhaps send enough to get a snapshot.
-        let nn = SNAPSHOT_INTERVAL / 2 + c.rng.gen_range(0..SNAPSHOT_INTERVAL);
-        for _ in 0..nn {
-            let x = rand_cmd(&mut c);
-            c.start_cmd(sender, x);
-        }
-        // Let the appliers catch up with the Starts.
-        let x = rand_cmd(&mut c);
-        if !disconnect && !crash {
-            // All followers caught up, so no InstallSnapshot is needed for snapshot_basic.
-            c.one(x, 3, true);
-        } else {
-            c.one(x, 2, true);
-        }
-        let size = c.max_raft_state_size();
-        assert!(size < MAX_LOG_SIZE, "log size too large: {size} bytes");
-        if disconnect {
-            // The victim may need InstallSnapshot.
-            c.connect(victim);
-            let x = rand_cmd(&mut c);
-            c.one(x, 3, true);
-            leader1 = c.check_one_leader();
-        }
-        if crash {
-            c.start(victim);
-            c.connect(victim);
-            let x = rand_cmd(&mut c);
-            c.one(x, 3, true);
-            leader1 = c.check_one_leader();
-        }
-    }
-    for id in 1..=3 {
-        assert!(c.snapshot_index(id) > 0, "server {id} never snapshotted");
-    }
-    let _ = installs_before;
-    if disconnect || crash {
-        let chunks = c.sent_by_kind.get("Snapshot").copied().unwrap_or(0);
-        assert!(chunks > 0, "a lagging follower was never sent a snapshot");
-    }
-    c.end();
-}
 
 #[test]
 fn snapshot_basic_2d() {
-    snapcommon("snapshot_basic_2d", false, true, false);
+    let (c, _g) = snapshot_cluster(3, true, "snapshot_basic_2d");
+    s::snapcommon(c, false, false);
 }
 
 #[test]
 fn snapshot_install_2d() {
-    snapcommon("snapshot_install_2d", true, true, false);
+    let (c, _g) = snapshot_cluster(3, true, "snapshot_install_2d");
+    s::snapcommon(c, true, false);
 }
 
 #[test]
 fn snapshot_install_unreliable_2d() {
-    snapcommon("snapshot_install_unreliable_2d", true, false, false);
+    let (c, _g) = snapshot_cluster(3, false, "snapshot_install_unreliable_2d");
+    s::snapcommon(c, true, false);
 }
 
 #[test]
 fn snapshot_install_crash_2d() {
-    snapcommon("snapshot_install_crash_2d", false, true, true);
+    let (c, _g) = snapshot_cluster(3, true, "snapshot_install_crash_2d");
+    s::snapcommon(c, false, true);
 }
 
 #[test]
 fn snapshot_install_unreliable_crash_2d() {
-    snapcommon("snapshot_install_unreliable_crash_2d", false, false, true);
+    let (c, _g) = snapshot_cluster(3, false, "snapshot_install_unreliable_crash_2d");
+    s::snapcommon(c, false, true);
 }
 
-/// Do servers crash after a snapshot, and restart with an intact log and snapshot?
 #[test]
 fn snapshot_all_crash_2d() {
-    let (mut c, _g) = snapshot_cluster(3, true, "snapshot_all_crash_2d");
-    let x = rand_cmd(&mut c);
-    c.one(x, 3, true);
-    for _ in 0..5 {
-        let nn = SNAPSHOT_INTERVAL / 2 + c.rng.gen_range(0..SNAPSHOT_INTERVAL);
-        for _ in 0..nn {
-            let x = rand_cmd(&mut c);
-            c.one(x, 3, true);
-        }
-        let x = rand_cmd(&mut c);
-        let index1 = c.one(x, 3, true);
-        for i in 1..=3 {
-            c.crash(i);
-        }
-        for i in 1..=3 {
-            c.start(i);
-            c.connect(i);
-        }
-        let x = rand_cmd(&mut c);
-        let index2 = c.one(x, 3, true);
-        assert!(index2 >= index1 + 1, "index decreased from {index1} to {index2}");
-    }
-    c.end();
+    let (c, _g) = snapshot_cluster(3, true, "snapshot_all_crash_2d");
+    s::snapshot_all_crash_2d(c);
 }
 
-/// Do servers correctly initialize their in-memory state from a snapshot on restart?
 #[test]
 fn snapshot_init_2d() {
-    let (mut c, _g) = snapshot_cluster(3, true, "snapshot_init_2d");
-    let x = rand_cmd(&mut c);
-    c.one(x, 3, true);
-    // Enough ops to make a snapshot.
-    for _ in 0..SNAPSHOT_INTERVAL + 1 {
-        let x = rand_cmd(&mut c);
-        c.one(x, 3, true);
-    }
-    for i in 1..=3 {
-        c.crash(i);
-    }
-    for i in 1..=3 {
-        c.start(i);
-        c.connect(i);
-    }
-    // A single op, to get something written back to persistent storage.
-    let x = rand_cmd(&mut c);
-    c.one(x, 3, true);
-    for i in 1..=3 {
-        c.crash(i);
-    }
-    for i in 1..=3 {
-        c.start(i);
-        c.connect(i);
-    }
-    // Another op to trigger a potential bug.
-    let x = rand_cmd(&mut c);
-    c.one(x, 3, true);
-    c.end();
+    let (c, _g) = snapshot_cluster(3, true, "snapshot_init_2d");
+    s::snapshot_init_2d(c);
 }
