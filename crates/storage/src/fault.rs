@@ -116,7 +116,10 @@ impl FileSystem for FaultyFs {
         Ok(Box::new(FaultyFile { inner: self.inner.open_append(path)?, fs: self.clone() }))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.inner.truncate(path, len)
+        if self.sync_fault()? {
+            return self.inner.truncate(path, len);
+        }
+        std::fs::OpenOptions::new().write(true).open(path)?.set_len(len)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.rename(from, to)
