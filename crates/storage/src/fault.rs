@@ -3,7 +3,7 @@
 //! [`FaultyFs`] forwards to [`StdFs`] but, when armed through its [`FaultHandle`], fails
 //! a chosen future file write (after writing half the buffer, as a full disk does:
 //! ENOSPC mid-write) or a chosen future fsync. It can also skip fsync entirely, which
-//! keeps property tests fast: their crashes are modelled by dropping the store, which
+//! keeps property tests fast, and counts positioned reads (entry-cache misses): their crashes are modelled by dropping the store, which
 //! loses exactly the unsynced in-memory buffer, so fsync itself adds nothing.
 
 use crate::fs::{FileSystem, StdFs, WritableFile};
@@ -22,6 +22,8 @@ struct Plan {
     /// Fail the fsync after this many more succeed; negative: never.
     syncs_left: AtomicI64,
     skip_sync: AtomicBool,
+    /// Positioned reads served (cache misses of the entry cache).
+    reads_at: AtomicI64,
 }
 
 /// Arms faults on a [`FaultyFs`] (and every file it opened), from outside the store.
@@ -36,6 +38,10 @@ impl FaultHandle {
     /// The fsync (file or directory) after `n` more successful ones fails with EIO.
     pub fn fail_sync_after(&self, n: i64) {
         self.0.syncs_left.store(n, Ordering::SeqCst);
+    }
+    /// How many positioned reads (`read_at`) the store has made so far.
+    pub fn reads_at(&self) -> i64 {
+        self.0.reads_at.load(Ordering::SeqCst)
     }
     /// Disarms all faults.
     pub fn heal(&self) {
@@ -107,6 +113,7 @@ impl FileSystem for FaultyFs {
         self.inner.read(path)
     }
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.plan.reads_at.fetch_add(1, Ordering::SeqCst);
         self.inner.read_at(path, offset, len)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {

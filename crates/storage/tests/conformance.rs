@@ -1,7 +1,10 @@
 //! The shared `Storage` conformance suite, run on the reference `MemStorage` and on
 //! `DiskStorage` (fresh directory per case), plus basic persistence across reopen.
 
-use raft::{HardState, MemStorage, Storage};
+use bytes::Bytes;
+use raft::{Entry, HardState, MemStorage, Storage};
+use std::sync::Arc;
+use storage::fault::FaultyFs;
 use storage::testkit::{ent, snap, storage_conformance};
 use storage::{DiskOptions, DiskStorage};
 
@@ -29,6 +32,36 @@ fn disk_storage_conforms_with_tiny_segments_and_cache() {
         let opts = DiskOptions { segment_max_bytes: 64, cache_max_bytes: 40, ..DiskOptions::default() };
         DiskStorage::open(&root.path().join(n.to_string()), opts).unwrap()
     });
+}
+
+#[test]
+fn disk_storage_conforms_when_every_record_is_flushed_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    storage_conformance(|| {
+        n += 1;
+        let opts = DiskOptions { write_buffer_max_bytes: 1, cache_max_bytes: 0, ..DiskOptions::default() };
+        DiskStorage::open(&root.path().join(n.to_string()), opts).unwrap()
+    });
+}
+
+/// The leader replicates from the log tail: with the tail cached, that never reads the
+/// disk. Entries evicted from the cache are read back correctly.
+#[test]
+fn recent_entries_are_served_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, h) = FaultyFs::new(true);
+    let opts = DiskOptions { cache_max_bytes: 10 * (Entry::OVERHEAD_BYTES + 8), fs: Arc::new(fs), ..DiskOptions::default() };
+    let mut s = DiskStorage::open(dir.path(), opts).unwrap();
+    let all: Vec<Entry> = (1..=100).map(|i| Entry::normal(1, i, Bytes::from(format!("entry{i:03}")))).collect();
+    for chunk in all.chunks(7) {
+        s.append(chunk).unwrap();
+        s.sync().unwrap();
+    }
+    assert_eq!(s.entries(91, 101, u64::MAX).unwrap(), all[90..].to_vec());
+    assert_eq!(h.reads_at(), 0, "the cached tail must not touch the disk");
+    assert_eq!(s.entries(1, 101, u64::MAX).unwrap(), all);
+    assert_eq!(h.reads_at(), 90, "evicted entries are read back, one read each");
 }
 
 #[test]
