@@ -319,7 +319,10 @@ fn backup_2b() {
     }
     c.one(fresh(), 5, true);
     eprintln!(
-        "backup_2b: final phase took {} messages and {} ms of virtual time",
+        "backup_2b: {} messages ({} RPCs) and {} ms of virtual time in all; the catch-up phase took {} messages and {} ms",
+        c.total_messages(),
+        c.total_rpcs(),
+        c.now / MS,
         c.total_messages() - m0,
         (c.now - t0) / MS
     );
@@ -335,6 +338,7 @@ fn count_2b() {
     assert!((1..=30).contains(&total1), "too many or few RPCs ({total1}) to elect initial leader");
     let mut success = false;
     let mut total2 = 0;
+    let mut agree_rpcs = 0;
     'outer: for attempt in 0..5 {
         if attempt > 0 {
             c.run_for(3 * SEC);
@@ -360,6 +364,7 @@ fn count_2b() {
             }
         }
         total2 = c.total_rpcs();
+        agree_rpcs = total2 - total1;
         assert!(total2 - total1 <= (iters + 1 + 3) * 3, "too many RPCs ({}) for {iters} entries", total2 - total1);
         success = true;
         break;
@@ -369,6 +374,13 @@ fn count_2b() {
     c.run_for(RAFT_ELECTION_TIMEOUT);
     let total3 = c.total_rpcs();
     assert!(total3 - total2 <= 3 * 20, "too many RPCs ({}) for 1 second of idleness", total3 - total2);
-    eprintln!("count_2b: idle second took {} RPCs", total3 - total2);
+    eprintln!(
+        "count_2b: {} RPCs to elect, {} RPCs for 11 agreements, {} RPCs idle for 1 s; {} messages and {} ms of virtual time in all",
+        total1,
+        agree_rpcs,
+        total3 - total2,
+        c.total_messages(),
+        c.now / MS
+    );
     c.end();
 }
