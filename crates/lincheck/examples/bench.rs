@@ -31,5 +31,3 @@ fn main() {
     run("seed 1, 10 clients, 1 key, no unknown", &SynthConfig { unknown_per_mille: 0, ..one_key.clone() });
     run("seed 1, 10 clients, 1 key, 2000 ops", &SynthConfig { ops: 2000, ..one_key.clone() });
 }
-#[allow(dead_code)]
-fn probe() {}
