@@ -10,6 +10,12 @@
 //! (never acknowledged) and refuses, with [`OpenError`] naming file and offset, anything
 //! else that is damaged or missing.
 //!
+//! Limits, on purpose: one record (entry) is at most 64 MiB; entry data kept in memory
+//! is bounded by `DiskOptions::cache_max_bytes` (older entries are read back from their
+//! segment), plus about 40 bytes of index per live entry; the current snapshot is held in
+//! memory once (the trait hands out `Snapshot { data: Bytes }`), written in 1 MiB chunks
+//! and read back whole on open. One process per directory: nothing locks it yet.
+//!
 //! Files, one job each: `record` (frame codec), `segment` (segment files), `snapfile`
 //! (snapshot files), `wal` (group commit, rolling, deletion), `log` (in-memory index and
 //! entry cache), `replay` (rebuilding the log from records), `recovery` (opening a
