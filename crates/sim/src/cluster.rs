@@ -108,6 +108,9 @@ pub struct Cluster<S: SimStore = MemStorage> {
     /// Reads answered by `read_index`: (node, ctx) -> index.
     pub read_answers: BTreeMap<(NodeId, u64), Index>,
     pub events_processed: u64,
+    /// A running digest of every event (time, kind, endpoints, message): two runs with
+    /// equal digests processed the same events in the same order.
+    pub trace_digest: u64,
 }
 
 impl Cluster<MemStorage> {
@@ -133,6 +136,7 @@ impl<S: SimStore> Cluster<S> {
             inv: Invariants::default(),
             read_answers: BTreeMap::new(),
             events_processed: 0,
+            trace_digest: 0xcbf2_9ce4_8422_2325,
             cfg,
         };
         c.net.unreliable = c.cfg.unreliable;
@@ -237,6 +241,7 @@ impl<S: SimStore> Cluster<S> {
         let (at, ev) = self.queue.pop().expect("event");
         self.now = at;
         self.events_processed += 1;
+        self.fold_digest(at, &ev);
         match ev {
             Event::Tick { node, incarnation } => {
                 if self.incarnation.get(&node) != Some(&incarnation) || !self.nodes.contains_key(&node) {
@@ -257,6 +262,16 @@ impl<S: SimStore> Cluster<S> {
         }
         if self.events_processed % 64 == 0 {
             self.check_log_matching();
+        }
+    }
+
+    fn fold_digest(&mut self, at: Micros, ev: &Event) {
+        let words = match ev {
+            Event::Tick { node, incarnation } => [at, 1, *node, *incarnation, 0],
+            Event::Deliver(m) => [at, 2, m.from, m.to, m.term ^ m.size_bytes() << 32],
+        };
+        for w in words {
+            self.trace_digest = (self.trace_digest ^ w).wrapping_mul(0x100_0000_01b3);
         }
     }
 

@@ -1,0 +1,116 @@
+//! The KV simulation's network: servers and clients as endpoints, which links
+//! are up, and each message's fate.
+//!
+//! Model (the classic KV lab's labrpc): server↔server links follow the
+//! servers' partition groups and connect/disconnect state; a client reaches
+//! the servers it is connected to (all, unless a test says otherwise), and
+//! never loses that link to a server partition. Unreliable mode drops 10% of
+//! messages, delays the rest up to 27 ms and duplicates 2%, on every link;
+//! reliable mode delivers after 50–500 µs. A message crosses only if its link
+//! is up both when sent and when it arrives.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use raft::NodeId;
+
+use crate::events::Micros;
+
+/// A simulated client (an actor running a clerk).
+pub type ClientId = u64;
+
+/// One end of a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Addr {
+    Server(NodeId),
+    Client(ClientId),
+}
+
+#[derive(Clone, Debug)]
+pub struct KvNet {
+    pub unreliable: bool,
+    /// Servers `disconnect`ed (or crashed) talk to nobody. Index = node id.
+    connected: Vec<bool>,
+    /// Partition group of each server.
+    group: Vec<u32>,
+    /// Servers each client may reach; absent = all.
+    client_links: BTreeMap<ClientId, BTreeSet<NodeId>>,
+}
+
+impl KvNet {
+    pub fn new(servers: usize) -> Self {
+        KvNet {
+            unreliable: false,
+            connected: vec![true; servers + 1],
+            group: vec![0; servers + 1],
+            client_links: BTreeMap::new(),
+        }
+    }
+
+    pub fn connect(&mut self, id: NodeId) {
+        self.connected[id as usize] = true;
+    }
+
+    pub fn disconnect(&mut self, id: NodeId) {
+        self.connected[id as usize] = false;
+    }
+
+    pub fn is_connected(&self, id: NodeId) -> bool {
+        self.connected[id as usize]
+    }
+
+    /// Splits servers into groups (servers not listed form one more group).
+    pub fn partition(&mut self, groups: &[&[NodeId]]) {
+        self.group.iter_mut().for_each(|g| *g = u32::MAX);
+        for (i, members) in groups.iter().enumerate() {
+            for &m in members.iter() {
+                self.group[m as usize] = i as u32;
+            }
+        }
+    }
+
+    /// Every server connected, one group, every client reaching every server.
+    pub fn heal(&mut self) {
+        self.group.iter_mut().for_each(|g| *g = 0);
+        self.connected.iter_mut().for_each(|c| *c = true);
+        self.client_links.clear();
+    }
+
+    /// Restricts `client` to `servers` (the lab's `ConnectClient`).
+    pub fn connect_client(&mut self, client: ClientId, servers: &[NodeId]) {
+        self.client_links.insert(client, servers.iter().copied().collect());
+    }
+
+    /// Lets `client` reach every server again.
+    pub fn connect_client_all(&mut self, client: ClientId) {
+        self.client_links.remove(&client);
+    }
+
+    pub fn link_up(&self, from: Addr, to: Addr) -> bool {
+        match (from, to) {
+            (Addr::Server(a), Addr::Server(b)) => {
+                self.is_connected(a) && self.is_connected(b) && self.group[a as usize] == self.group[b as usize]
+            }
+            (Addr::Client(c), Addr::Server(s)) | (Addr::Server(s), Addr::Client(c)) => {
+                self.is_connected(s) && self.client_links.get(&c).map_or(true, |set| set.contains(&s))
+            }
+            (Addr::Client(_), Addr::Client(_)) => false,
+        }
+    }
+
+    /// Delivery delays for one message: empty = dropped, two = duplicated.
+    pub fn fate(&self, rng: &mut ChaCha8Rng) -> Vec<Micros> {
+        if !self.unreliable {
+            return vec![rng.gen_range(50..500)];
+        }
+        if rng.gen_ratio(1, 10) {
+            return Vec::new();
+        }
+        let mut delays = vec![rng.gen_range(1..27_000)];
+        if rng.gen_ratio(1, 50) {
+            delays.push(rng.gen_range(1..27_000));
+        }
+        delays
+    }
+}
