@@ -12,8 +12,9 @@
 //! to be (their return is at infinity, after every other entry).
 //!
 //! One pruning rule on top: a read-only operation (per
-//! [`Model::is_read_only`]) that is legal now is linearized now, and if that
-//! fails there is no point trying alternatives at this level. Proof sketch:
+//! [`Model::is_read_only`]) that is legal now is linearized now, before any
+//! other candidate, and if that fails there is no point trying alternatives
+//! at this level. Proof sketch:
 //! take any successful completion of the current prefix that places the read
 //! later. Every operation that must precede the read is already in the
 //! prefix (it is a candidate), and the read leaves the state unchanged, so
@@ -65,6 +66,19 @@ struct Search<'a, M: Model> {
     stack: Vec<(usize, M::State)>,
     state: M::State,
     deepest: Option<DeadEnd<M::State>>,
+    /// Model steps taken, and the budget.
+    steps: u64,
+    max_steps: u64,
+}
+
+/// Where the search goes next.
+enum Next {
+    /// Visit this entry.
+    Visit(usize),
+    /// The prefix grew: linearize legal reads, then scan from the head.
+    Restart,
+    /// The current prefix has no completion.
+    Backtrack,
 }
 
 /// Checks one partition's operations, spending at most `max_steps` model
@@ -85,54 +99,114 @@ pub(crate) fn search<M: Model>(
         stack: Vec::with_capacity(ops.len()),
         state: model.init(),
         deepest: None,
+        steps: 0,
+        max_steps,
     };
-    let mut steps = 0;
-    let mut entry = s.list.first();
-    loop {
-        if s.list.is_tail(entry) {
-            return (SearchOutcome::Linearizable, steps);
-        }
-        let op = s.list.op(entry);
-        if s.list.is_call(entry) {
-            if steps == max_steps {
-                return (SearchOutcome::Exhausted, steps);
-            }
-            steps += 1;
-            if let Some(next) = s.try_linearize(entry) {
-                entry = next;
-                continue;
-            }
-        } else if ops[op].is_unknown() {
-            return (SearchOutcome::Linearizable, steps);
-        } else {
-            s.note_dead_end(entry);
-        }
-        match s.backtrack() {
-            Some(next) => entry = next,
-            None => return (SearchOutcome::Illegal(s.deepest.take().expect("dead end noted")), steps),
-        }
-    }
+    let outcome = s.run();
+    (outcome, s.steps)
 }
 
 impl<M: Model> Search<'_, M> {
-    /// Tries to linearize the operation of call entry `entry` now. Returns the
-    /// entry to visit next, or `None` when the current prefix is known to
-    /// have no completion (a legal read-only operation led to a
-    /// configuration already explored, see the module docs).
-    fn try_linearize(&mut self, entry: usize) -> Option<usize> {
+    fn run(&mut self) -> SearchOutcome<M::State> {
+        let mut next = Next::Restart;
+        loop {
+            let entry = match next {
+                Next::Visit(entry) => entry,
+                Next::Restart => match self.linearize_reads() {
+                    Some(true) => self.list.first(),
+                    Some(false) => {
+                        next = Next::Backtrack;
+                        continue;
+                    }
+                    None => return SearchOutcome::Exhausted,
+                },
+                Next::Backtrack => match self.backtrack() {
+                    Some(entry) => entry,
+                    None => return SearchOutcome::Illegal(self.deepest.take().expect("dead end noted")),
+                },
+            };
+            if self.list.is_tail(entry) {
+                return SearchOutcome::Linearizable;
+            }
+            let op = self.list.op(entry);
+            next = if !self.list.is_call(entry) {
+                if self.ops[op].is_unknown() {
+                    return SearchOutcome::Linearizable;
+                }
+                self.note_dead_end(entry);
+                Next::Backtrack
+            } else if self.read_only[op] {
+                // `linearize_reads` already found it illegal here.
+                Next::Visit(self.list.next(entry))
+            } else if !self.spend_step() {
+                return SearchOutcome::Exhausted;
+            } else {
+                self.try_linearize(entry)
+            };
+        }
+    }
+
+    /// Counts one model step; `false` when the budget is spent.
+    fn spend_step(&mut self) -> bool {
+        if self.steps == self.max_steps {
+            return false;
+        }
+        self.steps += 1;
+        true
+    }
+
+    /// Linearizes legal read-only candidates until none is left (see the
+    /// module docs for why no alternative to them need be tried). Returns
+    /// `Some(false)` when one leads to an explored configuration, so the
+    /// prefix has no completion; `None` when the budget is spent.
+    fn linearize_reads(&mut self) -> Option<bool> {
+        'rescan: loop {
+            let mut entry = self.list.first();
+            while !self.list.is_tail(entry) && self.list.is_call(entry) {
+                let op = self.list.op(entry);
+                if self.read_only[op] {
+                    if !self.spend_step() {
+                        return None;
+                    }
+                    if let Some(next) = self.model.step(&self.state, &self.ops[op].input, self.ops[op].output()) {
+                        if !self.push(entry, next) {
+                            return Some(false);
+                        }
+                        continue 'rescan;
+                    }
+                }
+                entry = self.list.next(entry);
+            }
+            return Some(true);
+        }
+    }
+
+    /// Tries to linearize the (not read-only) operation of call entry
+    /// `entry` now.
+    fn try_linearize(&mut self, entry: usize) -> Next {
         let op = self.list.op(entry);
-        let Some(next) = self.model.step(&self.state, &self.ops[op].input, self.ops[op].output()) else {
-            return Some(self.list.next(entry));
-        };
+        let next = self.model.step(&self.state, &self.ops[op].input, self.ops[op].output());
+        if next.is_some_and(|next| self.push(entry, next)) {
+            Next::Restart
+        } else {
+            Next::Visit(self.list.next(entry))
+        }
+    }
+
+    /// Linearizes the operation of call entry `entry`, moving to state
+    /// `next`, unless that configuration was explored before. Returns whether
+    /// it did.
+    fn push(&mut self, entry: usize, next: M::State) -> bool {
+        let op = self.list.op(entry);
         self.linearized.insert(op);
         if !self.seen.insert((self.linearized.clone(), next.clone())) {
             self.linearized.remove(op);
-            return (!self.read_only[op]).then(|| self.list.next(entry));
+            return false;
         }
         let before = std::mem::replace(&mut self.state, next);
         self.stack.push((entry, before));
         self.list.lift(entry);
-        Some(self.list.first())
+        true
     }
 
     /// Undoes linearizations until one that has alternatives worth trying
