@@ -24,10 +24,31 @@ fn run(label: &str, cfg: &SynthConfig) {
 
 fn main() {
     for seed in 1..=3 {
-        run(&format!("seed {seed}, 10 clients, 50 keys"), &SynthConfig { seed, ..SynthConfig::default() });
+        run(
+            &format!("seed {seed}, 10 clients, 50 keys"),
+            &SynthConfig {
+                seed,
+                ..SynthConfig::default()
+            },
+        );
     }
-    let one_key = SynthConfig { keys: 1, ..SynthConfig::default() };
+    let one_key = SynthConfig {
+        keys: 1,
+        ..SynthConfig::default()
+    };
     run("seed 1, 10 clients, 1 key", &one_key);
-    run("seed 1, 10 clients, 1 key, no unknown", &SynthConfig { unknown_per_mille: 0, ..one_key.clone() });
-    run("seed 1, 10 clients, 1 key, 2000 ops", &SynthConfig { ops: 2000, ..one_key.clone() });
+    run(
+        "seed 1, 10 clients, 1 key, no unknown",
+        &SynthConfig {
+            unknown_per_mille: 0,
+            ..one_key.clone()
+        },
+    );
+    run(
+        "seed 1, 10 clients, 1 key, 2000 ops",
+        &SynthConfig {
+            ops: 2000,
+            ..one_key.clone()
+        },
+    );
 }

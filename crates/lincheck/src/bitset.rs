@@ -10,7 +10,9 @@ pub(crate) struct Bitset {
 impl Bitset {
     /// An empty set able to hold `0..len`.
     pub(crate) fn new(len: usize) -> Self {
-        Self { words: vec![0; len.div_ceil(64)].into_boxed_slice() }
+        Self {
+            words: vec![0; len.div_ceil(64)].into_boxed_slice(),
+        }
     }
 
     pub(crate) fn insert(&mut self, i: usize) {

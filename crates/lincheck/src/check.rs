@@ -23,7 +23,9 @@ pub struct CheckOptions {
 impl Default for CheckOptions {
     /// Ten million steps: a few seconds per partition at worst.
     fn default() -> Self {
-        Self { max_steps_per_partition: 10_000_000 }
+        Self {
+            max_steps_per_partition: 10_000_000,
+        }
     }
 }
 
@@ -69,7 +71,11 @@ pub fn check_with<M: Model>(
 ) -> Report<M> {
     let started = Instant::now();
     let partitions = partition(model, history);
-    let mut stats = Stats { operations: history.len(), partitions: partitions.len(), ..Stats::default() };
+    let mut stats = Stats {
+        operations: history.len(),
+        partitions: partitions.len(),
+        ..Stats::default()
+    };
     let mut exhausted = Vec::new();
     for (key, indices) in partitions {
         stats.searched += indices.len();
@@ -82,12 +88,21 @@ pub fn check_with<M: Model>(
             SearchOutcome::Illegal(dead_end) => {
                 stats.elapsed = started.elapsed();
                 let violation = Violation::new(key, &indices, dead_end, history);
-                return Report { result: CheckResult::Illegal(Box::new(violation)), stats };
+                return Report {
+                    result: CheckResult::Illegal(Box::new(violation)),
+                    stats,
+                };
             }
         }
     }
     stats.elapsed = started.elapsed();
-    let result = if exhausted.is_empty() { CheckResult::Ok } else { CheckResult::Unknown { partitions: exhausted } };
+    let result = if exhausted.is_empty() {
+        CheckResult::Ok
+    } else {
+        CheckResult::Unknown {
+            partitions: exhausted,
+        }
+    };
     Report { result, stats }
 }
 

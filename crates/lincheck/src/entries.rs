@@ -45,9 +45,17 @@ impl EntryList {
     pub(crate) fn new(intervals: &[(u64, Option<u64>)]) -> Self {
         let mut events = Vec::with_capacity(intervals.len() * 2);
         for (op, &(call, ret)) in intervals.iter().enumerate() {
-            events.push(Event { time: (false, call), kind: 0, op });
+            events.push(Event {
+                time: (false, call),
+                kind: 0,
+                op,
+            });
             let ret_time = ret.map_or((true, u64::MAX), |t| (false, t));
-            events.push(Event { time: ret_time, kind: 1, op });
+            events.push(Event {
+                time: ret_time,
+                kind: 1,
+                op,
+            });
         }
         events.sort_unstable();
         Self::link(&events, intervals.len())
@@ -55,12 +63,24 @@ impl EntryList {
 
     fn link(events: &[Event], ops: usize) -> Self {
         let tail = events.len() + 1;
-        let blank = Entry { op: usize::MAX, is_call: false, prev: HEAD, next: tail, ret: usize::MAX };
+        let blank = Entry {
+            op: usize::MAX,
+            is_call: false,
+            prev: HEAD,
+            next: tail,
+            ret: usize::MAX,
+        };
         let mut entries = vec![blank; events.len() + 2];
         let mut ret_of = vec![usize::MAX; ops];
         for (i, e) in events.iter().enumerate().rev() {
             let idx = i + 1;
-            entries[idx] = Entry { op: e.op, is_call: e.kind == 0, prev: idx - 1, next: idx + 1, ret: usize::MAX };
+            entries[idx] = Entry {
+                op: e.op,
+                is_call: e.kind == 0,
+                prev: idx - 1,
+                next: idx + 1,
+                ret: usize::MAX,
+            };
             if e.kind == 1 {
                 ret_of[e.op] = idx;
             } else {
@@ -136,7 +156,14 @@ mod tests {
     #[test]
     fn orders_by_time_calls_first_unknown_last() {
         let list = EntryList::new(&[(0, Some(5)), (5, None), (1, Some(2))]);
-        let expect = vec![(0, true), (2, true), (2, false), (1, true), (0, false), (1, false)];
+        let expect = vec![
+            (0, true),
+            (2, true),
+            (2, false),
+            (1, true),
+            (0, false),
+            (1, false),
+        ];
         assert_eq!(walk(&list), expect);
     }
 
@@ -146,7 +173,10 @@ mod tests {
         let before = walk(&list);
         let call1 = list.next(list.first());
         list.lift(call1);
-        assert_eq!(walk(&list), vec![(0, true), (2, true), (2, false), (0, false)]);
+        assert_eq!(
+            walk(&list),
+            vec![(0, true), (2, true), (2, false), (0, false)]
+        );
         let first = list.first();
         list.lift(first);
         list.unlift(first);

@@ -36,14 +36,27 @@ impl<I, O> Operation<I, O> {
     /// Panics if `ret < call`: a history with time running backwards is a bug
     /// in the recorder, not a property of the system under test.
     pub fn returned(client: u64, input: I, call: u64, ret: u64, output: O) -> Self {
-        assert!(ret >= call, "operation returns at {ret}, before its call at {call}");
-        Self { client, input, call, ret: Some(Return { time: ret, output }) }
+        assert!(
+            ret >= call,
+            "operation returns at {ret}, before its call at {call}"
+        );
+        Self {
+            client,
+            input,
+            call,
+            ret: Some(Return { time: ret, output }),
+        }
     }
 
     /// An operation whose outcome is unknown: it may have taken effect at any
     /// time after `call`, or never.
     pub fn unknown(client: u64, input: I, call: u64) -> Self {
-        Self { client, input, call, ret: None }
+        Self {
+            client,
+            input,
+            call,
+            ret: None,
+        }
     }
 
     /// The output, if the client saw one.

@@ -28,12 +28,18 @@ impl KvInput {
 
     /// `Put(key, value)`.
     pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
-        Self::Put { key: key.into(), value: value.into() }
+        Self::Put {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     /// `Append(key, value)`.
     pub fn append(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
-        Self::Append { key: key.into(), value: value.into() }
+        Self::Append {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     /// `Delete(key)`.
@@ -81,19 +87,28 @@ impl Model for KvModel {
         None
     }
 
-    fn step(&self, state: &Self::State, input: &KvInput, output: Option<&KvOutput>) -> Option<Self::State> {
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &KvInput,
+        output: Option<&KvOutput>,
+    ) -> Option<Self::State> {
         match (input, output) {
             (KvInput::Get { .. }, None) => Some(state.clone()),
-            (KvInput::Get { .. }, Some(KvOutput::Get(seen))) => (seen == state).then(|| state.clone()),
+            (KvInput::Get { .. }, Some(KvOutput::Get(seen))) => {
+                (seen == state).then(|| state.clone())
+            }
             (KvInput::Put { value, .. }, None | Some(KvOutput::Put)) => Some(Some(value.clone())),
             (KvInput::Append { value, .. }, None) => Some(Some(appended(state, value))),
             (KvInput::Append { value, .. }, Some(KvOutput::Append(len))) => {
                 let next = appended(state, value);
-                len.map_or(true, |len| len == next.len() as u64).then_some(Some(next))
+                let wrong_len = len.is_some_and(|len| len != next.len() as u64);
+                (!wrong_len).then_some(Some(next))
             }
             (KvInput::Delete { .. }, None) => Some(None),
             (KvInput::Delete { .. }, Some(KvOutput::Delete(existed))) => {
-                existed.map_or(true, |e| e == state.is_some()).then_some(None)
+                let wrong_existed = existed.is_some_and(|e| e != state.is_some());
+                (!wrong_existed).then_some(None)
             }
             (input, Some(output)) => panic!("history bug: {output:?} is not a reply to {input:?}"),
         }
@@ -127,8 +142,18 @@ mod tests {
     #[test]
     fn get_must_match_state() {
         let m = KvModel;
-        assert_eq!(m.step(&some("a"), &KvInput::get("k"), Some(&KvOutput::Get(some("a")))), Some(some("a")));
-        assert_eq!(m.step(&some("a"), &KvInput::get("k"), Some(&KvOutput::Get(None))), None);
+        assert_eq!(
+            m.step(
+                &some("a"),
+                &KvInput::get("k"),
+                Some(&KvOutput::Get(some("a")))
+            ),
+            Some(some("a"))
+        );
+        assert_eq!(
+            m.step(&some("a"), &KvInput::get("k"), Some(&KvOutput::Get(None))),
+            None
+        );
         assert_eq!(m.step(&None, &KvInput::get("k"), None), Some(None));
     }
 
@@ -136,18 +161,36 @@ mod tests {
     fn append_checks_length_only_when_known() {
         let m = KvModel;
         let app = KvInput::append("k", "xy");
-        assert_eq!(m.step(&some("a"), &app, Some(&KvOutput::Append(Some(3)))), Some(some("axy")));
-        assert_eq!(m.step(&some("a"), &app, Some(&KvOutput::Append(Some(2)))), None);
-        assert_eq!(m.step(&None, &app, Some(&KvOutput::Append(None))), Some(some("xy")));
+        assert_eq!(
+            m.step(&some("a"), &app, Some(&KvOutput::Append(Some(3)))),
+            Some(some("axy"))
+        );
+        assert_eq!(
+            m.step(&some("a"), &app, Some(&KvOutput::Append(Some(2)))),
+            None
+        );
+        assert_eq!(
+            m.step(&None, &app, Some(&KvOutput::Append(None))),
+            Some(some("xy"))
+        );
     }
 
     #[test]
     fn delete_checks_existence_only_when_known() {
         let m = KvModel;
         let del = KvInput::delete("k");
-        assert_eq!(m.step(&some("a"), &del, Some(&KvOutput::Delete(Some(true)))), Some(None));
-        assert_eq!(m.step(&None, &del, Some(&KvOutput::Delete(Some(true)))), None);
-        assert_eq!(m.step(&None, &del, Some(&KvOutput::Delete(None))), Some(None));
+        assert_eq!(
+            m.step(&some("a"), &del, Some(&KvOutput::Delete(Some(true)))),
+            Some(None)
+        );
+        assert_eq!(
+            m.step(&None, &del, Some(&KvOutput::Delete(Some(true)))),
+            None
+        );
+        assert_eq!(
+            m.step(&None, &del, Some(&KvOutput::Delete(None))),
+            Some(None)
+        );
     }
 
     #[test]

@@ -39,7 +39,12 @@ impl<I, O> HistoryRecorder<I, O> {
     pub fn complete(&mut self, handle: OpHandle, output: O, time: u64) {
         let op = &mut self.ops[handle.0];
         assert!(op.ret.is_none(), "operation {} completed twice", handle.0);
-        assert!(time >= op.call, "operation {} returns at {time}, before its call at {}", handle.0, op.call);
+        assert!(
+            time >= op.call,
+            "operation {} returns at {time}, before its call at {}",
+            handle.0,
+            op.call
+        );
         op.ret = Some(Return { time, output });
     }
 

@@ -122,7 +122,9 @@ impl<M: Model> Search<'_, M> {
                 },
                 Next::Backtrack => match self.backtrack() {
                     Some(entry) => entry,
-                    None => return SearchOutcome::Illegal(self.deepest.take().expect("dead end noted")),
+                    None => {
+                        return SearchOutcome::Illegal(self.deepest.take().expect("dead end noted"))
+                    }
                 },
             };
             if self.list.is_tail(entry) {
@@ -168,7 +170,10 @@ impl<M: Model> Search<'_, M> {
                     if !self.spend_step() {
                         return None;
                     }
-                    if let Some(next) = self.model.step(&self.state, &self.ops[op].input, self.ops[op].output()) {
+                    if let Some(next) =
+                        self.model
+                            .step(&self.state, &self.ops[op].input, self.ops[op].output())
+                    {
                         if !self.push(entry, next) {
                             return Some(false);
                         }
@@ -185,7 +190,9 @@ impl<M: Model> Search<'_, M> {
     /// `entry` now.
     fn try_linearize(&mut self, entry: usize) -> Next {
         let op = self.list.op(entry);
-        let next = self.model.step(&self.state, &self.ops[op].input, self.ops[op].output());
+        let next = self
+            .model
+            .step(&self.state, &self.ops[op].input, self.ops[op].output());
         if next.is_some_and(|next| self.push(entry, next)) {
             Next::Restart
         } else {
@@ -227,7 +234,11 @@ impl<M: Model> Search<'_, M> {
 
     /// Remembers this dead end if it is the deepest so far.
     fn note_dead_end(&mut self, ret_entry: usize) {
-        if self.deepest.as_ref().is_some_and(|d| d.prefix.len() >= self.stack.len()) {
+        if self
+            .deepest
+            .as_ref()
+            .is_some_and(|d| d.prefix.len() >= self.stack.len())
+        {
             return;
         }
         let blocked = self.list.op(ret_entry);
@@ -240,7 +251,11 @@ impl<M: Model> Search<'_, M> {
             e = self.list.next(e);
         }
         self.deepest = Some(DeadEnd {
-            prefix: self.stack.iter().map(|&(call, _)| self.list.op(call)).collect(),
+            prefix: self
+                .stack
+                .iter()
+                .map(|&(call, _)| self.list.op(call))
+                .collect(),
             state: self.state.clone(),
             blocked,
             candidates,

@@ -35,7 +35,15 @@ pub struct SynthConfig {
 impl Default for SynthConfig {
     /// 10,000 operations, 10 clients, 50 keys, 1% unknown outcomes.
     fn default() -> Self {
-        Self { seed: 1, ops: 10_000, clients: 10, keys: 50, max_latency: 100, max_think: 20, unknown_per_mille: 10 }
+        Self {
+            seed: 1,
+            ops: 10_000,
+            clients: 10,
+            keys: 50,
+            max_latency: 100,
+            max_think: 20,
+            unknown_per_mille: 10,
+        }
     }
 }
 
@@ -72,14 +80,21 @@ struct Planned {
 
 /// Generates a linearizable history.
 pub fn kv_history(cfg: &SynthConfig) -> Vec<KvOperation> {
-    assert!(cfg.clients > 0 && cfg.keys > 0 && cfg.max_latency > 0, "degenerate config {cfg:?}");
+    assert!(
+        cfg.clients > 0 && cfg.keys > 0 && cfg.max_latency > 0,
+        "degenerate config {cfg:?}"
+    );
     let mut rng = Rng::new(cfg.seed);
-    let mut clock: Vec<u64> = (0..cfg.clients).map(|_| rng.below(cfg.max_think + 1)).collect();
+    let mut clock: Vec<u64> = (0..cfg.clients)
+        .map(|_| rng.below(cfg.max_think + 1))
+        .collect();
     let mut planned = Vec::with_capacity(cfg.ops);
     for seq in 0..cfg.ops {
         let client = seq as u64 % cfg.clients;
         let p = plan(&mut rng, cfg, client, seq, clock[client as usize]);
-        let busy_until = p.op.return_time().unwrap_or(p.op.call + 2 * cfg.max_latency);
+        let busy_until =
+            p.op.return_time()
+                .unwrap_or(p.op.call + 2 * cfg.max_latency);
         clock[client as usize] = busy_until + rng.below(cfg.max_think + 1);
         planned.push(p);
     }
@@ -98,19 +113,27 @@ fn plan(rng: &mut Rng, cfg: &SynthConfig, client: u64, seq: usize, call: u64) ->
     let latency = 1 + rng.below(cfg.max_latency);
     if rng.below(1000) < cfg.unknown_per_mille {
         let effect_at = (rng.below(2) == 0).then(|| call + rng.below(4 * cfg.max_latency));
-        return Planned { op: Operation::unknown(client, input, call), effect_at };
+        return Planned {
+            op: Operation::unknown(client, input, call),
+            effect_at,
+        };
     }
     // Strictly before the return, so an operation called at that instant
     // takes effect later.
     let effect_at = call + rng.below(latency);
     // The output is filled in by `execute`.
     let placeholder = KvOutput::Put;
-    Planned { op: Operation::returned(client, input, call, call + latency, placeholder), effect_at: Some(effect_at) }
+    Planned {
+        op: Operation::returned(client, input, call, call + latency, placeholder),
+        effect_at: Some(effect_at),
+    }
 }
 
 /// Applies operations in effect order and fills in their outputs.
 fn execute(rng: &mut Rng, mut planned: Vec<Planned>) -> Vec<KvOperation> {
-    let mut order: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].effect_at.is_some()).collect();
+    let mut order: Vec<usize> = (0..planned.len())
+        .filter(|&i| planned[i].effect_at.is_some())
+        .collect();
     order.sort_by_key(|&i| (planned[i].effect_at, i));
     let mut map: BTreeMap<Bytes, Bytes> = BTreeMap::new();
     for i in order {

@@ -97,14 +97,28 @@ impl<M: Model> Violation<M> {
     fn render(&self, history: &[Operation<M::Input, M::Output>]) -> String {
         let mut s = String::new();
         let (shown, n) = (self.prefix.len().min(PREFIX_SHOWN), self.prefix.len());
-        let _ = writeln!(s, "not linearizable: partition {:?} ({} operations)", self.partition, self.partition_len);
-        let _ = writeln!(s, "longest linearizable prefix: {n} operations; last {shown} of them:");
+        let _ = writeln!(
+            s,
+            "not linearizable: partition {:?} ({} operations)",
+            self.partition, self.partition_len
+        );
+        let _ = writeln!(
+            s,
+            "longest linearizable prefix: {n} operations; last {shown} of them:"
+        );
         for &i in &self.prefix[n - shown..] {
             let _ = writeln!(s, "  {}", describe(i, &history[i]));
         }
         let _ = writeln!(s, "state after the prefix: {:?}", self.state);
-        let _ = writeln!(s, "cannot place, before it returned:\n  {}", describe(self.blocked, &history[self.blocked]));
-        let _ = writeln!(s, "other operations pending then (each could not go next, or led only to dead ends):");
+        let _ = writeln!(
+            s,
+            "cannot place, before it returned:\n  {}",
+            describe(self.blocked, &history[self.blocked])
+        );
+        let _ = writeln!(
+            s,
+            "other operations pending then (each could not go next, or led only to dead ends):"
+        );
         for &i in &self.candidates {
             let _ = writeln!(s, "  {}", describe(i, &history[i]));
         }
@@ -127,7 +141,13 @@ impl<M: Model> Debug for Violation<M> {
 /// One line per operation: `#index client c [call, ret] input -> output`.
 pub fn describe<I: Debug, O: Debug>(index: usize, op: &Operation<I, O>) -> String {
     match &op.ret {
-        Some(r) => format!("#{index} client {} [{}, {}] {:?} -> {:?}", op.client, op.call, r.time, op.input, r.output),
-        None => format!("#{index} client {} [{}, ∞) {:?} -> unknown", op.client, op.call, op.input),
+        Some(r) => format!(
+            "#{index} client {} [{}, {}] {:?} -> {:?}",
+            op.client, op.call, r.time, op.input, r.output
+        ),
+        None => format!(
+            "#{index} client {} [{}, ∞) {:?} -> unknown",
+            op.client, op.call, op.input
+        ),
     }
 }

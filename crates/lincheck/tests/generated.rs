@@ -10,22 +10,33 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 fn config() -> impl Strategy<Value = SynthConfig> {
-    (any::<u64>(), 1usize..150, 1u64..6, 1u64..4, 1u64..40, 0u64..20, 0u64..50).prop_map(
-        |(seed, ops, clients, keys, max_latency, max_think, unknown_per_mille)| SynthConfig {
-            seed,
-            ops,
-            clients,
-            keys,
-            max_latency,
-            max_think,
-            unknown_per_mille,
-        },
+    (
+        any::<u64>(),
+        1usize..150,
+        1u64..6,
+        1u64..4,
+        1u64..40,
+        0u64..20,
+        0u64..50,
     )
+        .prop_map(
+            |(seed, ops, clients, keys, max_latency, max_think, unknown_per_mille)| SynthConfig {
+                seed,
+                ops,
+                clients,
+                keys,
+                max_latency,
+                max_think,
+                unknown_per_mille,
+            },
+        )
 }
 
 /// Indices of operations that returned and match `pred`.
 fn completed(h: &[KvOperation], pred: impl Fn(&KvInput) -> bool) -> Vec<usize> {
-    (0..h.len()).filter(|&i| h[i].ret.is_some() && pred(&h[i].input)).collect()
+    (0..h.len())
+        .filter(|&i| h[i].ret.is_some() && pred(&h[i].input))
+        .collect()
 }
 
 fn set_output(op: &mut KvOperation, output: KvOutput) {

@@ -3,7 +3,10 @@
 //! orderings accepted.
 
 use bytes::Bytes;
-use lincheck::{check_kv, check_with, CheckOptions, CheckResult, KvInput, KvModel, KvOperation, KvOutput, Operation};
+use lincheck::{
+    check_kv, check_with, CheckOptions, CheckResult, KvInput, KvModel, KvOperation, KvOutput,
+    Operation,
+};
 
 fn done(client: u64, call: u64, ret: u64, input: KvInput, output: KvOutput) -> KvOperation {
     Operation::returned(client, input, call, ret, output)
@@ -65,7 +68,13 @@ fn sequential_history_is_linearizable() {
         done(1, 4, 5, app("x", "2"), KvOutput::Append(Some(2))),
         done(1, 6, 7, get("x"), read(Some("12"))),
         done(1, 8, 9, KvInput::delete("x"), KvOutput::Delete(Some(true))),
-        done(1, 10, 11, KvInput::delete("x"), KvOutput::Delete(Some(false))),
+        done(
+            1,
+            10,
+            11,
+            KvInput::delete("x"),
+            KvOutput::Delete(Some(false)),
+        ),
         done(1, 12, 13, get("x"), read(None)),
     ]);
 }
@@ -82,7 +91,10 @@ fn stale_read_is_rejected_with_key_and_operation() {
     assert_eq!(blocked, 2);
     assert!(text.contains("partition b\"x\""), "{text}");
     assert!(text.contains("#2 client 2 [40, 50]"), "{text}");
-    assert!(text.contains("longest linearizable prefix: 2 operations"), "{text}");
+    assert!(
+        text.contains("longest linearizable prefix: 2 operations"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -148,7 +160,13 @@ fn append_length_must_match() {
 
 #[test]
 fn delete_existence_must_match() {
-    assert_illegal(&[done(1, 0, 10, KvInput::delete("x"), KvOutput::Delete(Some(true)))]);
+    assert_illegal(&[done(
+        1,
+        0,
+        10,
+        KvInput::delete("x"),
+        KvOutput::Delete(Some(true)),
+    )]);
     assert_ok(&[
         done(1, 0, 10, put("x", "1"), KvOutput::Put),
         done(2, 5, 15, KvInput::delete("x"), KvOutput::Delete(Some(true))),
@@ -192,17 +210,26 @@ fn reads_may_not_flip_back_to_the_old_value() {
 fn operations_that_touch_are_concurrent() {
     // The get is called at the instant the put returns: either order is
     // allowed (the permissive reading of equal times).
-    assert_ok(&[done(1, 0, 10, put("x", "1"), KvOutput::Put), done(2, 10, 20, get("x"), read(None))]);
+    assert_ok(&[
+        done(1, 0, 10, put("x", "1"), KvOutput::Put),
+        done(2, 10, 20, get("x"), read(None)),
+    ]);
 }
 
 #[test]
 fn unknown_write_may_be_seen() {
-    assert_ok(&[unknown(1, 0, put("x", "1")), done(2, 10, 20, get("x"), read(Some("1")))]);
+    assert_ok(&[
+        unknown(1, 0, put("x", "1")),
+        done(2, 10, 20, get("x"), read(Some("1"))),
+    ]);
 }
 
 #[test]
 fn unknown_write_may_never_take_effect() {
-    assert_ok(&[unknown(1, 0, put("x", "1")), done(2, 10, 20, get("x"), read(None))]);
+    assert_ok(&[
+        unknown(1, 0, put("x", "1")),
+        done(2, 10, 20, get("x"), read(None)),
+    ]);
 }
 
 #[test]
@@ -227,7 +254,10 @@ fn unknown_write_seen_then_unseen_is_rejected() {
 
 #[test]
 fn unknown_write_seen_before_its_call_is_rejected() {
-    let h = [done(2, 0, 5, get("x"), read(Some("1"))), unknown(1, 10, put("x", "1"))];
+    let h = [
+        done(2, 0, 5, get("x"), read(Some("1"))),
+        unknown(1, 10, put("x", "1")),
+    ];
     assert_illegal(&h);
 }
 
@@ -258,7 +288,13 @@ fn exhausted_budget_answers_unknown() {
         done(2, 0, 10, put("x", "2"), KvOutput::Put),
         done(3, 20, 30, get("x"), read(Some("1"))),
     ];
-    let report = check_with(&KvModel, &h, &CheckOptions { max_steps_per_partition: 1 });
+    let report = check_with(
+        &KvModel,
+        &h,
+        &CheckOptions {
+            max_steps_per_partition: 1,
+        },
+    );
     match report.result {
         CheckResult::Unknown { partitions } => assert_eq!(partitions, vec![Bytes::from("x")]),
         other => panic!("expected unknown, got {other:?}"),

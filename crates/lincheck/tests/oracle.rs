@@ -25,21 +25,33 @@ fn brute(h: &[KvOperation], placed: u32, state: &State) -> bool {
         }
         let key = h[x].input.key();
         let current = state.get(key).cloned().flatten();
-        KvModel.step(&current, &h[x].input, h[x].output()).is_some_and(|next| {
-            let mut state = state.clone();
-            state.insert(key.clone(), next);
-            brute(h, placed | (1 << x), &state)
-        })
+        KvModel
+            .step(&current, &h[x].input, h[x].output())
+            .is_some_and(|next| {
+                let mut state = state.clone();
+                state.insert(key.clone(), next);
+                brute(h, placed | (1 << x), &state)
+            })
     })
 }
 
 fn value() -> impl Strategy<Value = Bytes> {
-    prop_oneof![Just(Bytes::from_static(b"a")), Just(Bytes::from_static(b"b"))]
+    prop_oneof![
+        Just(Bytes::from_static(b"a")),
+        Just(Bytes::from_static(b"b"))
+    ]
 }
 
 fn read() -> impl Strategy<Value = Option<Bytes>> {
-    prop_oneof![Just(None), Just(Some("a")), Just(Some("b")), Just(Some("ab")), Just(Some("ba")), Just(Some("aa"))]
-        .prop_map(|v| v.map(Bytes::from_static_str))
+    prop_oneof![
+        Just(None),
+        Just(Some("a")),
+        Just(Some("b")),
+        Just(Some("ab")),
+        Just(Some("ba")),
+        Just(Some("aa"))
+    ]
+    .prop_map(|v| v.map(Bytes::from_static_str))
 }
 
 trait FromStaticStr {
@@ -53,25 +65,36 @@ impl FromStaticStr for Bytes {
 }
 
 fn io() -> impl Strategy<Value = (KvInput, KvOutput)> {
-    let key = prop_oneof![Just(Bytes::from_static(b"x")), Just(Bytes::from_static(b"y"))];
-    (key, 0u8..4, value(), read(), proptest::option::of(0u64..4), proptest::option::of(any::<bool>())).prop_map(
-        |(key, kind, value, seen, len, existed)| match kind {
+    let key = prop_oneof![
+        Just(Bytes::from_static(b"x")),
+        Just(Bytes::from_static(b"y"))
+    ];
+    (
+        key,
+        0u8..4,
+        value(),
+        read(),
+        proptest::option::of(0u64..4),
+        proptest::option::of(any::<bool>()),
+    )
+        .prop_map(|(key, kind, value, seen, len, existed)| match kind {
             0 => (KvInput::Get { key }, KvOutput::Get(seen)),
             1 => (KvInput::Put { key, value }, KvOutput::Put),
             2 => (KvInput::Append { key, value }, KvOutput::Append(len)),
             _ => (KvInput::Delete { key }, KvOutput::Delete(existed)),
-        },
-    )
+        })
 }
 
 fn operation() -> impl Strategy<Value = KvOperation> {
-    (io(), 0u64..10, 0u64..6, prop::bool::weighted(0.2)).prop_map(|((input, output), call, len, lost)| {
-        if lost {
-            Operation::unknown(0, input, call)
-        } else {
-            Operation::returned(0, input, call, call + len, output)
-        }
-    })
+    (io(), 0u64..10, 0u64..6, prop::bool::weighted(0.2)).prop_map(
+        |((input, output), call, len, lost)| {
+            if lost {
+                Operation::unknown(0, input, call)
+            } else {
+                Operation::returned(0, input, call, call + len, output)
+            }
+        },
+    )
 }
 
 proptest! {
