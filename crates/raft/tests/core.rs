@@ -275,3 +275,27 @@ fn snapshot_is_streamed_in_chunks_to_a_lagging_follower() {
     net.deliver_all();
     assert_eq!(net.node(3).status().commit, net.node(1).status().commit);
 }
+
+/// Dissertation §6.4: a new leader answers ReadIndex only once an entry of its own term
+/// (the no-op) has committed; until then it does not know the true commit index.
+#[test]
+fn new_leader_answers_reads_only_after_its_noop_commits() {
+    let mut net = Net::new(3);
+    net.node(1).campaign();
+    // Votes flow, but every Append response is lost: the no-op cannot commit.
+    net.deliver(|m| !matches!(m.body, MessageBody::AppendResponse { .. }));
+    assert_eq!(net.node(1).status().role, Role::Leader);
+    net.node(1).read_index(5).unwrap();
+    net.node(1).tick();
+    net.deliver(|m| !matches!(m.body, MessageBody::AppendResponse { .. }));
+    assert!(net.read_states.get(&1).map_or(true, |r| r.is_empty()), "answered before the no-op committed");
+    // Heartbeat responses make the leader retry the Appends; now let them through.
+    net.node(1).tick();
+    net.deliver_all();
+    net.node(1).tick();
+    net.deliver_all();
+    let noop_index = 1;
+    let rs = &net.read_states[&1];
+    assert_eq!(rs.len(), 1);
+    assert!(rs[0].index >= noop_index);
+}

@@ -107,6 +107,9 @@ pub struct Cluster<S: SimStore = MemStorage> {
     pub inv: Invariants,
     /// Reads answered by `read_index`: (node, ctx) -> index.
     pub read_answers: BTreeMap<(NodeId, u64), Index>,
+    /// Reads in flight: (node, ctx) -> the highest index anyone had applied when the read
+    /// was issued. A linearizable read must be answered at that index or later.
+    read_floors: BTreeMap<(NodeId, u64), Index>,
     pub events_processed: u64,
     /// A running digest of every event (time, kind, endpoints, message): two runs with
     /// equal digests processed the same events in the same order.
@@ -135,6 +138,7 @@ impl<S: SimStore> Cluster<S> {
             sent_by_kind: BTreeMap::new(),
             inv: Invariants::default(),
             read_answers: BTreeMap::new(),
+            read_floors: BTreeMap::new(),
             events_processed: 0,
             trace_digest: 0xcbf2_9ce4_8422_2325,
             cfg,
@@ -331,6 +335,14 @@ impl<S: SimStore> Cluster<S> {
             self.inv.on_apply(id, e.index, &payload);
         }
         for rs in &rd.read_states {
+            if let Some(floor) = self.read_floors.remove(&(id, rs.ctx)) {
+                assert!(
+                    rs.index >= floor,
+                    "stale read: node {id} answered read {} at index {} but {floor} was applied before it was issued",
+                    rs.ctx,
+                    rs.index
+                );
+            }
             self.read_answers.insert((id, rs.ctx), rs.index);
         }
     }
@@ -581,10 +593,14 @@ impl<S: SimStore> Cluster<S> {
         v
     }
 
-    /// Issues a ReadIndex on `id` with `ctx`.
+    /// Issues a ReadIndex on `id` with `ctx`; the answer is checked against every index
+    /// applied anywhere before now (linearizability of ReadIndex, dissertation §6.4).
     pub fn read_index(&mut self, id: NodeId, ctx: u64) -> bool {
         let Some(node) = self.nodes.get_mut(&id) else { return false };
         let ok = node.raw.read_index(ctx).is_ok();
+        if ok {
+            self.read_floors.insert((id, ctx), self.inv.max_applied_index());
+        }
         self.drive(id);
         ok
     }

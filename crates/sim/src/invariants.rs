@@ -57,6 +57,10 @@ impl Invariants {
         }
     }
 
+    pub fn max_applied_index(&self) -> Index {
+        self.applied.keys().next_back().copied().unwrap_or(0)
+    }
+
     pub fn applied_count(&self) -> usize {
         self.applied.len()
     }

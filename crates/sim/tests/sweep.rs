@@ -13,7 +13,16 @@ use sim::{cmd, seed_from_env, Cluster, ClusterConfig, MS, SEC};
 
 const DEFAULT_SEEDS: u64 = 300;
 
-fn run_schedule(seed: u64) -> (u64, u64, u64) {
+/// What one schedule did; two runs of one seed must produce equal outcomes.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    events: u64,
+    applied: u64,
+    reads_answered: u64,
+    digest: u64,
+}
+
+fn run_schedule(seed: u64) -> Outcome {
     let mut probe = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
 
     let servers = if probe.gen_bool(0.5) { 3 } else { 5 };
@@ -30,14 +39,23 @@ fn run_schedule(seed: u64) -> (u64, u64, u64) {
     let mut c = Cluster::new(cfg);
     let n = servers as u64;
     let mut next_cmd = seed << 20;
+    let mut next_read = 0;
     for _ in 0..80 {
         match c.rng.gen_range(0..110) {
-            0..=39 => {
+            0..=29 => {
                 let k = c.rng.gen_range(1..8);
                 for _ in 0..k {
                     next_cmd += 1;
                     let id = c.rng.gen_range(1..=n);
                     c.start_cmd(id, cmd(next_cmd));
+                }
+            }
+            30..=39 => {
+                // Linearizable reads on random nodes (checked when answered).
+                for _ in 0..c.rng.gen_range(1..4) {
+                    next_read += 1;
+                    let id = c.rng.gen_range(1..=n);
+                    c.read_index(id, next_read);
                 }
             }
             40..=49 => {
@@ -95,20 +113,25 @@ fn run_schedule(seed: u64) -> (u64, u64, u64) {
     c.run_for(3 * SEC);
     c.one(cmd(u64::MAX - seed), servers, true);
     c.end();
-    (c.events_processed, c.inv.applied_count() as u64, c.trace_digest)
+    Outcome {
+        events: c.events_processed,
+        applied: c.inv.applied_count() as u64,
+        reads_answered: c.read_answers.len() as u64,
+        digest: c.trace_digest,
+    }
 }
 
 #[test]
 fn random_schedules_keep_raft_safe() {
     let first = seed_from_env(1);
     let count: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEEDS);
-    let mut events = 0;
-    let mut applied = 0;
+    let (mut events, mut applied, mut reads) = (0, 0, 0);
     for seed in first..first + count {
         match catch_unwind(AssertUnwindSafe(|| run_schedule(seed))) {
-            Ok((e, a, _)) => {
-                events += e;
-                applied += a;
+            Ok(o) => {
+                events += o.events;
+                applied += o.applied;
+                reads += o.reads_answered;
             }
             Err(panic) => {
                 eprintln!("seed {seed} failed; reproduce with: SIM_SEED={seed} SIM_SEEDS=1 cargo test -p sim --test sweep");
@@ -116,7 +139,8 @@ fn random_schedules_keep_raft_safe() {
             }
         }
     }
-    eprintln!("sweep: {count} seeds from {first}, {events} events, {applied} indexes applied");
+    eprintln!("sweep: {count} seeds from {first}, {events} events, {applied} indexes applied, {reads} reads answered");
+    assert!(reads > count, "the sweep answered almost no reads: {reads} over {count} seeds");
     assert!(applied > count, "the sweep committed almost nothing: {applied} entries over {count} seeds");
 }
 
