@@ -6,7 +6,8 @@
 //! `compact` / `install_snapshot` write the snapshot file durably at once (temp file,
 //! fsync, rename, directory fsync), then remove the previous one, then buffer a marker
 //! record; segments the snapshot covers are deleted by the first `sync` after that
-//! marker is durable.
+//! marker is durable. The snapshot held in memory is a read-only map of its file, not a
+//! copy (see `snapfile` for why that is sound).
 //!
 //! Invariants: the in-memory state (hard state, snapshot, log) is exactly what the
 //! trait has been told, whether or not it is durable yet; dropping the store without
@@ -114,19 +115,25 @@ impl DiskStorage {
         }
     }
 
-    /// Writes `snapshot` durably and removes the previous snapshot file.
-    fn persist_snapshot(&mut self, snapshot: &Snapshot) -> StorageResult<()> {
+    /// Writes `snapshot` durably and removes the previous snapshot file. Returns the
+    /// snapshot to hold from now on: the same data, as a view of the new file (see
+    /// `snapfile`), so the caller's buffer is not kept alive by the store.
+    fn persist_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<Snapshot> {
         self.wal.check()?;
-        if let Err(e) = snapfile::write(&*self.fs, &self.dir, snapshot) {
-            return Err(self.wal.poison(format!("write snapshot {}: {e}", snapfile::file_name(snapshot.meta))));
-        }
+        let path = match snapfile::write(&*self.fs, &self.dir, &snapshot) {
+            Ok(path) => path,
+            Err(e) => return Err(self.wal.poison(format!("write snapshot {}: {e}", snapfile::file_name(snapshot.meta)))),
+        };
         if !self.snapshot.is_empty() {
+            // Unlinking is safe while `Bytes` of the old file are still held elsewhere (by
+            // the Raft core, a transport): their map keeps the inode alive.
             let old = self.dir.join(snapfile::file_name(self.snapshot.meta));
             if let Err(e) = self.fs.remove_file(&old) {
                 return Err(self.wal.poison(format!("remove {}: {e}", old.display())));
             }
         }
-        Ok(())
+        let data = snapfile::map_written(&*self.fs, &path, &snapshot);
+        Ok(Snapshot { meta: snapshot.meta, data })
     }
 
     fn check_appendable(&self, entries: &[Entry]) -> StorageResult<()> {
@@ -188,6 +195,8 @@ impl Storage for DiskStorage {
         Ok(out)
     }
 
+    /// O(1): the data is a view of the snapshot file (see `snapfile`); this clones a
+    /// reference to it, never the bytes.
     fn snapshot(&self) -> StorageResult<Snapshot> {
         Ok(self.snapshot.clone())
     }
@@ -217,7 +226,7 @@ impl Storage for DiskStorage {
             return Err(StorageError::SnapshotOutOfDate { index, current: self.snapshot.meta.index });
         }
         let keep = self.log.term(index).ok() == Some(term);
-        self.persist_snapshot(&snapshot)?;
+        let snapshot = self.persist_snapshot(snapshot)?;
         self.wal.push(&Record::Snapshot { meta: snapshot.meta, kept_tail: keep })?;
         if keep {
             self.log.compact_to(snapshot.meta);
@@ -237,7 +246,7 @@ impl Storage for DiskStorage {
             return Err(StorageError::Unavailable { index, last_index: self.last_index() });
         }
         debug_assert_eq!(self.term(index).ok(), Some(snapshot.meta.term));
-        self.persist_snapshot(&snapshot)?;
+        let snapshot = self.persist_snapshot(snapshot)?;
         self.wal.push(&Record::Snapshot { meta: snapshot.meta, kept_tail: true })?;
         self.log.compact_to(snapshot.meta);
         self.snapshot = snapshot;

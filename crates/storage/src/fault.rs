@@ -3,10 +3,12 @@
 //! [`FaultyFs`] forwards to [`StdFs`] but, when armed through its [`FaultHandle`], fails
 //! a chosen future file write (after writing half the buffer, as a full disk does:
 //! ENOSPC mid-write) or a chosen future fsync. It can also skip fsync entirely, which
-//! keeps property tests fast, and counts positioned reads (entry-cache misses): their crashes are modelled by dropping the store, which
-//! loses exactly the unsynced in-memory buffer, so fsync itself adds nothing.
+//! keeps property tests fast (their crashes are modelled by dropping the store, which
+//! loses exactly the unsynced in-memory buffer, so fsync itself adds nothing). It counts
+//! positioned reads (entry-cache misses) and whole-file read-only views (`map_read`:
+//! snapshot files), so tests can tell what the store read.
 
-use crate::fs::{FileSystem, StdFs, WritableFile};
+use crate::fs::{FileSystem, ReadOnlyFile, StdFs, WritableFile};
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -24,6 +26,8 @@ struct Plan {
     skip_sync: AtomicBool,
     /// Positioned reads served (cache misses of the entry cache).
     reads_at: AtomicI64,
+    /// Whole-file read-only views handed out (`map_read`: snapshot files).
+    maps: AtomicI64,
 }
 
 /// Arms faults on a [`FaultyFs`] (and every file it opened), from outside the store.
@@ -42,6 +46,10 @@ impl FaultHandle {
     /// How many positioned reads (`read_at`) the store has made so far.
     pub fn reads_at(&self) -> i64 {
         self.0.reads_at.load(Ordering::SeqCst)
+    }
+    /// How many whole files the store has opened read-only through `map_read` so far.
+    pub fn maps(&self) -> i64 {
+        self.0.maps.load(Ordering::SeqCst)
     }
     /// Disarms all faults.
     pub fn heal(&self) {
@@ -111,6 +119,10 @@ impl FileSystem for FaultyFs {
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.inner.read(path)
+    }
+    fn map_read(&self, path: &Path) -> io::Result<ReadOnlyFile> {
+        self.plan.maps.fetch_add(1, Ordering::SeqCst);
+        self.inner.map_read(path)
     }
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         self.plan.reads_at.fetch_add(1, Ordering::SeqCst);

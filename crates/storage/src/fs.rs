@@ -2,13 +2,85 @@
 //!
 //! [`StdFs`] is the real thing. Tests wrap it (see [`crate::fault`]) to inject write and
 //! fsync failures, or to skip fsync for speed. The trait is deliberately small: whole-file
-//! reads for recovery, positioned reads for cache misses, append-only writers, and the
-//! directory operations that make renames and creations durable.
+//! reads for recovery, read-only views of snapshot files ([`FileSystem::map_read`], a
+//! memory map in [`StdFs`]), positioned reads for cache misses, append-only writers, and
+//! the directory operations that make renames and creations durable.
 
+use bytes::Bytes;
+use memmap2::Mmap;
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::{Deref, Range};
 use std::path::Path;
+
+/// A whole file, read-only, from [`FileSystem::map_read`]: a memory map of it (no copy:
+/// its pages come from the page cache as they are touched) or, for a file system that
+/// cannot map, its bytes on the heap.
+pub struct ReadOnlyFile(Inner);
+
+enum Inner {
+    Heap(Bytes),
+    Mapped(Mmap),
+}
+
+impl ReadOnlyFile {
+    /// True if this is a view of the file itself rather than a copy on the heap.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.0, Inner::Mapped(_))
+    }
+
+    /// Says `range` has been read and is not needed again soon: a mapped file's pages in it
+    /// leave this process's page tables (and so its resident set); they stay in the page
+    /// cache and fault back in, unchanged, if read again. A no-op for heap bytes. Lets a
+    /// pass over a large file (checksum verification) run in bounded resident memory.
+    pub fn release(&self, range: Range<usize>) {
+        #[cfg(unix)]
+        if let Inner::Mapped(map) = &self.0 {
+            let range = range.start.min(map.len())..range.end.min(map.len());
+            if !range.is_empty() {
+                // SAFETY: MADV_DONTNEED on a shared, read-only file mapping only drops page
+                // table entries: a later read faults the same bytes back in from the file,
+                // which is never modified in place (the contract of `map_read`). No
+                // reference observes different bytes. A failure is only a lost hint.
+                let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, range.len()) };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = range;
+    }
+
+    /// The whole file as `Bytes`, without copying: a mapped file becomes the owner of the
+    /// `Bytes` (`Bytes::from_owner`) and is unmapped when the last clone or slice drops.
+    pub fn into_bytes(self) -> Bytes {
+        match self.0 {
+            Inner::Heap(b) => b,
+            Inner::Mapped(map) => Bytes::from_owner(map),
+        }
+    }
+}
+
+impl From<Vec<u8>> for ReadOnlyFile {
+    fn from(v: Vec<u8>) -> Self {
+        ReadOnlyFile(Inner::Heap(Bytes::from(v)))
+    }
+}
+
+impl Deref for ReadOnlyFile {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Inner::Heap(b) => b,
+            Inner::Mapped(map) => map,
+        }
+    }
+}
+
+impl Debug for ReadOnlyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyFile").field("len", &self.len()).field("mapped", &self.is_mapped()).finish()
+    }
+}
 
 /// A file open for appending.
 pub trait WritableFile: Send {
@@ -24,6 +96,15 @@ pub trait FileSystem: Send + Sync + Debug {
     /// Names (not paths) of the regular files in `dir`.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// The whole of `path`, read-only, without copying it where the implementation can
+    /// ([`StdFs`] maps it; this default reads it onto the heap).
+    ///
+    /// Contract, which is what makes a map sound: the caller uses this only for files that
+    /// nobody modifies or truncates in place for as long as any view of them lives
+    /// (snapshot files: written under a temporary name and renamed, then only unlinked).
+    fn map_read(&self, path: &Path) -> io::Result<ReadOnlyFile> {
+        self.read(path).map(ReadOnlyFile::from)
+    }
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>>;
     /// Creates `path` (truncating any existing file) for appending.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
@@ -71,6 +152,21 @@ impl FileSystem for StdFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn map_read(&self, path: &Path) -> io::Result<ReadOnlyFile> {
+        let f = File::open(path)?;
+        if f.metadata()?.len() == 0 {
+            // mmap(2) of length 0 fails with EINVAL; there is nothing to map anyway.
+            return Ok(ReadOnlyFile::from(Vec::new()));
+        }
+        // SAFETY: a read-only shared map is sound as long as the file is not modified or
+        // truncated while mapped (a write would change bytes behind `&[u8]`s, a truncation
+        // would turn reads past the new end into SIGBUS). The caller promises that (the
+        // trait method's contract); unlinking or renaming over the file is harmless, as the
+        // inode lives on while mapped. The map does not depend on `f` staying open.
+        let map = unsafe { Mmap::map(&f)? };
+        Ok(ReadOnlyFile(Inner::Mapped(map)))
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {

@@ -12,9 +12,13 @@
 //!
 //! Limits, on purpose: one record (entry) is at most 64 MiB; entry data kept in memory
 //! is bounded by `DiskOptions::cache_max_bytes` (older entries are read back from their
-//! segment), plus about 40 bytes of index per live entry; the current snapshot is held in
-//! memory once (the trait hands out `Snapshot { data: Bytes }`), written in 1 MiB chunks
-//! and read back whole on open. One process per directory: nothing locks it yet.
+//! segment), plus about 40 bytes of index per live entry. The current snapshot is never
+//! copied into memory: it is written from the caller's `Bytes` in 1 MiB chunks, and
+//! afterwards (and on open, after a streaming checksum pass) held as a read-only memory
+//! map of its file, handed out as `Bytes` (`snapshot()` is O(1); readers fault pages in
+//! from the page cache). Snapshot files are never modified in place, only replaced by
+//! rename and unlinked, which is what makes the map sound (`snapfile` has the argument).
+//! One process per directory: nothing locks it yet.
 //!
 //! Files, one job each: `record` (frame codec), `segment` (segment files), `snapfile`
 //! (snapshot files), `wal` (group commit, rolling, deletion), `log` (in-memory index and
@@ -37,7 +41,7 @@ mod wal;
 
 pub use disk::{DiskOptions, DiskStorage};
 pub use error::OpenError;
-pub use fs::{FileSystem, StdFs, WritableFile};
+pub use fs::{FileSystem, ReadOnlyFile, StdFs, WritableFile};
 
 /// Format details exposed for crash tests and tools (frame and header sizes).
 pub mod format {

@@ -6,9 +6,30 @@
 //! Written to `snap.tmp`, fsync'd, renamed into place, then the directory fsync'd: a
 //! snapshot file under its final name is always complete and durable. The caller removes
 //! the previous snapshot only after `write` returns. Any `*.tmp` left by a crash is garbage.
+//!
+//! Memory: a snapshot is never held twice. `write` streams the caller's `Bytes` to the
+//! file in 1 MiB chunks. `load` (on open) and `map_written` (after a write) give the data
+//! as a read-only memory map of the file wrapped in `Bytes` (`Bytes::from_owner`): no
+//! copy at all, so `Storage::snapshot()` is a reference-count bump and the leader's
+//! InstallSnapshot chunks (`data.slice(..)`) are read straight from the page cache.
+//! `load` verifies the checksum by streaming over the map, releasing each chunk from the
+//! process's resident set once it is summed, so opening a store with a large snapshot
+//! costs neither heap nor resident memory in proportion to it.
+//!
+//! Why the map is sound (`memmap2::Mmap::map` is `unsafe` because the bytes behind a
+//! `&[u8]` must not change and must not vanish): a snapshot file is never modified or
+//! truncated in place. It is written only under `snap.tmp`, which `FileSystem::create`
+//! makes afresh (a new inode: the previous `snap.tmp` was renamed away), and renamed into
+//! place once complete; after that the store only ever unlinks it (replaced by a newer
+//! snapshot, or superseded at recovery). Unlinking does not invalidate a map: Linux keeps
+//! the inode and its pages alive while any map of it exists, so a `Bytes` handed out
+//! before the snapshot was replaced stays readable and intact until its last clone drops,
+//! and only then is the disk space freed. What this does not cover, on purpose: another
+//! process writing into a live data directory's files (the store assumes it owns the
+//! directory, as it does for the WAL), and platforms that refuse to unlink mapped files.
 
 use crate::error::OpenError;
-use crate::fs::FileSystem;
+use crate::fs::{FileSystem, ReadOnlyFile};
 use crate::segment::FORMAT_VERSION;
 use bytes::Bytes;
 use raft::{Snapshot, SnapshotMeta};
@@ -19,6 +40,9 @@ const MAGIC: &[u8; 8] = b"RKVSNAP\0";
 const HEADER_BYTES: usize = 40;
 /// Data is written in chunks of this size so no second full copy is ever built.
 const WRITE_CHUNK_BYTES: usize = 1 << 20;
+/// The checksum is verified over chunks of this size, each released from the resident
+/// set once summed.
+const VERIFY_CHUNK_BYTES: usize = 8 << 20;
 pub const TEMP_NAME: &str = "snap.tmp";
 
 pub fn file_name(meta: SnapshotMeta) -> String {
@@ -62,31 +86,67 @@ pub fn write(fs: &dyn FileSystem, dir: &Path, snap: &Snapshot) -> io::Result<Pat
     Ok(path)
 }
 
-/// Reads and verifies the snapshot file at `path`, named for `meta`.
+/// Opens and verifies the snapshot file at `path`, named for `meta`. The data is a view of
+/// the file (see the module docs), not a copy.
 pub fn load(fs: &dyn FileSystem, path: &Path, meta: SnapshotMeta) -> Result<Snapshot, OpenError> {
-    let buf = fs.read(path).map_err(OpenError::io("read snapshot", path))?;
-    if buf.len() < HEADER_BYTES || &buf[0..8] != MAGIC {
+    let file = fs.map_read(path).map_err(OpenError::io("read snapshot", path))?;
+    if file.len() < HEADER_BYTES || &file[0..8] != MAGIC {
         return Err(OpenError::corrupt(path, 0, "not a raftkv snapshot (short file or bad magic)"));
     }
-    let version = u32::from_le_bytes(buf[8..12].try_into().unwrap());
+    let version = u32::from_le_bytes(file[8..12].try_into().unwrap());
     if version != FORMAT_VERSION {
         return Err(OpenError::IncompatibleVersion { path: path.into(), found: version, supported: FORMAT_VERSION });
     }
-    let u64_at = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
     let found = SnapshotMeta { index: u64_at(12), term: u64_at(20) };
     if found != meta {
         return Err(OpenError::corrupt(path, 12, format!("header says {found:?}, file name says {meta:?}")));
     }
     let data_len = u64_at(28);
-    if data_len != (buf.len() - HEADER_BYTES) as u64 {
-        return Err(OpenError::corrupt(path, 28, format!("data length {data_len} but file holds {}", buf.len() - HEADER_BYTES)));
+    if data_len != (file.len() - HEADER_BYTES) as u64 {
+        return Err(OpenError::corrupt(path, 28, format!("data length {data_len} but file holds {}", file.len() - HEADER_BYTES)));
     }
-    let stored = u32::from_le_bytes(buf[36..40].try_into().unwrap());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&buf[0..36]), &buf[HEADER_BYTES..]);
-    if stored != crc {
+    let stored = u32::from_le_bytes(file[36..40].try_into().unwrap());
+    if stored != checksum_streaming(&file) {
         return Err(OpenError::corrupt(path, 36, "snapshot checksum mismatch"));
     }
-    let mut buf = Bytes::from(buf);
-    let data = buf.split_off(HEADER_BYTES);
-    Ok(Snapshot { meta, data })
+    Ok(Snapshot { meta, data: data_of(file) })
+}
+
+/// CRC32C of header (less its checksum field) and data, in chunks, each released from the
+/// resident set once summed.
+fn checksum_streaming(file: &ReadOnlyFile) -> u32 {
+    let mut crc = crc32c::crc32c(&file[0..36]);
+    let mut at = HEADER_BYTES;
+    while at < file.len() {
+        let end = file.len().min(at + VERIFY_CHUNK_BYTES);
+        crc = crc32c::crc32c_append(crc, &file[at..end]);
+        file.release(at..end);
+        at = end;
+    }
+    crc
+}
+
+/// The data part of a whole snapshot file, sharing its storage. Empty data holds nothing
+/// (not even the map of the 40-byte header).
+fn data_of(file: ReadOnlyFile) -> Bytes {
+    if file.len() <= HEADER_BYTES {
+        return Bytes::new();
+    }
+    file.into_bytes().slice(HEADER_BYTES..)
+}
+
+/// After `write(.., snap)` returned `path`: the same data as a view of that file, so the
+/// store need not keep the caller's buffer alive (it may be the only large heap copy, and
+/// the page cache already holds the bytes). Not re-verified: this process just wrote and
+/// fsync'd it. Falls back to `snap.data` (shared, not copied) if the file cannot be
+/// mapped or is not the expected size.
+pub fn map_written(fs: &dyn FileSystem, path: &Path, snap: &Snapshot) -> Bytes {
+    if snap.data.is_empty() {
+        return Bytes::new();
+    }
+    match fs.map_read(path) {
+        Ok(file) if file.is_mapped() && file.len() == HEADER_BYTES + snap.data.len() => data_of(file),
+        _ => snap.data.clone(),
+    }
 }
