@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod events;
 pub mod invariants;
+pub mod kv;
 pub mod network;
 pub mod node;
 pub mod store;
