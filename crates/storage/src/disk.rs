@@ -60,6 +60,8 @@ pub struct DiskStorage {
     /// Invariant: the log's base (the entry before `first_index`) is `snapshot.meta`.
     log: Log,
     wal: Wal,
+    /// Held (flock'd) for the store's lifetime: one store per data directory.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for DiskStorage {
@@ -78,6 +80,7 @@ impl std::fmt::Debug for DiskStorage {
 impl DiskStorage {
     /// Opens (creating if needed) the store in `dir`, recovering whatever a crash left.
     pub fn open(dir: &Path, opts: DiskOptions) -> Result<DiskStorage, OpenError> {
+        let lock = lock_dir(dir)?;
         let r: Recovered = recovery::recover(&*opts.fs, dir, opts.cache_max_bytes)?;
         let cfg = WalConfig { segment_max_bytes: opts.segment_max_bytes, write_buffer_max_bytes: opts.write_buffer_max_bytes };
         let mut wal = Wal::new(opts.fs.clone(), dir, r.segments, r.active, r.active_bytes, cfg);
@@ -85,7 +88,15 @@ impl DiskStorage {
             let done = wal.push(&marker).and_then(|_| wal.sync(r.hard_state, r.snapshot.meta));
             done.map_err(|e| OpenError::Io { op: "write recovered snapshot marker to", path: dir.into(), source: std::io::Error::other(e) })?;
         }
-        Ok(DiskStorage { dir: dir.to_path_buf(), fs: opts.fs, hard_state: r.hard_state, snapshot: r.snapshot, log: r.log, wal })
+        Ok(DiskStorage {
+            dir: dir.to_path_buf(),
+            fs: opts.fs,
+            hard_state: r.hard_state,
+            snapshot: r.snapshot,
+            log: r.log,
+            wal,
+            _lock: lock,
+        })
     }
 
     /// The data directory.
@@ -257,5 +268,24 @@ impl Storage for DiskStorage {
         self.wal.sync(self.hard_state, self.snapshot.meta)?;
         self.log.evict();
         self.wal.delete_covered(self.snapshot.meta.index)
+    }
+}
+
+/// Takes an exclusive advisory lock on `dir/LOCK` (creating the directory if needed), so
+/// two processes never write one log. The lock is released when the file is closed,
+/// including by a crash.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, OpenError> {
+    std::fs::create_dir_all(dir).map_err(OpenError::io("create data directory", dir))?;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(OpenError::io("open lock file", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked { path: dir.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(OpenError::Io { op: "lock", path, source: e }),
     }
 }

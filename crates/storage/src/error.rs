@@ -16,6 +16,9 @@ pub enum OpenError {
     /// A file written by a format version this build does not read.
     #[error("{path} has format version {found}; this build reads version {supported}")]
     IncompatibleVersion { path: PathBuf, found: u32, supported: u32 },
+    /// Another process (or another open store in this one) holds the directory's lock.
+    #[error("data directory {path} is in use by another process (lock file {path}/LOCK is held)")]
+    Locked { path: PathBuf },
 }
 
 impl OpenError {

@@ -82,3 +82,13 @@ fn synced_state_survives_reopen() {
     assert_eq!((s.first_index(), s.last_index()), (3, 4));
     assert_eq!(s.entries(3, 5, u64::MAX), Ok(vec![ent(3, 3), ent(3, 4)]));
 }
+
+#[test]
+fn a_data_dir_is_opened_by_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = storage::DiskStorage::open(dir.path(), storage::DiskOptions::default()).unwrap();
+    let second = storage::DiskStorage::open(dir.path(), storage::DiskOptions::default());
+    assert!(matches!(second, Err(storage::OpenError::Locked { .. })), "second open must fail: {second:?}");
+    drop(first);
+    storage::DiskStorage::open(dir.path(), storage::DiskOptions::default()).expect("reopen after the first closed");
+}
