@@ -1,0 +1,76 @@
+//! `get`, `put`, `append`, `del`, `status`: one RESP command per endpoint,
+//! trying the endpoints in order until one answers (any node forwards to the
+//! leader, so the first reachable one is enough).
+
+use server::client::Client;
+use server::resp::Frame;
+
+use crate::cli::Cmd;
+
+pub async fn run(cmd: Cmd) -> Result<(), String> {
+    let (args, endpoints): (Vec<String>, _) = match cmd {
+        Cmd::Get { key, ep } => (vec!["GET".into(), key], ep.endpoints),
+        Cmd::Put { key, value, ep } => (vec!["SET".into(), key, value], ep.endpoints),
+        Cmd::Append { key, value, ep } => (vec!["APPEND".into(), key, value], ep.endpoints),
+        Cmd::Del { key, ep } => (vec!["DEL".into(), key], ep.endpoints),
+        Cmd::Status(ep) => return status(&ep.endpoints).await,
+        _ => unreachable!("handled in main"),
+    };
+    let reply = call_any(&endpoints, &args).await?;
+    print_reply(reply)
+}
+
+async fn call_any(endpoints: &[String], args: &[String]) -> Result<Frame, String> {
+    let mut last = String::from("no endpoints");
+    for ep in endpoints {
+        match Client::connect(ep).await {
+            Ok(mut c) => match c.call(args).await {
+                Ok(reply) => return Ok(reply),
+                Err(e) => last = format!("{ep}: {e}"),
+            },
+            Err(e) => last = format!("cannot connect to {ep}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+fn print_reply(reply: Frame) -> Result<(), String> {
+    match reply {
+        Frame::Simple(s) => println!("{s}"),
+        Frame::Integer(n) => println!("{n}"),
+        Frame::Bulk(b) => println!("{}", String::from_utf8_lossy(&b)),
+        Frame::Null => println!("(nil)"),
+        Frame::Error(e) => return Err(e),
+        Frame::Array(a) => println!("{a:?}"),
+    }
+    Ok(())
+}
+
+async fn status(endpoints: &[String]) -> Result<(), String> {
+    let mut any_ok = false;
+    println!("{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}", "endpoint", "id", "role", "term", "leader", "commit", "applied", "last", "snapshot");
+    for ep in endpoints {
+        let info = match Client::connect(ep).await {
+            Ok(mut c) => c.call(&["INFO", "raft"]).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match info {
+            Ok(Frame::Bulk(b)) => {
+                any_ok = true;
+                let f = server::info::parse(&String::from_utf8_lossy(&b));
+                let g = |k: &str| f.get(k).cloned().unwrap_or_default();
+                println!(
+                    "{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
+                    ep, g("id"), g("role"), g("term"), g("leader"), g("commit"), g("applied"), g("last_index"), g("snapshot_index")
+                );
+            }
+            Ok(other) => println!("{ep:<22} unexpected reply {other:?}"),
+            Err(e) => println!("{ep:<22} unreachable: {e}"),
+        }
+    }
+    if any_ok {
+        Ok(())
+    } else {
+        Err("no endpoint answered".into())
+    }
+}

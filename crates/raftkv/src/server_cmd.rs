@@ -1,0 +1,50 @@
+//! `raftkv server`: one node until SIGTERM or Ctrl-C, then a clean stop.
+
+use crate::cli::ServerArgs;
+use server::NodeConfig;
+
+pub fn run(a: ServerArgs) -> Result<(), String> {
+    init_logging(&a.log_level);
+    raise_fd_limit();
+    let members = server::parse_cluster(&a.cluster)?;
+    let mut cfg = NodeConfig::new(a.id, members, a.listen, a.data_dir);
+    cfg.tick_ms = a.tick_ms;
+    cfg.election_timeout_ms = a.election_timeout_ms;
+    cfg.heartbeat_ms = a.heartbeat_ms;
+    cfg.snapshot_threshold_bytes = a.snapshot_threshold_bytes;
+    cfg.request_timeout_ms = a.request_timeout_ms;
+    cfg.max_connections = a.max_connections;
+    cfg.validate()?;
+    crate::runtime().block_on(async move {
+        let node = server::start(cfg).await.map_err(|e| e.to_string())?;
+        node.run_until(shutdown_signal()).await.map_err(|e| e.to_string())
+    })
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping"),
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+}
+
+/// Thousands of client connections need more than the usual 1024 descriptors.
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The node driver: one OS thread that owns the `replica::Replica` and is
+//! the only code that touches it. It hosts the replica's own Ready handling
+//! (`Replica::drive`), never a copy of it.
+//!
+//! Loop: wait for input until the next tick is due; take everything else
+//! that has arrived (peer messages, proposals, reads: up to
+//! [`MAX_INPUTS_PER_DRIVE`]); tick if due; `drive` once. One `drive` persists
+//! all of it with one fsync (group commit); the replica sends the leader's
+//! appends before that fsync, so the peer tasks replicate while this thread
+//! writes its own log. A thread, not a task: the fsync blocks.
+//!
+//! Invariants: every accepted request's `oneshot` is answered exactly once,
+//! or dropped when the driver stops (the waiter then treats it as unknown);
+//! a `ReplicaError` stops the driver and is reported through `fatal`.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use raft::{Message, NodeId};
+use replica::{Outcome, Rejected, Replica, Status};
+use storage::DiskStorage;
+use tokio::sync::oneshot;
+
+use crate::peer::Peers;
+
+/// Inputs queued for the driver before senders see `Busy`.
+pub const QUEUE_INPUTS: usize = 65_536;
+/// Inputs handled between two drives, so a flood cannot starve ticks.
+pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
+
+/// How a request handed to a replica ended, as the client path sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Applied(kv::Response),
+    Value(Option<Bytes>),
+    /// Refused: nothing was started.
+    NotLeader { hint: Option<NodeId> },
+    /// Refused (too much uncommitted, or the queue is full): nothing started.
+    Busy,
+    /// Proposed but its fate is unknown (leadership lost): retry, same seq.
+    Unknown,
+    /// The read was not confirmed; no effect.
+    ReadAborted,
+    /// Never reached a leader (peer not connected, queue full): no effect.
+    NotSent,
+}
+
+pub enum Input {
+    Step(Message),
+    Propose { cmd: kv::Command, reply: oneshot::Sender<Answer> },
+    Read { key: Bytes, reply: oneshot::Sender<Answer> },
+    Shutdown,
+}
+
+/// Driver settings.
+#[derive(Clone, Copy, Debug)]
+pub struct DriverConfig {
+    pub tick: Duration,
+}
+
+/// Cloneable access to the driver thread.
+#[derive(Clone)]
+pub struct DriverHandle {
+    tx: SyncSender<Input>,
+    status: Arc<Mutex<Status>>,
+}
+
+impl DriverHandle {
+    /// Feeds a peer's message (dropped if the queue is full: Raft retransmits).
+    pub fn step(&self, msg: Message) {
+        let _ = self.tx.try_send(Input::Step(msg));
+    }
+
+    pub async fn propose(&self, cmd: kv::Command) -> Answer {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Input::Propose { cmd, reply }, rx).await
+    }
+
+    pub async fn read(&self, key: Bytes) -> Answer {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Input::Read { key, reply }, rx).await
+    }
+
+    async fn submit(&self, input: Input, rx: oneshot::Receiver<Answer>) -> Answer {
+        match self.tx.try_send(input) {
+            Ok(()) => rx.await.unwrap_or(Answer::Unknown),
+            Err(TrySendError::Full(_)) => Answer::Busy,
+            Err(TrySendError::Disconnected(_)) => Answer::NotSent,
+        }
+    }
+
+    /// The replica's status after the latest drive.
+    pub fn status(&self) -> Status {
+        *self.status.lock().expect("status lock")
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Input::Shutdown);
+    }
+}
+
+/// Starts the driver thread. `fatal` fires if the replica fails; the
+/// returned join handle ends after `shutdown`.
+pub fn start(
+    replica: Replica<DiskStorage>,
+    cfg: DriverConfig,
+    peers: Peers,
+    fatal: oneshot::Sender<String>,
+) -> (DriverHandle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
+    let status = Arc::new(Mutex::new(replica.status()));
+    let mut driver = Driver { replica, peers, pending: HashMap::new(), next_token: 1, status: status.clone(), last_role: None };
+    let join = std::thread::Builder::new()
+        .name("raft-driver".into())
+        .spawn(move || {
+            if let Err(e) = driver.run(rx, cfg) {
+                tracing::error!("node stopped: {e}");
+                let _ = fatal.send(e.to_string());
+            }
+        })
+        .expect("spawn driver thread");
+    (DriverHandle { tx, status }, join)
+}
+
+struct Driver {
+    replica: Replica<DiskStorage>,
+    peers: Peers,
+    /// Invariant: exactly the tokens accepted by the replica and not yet completed.
+    pending: HashMap<u64, oneshot::Sender<Answer>>,
+    next_token: u64,
+    status: Arc<Mutex<Status>>,
+    last_role: Option<(raft::Role, u64, Option<NodeId>)>,
+}
+
+impl Driver {
+    fn run(&mut self, rx: Receiver<Input>, cfg: DriverConfig) -> Result<(), replica::ReplicaError> {
+        let mut next_tick = Instant::now() + cfg.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let first = match rx.recv_timeout(wait) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            let inputs = first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())).take(MAX_INPUTS_PER_DRIVE);
+            for input in inputs {
+                if !self.handle(input) {
+                    return self.drive();
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.replica.tick(unix_ms());
+                next_tick = (next_tick + cfg.tick).max(now);
+            }
+            self.drive()?;
+        }
+    }
+
+    /// Takes one input; false on shutdown.
+    fn handle(&mut self, input: Input) -> bool {
+        match input {
+            Input::Step(msg) => self.replica.step(msg),
+            Input::Propose { cmd, reply } => {
+                let token = self.token();
+                match self.replica.propose(token, cmd, unix_ms()) {
+                    Ok(()) => drop(self.pending.insert(token, reply)),
+                    Err(r) => drop(reply.send(rejected(r))),
+                }
+            }
+            Input::Read { key, reply } => {
+                let token = self.token();
+                match self.replica.read(token, key) {
+                    Ok(()) => drop(self.pending.insert(token, reply)),
+                    Err(r) => drop(reply.send(rejected(r))),
+                }
+            }
+            Input::Shutdown => return false,
+        }
+        true
+    }
+
+    fn drive(&mut self) -> Result<(), replica::ReplicaError> {
+        let peers = &self.peers;
+        let done = self.replica.drive(&mut |m| peers.send_raft(m))?;
+        for c in done {
+            if let Some(reply) = self.pending.remove(&c.token) {
+                let _ = reply.send(outcome(c.outcome));
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&mut self) {
+        let st = self.replica.status();
+        let role = (st.raft.role, st.raft.term, st.raft.leader);
+        if self.last_role != Some(role) {
+            tracing::info!(role = ?st.raft.role, term = st.raft.term, leader = ?st.raft.leader, "raft role");
+            self.last_role = Some(role);
+        }
+        *self.status.lock().expect("status lock") = st;
+    }
+
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+}
+
+fn rejected(r: Rejected) -> Answer {
+    match r {
+        Rejected::NotLeader { hint } => Answer::NotLeader { hint },
+        Rejected::Busy { .. } => Answer::Busy,
+    }
+}
+
+fn outcome(o: Outcome) -> Answer {
+    match o {
+        Outcome::Applied(resp) => Answer::Applied(resp),
+        Outcome::Value(v) => Answer::Value(v),
+        Outcome::Unknown { .. } => Answer::Unknown,
+        Outcome::ReadAborted { .. } => Answer::ReadAborted,
+    }
+}
+
+/// Wall-clock milliseconds: the log time stamped on entries (session expiry).
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

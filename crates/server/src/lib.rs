@@ -1,0 +1,36 @@
+//! raftkv's tokio shell around the `replica`: the RESP client port, the peer
+//! transport, the driver thread that owns the replica, and forwarding to the
+//! leader. The replica's Ready handling runs here unchanged (the simulator
+//! hosts the same code); this crate only moves bytes, keeps time and owns
+//! sockets.
+//!
+//! ```text
+//!  RESP clients ──► listener ─► connection ─► exec ─► requests ──┬─► driver thread (Replica<DiskStorage>)
+//!                                                               └─► peer::outbound ─► leader's peer::inbound ─► forward::serve
+//!  peers ──► peer::inbound ─► driver (Raft messages) ;  driver ─► peer::outbound (Raft messages, batched per peer)
+//! ```
+//!
+//! Files, one job each: `config` (settings, `--cluster` parsing), `node`
+//! (start/stop), `driver` (the replica's thread: ticks, group commit),
+//! `peer::{wire, outbound, inbound}` (the transport), `forward` (requests
+//! handed to the leader), `sessions` (the node's kv sessions), `requests`
+//! (the client path: retries, CLUSTERDOWN vs TIMEOUT), `resp::{frame,
+//! command}` (the protocol), `listener` + `connection` + `exec` + `info`
+//! (the RESP port), `client` (a small RESP client).
+
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod driver;
+pub mod exec;
+pub mod forward;
+pub mod info;
+pub mod listener;
+pub mod node;
+pub mod peer;
+pub mod requests;
+pub mod resp;
+pub mod sessions;
+
+pub use config::{parse_cluster, NodeConfig};
+pub use node::{start, start_with, NodeError, RunningNode};

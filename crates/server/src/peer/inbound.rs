@@ -1,0 +1,112 @@
+//! Inbound peer connections: accept, check the `Hello`, then read frames and
+//! dispatch them (Raft messages to the driver, forwarded requests to
+//! `forward::serve`, replies to the forward table).
+//!
+//! Invariants: a connection is read-only; every failure (oversized frame,
+//! undecodable bytes, a `Hello` naming an unknown node or another node than
+//! us, a message whose `from`/`to` disagree with the `Hello`, EOF mid-frame)
+//! is logged and closes that connection only. At most
+//! [`MAX_PEER_CONNECTIONS`] are open at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use raft::NodeId;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::codec::FramedRead;
+
+use super::wire::{self, PeerFrame};
+use crate::driver::DriverHandle;
+use crate::forward::{self, ForwardTable};
+use crate::peer::Peers;
+
+pub const MAX_PEER_CONNECTIONS: usize = 64;
+
+/// What an inbound connection needs.
+#[derive(Clone)]
+pub struct Inbound {
+    pub self_id: NodeId,
+    pub members: Arc<BTreeMap<NodeId, String>>,
+    pub driver: DriverHandle,
+    pub peers: Peers,
+    pub forwards: Arc<ForwardTable>,
+}
+
+/// Accepts peer connections until the task is dropped.
+pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
+    let limit = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
+    loop {
+        let permit = limit.clone().acquire_owned().await.expect("semaphore never closed");
+        let (stream, addr) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("peer accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ctx.serve(stream).await {
+                tracing::warn!(%addr, "peer connection closed: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+impl Inbound {
+    async fn serve(&self, stream: TcpStream) -> Result<(), String> {
+        let _ = stream.set_nodelay(true);
+        let mut frames = FramedRead::new(stream, wire::codec());
+        let from = match next(&mut frames).await? {
+            Some(PeerFrame::Hello { from, to }) => self.check_hello(from, to)?,
+            Some(_) => return Err("first frame is not Hello".into()),
+            None => return Ok(()),
+        };
+        tracing::info!(peer = from, "peer connected");
+        while let Some(frame) = next(&mut frames).await? {
+            self.dispatch(from, frame)?;
+        }
+        tracing::info!(peer = from, "peer disconnected");
+        Ok(())
+    }
+
+    fn check_hello(&self, from: NodeId, to: NodeId) -> Result<NodeId, String> {
+        if to != self.self_id {
+            return Err(format!("Hello for node {to}, but this is node {}", self.self_id));
+        }
+        if from == self.self_id || !self.members.contains_key(&from) {
+            return Err(format!("Hello from unknown node {from}"));
+        }
+        Ok(from)
+    }
+
+    fn dispatch(&self, from: NodeId, frame: PeerFrame) -> Result<(), String> {
+        match frame {
+            PeerFrame::Hello { .. } => return Err("second Hello".into()),
+            PeerFrame::Raft(msgs) => {
+                for m in msgs {
+                    if m.from != from || m.to != self.self_id {
+                        return Err(format!("message {}->{} on the link from {from}", m.from, m.to));
+                    }
+                    tracing::trace!("recv {}", m.describe());
+                    self.driver.step(m);
+                }
+            }
+            PeerFrame::Forward { id, req } => forward::serve(self.driver.clone(), self.peers.clone(), from, id, req),
+            PeerFrame::ForwardReply { id, reply } => self.forwards.complete(id, forward::from_wire(reply)),
+        }
+        Ok(())
+    }
+}
+
+async fn next(frames: &mut FramedRead<TcpStream, tokio_util::codec::LengthDelimitedCodec>) -> Result<Option<PeerFrame>, String> {
+    match frames.next().await {
+        None => Ok(None),
+        Some(Err(e)) => Err(format!("bad frame: {e}")),
+        Some(Ok(body)) => wire::decode(&body).map(Some).map_err(|e| format!("undecodable frame: {e}")),
+    }
+}

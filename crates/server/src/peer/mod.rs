@@ -1,0 +1,21 @@
+//! The peer transport: persistent TCP connections between the nodes of one
+//! group, carrying Raft messages and forwarded client requests.
+//!
+//! Shape: each node dials every other node once ([`outbound`]) and only
+//! writes on that connection; it accepts the others' dials ([`inbound`]) and
+//! only reads from those. So a pair of nodes uses two connections, each with
+//! one direction and one owner, and a reply (to a forwarded request) travels
+//! back on the replier's own outbound connection. Frames are in [`wire`].
+//!
+//! Invariants: nothing a peer sends can panic a node: every frame is length-
+//! bounded, decoded fallibly, and checked against the handshake's sender id;
+//! a bad frame closes that one connection with a logged error. Outgoing queues
+//! are bounded; when full, Raft messages are dropped (Raft retransmits) and
+//! forwarded requests fail as "not sent".
+
+pub mod inbound;
+pub mod outbound;
+pub mod wire;
+
+pub use outbound::{Outgoing, PeerSender, Peers};
+pub use wire::{ForwardReply, ForwardRequest, PeerFrame};

@@ -1,0 +1,193 @@
+//! The client path on one node: runs a write or a read to completion
+//! against whichever node leads, and decides `-CLUSTERDOWN` vs `-TIMEOUT`.
+//!
+//! Each attempt goes to the local replica when this node leads, else is
+//! forwarded to the leader it knows over the peer transport. Attempts repeat
+//! (same session and seq for a write, so the retry is exactly-once) until one
+//! is answered or the request deadline passes.
+//!
+//! The rule of DESIGN.md, kept by `handed`: an attempt that may have been
+//! proposed (answered `Unknown`, or no answer in time from a leader it was
+//! written to) sets it; refusals that started nothing (`NotLeader`, `Busy`,
+//! `NotSent`, `ReadAborted`) do not. At the deadline: `handed` → `Timeout`
+//! (may or may not have taken effect), else `ClusterDown` (certainly not).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use raft::NodeId;
+use tokio::time::Instant;
+
+use crate::driver::{Answer, DriverHandle};
+use crate::forward::ForwardTable;
+use crate::peer::{ForwardRequest, Outgoing, Peers};
+use crate::sessions::{SessionPool, Take};
+
+/// Pause between attempts that were refused (no leader yet, busy).
+const RETRY_PAUSE: Duration = Duration::from_millis(5);
+
+/// Why a request did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No leader could be reached in time and nothing was proposed.
+    #[error("CLUSTERDOWN no leader reachable in time; the command did not take effect")]
+    ClusterDown,
+    /// It may have been proposed; its outcome is unknown.
+    #[error("TIMEOUT no answer in time; the command may or may not have taken effect")]
+    Timeout,
+    /// The state machine refused it (e.g. a value too large).
+    #[error("ERR {0}")]
+    Kv(kv::KvError),
+}
+
+/// Time limits of the client path.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Whole-request deadline.
+    pub request: Duration,
+    /// How long one forwarded attempt waits for the leader's answer.
+    pub forward_attempt: Duration,
+}
+
+enum Work {
+    Register,
+    Write(kv::Request),
+    Read(Bytes),
+}
+
+/// The node's client-facing core, shared by all connections.
+pub struct Requests {
+    pub id: NodeId,
+    pub driver: DriverHandle,
+    pub peers: Peers,
+    pub forwards: Arc<ForwardTable>,
+    pub sessions: SessionPool,
+    pub timeouts: Timeouts,
+    registering: tokio::sync::Mutex<()>,
+}
+
+impl Requests {
+    pub fn new(id: NodeId, driver: DriverHandle, peers: Peers, forwards: Arc<ForwardTable>, window: u64, timeouts: Timeouts) -> Self {
+        Requests { id, driver, peers, forwards, sessions: SessionPool::new(window), timeouts, registering: Default::default() }
+    }
+
+    /// A linearizable read (ReadIndex on the leader).
+    pub async fn read(&self, key: Bytes) -> Result<Option<Bytes>, RequestError> {
+        let deadline = Instant::now() + self.timeouts.request;
+        match self.run(&Work::Read(key), deadline).await? {
+            (Answer::Value(v), _) => Ok(v),
+            (other, _) => unreachable!("a read answered {other:?}"),
+        }
+    }
+
+    /// A write through the log, exactly once per call.
+    pub async fn write(&self, op: kv::Op) -> Result<kv::Reply, RequestError> {
+        let deadline = Instant::now() + self.timeouts.request;
+        loop {
+            let (client_id, seq) = self.take_seq(deadline).await?;
+            let req = kv::Request { client_id, seq, op: op.clone() };
+            let res = self.run(&Work::Write(req), deadline).await;
+            self.sessions.release(client_id, seq);
+            match res? {
+                (Answer::Applied(Ok(reply)), _) => return Ok(reply),
+                (Answer::Applied(Err(kv::KvError::SessionExpired { .. })), false) => self.sessions.forget(client_id),
+                (Answer::Applied(Err(kv::KvError::ValueTooLarge { len, max })), _) => {
+                    return Err(RequestError::Kv(kv::KvError::ValueTooLarge { len, max }))
+                }
+                (Answer::Applied(Err(_)), _) => return Err(RequestError::Timeout),
+                (other, _) => unreachable!("a write answered {other:?}"),
+            }
+        }
+    }
+
+    /// A (session, seq) for a new write, registering a session if needed.
+    async fn take_seq(&self, deadline: Instant) -> Result<(u64, u64), RequestError> {
+        loop {
+            match self.sessions.try_take() {
+                Take::Seq(c, s) => return Ok((c, s)),
+                Take::Full => pause(deadline).await.map_err(|_| RequestError::ClusterDown)?,
+                Take::Register => {
+                    let _one_at_a_time = self.registering.lock().await;
+                    if let Take::Seq(c, s) = self.sessions.try_take() {
+                        return Ok((c, s));
+                    }
+                    // Registering has no effect a client can see: a failure is CLUSTERDOWN.
+                    match self.run(&Work::Register, deadline).await.map_err(|_| RequestError::ClusterDown)? {
+                        (Answer::Applied(Ok(kv::Reply::Registered { client_id })), _) => self.sessions.add(client_id),
+                        _ => return Err(RequestError::ClusterDown),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Attempts `work` until answered; returns the answer and whether any
+    /// earlier attempt may have been proposed.
+    async fn run(&self, work: &Work, deadline: Instant) -> Result<(Answer, bool), RequestError> {
+        let mut handed = false;
+        loop {
+            match self.attempt(work, deadline).await {
+                a @ (Answer::Applied(_) | Answer::Value(_)) => return Ok((a, handed)),
+                Answer::Unknown => handed = true,
+                Answer::NotLeader { .. } | Answer::Busy | Answer::NotSent | Answer::ReadAborted => {}
+            }
+            if pause(deadline).await.is_err() {
+                return Err(if handed { RequestError::Timeout } else { RequestError::ClusterDown });
+            }
+        }
+    }
+
+    async fn attempt(&self, work: &Work, deadline: Instant) -> Answer {
+        match self.driver.status().raft.leader {
+            Some(l) if l == self.id => self.local(work, deadline).await,
+            Some(l) => self.forward(l, work, deadline).await,
+            None => Answer::NotLeader { hint: None },
+        }
+    }
+
+    async fn local(&self, work: &Work, deadline: Instant) -> Answer {
+        let fut = async {
+            match work {
+                Work::Register => self.driver.propose(kv::Command::RegisterSession).await,
+                Work::Write(r) => self.driver.propose(kv::Command::Request(r.clone())).await,
+                Work::Read(key) => self.driver.read(key.clone()).await,
+            }
+        };
+        tokio::time::timeout_at(deadline, fut).await.unwrap_or(Answer::Unknown)
+    }
+
+    async fn forward(&self, leader: NodeId, work: &Work, deadline: Instant) -> Answer {
+        let Some(peer) = self.peers.get(leader) else { return Answer::NotSent };
+        if !peer.is_connected() {
+            return Answer::NotSent;
+        }
+        let req = match work {
+            Work::Register => ForwardRequest::Register,
+            Work::Write(r) => ForwardRequest::Write(kv::encode_request(r)),
+            Work::Read(key) => ForwardRequest::Read { key: key.clone() },
+        };
+        let (id, rx) = self.forwards.register();
+        if !peer.send(Outgoing::Forward { id, req }) {
+            self.forwards.forget(id);
+            return Answer::NotSent;
+        }
+        let until = deadline.min(Instant::now() + self.timeouts.forward_attempt);
+        match tokio::time::timeout_at(until, rx).await {
+            Ok(Ok(answer)) => answer,
+            _ => {
+                self.forwards.forget(id);
+                Answer::Unknown
+            }
+        }
+    }
+}
+
+/// Sleeps `RETRY_PAUSE`, or fails if that would pass the deadline.
+async fn pause(deadline: Instant) -> Result<(), ()> {
+    if Instant::now() + RETRY_PAUSE >= deadline {
+        return Err(());
+    }
+    tokio::time::sleep(RETRY_PAUSE).await;
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! RESP2, the Redis wire protocol: frames ([`frame`]), the commands raftkv
+//! understands ([`command`]).
+//!
+//! Why not a crate: `redis-protocol` fits, but its API has changed shape
+//! across every major version and its decoder does not bound bulk lengths
+//! the way we need (a client announcing a 512 MiB bulk must be refused before
+//! we buffer it). The subset a server needs is small: a check-then-parse
+//! decoder in the style of mini-redis, an encoder, and limits; it is
+//! property-tested against an independent encoder in `tests/resp_codec.rs`.
+
+pub mod command;
+pub mod frame;
+
+pub use command::{parse_command, Command, CommandError};
+pub use frame::{parse_frame, Frame, Limits, ParseError};
