@@ -41,6 +41,9 @@ pub struct KvConfig {
     pub election_ticks: u32,
     pub clerk: ClerkConfig,
     pub kv: kv::Config,
+    /// Scripted clients pause a random 0..think_max between operations
+    /// (0: none, as in the lab).
+    pub think_max: Micros,
 }
 
 impl KvConfig {
@@ -54,6 +57,7 @@ impl KvConfig {
             election_ticks: 30,
             clerk: ClerkConfig { attempt_timeout: 300 * MS, backoff: 20 * MS },
             kv: kv::Config::default(),
+            think_max: 0,
         }
     }
 
@@ -76,6 +80,7 @@ enum Ev {
     Deliver { from: Addr, to: Addr, packet: Packet },
     ClerkTimer { client: ClientId, gen: u64 },
     Partition { gen: u64 },
+    NextOp { client: ClientId },
 }
 
 struct ClientActor {
@@ -355,7 +360,12 @@ impl KvCluster {
             }
         }
         actor.last_result = Some(result);
-        self.next_scripted_op(client);
+        if self.cfg.think_max == 0 {
+            self.next_scripted_op(client);
+        } else {
+            let pause = self.rng.gen_range(0..self.cfg.think_max);
+            self.queue.push(self.now + pause, Ev::NextOp { client });
+        }
     }
 
     // ---- running -----------------------------------------------------------------------
@@ -402,6 +412,7 @@ impl KvCluster {
                 self.apply_effects(client, fx);
             }
             Ev::Partition { gen } => self.repartition(gen),
+            Ev::NextOp { client } => self.next_scripted_op(client),
         }
     }
 

@@ -8,7 +8,8 @@
 //! `server` (hosting one replica), `clerk` (the client state machine),
 //! `history` (recording into lincheck), `workload` (the lab's client loop
 //! and append checks), `cluster` (the world: event loop, faults, checks),
-//! `lab` (the lab's `GenericTest` and speed test).
+//! `lab` (the lab's `GenericTest` and speed test), `sweep` (random fault
+//! schedules).
 
 pub mod clerk;
 pub mod cluster;
@@ -17,6 +18,7 @@ pub mod lab;
 pub mod net;
 pub mod queue;
 pub mod server;
+pub mod sweep;
 pub mod wire;
 pub mod workload;
 

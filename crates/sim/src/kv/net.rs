@@ -6,7 +6,8 @@
 //! the servers it is connected to (all, unless a test says otherwise), and
 //! never loses that link to a server partition. Unreliable mode drops 10% of
 //! messages, delays the rest up to 27 ms and duplicates 2%, on every link;
-//! reliable mode delivers after 50–500 µs. A message crosses only if its link
+//! reliable mode delivers after 50–500 µs; long reordering (the sweep's)
+//! makes a fifth of messages 200–2200 ms late. A message crosses only if its link
 //! is up both when sent and when it arrives.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +31,8 @@ pub enum Addr {
 #[derive(Clone, Debug)]
 pub struct KvNet {
     pub unreliable: bool,
+    /// A fifth of messages arrive 200–2200 ms late (stale messages and replies).
+    pub long_reordering: bool,
     /// Servers `disconnect`ed (or crashed) talk to nobody. Index = node id.
     connected: Vec<bool>,
     /// Partition group of each server.
@@ -42,6 +45,7 @@ impl KvNet {
     pub fn new(servers: usize) -> Self {
         KvNet {
             unreliable: false,
+            long_reordering: false,
             connected: vec![true; servers + 1],
             group: vec![0; servers + 1],
             client_links: BTreeMap::new(),
@@ -101,6 +105,18 @@ impl KvNet {
 
     /// Delivery delays for one message: empty = dropped, two = duplicated.
     pub fn fate(&self, rng: &mut ChaCha8Rng) -> Vec<Micros> {
+        let mut delays = self.base_fate(rng);
+        if self.long_reordering {
+            for d in delays.iter_mut() {
+                if rng.gen_ratio(1, 5) {
+                    *d += rng.gen_range(200_000..2_200_000);
+                }
+            }
+        }
+        delays
+    }
+
+    fn base_fate(&self, rng: &mut ChaCha8Rng) -> Vec<Micros> {
         if !self.unreliable {
             return vec![rng.gen_range(50..500)];
         }
