@@ -1,0 +1,201 @@
+//! Real-process test harness: a cluster of `raftkv server` child processes
+//! on 127.0.0.1 ephemeral ports, with kill -9 / SIGSTOP / SIGCONT / restart,
+//! and polling helpers with bounded waits.
+//!
+//! Invariants: every child is killed when the `Cluster` drops (also on
+//! panic); process tests run one at a time (`serial()`), so they do not
+//! starve each other's election timers on a 2-core machine.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use server::client::Client;
+use server::resp::Frame;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Holds the process-test lock for the test's lifetime.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct Node {
+    pub id: u64,
+    pub client: String,
+    pub peer: String,
+    pub data: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    cluster_arg: String,
+    extra: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Cluster {
+    /// Starts `n` nodes with `extra` server flags.
+    pub fn start(n: u64, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<Node> = (1..=n)
+            .map(|id| Node {
+                id,
+                client: format!("127.0.0.1:{}", free_port()),
+                peer: format!("127.0.0.1:{}", free_port()),
+                data: dir.path().join(format!("node-{id}")),
+                child: None,
+            })
+            .collect();
+        let cluster_arg = nodes.iter().map(|n| format!("{}={}", n.id, n.peer)).collect::<Vec<_>>().join(",");
+        let mut c = Cluster { nodes, cluster_arg, extra: extra.iter().map(|s| s.to_string()).collect(), _dir: dir };
+        for id in 1..=n {
+            c.spawn(id);
+        }
+        c
+    }
+
+    pub fn spawn(&mut self, id: u64) {
+        let exe = env!("CARGO_BIN_EXE_raftkv");
+        let node = &self.nodes[id as usize - 1];
+        assert!(node.child.is_none(), "node {id} already running");
+        let child = Command::new(exe)
+            .args(["server", "--id", &id.to_string(), "--cluster", &self.cluster_arg, "--listen", &node.client])
+            .arg("--data-dir")
+            .arg(&node.data)
+            .args(["--log-level", "warn"])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn raftkv server");
+        self.nodes[id as usize - 1].child = Some(child);
+    }
+
+    pub fn endpoint(&self, id: u64) -> String {
+        self.nodes[id as usize - 1].client.clone()
+    }
+
+    pub fn live(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id).collect()
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.nodes[id as usize - 1].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn signal(&self, id: u64, sig: i32) {
+        let c = self.nodes[id as usize - 1].child.as_ref().expect("node running");
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(c.id() as i32, sig) }, 0);
+    }
+
+    /// INFO raft of one node, if it answers.
+    pub async fn info(&self, id: u64) -> Option<BTreeMap<String, String>> {
+        let fut = async {
+            let mut c = Client::connect(&self.endpoint(id)).await.ok()?;
+            match c.call(&["INFO", "raft"]).await.ok()? {
+                Frame::Bulk(b) => Some(server::info::parse(&String::from_utf8_lossy(&b))),
+                _ => None,
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(1), fut).await.ok().flatten()
+    }
+
+    /// Waits until every node in `among` that answers agrees on one leader
+    /// (itself in `among`) that says it leads. Panics after `within`.
+    pub async fn wait_leader(&self, among: &[u64], within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self.agreed_leader(among).await {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no leader among {among:?} within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn agreed_leader(&self, among: &[u64]) -> Option<u64> {
+        let mut leader = None;
+        for &id in among {
+            let info = self.info(id).await?;
+            let l: u64 = info.get("leader")?.parse().ok()?;
+            if l == 0 || !among.contains(&l) || leader.is_some_and(|x| x != l) {
+                return None;
+            }
+            leader = Some(l);
+        }
+        let l = leader?;
+        (self.info(l).await?.get("role")? == "leader").then_some(l)
+    }
+
+    /// Waits until `cond(info of id)` holds.
+    pub async fn wait_info(&self, id: u64, within: Duration, what: &str, cond: impl Fn(&BTreeMap<String, String>) -> bool) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(i) = self.info(id).await {
+                if cond(&i) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "node {id}: {what} not reached within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                // SAFETY: kill(2) on our own child; SIGCONT first in case it is stopped.
+                unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+pub fn num(info: &BTreeMap<String, String>, k: &str) -> u64 {
+    info.get(k).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// One command with a bounded wait; `None` on connection failure or timeout.
+pub async fn call(endpoint: &str, args: &[&[u8]]) -> Option<Frame> {
+    let fut = async {
+        let mut c = Client::connect(endpoint).await.ok()?;
+        c.call(args).await.ok()
+    };
+    tokio::time::timeout(Duration::from_secs(10), fut).await.ok().flatten()
+}
+
+/// Calls until a non-error reply (bounded).
+pub async fn call_ok(endpoint: &str, args: &[&[u8]], within: Duration) -> Frame {
+    let deadline = Instant::now() + within;
+    loop {
+        match call(endpoint, args).await {
+            Some(Frame::Error(_)) | None => {}
+            Some(f) => return f,
+        }
+        assert!(Instant::now() < deadline, "{endpoint}: no successful reply to {:?} within {within:?}", String::from_utf8_lossy(args[0]));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn bulk(s: &str) -> Frame {
+    Frame::Bulk(bytes::Bytes::copy_from_slice(s.as_bytes()))
+}
