@@ -1,0 +1,212 @@
+//! The replica alone, driven by a tiny synchronous harness: three replicas,
+//! a message list, and a set of isolated nodes whose messages are dropped.
+//! Each test drives one situation and asserts the completions it produced.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use kv::{Command, Op, Reply, Request};
+use raft::{MemStorage, Message, MessageBody, NodeId, Storage};
+use replica::{Completion, Config, Outcome, Rejected, Replica};
+
+struct Harness {
+    nodes: Vec<Replica<MemStorage>>,
+    inbox: Vec<Message>,
+    isolated: BTreeSet<NodeId>,
+    done: Vec<(NodeId, Completion)>,
+    now_ms: u64,
+    sent: Vec<Message>,
+}
+
+fn config(id: NodeId, threshold: Option<u64>) -> Config {
+    let mut cfg = Config::new(raft::Config::new(id, vec![1, 2, 3]));
+    cfg.snapshot_threshold_bytes = threshold;
+    cfg
+}
+
+impl Harness {
+    fn new(threshold: Option<u64>) -> Self {
+        let nodes = (1..=3).map(|id| Replica::new(config(id, threshold), MemStorage::new()).unwrap()).collect();
+        Harness { nodes, inbox: Vec::new(), isolated: BTreeSet::new(), done: Vec::new(), now_ms: 0, sent: Vec::new() }
+    }
+
+    fn node(&mut self, id: NodeId) -> &mut Replica<MemStorage> {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    fn drive(&mut self, id: NodeId) {
+        let mut out = Vec::new();
+        let done = self.node(id).drive(&mut |m| out.push(m)).unwrap();
+        self.done.extend(done.into_iter().map(|c| (id, c)));
+        self.sent.extend(out.iter().cloned());
+        self.inbox.extend(out);
+    }
+
+    /// Delivers messages until none are left (dropping isolated nodes' ones).
+    fn settle(&mut self) {
+        for id in 1..=3 {
+            self.drive(id);
+        }
+        while !self.inbox.is_empty() {
+            for m in std::mem::take(&mut self.inbox) {
+                if self.isolated.contains(&m.from) || self.isolated.contains(&m.to) {
+                    continue;
+                }
+                let to = m.to;
+                self.node(to).step(m);
+                self.drive(to);
+            }
+        }
+    }
+
+    fn tick_all(&mut self, n: usize) {
+        for _ in 0..n {
+            self.now_ms += 10;
+            for id in 1..=3 {
+                let now = self.now_ms;
+                self.node(id).tick(now);
+            }
+            self.settle();
+        }
+    }
+
+    fn elect(&mut self, id: NodeId) {
+        self.node(id).campaign();
+        self.settle();
+        assert!(self.node(id).is_leader(), "node {id} did not win");
+        self.tick_all(1); // commit the no-op everywhere
+    }
+
+    fn take_done(&mut self) -> Vec<(NodeId, Completion)> {
+        std::mem::take(&mut self.done)
+    }
+
+    fn register(&mut self, leader: NodeId) -> u64 {
+        let now = self.now_ms;
+        self.node(leader).propose(1_000, Command::RegisterSession, now).unwrap();
+        self.settle();
+        let done = self.take_done();
+        match &done[..] {
+            [(_, Completion { token: 1_000, outcome: Outcome::Applied(Ok(Reply::Registered { client_id })) })] => *client_id,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn put(client_id: u64, seq: u64, k: &str, v: &str) -> Command {
+    Command::Request(Request { client_id, seq, op: Op::Put { key: Bytes::from(k.to_string()), value: Bytes::from(v.to_string()) } })
+}
+
+#[test]
+fn followers_refuse_with_a_leader_hint() {
+    let mut h = Harness::new(None);
+    h.elect(1);
+    let err = h.node(2).propose(1, Command::RegisterSession, 0).unwrap_err();
+    assert_eq!(err, Rejected::NotLeader { hint: Some(1) });
+    assert_eq!(h.node(3).read(2, Bytes::from("k")).unwrap_err(), Rejected::NotLeader { hint: Some(1) });
+}
+
+#[test]
+fn a_write_completes_once_with_the_state_machine_response() {
+    let mut h = Harness::new(None);
+    h.elect(1);
+    let client = h.register(1);
+    h.node(1).propose(7, put(client, 1, "k", "v"), 0).unwrap();
+    h.settle();
+    let done = h.take_done();
+    assert_eq!(done, vec![(1, Completion { token: 7, outcome: Outcome::Applied(Ok(Reply::Done)) })]);
+    h.tick_all(2);
+    for id in 1..=3 {
+        assert_eq!(h.node(id).state_machine().get(b"k"), Some(Bytes::from("v")), "node {id}");
+    }
+}
+
+/// A deposed leader's proposal ends `Unknown`; its slot is then overwritten.
+#[test]
+fn deposed_leader_fails_its_proposals_as_unknown() {
+    let mut h = Harness::new(None);
+    h.elect(1);
+    let client = h.register(1);
+    h.isolated.insert(1);
+    h.node(1).propose(9, put(client, 1, "k", "lost"), 0).unwrap();
+    h.settle();
+    assert!(h.take_done().is_empty());
+    // 2 and 3 stop hearing from 1 and elect 2.
+    h.tick_all(80);
+    assert!(h.node(2).is_leader() || h.node(3).is_leader());
+    h.isolated.clear();
+    h.tick_all(5);
+    let done = h.take_done();
+    assert!(
+        done.iter().any(|(id, c)| *id == 1 && c.token == 9 && matches!(c.outcome, Outcome::Unknown { .. })),
+        "{done:?}"
+    );
+    assert_eq!(h.node(1).state_machine().get(b"k"), None);
+}
+
+/// Reads queued between two drives share one ReadIndex round (one heartbeat
+/// broadcast with a read round), and see the writes before them.
+#[test]
+fn reads_between_drives_share_one_round() {
+    let mut h = Harness::new(None);
+    h.elect(1);
+    let client = h.register(1);
+    h.node(1).propose(5, put(client, 1, "k", "v"), 0).unwrap();
+    h.settle();
+    h.take_done();
+    h.sent.clear();
+    for token in 10..15 {
+        h.node(1).read(token, Bytes::from("k")).unwrap();
+    }
+    h.settle();
+    let rounds: BTreeSet<u64> = h
+        .sent
+        .iter()
+        .filter_map(|m| match m.body {
+            MessageBody::Heartbeat { read_round, .. } if read_round > 0 && m.from == 1 => Some(read_round),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds.len(), 1, "one confirmation round for the batch: {rounds:?}");
+    let done = h.take_done();
+    assert_eq!(done.len(), 5);
+    assert!(done.iter().all(|(_, c)| c.outcome == Outcome::Value(Some(Bytes::from("v")))));
+}
+
+/// An isolated leader cannot confirm a read; it aborts it when it steps down.
+#[test]
+fn isolated_leader_never_serves_a_read() {
+    let mut h = Harness::new(None);
+    h.elect(1);
+    h.isolated.insert(1);
+    h.node(1).read(3, Bytes::from("k")).unwrap();
+    h.tick_all(80);
+    let done = h.take_done();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert!(matches!(done[0].1.outcome, Outcome::ReadAborted { .. }), "{done:?}");
+}
+
+/// Past the threshold the replica snapshots and compacts; a restart from the
+/// storage restores the state machine from that snapshot.
+#[test]
+fn snapshots_past_threshold_and_restores_on_boot() {
+    let mut h = Harness::new(Some(600));
+    h.elect(1);
+    let client = h.register(1);
+    for seq in 1..=40 {
+        h.node(1).propose(100 + seq, put(client, seq, &format!("k{seq}"), "value"), 0).unwrap();
+        h.settle();
+    }
+    h.tick_all(2);
+    let status = h.node(2).status();
+    assert!(status.raft.snapshot_index > 0, "no snapshot: {status:?}");
+    let storage = h.nodes.remove(1).into_storage();
+    assert!(storage.log_size_bytes() < 600 + 200, "log not trimmed: {}", storage.log_size_bytes());
+    assert!(storage.snapshot().unwrap().meta.index > 0);
+    let before = h.nodes[0].state_machine().clone();
+    let snap_index = storage.snapshot().unwrap().meta.index;
+    let mut rebooted = Replica::new(config(2, Some(600)), storage).unwrap();
+    assert_eq!(rebooted.state_machine().applied_index(), snap_index, "restored from the snapshot");
+    rebooted.drive(&mut |_| {}).unwrap(); // replays the committed rest of the log
+    assert_eq!(rebooted.state_machine(), &before);
+}
