@@ -1,0 +1,141 @@
+//! In-process server tests: three nodes (each with its DiskStorage in a
+//! temp dir) on 127.0.0.1 ephemeral ports; hostile clients and hostile
+//! peers must get an error or a closed connection and leave the node serving.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use server::client::Client;
+use server::resp::Frame;
+use server::{NodeConfig, RunningNode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Nodes {
+    nodes: Vec<RunningNode>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_cluster(n: u64) -> Nodes {
+    let dir = tempfile::tempdir().unwrap();
+    let mut peers = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=n {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        members.insert(id, l.local_addr().unwrap().to_string());
+        peers.push(l);
+    }
+    let mut nodes = Vec::new();
+    for (i, peer) in peers.into_iter().enumerate() {
+        let id = i as u64 + 1;
+        let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut cfg = NodeConfig::new(id, members.clone(), String::new(), dir.path().join(format!("n{id}")));
+        cfg.request_timeout_ms = 2000;
+        nodes.push(server::start_with(cfg, client, peer).await.unwrap());
+    }
+    Nodes { nodes, _dir: dir }
+}
+
+impl Nodes {
+    fn addr(&self, i: usize) -> String {
+        self.nodes[i].client_addr.to_string()
+    }
+
+    async fn wait_leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(i) = self.nodes.iter().position(|n| n.status().raft.role == raft::Role::Leader) {
+                return i;
+            }
+            assert!(Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn raw_exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let _ = s.shutdown().await; // EOF after the bytes: a peer that hangs up mid-frame
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_get_errors_and_the_node_keeps_serving() {
+    let c = start_cluster(3).await;
+    let leader = c.wait_leader().await;
+    let f = c.addr((leader + 1) % 3);
+
+    // Pipelined requests on one connection, answered in order; a command
+    // error keeps the connection open.
+    let mut cl = Client::connect(&f).await.unwrap();
+    cl.queue(&["SET", "p", "1"]);
+    cl.queue(&["APPEND", "p", "2"]);
+    cl.queue(&["NOPE"]);
+    cl.queue(&["GET", "p"]);
+    cl.queue(&["GET"]);
+    cl.queue(&["PING", "hi"]);
+    cl.flush().await.unwrap();
+    assert_eq!(cl.read_reply().await.unwrap(), Frame::Simple("OK".into()));
+    assert_eq!(cl.read_reply().await.unwrap(), Frame::Integer(2));
+    assert!(matches!(cl.read_reply().await.unwrap(), Frame::Error(e) if e.starts_with("ERR unknown command 'NOPE'")));
+    assert_eq!(cl.read_reply().await.unwrap(), Frame::Bulk(Bytes::from("12")));
+    assert!(matches!(cl.read_reply().await.unwrap(), Frame::Error(e) if e.contains("wrong number of arguments")));
+    assert_eq!(cl.read_reply().await.unwrap(), Frame::Bulk(Bytes::from("hi")));
+
+    // A 512 MiB bulk length: protocol error, connection closed.
+    let out = raw_exchange(&f, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\nabc").await;
+    assert!(out.starts_with(b"-ERR Protocol error"), "{}", String::from_utf8_lossy(&out));
+    // Garbage framing: protocol error, closed.
+    let out = raw_exchange(&f, b"*x\r\n").await;
+    assert!(out.starts_with(b"-ERR Protocol error"), "{}", String::from_utf8_lossy(&out));
+    // Disconnect mid-request: nothing to answer, nothing breaks.
+    {
+        let mut s = TcpStream::connect(&f).await.unwrap();
+        s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\nabc").await.unwrap();
+    }
+    // Many connections at once.
+    let mut conns = Vec::new();
+    for _ in 0..300 {
+        conns.push(Client::connect(&f).await.unwrap());
+    }
+    for (i, c) in conns.iter_mut().enumerate().step_by(30) {
+        assert_eq!(c.call(&["SET", &format!("c{i}"), "v"]).await.unwrap(), Frame::Simple("OK".into()));
+    }
+    // Still serving, and INFO raft names the leader.
+    let mut cl = Client::connect(&c.addr(leader)).await.unwrap();
+    assert_eq!(cl.call(&["GET", "p"]).await.unwrap(), Frame::Bulk(Bytes::from("12")));
+    let Frame::Bulk(info) = cl.call(&["INFO", "raft"]).await.unwrap() else { panic!() };
+    let info = server::info::parse(&String::from_utf8_lossy(&info));
+    assert_eq!(info["role"], "leader");
+    assert_eq!(info["id"], (leader + 1).to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_are_disconnected_and_the_node_keeps_serving() {
+    let c = start_cluster(3).await;
+    let leader = c.wait_leader().await;
+    let peer = c.nodes[leader].peer_addr.to_string();
+    let frame = |body: &[u8]| [(body.len() as u32).to_be_bytes().as_slice(), body].concat();
+    let hello = |from, to| server::peer::wire::encode(&server::peer::PeerFrame::Hello { from, to });
+    let me = leader as u64 + 1;
+    let cases: Vec<Vec<u8>> = vec![
+        b"garbage bytes that are not a frame at all".to_vec(),
+        frame(b"\xff\xff\xff\xff"),                                    // undecodable body
+        u32::MAX.to_be_bytes().to_vec(),                               // oversized length
+        frame(&hello(99, me)),                                         // unknown node id
+        frame(&hello(me, me)),                                         // claims to be us
+        [frame(&hello((me % 3) + 1, me)), frame(b"\x01\x02")].concat(), // good hello, then garbage
+        [frame(&hello((me % 3) + 1, me)), 1000u32.to_be_bytes().to_vec(), b"partial".to_vec()].concat(), // dropped mid-frame
+    ];
+    for bytes in cases {
+        let out = raw_exchange(&peer, &bytes).await;
+        assert!(out.is_empty(), "peers get no replies on an inbound connection");
+    }
+    let mut cl = Client::connect(&c.addr(leader)).await.unwrap();
+    assert_eq!(cl.call(&["SET", "after", "ok"]).await.unwrap(), Frame::Simple("OK".into()));
+    assert_eq!(c.nodes[leader].status().raft.role, raft::Role::Leader);
+}

@@ -1,0 +1,111 @@
+//! The RESP decoder against an independent model: frames encoded by a naive
+//! encoder written here decode back to themselves, split anywhere (a prefix
+//! is always "incomplete", never an error), pipelined back to back; and no
+//! byte string makes the decoder panic.
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use server::resp::{parse_command, parse_frame, Command, Frame, Limits};
+
+/// Naive reference encoder (string formatting, not the crate's encoder).
+fn naive(f: &Frame) -> Vec<u8> {
+    match f {
+        Frame::Simple(s) => format!("+{s}\r\n").into_bytes(),
+        Frame::Error(s) => format!("-{s}\r\n").into_bytes(),
+        Frame::Integer(n) => format!(":{n}\r\n").into_bytes(),
+        Frame::Null => b"$-1\r\n".to_vec(),
+        Frame::Bulk(b) => [format!("${}\r\n", b.len()).into_bytes(), b.to_vec(), b"\r\n".to_vec()].concat(),
+        Frame::Array(items) => {
+            let mut out = format!("*{}\r\n", items.len()).into_bytes();
+            items.iter().for_each(|i| out.extend(naive(i)));
+            out
+        }
+    }
+}
+
+fn frame() -> impl Strategy<Value = Frame> {
+    let leaf = prop_oneof![
+        "[a-zA-Z0-9 ]{0,20}".prop_map(Frame::Simple),
+        "[a-zA-Z0-9 ]{0,20}".prop_map(Frame::Error),
+        any::<i64>().prop_map(Frame::Integer),
+        Just(Frame::Null),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| Frame::Bulk(Bytes::from(v))),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| proptest::collection::vec(inner, 0..6).prop_map(Frame::Array))
+}
+
+proptest! {
+    #[test]
+    fn roundtrip_against_naive_encoder(f in frame()) {
+        let bytes = naive(&f);
+        let mut ours = BytesMut::new();
+        f.encode(&mut ours);
+        prop_assert_eq!(&ours[..], &bytes[..]);
+        prop_assert_eq!(parse_frame(&bytes, &Limits::default()), Ok(Some((f, bytes.len()))));
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete(f in frame()) {
+        let bytes = naive(&f);
+        for cut in 0..bytes.len() {
+            prop_assert_eq!(parse_frame(&bytes[..cut], &Limits::default()), Ok(None), "cut at {}", cut);
+        }
+    }
+
+    #[test]
+    fn pipelined_frames_decode_in_order(fs in proptest::collection::vec(frame(), 1..5)) {
+        let bytes: Vec<u8> = fs.iter().flat_map(naive).collect();
+        let mut pos = 0;
+        for f in &fs {
+            let (got, used) = parse_frame(&bytes[pos..], &Limits::default()).unwrap().unwrap();
+            prop_assert_eq!(&got, f);
+            pos += used;
+        }
+        prop_assert_eq!(pos, bytes.len());
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok(Some((f, _))) = parse_frame(&bytes, &Limits::default()) {
+            let _ = parse_command(f);
+        }
+    }
+
+    #[test]
+    fn typed_garbage_never_panics(bytes in proptest::collection::vec(prop_oneof![Just(b'*'), Just(b'$'), Just(b'\r'), Just(b'\n'), Just(b'-'), Just(b'1'), Just(b'9'), any::<u8>()], 0..64)) {
+        let _ = parse_frame(&bytes, &Limits::default());
+    }
+}
+
+#[test]
+fn huge_bulk_length_is_refused_before_buffering() {
+    let r = parse_frame(b"*2\r\n$3\r\nGET\r\n$536870912\r\n", &Limits::default());
+    assert!(r.is_err(), "{r:?}");
+    assert!(parse_frame(b"*99999999999\r\n", &Limits::default()).is_err());
+    assert!(parse_frame(b"$-2\r\n", &Limits::default()).is_err());
+    assert!(parse_frame(b"*1\r\n$3\r\nabcX\r\n", &Limits::default()).is_err());
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let deep = "*1\r\n".repeat(100);
+    assert!(parse_frame(deep.as_bytes(), &Limits::default()).is_err());
+}
+
+#[test]
+fn inline_commands_parse() {
+    let (f, used) = parse_frame(b"SET a  b\r\nGET a\r\n", &Limits::default()).unwrap().unwrap();
+    assert_eq!(used, 10);
+    assert_eq!(parse_command(f), Ok(Command::Set(Bytes::from("a"), Bytes::from("b"))));
+}
+
+#[test]
+fn command_errors_use_redis_wording() {
+    let cmd = |args: &[&str]| parse_command(Frame::command(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes()))));
+    assert_eq!(cmd(&["get"]).unwrap_err().0, "ERR wrong number of arguments for 'get' command");
+    assert_eq!(cmd(&["del"]).unwrap_err().0, "ERR wrong number of arguments for 'del' command");
+    assert_eq!(cmd(&["foo", "a"]).unwrap_err().0, "ERR unknown command 'foo', with args beginning with: 'a' ");
+    assert_eq!(cmd(&["set", "k", "v", "EX", "1"]).unwrap_err().0, "ERR syntax error (raftkv's SET takes no options)");
+    assert_eq!(cmd(&["Exists", "a", "b"]), Ok(Command::Exists(vec![Bytes::from("a"), Bytes::from("b")])));
+    assert_eq!(cmd(&["ping", "hi"]), Ok(Command::Ping(Some(Bytes::from("hi")))));
+}
