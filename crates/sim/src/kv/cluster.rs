@@ -55,7 +55,7 @@ impl KvConfig {
             snapshot_threshold_bytes: None,
             heartbeat_ticks: 10,
             election_ticks: 30,
-            clerk: ClerkConfig { attempt_timeout: 300 * MS, backoff: 20 * MS },
+            clerk: ClerkConfig { attempt_timeout: 100 * MS, backoff: 20 * MS },
             kv: kv::Config::default(),
             think_max: 0,
         }
