@@ -112,7 +112,7 @@ pub fn start(
 ) -> (DriverHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
     let status = Arc::new(Mutex::new(replica.status()));
-    let mut driver = Driver { replica, peers, pending: HashMap::new(), next_token: 1, status: status.clone(), last_role: None };
+    let mut driver = Driver { replica, peers, pending: HashMap::new(), next_token: 1, status: status.clone(), last_role: None, last_snapshot_index: 0 };
     let join = std::thread::Builder::new()
         .name("raft-driver".into())
         .spawn(move || {
@@ -133,6 +133,7 @@ struct Driver {
     next_token: u64,
     status: Arc<Mutex<Status>>,
     last_role: Option<(raft::Role, u64, Option<NodeId>)>,
+    last_snapshot_index: u64,
 }
 
 impl Driver {
@@ -201,6 +202,10 @@ impl Driver {
         if self.last_role != Some(role) {
             tracing::info!(role = ?st.raft.role, term = st.raft.term, leader = ?st.raft.leader, "raft role");
             self.last_role = Some(role);
+        }
+        if st.raft.snapshot_index != self.last_snapshot_index {
+            tracing::info!(index = st.raft.snapshot_index, log_bytes = st.log_bytes, "snapshot (taken or installed); log compacted");
+            self.last_snapshot_index = st.raft.snapshot_index;
         }
         *self.status.lock().expect("status lock") = st;
     }
