@@ -36,7 +36,10 @@ pub enum ReplicaError {
     Raft(raft::RaftError),
     /// A snapshot (from storage at boot, or from the leader) did not decode.
     #[error("snapshot at index {index} is unusable: {source}")]
-    Snapshot { index: raft::Index, source: kv::SnapshotError },
+    Snapshot {
+        index: raft::Index,
+        source: kv::SnapshotError,
+    },
     /// A snapshot's state machine was applied to another index than the
     /// snapshot claims to cover.
     #[error("snapshot at index {index} holds state applied to {applied}")]

@@ -21,7 +21,11 @@ pub struct LogSize {
 
 impl LogSize {
     pub fn new(threshold_bytes: Option<u64>, storage: &impl Storage) -> Self {
-        let mut s = LogSize { threshold_bytes, estimate_bytes: 0, next_check_bytes: 0 };
+        let mut s = LogSize {
+            threshold_bytes,
+            estimate_bytes: 0,
+            next_check_bytes: 0,
+        };
         s.measure(storage);
         s
     }
@@ -42,11 +46,17 @@ impl LogSize {
     /// Measures the exact size; returns whether it is at or over the threshold.
     pub fn measure(&mut self, storage: &impl Storage) -> bool {
         self.estimate_bytes = exact_bytes(storage);
-        let Some(threshold) = self.threshold_bytes else { return false };
+        let Some(threshold) = self.threshold_bytes else {
+            return false;
+        };
         let over = self.estimate_bytes >= threshold;
         // Over the threshold but nothing more to compact (entries not applied
         // yet): look again after another eighth of the threshold, not at once.
-        self.next_check_bytes = if over { self.estimate_bytes + threshold / 8 + 1 } else { threshold };
+        self.next_check_bytes = if over {
+            self.estimate_bytes + threshold / 8 + 1
+        } else {
+            threshold
+        };
         over
     }
 }
@@ -57,6 +67,8 @@ pub fn exact_bytes(storage: &impl Storage) -> u64 {
     if first > last {
         return HARD_STATE_BYTES;
     }
-    let entries = storage.entries(first, last + 1, u64::MAX).unwrap_or_default();
+    let entries = storage
+        .entries(first, last + 1, u64::MAX)
+        .unwrap_or_default();
     HARD_STATE_BYTES + entries.iter().map(Entry::size_bytes).sum::<u64>()
 }

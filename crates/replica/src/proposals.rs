@@ -22,7 +22,11 @@ pub struct Proposals {
 impl Proposals {
     pub fn insert(&mut self, index: Index, term: Term, token: Token) {
         let prev = self.by_index.insert(index, (term, token));
-        assert!(prev.is_none(), "two proposals at index {index}: {prev:?} and {:?}", (term, token));
+        assert!(
+            prev.is_none(),
+            "two proposals at index {index}: {prev:?} and {:?}",
+            (term, token)
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -31,9 +35,21 @@ impl Proposals {
 
     /// The entry (index, term) was applied with `response`: answers the
     /// proposal at `index`, if any.
-    pub fn on_applied(&mut self, index: Index, term: Term, response: &kv::Response, out: &mut Vec<Completion>) {
-        let Some((t, token)) = self.by_index.remove(&index) else { return };
-        let outcome = if t == term { Outcome::Applied(response.clone()) } else { Outcome::Unknown { hint: None } };
+    pub fn on_applied(
+        &mut self,
+        index: Index,
+        term: Term,
+        response: &kv::Response,
+        out: &mut Vec<Completion>,
+    ) {
+        let Some((t, token)) = self.by_index.remove(&index) else {
+            return;
+        };
+        let outcome = if t == term {
+            Outcome::Applied(response.clone())
+        } else {
+            Outcome::Unknown { hint: None }
+        };
         out.push(Completion { token, outcome });
     }
 
@@ -43,19 +59,30 @@ impl Proposals {
         let rest = self.by_index.split_off(&(index + 1));
         let covered = std::mem::replace(&mut self.by_index, rest);
         for (_, (_, token)) in covered {
-            out.push(Completion { token, outcome: Outcome::Unknown { hint: None } });
+            out.push(Completion {
+                token,
+                outcome: Outcome::Unknown { hint: None },
+            });
         }
     }
 
     /// Fails every proposal not made in `leading_term` (`None`: the node does
     /// not lead now, so it fails all).
-    pub fn retain_term(&mut self, leading_term: Option<Term>, hint: Option<NodeId>, out: &mut Vec<Completion>) {
+    pub fn retain_term(
+        &mut self,
+        leading_term: Option<Term>,
+        hint: Option<NodeId>,
+        out: &mut Vec<Completion>,
+    ) {
         let mut kept = BTreeMap::new();
         for (index, (term, token)) in std::mem::take(&mut self.by_index) {
             if Some(term) == leading_term {
                 kept.insert(index, (term, token));
             } else {
-                out.push(Completion { token, outcome: Outcome::Unknown { hint } });
+                out.push(Completion {
+                    token,
+                    outcome: Outcome::Unknown { hint },
+                });
             }
         }
         self.by_index = kept;

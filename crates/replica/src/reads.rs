@@ -45,7 +45,11 @@ impl Reads {
 
     pub fn len(&self) -> usize {
         self.queued.len()
-            + self.confirming.values().map(|(_, b)| b.len()).sum::<usize>()
+            + self
+                .confirming
+                .values()
+                .map(|(_, b)| b.len())
+                .sum::<usize>()
             + self.confirmed.iter().map(|(_, b)| b.len()).sum::<usize>()
     }
 
@@ -56,7 +60,8 @@ impl Reads {
         }
         self.next_ctx += 1;
         let batch = std::mem::take(&mut self.queued);
-        self.confirming.insert(self.next_ctx, (self.queued_term, batch));
+        self.confirming
+            .insert(self.next_ctx, (self.queued_term, batch));
         Some(self.next_ctx)
     }
 
@@ -75,18 +80,33 @@ impl Reads {
     }
 
     /// Serves every confirmed read whose index `applied` has reached.
-    pub fn serve(&mut self, applied: Index, get: impl Fn(&[u8]) -> Option<Bytes>, out: &mut Vec<Completion>) {
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed).into_iter().partition(|(i, _)| *i <= applied);
+    pub fn serve(
+        &mut self,
+        applied: Index,
+        get: impl Fn(&[u8]) -> Option<Bytes>,
+        out: &mut Vec<Completion>,
+    ) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
+            .into_iter()
+            .partition(|(i, _)| *i <= applied);
         self.confirmed = waiting;
         for (_, batch) in ready {
             for (token, key) in batch {
-                out.push(Completion { token, outcome: Outcome::Value(get(&key)) });
+                out.push(Completion {
+                    token,
+                    outcome: Outcome::Value(get(&key)),
+                });
             }
         }
     }
 
     /// Aborts unconfirmed reads not accepted in `leading_term` (`None`: all).
-    pub fn retain_term(&mut self, leading_term: Option<Term>, hint: Option<NodeId>, out: &mut Vec<Completion>) {
+    pub fn retain_term(
+        &mut self,
+        leading_term: Option<Term>,
+        hint: Option<NodeId>,
+        out: &mut Vec<Completion>,
+    ) {
         if !self.queued.is_empty() && Some(self.queued_term) != leading_term {
             abort(std::mem::take(&mut self.queued), hint, out);
         }
@@ -103,6 +123,9 @@ impl Reads {
 
 fn abort(batch: Batch, hint: Option<NodeId>, out: &mut Vec<Completion>) {
     for (token, _) in batch {
-        out.push(Completion { token, outcome: Outcome::ReadAborted { hint } });
+        out.push(Completion {
+            token,
+            outcome: Outcome::ReadAborted { hint },
+        });
     }
 }

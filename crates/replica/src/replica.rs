@@ -78,9 +78,14 @@ impl<S: Storage> Replica<S> {
     pub fn tick(&mut self, now_ms: u64) {
         self.observe_time(now_ms);
         self.node.tick();
-        let Some(interval) = self.session_tick_interval_ms else { return };
+        let Some(interval) = self.session_tick_interval_ms else {
+            return;
+        };
         if self.is_leader() && self.now_ms.saturating_sub(self.last_proposal_ms) >= interval {
-            let entry = kv::Entry { timestamp_ms: self.now_ms, cmd: kv::Command::Tick };
+            let entry = kv::Entry {
+                timestamp_ms: self.now_ms,
+                cmd: kv::Command::Tick,
+            };
             if self.node.propose(kv::encode_entry(&entry)).is_ok() {
                 self.last_proposal_ms = self.now_ms;
             }
@@ -96,15 +101,22 @@ impl<S: Storage> Replica<S> {
     /// `Completion` for `token` comes out of a later `drive`.
     pub fn propose(&mut self, token: Token, cmd: kv::Command, now_ms: u64) -> Result<(), Rejected> {
         self.observe_time(now_ms);
-        let entry = kv::Entry { timestamp_ms: self.now_ms, cmd };
+        let entry = kv::Entry {
+            timestamp_ms: self.now_ms,
+            cmd,
+        };
         match self.node.propose(kv::encode_entry(&entry)) {
             Ok(index) => {
                 self.proposals.insert(index, self.node.raft().term(), token);
                 self.last_proposal_ms = self.now_ms;
                 Ok(())
             }
-            Err(raft::RaftError::ProposalDropped { uncommitted_bytes }) => Err(Rejected::Busy { uncommitted_bytes }),
-            Err(_) => Err(Rejected::NotLeader { hint: self.node.raft().leader() }),
+            Err(raft::RaftError::ProposalDropped { uncommitted_bytes }) => {
+                Err(Rejected::Busy { uncommitted_bytes })
+            }
+            Err(_) => Err(Rejected::NotLeader {
+                hint: self.node.raft().leader(),
+            }),
         }
     }
 
@@ -112,7 +124,9 @@ impl<S: Storage> Replica<S> {
     /// queued before the next `drive` share one leadership confirmation.
     pub fn read(&mut self, token: Token, key: Bytes) -> Result<(), Rejected> {
         if !self.is_leader() {
-            return Err(Rejected::NotLeader { hint: self.node.raft().leader() });
+            return Err(Rejected::NotLeader {
+                hint: self.node.raft().leader(),
+            });
         }
         self.reads.queue(self.node.raft().term(), token, key);
         Ok(())
@@ -120,7 +134,10 @@ impl<S: Storage> Replica<S> {
 
     /// Runs the driver loop until Raft has nothing ready; returns the
     /// requests that finished. `send` gets every outgoing message, in order.
-    pub fn drive(&mut self, send: &mut dyn FnMut(Message)) -> Result<Vec<Completion>, ReplicaError> {
+    pub fn drive(
+        &mut self,
+        send: &mut dyn FnMut(Message),
+    ) -> Result<Vec<Completion>, ReplicaError> {
         let mut done = Vec::new();
         self.fail_stale(&mut done);
         self.start_reads(&mut done);
@@ -130,7 +147,8 @@ impl<S: Storage> Replica<S> {
         }
         self.fail_stale(&mut done);
         let sm = &self.sm;
-        self.reads.serve(sm.applied_index(), |k| sm.get(k), &mut done);
+        self.reads
+            .serve(sm.applied_index(), |k| sm.get(k), &mut done);
         self.maybe_snapshot()?;
         Ok(done)
     }
@@ -142,17 +160,25 @@ impl<S: Storage> Replica<S> {
         send: &mut dyn FnMut(Message),
         done: &mut Vec<Completion>,
     ) -> Result<(), ReplicaError> {
-        std::mem::take(&mut rd.messages).into_iter().for_each(&mut *send);
+        std::mem::take(&mut rd.messages)
+            .into_iter()
+            .for_each(&mut *send);
         self.node.persist(&rd)?;
         self.log_size.on_appended(&rd.entries);
-        std::mem::take(&mut rd.persisted_messages).into_iter().for_each(&mut *send);
+        std::mem::take(&mut rd.persisted_messages)
+            .into_iter()
+            .for_each(&mut *send);
         if let Some(snap) = &rd.snapshot {
             self.sm = restore(snap.meta.index, &snap.data)?;
             self.proposals.on_snapshot(snap.meta.index, done);
             self.log_size.measure(self.node.storage());
         }
         for e in &rd.committed_entries {
-            let data: &[u8] = if e.kind == EntryKind::Noop { &[] } else { &e.data };
+            let data: &[u8] = if e.kind == EntryKind::Noop {
+                &[]
+            } else {
+                &e.data
+            };
             let response = self.sm.apply(e.index, data);
             self.proposals.on_applied(e.index, e.term, &response, done);
         }
@@ -160,7 +186,11 @@ impl<S: Storage> Replica<S> {
             self.reads.on_read_state(rs.ctx, rs.index);
         }
         self.node.advance(rd);
-        debug_assert_eq!(self.sm.applied_index(), self.node.status().applied, "state machine and raft disagree on applied");
+        debug_assert_eq!(
+            self.sm.applied_index(),
+            self.node.status().applied,
+            "state machine and raft disagree on applied"
+        );
         Ok(())
     }
 
@@ -174,7 +204,9 @@ impl<S: Storage> Replica<S> {
     }
 
     fn start_reads(&mut self, done: &mut Vec<Completion>) {
-        let Some(ctx) = self.reads.start_batch() else { return };
+        let Some(ctx) = self.reads.start_batch() else {
+            return;
+        };
         if self.node.read_index(ctx).is_err() {
             self.reads.abort_batch(ctx, self.node.raft().leader(), done);
         }
@@ -246,9 +278,13 @@ impl<S: Storage> Replica<S> {
 }
 
 fn restore(index: raft::Index, data: &[u8]) -> Result<kv::StateMachine, ReplicaError> {
-    let sm = kv::StateMachine::restore(data).map_err(|source| ReplicaError::Snapshot { index, source })?;
+    let sm = kv::StateMachine::restore(data)
+        .map_err(|source| ReplicaError::Snapshot { index, source })?;
     if sm.applied_index() != index {
-        return Err(ReplicaError::SnapshotIndex { index, applied: sm.applied_index() });
+        return Err(ReplicaError::SnapshotIndex {
+            index,
+            applied: sm.applied_index(),
+        });
     }
     Ok(sm)
 }

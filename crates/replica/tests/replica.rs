@@ -26,8 +26,17 @@ fn config(id: NodeId, threshold: Option<u64>) -> Config {
 
 impl Harness {
     fn new(threshold: Option<u64>) -> Self {
-        let nodes = (1..=3).map(|id| Replica::new(config(id, threshold), MemStorage::new()).unwrap()).collect();
-        Harness { nodes, inbox: Vec::new(), isolated: BTreeSet::new(), done: Vec::new(), now_ms: 0, sent: Vec::new() }
+        let nodes = (1..=3)
+            .map(|id| Replica::new(config(id, threshold), MemStorage::new()).unwrap())
+            .collect();
+        Harness {
+            nodes,
+            inbox: Vec::new(),
+            isolated: BTreeSet::new(),
+            done: Vec::new(),
+            now_ms: 0,
+            sent: Vec::new(),
+        }
     }
 
     fn node(&mut self, id: NodeId) -> &mut Replica<MemStorage> {
@@ -83,27 +92,48 @@ impl Harness {
 
     fn register(&mut self, leader: NodeId) -> u64 {
         let now = self.now_ms;
-        self.node(leader).propose(1_000, Command::RegisterSession, now).unwrap();
+        self.node(leader)
+            .propose(1_000, Command::RegisterSession, now)
+            .unwrap();
         self.settle();
         let done = self.take_done();
         match &done[..] {
-            [(_, Completion { token: 1_000, outcome: Outcome::Applied(Ok(Reply::Registered { client_id })) })] => *client_id,
+            [(
+                _,
+                Completion {
+                    token: 1_000,
+                    outcome: Outcome::Applied(Ok(Reply::Registered { client_id })),
+                },
+            )] => *client_id,
             other => panic!("unexpected {other:?}"),
         }
     }
 }
 
 fn put(client_id: u64, seq: u64, k: &str, v: &str) -> Command {
-    Command::Request(Request { client_id, seq, op: Op::Put { key: Bytes::from(k.to_string()), value: Bytes::from(v.to_string()) } })
+    Command::Request(Request {
+        client_id,
+        seq,
+        op: Op::Put {
+            key: Bytes::from(k.to_string()),
+            value: Bytes::from(v.to_string()),
+        },
+    })
 }
 
 #[test]
 fn followers_refuse_with_a_leader_hint() {
     let mut h = Harness::new(None);
     h.elect(1);
-    let err = h.node(2).propose(1, Command::RegisterSession, 0).unwrap_err();
+    let err = h
+        .node(2)
+        .propose(1, Command::RegisterSession, 0)
+        .unwrap_err();
     assert_eq!(err, Rejected::NotLeader { hint: Some(1) });
-    assert_eq!(h.node(3).read(2, Bytes::from("k")).unwrap_err(), Rejected::NotLeader { hint: Some(1) });
+    assert_eq!(
+        h.node(3).read(2, Bytes::from("k")).unwrap_err(),
+        Rejected::NotLeader { hint: Some(1) }
+    );
 }
 
 #[test]
@@ -114,10 +144,23 @@ fn a_write_completes_once_with_the_state_machine_response() {
     h.node(1).propose(7, put(client, 1, "k", "v"), 0).unwrap();
     h.settle();
     let done = h.take_done();
-    assert_eq!(done, vec![(1, Completion { token: 7, outcome: Outcome::Applied(Ok(Reply::Done)) })]);
+    assert_eq!(
+        done,
+        vec![(
+            1,
+            Completion {
+                token: 7,
+                outcome: Outcome::Applied(Ok(Reply::Done))
+            }
+        )]
+    );
     h.tick_all(2);
     for id in 1..=3 {
-        assert_eq!(h.node(id).state_machine().get(b"k"), Some(Bytes::from("v")), "node {id}");
+        assert_eq!(
+            h.node(id).state_machine().get(b"k"),
+            Some(Bytes::from("v")),
+            "node {id}"
+        );
     }
 }
 
@@ -128,7 +171,9 @@ fn deposed_leader_fails_its_proposals_as_unknown() {
     h.elect(1);
     let client = h.register(1);
     h.isolated.insert(1);
-    h.node(1).propose(9, put(client, 1, "k", "lost"), 0).unwrap();
+    h.node(1)
+        .propose(9, put(client, 1, "k", "lost"), 0)
+        .unwrap();
     h.settle();
     assert!(h.take_done().is_empty());
     // 2 and 3 stop hearing from 1 and elect 2.
@@ -138,7 +183,9 @@ fn deposed_leader_fails_its_proposals_as_unknown() {
     h.tick_all(5);
     let done = h.take_done();
     assert!(
-        done.iter().any(|(id, c)| *id == 1 && c.token == 9 && matches!(c.outcome, Outcome::Unknown { .. })),
+        done.iter().any(|(id, c)| *id == 1
+            && c.token == 9
+            && matches!(c.outcome, Outcome::Unknown { .. })),
         "{done:?}"
     );
     assert_eq!(h.node(1).state_machine().get(b"k"), None);
@@ -163,14 +210,22 @@ fn reads_between_drives_share_one_round() {
         .sent
         .iter()
         .filter_map(|m| match m.body {
-            MessageBody::Heartbeat { read_round, .. } if read_round > 0 && m.from == 1 => Some(read_round),
+            MessageBody::Heartbeat { read_round, .. } if read_round > 0 && m.from == 1 => {
+                Some(read_round)
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(rounds.len(), 1, "one confirmation round for the batch: {rounds:?}");
+    assert_eq!(
+        rounds.len(),
+        1,
+        "one confirmation round for the batch: {rounds:?}"
+    );
     let done = h.take_done();
     assert_eq!(done.len(), 5);
-    assert!(done.iter().all(|(_, c)| c.outcome == Outcome::Value(Some(Bytes::from("v")))));
+    assert!(done
+        .iter()
+        .all(|(_, c)| c.outcome == Outcome::Value(Some(Bytes::from("v")))));
 }
 
 /// An isolated leader cannot confirm a read; it aborts it when it steps down.
@@ -183,7 +238,10 @@ fn isolated_leader_never_serves_a_read() {
     h.tick_all(80);
     let done = h.take_done();
     assert_eq!(done.len(), 1, "{done:?}");
-    assert!(matches!(done[0].1.outcome, Outcome::ReadAborted { .. }), "{done:?}");
+    assert!(
+        matches!(done[0].1.outcome, Outcome::ReadAborted { .. }),
+        "{done:?}"
+    );
 }
 
 /// Past the threshold the replica snapshots and compacts; a restart from the
@@ -194,19 +252,29 @@ fn snapshots_past_threshold_and_restores_on_boot() {
     h.elect(1);
     let client = h.register(1);
     for seq in 1..=40 {
-        h.node(1).propose(100 + seq, put(client, seq, &format!("k{seq}"), "value"), 0).unwrap();
+        h.node(1)
+            .propose(100 + seq, put(client, seq, &format!("k{seq}"), "value"), 0)
+            .unwrap();
         h.settle();
     }
     h.tick_all(2);
     let status = h.node(2).status();
     assert!(status.raft.snapshot_index > 0, "no snapshot: {status:?}");
     let storage = h.nodes.remove(1).into_storage();
-    assert!(storage.log_size_bytes() < 600 + 200, "log not trimmed: {}", storage.log_size_bytes());
+    assert!(
+        storage.log_size_bytes() < 600 + 200,
+        "log not trimmed: {}",
+        storage.log_size_bytes()
+    );
     assert!(storage.snapshot().unwrap().meta.index > 0);
     let before = h.nodes[0].state_machine().clone();
     let snap_index = storage.snapshot().unwrap().meta.index;
     let mut rebooted = Replica::new(config(2, Some(600)), storage).unwrap();
-    assert_eq!(rebooted.state_machine().applied_index(), snap_index, "restored from the snapshot");
+    assert_eq!(
+        rebooted.state_machine().applied_index(),
+        snap_index,
+        "restored from the snapshot"
+    );
     rebooted.drive(&mut |_| {}).unwrap(); // replays the committed rest of the log
     assert_eq!(rebooted.state_machine(), &before);
 }

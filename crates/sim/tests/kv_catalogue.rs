@@ -60,7 +60,13 @@ fn concurrent_3a() {
 
 #[test]
 fn unreliable_3a() {
-    generic("unreliable_3a", GenericSpec { unreliable: true, ..spec(5, 5) });
+    generic(
+        "unreliable_3a",
+        GenericSpec {
+            unreliable: true,
+            ..spec(5, 5)
+        },
+    );
 }
 
 #[test]
@@ -87,7 +93,11 @@ fn unreliable_one_key_3a() {
         if next.iter().all(|&n| n == UPTO) {
             break;
         }
-        let wants_more = |c: &KvCluster| ids.iter().zip(&next).any(|(&id, &n)| n < UPTO && c.is_idle(id));
+        let wants_more = |c: &KvCluster| {
+            ids.iter()
+                .zip(&next)
+                .any(|(&id, &n)| n < UPTO && c.is_idle(id))
+        };
         assert!(c.run_until(60 * SEC, wants_more), "appends stalled");
     }
     assert!(c.wait_idle(&ids, 60 * SEC), "appends did not finish");
@@ -96,7 +106,11 @@ fn unreliable_one_key_3a() {
         check_client_appends(me, &v, UPTO).unwrap_or_else(|e| panic!("{e}"));
     }
     let stats = c.end();
-    eprintln!("unreliable_one_key_3a: ops {} check {:?}", c.history.len(), stats.elapsed);
+    eprintln!(
+        "unreliable_one_key_3a: ops {} check {:?}",
+        c.history.len(),
+        stats.elapsed
+    );
 }
 
 /// Progress in majority; no progress in minority; completion after heal.
@@ -136,50 +150,102 @@ fn one_partition_3a() {
     // completion after heal
     c.connect_all();
     c.run_for(ELECTION_TIMEOUT);
-    assert!(c.wait_idle(&[ckp2a, ckp2b], 30 * SEC), "minority operations did not complete after heal");
+    assert!(
+        c.wait_idle(&[ckp2a, ckp2b], 30 * SEC),
+        "minority operations did not complete after heal"
+    );
     assert_eq!(c.get(ck, "1"), Some(Bytes::from("15")));
     c.end();
 }
 
 #[test]
 fn many_partitions_one_client_3a() {
-    generic("many_partitions_one_client_3a", GenericSpec { partitions: true, ..spec(1, 5) });
+    generic(
+        "many_partitions_one_client_3a",
+        GenericSpec {
+            partitions: true,
+            ..spec(1, 5)
+        },
+    );
 }
 
 #[test]
 fn many_partitions_many_clients_3a() {
-    generic("many_partitions_many_clients_3a", GenericSpec { partitions: true, ..spec(5, 5) });
+    generic(
+        "many_partitions_many_clients_3a",
+        GenericSpec {
+            partitions: true,
+            ..spec(5, 5)
+        },
+    );
 }
 
 #[test]
 fn persist_one_client_3a() {
-    generic("persist_one_client_3a", GenericSpec { crash: true, ..spec(1, 5) });
+    generic(
+        "persist_one_client_3a",
+        GenericSpec {
+            crash: true,
+            ..spec(1, 5)
+        },
+    );
 }
 
 #[test]
 fn persist_concurrent_3a() {
-    generic("persist_concurrent_3a", GenericSpec { crash: true, ..spec(5, 5) });
+    generic(
+        "persist_concurrent_3a",
+        GenericSpec {
+            crash: true,
+            ..spec(5, 5)
+        },
+    );
 }
 
 #[test]
 fn persist_concurrent_unreliable_3a() {
-    generic("persist_concurrent_unreliable_3a", GenericSpec { crash: true, unreliable: true, ..spec(5, 5) });
+    generic(
+        "persist_concurrent_unreliable_3a",
+        GenericSpec {
+            crash: true,
+            unreliable: true,
+            ..spec(5, 5)
+        },
+    );
 }
 
 #[test]
 fn persist_partition_3a() {
-    generic("persist_partition_3a", GenericSpec { crash: true, partitions: true, ..spec(5, 5) });
+    generic(
+        "persist_partition_3a",
+        GenericSpec {
+            crash: true,
+            partitions: true,
+            ..spec(5, 5)
+        },
+    );
 }
 
 #[test]
 fn persist_partition_unreliable_3a() {
-    let s = GenericSpec { crash: true, partitions: true, unreliable: true, ..spec(5, 5) };
+    let s = GenericSpec {
+        crash: true,
+        partitions: true,
+        unreliable: true,
+        ..spec(5, 5)
+    };
     generic("persist_partition_unreliable_3a", s);
 }
 
 #[test]
 fn persist_partition_unreliable_linearizable_3a() {
-    let s = GenericSpec { crash: true, partitions: true, unreliable: true, random_keys: true, ..spec(15, 7) };
+    let s = GenericSpec {
+        crash: true,
+        partitions: true,
+        unreliable: true,
+        random_keys: true,
+        ..spec(15, 7)
+    };
     generic("persist_partition_unreliable_linearizable_3a", s);
 }
 
@@ -208,7 +274,10 @@ fn snapshot_rpc_3b() {
     c.put(ck1, "b", "B");
     // the majority has thrown away most of its log
     let sz = c.max_raft_state_bytes();
-    assert!(sz <= 8 * MAX_RAFT_STATE, "logs were not trimmed ({sz} > 8*{MAX_RAFT_STATE})");
+    assert!(
+        sz <= 8 * MAX_RAFT_STATE,
+        "logs were not trimmed ({sz} > 8*{MAX_RAFT_STATE})"
+    );
 
     // a group that needs the lagging server, which must catch up via snapshot
     c.partition(&[&[1, 3], &[2]]);
@@ -220,7 +289,10 @@ fn snapshot_rpc_3b() {
     assert_eq!(c.get(ck1, "b"), Some(Bytes::from("B")));
     assert_eq!(c.get(ck1, "1"), Some(Bytes::from("1")));
     assert_eq!(c.get(ck1, "49"), Some(Bytes::from("49")));
-    assert!(c.server(3).unwrap().replica.status().raft.snapshot_index > 0, "server 3 caught up without a snapshot");
+    assert!(
+        c.server(3).unwrap().replica.status().raft.snapshot_index > 0,
+        "server 3 caught up without a snapshot"
+    );
 
     // now everybody
     c.connect_all();
@@ -229,7 +301,10 @@ fn snapshot_rpc_3b() {
     assert_eq!(c.get(ck, "e"), Some(Bytes::from("E")));
     assert_eq!(c.get(ck, "1"), Some(Bytes::from("1")));
     let sz = c.max_raft_state_bytes();
-    assert!(sz <= 8 * MAX_RAFT_STATE, "logs were not trimmed ({sz} > 8*{MAX_RAFT_STATE})");
+    assert!(
+        sz <= 8 * MAX_RAFT_STATE,
+        "logs were not trimmed ({sz} > 8*{MAX_RAFT_STATE})"
+    );
     c.end();
 }
 
@@ -251,11 +326,20 @@ fn snapshot_size_3b() {
         assert_eq!(c.get(ck, "x"), Some(Bytes::from("1")));
     }
     let sz = c.max_raft_state_bytes();
-    assert!(sz <= 8 * MAX_RAFT_STATE, "logs were not trimmed ({sz} > 8*{MAX_RAFT_STATE})");
+    assert!(
+        sz <= 8 * MAX_RAFT_STATE,
+        "logs were not trimmed ({sz} > 8*{MAX_RAFT_STATE})"
+    );
     let sz = c.max_snapshot_bytes();
     assert!(sz > 0, "no snapshot was taken");
-    assert!(sz <= MAX_SNAPSHOT_STATE, "snapshot too large ({sz} > {MAX_SNAPSHOT_STATE})");
-    eprintln!("snapshot_size_3b: raft state {} B, snapshot {sz} B", c.max_raft_state_bytes());
+    assert!(
+        sz <= MAX_SNAPSHOT_STATE,
+        "snapshot too large ({sz} > {MAX_SNAPSHOT_STATE})"
+    );
+    eprintln!(
+        "snapshot_size_3b: raft state {} B, snapshot {sz} B",
+        c.max_raft_state_bytes()
+    );
     c.end();
 }
 
@@ -270,24 +354,44 @@ fn speed_3b() {
 
 #[test]
 fn snapshot_recover_3b() {
-    generic("snapshot_recover_3b", GenericSpec { crash: true, max_raft_state: Some(MAX_RAFT_STATE), ..spec(1, 5) });
+    generic(
+        "snapshot_recover_3b",
+        GenericSpec {
+            crash: true,
+            max_raft_state: Some(MAX_RAFT_STATE),
+            ..spec(1, 5)
+        },
+    );
 }
 
 #[test]
 fn snapshot_recover_many_clients_3b() {
-    let s = GenericSpec { crash: true, max_raft_state: Some(MAX_RAFT_STATE), ..spec(20, 5) };
+    let s = GenericSpec {
+        crash: true,
+        max_raft_state: Some(MAX_RAFT_STATE),
+        ..spec(20, 5)
+    };
     generic("snapshot_recover_many_clients_3b", s);
 }
 
 #[test]
 fn snapshot_unreliable_3b() {
-    let s = GenericSpec { unreliable: true, max_raft_state: Some(MAX_RAFT_STATE), ..spec(5, 5) };
+    let s = GenericSpec {
+        unreliable: true,
+        max_raft_state: Some(MAX_RAFT_STATE),
+        ..spec(5, 5)
+    };
     generic("snapshot_unreliable_3b", s);
 }
 
 #[test]
 fn snapshot_unreliable_recover_3b() {
-    let s = GenericSpec { unreliable: true, crash: true, max_raft_state: Some(MAX_RAFT_STATE), ..spec(5, 5) };
+    let s = GenericSpec {
+        unreliable: true,
+        crash: true,
+        max_raft_state: Some(MAX_RAFT_STATE),
+        ..spec(5, 5)
+    };
     generic("snapshot_unreliable_recover_3b", s);
 }
 
@@ -313,5 +417,8 @@ fn snapshot_unreliable_recover_concurrent_partition_linearizable_3b() {
         max_raft_state: Some(MAX_RAFT_STATE),
         ..spec(15, 7)
     };
-    generic("snapshot_unreliable_recover_concurrent_partition_linearizable_3b", s);
+    generic(
+        "snapshot_unreliable_recover_concurrent_partition_linearizable_3b",
+        s,
+    );
 }

@@ -52,5 +52,8 @@ fn kv_random_schedules() {
 fn kv_schedule_replays_identically() {
     let a = run_schedule(7);
     let b = run_schedule(7);
-    assert_eq!((a.events, a.operations, a.completed, a.virtual_time), (b.events, b.operations, b.completed, b.virtual_time));
+    assert_eq!(
+        (a.events, a.operations, a.completed, a.virtual_time),
+        (b.events, b.operations, b.completed, b.virtual_time)
+    );
 }

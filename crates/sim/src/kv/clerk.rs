@@ -64,7 +64,9 @@ pub struct ClerkConfig {
 enum Phase {
     Registering,
     /// `seq` is `None` for a read.
-    Running { seq: Option<u64> },
+    Running {
+        seq: Option<u64>,
+    },
 }
 
 #[derive(Debug)]
@@ -131,11 +133,17 @@ impl Clerk {
 
     /// Starts `op`. Panics if one is already in flight (a harness bug).
     pub fn start(&mut self, op: ClerkOp, now: Micros) -> Effects {
-        assert!(self.current.is_none(), "clerk {} started an op while busy", self.id);
+        assert!(
+            self.current.is_none(),
+            "clerk {} started an op while busy",
+            self.id
+        );
         let phase = match (&op, self.session) {
             (ClerkOp::Get(_), _) => Phase::Running { seq: None },
             (_, None) => Phase::Registering,
-            (_, Some(_)) => Phase::Running { seq: Some(self.take_seq()) },
+            (_, Some(_)) => Phase::Running {
+                seq: Some(self.take_seq()),
+            },
         };
         let op_id = self.take_op_id();
         self.current = Some(Current { op, op_id, phase });
@@ -144,7 +152,9 @@ impl Clerk {
     }
 
     pub fn on_reply(&mut self, from: NodeId, reply: ClientReply, now: Micros) -> Effects {
-        let Some(cur) = &self.current else { return Effects::default() };
+        let Some(cur) = &self.current else {
+            return Effects::default();
+        };
         if cur.op_id != reply.op_id {
             return Effects::default();
         }
@@ -154,7 +164,9 @@ impl Clerk {
             | ReplyBody::Done(Outcome::Unknown { hint })
             | ReplyBody::Done(Outcome::ReadAborted { hint }) => self.redirect(from, hint, now),
             ReplyBody::Done(Outcome::Value(v)) => self.finish(ClerkResult::Value(v)),
-            ReplyBody::Done(Outcome::Applied(Ok(kv::Reply::Registered { client_id }))) => self.registered(client_id, now),
+            ReplyBody::Done(Outcome::Applied(Ok(kv::Reply::Registered { client_id }))) => {
+                self.registered(client_id, now)
+            }
             ReplyBody::Done(Outcome::Applied(Ok(reply))) => self.finish(result_of(reply)),
             ReplyBody::Done(Outcome::Applied(Err(e))) => self.failed(e),
         }
@@ -177,7 +189,9 @@ impl Clerk {
         let cur = self.current.as_ref().expect("an op in flight");
         let body = match (&cur.phase, &cur.op) {
             (Phase::Registering, _) => RequestBody::Register,
-            (Phase::Running { seq: None }, ClerkOp::Get(key)) => RequestBody::Read { key: key.clone() },
+            (Phase::Running { seq: None }, ClerkOp::Get(key)) => {
+                RequestBody::Read { key: key.clone() }
+            }
             (Phase::Running { seq: Some(seq) }, op) => RequestBody::Write(kv::Request {
                 client_id: self.session.expect("a write runs in a session"),
                 seq: *seq,
@@ -185,7 +199,11 @@ impl Clerk {
             }),
             (Phase::Running { seq: None }, op) => unreachable!("write {op:?} without a seq"),
         };
-        let req = ClientRequest { client: self.id, op_id: cur.op_id, body };
+        let req = ClientRequest {
+            client: self.id,
+            op_id: cur.op_id,
+            body,
+        };
         let to = self.servers[self.target];
         let mut fx = self.arm(TimerKind::Timeout, now + self.cfg.attempt_timeout);
         fx.sends.push((to, req));
@@ -199,7 +217,15 @@ impl Clerk {
         }
         let next = match hint.and_then(|h| self.servers.iter().position(|&s| s == h)) {
             Some(i) if self.servers[i] != from => i,
-            _ => (self.servers.iter().position(|&s| s == from).unwrap_or(self.target) + 1) % self.servers.len(),
+            _ => {
+                (self
+                    .servers
+                    .iter()
+                    .position(|&s| s == from)
+                    .unwrap_or(self.target)
+                    + 1)
+                    % self.servers.len()
+            }
         };
         if next == self.target && self.servers[next] == from {
             return self.backoff(now);
@@ -245,13 +271,19 @@ impl Clerk {
     fn finish(&mut self, result: ClerkResult) -> Effects {
         self.current = None;
         self.timer_gen += 1;
-        Effects { done: Some(result), ..Effects::default() }
+        Effects {
+            done: Some(result),
+            ..Effects::default()
+        }
     }
 
     fn arm(&mut self, kind: TimerKind, at: Micros) -> Effects {
         self.timer_gen += 1;
         self.timer_kind = kind;
-        Effects { timer: Some((at, self.timer_gen)), ..Effects::default() }
+        Effects {
+            timer: Some((at, self.timer_gen)),
+            ..Effects::default()
+        }
     }
 
     fn take_seq(&mut self) -> u64 {

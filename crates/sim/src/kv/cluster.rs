@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use raft::{MemStorage, Message, NodeId, Role, Storage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use raft::{MemStorage, Message, NodeId, Role, Storage};
 
 use crate::events::Micros;
 use crate::kv::clerk::{Clerk, ClerkConfig, ClerkOp, ClerkResult, Effects};
@@ -55,7 +55,10 @@ impl KvConfig {
             snapshot_threshold_bytes: None,
             heartbeat_ticks: 10,
             election_ticks: 30,
-            clerk: ClerkConfig { attempt_timeout: 100 * MS, backoff: 20 * MS },
+            clerk: ClerkConfig {
+                attempt_timeout: 100 * MS,
+                backoff: 20 * MS,
+            },
             kv: kv::Config::default(),
             think_max: 0,
         }
@@ -76,11 +79,25 @@ enum Packet {
 
 #[derive(Debug)]
 enum Ev {
-    Tick { node: NodeId, incarnation: u64 },
-    Deliver { from: Addr, to: Addr, packet: Packet },
-    ClerkTimer { client: ClientId, gen: u64 },
-    Partition { gen: u64 },
-    NextOp { client: ClientId },
+    Tick {
+        node: NodeId,
+        incarnation: u64,
+    },
+    Deliver {
+        from: Addr,
+        to: Addr,
+        packet: Packet,
+    },
+    ClerkTimer {
+        client: ClientId,
+        gen: u64,
+    },
+    Partition {
+        gen: u64,
+    },
+    NextOp {
+        client: ClientId,
+    },
 }
 
 struct ClientActor {
@@ -157,7 +174,8 @@ impl KvCluster {
         rc.election_ticks = self.cfg.election_ticks;
         rc.max_append_bytes = 64 * 1024;
         rc.snapshot_chunk_bytes = 64 * 1024;
-        rc.seed = self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id ^ (self.incarnation[&id] << 32);
+        rc.seed =
+            self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id ^ (self.incarnation[&id] << 32);
         let mut cfg = replica::Config::new(rc);
         cfg.kv = self.cfg.kv;
         cfg.snapshot_threshold_bytes = self.cfg.snapshot_threshold_bytes;
@@ -169,13 +187,22 @@ impl KvCluster {
 
     /// Boots server `id` from its durable state (the lab's `StartServer`).
     pub fn start_server(&mut self, id: NodeId) {
-        let Some(storage) = self.disks.remove(&id) else { return };
+        let Some(storage) = self.disks.remove(&id) else {
+            return;
+        };
         *self.incarnation.entry(id).or_insert(0) += 1;
-        let server = KvServer::boot(self.replica_config(id), storage).expect("boot from our own storage");
+        let server =
+            KvServer::boot(self.replica_config(id), storage).expect("boot from our own storage");
         self.servers.insert(id, server);
         let phase = self.rng.gen_range(0..TICK_US);
         let incarnation = self.incarnation[&id];
-        self.queue.push(self.now + phase + 1, Ev::Tick { node: id, incarnation });
+        self.queue.push(
+            self.now + phase + 1,
+            Ev::Tick {
+                node: id,
+                incarnation,
+            },
+        );
     }
 
     /// Crashes server `id`: everything but its synced storage is lost.
@@ -213,7 +240,12 @@ impl KvCluster {
     pub fn start_partitioner(&mut self) {
         self.partitioner_on = true;
         self.partitioner_gen += 1;
-        self.queue.push(self.now, Ev::Partition { gen: self.partitioner_gen });
+        self.queue.push(
+            self.now,
+            Ev::Partition {
+                gen: self.partitioner_gen,
+            },
+        );
     }
 
     pub fn stop_partitioner(&mut self) {
@@ -227,7 +259,11 @@ impl KvCluster {
         }
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for id in self.ids() {
-            if self.rng.gen_bool(0.5) { a.push(id) } else { b.push(id) }
+            if self.rng.gen_bool(0.5) {
+                a.push(id)
+            } else {
+                b.push(id)
+            }
         }
         self.net.partition(&[&a, &b]);
         let next = self.now + SEC + self.rng.gen_range(0..200) * MS;
@@ -241,7 +277,16 @@ impl KvCluster {
         self.next_client += 1;
         let id = self.next_client;
         let clerk = Clerk::new(id, self.ids(), self.cfg.clerk);
-        self.clients.insert(id, ClientActor { clerk, inflight: None, last_result: None, script: None, stopping: false });
+        self.clients.insert(
+            id,
+            ClientActor {
+                clerk,
+                inflight: None,
+                last_result: None,
+                script: None,
+                stopping: false,
+            },
+        );
         id
     }
 
@@ -275,13 +320,18 @@ impl KvCluster {
     pub fn call(&mut self, client: ClientId, op: ClerkOp, max: Micros) -> Option<ClerkResult> {
         self.start_op(client, op);
         self.run_until(max, |c| c.is_idle(client));
-        if self.is_idle(client) { self.last_result(client).cloned() } else { None }
+        if self.is_idle(client) {
+            self.last_result(client).cloned()
+        } else {
+            None
+        }
     }
 
     /// `call` that must succeed within 60 s of virtual time.
     pub fn must(&mut self, client: ClientId, op: ClerkOp) -> ClerkResult {
         let desc = format!("{op:?}");
-        self.call(client, op, 60 * SEC).unwrap_or_else(|| panic!("client {client}: {desc} did not finish in 60 s"))
+        self.call(client, op, 60 * SEC)
+            .unwrap_or_else(|| panic!("client {client}: {desc} did not finish in 60 s"))
     }
 
     pub fn get(&mut self, client: ClientId, key: &str) -> Option<Bytes> {
@@ -292,13 +342,19 @@ impl KvCluster {
     }
 
     pub fn put(&mut self, client: ClientId, key: &str, value: &str) {
-        let op = ClerkOp::Put(Bytes::copy_from_slice(key.as_bytes()), Bytes::copy_from_slice(value.as_bytes()));
+        let op = ClerkOp::Put(
+            Bytes::copy_from_slice(key.as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        );
         let r = self.must(client, op);
         assert_eq!(r, ClerkResult::Done, "put({key}, {value})");
     }
 
     pub fn append(&mut self, client: ClientId, key: &str, value: &str) -> u64 {
-        let op = ClerkOp::Append(Bytes::copy_from_slice(key.as_bytes()), Bytes::copy_from_slice(value.as_bytes()));
+        let op = ClerkOp::Append(
+            Bytes::copy_from_slice(key.as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        );
         match self.must(client, op) {
             ClerkResult::Length(n) => n,
             other => panic!("append({key}, {value}) -> {other:?}"),
@@ -309,7 +365,8 @@ impl KvCluster {
     pub fn spawn_lab_clients(&mut self, n: u64, random_keys: bool) -> Vec<ClientId> {
         let ids: Vec<ClientId> = (0..n).map(|_| self.make_client()).collect();
         for (cli, &id) in ids.iter().enumerate() {
-            self.clients.get_mut(&id).expect("client").script = Some(LabClient::new(cli as u64, n, random_keys));
+            self.clients.get_mut(&id).expect("client").script =
+                Some(LabClient::new(cli as u64, n, random_keys));
             self.next_scripted_op(id);
         }
         ids
@@ -323,7 +380,10 @@ impl KvCluster {
     }
 
     pub fn lab_client(&self, id: ClientId) -> &LabClient {
-        self.clients[&id].script.as_ref().expect("a scripted client")
+        self.clients[&id]
+            .script
+            .as_ref()
+            .expect("a scripted client")
     }
 
     fn next_scripted_op(&mut self, client: ClientId) {
@@ -331,7 +391,9 @@ impl KvCluster {
         if actor.stopping || actor.inflight.is_some() {
             return;
         }
-        let Some(script) = actor.script.as_mut() else { return };
+        let Some(script) = actor.script.as_mut() else {
+            return;
+        };
         let op = script.next_op(&mut self.rng);
         self.start_op(client, op);
     }
@@ -408,7 +470,12 @@ impl KvCluster {
             Ev::Tick { node, incarnation } => self.on_tick(node, incarnation),
             Ev::Deliver { from, to, packet } => self.on_deliver(from, to, packet),
             Ev::ClerkTimer { client, gen } => {
-                let fx = self.clients.get_mut(&client).expect("client").clerk.on_timer(gen, at);
+                let fx = self
+                    .clients
+                    .get_mut(&client)
+                    .expect("client")
+                    .clerk
+                    .on_timer(gen, at);
                 self.apply_effects(client, fx);
             }
             Ev::Partition { gen } => self.repartition(gen),
@@ -420,9 +487,14 @@ impl KvCluster {
         if self.incarnation.get(&node) != Some(&incarnation) || !self.servers.contains_key(&node) {
             return;
         }
-        self.queue.push(self.now + TICK_US, Ev::Tick { node, incarnation });
+        self.queue
+            .push(self.now + TICK_US, Ev::Tick { node, incarnation });
         let now_ms = self.now / MS;
-        self.servers.get_mut(&node).expect("server").replica.tick(now_ms);
+        self.servers
+            .get_mut(&node)
+            .expect("server")
+            .replica
+            .tick(now_ms);
         self.drive(node);
     }
 
@@ -431,10 +503,17 @@ impl KvCluster {
             return;
         }
         match (to, packet) {
-            (Addr::Server(id), packet) if self.servers.contains_key(&id) => self.server_receives(id, packet),
+            (Addr::Server(id), packet) if self.servers.contains_key(&id) => {
+                self.server_receives(id, packet)
+            }
             (Addr::Client(c), Packet::Reply(reply)) => {
                 let Addr::Server(server) = from else { return };
-                let fx = self.clients.get_mut(&c).expect("client").clerk.on_reply(server, reply, self.now);
+                let fx = self
+                    .clients
+                    .get_mut(&c)
+                    .expect("client")
+                    .clerk
+                    .on_reply(server, reply, self.now);
                 self.apply_effects(c, fx);
             }
             _ => {}
@@ -459,7 +538,11 @@ impl KvCluster {
     /// The replica's driver loop; routes its messages and replies.
     fn drive(&mut self, id: NodeId) {
         let mut out = Vec::new();
-        let replies = self.servers.get_mut(&id).expect("server").drive(&mut |m| out.push(m));
+        let replies = self
+            .servers
+            .get_mut(&id)
+            .expect("server")
+            .drive(&mut |m| out.push(m));
         for m in out {
             let to = m.to;
             self.send(Addr::Server(id), Addr::Server(to), Packet::Raft(m));
@@ -478,8 +561,19 @@ impl KvCluster {
         let n = delays.len();
         let mut packet = Some(packet);
         for (i, d) in delays.into_iter().enumerate() {
-            let p = if i + 1 == n { packet.take().expect("packet") } else { clone_packet(packet.as_ref().expect("packet")) };
-            self.queue.push(self.now + d.max(1), Ev::Deliver { from, to, packet: p });
+            let p = if i + 1 == n {
+                packet.take().expect("packet")
+            } else {
+                clone_packet(packet.as_ref().expect("packet"))
+            };
+            self.queue.push(
+                self.now + d.max(1),
+                Ev::Deliver {
+                    from,
+                    to,
+                    packet: p,
+                },
+            );
         }
     }
 
@@ -489,7 +583,9 @@ impl KvCluster {
     pub fn leader(&self) -> Option<NodeId> {
         self.servers
             .iter()
-            .filter(|(&id, s)| self.net.is_connected(id) && s.replica.raw_node().raft().role() == Role::Leader)
+            .filter(|(&id, s)| {
+                self.net.is_connected(id) && s.replica.raw_node().raft().role() == Role::Leader
+            })
             .max_by_key(|(_, s)| s.replica.raw_node().raft().term())
             .map(|(&id, _)| id)
     }
@@ -507,14 +603,24 @@ impl KvCluster {
 
     /// Largest persisted Raft state (hard state + log) over all servers.
     pub fn max_raft_state_bytes(&self) -> u64 {
-        self.ids().into_iter().map(|id| self.storage(id).log_size_bytes()).max().unwrap_or(0)
+        self.ids()
+            .into_iter()
+            .map(|id| self.storage(id).log_size_bytes())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Largest snapshot over all servers.
     pub fn max_snapshot_bytes(&self) -> u64 {
         self.ids()
             .into_iter()
-            .map(|id| self.storage(id).snapshot().expect("mem snapshot").data.len() as u64)
+            .map(|id| {
+                self.storage(id)
+                    .snapshot()
+                    .expect("mem snapshot")
+                    .data
+                    .len() as u64
+            })
             .max()
             .unwrap_or(0)
     }
@@ -527,7 +633,11 @@ impl KvCluster {
             let sm = s.replica.state_machine();
             match by_index.get(&sm.applied_index()) {
                 Some((other, theirs)) => {
-                    assert!(*theirs == sm, "servers {other} and {id} differ at applied index {}", sm.applied_index())
+                    assert!(
+                        *theirs == sm,
+                        "servers {other} and {id} differ at applied index {}",
+                        sm.applied_index()
+                    )
                 }
                 None => {
                     by_index.insert(sm.applied_index(), (id, sm));
@@ -539,19 +649,32 @@ impl KvCluster {
     /// Checks the history for linearizability; panics with the explanation
     /// if it is not (or if the checker ran out of budget).
     pub fn check_linearizable(&self) -> lincheck::Stats {
-        let report = lincheck::check_with(&lincheck::KvModel, self.history.ops(), &lincheck::CheckOptions::default());
+        let report = lincheck::check_with(
+            &lincheck::KvModel,
+            self.history.ops(),
+            &lincheck::CheckOptions::default(),
+        );
         match report.result {
             lincheck::CheckResult::Ok => report.stats,
-            lincheck::CheckResult::Illegal(v) => panic!("history is not linearizable (seed {}):\n{v}", self.cfg.seed),
+            lincheck::CheckResult::Illegal(v) => {
+                panic!("history is not linearizable (seed {}):\n{v}", self.cfg.seed)
+            }
             lincheck::CheckResult::Unknown { partitions } => {
-                panic!("linearizability check ran out of budget on {partitions:?} (seed {})", self.cfg.seed)
+                panic!(
+                    "linearizability check ran out of budget on {partitions:?} (seed {})",
+                    self.cfg.seed
+                )
             }
         }
     }
 
     /// Final checks: lab client checks, replica agreement, linearizability.
     pub fn end(&self) -> lincheck::Stats {
-        assert!(self.client_errors.is_empty(), "client checks failed: {:?}", self.client_errors);
+        assert!(
+            self.client_errors.is_empty(),
+            "client checks failed: {:?}",
+            self.client_errors
+        );
         self.check_replicas_agree();
         self.check_linearizable()
     }

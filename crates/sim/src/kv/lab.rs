@@ -108,7 +108,10 @@ fn generic_iteration(c: &mut KvCluster, spec: &GenericSpec, checker: u64) {
         }
         c.connect_all();
     }
-    assert!(c.wait_idle(&ids, 120 * SEC), "clients did not finish within 120 s of virtual time");
+    assert!(
+        c.wait_idle(&ids, 120 * SEC),
+        "clients did not finish within 120 s of virtual time"
+    );
     if !spec.random_keys {
         for &id in &ids {
             let lab = c.lab_client(id).clone();
@@ -129,7 +132,10 @@ fn check_sizes(c: &KvCluster, max_raft_state: Option<u64>) {
         }
         None => {
             let size = c.max_snapshot_bytes();
-            assert_eq!(size, 0, "snapshot too large ({size}), should not be used when maxraftstate = -1");
+            assert_eq!(
+                size, 0,
+                "snapshot too large ({size}), should not be used when maxraftstate = -1"
+            );
         }
     }
 }
@@ -152,7 +158,12 @@ pub fn speed_test(max_raft_state: Option<u64>, seed: u64) -> (Micros, RunReport)
     let v = c.get(ck, "x").unwrap_or_default();
     check_client_appends(0, &v, OPS).unwrap_or_else(|e| panic!("{e}"));
     let limit = c.cfg.heartbeat() / 3;
-    assert!(per_op < limit, "operations completed too slowly: {} µs/op > {} µs/op", per_op, limit);
+    assert!(
+        per_op < limit,
+        "operations completed too slowly: {} µs/op > {} µs/op",
+        per_op,
+        limit
+    );
     check_sizes(&c, max_raft_state);
     let check = c.end();
     let _ = MS;

@@ -12,9 +12,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use raft::NodeId;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use raft::NodeId;
 
 use crate::events::Micros;
 
@@ -83,7 +83,8 @@ impl KvNet {
 
     /// Restricts `client` to `servers` (the lab's `ConnectClient`).
     pub fn connect_client(&mut self, client: ClientId, servers: &[NodeId]) {
-        self.client_links.insert(client, servers.iter().copied().collect());
+        self.client_links
+            .insert(client, servers.iter().copied().collect());
     }
 
     /// Lets `client` reach every server again.
@@ -94,10 +95,16 @@ impl KvNet {
     pub fn link_up(&self, from: Addr, to: Addr) -> bool {
         match (from, to) {
             (Addr::Server(a), Addr::Server(b)) => {
-                self.is_connected(a) && self.is_connected(b) && self.group[a as usize] == self.group[b as usize]
+                self.is_connected(a)
+                    && self.is_connected(b)
+                    && self.group[a as usize] == self.group[b as usize]
             }
             (Addr::Client(c), Addr::Server(s)) | (Addr::Server(s), Addr::Client(c)) => {
-                self.is_connected(s) && self.client_links.get(&c).map_or(true, |set| set.contains(&s))
+                let allowed = match self.client_links.get(&c) {
+                    Some(servers) => servers.contains(&s),
+                    None => true,
+                };
+                self.is_connected(s) && allowed
             }
             (Addr::Client(_), Addr::Client(_)) => false,
         }

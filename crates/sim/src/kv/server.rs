@@ -24,15 +24,26 @@ pub struct KvServer {
 
 impl KvServer {
     pub fn boot(cfg: replica::Config, storage: MemStorage) -> Result<Self, ReplicaError> {
-        Ok(KvServer { replica: Replica::new(cfg, storage)?, waiting: BTreeMap::new(), next_token: 0 })
+        Ok(KvServer {
+            replica: Replica::new(cfg, storage)?,
+            waiting: BTreeMap::new(),
+            next_token: 0,
+        })
     }
 
     /// Hands a client request to the replica; a refusal is answered at once.
-    pub fn on_request(&mut self, req: ClientRequest, now_ms: u64) -> Option<(ClientId, ClientReply)> {
+    pub fn on_request(
+        &mut self,
+        req: ClientRequest,
+        now_ms: u64,
+    ) -> Option<(ClientId, ClientReply)> {
         self.next_token += 1;
         let token = self.next_token;
         let result = match req.body {
-            RequestBody::Register => self.replica.propose(token, kv::Command::RegisterSession, now_ms),
+            RequestBody::Register => {
+                self.replica
+                    .propose(token, kv::Command::RegisterSession, now_ms)
+            }
             RequestBody::Write(r) => self.replica.propose(token, kv::Command::Request(r), now_ms),
             RequestBody::Read { key } => self.replica.read(token, key),
         };
@@ -41,19 +52,37 @@ impl KvServer {
                 self.waiting.insert(token, (req.client, req.op_id));
                 None
             }
-            Err(why) => Some((req.client, ClientReply { op_id: req.op_id, body: ReplyBody::Rejected(why) })),
+            Err(why) => Some((
+                req.client,
+                ClientReply {
+                    op_id: req.op_id,
+                    body: ReplyBody::Rejected(why),
+                },
+            )),
         }
     }
 
     /// Runs the replica's driver loop; returns the replies to send.
     pub fn drive(&mut self, send: &mut dyn FnMut(Message)) -> Vec<(ClientId, ClientReply)> {
-        let done = self.replica.drive(send).expect("MemStorage never fails; snapshots come from our own kv");
+        let done = self
+            .replica
+            .drive(send)
+            .expect("MemStorage never fails; snapshots come from our own kv");
         done.into_iter().map(|c| self.reply(c)).collect()
     }
 
     fn reply(&mut self, c: Completion) -> (ClientId, ClientReply) {
-        let (client, op_id) = self.waiting.remove(&c.token).expect("a completion for a token we gave out");
-        (client, ClientReply { op_id, body: ReplyBody::Done(c.outcome) })
+        let (client, op_id) = self
+            .waiting
+            .remove(&c.token)
+            .expect("a completion for a token we gave out");
+        (
+            client,
+            ClientReply {
+                op_id,
+                body: ReplyBody::Done(c.outcome),
+            },
+        )
     }
 
     pub fn into_storage(self) -> MemStorage {

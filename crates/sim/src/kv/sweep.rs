@@ -7,10 +7,10 @@
 //! require every client to finish — then the checks: lab client checks,
 //! replicas at the same index agree, and the history is linearizable.
 
+use raft::NodeId;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use raft::NodeId;
 
 use crate::events::Micros;
 use crate::kv::cluster::{KvCluster, KvConfig};
@@ -26,8 +26,12 @@ pub fn run_schedule(seed: u64) -> RunReport {
     let servers = *[3usize, 5, 7].choose(&mut probe).expect("non-empty");
     let mut cfg = KvConfig::new(servers, seed);
     cfg.unreliable = probe.gen_bool(0.4);
-    cfg.snapshot_threshold_bytes = *[None, Some(300), Some(1000), Some(4000)].choose(&mut probe).expect("non-empty");
-    cfg.think_max = *[0, MS, 5 * MS, 20 * MS].choose(&mut probe).expect("non-empty");
+    cfg.snapshot_threshold_bytes = *[None, Some(300), Some(1000), Some(4000)]
+        .choose(&mut probe)
+        .expect("non-empty");
+    cfg.think_max = *[0, MS, 5 * MS, 20 * MS]
+        .choose(&mut probe)
+        .expect("non-empty");
     let clients = probe.gen_range(1..=6);
     let random_keys = probe.gen_bool(0.6);
     let mut c = KvCluster::new(cfg);
@@ -48,7 +52,10 @@ pub fn run_schedule(seed: u64) -> RunReport {
         c.start_server(id);
     }
     let finished = c.wait_idle(&ids, 60 * SEC);
-    assert!(finished, "liveness: clients did not finish within 60 s after healing (seed {seed})");
+    assert!(
+        finished,
+        "liveness: clients did not finish within 60 s after healing (seed {seed})"
+    );
     let check = c.end();
     RunReport {
         seed,

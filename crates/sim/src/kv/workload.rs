@@ -29,7 +29,15 @@ pub struct LabClient {
 
 impl LabClient {
     pub fn new(cli: u64, nclients: u64, random_keys: bool) -> Self {
-        LabClient { cli, nclients, random_keys, appends: 0, last: String::new(), started: false, lost_track: false }
+        LabClient {
+            cli,
+            nclients,
+            random_keys,
+            appends: 0,
+            last: String::new(),
+            started: false,
+            lost_track: false,
+        }
     }
 
     pub fn key(&self) -> Bytes {
@@ -41,7 +49,11 @@ impl LabClient {
             self.started = true;
             return ClerkOp::Put(self.key(), Bytes::new());
         }
-        let key = if self.random_keys { Bytes::from(rng.gen_range(0..self.nclients).to_string()) } else { self.key() };
+        let key = if self.random_keys {
+            Bytes::from(rng.gen_range(0..self.nclients).to_string())
+        } else {
+            self.key()
+        };
         let nv = format!("x {} {} y", self.cli, self.appends);
         if rng.gen_range(0..1000) < 500 {
             self.appends += 1;
@@ -94,7 +106,9 @@ pub fn check_client_appends(cli: u64, value: &[u8], count: u64) -> Result<(), St
             return Err(format!("duplicate element {wanted:?} in Append result"));
         }
         if last_off.is_some_and(|l| off <= l) {
-            return Err(format!("wrong order for element {wanted:?} in Append result"));
+            return Err(format!(
+                "wrong order for element {wanted:?} in Append result"
+            ));
         }
         last_off = Some(off);
     }
