@@ -27,19 +27,20 @@ fn kv_random_schedules() {
         }
     };
     let started = Instant::now();
-    let (mut ops, mut slowest) = (0usize, (Duration::ZERO, 0usize));
+    let (mut ops, mut unknown, mut slowest) = (0usize, 0usize, (Duration::ZERO, 0usize));
     for &seed in &seeds {
         let r = catch_unwind(AssertUnwindSafe(|| run_schedule(seed))).unwrap_or_else(|e| {
             eprintln!("kv sweep failed; reproduce with: SIM_SEED={seed} cargo test -p sim --test kv_sweep");
             std::panic::resume_unwind(e)
         });
         ops += r.operations;
+        unknown += r.operations - r.completed as usize;
         if r.check.elapsed > slowest.0 {
             slowest = (r.check.elapsed, r.operations);
         }
     }
     eprintln!(
-        "kv sweep: {} seeds, {ops} operations checked in {:?}; slowest check {:?} ({} ops)",
+        "kv sweep: {} seeds, {ops} operations ({unknown} with unknown outcome) checked in {:?}; slowest check {:?} ({} ops)",
         seeds.len(),
         started.elapsed(),
         slowest.0,

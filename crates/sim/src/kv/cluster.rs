@@ -179,7 +179,8 @@ impl KvCluster {
         let mut cfg = replica::Config::new(rc);
         cfg.kv = self.cfg.kv;
         cfg.snapshot_threshold_bytes = self.cfg.snapshot_threshold_bytes;
-        cfg.session_tick_interval_ms = Some(10_000);
+        // Tick often enough that idle sessions expire close to their timeout.
+        cfg.session_tick_interval_ms = Some((self.cfg.kv.session_timeout_ms / 2).clamp(1, 10_000));
         cfg
     }
 

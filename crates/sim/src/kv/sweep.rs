@@ -2,6 +2,9 @@
 //! the workload and a fault schedule (crashes, restarts, partitions,
 //! disconnections, lossy and long-delay links); clients run throughout.
 //!
+//! A quarter of the schedules use short client sessions, so expiry (and the
+//! clerk's "unknown outcome" path) is exercised too.
+//!
 //! Phases (after openraft's fuzzer): a safety phase with faults, then a
 //! liveness phase — heal, restart every server, make the net reliable, and
 //! require every client to finish — then the checks: lab client checks,
@@ -32,6 +35,11 @@ pub fn run_schedule(seed: u64) -> RunReport {
     cfg.think_max = *[0, MS, 5 * MS, 20 * MS]
         .choose(&mut probe)
         .expect("non-empty");
+    if probe.gen_bool(0.25) {
+        // Short sessions: clerks stuck behind a fault lose theirs, and their
+        // retries must be refused (SessionExpired), never re-applied.
+        cfg.kv.session_timeout_ms = probe.gen_range(300..3_000);
+    }
     let clients = probe.gen_range(1..=6);
     let random_keys = probe.gen_bool(0.6);
     let mut c = KvCluster::new(cfg);
