@@ -1,7 +1,8 @@
 //! Pending proposals: the log slot (index, term) each accepted proposal got,
 //! and the token to answer when that slot is applied.
 //!
-//! Invariants: at most one proposal per index; every pending proposal was
+//! Invariants: at most one pending proposal per index (a later term's
+//! proposal displaces an earlier one, which then ends `Unknown`); every pending proposal was
 //! made in a term this node led. A proposal is answered exactly once:
 //! `Applied` when its own entry (same index *and* term) applies, `Unknown`
 //! when the slot applies with another entry, is covered by a snapshot, or the
@@ -17,6 +18,10 @@ use crate::outcome::{Completion, Outcome, Token};
 pub struct Proposals {
     // Invariant: keys are distinct log indexes of entries this node appended as leader.
     by_index: BTreeMap<Index, (Term, Token)>,
+    /// Proposals whose slot a later-term proposal of this node took before
+    /// a drive noticed (the host fed many inputs between drives); answered
+    /// `Unknown` by the next `retain_term`.
+    displaced: Vec<Token>,
 }
 
 impl Proposals {
@@ -30,7 +35,7 @@ impl Proposals {
     }
 
     pub fn len(&self) -> usize {
-        self.by_index.len()
+        self.by_index.len() + self.displaced.len()
     }
 
     /// The entry (index, term) was applied with `response`: answers the
@@ -74,6 +79,12 @@ impl Proposals {
         hint: Option<NodeId>,
         out: &mut Vec<Completion>,
     ) {
+        for token in self.displaced.drain(..) {
+            out.push(Completion {
+                token,
+                outcome: Outcome::Unknown { hint },
+            });
+        }
         let mut kept = BTreeMap::new();
         for (index, (term, token)) in std::mem::take(&mut self.by_index) {
             if Some(term) == leading_term {

@@ -36,10 +36,15 @@ pub struct Reads {
 
 impl Reads {
     pub fn queue(&mut self, term: Term, token: Token, key: Bytes) {
-        if self.queued.is_empty() {
-            self.queued_term = term;
+        if !self.queued.is_empty() && self.queued_term != term {
+            // Leadership changed between two drives: park the older batch
+            // under a ctx never sent; `retain_term` aborts it next drive.
+            self.next_ctx += 1;
+            let old = std::mem::take(&mut self.queued);
+            self.confirming
+                .insert(self.next_ctx, (self.queued_term, old));
         }
-        debug_assert_eq!(self.queued_term, term, "queued reads span terms");
+        self.queued_term = term;
         self.queued.push((token, key));
     }
 
