@@ -70,13 +70,11 @@ impl<S: Storage> Raft<S> {
 /// Entries must be contiguous after `prev_index`, with terms non-decreasing from
 /// `prev_term` and no later than the sender's term.
 fn entries_well_formed(prev_index: Index, prev_term: Term, msg_term: Term, entries: &[Entry]) -> bool {
-    let mut expect_index = prev_index + 1;
     let mut min_term = prev_term;
-    for e in entries {
+    for (expect_index, e) in (prev_index + 1..).zip(entries) {
         if e.index != expect_index || e.term < min_term || e.term > msg_term {
             return false;
         }
-        expect_index += 1;
         min_term = e.term;
     }
     prev_term <= msg_term

@@ -165,7 +165,7 @@ impl<S: Storage> RaftLog<S> {
         } else {
             Vec::new()
         };
-        let stable_complete = out.last().map_or(true, |e| e.index + 1 == hi.min(offset));
+        let stable_complete = out.last().is_none_or(|e| e.index + 1 == hi.min(offset));
         if hi > offset && stable_complete {
             let from = lo.max(offset);
             out.extend_from_slice(self.unstable.slice(from, hi));

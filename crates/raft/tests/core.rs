@@ -172,7 +172,7 @@ fn read_index_waits_for_a_heartbeat_quorum_and_batches_reads() {
     }
     // Not answered before a majority confirms leadership.
     net.drive(1);
-    assert!(net.read_states.get(&1).map_or(true, |r| r.is_empty()));
+    assert!(net.read_states.get(&1).is_none_or(|r| r.is_empty()));
     net.deliver_all();
     let commit = net.node(1).status().commit;
     let answered = &net.read_states[&1];
@@ -188,7 +188,7 @@ fn isolated_leader_answers_no_read() {
     net.deliver_all();
     net.node(1).read_index(7).unwrap();
     net.deliver(|m| m.from != 1 && m.to != 1);
-    assert!(net.read_states.get(&1).map_or(true, |r| r.is_empty()));
+    assert!(net.read_states.get(&1).is_none_or(|r| r.is_empty()));
 }
 
 #[test]
@@ -288,7 +288,7 @@ fn new_leader_answers_reads_only_after_its_noop_commits() {
     net.node(1).read_index(5).unwrap();
     net.node(1).tick();
     net.deliver(|m| !matches!(m.body, MessageBody::AppendResponse { .. }));
-    assert!(net.read_states.get(&1).map_or(true, |r| r.is_empty()), "answered before the no-op committed");
+    assert!(net.read_states.get(&1).is_none_or(|r| r.is_empty()), "answered before the no-op committed");
     // Heartbeat responses make the leader retry the Appends; now let them through.
     net.node(1).tick();
     net.deliver_all();

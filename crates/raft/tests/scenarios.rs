@@ -119,8 +119,7 @@ fn run_file(path: &Path) {
     let mut world = World { net: Net::new(3), isolated: BTreeSet::new() };
     let mut rendered = String::new();
     for line in text.lines() {
-        if line.starts_with("> ") {
-            let cmd = &line[2..];
+        if let Some(cmd) = line.strip_prefix("> ") {
             writeln!(rendered, "{line}").unwrap();
             world.run(cmd, &mut rendered);
         } else if line.starts_with('#') || line.trim().is_empty() {

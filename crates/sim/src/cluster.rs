@@ -264,7 +264,7 @@ impl<S: SimStore> Cluster<S> {
                 self.drive(to);
             }
         }
-        if self.events_processed % 64 == 0 {
+        if self.events_processed.is_multiple_of(64) {
             self.check_log_matching();
         }
     }
@@ -542,12 +542,12 @@ impl<S: SimStore> Cluster<S> {
             if (0..cmds.len()).all(|k| done(self, k, &submitted)) {
                 return;
             }
-            for k in 0..cmds.len() {
+            for (k, command) in cmds.iter().enumerate() {
                 if done(self, k, &submitted) {
                     continue;
                 }
                 for id in self.ids() {
-                    if let Some((i, _)) = self.start_cmd(id, cmds[k].clone()) {
+                    if let Some((i, _)) = self.start_cmd(id, command.clone()) {
                         submitted.insert(k, i);
                         break;
                     }
