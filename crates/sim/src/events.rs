@@ -1,4 +1,5 @@
-//! The event queue: what happens next in virtual time.
+//! The event queue: what happens next in virtual time. Generic over the event type so
+//! the Raft-level cluster (`Event`) and the KV cluster (its own events) share it.
 //!
 //! Invariant: events pop in (time, insertion sequence) order, so two runs with the same
 //! seed and inputs see exactly the same order even for simultaneous events.
@@ -19,16 +20,21 @@ pub enum Event {
     Deliver(Message),
 }
 
-#[derive(Default)]
-pub struct EventQueue {
+pub struct EventQueue<E = Event> {
     heap: BinaryHeap<Reverse<(Micros, u64, usize)>>,
-    slots: Vec<Option<Event>>,
+    slots: Vec<Option<E>>,
     free: Vec<usize>,
     seq: u64,
 }
 
-impl EventQueue {
-    pub fn push(&mut self, at: Micros, ev: Event) {
+impl<E> Default for EventQueue<E> {
+    fn default() -> Self {
+        EventQueue { heap: BinaryHeap::new(), slots: Vec::new(), free: Vec::new(), seq: 0 }
+    }
+}
+
+impl<E> EventQueue<E> {
+    pub fn push(&mut self, at: Micros, ev: E) {
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s] = Some(ev);
@@ -47,7 +53,7 @@ impl EventQueue {
         self.heap.peek().map(|Reverse((t, _, _))| *t)
     }
 
-    pub fn pop(&mut self) -> Option<(Micros, Event)> {
+    pub fn pop(&mut self) -> Option<(Micros, E)> {
         let Reverse((at, _, slot)) = self.heap.pop()?;
         let ev = self.slots[slot].take().expect("event slot filled");
         self.free.push(slot);

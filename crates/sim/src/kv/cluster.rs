@@ -23,7 +23,7 @@ use crate::events::Micros;
 use crate::kv::clerk::{Clerk, ClerkConfig, ClerkOp, ClerkResult, Effects};
 use crate::kv::history::History;
 use crate::kv::net::{Addr, ClientId, KvNet};
-use crate::kv::queue::Queue;
+use crate::events::EventQueue;
 use crate::kv::server::KvServer;
 use crate::kv::wire::{ClientReply, ClientRequest};
 use crate::kv::workload::LabClient;
@@ -122,7 +122,7 @@ pub struct KvCluster {
     pub rng: ChaCha8Rng,
     pub now: Micros,
     pub net: KvNet,
-    queue: Queue<Ev>,
+    queue: EventQueue<Ev>,
     servers: BTreeMap<NodeId, KvServer>,
     /// Durable state of servers that are down.
     disks: BTreeMap<NodeId, MemStorage>,
@@ -143,7 +143,7 @@ impl KvCluster {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             now: 0,
             net: KvNet::new(cfg.servers),
-            queue: Queue::default(),
+            queue: EventQueue::default(),
             servers: BTreeMap::new(),
             disks: BTreeMap::new(),
             incarnation: BTreeMap::new(),

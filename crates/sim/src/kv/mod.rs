@@ -3,7 +3,7 @@
 //! in one deterministic event loop, with every client operation recorded
 //! and checked for linearizability.
 //!
-//! Files, one job each: `queue` (virtual-time events), `net` (links between
+//! Files, one job each (virtual-time events come from `sim::events`): `net` (links between
 //! servers and clients, message fates), `wire` (client↔server messages),
 //! `server` (hosting one replica), `clerk` (the client state machine),
 //! `history` (recording into lincheck), `workload` (the lab's client loop
@@ -16,7 +16,6 @@ pub mod cluster;
 pub mod history;
 pub mod lab;
 pub mod net;
-pub mod queue;
 pub mod server;
 pub mod sweep;
 pub mod wire;

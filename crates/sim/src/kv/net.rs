@@ -17,6 +17,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::events::Micros;
+use crate::network::Network;
 
 /// A simulated client (an actor running a clerk).
 pub type ClientId = u64;
@@ -33,51 +34,38 @@ pub struct KvNet {
     pub unreliable: bool,
     /// A fifth of messages arrive 200–2200 ms late (stale messages and replies).
     pub long_reordering: bool,
-    /// Servers `disconnect`ed (or crashed) talk to nobody. Index = node id.
-    connected: Vec<bool>,
-    /// Partition group of each server.
-    group: Vec<u32>,
+    /// Server↔server links: connect/disconnect state and partition groups (the same
+    /// model as the Raft-level simulator; its fate settings are unused here).
+    servers: Network,
     /// Servers each client may reach; absent = all.
     client_links: BTreeMap<ClientId, BTreeSet<NodeId>>,
 }
 
 impl KvNet {
     pub fn new(servers: usize) -> Self {
-        KvNet {
-            unreliable: false,
-            long_reordering: false,
-            connected: vec![true; servers + 1],
-            group: vec![0; servers + 1],
-            client_links: BTreeMap::new(),
-        }
+        KvNet { unreliable: false, long_reordering: false, servers: Network::new(servers), client_links: BTreeMap::new() }
     }
 
     pub fn connect(&mut self, id: NodeId) {
-        self.connected[id as usize] = true;
+        self.servers.connect(id);
     }
 
     pub fn disconnect(&mut self, id: NodeId) {
-        self.connected[id as usize] = false;
+        self.servers.disconnect(id);
     }
 
     pub fn is_connected(&self, id: NodeId) -> bool {
-        self.connected[id as usize]
+        self.servers.is_connected(id)
     }
 
     /// Splits servers into groups (servers not listed form one more group).
     pub fn partition(&mut self, groups: &[&[NodeId]]) {
-        self.group.iter_mut().for_each(|g| *g = u32::MAX);
-        for (i, members) in groups.iter().enumerate() {
-            for &m in members.iter() {
-                self.group[m as usize] = i as u32;
-            }
-        }
+        self.servers.partition(groups);
     }
 
     /// Every server connected, one group, every client reaching every server.
     pub fn heal(&mut self) {
-        self.group.iter_mut().for_each(|g| *g = 0);
-        self.connected.iter_mut().for_each(|c| *c = true);
+        self.servers.heal();
         self.client_links.clear();
     }
 
@@ -94,11 +82,7 @@ impl KvNet {
 
     pub fn link_up(&self, from: Addr, to: Addr) -> bool {
         match (from, to) {
-            (Addr::Server(a), Addr::Server(b)) => {
-                self.is_connected(a)
-                    && self.is_connected(b)
-                    && self.group[a as usize] == self.group[b as usize]
-            }
+            (Addr::Server(a), Addr::Server(b)) => self.servers.link_up(a, b),
             (Addr::Client(c), Addr::Server(s)) | (Addr::Server(s), Addr::Client(c)) => {
                 let allowed = match self.client_links.get(&c) {
                     Some(servers) => servers.contains(&s),
