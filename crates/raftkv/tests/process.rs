@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{bulk, call, call_ok, num, serial, Cluster};
@@ -167,48 +167,16 @@ async fn five_nodes_serve_with_two_down_and_refuse_with_three_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_history_under_leader_crash_is_linearizable() {
-    use lincheck::{check_with, CheckOptions, HistoryRecorder, KvInput, KvModel, KvOutput};
+    use common::history::{assert_linearizable, completed_between, recorder, spawn_clients};
     let _g = serial();
     let mut c = Cluster::start(3, FLAGS);
     let leader = c.wait_leader(&[1, 2, 3], ELECTION).await;
-    let rec = Arc::new(Mutex::new(HistoryRecorder::<KvInput, KvOutput>::new()));
+    let rec = recorder();
     let t0 = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let eps: Vec<String> = (1..=3).map(|i| c.endpoint(i)).collect();
-    let clients: Vec<_> = (0..6u64)
-        .map(|cl| {
-            let (rec, stop, eps) = (rec.clone(), stop.clone(), eps.clone());
-            tokio::spawn(async move {
-                let mut i = 0u64;
-                // Bounded per client so the checker (NP-complete) stays decisive.
-                while !stop.load(Ordering::Relaxed) && i < 400 {
-                    tokio::time::sleep(Duration::from_millis(8)).await; // spread ops over the fault
-                    i += 1;
-                    let key = format!("k{}", (cl * 5 + i * 3) % 16);
-                    let val = format!("{cl}.{i};");
-                    let (input, args): (KvInput, Vec<&[u8]>) = match (cl * 7 + i * 13) % 10 {
-                        0..=3 => (KvInput::put(key.clone(), val.clone()), vec![b"SET", key.as_bytes(), val.as_bytes()]),
-                        4 => (KvInput::append(key.clone(), val.clone()), vec![b"APPEND", key.as_bytes(), val.as_bytes()]),
-                        5 => (KvInput::delete(key.clone()), vec![b"DEL", key.as_bytes()]),
-                        _ => (KvInput::get(key.clone()), vec![b"GET", key.as_bytes()]),
-                    };
-                    let h = rec.lock().unwrap().invoke(cl, input.clone(), t0.elapsed().as_micros() as u64);
-                    let reply = call(&eps[((cl + i) % 3) as usize], &args).await;
-                    let out = match (&input, reply) {
-                        (KvInput::Put { .. }, Some(Frame::Simple(_))) => Some(KvOutput::Put),
-                        (KvInput::Append { .. }, Some(Frame::Integer(n))) => Some(KvOutput::Append(Some(n as u64))),
-                        (KvInput::Delete { .. }, Some(Frame::Integer(n))) => Some(KvOutput::Delete(Some(n == 1))),
-                        (KvInput::Get { .. }, Some(Frame::Bulk(b))) => Some(KvOutput::Get(Some(b))),
-                        (KvInput::Get { .. }, Some(Frame::Null)) => Some(KvOutput::Get(None)),
-                        _ => None, // an error or no reply: outcome unknown
-                    };
-                    if let Some(out) = out {
-                        rec.lock().unwrap().complete(h, out, t0.elapsed().as_micros() as u64);
-                    }
-                }
-            })
-        })
-        .collect();
+    // Bounded per client so the checker stays decisive; the pause spreads ops over the fault.
+    let clients = spawn_clients(&vec![eps; 6], 400, Duration::from_millis(8), &rec, &stop, t0);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     c.kill(leader);
     let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&i| i != leader).collect();
@@ -222,13 +190,9 @@ async fn concurrent_history_under_leader_crash_is_linearizable() {
     }
     let killed_at = 1_000_000; // µs
     let history = rec.lock().unwrap().history().to_vec();
-    let done = history.iter().filter(|o| !o.is_unknown()).count();
-    let after_kill = history.iter().filter(|o| o.call > killed_at && !o.is_unknown()).count();
+    let done = completed_between(&history, 0, u64::MAX);
+    let after_kill = completed_between(&history, killed_at + 1, u64::MAX);
     assert!(after_kill > 50, "the fault must fall inside the history: {after_kill} ops completed after the kill");
     assert!(done > 50, "too few completed operations: {done}");
-    let report = check_with(&KvModel, &history, &CheckOptions { max_steps_per_partition: 50_000_000 });
-    eprintln!("lincheck: {:?}", report.stats);
-    let result = report.result;
-    assert!(!result.is_illegal(), "NOT LINEARIZABLE: {:?}", result.violation().map(|v| v.to_string()));
-    assert!(result.is_ok(), "checker undecided on {} ops: {result:?}", history.len());
+    assert_linearizable(&history);
 }

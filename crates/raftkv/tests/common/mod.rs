@@ -8,6 +8,9 @@
 
 #![allow(dead_code)]
 
+pub mod history;
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -20,9 +23,12 @@ use server::resp::Frame;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Holds the process-test lock for the test's lifetime.
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+/// The process-test lock, held for a test's lifetime (across its awaits, on
+/// purpose: only whole tests take it, never a task inside one).
+pub struct Serial(MutexGuard<'static, ()>);
+
+pub fn serial() -> Serial {
+    Serial(SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 pub struct Node {
@@ -35,7 +41,8 @@ pub struct Node {
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
-    cluster_arg: String,
+    /// Each node's `--cluster` value (its own view of the peer addresses).
+    views: Vec<String>,
     extra: Vec<String>,
     _dir: tempfile::TempDir,
 }
@@ -47,6 +54,16 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts `n` nodes with `extra` server flags.
     pub fn start(n: u64, extra: &[&str]) -> Cluster {
+        let mut c = Cluster::new(n, extra);
+        for id in 1..=n {
+            c.spawn(id);
+        }
+        c
+    }
+
+    /// Lays out `n` nodes (ports, data dirs, every node seeing every real
+    /// peer address) without starting any: `set_view` then `spawn` each.
+    pub fn new(n: u64, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
@@ -58,11 +75,17 @@ impl Cluster {
             })
             .collect();
         let cluster_arg = nodes.iter().map(|n| format!("{}={}", n.id, n.peer)).collect::<Vec<_>>().join(",");
-        let mut c = Cluster { nodes, cluster_arg, extra: extra.iter().map(|s| s.to_string()).collect(), _dir: dir };
-        for id in 1..=n {
-            c.spawn(id);
-        }
-        c
+        let views = vec![cluster_arg; nodes.len()];
+        Cluster { nodes, views, extra: extra.iter().map(|s| s.to_string()).collect(), _dir: dir }
+    }
+
+    /// Node `id`'s `--cluster` list from its next `spawn` on: `addr(j)` is
+    /// the address it dials for node `j` (its own entry is always its real
+    /// peer address, which it binds).
+    pub fn set_view(&mut self, id: u64, addr: impl Fn(u64) -> String) {
+        let view =
+            self.nodes.iter().map(|n| format!("{}={}", n.id, if n.id == id { n.peer.clone() } else { addr(n.id) })).collect::<Vec<_>>().join(",");
+        self.views[id as usize - 1] = view;
     }
 
     pub fn spawn(&mut self, id: u64) {
@@ -70,7 +93,7 @@ impl Cluster {
         let node = &self.nodes[id as usize - 1];
         assert!(node.child.is_none(), "node {id} already running");
         let child = Command::new(exe)
-            .args(["server", "--id", &id.to_string(), "--cluster", &self.cluster_arg, "--listen", &node.client])
+            .args(["server", "--id", &id.to_string(), "--cluster", &self.views[id as usize - 1], "--listen", &node.client])
             .arg("--data-dir")
             .arg(&node.data)
             .args(["--log-level", "warn"])
@@ -105,9 +128,14 @@ impl Cluster {
 
     /// INFO raft of one node, if it answers.
     pub async fn info(&self, id: u64) -> Option<BTreeMap<String, String>> {
+        self.info_section(id, "raft").await
+    }
+
+    /// One INFO section (`all` for every field) of one node, if it answers.
+    pub async fn info_section(&self, id: u64, section: &str) -> Option<BTreeMap<String, String>> {
         let fut = async {
             let mut c = Client::connect(&self.endpoint(id)).await.ok()?;
-            match c.call(&["INFO", "raft"]).await.ok()? {
+            match c.call(&["INFO", section]).await.ok()? {
                 Frame::Bulk(b) => Some(server::info::parse(&String::from_utf8_lossy(&b))),
                 _ => None,
             }

@@ -1,0 +1,175 @@
+//! Per-link TCP proxies for partition tests: for every ordered pair of nodes
+//! (i→j), a listener on 127.0.0.1 that node i dials as "node j" (via its
+//! `--cluster` view) and that forwards to node j's real peer port.
+//!
+//! The peer transport gives each direction its own connection (i dials j,
+//! says `Hello { from: i, to: j }`, and only writes; replies to forwarded
+//! requests travel on j's own dial to i), and nodes identify each other by
+//! that handshake id, not by address. So link (i→j) carries exactly the
+//! traffic from i to j, and cutting it is a one-way partition.
+//!
+//! A cut closes every connection on the link and, until healed, treats new
+//! ones per [`Fault`]. [`Net::cut`] returns only once no connection on the
+//! link forwards anything any more, so whatever a node does after it returns
+//! happens under the partition. Healing closes the connections held during
+//! the cut (their byte stream lost data), so the dialer reconnects cleanly.
+//! Everything stops when the `Net` drops.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What a cut link does with connections opened while it is cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Accept, read and discard everything (the dialer believes it is
+    /// connected): packets silently lost.
+    Blackhole,
+    /// Accept and close at once: the dialer sees its connection fail.
+    Refuse,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct State {
+    cut: Option<Fault>,
+}
+
+struct Link {
+    addr: String,
+    state: watch::Sender<State>,
+    /// Connections that are (or may still start) forwarding bytes.
+    forwarding: Arc<AtomicUsize>,
+    acceptor: JoinHandle<()>,
+}
+
+/// All the links between `ids`.
+pub struct Net {
+    ids: Vec<u64>,
+    links: BTreeMap<(u64, u64), Link>,
+}
+
+impl Net {
+    /// One proxy per ordered pair of distinct `ids`; link (i→j) forwards to
+    /// `target(j)`. All links start healthy.
+    pub async fn new(ids: &[u64], target: impl Fn(u64) -> String) -> Net {
+        let mut links = BTreeMap::new();
+        for &from in ids {
+            for &to in ids.iter().filter(|&&to| to != from) {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+                let addr = listener.local_addr().unwrap().to_string();
+                let (state, rx) = watch::channel(State { cut: None });
+                let forwarding = Arc::new(AtomicUsize::new(0));
+                let acceptor = tokio::spawn(accept_loop(listener, target(to), rx, forwarding.clone()));
+                links.insert((from, to), Link { addr, state, forwarding, acceptor });
+            }
+        }
+        Net { ids: ids.to_vec(), links }
+    }
+
+    /// The address node `from` dials to reach node `to`.
+    pub fn addr(&self, from: u64, to: u64) -> String {
+        self.links[&(from, to)].addr.clone()
+    }
+
+    /// Cuts the link from `from` to `to` (one direction), and waits until no
+    /// connection on it forwards any more.
+    pub async fn cut(&self, from: u64, to: u64, fault: Fault) {
+        let link = &self.links[&(from, to)];
+        link.state.send_if_modified(|s| {
+            let changed = s.cut != Some(fault);
+            s.cut = Some(fault);
+            changed
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while link.forwarding.load(Ordering::SeqCst) > 0 {
+            assert!(Instant::now() < deadline, "link {from}->{to}: connections still open 5 s after the cut");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    pub fn heal(&self, from: u64, to: u64) {
+        self.links[&(from, to)].state.send_if_modified(|s| s.cut.take().is_some());
+    }
+
+    /// Cuts `id` off from every other node, both directions.
+    pub async fn isolate(&self, id: u64, fault: Fault) {
+        for &other in self.ids.iter().filter(|&&o| o != id) {
+            self.cut(id, other, fault).await;
+            self.cut(other, id, fault).await;
+        }
+    }
+
+    pub fn heal_all(&self) {
+        for &(from, to) in self.links.keys() {
+            self.heal(from, to);
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Connection tasks end when their link's `watch::Sender` drops.
+        for link in self.links.values() {
+            link.acceptor.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, target: String, state: watch::Receiver<State>, forwarding: Arc<AtomicUsize>) {
+    loop {
+        let Ok((inbound, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        // Counted before the state is read, so `cut` cannot miss it.
+        forwarding.fetch_add(1, Ordering::SeqCst);
+        let rx = state.clone();
+        tokio::spawn(serve(inbound, target.clone(), rx, forwarding.clone()));
+    }
+}
+
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve(mut inbound: TcpStream, target: String, mut rx: watch::Receiver<State>, forwarding: Arc<AtomicUsize>) {
+    let counted = Counted(forwarding);
+    let born = *rx.borrow_and_update();
+    match born.cut {
+        None => {
+            let Ok(mut upstream) = TcpStream::connect(&target).await else { return };
+            let _ = (inbound.set_nodelay(true), upstream.set_nodelay(true));
+            // `biased`: a cut seen at the first poll forwards nothing.
+            tokio::select! {
+                biased;
+                _ = rx.changed() => {}
+                _ = tokio::io::copy_bidirectional(&mut inbound, &mut upstream) => {}
+            }
+            // Both sockets close here, before `counted` says so.
+            drop((inbound, upstream));
+            drop(counted);
+        }
+        Some(Fault::Refuse) => {}
+        Some(Fault::Blackhole) => {
+            drop(counted);
+            let drain = async {
+                let mut buf = vec![0u8; 64 << 10];
+                while matches!(inbound.read(&mut buf).await, Ok(n) if n > 0) {}
+            };
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = drain => {}
+            }
+        }
+    }
+}
