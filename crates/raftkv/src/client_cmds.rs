@@ -42,6 +42,7 @@ fn print_reply(reply: Frame) -> Result<(), String> {
         Frame::Null => println!("(nil)"),
         Frame::Error(e) => return Err(e),
         Frame::Array(a) => println!("{a:?}"),
+        Frame::Map(m) => println!("{m:?}"),
     }
     Ok(())
 }

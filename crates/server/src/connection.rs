@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 
 use crate::exec;
 use crate::requests::Requests;
-use crate::resp::{parse_command, parse_frame, Command, Frame, Limits};
+use crate::resp::{parse_command, parse_frame, Command, Frame, Limits, Protocol};
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -27,6 +27,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<Requests>, mut shutdown: bro
     let limits = Limits::default();
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut outbuf = BytesMut::new();
+    let mut proto = Protocol::Resp2;
     loop {
         inbuf.reserve(READ_CHUNK_BYTES);
         let n = tokio::select! {
@@ -36,7 +37,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<Requests>, mut shutdown: bro
         if n == 0 {
             return Ok(()); // EOF, possibly mid-request: nothing to answer.
         }
-        let close = handle_frames(&node, &mut inbuf, &mut outbuf, &limits).await;
+        let close = handle_frames(&node, &mut inbuf, &mut outbuf, &limits, &mut proto).await;
         stream.write_all(&outbuf).await?;
         outbuf.clear();
         if close {
@@ -46,7 +47,13 @@ pub async fn serve(mut stream: TcpStream, node: Arc<Requests>, mut shutdown: bro
 }
 
 /// Executes every complete frame in `inbuf`; true when the connection must close.
-async fn handle_frames(node: &Requests, inbuf: &mut BytesMut, out: &mut BytesMut, limits: &Limits) -> bool {
+async fn handle_frames(
+    node: &Requests,
+    inbuf: &mut BytesMut,
+    out: &mut BytesMut,
+    limits: &Limits,
+    proto: &mut Protocol,
+) -> bool {
     loop {
         let (frame, used) = match parse_frame(inbuf, limits) {
             Ok(Some(parsed)) => parsed,
@@ -65,8 +72,31 @@ async fn handle_frames(node: &Requests, inbuf: &mut BytesMut, out: &mut BytesMut
                 Frame::Simple("OK".into()).encode(out);
                 return true;
             }
-            Ok(cmd) => exec::execute(node, cmd).await.encode(out),
+            Ok(Command::Hello(ver)) => hello(node, ver, proto).encode_as(*proto, out),
+            Ok(cmd) => exec::execute(node, cmd).await.encode_as(*proto, out),
             Err(e) => Frame::Error(e.0).encode(out),
         }
     }
+}
+
+/// `HELLO [protover]`: switches the connection's reply protocol (2 or 3) and
+/// describes the server, as Redis does.
+fn hello(node: &Requests, ver: Option<i64>, proto: &mut Protocol) -> Frame {
+    match ver {
+        None => {}
+        Some(2) => *proto = Protocol::Resp2,
+        Some(3) => *proto = Protocol::Resp3,
+        Some(_) => return Frame::Error("NOPROTO sorry, this protocol version is not supported.".into()),
+    }
+    let bulk = |s: &str| Frame::Bulk(bytes::Bytes::copy_from_slice(s.as_bytes()));
+    let proto_num = if *proto == Protocol::Resp3 { 3 } else { 2 };
+    Frame::Map(vec![
+        (bulk("server"), bulk("raftkv")),
+        (bulk("version"), bulk(env!("CARGO_PKG_VERSION"))),
+        (bulk("proto"), Frame::Integer(proto_num)),
+        (bulk("id"), Frame::Integer(node.id as i64)),
+        (bulk("mode"), bulk("standalone")),
+        (bulk("role"), bulk("master")),
+        (bulk("modules"), Frame::Array(vec![])),
+    ])
 }

@@ -22,7 +22,9 @@ pub async fn execute(node: &Requests, cmd: Command) -> Frame {
         Command::Exists(keys) => reply(exists(node, keys).await),
         Command::Info(section) => Frame::Bulk(Bytes::from(info::render(node, section.as_deref()))),
         Command::CommandDocs => Frame::Array(vec![]),
-        Command::Quit => Frame::Simple("OK".into()),
+        Command::Quit | Command::Acknowledge => Frame::Simple("OK".into()),
+        Command::NoName => Frame::Null,
+        Command::Hello(_) => unreachable!("HELLO is answered by the connection"),
     }
 }
 

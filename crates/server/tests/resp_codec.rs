@@ -20,6 +20,7 @@ fn naive(f: &Frame) -> Vec<u8> {
             items.iter().for_each(|i| out.extend(naive(i)));
             out
         }
+        Frame::Map(_) => unreachable!("clients never send maps; the strategy makes none"),
     }
 }
 
@@ -108,4 +109,34 @@ fn command_errors_use_redis_wording() {
     assert_eq!(cmd(&["set", "k", "v", "EX", "1"]).unwrap_err().0, "ERR syntax error (raftkv's SET takes no options)");
     assert_eq!(cmd(&["Exists", "a", "b"]), Ok(Command::Exists(vec![Bytes::from("a"), Bytes::from("b")])));
     assert_eq!(cmd(&["ping", "hi"]), Ok(Command::Ping(Some(Bytes::from("hi")))));
+}
+
+/// RESP3 (after `HELLO 3`): null is `_`, a map is `%`; RESP2 flattens the map.
+#[test]
+fn resp3_encodes_null_and_maps_resp2_flattens_them() {
+    use server::resp::Protocol;
+    let f = Frame::Array(vec![Frame::Null, Frame::Map(vec![(Frame::Bulk(Bytes::from_static(b"k")), Frame::Integer(1))])]);
+    let mut out = BytesMut::new();
+    f.encode_as(Protocol::Resp3, &mut out);
+    assert_eq!(&out[..], b"*2\r\n_\r\n%1\r\n$1\r\nk\r\n:1\r\n");
+    out.clear();
+    f.encode(&mut out);
+    assert_eq!(&out[..], b"*2\r\n$-1\r\n*2\r\n$1\r\nk\r\n:1\r\n");
+}
+
+#[test]
+fn connection_setup_commands_of_client_libraries_parse() {
+    let cmd = |args: &[&str]| parse_command(Frame::command(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes()))));
+    assert_eq!(cmd(&["HELLO"]), Ok(Command::Hello(None)));
+    assert_eq!(cmd(&["hello", "3"]), Ok(Command::Hello(Some(3))));
+    assert_eq!(cmd(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "app"]), Ok(Command::Hello(Some(3))));
+    assert!(cmd(&["HELLO", "x"]).unwrap_err().0.starts_with("ERR Protocol version"));
+    assert!(cmd(&["HELLO", "3", "AUTH", "onlyuser"]).is_err());
+    assert_eq!(cmd(&["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]), Ok(Command::Acknowledge));
+    assert_eq!(cmd(&["CLIENT", "SETNAME", "app"]), Ok(Command::Acknowledge));
+    assert_eq!(cmd(&["CLIENT", "GETNAME"]), Ok(Command::NoName));
+    assert!(cmd(&["CLIENT", "KILL", "x"]).unwrap_err().0.contains("Try CLIENT HELP"));
+    assert_eq!(cmd(&["SELECT", "0"]), Ok(Command::Acknowledge));
+    assert_eq!(cmd(&["SELECT", "1"]).unwrap_err().0, "ERR DB index is out of range");
+    assert!(cmd(&["AUTH", "pw"]).unwrap_err().0.contains("without any password configured"));
 }

@@ -22,6 +22,14 @@ pub enum Command {
     CommandDocs,
     /// `QUIT`: reply `+OK`, then close.
     Quit,
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: protocol negotiation
+    /// (handled by the connection, which owns the protocol state).
+    Hello(Option<i64>),
+    /// Connection housekeeping clients send on connect (`CLIENT SETINFO`,
+    /// `CLIENT SETNAME`, `SELECT 0`): acknowledged, no effect.
+    Acknowledge,
+    /// `CLIENT GETNAME`: no name is kept.
+    NoName,
 }
 
 /// A request that cannot be executed; the reply is `-ERR ...` (or `-<code>`)
@@ -59,10 +67,54 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("INFO", [s]) => Command::Info(Some(String::from_utf8_lossy(s).to_ascii_lowercase())),
         ("COMMAND", _) => Command::CommandDocs,
         ("QUIT", []) => Command::Quit,
-        ("PING" | "GET" | "SET" | "APPEND" | "DEL" | "EXISTS" | "INFO" | "QUIT", _) => return Err(CommandError::arity(&upper)),
+        ("HELLO", _) => hello(rest)?,
+        ("AUTH", [_, ..]) => return Err(CommandError(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
+        )),
+        ("SELECT", [db]) if db.as_ref() == b"0" => Command::Acknowledge,
+        ("SELECT", [_]) => return Err(CommandError("ERR DB index is out of range".into())),
+        ("CLIENT", [sub, ..]) => client(sub, rest)?,
+        ("PING" | "GET" | "SET" | "APPEND" | "DEL" | "EXISTS" | "INFO" | "QUIT" | "AUTH" | "SELECT" | "CLIENT", _) => {
+            return Err(CommandError::arity(&upper))
+        }
         _ => return Err(unknown(name, rest)),
     };
     Ok(cmd)
+}
+
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`. There is no
+/// authentication to pass (like Redis's default user without a password, any AUTH
+/// is accepted); the name is not kept.
+fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
+    let Some((ver, mut opts)) = rest.split_first() else { return Ok(Command::Hello(None)) };
+    let ver = std::str::from_utf8(ver)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| CommandError("ERR Protocol version is not an integer or out of range".into()))?;
+    while let Some((opt, more)) = opts.split_first() {
+        opts = match (String::from_utf8_lossy(opt).to_ascii_uppercase().as_str(), more) {
+            ("AUTH", [_, _, tail @ ..]) => tail,
+            ("SETNAME", [_, tail @ ..]) => tail,
+            _ => return Err(CommandError(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)))),
+        };
+    }
+    Ok(Command::Hello(Some(ver)))
+}
+
+fn client(sub: &Bytes, rest: &[Bytes]) -> Result<Command, CommandError> {
+    let name = String::from_utf8_lossy(sub).to_ascii_uppercase();
+    match (name.as_str(), rest.len()) {
+        ("SETINFO", 3) | ("SETNAME", 2) => Ok(Command::Acknowledge),
+        ("GETNAME", 1) => Ok(Command::NoName),
+        ("SETINFO" | "SETNAME" | "GETNAME", _) => Err(CommandError(format!(
+            "ERR wrong number of arguments for 'client|{}' command",
+            name.to_ascii_lowercase()
+        ))),
+        _ => Err(CommandError(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(sub)
+        ))),
+    }
 }
 
 fn bulk(frame: Frame) -> Result<Bytes, CommandError> {

@@ -1,4 +1,5 @@
-//! RESP2 frames: decoding with limits, and encoding.
+//! RESP frames: decoding (RESP2, what clients send) with limits, and encoding in
+//! RESP2 or, for a connection that said `HELLO 3`, RESP3 (null as `_`, maps as `%`).
 //!
 //! `parse_frame` looks at a buffer and returns `Ok(None)` when the frame is
 //! not complete yet (a normal outcome: read more bytes), `Ok(Some((frame,
@@ -18,9 +19,19 @@ pub enum Frame {
     Error(String),
     Integer(i64),
     Bulk(Bytes),
-    /// The null bulk string (`$-1`), also used for a null array.
+    /// The null bulk string (`$-1`), also used for a null array; RESP3's `_`.
     Null,
     Array(Vec<Frame>),
+    /// A map (RESP3 `%`); RESP2 clients get a flat array of key, value, ...
+    Map(Vec<(Frame, Frame)>),
+}
+
+/// The reply encoding a connection negotiated (`HELLO 2` / `HELLO 3`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
 }
 
 /// Bounds on what a peer may make us buffer.
@@ -156,7 +167,27 @@ fn int(line: &[u8]) -> Result<i64, ParseError> {
 impl Frame {
     /// Appends the RESP2 encoding of `self` to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
+        self.encode_as(Protocol::Resp2, out)
+    }
+
+    /// Appends the encoding of `self` in `proto` to `out`.
+    pub fn encode_as(&self, proto: Protocol, out: &mut BytesMut) {
         match self {
+            Frame::Null if proto == Protocol::Resp3 => out.put_slice(b"_\r\n"),
+            Frame::Map(pairs) if proto == Protocol::Resp3 => {
+                line(out, b'%', pairs.len().to_string().as_bytes());
+                for (k, v) in pairs {
+                    k.encode_as(proto, out);
+                    v.encode_as(proto, out);
+                }
+            }
+            Frame::Map(pairs) => {
+                line(out, b'*', (2 * pairs.len()).to_string().as_bytes());
+                for (k, v) in pairs {
+                    k.encode_as(proto, out);
+                    v.encode_as(proto, out);
+                }
+            }
             Frame::Simple(s) => line(out, b'+', s.as_bytes()),
             Frame::Error(s) => line(out, b'-', s.as_bytes()),
             Frame::Integer(n) => line(out, b':', n.to_string().as_bytes()),
@@ -168,7 +199,7 @@ impl Frame {
             }
             Frame::Array(items) => {
                 line(out, b'*', items.len().to_string().as_bytes());
-                items.iter().for_each(|f| f.encode(out));
+                items.iter().for_each(|f| f.encode_as(proto, out));
             }
         }
     }

@@ -1,5 +1,7 @@
-//! RESP2, the Redis wire protocol: frames ([`frame`]), the commands raftkv
-//! understands ([`command`]).
+//! RESP, the Redis wire protocol: frames ([`frame`]), the commands raftkv
+//! understands ([`command`]). Requests are RESP2 arrays (what every client
+//! sends); replies are RESP2, or RESP3 after `HELLO 3` (newer client libraries,
+//! e.g. redis-py 8, negotiate it on connect).
 //!
 //! Why not a crate: `redis-protocol` fits, but its API has changed shape
 //! across every major version and its decoder does not bound bulk lengths
@@ -12,4 +14,4 @@ pub mod command;
 pub mod frame;
 
 pub use command::{parse_command, Command, CommandError};
-pub use frame::{parse_frame, Frame, Limits, ParseError};
+pub use frame::{parse_frame, Frame, Limits, ParseError, Protocol};
