@@ -10,6 +10,7 @@
 //!         send(rd.messages);            // may go before the fsync (the leader's log
 //!                                       // write runs in parallel with replication)
 //!         node.persist(&rd)?;           // snapshot, entries, hard state, then one sync
+//!                                       // (none for a commit-index-only change)
 //!         send(rd.persisted_messages);  // replies that attest to persisted state
 //!         apply(rd.snapshot, rd.committed_entries); answer(rd.read_states);
 //!         node.advance(rd);
@@ -189,7 +190,15 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// Writes a Ready's durable part to storage and syncs: snapshot, entries, hard state.
+    ///
+    /// A hard state whose only change is the commit index is written but not synced
+    /// on its own (as etcd's `MustSync`): nothing sent or answered attests to a durable
+    /// commit index, and a restarted node that finds an older one learns the rest from
+    /// the leader (`RaftLog::new` clamps it to the log). It becomes durable with the next
+    /// sync. This keeps a second fsync off every write's path on the leader (one for its
+    /// entries, one more for the commit index before applying).
     pub fn persist(&mut self, rd: &Ready) -> Result<()> {
+        let prev = self.prev_hard;
         let storage = &mut self.raft.log.storage;
         if let Some(snap) = &rd.snapshot {
             storage.install_snapshot(snap.clone())?;
@@ -200,7 +209,8 @@ impl<S: Storage> RawNode<S> {
         if let Some(hs) = rd.hard_state {
             storage.set_hard_state(hs)?;
         }
-        if rd.snapshot.is_some() || !rd.entries.is_empty() || rd.hard_state.is_some() {
+        let term_or_vote = rd.hard_state.is_some_and(|hs| hs.term != prev.term || hs.vote != prev.vote);
+        if rd.snapshot.is_some() || !rd.entries.is_empty() || term_or_vote {
             storage.sync()?;
         }
         Ok(())
