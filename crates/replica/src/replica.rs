@@ -2,8 +2,10 @@
 //!
 //! Owns the driver loop in contract order (see `raft::raw_node`): send the
 //! Ready's `messages` (before the fsync, so the leader's log write runs in
-//! parallel with replication), persist, send `persisted_messages`, install
-//! the snapshot, apply committed entries, record read states, advance; then
+//! parallel with replication), apply committed entries (committed means
+//! durable on a majority already, so this need not wait for our own fsync),
+//! persist, send `persisted_messages`, install the snapshot, record read
+//! states, advance; then
 //! fail requests whose leadership is gone, serve reads, and snapshot when the
 //! log is over its threshold.
 //!
@@ -139,30 +141,61 @@ impl<S: Storage> Replica<S> {
         send: &mut dyn FnMut(Message),
     ) -> Result<Vec<Completion>, ReplicaError> {
         let mut done = Vec::new();
+        self.drive_with(send, &mut |c| done.push(c))?;
+        Ok(done)
+    }
+
+    /// [`Replica::drive`], but each finished request goes to `complete` as
+    /// soon as it is known — a committed proposal before the fsync of the
+    /// Ready that carried its commit — so a host can answer it while this
+    /// node's own log write is still in progress.
+    pub fn drive_with(
+        &mut self,
+        send: &mut dyn FnMut(Message),
+        complete: &mut dyn FnMut(Completion),
+    ) -> Result<(), ReplicaError> {
+        let mut done = Vec::new();
         self.fail_stale(&mut done);
         self.start_reads(&mut done);
         while self.node.has_ready() {
             let rd = self.node.ready();
-            self.handle_ready(rd, send, &mut done)?;
+            self.handle_ready(rd, send, &mut done, complete)?;
         }
         self.fail_stale(&mut done);
         let sm = &self.sm;
         self.reads
             .serve(sm.applied_index(), |k| sm.get(k), &mut done);
+        done.drain(..).for_each(&mut *complete);
         self.maybe_snapshot()?;
-        Ok(done)
+        Ok(())
     }
 
-    /// One Ready, in contract order.
+    /// One Ready, in contract order, except that committed entries are
+    /// applied (and their proposals completed) before the persist: they are
+    /// committed, so a majority has them durably already, whatever this
+    /// node's own log write is doing (etcd's leader applies in parallel with
+    /// its WAL write the same way). A snapshot Ready carries no committed
+    /// entries; the snapshot is installed after the persist as before.
     fn handle_ready(
         &mut self,
         mut rd: Ready,
         send: &mut dyn FnMut(Message),
         done: &mut Vec<Completion>,
+        complete: &mut dyn FnMut(Completion),
     ) -> Result<(), ReplicaError> {
         std::mem::take(&mut rd.messages)
             .into_iter()
             .for_each(&mut *send);
+        for e in &rd.committed_entries {
+            let data: &[u8] = if e.kind == EntryKind::Noop {
+                &[]
+            } else {
+                &e.data
+            };
+            let response = self.sm.apply(e.index, data);
+            self.proposals.on_applied(e.index, e.term, &response, done);
+        }
+        done.drain(..).for_each(&mut *complete);
         self.node.persist(&rd)?;
         self.log_size.on_appended(&rd.entries);
         std::mem::take(&mut rd.persisted_messages)
@@ -172,15 +205,6 @@ impl<S: Storage> Replica<S> {
             self.sm = restore(snap.meta.index, &snap.data)?;
             self.proposals.on_snapshot(snap.meta.index, done);
             self.log_size.measure(self.node.storage());
-        }
-        for e in &rd.committed_entries {
-            let data: &[u8] = if e.kind == EntryKind::Noop {
-                &[]
-            } else {
-                &e.data
-            };
-            let response = self.sm.apply(e.index, data);
-            self.proposals.on_applied(e.index, e.term, &response, done);
         }
         for rs in &rd.read_states {
             self.reads.on_read_state(rs.ctx, rs.index);

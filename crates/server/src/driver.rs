@@ -7,7 +7,8 @@
 //! [`MAX_INPUTS_PER_DRIVE`]); tick if due; `drive` once. One `drive` persists
 //! all of it with one fsync (group commit); the replica sends the leader's
 //! appends before that fsync, so the peer tasks replicate while this thread
-//! writes its own log. A thread, not a task: the fsync blocks.
+//! writes its own log; and it answers what committed before that fsync
+//! (`Replica::drive_with`). A thread, not a task: the fsync blocks.
 //!
 //! Invariants: every accepted request's `oneshot` is answered exactly once,
 //! or dropped when the driver stops (the waiter then treats it as unknown);
@@ -185,13 +186,14 @@ impl Driver {
     }
 
     fn drive(&mut self) -> Result<(), replica::ReplicaError> {
-        let peers = &self.peers;
-        let done = self.replica.drive(&mut |m| peers.send_raft(m))?;
-        for c in done {
-            if let Some(reply) = self.pending.remove(&c.token) {
+        let (peers, pending) = (&self.peers, &mut self.pending);
+        // Answers go out as soon as the replica knows them: a commit is
+        // answered before this node's fsync of the next batch finishes.
+        self.replica.drive_with(&mut |m| peers.send_raft(m), &mut |c| {
+            if let Some(reply) = pending.remove(&c.token) {
                 let _ = reply.send(outcome(c.outcome));
             }
-        }
+        })?;
         self.publish();
         Ok(())
     }
