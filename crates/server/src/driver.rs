@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +68,9 @@ pub struct DriverConfig {
 pub struct DriverHandle {
     tx: SyncSender<Input>,
     status: Arc<Mutex<Status>>,
+    /// The leader this node knows of (0: none), published with `status`
+    /// but read without a lock: every client request asks for it.
+    leader: Arc<AtomicU64>,
 }
 
 impl DriverHandle {
@@ -93,6 +97,11 @@ impl DriverHandle {
         }
     }
 
+    /// The leader the replica knew of after the latest drive (lock-free).
+    pub fn leader(&self) -> Option<NodeId> {
+        Some(self.leader.load(Ordering::Acquire)).filter(|&l| l != 0)
+    }
+
     /// The replica's status after the latest drive.
     pub fn status(&self) -> Status {
         *self.status.lock().expect("status lock")
@@ -113,7 +122,8 @@ pub fn start(
 ) -> (DriverHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
     let status = Arc::new(Mutex::new(replica.status()));
-    let mut driver = Driver { replica, peers, pending: HashMap::new(), next_token: 1, status: status.clone(), last_role: None, last_snapshot_index: 0 };
+    let leader = Arc::new(AtomicU64::new(replica.leader().unwrap_or(0)));
+    let mut driver = Driver { replica, peers, pending: HashMap::new(), next_token: 1, status: status.clone(), leader: leader.clone(), last_role: None, last_snapshot_index: 0 };
     let join = std::thread::Builder::new()
         .name("raft-driver".into())
         .spawn(move || {
@@ -123,7 +133,7 @@ pub fn start(
             }
         })
         .expect("spawn driver thread");
-    (DriverHandle { tx, status }, join)
+    (DriverHandle { tx, status, leader }, join)
 }
 
 struct Driver {
@@ -133,6 +143,7 @@ struct Driver {
     pending: HashMap<u64, oneshot::Sender<Answer>>,
     next_token: u64,
     status: Arc<Mutex<Status>>,
+    leader: Arc<AtomicU64>,
     last_role: Option<(raft::Role, u64, Option<NodeId>)>,
     last_snapshot_index: u64,
 }
@@ -209,6 +220,7 @@ impl Driver {
             tracing::info!(index = st.raft.snapshot_index, log_bytes = st.log_bytes, "snapshot (taken or installed); log compacted");
             self.last_snapshot_index = st.raft.snapshot_index;
         }
+        self.leader.store(st.raft.leader.unwrap_or(0), Ordering::Release);
         *self.status.lock().expect("status lock") = st;
     }
 

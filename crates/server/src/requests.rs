@@ -139,7 +139,7 @@ impl Requests {
     }
 
     async fn attempt(&self, work: &Work, deadline: Instant) -> Answer {
-        match self.driver.status().raft.leader {
+        match self.driver.leader() {
             Some(l) if l == self.id => self.local(work, deadline).await,
             Some(l) => self.forward(l, work, deadline).await,
             None => Answer::NotLeader { hint: None },
