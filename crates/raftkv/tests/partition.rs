@@ -25,8 +25,9 @@ const FLAGS: &[&str] = &["--request-timeout-ms", "2000"];
 
 /// Three nodes whose every peer link goes through a proxy of `Net`.
 async fn proxied_cluster(extra: &[&str]) -> (Cluster, Net) {
+    let mut net = Net::bind(&ALL).await;
     let mut c = Cluster::new(3, extra);
-    let net = Net::new(&ALL, |j| c.nodes[j as usize - 1].peer.clone()).await;
+    net.start(|j| c.nodes[j as usize - 1].peer.clone());
     for id in ALL {
         c.set_view(id, |j| net.addr(id, j));
         c.spawn(id);

@@ -10,8 +10,9 @@
 //!
 //! A cut closes every connection on the link and, until healed, treats new
 //! ones per [`Fault`]. [`Net::cut`] returns only once no connection on the
-//! link forwards anything any more, so whatever a node does after it returns
-//! happens under the partition. Healing closes the connections held during
+//! link forwards anything any more, so whatever a node sends after it
+//! returns is lost (bytes the proxy had already written to the destination's
+//! socket may still be read, like packets already on the wire). Healing closes the connections held during
 //! the cut (their byte stream lost data), so the dialer reconnects cleanly.
 //! Everything stops when the `Net` drops.
 
@@ -45,7 +46,9 @@ struct Link {
     state: watch::Sender<State>,
     /// Connections that are (or may still start) forwarding bytes.
     forwarding: Arc<AtomicUsize>,
-    acceptor: JoinHandle<()>,
+    /// Bound by `bind`, taken by `start`.
+    listener: Option<TcpListener>,
+    acceptor: Option<JoinHandle<()>>,
 }
 
 /// All the links between `ids`.
@@ -55,21 +58,30 @@ pub struct Net {
 }
 
 impl Net {
-    /// One proxy per ordered pair of distinct `ids`; link (i→j) forwards to
-    /// `target(j)`. All links start healthy.
-    pub async fn new(ids: &[u64], target: impl Fn(u64) -> String) -> Net {
+    /// Binds one proxy listener per ordered pair of distinct `ids`, all
+    /// links healthy. Bind the proxies before picking the nodes' ports: a
+    /// port held here is never handed out again, while a "free" port picked
+    /// and released earlier could be given to a proxy.
+    pub async fn bind(ids: &[u64]) -> Net {
         let mut links = BTreeMap::new();
         for &from in ids {
             for &to in ids.iter().filter(|&&to| to != from) {
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
                 let addr = listener.local_addr().unwrap().to_string();
-                let (state, rx) = watch::channel(State { cut: None });
-                let forwarding = Arc::new(AtomicUsize::new(0));
-                let acceptor = tokio::spawn(accept_loop(listener, target(to), rx, forwarding.clone()));
-                links.insert((from, to), Link { addr, state, forwarding, acceptor });
+                let (state, _) = watch::channel(State { cut: None });
+                let link = Link { addr, state, forwarding: Arc::new(AtomicUsize::new(0)), listener: Some(listener), acceptor: None };
+                links.insert((from, to), link);
             }
         }
         Net { ids: ids.to_vec(), links }
+    }
+
+    /// Starts forwarding: link (i→j) to `target(j)`.
+    pub fn start(&mut self, target: impl Fn(u64) -> String) {
+        for (&(_, to), link) in &mut self.links {
+            let listener = link.listener.take().expect("started twice");
+            link.acceptor = Some(tokio::spawn(accept_loop(listener, target(to), link.state.subscribe(), link.forwarding.clone())));
+        }
     }
 
     /// The address node `from` dials to reach node `to`.
@@ -115,8 +127,8 @@ impl Net {
 impl Drop for Net {
     fn drop(&mut self) {
         // Connection tasks end when their link's `watch::Sender` drops.
-        for link in self.links.values() {
-            link.acceptor.abort();
+        for acceptor in self.links.values().filter_map(|l| l.acceptor.as_ref()) {
+            acceptor.abort();
         }
     }
 }
