@@ -3,7 +3,7 @@
 //! liveness phase and a linearizability check of the whole history.
 //!
 //! `KV_SWEEP_SEEDS=N` runs N seeds (the default keeps CI fast), starting at
-//! `KV_SWEEP_START` (default 1). `SIM_SEED=S` runs just seed S. A failure
+//! `SIM_SEED` (default 1); `SIM_SEED=S` alone runs just seed S. A failure
 //! prints the command that replays it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,11 +19,11 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn kv_random_schedules() {
-    let seeds: Vec<u64> = match env_u64("SIM_SEED") {
-        Some(s) => vec![s],
-        None => {
-            let start = env_u64("KV_SWEEP_START").unwrap_or(1);
-            (start..start + env_u64("KV_SWEEP_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect()
+    let seeds: Vec<u64> = match (env_u64("SIM_SEED"), env_u64("KV_SWEEP_SEEDS")) {
+        (Some(s), None) => vec![s],
+        (start, count) => {
+            let start = start.unwrap_or(1);
+            (start..start + count.unwrap_or(DEFAULT_SEEDS)).collect()
         }
     };
     let started = Instant::now();

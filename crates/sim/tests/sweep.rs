@@ -3,7 +3,8 @@
 //! snapshots with tiny chunks), with Figure 3's properties checked as the run goes
 //! (`sim::invariants`), then a liveness phase: heal everything and require agreement.
 //!
-//! `SIM_SEEDS=N` runs N seeds (default keeps CI fast); `SIM_SEED=S` starts at seed S.
+//! `SIM_SEEDS=N` runs N seeds (default keeps CI fast) starting at `SIM_SEED` (default 1);
+//! `SIM_SEED=S` alone runs just seed S.
 //! A failure prints the command that replays it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -124,7 +125,11 @@ fn run_schedule(seed: u64) -> Outcome {
 #[test]
 fn random_schedules_keep_raft_safe() {
     let first = seed_from_env(1);
-    let count: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEEDS);
+    let count: u64 = match std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()) {
+        Some(n) => n,
+        None if std::env::var("SIM_SEED").is_ok() => 1,
+        None => DEFAULT_SEEDS,
+    };
     let (mut events, mut applied, mut reads) = (0, 0, 0);
     for seed in first..first + count {
         match catch_unwind(AssertUnwindSafe(|| run_schedule(seed))) {
