@@ -33,6 +33,8 @@ use crate::forward::ForwardTable;
 
 /// Items queued per peer before new ones are dropped.
 pub const QUEUE_ITEMS: usize = 8192;
+/// Most bytes the task writes in one call while holding the peer's lock.
+const MAX_WRITE_BYTES: usize = 256 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -250,7 +252,9 @@ impl Link {
                     }
                     Wait::Wake
                 } else {
-                    match stream.try_write(&st.out) {
+                    // Bounded writes: the driver may be waiting for this lock.
+                    let chunk = st.out.len().min(MAX_WRITE_BYTES);
+                    match stream.try_write(&st.out[..chunk]) {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(n) => {
                             st.out.advance(n);
