@@ -3,9 +3,13 @@
 //! child, SIGKILL after 5 s). If a child exits on its own (e.g. its port is
 //! taken), the others are stopped and the command fails naming it.
 //!
+//! Each child's log lines are relayed to our stderr prefixed with `[node N]`,
+//! so the interleaved output of the cluster stays readable.
+//!
 //! Invariant: no child outlives this process's normal exit paths (a `Drop`
 //! guard stops them on error returns and panics too).
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,8 +58,13 @@ pub fn run(a: ClusterArgs) -> Result<(), String> {
             .arg("--data-dir")
             .arg(dir.join(format!("node-{i}")))
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start node {i}: {e}"))?;
+        let mut child = child;
+        relay(i, child.stdout.take());
+        relay(i, child.stderr.take());
         children.0.push((i, child));
         println!("node {i}: client {listen}  (redis-cli -p {})", port(i, 0));
     }
@@ -78,6 +87,17 @@ async fn watch(children: &mut Children) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Copies `from` to our stderr line by line, each line prefixed with the node.
+fn relay(node: u64, from: Option<impl Read + Send + 'static>) {
+    let Some(from) = from else { return };
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { return };
+            let _ = writeln!(std::io::stderr().lock(), "[node {node}] {line}");
+        }
+    });
 }
 
 fn default_dir() -> PathBuf {
