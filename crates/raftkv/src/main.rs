@@ -16,12 +16,23 @@ fn main() {
         cli::Cmd::Server(args) => server_cmd::run(args),
         cli::Cmd::Cluster(args) => cluster::run(args),
         cli::Cmd::Bench(args) => runtime().block_on(bench::run(args)),
-        other => runtime().block_on(client_cmds::run(other)),
+        other => {
+            restore_sigpipe();
+            runtime().block_on(client_cmds::run(other))
+        }
     };
     if let Err(msg) = result {
         eprintln!("raftkv: {msg}");
         std::process::exit(1);
     }
+}
+
+/// Client commands print to stdout; piped into `head` or `grep -q`, a closed pipe
+/// should end them quietly like any Unix tool, not panic in `println!` (Rust ignores
+/// SIGPIPE by default). Servers keep ignoring it: a closed socket is an error value.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal disposition to its default, before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
