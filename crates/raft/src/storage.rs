@@ -151,12 +151,7 @@ impl Storage for MemStorage {
 
     fn compact(&mut self, snapshot: Snapshot) -> StorageResult<()> {
         let index = snapshot.meta.index;
-        if index <= self.snapshot.meta.index {
-            return Err(StorageError::SnapshotOutOfDate { index, current: self.snapshot.meta.index });
-        }
-        if index > self.last_index() {
-            return Err(StorageError::Unavailable { index, last_index: self.last_index() });
-        }
+        check_compact(self.snapshot.meta.index, self.last_index(), index)?;
         debug_assert_eq!(self.term(index).ok(), Some(snapshot.meta.term));
         let drop = (index + 1 - self.offset()) as usize;
         self.entries.drain(..drop);
@@ -167,6 +162,18 @@ impl Storage for MemStorage {
     fn sync(&mut self) -> StorageResult<()> {
         Ok(())
     }
+}
+
+/// The precondition every `Storage::compact` shares: the new snapshot must be newer
+/// than the current one (`current`) and cover only entries the store holds (`last`).
+pub fn check_compact(current: Index, last: Index, index: Index) -> StorageResult<()> {
+    if index <= current {
+        return Err(StorageError::SnapshotOutOfDate { index, current });
+    }
+    if index > last {
+        return Err(StorageError::Unavailable { index, last_index: last });
+    }
+    Ok(())
 }
 
 /// Returns a prefix of `entries` within `max_bytes`, but always at least one entry.

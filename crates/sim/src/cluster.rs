@@ -193,6 +193,17 @@ impl<S: SimStore> Cluster<S> {
         self.start(id);
     }
 
+    /// Crashes every node, then boots every node from its disk and reconnects it.
+    pub fn crash_and_restart_all(&mut self) {
+        for id in self.ids() {
+            self.crash(id);
+        }
+        for id in self.ids() {
+            self.start(id);
+            self.connect(id);
+        }
+    }
+
     pub fn is_up(&self, id: NodeId) -> bool {
         self.nodes.contains_key(&id)
     }

@@ -250,12 +250,7 @@ impl Storage for DiskStorage {
 
     fn compact(&mut self, snapshot: Snapshot) -> StorageResult<()> {
         let index = snapshot.meta.index;
-        if index <= self.snapshot.meta.index {
-            return Err(StorageError::SnapshotOutOfDate { index, current: self.snapshot.meta.index });
-        }
-        if index > self.last_index() {
-            return Err(StorageError::Unavailable { index, last_index: self.last_index() });
-        }
+        raft::storage::check_compact(self.snapshot.meta.index, self.last_index(), index)?;
         debug_assert_eq!(self.term(index).ok(), Some(snapshot.meta.term));
         let snapshot = self.persist_snapshot(snapshot)?;
         self.wal.push(&Record::Snapshot { meta: snapshot.meta, kept_tail: true })?;

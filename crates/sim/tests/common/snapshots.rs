@@ -110,23 +110,11 @@ pub fn snapshot_init_2d<S: SimStore>(mut c: Cluster<S>) {
         let x = rand_cmd(&mut c);
         c.one(x, 3, true);
     }
-    for i in 1..=3 {
-        c.crash(i);
-    }
-    for i in 1..=3 {
-        c.start(i);
-        c.connect(i);
-    }
+    c.crash_and_restart_all();
     // A single op, to get something written back to persistent storage.
     let x = rand_cmd(&mut c);
     c.one(x, 3, true);
-    for i in 1..=3 {
-        c.crash(i);
-    }
-    for i in 1..=3 {
-        c.start(i);
-        c.connect(i);
-    }
+    c.crash_and_restart_all();
     // Another op to trigger a potential bug.
     let x = rand_cmd(&mut c);
     c.one(x, 3, true);
