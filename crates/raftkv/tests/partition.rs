@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::history::{assert_linearizable, completed_between, micros, recorder, spawn_clients};
 use common::proxy::{Fault, Net};
-use common::{bulk, call, call_ok, num, serial, Cluster};
+use common::{bulk, call, call_ok, num, serial, wait_converged, Cluster};
 use server::resp::Frame;
 
 const ELECTION: Duration = Duration::from_secs(10);
@@ -45,31 +45,6 @@ fn ok() -> Frame {
 
 fn is_refusal(reply: &Option<Frame>) -> bool {
     matches!(reply, Some(Frame::Error(e)) if e.starts_with("TIMEOUT") || e.starts_with("CLUSTERDOWN"))
-}
-
-/// Waits until every node in `ids` has applied everything committed and
-/// they agree on term, leader, commit, last index and key count; returns
-/// the agreed raft INFO.
-async fn wait_converged(c: &Cluster, ids: &[u64], within: Duration) -> BTreeMap<String, String> {
-    const SAME: [&str; 6] = ["term", "leader", "commit", "applied", "last_index", "keys"];
-    let deadline = Instant::now() + within;
-    loop {
-        let mut infos = Vec::new();
-        for &id in ids {
-            infos.extend(c.info_section(id, "all").await);
-        }
-        let agree = infos.len() == ids.len()
-            && infos.iter().all(|i| num(i, "applied") == num(i, "commit") && num(i, "leader") != 0)
-            && infos.windows(2).all(|w| SAME.iter().all(|k| w[0].get(*k) == w[1].get(*k)));
-        if agree {
-            return infos.swap_remove(0);
-        }
-        if Instant::now() >= deadline {
-            let seen: Vec<String> = infos.iter().map(|i| SAME.map(|k| format!("{k}={}", num(i, k))).join(" ")).collect();
-            panic!("nodes {ids:?} did not converge within {within:?}: {seen:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Sends `args` (built from the iteration number) to `ep` in a loop until

@@ -11,10 +11,10 @@
 pub mod history;
 pub mod proxy;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -44,11 +44,41 @@ pub struct Cluster {
     /// Each node's `--cluster` value (its own view of the peer addresses).
     views: Vec<String>,
     extra: Vec<String>,
-    _dir: tempfile::TempDir,
+    /// `--log-level` of the children (default `warn`).
+    pub log_level: String,
+    /// When set, each child's stdout and stderr append to `node-{id}.log`
+    /// here (across restarts); else they are inherited.
+    pub log_dir: Option<PathBuf>,
+    /// The temp dir holding the data dirs, when the cluster owns one.
+    _dir: Option<tempfile::TempDir>,
 }
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Ports handed out by `port_below_ephemeral` in this test binary.
+static HANDED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A port drawn by `pick` (which must stay in `[1024, 32768)`) that binds
+/// now and was never handed out before by this process. Below Linux's
+/// ephemeral range (32768+), so the kernel does not give it to an outgoing
+/// connection's local end while its node is down (the `free_port` race: a
+/// restarted node would find its port taken).
+pub fn port_below_ephemeral(mut pick: impl FnMut() -> u16) -> u16 {
+    let mut handed = HANDED.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..1000 {
+        let p = pick();
+        assert!((1024..32768).contains(&p), "port {p} outside [1024, 32768)");
+        if handed.contains(&p) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            handed.insert(p);
+            return p;
+        }
+    }
+    panic!("no free port below the ephemeral range after 1000 tries");
 }
 
 impl Cluster {
@@ -65,18 +95,26 @@ impl Cluster {
     /// peer address) without starting any: `set_view` then `spawn` each.
     pub fn new(n: u64, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        let mut c = Cluster::with_layout(n, extra, dir.path(), free_port);
+        c._dir = Some(dir);
+        c
+    }
+
+    /// Like `new`, with the data dirs under `root` (left in place when the
+    /// cluster drops) and ports from `port` (client, then peer, per node).
+    pub fn with_layout(n: u64, extra: &[&str], root: &Path, mut port: impl FnMut() -> u16) -> Cluster {
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
                 id,
-                client: format!("127.0.0.1:{}", free_port()),
-                peer: format!("127.0.0.1:{}", free_port()),
-                data: dir.path().join(format!("node-{id}")),
+                client: format!("127.0.0.1:{}", port()),
+                peer: format!("127.0.0.1:{}", port()),
+                data: root.join(format!("node-{id}")),
                 child: None,
             })
             .collect();
         let cluster_arg = nodes.iter().map(|n| format!("{}={}", n.id, n.peer)).collect::<Vec<_>>().join(",");
         let views = vec![cluster_arg; nodes.len()];
-        Cluster { nodes, views, extra: extra.iter().map(|s| s.to_string()).collect(), _dir: dir }
+        Cluster { nodes, views, extra: extra.iter().map(|s| s.to_string()).collect(), log_level: "warn".into(), log_dir: None, _dir: None }
     }
 
     /// Node `id`'s `--cluster` list from its next `spawn` on: `addr(j)` is
@@ -92,15 +130,18 @@ impl Cluster {
         let exe = env!("CARGO_BIN_EXE_raftkv");
         let node = &self.nodes[id as usize - 1];
         assert!(node.child.is_none(), "node {id} already running");
-        let child = Command::new(exe)
-            .args(["server", "--id", &id.to_string(), "--cluster", &self.views[id as usize - 1], "--listen", &node.client])
+        let mut cmd = Command::new(exe);
+        cmd.args(["server", "--id", &id.to_string(), "--cluster", &self.views[id as usize - 1], "--listen", &node.client])
             .arg("--data-dir")
             .arg(&node.data)
-            .args(["--log-level", "warn"])
+            .args(["--log-level", &self.log_level])
             .args(&self.extra)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn raftkv server");
+            .stdin(Stdio::null());
+        if let Some(dir) = &self.log_dir {
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("node-{id}.log"))).expect("open node log");
+            cmd.stdout(log.try_clone().expect("dup node log")).stderr(log);
+        }
+        let child = cmd.spawn().expect("spawn raftkv server");
         self.nodes[id as usize - 1].child = Some(child);
     }
 
@@ -118,6 +159,19 @@ impl Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The exit status of node `id` if its process ended on its own (it was
+    /// not killed through `kill`); the child is then forgotten.
+    pub fn exited(&mut self, id: u64) -> Option<ExitStatus> {
+        let node = &mut self.nodes[id as usize - 1];
+        let status = node.child.as_mut()?.try_wait().ok()??;
+        node.child = None;
+        Some(status)
+    }
+
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes[id as usize - 1].child.as_ref().map(|c| c.id())
     }
 
     pub fn signal(&self, id: u64, sig: i32) {
@@ -195,6 +249,31 @@ impl Drop for Cluster {
                 let _ = c.wait();
             }
         }
+    }
+}
+
+/// Waits until every node in `ids` has applied everything committed and
+/// they agree on term, leader, commit, last index and key count; returns
+/// the agreed INFO (all sections).
+pub async fn wait_converged(c: &Cluster, ids: &[u64], within: Duration) -> BTreeMap<String, String> {
+    const SAME: [&str; 6] = ["term", "leader", "commit", "applied", "last_index", "keys"];
+    let deadline = Instant::now() + within;
+    loop {
+        let mut infos = Vec::new();
+        for &id in ids {
+            infos.extend(c.info_section(id, "all").await);
+        }
+        let agree = infos.len() == ids.len()
+            && infos.iter().all(|i| num(i, "applied") == num(i, "commit") && num(i, "leader") != 0)
+            && infos.windows(2).all(|w| SAME.iter().all(|k| w[0].get(*k) == w[1].get(*k)));
+        if agree {
+            return infos.swap_remove(0);
+        }
+        if Instant::now() >= deadline {
+            let seen: Vec<String> = infos.iter().map(|i| SAME.map(|k| format!("{k}={}", num(i, k))).join(" ")).collect();
+            panic!("nodes {ids:?} did not converge within {within:?}: {seen:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
