@@ -437,12 +437,24 @@ struct ClientLog {
     unexpected: Vec<String>,
 }
 
-async fn call_within(endpoint: &str, args: &[&[u8]], within: Duration) -> Option<Frame> {
+/// What became of one request.
+enum Sent {
+    /// The connection failed: the request never left, so it had no effect.
+    Not,
+    /// Sent, and no reply within the timeout (or the connection broke).
+    Lost,
+    Reply(Frame),
+}
+
+async fn call_within(endpoint: &str, args: &[&[u8]], within: Duration) -> Sent {
     let fut = async {
-        let mut c = Client::connect(endpoint).await.ok()?;
-        c.call(args).await.ok()
+        let Ok(mut c) = Client::connect(endpoint).await else { return Sent::Not };
+        match c.call(args).await {
+            Ok(f) => Sent::Reply(f),
+            Err(_) => Sent::Lost,
+        }
     };
-    tokio::time::timeout(within, fut).await.ok().flatten()
+    tokio::time::timeout(within, fut).await.unwrap_or(Sent::Lost)
 }
 
 fn key_name(epoch: u64, k: u64) -> String {
@@ -478,7 +490,11 @@ fn spawn_client(
             };
             let ep = &eps[rng.below(eps.len() as u64) as usize];
             let call = micros(t0);
-            let reply = call_within(ep, &args, timeout).await;
+            let reply = match call_within(ep, &args, timeout).await {
+                Sent::Not => continue, // never sent: no effect, not part of the history
+                Sent::Lost => None,
+                Sent::Reply(f) => Some(f),
+            };
             let ret = micros(t0);
             let out = match (&input, &reply) {
                 (KvInput::Put { .. }, Some(Frame::Simple(s))) if s == "OK" => Some(KvOutput::Put),
@@ -499,10 +515,17 @@ fn spawn_client(
                     None
                 }
             };
+            let unknown = out.is_none() && !matches!(input, KvInput::Get { .. });
             log.ops.push(match out {
                 Some(out) => Operation::returned(cl, input, call, ret, out),
                 None => Operation::unknown(cl, input, call),
             });
+            if unknown {
+                // Each unknown write may take effect at any later time, which
+                // multiplies the checker's search: back off, as a crashed
+                // client would.
+                tokio::time::sleep(Duration::from_millis(rng.range(100, 300))).await;
+            }
         }
         log
     })
@@ -736,10 +759,15 @@ async fn nemesis() {
                 loop {
                     let call = micros(t0);
                     let value = match call_within(&w.c.endpoint(id), &[b"GET".as_slice(), key.as_ref()], client_timeout).await {
-                        Some(Frame::Bulk(b)) => Some(b),
-                        Some(Frame::Null) => None,
-                        other => {
+                        Sent::Reply(Frame::Bulk(b)) => Some(b),
+                        Sent::Reply(Frame::Null) => None,
+                        Sent::Reply(other) => {
                             assert!(Instant::now() < deadline, "final read of {key:?} via node {id} failed for 20 s: {other:?}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                        _ => {
+                            assert!(Instant::now() < deadline, "final read of {key:?} via node {id} failed for 20 s: no reply");
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
