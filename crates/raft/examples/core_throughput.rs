@@ -41,8 +41,9 @@ fn drive(nodes: &mut [RawNode<MemStorage>], queue: &mut VecDeque<Message>, appli
 fn main() {
     let value = Bytes::from(vec![b'v'; 256]);
     for batch in [1usize, 16, 256] {
-        let mut nodes: Vec<RawNode<MemStorage>> =
-            (1..=3).map(|id| RawNode::new(Config::new(id, vec![1, 2, 3]), MemStorage::new()).unwrap()).collect();
+        let mut nodes: Vec<RawNode<MemStorage>> = (1..=3)
+            .map(|id| RawNode::new(Config::new(id, vec![1, 2, 3]), MemStorage::new()).unwrap())
+            .collect();
         let mut queue = VecDeque::new();
         let mut applied = 0;
         nodes[0].campaign();

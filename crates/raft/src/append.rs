@@ -25,11 +25,22 @@ impl<S: Storage> Raft<S> {
         if prev_index < committed {
             // Everything up to our commit index matches the leader's (Log Matching): tell it
             // where we are so it resumes from there.
-            let body = MessageBody::AppendResponse { reject: false, index: committed, hint: None };
+            let body = MessageBody::AppendResponse {
+                reject: false,
+                index: committed,
+                hint: None,
+            };
             return self.send(from, self.term, body);
         }
-        let body = match self.log.maybe_append(prev_index, prev_term, commit, &entries) {
-            Some(last_new) => MessageBody::AppendResponse { reject: false, index: last_new, hint: None },
+        let body = match self
+            .log
+            .maybe_append(prev_index, prev_term, commit, &entries)
+        {
+            Some(last_new) => MessageBody::AppendResponse {
+                reject: false,
+                index: last_new,
+                hint: None,
+            },
             None => MessageBody::AppendResponse {
                 reject: true,
                 index: prev_index,
@@ -44,7 +55,10 @@ impl<S: Storage> Raft<S> {
     fn reject_hint(&self, prev_index: Index) -> RejectHint {
         let last = self.log.last_index();
         if prev_index > last {
-            return RejectHint { conflict_term: None, conflict_index: last + 1 };
+            return RejectHint {
+                conflict_term: None,
+                conflict_index: last + 1,
+            };
         }
         match self.log.term(prev_index) {
             Ok(t) => {
@@ -54,7 +68,10 @@ impl<S: Storage> Raft<S> {
                     conflict_index: self.log.first_index_of_term(prev_index, t, floor),
                 }
             }
-            Err(_) => RejectHint { conflict_term: None, conflict_index: self.log.committed() + 1 },
+            Err(_) => RejectHint {
+                conflict_term: None,
+                conflict_index: self.log.committed() + 1,
+            },
         }
     }
 
@@ -63,13 +80,22 @@ impl<S: Storage> Raft<S> {
         if commit <= self.log.last_index() {
             self.log.commit_to(commit);
         }
-        self.send(from, self.term, MessageBody::HeartbeatResponse { read_round });
+        self.send(
+            from,
+            self.term,
+            MessageBody::HeartbeatResponse { read_round },
+        );
     }
 }
 
 /// Entries must be contiguous after `prev_index`, with terms non-decreasing from
 /// `prev_term` and no later than the sender's term.
-fn entries_well_formed(prev_index: Index, prev_term: Term, msg_term: Term, entries: &[Entry]) -> bool {
+fn entries_well_formed(
+    prev_index: Index,
+    prev_term: Term,
+    msg_term: Term,
+    entries: &[Entry],
+) -> bool {
     let mut min_term = prev_term;
     for (expect_index, e) in (prev_index + 1..).zip(entries) {
         if e.index != expect_index || e.term < min_term || e.term > msg_term {

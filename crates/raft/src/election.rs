@@ -72,9 +72,15 @@ impl<S: Storage> Raft<S> {
         let term = if pre { self.term + 1 } else { self.term };
         for to in self.others() {
             let body = if pre {
-                MessageBody::PreVote { last_index, last_term }
+                MessageBody::PreVote {
+                    last_index,
+                    last_term,
+                }
             } else {
-                MessageBody::Vote { last_index, last_term }
+                MessageBody::Vote {
+                    last_index,
+                    last_term,
+                }
             };
             self.send(to, term, body);
         }
@@ -105,7 +111,11 @@ impl<S: Storage> Raft<S> {
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
         let next = self.log.last_index() + 1;
-        self.progress = self.peers.iter().map(|&p| (p, Progress::new(next))).collect();
+        self.progress = self
+            .peers
+            .iter()
+            .map(|&p| (p, Progress::new(next)))
+            .collect();
         let persisted = self.log.persisted_index();
         let me = self.progress.get_mut(&self.id).expect("self progress");
         me.matched = persisted;
@@ -120,8 +130,14 @@ impl<S: Storage> Raft<S> {
     /// RequestVote / PreVote receiver (Figure 2, §5.2, §5.4.1, dissertation §9.6).
     pub(crate) fn handle_vote_request(&mut self, m: Message) {
         let (pre, last_index, last_term) = match m.body {
-            MessageBody::PreVote { last_index, last_term } => (true, last_index, last_term),
-            MessageBody::Vote { last_index, last_term } => (false, last_index, last_term),
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            } => (true, last_index, last_term),
+            MessageBody::Vote {
+                last_index,
+                last_term,
+            } => (false, last_index, last_term),
             _ => return,
         };
         let can_vote = self.vote == Some(m.from)
@@ -131,14 +147,25 @@ impl<S: Storage> Raft<S> {
         if pre {
             // A granted pre-vote echoes the asked term so the asker counts it.
             let term = if grant { m.term } else { self.term };
-            self.send(m.from, term, MessageBody::PreVoteResponse { reject: !grant });
+            self.send(
+                m.from,
+                term,
+                MessageBody::PreVoteResponse { reject: !grant },
+            );
             return;
         }
         if grant {
-            debug_assert!(self.vote.is_none() || self.vote == Some(m.from), "one vote per term");
+            debug_assert!(
+                self.vote.is_none() || self.vote == Some(m.from),
+                "one vote per term"
+            );
             self.vote = Some(m.from);
             self.election_elapsed = 0;
         }
-        self.send(m.from, self.term, MessageBody::VoteResponse { reject: !grant });
+        self.send(
+            m.from,
+            self.term,
+            MessageBody::VoteResponse { reject: !grant },
+        );
     }
 }

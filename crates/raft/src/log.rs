@@ -24,7 +24,12 @@ impl<S: Storage> RaftLog<S> {
         let last = storage.last_index();
         let committed = storage.hard_state().commit.max(first - 1).min(last);
         let applied = applied.max(first - 1).min(committed);
-        RaftLog { unstable: Unstable::new(last + 1), storage, committed, applied }
+        RaftLog {
+            unstable: Unstable::new(last + 1),
+            storage,
+            committed,
+            applied,
+        }
     }
 
     pub fn committed(&self) -> Index {
@@ -36,18 +41,26 @@ impl<S: Storage> RaftLog<S> {
     }
 
     pub fn first_index(&self) -> Index {
-        self.unstable.maybe_first_index().unwrap_or_else(|| self.storage.first_index())
+        self.unstable
+            .maybe_first_index()
+            .unwrap_or_else(|| self.storage.first_index())
     }
 
     pub fn last_index(&self) -> Index {
-        self.unstable.maybe_last_index().unwrap_or_else(|| self.storage.last_index())
+        self.unstable
+            .maybe_last_index()
+            .unwrap_or_else(|| self.storage.last_index())
     }
 
     /// The last index that is persisted *and* still part of this log (a stable suffix
     /// that the unstable tail replaces does not count).
     pub fn persisted_index(&self) -> Index {
         if let Some(s) = &self.unstable.snapshot {
-            return s.meta.index.saturating_sub(1).min(self.storage.last_index());
+            return s
+                .meta
+                .index
+                .saturating_sub(1)
+                .min(self.storage.last_index());
         }
         self.storage.last_index().min(self.unstable.offset - 1)
     }
@@ -55,11 +68,17 @@ impl<S: Storage> RaftLog<S> {
     pub fn term(&self, index: Index) -> Result<Term, StorageError> {
         let dummy = self.first_index() - 1;
         if index < dummy {
-            return Err(StorageError::Compacted { index, first_index: dummy + 1 });
+            return Err(StorageError::Compacted {
+                index,
+                first_index: dummy + 1,
+            });
         }
         let last = self.last_index();
         if index > last {
-            return Err(StorageError::Unavailable { index, last_index: last });
+            return Err(StorageError::Unavailable {
+                index,
+                last_index: last,
+            });
         }
         if let Some(t) = self.unstable.maybe_term(index) {
             return Ok(t);
@@ -68,7 +87,8 @@ impl<S: Storage> RaftLog<S> {
     }
 
     pub fn last_term(&self) -> Term {
-        self.term(self.last_index()).expect("the last index always has a term")
+        self.term(self.last_index())
+            .expect("the last index always has a term")
     }
 
     pub fn match_term(&self, index: Index, term: Term) -> bool {
@@ -111,13 +131,18 @@ impl<S: Storage> RaftLog<S> {
     /// Index of the first entry of `ents` that is missing from or conflicts with the log;
     /// 0 when all of them are already present.
     fn find_conflict(&self, ents: &[Entry]) -> Index {
-        ents.iter().find(|e| !self.match_term(e.index, e.term)).map_or(0, |e| e.index)
+        ents.iter()
+            .find(|e| !self.match_term(e.index, e.term))
+            .map_or(0, |e| e.index)
     }
 
     /// Leader side: appends new entries at the end of the log. Returns the last index.
     pub fn append(&mut self, ents: &[Entry]) -> Index {
         if let Some(first) = ents.first() {
-            assert!(first.index > self.committed, "append would overwrite committed entries");
+            assert!(
+                first.index > self.committed,
+                "append would overwrite committed entries"
+            );
             self.unstable.truncate_and_append(ents);
         }
         self.last_index()
@@ -125,7 +150,11 @@ impl<S: Storage> RaftLog<S> {
 
     pub fn commit_to(&mut self, index: Index) {
         if index > self.committed {
-            assert!(index <= self.last_index(), "commit {index} beyond last {}", self.last_index());
+            assert!(
+                index <= self.last_index(),
+                "commit {index} beyond last {}",
+                self.last_index()
+            );
             self.committed = index;
         }
     }
@@ -141,7 +170,11 @@ impl<S: Storage> RaftLog<S> {
 
     pub fn applied_to(&mut self, index: Index) {
         if index > self.applied {
-            assert!(index <= self.committed, "applied {index} beyond committed {}", self.committed);
+            assert!(
+                index <= self.committed,
+                "applied {index} beyond committed {}",
+                self.committed
+            );
             self.applied = index;
         }
     }
@@ -153,11 +186,17 @@ impl<S: Storage> RaftLog<S> {
         }
         let first = self.first_index();
         if lo < first {
-            return Err(StorageError::Compacted { index: lo, first_index: first });
+            return Err(StorageError::Compacted {
+                index: lo,
+                first_index: first,
+            });
         }
         let last = self.last_index();
         if hi > last + 1 {
-            return Err(StorageError::Unavailable { index: hi - 1, last_index: last });
+            return Err(StorageError::Unavailable {
+                index: hi - 1,
+                last_index: last,
+            });
         }
         let offset = self.unstable.offset;
         let mut out = if lo < offset {
@@ -185,7 +224,8 @@ impl<S: Storage> RaftLog<S> {
         if self.committed < lo {
             return Vec::new();
         }
-        self.slice(lo, self.committed + 1, max_bytes).expect("committed entries are available")
+        self.slice(lo, self.committed + 1, max_bytes)
+            .expect("committed entries are available")
     }
 
     pub fn has_next_committed_entries(&self) -> bool {

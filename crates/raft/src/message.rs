@@ -21,31 +21,68 @@ pub struct Message {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageBody {
     /// Pre-vote (dissertation §9.6): "would you vote for me?" without bumping anyone's term.
-    PreVote { last_index: Index, last_term: Term },
-    PreVoteResponse { reject: bool },
+    PreVote {
+        last_index: Index,
+        last_term: Term,
+    },
+    PreVoteResponse {
+        reject: bool,
+    },
     /// RequestVote RPC (Figure 2).
-    Vote { last_index: Index, last_term: Term },
-    VoteResponse { reject: bool },
+    Vote {
+        last_index: Index,
+        last_term: Term,
+    },
+    VoteResponse {
+        reject: bool,
+    },
     /// AppendEntries RPC (Figure 2).
-    Append { prev_index: Index, prev_term: Term, entries: Vec<Entry>, commit: Index },
+    Append {
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+    },
     /// Reply to `Append`. On success `index` is the follower's new match index.
     /// On rejection `index` is the rejected `prev_index` and `hint` tells the leader where
     /// to retry so it backs up one term per round trip, not one entry.
-    AppendResponse { reject: bool, index: Index, hint: Option<RejectHint> },
+    AppendResponse {
+        reject: bool,
+        index: Index,
+        hint: Option<RejectHint>,
+    },
     /// Heartbeat: asserts leadership, carries the commit index (capped at the follower's
     /// match) and the ReadIndex round being confirmed (0 = none).
-    Heartbeat { commit: Index, read_round: u64 },
-    HeartbeatResponse { read_round: u64 },
+    Heartbeat {
+        commit: Index,
+        read_round: u64,
+    },
+    HeartbeatResponse {
+        read_round: u64,
+    },
     /// InstallSnapshot RPC, one chunk of it. `offset` is the byte offset of `data` in
     /// the snapshot; `done` marks the last chunk.
-    Snapshot { meta: SnapshotMeta, offset: u64, data: Bytes, done: bool },
+    Snapshot {
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Bytes,
+        done: bool,
+    },
     /// Acknowledges snapshot chunks: the follower holds `received` bytes of snapshot `index`.
-    SnapshotResponse { index: Index, received: u64 },
+    SnapshotResponse {
+        index: Index,
+        received: u64,
+    },
     /// A follower forwards a linearizable read to the leader.
-    ReadIndex { ctx: u64 },
+    ReadIndex {
+        ctx: u64,
+    },
     /// The leader's answer: the read may be served once `index` is applied.
     /// `index == None` means the leader could not serve it (not leader any more).
-    ReadIndexResponse { ctx: u64, index: Option<Index> },
+    ReadIndexResponse {
+        ctx: u64,
+        index: Option<Index>,
+    },
 }
 
 /// Fast-backtracking hint (the "accelerated log backtracking" of §5.3).
@@ -95,11 +132,20 @@ impl Message {
     /// A one-line, stable description for traces and golden tests.
     pub fn describe(&self) -> String {
         let body = match &self.body {
-            MessageBody::Append { prev_index, prev_term, entries, commit } => format!(
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => format!(
                 "Append prev={prev_index}/{prev_term} entries={} commit={commit}",
                 entries.len()
             ),
-            MessageBody::AppendResponse { reject, index, hint } => {
+            MessageBody::AppendResponse {
+                reject,
+                index,
+                hint,
+            } => {
                 format!("AppendResponse reject={reject} index={index} hint={hint:?}")
             }
             other => format!("{other:?}"),

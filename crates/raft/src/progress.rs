@@ -79,7 +79,12 @@ impl Progress {
         self.state = ProgressState::Snapshot;
         self.probe_sent = false;
         self.inflight.clear();
-        self.snapshot = Some(SnapshotSend { meta, data, acked_bytes: 0, acked_recently: true });
+        self.snapshot = Some(SnapshotSend {
+            meta,
+            data,
+            acked_bytes: 0,
+            acked_recently: true,
+        });
     }
 
     /// A successful Append response up to `index`. Returns whether `matched` grew.

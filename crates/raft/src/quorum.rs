@@ -73,6 +73,9 @@ mod tests {
         assert_eq!(vote_result(3, &votes), VoteResult::Lost);
         votes.insert(3, true);
         assert_eq!(vote_result(3, &votes), VoteResult::Won);
-        assert_eq!(vote_result(1, &BTreeMap::from([(1, true)])), VoteResult::Won);
+        assert_eq!(
+            vote_result(1, &BTreeMap::from([(1, true)])),
+            VoteResult::Won
+        );
     }
 }

@@ -119,7 +119,11 @@ impl<S: Storage> Raft<S> {
         crate::quorum::majority(self.peers.len())
     }
     pub(crate) fn others(&self) -> Vec<NodeId> {
-        self.peers.iter().copied().filter(|&p| p != self.id).collect()
+        self.peers
+            .iter()
+            .copied()
+            .filter(|&p| p != self.id)
+            .collect()
     }
 
     pub(crate) fn reset_election_timer(&mut self) {
@@ -132,7 +136,12 @@ impl<S: Storage> Raft<S> {
     /// (the leader writes its log in parallel with replication, §10.2.1 of the
     /// dissertation); everyone else's replies attest to persisted state and must wait.
     pub(crate) fn send(&mut self, to: NodeId, term: Term, body: MessageBody) {
-        let m = Message { from: self.id, to, term, body };
+        let m = Message {
+            from: self.id,
+            to,
+            term,
+            body,
+        };
         if self.role == Role::Leader {
             self.msgs.push(m);
         } else {
@@ -159,7 +168,9 @@ impl<S: Storage> Raft<S> {
             return Err(RaftError::NotLeader { hint: self.leader });
         }
         if self.uncommitted_bytes > self.cfg.max_uncommitted_bytes {
-            return Err(RaftError::ProposalDropped { uncommitted_bytes: self.uncommitted_bytes });
+            return Err(RaftError::ProposalDropped {
+                uncommitted_bytes: self.uncommitted_bytes,
+            });
         }
         let index = self.log.last_index() + 1;
         let entry = Entry::normal(self.term, index, data);
@@ -236,7 +247,11 @@ impl<S: Storage> Raft<S> {
                 // Tell a stale leader about the newer term so it steps down; otherwise a
                 // node stuck in a higher term (a failed campaign) would never be heard.
                 Append { .. } | Heartbeat { .. } | Snapshot { .. } => {
-                    let body = AppendResponse { reject: true, index: 0, hint: None };
+                    let body = AppendResponse {
+                        reject: true,
+                        index: 0,
+                        hint: None,
+                    };
                     self.send(m.from, self.term, body);
                 }
                 PreVote { .. } => {
@@ -261,7 +276,10 @@ impl<S: Storage> Raft<S> {
                 // Only the leader answers; tell the asker we cannot.
                 self.send(m.from, self.term, ReadIndexResponse { ctx, index: None });
             }
-            ReadIndexResponse { ctx, index: Some(index) } => {
+            ReadIndexResponse {
+                ctx,
+                index: Some(index),
+            } => {
                 self.read_states.push(ReadState { ctx, index });
             }
             _ => {}
@@ -282,22 +300,30 @@ impl<S: Storage> Raft<S> {
             VoteResponse { reject } if self.role == Role::Candidate => {
                 self.record_vote(m.from, !reject)
             }
-            ReadIndex { ctx } => self.send(m.from, self.term, ReadIndexResponse { ctx, index: None }),
+            ReadIndex { ctx } => {
+                self.send(m.from, self.term, ReadIndexResponse { ctx, index: None })
+            }
             _ => {}
         }
     }
 
     pub(crate) fn handle_leader_message(&mut self, m: Message) {
         match m.body {
-            MessageBody::Append { prev_index, prev_term, entries, commit } => {
-                self.handle_append(m.from, prev_index, prev_term, entries, commit)
-            }
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => self.handle_append(m.from, prev_index, prev_term, entries, commit),
             MessageBody::Heartbeat { commit, read_round } => {
                 self.handle_heartbeat(m.from, commit, read_round)
             }
-            MessageBody::Snapshot { meta, offset, data, done } => {
-                self.handle_snapshot_chunk(m.from, meta, offset, data, done)
-            }
+            MessageBody::Snapshot {
+                meta,
+                offset,
+                data,
+                done,
+            } => self.handle_snapshot_chunk(m.from, meta, offset, data, done),
             _ => unreachable!("only leader messages are routed here"),
         }
     }
@@ -307,16 +333,48 @@ impl<S: Storage> Raft<S> {
         if !cfg!(debug_assertions) {
             return;
         }
-        let (applied, committed, last) =
-            (self.log.applied(), self.log.committed(), self.log.last_index());
-        assert!(applied <= committed && committed <= last, "node {}: applied {applied} committed {committed} last {last}", self.id);
-        assert_eq!(self.role == Role::Leader, self.leader == Some(self.id), "node {}: role/leader mismatch", self.id);
+        let (applied, committed, last) = (
+            self.log.applied(),
+            self.log.committed(),
+            self.log.last_index(),
+        );
+        assert!(
+            applied <= committed && committed <= last,
+            "node {}: applied {applied} committed {committed} last {last}",
+            self.id
+        );
+        assert_eq!(
+            self.role == Role::Leader,
+            self.leader == Some(self.id),
+            "node {}: role/leader mismatch",
+            self.id
+        );
         if self.role == Role::Leader {
-            assert_eq!(self.vote, Some(self.id), "node {}: leader without self-vote", self.id);
-            assert_eq!(self.progress.len(), self.peers.len(), "node {}: missing progress", self.id);
+            assert_eq!(
+                self.vote,
+                Some(self.id),
+                "node {}: leader without self-vote",
+                self.id
+            );
+            assert_eq!(
+                self.progress.len(),
+                self.peers.len(),
+                "node {}: missing progress",
+                self.id
+            );
             for (id, pr) in &self.progress {
-                assert!(pr.matched < pr.next, "node {}: progress of {id}: match {} next {}", self.id, pr.matched, pr.next);
-                assert!(pr.matched <= last, "node {}: progress of {id} past log end", self.id);
+                assert!(
+                    pr.matched < pr.next,
+                    "node {}: progress of {id}: match {} next {}",
+                    self.id,
+                    pr.matched,
+                    pr.next
+                );
+                assert!(
+                    pr.matched <= last,
+                    "node {}: progress of {id} past log end",
+                    self.id
+                );
             }
         }
     }

@@ -46,7 +46,9 @@ use crate::error::{RaftError, Result};
 use crate::message::Message;
 use crate::raft::Raft;
 use crate::storage::Storage;
-use crate::types::{Entry, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotMeta, SoftState, Term};
+use crate::types::{
+    Entry, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotMeta, SoftState, Term,
+};
 
 /// What the driver must do now. See the module docs for the order.
 #[derive(Debug, Default)]
@@ -94,8 +96,16 @@ impl<S: Storage> RawNode<S> {
     pub fn new(cfg: Config, storage: S) -> Result<Self> {
         let prev_hard = storage.hard_state();
         let raft = Raft::new(cfg, storage)?;
-        let prev_soft = SoftState { leader: None, role: Role::Follower };
-        Ok(RawNode { raft, prev_soft, prev_hard, max_apply_bytes: 64 << 20 })
+        let prev_soft = SoftState {
+            leader: None,
+            role: Role::Follower,
+        };
+        Ok(RawNode {
+            raft,
+            prev_soft,
+            prev_hard,
+            max_apply_bytes: 64 << 20,
+        })
     }
 
     pub fn tick(&mut self) {
@@ -142,11 +152,18 @@ impl<S: Storage> RawNode<S> {
     }
 
     fn hard_state(&self) -> HardState {
-        HardState { term: self.raft.term, vote: self.raft.vote, commit: self.raft.log.committed() }
+        HardState {
+            term: self.raft.term,
+            vote: self.raft.vote,
+            commit: self.raft.log.committed(),
+        }
     }
 
     fn soft_state(&self) -> SoftState {
-        SoftState { leader: self.raft.leader, role: self.raft.role }
+        SoftState {
+            leader: self.raft.leader,
+            role: self.raft.role,
+        }
     }
 
     pub fn has_ready(&self) -> bool {
@@ -169,8 +186,15 @@ impl<S: Storage> RawNode<S> {
             self.raft.flush_read_rounds();
         }
         let r = &mut self.raft;
-        let soft = SoftState { leader: r.leader, role: r.role };
-        let hard = HardState { term: r.term, vote: r.vote, commit: r.log.committed() };
+        let soft = SoftState {
+            leader: r.leader,
+            role: r.role,
+        };
+        let hard = HardState {
+            term: r.term,
+            vote: r.vote,
+            commit: r.log.committed(),
+        };
         let snapshot = r.log.unstable.snapshot.clone();
         let committed_entries = if snapshot.is_some() {
             Vec::new() // apply the snapshot first; entries after it come next Ready
@@ -209,7 +233,9 @@ impl<S: Storage> RawNode<S> {
         if let Some(hs) = rd.hard_state {
             storage.set_hard_state(hs)?;
         }
-        let term_or_vote = rd.hard_state.is_some_and(|hs| hs.term != prev.term || hs.vote != prev.vote);
+        let term_or_vote = rd
+            .hard_state
+            .is_some_and(|hs| hs.term != prev.term || hs.vote != prev.vote);
         if rd.snapshot.is_some() || !rd.entries.is_empty() || term_or_vote {
             storage.sync()?;
         }
@@ -252,7 +278,10 @@ impl<S: Storage> RawNode<S> {
             return Err(RaftError::AlreadyCompacted { index, first_index });
         }
         let term = log.term(index)?;
-        let snapshot = Snapshot { meta: SnapshotMeta { index, term }, data };
+        let snapshot = Snapshot {
+            meta: SnapshotMeta { index, term },
+            data,
+        };
         log.storage.compact(snapshot)?;
         Ok(())
     }

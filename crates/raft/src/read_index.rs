@@ -68,7 +68,13 @@ impl<S: Storage> Raft<S> {
                 ro.next_round += 1;
                 let acks = BTreeSet::from([self.id]);
                 let id = ro.next_round;
-                ro.rounds.push_back(ReadRound { id, index, requests: vec![(from, ctx)], acks, sent: false });
+                ro.rounds.push_back(ReadRound {
+                    id,
+                    index,
+                    requests: vec![(from, ctx)],
+                    acks,
+                    sent: false,
+                });
             }
         }
     }
@@ -76,7 +82,9 @@ impl<S: Storage> Raft<S> {
     /// Sends the heartbeat of the newest round if it has not gone out (called when the
     /// driver collects a `Ready`, so concurrent reads share it).
     pub(crate) fn flush_read_rounds(&mut self) {
-        let Some(round) = self.read_only.rounds.back_mut() else { return };
+        let Some(round) = self.read_only.rounds.back_mut() else {
+            return;
+        };
         if round.sent {
             return;
         }
@@ -110,7 +118,14 @@ impl<S: Storage> Raft<S> {
         if from == self.id {
             self.read_states.push(ReadState { ctx, index });
         } else {
-            self.send(from, self.term, MessageBody::ReadIndexResponse { ctx, index: Some(index) });
+            self.send(
+                from,
+                self.term,
+                MessageBody::ReadIndexResponse {
+                    ctx,
+                    index: Some(index),
+                },
+            );
         }
     }
 

@@ -109,7 +109,16 @@ impl<S: Storage> Raft<S> {
         let commit = self.log.committed();
         let pr = self.progress.get_mut(&to).expect("progress");
         pr.on_append_sent(last, had_entries);
-        self.send(to, self.term, MessageBody::Append { prev_index, prev_term, entries, commit });
+        self.send(
+            to,
+            self.term,
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            },
+        );
     }
 
     pub(crate) fn step_leader(&mut self, m: Message) {
@@ -119,10 +128,16 @@ impl<S: Storage> Raft<S> {
             pr.recent_active = true;
         }
         match m.body {
-            AppendResponse { reject: false, index, .. } => self.handle_append_success(from, index),
-            AppendResponse { reject: true, index, hint } => {
-                self.handle_append_reject(from, index, hint)
-            }
+            AppendResponse {
+                reject: false,
+                index,
+                ..
+            } => self.handle_append_success(from, index),
+            AppendResponse {
+                reject: true,
+                index,
+                hint,
+            } => self.handle_append_reject(from, index, hint),
             HeartbeatResponse { read_round } => {
                 let last = self.log.last_index();
                 let max_inflight = self.cfg.max_inflight_appends;

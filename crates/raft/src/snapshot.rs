@@ -17,7 +17,9 @@ use crate::types::{Index, NodeId, Snapshot, SnapshotMeta};
 
 impl<S: Storage> Raft<S> {
     pub(crate) fn start_snapshot(&mut self, to: NodeId) {
-        let Ok(snapshot) = self.log.snapshot() else { return };
+        let Ok(snapshot) = self.log.snapshot() else {
+            return;
+        };
         if snapshot.is_empty() {
             return; // nothing compacted yet: cannot happen when entries are missing
         }
@@ -28,18 +30,27 @@ impl<S: Storage> Raft<S> {
 
     fn send_snapshot_chunk(&mut self, to: NodeId) {
         let chunk_bytes = self.cfg.snapshot_chunk_bytes;
-        let Some(send) = self.progress.get(&to).and_then(|p| p.snapshot.as_ref()) else { return };
+        let Some(send) = self.progress.get(&to).and_then(|p| p.snapshot.as_ref()) else {
+            return;
+        };
         let len = send.data.len() as u64;
         let offset = send.acked_bytes.min(len);
         let end = (offset + chunk_bytes).min(len);
         let data: Bytes = send.data.slice(offset as usize..end as usize);
-        let body = MessageBody::Snapshot { meta: send.meta, offset, data, done: end == len };
+        let body = MessageBody::Snapshot {
+            meta: send.meta,
+            offset,
+            data,
+            done: end == len,
+        };
         self.send(to, self.term, body);
     }
 
     pub(crate) fn handle_snapshot_ack(&mut self, from: NodeId, index: Index, received: u64) {
         let pr = self.progress.get_mut(&from).expect("progress");
-        let Some(send) = pr.snapshot.as_mut() else { return };
+        let Some(send) = pr.snapshot.as_mut() else {
+            return;
+        };
         if pr.state != ProgressState::Snapshot || send.meta.index != index {
             return;
         }
@@ -87,11 +98,18 @@ impl<S: Storage> Raft<S> {
             // We already have everything it covers.
             self.incoming_snapshot = None;
             let index = self.log.committed();
-            let body = MessageBody::AppendResponse { reject: false, index, hint: None };
+            let body = MessageBody::AppendResponse {
+                reject: false,
+                index,
+                hint: None,
+            };
             return self.send(from, self.term, body);
         }
         if offset == 0 {
-            self.incoming_snapshot = Some(IncomingSnapshot { meta, buf: BytesMut::new() });
+            self.incoming_snapshot = Some(IncomingSnapshot {
+                meta,
+                buf: BytesMut::new(),
+            });
         }
         let received = match self.incoming_snapshot.as_mut() {
             Some(inc) if inc.meta == meta && inc.buf.len() as u64 == offset => {
@@ -103,9 +121,22 @@ impl<S: Storage> Raft<S> {
         };
         if done && received == offset + data.len() as u64 {
             let inc = self.incoming_snapshot.take().expect("incoming snapshot");
-            return self.install_snapshot(from, Snapshot { meta, data: inc.buf.freeze() });
+            return self.install_snapshot(
+                from,
+                Snapshot {
+                    meta,
+                    data: inc.buf.freeze(),
+                },
+            );
         }
-        self.send(from, self.term, MessageBody::SnapshotResponse { index: meta.index, received });
+        self.send(
+            from,
+            self.term,
+            MessageBody::SnapshotResponse {
+                index: meta.index,
+                received,
+            },
+        );
     }
 
     fn install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
@@ -116,7 +147,11 @@ impl<S: Storage> Raft<S> {
         } else {
             self.log.restore(snapshot);
         }
-        let body = MessageBody::AppendResponse { reject: false, index: meta.index, hint: None };
+        let body = MessageBody::AppendResponse {
+            reject: false,
+            index: meta.index,
+            hint: None,
+        };
         self.send(from, self.term, body);
     }
 }

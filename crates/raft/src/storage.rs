@@ -90,20 +90,32 @@ impl Storage for MemStorage {
             return Ok(snap.term);
         }
         if index < snap.index {
-            return Err(StorageError::Compacted { index, first_index: self.first_index() });
+            return Err(StorageError::Compacted {
+                index,
+                first_index: self.first_index(),
+            });
         }
         match self.entries.get((index - self.offset()) as usize) {
             Some(e) => Ok(e.term),
-            None => Err(StorageError::Unavailable { index, last_index: self.last_index() }),
+            None => Err(StorageError::Unavailable {
+                index,
+                last_index: self.last_index(),
+            }),
         }
     }
 
     fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> StorageResult<Vec<Entry>> {
         if lo < self.first_index() {
-            return Err(StorageError::Compacted { index: lo, first_index: self.first_index() });
+            return Err(StorageError::Compacted {
+                index: lo,
+                first_index: self.first_index(),
+            });
         }
         if hi > self.last_index() + 1 {
-            return Err(StorageError::Unavailable { index: hi - 1, last_index: self.last_index() });
+            return Err(StorageError::Unavailable {
+                index: hi - 1,
+                last_index: self.last_index(),
+            });
         }
         let from = (lo - self.offset()) as usize;
         let to = (hi - self.offset()) as usize;
@@ -115,7 +127,9 @@ impl Storage for MemStorage {
     }
 
     fn append(&mut self, entries: &[Entry]) -> StorageResult<()> {
-        let Some(first) = entries.first() else { return Ok(()) };
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
         assert!(
             first.index > self.snapshot.meta.index && first.index <= self.last_index() + 1,
             "append at {} outside ({}, {}]",
@@ -123,7 +137,8 @@ impl Storage for MemStorage {
             self.snapshot.meta.index,
             self.last_index() + 1
         );
-        self.entries.truncate((first.index - self.offset()) as usize);
+        self.entries
+            .truncate((first.index - self.offset()) as usize);
         self.entries.extend_from_slice(entries);
         Ok(())
     }
@@ -136,7 +151,10 @@ impl Storage for MemStorage {
     fn install_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<()> {
         let SnapshotMeta { index, term } = snapshot.meta;
         if index <= self.snapshot.meta.index {
-            return Err(StorageError::SnapshotOutOfDate { index, current: self.snapshot.meta.index });
+            return Err(StorageError::SnapshotOutOfDate {
+                index,
+                current: self.snapshot.meta.index,
+            });
         }
         let keep = self.term(index).ok() == Some(term);
         if keep {
@@ -171,7 +189,10 @@ pub fn check_compact(current: Index, last: Index, index: Index) -> StorageResult
         return Err(StorageError::SnapshotOutOfDate { index, current });
     }
     if index > last {
-        return Err(StorageError::Unavailable { index, last_index: last });
+        return Err(StorageError::Unavailable {
+            index,
+            last_index: last,
+        });
     }
     Ok(())
 }

@@ -37,11 +37,21 @@ impl Entry {
     pub const OVERHEAD_BYTES: u64 = 24;
 
     pub fn normal(term: Term, index: Index, data: Bytes) -> Self {
-        Entry { term, index, kind: EntryKind::Normal, data }
+        Entry {
+            term,
+            index,
+            kind: EntryKind::Normal,
+            data,
+        }
     }
 
     pub fn noop(term: Term, index: Index) -> Self {
-        Entry { term, index, kind: EntryKind::Noop, data: Bytes::new() }
+        Entry {
+            term,
+            index,
+            kind: EntryKind::Noop,
+            data: Bytes::new(),
+        }
     }
 
     /// Approximate encoded size, used to bound messages.

@@ -15,7 +15,11 @@ pub(crate) struct Unstable {
 
 impl Unstable {
     pub fn new(offset: Index) -> Self {
-        Unstable { snapshot: None, entries: Vec::new(), offset }
+        Unstable {
+            snapshot: None,
+            entries: Vec::new(),
+            offset,
+        }
     }
 
     pub fn maybe_first_index(&self) -> Option<Index> {
@@ -34,7 +38,9 @@ impl Unstable {
             let snap = self.snapshot.as_ref()?;
             return (snap.meta.index == index).then_some(snap.meta.term);
         }
-        self.entries.get((index - self.offset) as usize).map(|e| e.term)
+        self.entries
+            .get((index - self.offset) as usize)
+            .map(|e| e.term)
     }
 
     /// Marks entries up to `index` (with `term`) as persisted.
@@ -47,7 +53,11 @@ impl Unstable {
     }
 
     pub fn stable_snapshot_to(&mut self, index: Index) {
-        if self.snapshot.as_ref().is_some_and(|s| s.meta.index == index) {
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.meta.index == index)
+        {
             self.snapshot = None;
         }
     }

@@ -15,7 +15,10 @@ fn single_node_elects_itself_and_commits_after_its_own_fsync() {
     assert_eq!(net.node(1).status().role, Role::Leader);
     let idx = net.node(1).propose(Bytes::from_static(b"x")).unwrap();
     let rd = net.node(1).ready();
-    assert!(rd.committed_entries.iter().all(|e| e.index < idx), "committed before persisted");
+    assert!(
+        rd.committed_entries.iter().all(|e| e.index < idx),
+        "committed before persisted"
+    );
     net.node(1).persist(&rd).unwrap();
     net.node(1).advance(rd);
     assert_eq!(net.node(1).status().commit, idx);
@@ -61,11 +64,17 @@ fn figure8_old_term_entry_is_not_committed_by_counting() {
             return false;
         }
         match &m.body {
-            MessageBody::AppendResponse { reject: false, index, .. } if m.from == 2 && *index >= 2 => {
+            MessageBody::AppendResponse {
+                reject: false,
+                index,
+                ..
+            } if m.from == 2 && *index >= 2 => {
                 node2_has_2 = true;
                 true
             }
-            MessageBody::Append { entries, .. } => !node2_has_2 || entries.iter().all(|e| e.term < 4),
+            MessageBody::Append { entries, .. } => {
+                !node2_has_2 || entries.iter().all(|e| e.term < 4)
+            }
             _ => true,
         }
     };
@@ -73,8 +82,15 @@ fn figure8_old_term_entry_is_not_committed_by_counting() {
     let leader = net.node(1).status();
     assert_eq!((leader.role, leader.term), (Role::Leader, 4));
     // A majority (nodes 1 and 2) holds 2@t2, but it is from an older term.
-    assert_eq!(net.node(2).status().last_index, 2, "setup: node 2 holds 2@t2 only");
-    assert_eq!(leader.commit, 1, "Figure 8: committed an old-term entry by counting replicas");
+    assert_eq!(
+        net.node(2).status().last_index,
+        2,
+        "setup: node 2 holds 2@t2 only"
+    );
+    assert_eq!(
+        leader.commit, 1,
+        "Figure 8: committed an old-term entry by counting replicas"
+    );
     // Once the no-op of term 4 reaches node 2, both commit.
     net.deliver_all();
     net.node(1).tick();
@@ -86,14 +102,26 @@ fn figure8_old_term_entry_is_not_committed_by_counting() {
 #[test]
 fn vote_denied_to_candidate_with_stale_log() {
     let mut net = Net::with(3, |id| {
-        let log: &[(u64, u64)] = if id == 1 { &[(1, 1)] } else { &[(1, 1), (2, 2)] };
+        let log: &[(u64, u64)] = if id == 1 {
+            &[(1, 1)]
+        } else {
+            &[(1, 1), (2, 2)]
+        };
         (config(id, 3), store_with(log, 2, 1))
     });
     net.elect(1);
     assert_ne!(net.node(1).status().role, Role::Leader);
     assert_eq!(net.sent_count("PreVote"), 2);
-    assert_eq!(net.sent_count("Vote"), 0, "a losing pre-vote must not start a real election");
-    assert_eq!(net.node(2).status().term, 2, "pre-vote must not bump anyone's term");
+    assert_eq!(
+        net.sent_count("Vote"),
+        0,
+        "a losing pre-vote must not start a real election"
+    );
+    assert_eq!(
+        net.node(2).status().term,
+        2,
+        "pre-vote must not bump anyone's term"
+    );
 }
 
 #[test]
@@ -111,10 +139,18 @@ fn fast_backtracking_skips_a_whole_conflicting_term_in_one_round_trip() {
     let rejections = net
         .sent
         .iter()
-        .filter(|m| m.from == 2 && matches!(m.body, MessageBody::AppendResponse { reject: true, .. }))
+        .filter(|m| {
+            m.from == 2 && matches!(m.body, MessageBody::AppendResponse { reject: true, .. })
+        })
         .count();
-    assert!(rejections <= 2, "{rejections} rejections to back up over one term");
-    assert_eq!(net.node(2).status().last_index, net.node(1).status().last_index);
+    assert!(
+        rejections <= 2,
+        "{rejections} rejections to back up over one term"
+    );
+    assert_eq!(
+        net.node(2).status().last_index,
+        net.node(1).status().last_index
+    );
 }
 
 #[test]
@@ -134,7 +170,10 @@ fn pipelining_bounds_appends_in_flight() {
     }
     let appends_to_2 = net.sent[before..]
         .iter()
-        .filter(|m| m.to == 2 && matches!(&m.body, MessageBody::Append { entries, .. } if !entries.is_empty()))
+        .filter(|m| {
+            m.to == 2
+                && matches!(&m.body, MessageBody::Append { entries, .. } if !entries.is_empty())
+        })
         .count();
     assert_eq!(appends_to_2, 3, "window of 3 in-flight Appends");
     // Node 3 acknowledges every one: it is pipelined, not paused.
@@ -158,7 +197,11 @@ fn proposals_between_readys_share_one_append() {
             _ => None,
         })
         .collect();
-    assert_eq!(appends, vec![50, 50], "one Append of 50 entries per follower");
+    assert_eq!(
+        appends,
+        vec![50, 50],
+        "one Append of 50 entries per follower"
+    );
 }
 
 #[test]
@@ -178,7 +221,11 @@ fn read_index_waits_for_a_heartbeat_quorum_and_batches_reads() {
     let answered = &net.read_states[&1];
     assert_eq!(answered.len(), 10);
     assert!(answered.iter().all(|r| r.index == commit));
-    assert_eq!(net.sent_count("Heartbeat") - hb_before, 2, "ten reads, one heartbeat round");
+    assert_eq!(
+        net.sent_count("Heartbeat") - hb_before,
+        2,
+        "ten reads, one heartbeat round"
+    );
 }
 
 #[test]
@@ -221,7 +268,10 @@ fn api_misuse_is_a_typed_error() {
     let mut net = Net::new(3);
     net.elect(1);
     net.deliver_all();
-    assert_eq!(net.node(2).propose(Bytes::new()), Err(RaftError::NotLeader { hint: Some(1) }));
+    assert_eq!(
+        net.node(2).propose(Bytes::new()),
+        Err(RaftError::NotLeader { hint: Some(1) })
+    );
     let applied = net.node(1).status().applied;
     assert!(matches!(
         net.node(1).compact(applied + 5, Bytes::new()),
@@ -229,7 +279,10 @@ fn api_misuse_is_a_typed_error() {
     ));
     let mut bad = config(1, 3);
     bad.peers = vec![2, 3];
-    assert!(matches!(raft::RawNode::new(bad, raft::MemStorage::new()), Err(RaftError::InvalidConfig(_))));
+    assert!(matches!(
+        raft::RawNode::new(bad, raft::MemStorage::new()),
+        Err(RaftError::InvalidConfig(_))
+    ));
 }
 
 #[test]
@@ -243,7 +296,10 @@ fn messages_from_unknown_senders_are_ignored() {
         from: 9,
         to: 2,
         term: 100,
-        body: MessageBody::Vote { last_index: 100, last_term: 100 },
+        body: MessageBody::Vote {
+            last_index: 100,
+            last_term: 100,
+        },
     });
     net.drive(2);
     assert_eq!(net.sent.len(), before);
@@ -264,13 +320,26 @@ fn snapshot_is_streamed_in_chunks_to_a_lagging_follower() {
         net.deliver(|m| m.to != 3);
     }
     let applied = net.node(1).status().applied;
-    net.node(1).compact(applied, Bytes::from(vec![7u8; 95])).unwrap();
+    net.node(1)
+        .compact(applied, Bytes::from(vec![7u8; 95]))
+        .unwrap();
     net.node(1).tick();
     net.deliver_all();
-    let chunks = net.sent.iter().filter(|m| m.to == 3 && m.body.kind() == "Snapshot").count();
+    let chunks = net
+        .sent
+        .iter()
+        .filter(|m| m.to == 3 && m.body.kind() == "Snapshot")
+        .count();
     assert_eq!(chunks, 10, "95 bytes in 10-byte chunks");
     assert_eq!(net.node(3).status().snapshot_index, applied);
-    assert_eq!(net.node(3).storage().snapshot().map(|s| s.data.len()).unwrap(), 95);
+    assert_eq!(
+        net.node(3)
+            .storage()
+            .snapshot()
+            .map(|s| s.data.len())
+            .unwrap(),
+        95
+    );
     net.node(1).tick();
     net.deliver_all();
     assert_eq!(net.node(3).status().commit, net.node(1).status().commit);
@@ -288,7 +357,10 @@ fn new_leader_answers_reads_only_after_its_noop_commits() {
     net.node(1).read_index(5).unwrap();
     net.node(1).tick();
     net.deliver(|m| !matches!(m.body, MessageBody::AppendResponse { .. }));
-    assert!(net.read_states.get(&1).is_none_or(|r| r.is_empty()), "answered before the no-op committed");
+    assert!(
+        net.read_states.get(&1).is_none_or(|r| r.is_empty()),
+        "answered before the no-op committed"
+    );
     // Heartbeat responses make the leader retry the Appends; now let them through.
     net.node(1).tick();
     net.deliver_all();

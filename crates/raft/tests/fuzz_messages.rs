@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use raft::{Config, Entry, EntryKind, MemStorage, Message, MessageBody, RawNode, RejectHint, SnapshotMeta};
+use raft::{
+    Config, Entry, EntryKind, MemStorage, Message, MessageBody, RawNode, RejectHint, SnapshotMeta,
+};
 
 #[derive(Clone, Debug)]
 enum Input {
@@ -18,7 +20,12 @@ enum Input {
 fn entries() -> impl Strategy<Value = Vec<Entry>> {
     (0u64..8, 0u64..6, 0usize..4).prop_map(|(start, term, n)| {
         (0..n as u64)
-            .map(|i| Entry { term: term + i / 2, index: start + 1 + i, kind: EntryKind::Normal, data: Bytes::new() })
+            .map(|i| Entry {
+                term: term + i / 2,
+                index: start + 1 + i,
+                kind: EntryKind::Normal,
+                data: Bytes::new(),
+            })
             .collect()
     })
 }
@@ -27,35 +34,70 @@ fn body() -> impl Strategy<Value = MessageBody> {
     let idx = 0u64..10;
     let term = 0u64..7;
     prop_oneof![
-        (idx.clone(), term.clone()).prop_map(|(last_index, last_term)| MessageBody::PreVote { last_index, last_term }),
-        any::<bool>().prop_map(|reject| MessageBody::PreVoteResponse { reject }),
-        (idx.clone(), term.clone()).prop_map(|(last_index, last_term)| MessageBody::Vote { last_index, last_term }),
-        any::<bool>().prop_map(|reject| MessageBody::VoteResponse { reject }),
-        (idx.clone(), term.clone(), entries(), idx.clone()).prop_map(|(prev_index, prev_term, entries, commit)| {
-            let entries = entries
-                .into_iter()
-                .enumerate()
-                .map(|(i, mut e)| {
-                    e.index = prev_index + 1 + i as u64;
-                    e
-                })
-                .collect();
-            MessageBody::Append { prev_index, prev_term, entries, commit }
+        (idx.clone(), term.clone()).prop_map(|(last_index, last_term)| MessageBody::PreVote {
+            last_index,
+            last_term
         }),
-        (any::<bool>(), idx.clone(), proptest::option::of((proptest::option::of(term.clone()), idx.clone())))
+        any::<bool>().prop_map(|reject| MessageBody::PreVoteResponse { reject }),
+        (idx.clone(), term.clone()).prop_map(|(last_index, last_term)| MessageBody::Vote {
+            last_index,
+            last_term
+        }),
+        any::<bool>().prop_map(|reject| MessageBody::VoteResponse { reject }),
+        (idx.clone(), term.clone(), entries(), idx.clone()).prop_map(
+            |(prev_index, prev_term, entries, commit)| {
+                let entries = entries
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut e)| {
+                        e.index = prev_index + 1 + i as u64;
+                        e
+                    })
+                    .collect();
+                MessageBody::Append {
+                    prev_index,
+                    prev_term,
+                    entries,
+                    commit,
+                }
+            }
+        ),
+        (
+            any::<bool>(),
+            idx.clone(),
+            proptest::option::of((proptest::option::of(term.clone()), idx.clone()))
+        )
             .prop_map(|(reject, index, hint)| MessageBody::AppendResponse {
                 reject,
                 index,
-                hint: hint.map(|(conflict_term, conflict_index)| RejectHint { conflict_term, conflict_index }),
+                hint: hint.map(|(conflict_term, conflict_index)| RejectHint {
+                    conflict_term,
+                    conflict_index
+                }),
             }),
-        (idx.clone(), 0u64..4).prop_map(|(commit, read_round)| MessageBody::Heartbeat { commit, read_round }),
+        (idx.clone(), 0u64..4)
+            .prop_map(|(commit, read_round)| MessageBody::Heartbeat { commit, read_round }),
         (0u64..4).prop_map(|read_round| MessageBody::HeartbeatResponse { read_round }),
-        (idx.clone(), term.clone(), 0u64..20, 0usize..12, any::<bool>()).prop_map(|(index, term, offset, len, done)| {
-            MessageBody::Snapshot { meta: SnapshotMeta { index, term }, offset, data: Bytes::from(vec![1; len]), done }
-        }),
-        (idx.clone(), 0u64..30).prop_map(|(index, received)| MessageBody::SnapshotResponse { index, received }),
+        (
+            idx.clone(),
+            term.clone(),
+            0u64..20,
+            0usize..12,
+            any::<bool>()
+        )
+            .prop_map(|(index, term, offset, len, done)| {
+                MessageBody::Snapshot {
+                    meta: SnapshotMeta { index, term },
+                    offset,
+                    data: Bytes::from(vec![1; len]),
+                    done,
+                }
+            }),
+        (idx.clone(), 0u64..30)
+            .prop_map(|(index, received)| MessageBody::SnapshotResponse { index, received }),
         (0u64..5).prop_map(|ctx| MessageBody::ReadIndex { ctx }),
-        (0u64..5, proptest::option::of(idx)).prop_map(|(ctx, index)| MessageBody::ReadIndexResponse { ctx, index }),
+        (0u64..5, proptest::option::of(idx))
+            .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse { ctx, index }),
     ]
 }
 

@@ -27,7 +27,11 @@ struct World {
 impl World {
     fn run(&mut self, line: &str, out: &mut String) {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let arg = |i: usize| -> u64 { words[i].parse().unwrap_or_else(|_| panic!("bad number in `{line}`")) };
+        let arg = |i: usize| -> u64 {
+            words[i]
+                .parse()
+                .unwrap_or_else(|_| panic!("bad number in `{line}`"))
+        };
         match words[0] {
             "nodes" => {
                 self.net = Net::new(arg(1));
@@ -68,7 +72,10 @@ impl World {
             "compact" => {
                 let id = arg(1);
                 let applied = self.net.node(id).status().applied;
-                let r = self.net.node(id).compact(applied, Bytes::from_static(b"snapshot"));
+                let r = self
+                    .net
+                    .node(id)
+                    .compact(applied, Bytes::from_static(b"snapshot"));
                 writeln!(out, "compact to {applied}: {r:?}").unwrap();
             }
             "status" => {
@@ -78,7 +85,13 @@ impl World {
                     writeln!(
                         out,
                         "{id}: {:?} term={} leader={:?} commit={} applied={} last={} snap={}",
-                        s.role, s.term, s.leader, s.commit, s.applied, s.last_index, s.snapshot_index
+                        s.role,
+                        s.term,
+                        s.leader,
+                        s.commit,
+                        s.applied,
+                        s.last_index,
+                        s.snapshot_index
                     )
                     .unwrap();
                 }
@@ -86,7 +99,10 @@ impl World {
                     .net
                     .read_states
                     .iter()
-                    .flat_map(|(id, rs)| rs.iter().map(move |r| format!("{id}:ctx{}@{}", r.ctx, r.index)))
+                    .flat_map(|(id, rs)| {
+                        rs.iter()
+                            .map(move |r| format!("{id}:ctx{}@{}", r.ctx, r.index))
+                    })
                     .collect();
                 if !reads.is_empty() {
                     writeln!(out, "reads answered: {}", reads.join(" ")).unwrap();
@@ -116,7 +132,10 @@ impl World {
 
 fn run_file(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
-    let mut world = World { net: Net::new(3), isolated: BTreeSet::new() };
+    let mut world = World {
+        net: Net::new(3),
+        isolated: BTreeSet::new(),
+    };
     let mut rendered = String::new();
     for line in text.lines() {
         if let Some(cmd) = line.strip_prefix("> ") {
@@ -131,8 +150,13 @@ fn run_file(path: &Path) {
         return;
     }
     if rendered != text {
-        let (exp, got): (Vec<&str>, Vec<&str>) = (text.lines().collect(), rendered.lines().collect());
-        let at = exp.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(exp.len().min(got.len()));
+        let (exp, got): (Vec<&str>, Vec<&str>) =
+            (text.lines().collect(), rendered.lines().collect());
+        let at = exp
+            .iter()
+            .zip(&got)
+            .position(|(a, b)| a != b)
+            .unwrap_or(exp.len().min(got.len()));
         panic!(
             "{}: transcript differs at line {}\nexpected: {:?}\n     got: {:?}\n(UPDATE_GOLDEN=1 rewrites)",
             path.display(),
@@ -146,7 +170,10 @@ fn run_file(path: &Path) {
 #[test]
 fn golden_transcripts() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(!files.is_empty(), "no transcripts in {}", dir.display());
     for f in files {

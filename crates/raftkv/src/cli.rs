@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "raftkv", version, about = "A linearizable key-value store on Raft that speaks RESP (the Redis protocol).")]
+#[command(
+    name = "raftkv",
+    version,
+    about = "A linearizable key-value store on Raft that speaks RESP (the Redis protocol)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
@@ -20,13 +24,31 @@ pub enum Cmd {
     /// Start a local cluster of N `raftkv server` processes on 127.0.0.1; Ctrl-C stops them.
     Cluster(ClusterArgs),
     /// Print KEY's value (`(nil)` when missing).
-    Get { key: String, #[command(flatten)] ep: Endpoints },
+    Get {
+        key: String,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
     /// Set KEY to VALUE.
-    Put { key: String, value: String, #[command(flatten)] ep: Endpoints },
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
     /// Append VALUE to KEY's value; prints the new length.
-    Append { key: String, value: String, #[command(flatten)] ep: Endpoints },
+    Append {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
     /// Delete KEY; prints 1 if it existed, else 0.
-    Del { key: String, #[command(flatten)] ep: Endpoints },
+    Del {
+        key: String,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
     /// Per node: id, role, term, leader, commit, applied, last index, snapshot index.
     Status(Endpoints),
     /// Load generator: N clients for S seconds; prints throughput and latency percentiles.

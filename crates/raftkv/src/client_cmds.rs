@@ -49,7 +49,10 @@ fn print_reply(reply: Frame) -> Result<(), String> {
 
 async fn status(endpoints: &[String]) -> Result<(), String> {
     let mut any_ok = false;
-    println!("{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}", "endpoint", "id", "role", "term", "leader", "commit", "applied", "last", "snapshot");
+    println!(
+        "{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
+        "endpoint", "id", "role", "term", "leader", "commit", "applied", "last", "snapshot"
+    );
     for ep in endpoints {
         let info = match Client::connect(ep).await {
             Ok(mut c) => c.call(&["INFO", "raft"]).await.map_err(|e| e.to_string()),
@@ -62,7 +65,15 @@ async fn status(endpoints: &[String]) -> Result<(), String> {
                 let g = |k: &str| f.get(k).cloned().unwrap_or_default();
                 println!(
                     "{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
-                    ep, g("id"), g("role"), g("term"), g("leader"), g("commit"), g("applied"), g("last_index"), g("snapshot_index")
+                    ep,
+                    g("id"),
+                    g("role"),
+                    g("term"),
+                    g("leader"),
+                    g("commit"),
+                    g("applied"),
+                    g("last_index"),
+                    g("snapshot_index")
                 );
             }
             Ok(other) => println!("{ep:<22} unexpected reply {other:?}"),

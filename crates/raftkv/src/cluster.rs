@@ -41,20 +41,37 @@ pub fn run(a: ClusterArgs) -> Result<(), String> {
     }
     let top = u32::from(a.base_port) + 10_000 + a.nodes as u32 - 1;
     if top > 65_535 || a.base_port == 0 {
-        return Err(format!("--base-port {} leaves no room for {} client ports and peer ports (+10000)", a.base_port, a.nodes));
+        return Err(format!(
+            "--base-port {} leaves no room for {} client ports and peer ports (+10000)",
+            a.base_port, a.nodes
+        ));
     }
     let dir = a.data_dir.clone().unwrap_or_else(default_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the raftkv executable: {e}"))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the raftkv executable: {e}"))?;
     let port = |i: u64, off: u32| u32::from(a.base_port) + off + i as u32 - 1;
-    let cluster: Vec<String> = (1..=a.nodes).map(|i| format!("{i}=127.0.0.1:{}", port(i, 10_000))).collect();
+    let cluster: Vec<String> = (1..=a.nodes)
+        .map(|i| format!("{i}=127.0.0.1:{}", port(i, 10_000)))
+        .collect();
     let cluster = cluster.join(",");
     let mut children = Children(Vec::new());
     println!("data directory: {}", dir.display());
     for i in 1..=a.nodes {
         let listen = format!("127.0.0.1:{}", port(i, 0));
         let child = Command::new(&exe)
-            .args(["server", "--id", &i.to_string(), "--cluster", &cluster, "--listen", &listen, "--log-level", &a.log_level])
+            .args([
+                "server",
+                "--id",
+                &i.to_string(),
+                "--cluster",
+                &cluster,
+                "--listen",
+                &listen,
+                "--log-level",
+                &a.log_level,
+            ])
             .arg("--data-dir")
             .arg(dir.join(format!("node-{i}")))
             .stdin(Stdio::null())
@@ -101,6 +118,9 @@ fn relay(node: u64, from: Option<impl Read + Send + 'static>) {
 }
 
 fn default_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     std::env::temp_dir().join(format!("raftkv-{}-{nanos:x}", std::process::id()))
 }

@@ -155,8 +155,15 @@ impl Event {
             Act::Heal { id } => format!("heal net#{id}"),
             Act::HealAll => "HEAL ALL".to_string(),
         };
-        let majority = if self.faulty.len() as u64 > (n - 1) / 2 { "  MAJORITY FAULTY" } else { "" };
-        format!("{:>7} ms  {what:<40} faulty {:?}{majority}", self.at_ms, self.faulty)
+        let majority = if self.faulty.len() as u64 > (n - 1) / 2 {
+            "  MAJORITY FAULTY"
+        } else {
+            ""
+        };
+        format!(
+            "{:>7} ms  {what:<40} faulty {:?}{majority}",
+            self.at_ms, self.faulty
+        )
     }
 }
 
@@ -214,14 +221,23 @@ fn schedule(rng: &mut Rng, n: u64, secs: u64, election_ms: u64) -> Vec<Event> {
     let ids: Vec<u64> = (1..=n).collect();
     let minority = (n - 1) / 2;
     let end = WARMUP_MS + secs * 1000;
-    let mut st = FaultState { n, killed: BTreeSet::new(), stopped: BTreeSet::new(), net: BTreeMap::new() };
+    let mut st = FaultState {
+        n,
+        killed: BTreeSet::new(),
+        stopped: BTreeSet::new(),
+        net: BTreeMap::new(),
+    };
     let mut events: Vec<Event> = Vec::new();
     // Scheduled recoveries: (at, act).
     let mut pending: Vec<(u64, Act)> = Vec::new();
     let mut net_ids = 0usize;
     let mut push = |st: &mut FaultState, at_ms: u64, act: Act| {
         st.apply(&act);
-        events.push(Event { at_ms, act, faulty: st.faulty() });
+        events.push(Event {
+            at_ms,
+            act,
+            faulty: st.faulty(),
+        });
     };
     let mut t = WARMUP_MS;
     while t < end {
@@ -244,7 +260,11 @@ fn schedule(rng: &mut Rng, n: u64, secs: u64, election_ms: u64) -> Vec<Event> {
         } else {
             // Each draw makes one candidate fault; it goes in if it keeps a
             // majority healthy, or (rarely) anyway, briefly.
-            let running: Vec<u64> = ids.iter().copied().filter(|i| !st.killed.contains(i) && !st.stopped.contains(i)).collect();
+            let running: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|i| !st.killed.contains(i) && !st.stopped.contains(i))
+                .collect();
             let kind = rng.below(100);
             let (act, mut dur, victims): (Act, u64, BTreeSet<u64>) = match kind {
                 0..=19 if !running.is_empty() => {
@@ -254,14 +274,32 @@ fn schedule(rng: &mut Rng, n: u64, secs: u64, election_ms: u64) -> Vec<Event> {
                 20..=39 if !running.is_empty() => {
                     let v = rng.pick(&running);
                     // Some pauses end before an election timeout, most after.
-                    let d = if rng.chance(35) { rng.range(30, election_ms - 30) } else { rng.range(2 * election_ms, 4000) };
+                    let d = if rng.chance(35) {
+                        rng.range(30, election_ms - 30)
+                    } else {
+                        rng.range(2 * election_ms, 4000)
+                    };
                     (Act::Stop(v), d, [v].into())
                 }
                 40..=59 => {
                     let v = rng.pick(&ids);
-                    let links = ids.iter().filter(|&&o| o != v).flat_map(|&o| [(v, o), (o, v)]).collect();
-                    let how = if rng.chance(50) { Fault::Blackhole } else { Fault::Refuse };
-                    let act = Act::Cut { id: net_ids + 1, what: format!("isolate {v}"), links, how, affected: [v].into() };
+                    let links = ids
+                        .iter()
+                        .filter(|&&o| o != v)
+                        .flat_map(|&o| [(v, o), (o, v)])
+                        .collect();
+                    let how = if rng.chance(50) {
+                        Fault::Blackhole
+                    } else {
+                        Fault::Refuse
+                    };
+                    let act = Act::Cut {
+                        id: net_ids + 1,
+                        what: format!("isolate {v}"),
+                        links,
+                        how,
+                        affected: [v].into(),
+                    };
                     (act, rng.range(500, 5000), [v].into())
                 }
                 60..=79 => {
@@ -269,26 +307,59 @@ fn schedule(rng: &mut Rng, n: u64, secs: u64, election_ms: u64) -> Vec<Event> {
                     rng.shuffle(&mut shuffled);
                     let k = rng.range(1, n / 2) as usize;
                     let (a, b) = shuffled.split_at(k);
-                    let (a, b): (BTreeSet<u64>, BTreeSet<u64>) = (a.iter().copied().collect(), b.iter().copied().collect());
-                    let links = a.iter().flat_map(|&x| b.iter().flat_map(move |&y| [(x, y), (y, x)])).collect();
-                    let how = if rng.chance(50) { Fault::Blackhole } else { Fault::Refuse };
-                    let act = Act::Cut { id: net_ids + 1, what: format!("split {a:?} | {b:?}"), links, how, affected: a.clone() };
+                    let (a, b): (BTreeSet<u64>, BTreeSet<u64>) =
+                        (a.iter().copied().collect(), b.iter().copied().collect());
+                    let links = a
+                        .iter()
+                        .flat_map(|&x| b.iter().flat_map(move |&y| [(x, y), (y, x)]))
+                        .collect();
+                    let how = if rng.chance(50) {
+                        Fault::Blackhole
+                    } else {
+                        Fault::Refuse
+                    };
+                    let act = Act::Cut {
+                        id: net_ids + 1,
+                        what: format!("split {a:?} | {b:?}"),
+                        links,
+                        how,
+                        affected: a.clone(),
+                    };
                     (act, rng.range(500, 5000), a)
                 }
                 _ => {
                     // One-way: a single link, a node nobody hears, or a node that hears nobody.
                     let v = rng.pick(&ids);
                     let others: Vec<u64> = ids.iter().copied().filter(|&o| o != v).collect();
-                    let (what, links, affected): (String, Vec<(u64, u64)>, BTreeSet<u64>) = match rng.below(3) {
-                        0 => {
-                            let w = rng.pick(&others);
-                            (format!("one-way {v}->{w}"), vec![(v, w)], [w].into())
-                        }
-                        1 => (format!("one-way {v}->all"), others.iter().map(|&o| (v, o)).collect(), [v].into()),
-                        _ => (format!("one-way all->{v}"), others.iter().map(|&o| (o, v)).collect(), [v].into()),
+                    let (what, links, affected): (String, Vec<(u64, u64)>, BTreeSet<u64>) =
+                        match rng.below(3) {
+                            0 => {
+                                let w = rng.pick(&others);
+                                (format!("one-way {v}->{w}"), vec![(v, w)], [w].into())
+                            }
+                            1 => (
+                                format!("one-way {v}->all"),
+                                others.iter().map(|&o| (v, o)).collect(),
+                                [v].into(),
+                            ),
+                            _ => (
+                                format!("one-way all->{v}"),
+                                others.iter().map(|&o| (o, v)).collect(),
+                                [v].into(),
+                            ),
+                        };
+                    let how = if rng.chance(50) {
+                        Fault::Blackhole
+                    } else {
+                        Fault::Refuse
                     };
-                    let how = if rng.chance(50) { Fault::Blackhole } else { Fault::Refuse };
-                    let act = Act::Cut { id: net_ids + 1, what, links, how, affected: affected.clone() };
+                    let act = Act::Cut {
+                        id: net_ids + 1,
+                        what,
+                        links,
+                        how,
+                        affected: affected.clone(),
+                    };
                     (act, rng.range(500, 5000), affected)
                 }
             };
@@ -417,7 +488,10 @@ impl World {
     fn reap(&mut self, now_us: u64) {
         for i in 1..=self.n {
             if let Some(status) = self.c.exited(i) {
-                eprintln!("!!! node {i} exited on its own at {} ms: {status}", now_us / 1000);
+                eprintln!(
+                    "!!! node {i} exited on its own at {} ms: {status}",
+                    now_us / 1000
+                );
                 self.crashes.push((i, now_us, status.to_string()));
                 self.stopped.remove(&i);
             }
@@ -448,13 +522,17 @@ enum Sent {
 
 async fn call_within(endpoint: &str, args: &[&[u8]], within: Duration) -> Sent {
     let fut = async {
-        let Ok(mut c) = Client::connect(endpoint).await else { return Sent::Not };
+        let Ok(mut c) = Client::connect(endpoint).await else {
+            return Sent::Not;
+        };
         match c.call(args).await {
             Ok(f) => Sent::Reply(f),
             Err(_) => Sent::Lost,
         }
     };
-    tokio::time::timeout(within, fut).await.unwrap_or(Sent::Lost)
+    tokio::time::timeout(within, fut)
+        .await
+        .unwrap_or(Sent::Lost)
 }
 
 fn key_name(epoch: u64, k: u64) -> String {
@@ -479,12 +557,22 @@ fn spawn_client(
             let op = rng.below(100);
             // A tenth of the reads look at an older epoch's key (stale reads
             // of keys nobody writes any more).
-            let key_epoch = if op >= 65 && epoch > 0 && rng.chance(10) { rng.below(epoch) } else { epoch };
+            let key_epoch = if op >= 65 && epoch > 0 && rng.chance(10) {
+                rng.below(epoch)
+            } else {
+                epoch
+            };
             let key = key_name(key_epoch, rng.below(KEYS_PER_EPOCH));
             let val = format!("c{cl}.{i};");
             let (input, args): (KvInput, Vec<&[u8]>) = match op {
-                0..=44 => (KvInput::put(key.clone(), val.clone()), vec![b"SET", key.as_bytes(), val.as_bytes()]),
-                45..=56 => (KvInput::append(key.clone(), val.clone()), vec![b"APPEND", key.as_bytes(), val.as_bytes()]),
+                0..=44 => (
+                    KvInput::put(key.clone(), val.clone()),
+                    vec![b"SET", key.as_bytes(), val.as_bytes()],
+                ),
+                45..=56 => (
+                    KvInput::append(key.clone(), val.clone()),
+                    vec![b"APPEND", key.as_bytes(), val.as_bytes()],
+                ),
                 57..=64 => (KvInput::delete(key.clone()), vec![b"DEL", key.as_bytes()]),
                 _ => (KvInput::get(key.clone()), vec![b"GET", key.as_bytes()]),
             };
@@ -498,11 +586,19 @@ fn spawn_client(
             let ret = micros(t0);
             let out = match (&input, &reply) {
                 (KvInput::Put { .. }, Some(Frame::Simple(s))) if s == "OK" => Some(KvOutput::Put),
-                (KvInput::Append { .. }, Some(Frame::Integer(n))) => Some(KvOutput::Append(Some(*n as u64))),
-                (KvInput::Delete { .. }, Some(Frame::Integer(n @ (0 | 1)))) => Some(KvOutput::Delete(Some(*n == 1))),
+                (KvInput::Append { .. }, Some(Frame::Integer(n))) => {
+                    Some(KvOutput::Append(Some(*n as u64)))
+                }
+                (KvInput::Delete { .. }, Some(Frame::Integer(n @ (0 | 1)))) => {
+                    Some(KvOutput::Delete(Some(*n == 1)))
+                }
                 (KvInput::Get { .. }, Some(Frame::Bulk(b))) => Some(KvOutput::Get(Some(b.clone()))),
                 (KvInput::Get { .. }, Some(Frame::Null)) => Some(KvOutput::Get(None)),
-                (KvInput::Get { .. }, Some(Frame::Error(e))) if e.starts_with("CLUSTERDOWN") || e.starts_with("TIMEOUT") => None,
+                (KvInput::Get { .. }, Some(Frame::Error(e)))
+                    if e.starts_with("CLUSTERDOWN") || e.starts_with("TIMEOUT") =>
+                {
+                    None
+                }
                 (_, Some(Frame::Error(e))) if e.starts_with("CLUSTERDOWN") => {
                     // Definitely not applied: not part of the history.
                     log.refused.push((key.clone(), val.clone()));
@@ -555,13 +651,23 @@ impl Drop for RunDir {
 }
 
 fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
+    std::env::var(name).ok().map(|v| {
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
+    })
 }
 
 /// Longest time without any completed operation while at most a minority
 /// was faulty, after a grace period of `grace_us` following each time a
 /// majority was faulty (and following the start).
-fn longest_stall(completions: &[u64], events: &[(u64, Event)], minority: u64, grace_us: u64, until: u64) -> (u64, u64) {
+fn longest_stall(
+    completions: &[u64],
+    events: &[(u64, Event)],
+    minority: u64,
+    grace_us: u64,
+    until: u64,
+) -> (u64, u64) {
     // Intervals [from, to) excused: majority faulty, plus the grace after.
     let mut excused: Vec<(u64, u64)> = vec![(0, grace_us)];
     let mut open: Option<u64> = None;
@@ -588,7 +694,11 @@ fn longest_stall(completions: &[u64], events: &[(u64, Event)], minority: u64, gr
         // The gap's length outside excused intervals.
         let mut covered = 0;
         let mut cursor = a;
-        let mut ex: Vec<(u64, u64)> = excused.iter().map(|&(f, t)| (f.max(a), t.min(b))).filter(|(f, t)| f < t).collect();
+        let mut ex: Vec<(u64, u64)> = excused
+            .iter()
+            .map(|&(f, t)| (f.max(a), t.min(b)))
+            .filter(|(f, t)| f < t)
+            .collect();
         ex.sort_unstable();
         for (f, t) in ex {
             let f = f.max(cursor);
@@ -643,7 +753,9 @@ async fn make_leader(w: &World, x: u64, ids: &[u64]) -> u64 {
 async fn nemesis() {
     let _g = serial();
     let seed = env_u64("NEMESIS_SEED").unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
         (t.as_nanos() as u64 ^ (std::process::id() as u64) << 32) % 1_000_000_000
     });
     let secs = env_u64("NEMESIS_SECS").unwrap_or(15);
@@ -664,11 +776,14 @@ async fn nemesis() {
     let request_ms = flag_rng.pick(&[1000, 2000]);
     let snapshot_bytes = flag_rng.pick(&[8192, 32768, 1 << 20]);
     let client_timeout = Duration::from_millis(request_ms) + CLIENT_SLACK;
-    let flags: Vec<String> =
-        [("--election-timeout-ms", election_ms), ("--request-timeout-ms", request_ms), ("--snapshot-threshold-bytes", snapshot_bytes)]
-            .iter()
-            .flat_map(|(f, v)| [f.to_string(), v.to_string()])
-            .collect();
+    let flags: Vec<String> = [
+        ("--election-timeout-ms", election_ms),
+        ("--request-timeout-ms", request_ms),
+        ("--snapshot-threshold-bytes", snapshot_bytes),
+    ]
+    .iter()
+    .flat_map(|(f, v)| [f.to_string(), v.to_string()])
+    .collect();
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     eprintln!("server flags: {}", flags.join(" "));
     let events = schedule(&mut sched_rng, n, secs, election_ms);
@@ -678,16 +793,22 @@ async fn nemesis() {
     }
     eprintln!("fault schedule ({} events):\n{plan}", events.len());
 
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("nemesis-{seed}-{}", std::process::id()));
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("nemesis-{seed}-{}", std::process::id()));
     std::fs::create_dir_all(&path).unwrap();
-    let run_dir = RunDir { path: path.clone(), replay };
+    let run_dir = RunDir {
+        path: path.clone(),
+        replay,
+    };
     std::fs::write(path.join("schedule.txt"), &plan).unwrap();
 
     // Proxies first (they hold their ports), then node ports below the
     // ephemeral range (a restarted node must find its ports free).
     let ids: Vec<u64> = (1..=n).collect();
     let mut net = Net::bind(&ids).await;
-    let mut c = Cluster::with_layout(n, &flags, &path, || port_below_ephemeral(|| port_rng.range(16_000, 31_999) as u16));
+    let mut c = Cluster::with_layout(n, &flags, &path, || {
+        port_below_ephemeral(|| port_rng.range(16_000, 31_999) as u16)
+    });
     c.log_level = "info".into();
     c.log_dir = Some(path.clone());
     net.start(|j| c.nodes[j as usize - 1].peer.clone());
@@ -695,7 +816,15 @@ async fn nemesis() {
         c.set_view(id, |j| net.addr(id, j));
         c.spawn(id);
     }
-    let mut w = World { c, net, n, stopped: BTreeSet::new(), cuts: BTreeMap::new(), cut_now: BTreeSet::new(), crashes: Vec::new() };
+    let mut w = World {
+        c,
+        net,
+        n,
+        stopped: BTreeSet::new(),
+        cuts: BTreeMap::new(),
+        cut_now: BTreeSet::new(),
+        crashes: Vec::new(),
+    };
     w.c.wait_leader(&ids, Duration::from_secs(15)).await;
 
     // Clients.
@@ -703,7 +832,18 @@ async fn nemesis() {
     let stop = Arc::new(AtomicBool::new(false));
     let eps: Vec<String> = ids.iter().map(|&i| w.c.endpoint(i)).collect();
     let n_clients = client_rng.range(6, 9);
-    let clients: Vec<_> = (0..n_clients).map(|cl| spawn_client(cl, client_rng.fork(cl), eps.clone(), client_timeout, stop.clone(), t0)).collect();
+    let clients: Vec<_> = (0..n_clients)
+        .map(|cl| {
+            spawn_client(
+                cl,
+                client_rng.fork(cl),
+                eps.clone(),
+                client_timeout,
+                stop.clone(),
+                t0,
+            )
+        })
+        .collect();
 
     // The nemesis.
     let mut executed: Vec<(u64, Event)> = Vec::new();
@@ -751,34 +891,56 @@ async fn nemesis() {
         let mut tries = 0;
         let state = loop {
             tries += 1;
-            assert!(tries <= 5, "node {id} did not stay leader through its final reads");
+            assert!(
+                tries <= 5,
+                "node {id} did not stay leader through its final reads"
+            );
             let term = make_leader(&w, id, &ids).await;
             let mut state = BTreeMap::new();
             for key in &keys {
                 let deadline = Instant::now() + Duration::from_secs(20);
                 loop {
                     let call = micros(t0);
-                    let value = match call_within(&w.c.endpoint(id), &[b"GET".as_slice(), key.as_ref()], client_timeout).await {
+                    let value = match call_within(
+                        &w.c.endpoint(id),
+                        &[b"GET".as_slice(), key.as_ref()],
+                        client_timeout,
+                    )
+                    .await
+                    {
                         Sent::Reply(Frame::Bulk(b)) => Some(b),
                         Sent::Reply(Frame::Null) => None,
                         Sent::Reply(other) => {
-                            assert!(Instant::now() < deadline, "final read of {key:?} via node {id} failed for 20 s: {other:?}");
+                            assert!(
+                                Instant::now() < deadline,
+                                "final read of {key:?} via node {id} failed for 20 s: {other:?}"
+                            );
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
                         _ => {
-                            assert!(Instant::now() < deadline, "final read of {key:?} via node {id} failed for 20 s: no reply");
+                            assert!(
+                                Instant::now() < deadline,
+                                "final read of {key:?} via node {id} failed for 20 s: no reply"
+                            );
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
                     };
-                    history.push(Operation::returned(1000 + id, KvInput::get(key.clone()), call, micros(t0), KvOutput::Get(value.clone())));
+                    history.push(Operation::returned(
+                        1000 + id,
+                        KvInput::get(key.clone()),
+                        call,
+                        micros(t0),
+                        KvOutput::Get(value.clone()),
+                    ));
                     state.insert(key.clone(), value);
                     break;
                 }
             }
             let info = w.c.info(id).await.unwrap_or_default();
-            if info.get("role").map(String::as_str) == Some("leader") && num(&info, "term") == term {
+            if info.get("role").map(String::as_str) == Some("leader") && num(&info, "term") == term
+            {
                 break state;
             }
         };
@@ -795,14 +957,30 @@ async fn nemesis() {
     std::fs::write(path.join("history.txt"), &dump).unwrap();
     let mut exec_log = String::new();
     for (at, e) in &executed {
-        let _ = writeln!(exec_log, "{:>7} ms (planned {:>6})  {}", at / 1000, e.at_ms, e.line(n));
+        let _ = writeln!(
+            exec_log,
+            "{:>7} ms (planned {:>6})  {}",
+            at / 1000,
+            e.at_ms,
+            e.line(n)
+        );
     }
     std::fs::write(path.join("executed.txt"), &exec_log).unwrap();
 
     let total = history.len();
-    let unknown_writes = history.iter().filter(|o| o.is_unknown() && !matches!(o.input, KvInput::Get { .. })).count();
-    let failed_reads = history.iter().filter(|o| o.is_unknown() && matches!(o.input, KvInput::Get { .. })).count();
-    let completed: Vec<u64> = history.iter().filter_map(|o| o.return_time()).filter(|&t| t < stopped_at).collect();
+    let unknown_writes = history
+        .iter()
+        .filter(|o| o.is_unknown() && !matches!(o.input, KvInput::Get { .. }))
+        .count();
+    let failed_reads = history
+        .iter()
+        .filter(|o| o.is_unknown() && matches!(o.input, KvInput::Get { .. }))
+        .count();
+    let completed: Vec<u64> = history
+        .iter()
+        .filter_map(|o| o.return_time())
+        .filter(|&t| t < stopped_at)
+        .collect();
     let after_heal = completed.iter().filter(|&&t| t > healed_at).count();
     let (stall, stall_at) = longest_stall(&completed, &executed, minority, 3_000_000, healed_at);
     eprintln!(
@@ -816,21 +994,41 @@ async fn nemesis() {
     );
 
     // (2) no crash.
-    assert!(w.crashes.is_empty(), "node processes died on their own: {:?}", w.crashes);
+    assert!(
+        w.crashes.is_empty(),
+        "node processes died on their own: {:?}",
+        w.crashes
+    );
     // (1) linearizable, decisively.
-    let report = check_with(&lincheck::KvModel, &history, &CheckOptions { max_steps_per_partition: 50_000_000 });
+    let report = check_with(
+        &lincheck::KvModel,
+        &history,
+        &CheckOptions {
+            max_steps_per_partition: 50_000_000,
+        },
+    );
     eprintln!("lincheck: {:?}", report.stats);
     if let Some(v) = report.result.violation() {
         // Did a refused write take effect?
-        let refused_tokens: BTreeMap<&str, &str> = refused.iter().map(|(k, v)| (v.as_str(), k.as_str())).collect();
+        let refused_tokens: BTreeMap<&str, &str> = refused
+            .iter()
+            .map(|(k, v)| (v.as_str(), k.as_str()))
+            .collect();
         for (tok, idx) in read_tokens(&history) {
             if let Some(k) = refused_tokens.get(tok.as_str()) {
-                eprintln!("!!! {tok} was answered -CLUSTERDOWN (key {k}) yet read by op #{idx}: {}", describe(idx, &history[idx]));
+                eprintln!(
+                    "!!! {tok} was answered -CLUSTERDOWN (key {k}) yet read by op #{idx}: {}",
+                    describe(idx, &history[idx])
+                );
             }
         }
         panic!("NOT LINEARIZABLE (seed {seed}):\n{}", v.explanation());
     }
-    assert!(report.result.is_ok(), "checker undecided on {total} ops: {:?}", report.result);
+    assert!(
+        report.result.is_ok(),
+        "checker undecided on {total} ops: {:?}",
+        report.result
+    );
     assert!(unexpected.is_empty(), "unexpected replies: {unexpected:#?}");
     // (3) convergence: the same state machine on every node, and the same
     // indexes.
@@ -839,7 +1037,13 @@ async fn nemesis() {
         let diff: Vec<String> = keys
             .iter()
             .filter(|k| state.get(*k) != reference.get(*k))
-            .map(|k| format!("{k:?}: node {first} has {:?}, node {id} has {:?}", reference.get(k), state.get(k)))
+            .map(|k| {
+                format!(
+                    "{k:?}: node {first} has {:?}, node {id} has {:?}",
+                    reference.get(k),
+                    state.get(k)
+                )
+            })
             .collect();
         assert!(diff.is_empty(), "state machines diverge: {diff:#?}");
     }
@@ -855,9 +1059,16 @@ async fn nemesis() {
         num(&agreed, "keys"),
     );
     let live_keys = states[&1].values().filter(|v| v.is_some()).count() as u64;
-    assert_eq!(num(&agreed, "keys"), live_keys, "INFO keys disagrees with the final reads");
+    assert_eq!(
+        num(&agreed, "keys"),
+        live_keys,
+        "INFO keys disagrees with the final reads"
+    );
     // (4) availability.
-    assert!(after_heal > 20, "only {after_heal} operations completed after the final heal");
+    assert!(
+        after_heal > 20,
+        "only {after_heal} operations completed after the final heal"
+    );
     assert!(
         Duration::from_micros(stall) <= max_stall,
         "the cluster served nothing for {} ms (from {} ms) while at most a minority was faulty",

@@ -49,7 +49,11 @@ fn is_refusal(reply: &Option<Frame>) -> bool {
 
 /// Sends `args` (built from the iteration number) to `ep` in a loop until
 /// `stop`; returns each reply.
-fn probe(ep: String, stop: Arc<AtomicBool>, args: fn(u64) -> Vec<Vec<u8>>) -> tokio::task::JoinHandle<Vec<Option<Frame>>> {
+fn probe(
+    ep: String,
+    stop: Arc<AtomicBool>,
+    args: fn(u64) -> Vec<Vec<u8>>,
+) -> tokio::task::JoinHandle<Vec<Option<Frame>>> {
     tokio::spawn(async move {
         let mut replies = Vec::new();
         let mut i = 0;
@@ -70,15 +74,26 @@ async fn isolated_leader_serves_nothing_then_rejoins_and_converges() {
     let (c, net) = proxied_cluster(FLAGS).await;
     let old = c.wait_leader(&ALL, ELECTION).await;
     let (oe, majority) = (c.endpoint(old), others(old));
-    assert_eq!(call_ok(&oe, &[b"SET", b"x", b"before"], ELECTION).await, ok());
+    assert_eq!(
+        call_ok(&oe, &[b"SET", b"x", b"before"], ELECTION).await,
+        ok()
+    );
     let term_before = num(&c.info(old).await.unwrap(), "term");
 
     net.isolate(old, Fault::Blackhole).await;
     let t_cut = Instant::now();
     // From now on, the old leader's clients: reads of x and writes of y.
     let stop = Arc::new(AtomicBool::new(false));
-    let gets = probe(oe.clone(), stop.clone(), |_| vec![b"GET".to_vec(), b"x".to_vec()]);
-    let sets = probe(oe.clone(), stop.clone(), |i| vec![b"SET".to_vec(), b"y".to_vec(), format!("stale-{i}").into_bytes()]);
+    let gets = probe(oe.clone(), stop.clone(), |_| {
+        vec![b"GET".to_vec(), b"x".to_vec()]
+    });
+    let sets = probe(oe.clone(), stop.clone(), |i| {
+        vec![
+            b"SET".to_vec(),
+            b"y".to_vec(),
+            format!("stale-{i}").into_bytes(),
+        ]
+    });
 
     // The majority elects a new leader and keeps serving, through both of its nodes.
     let new = c.wait_leader(&majority, ELECTION).await;
@@ -86,26 +101,50 @@ async fn isolated_leader_serves_nothing_then_rejoins_and_converges() {
     assert_ne!(new, old);
     for (i, &n) in majority.iter().cycle().take(20).enumerate() {
         let v = format!("z{i}");
-        assert_eq!(call_ok(&c.endpoint(n), &[b"SET", v.as_bytes(), v.as_bytes()], ELECTION).await, ok());
+        assert_eq!(
+            call_ok(
+                &c.endpoint(n),
+                &[b"SET", v.as_bytes(), v.as_bytes()],
+                ELECTION
+            )
+            .await,
+            ok()
+        );
     }
-    assert_eq!(call(&c.endpoint(new), &[b"SET", b"x", b"after"]).await, Some(ok()), "the new majority refused a write");
+    assert_eq!(
+        call(&c.endpoint(new), &[b"SET", b"x", b"after"]).await,
+        Some(ok()),
+        "the new majority refused a write"
+    );
     // Check-quorum: the old leader notices it lost the majority and steps down.
-    c.wait_info(old, ELECTION, "step down while cut off", |i| i.get("role").map(String::as_str) != Some("leader")).await;
+    c.wait_info(old, ELECTION, "step down while cut off", |i| {
+        i.get("role").map(String::as_str) != Some("leader")
+    })
+    .await;
     let stepped_down_in = t_cut.elapsed();
     // Once x=after is acknowledged, the old node must not answer "before"
     // (nor anything: a read needs a quorum it cannot reach).
     for _ in 0..2 {
         let r = call(&oe, &[b"GET", b"x"]).await;
-        assert!(is_refusal(&r), "old leader answered a read while cut off (after x=after was acknowledged): {r:?}");
+        assert!(
+            is_refusal(&r),
+            "old leader answered a read while cut off (after x=after was acknowledged): {r:?}"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     let (gets, sets) = (gets.await.unwrap(), sets.await.unwrap());
     assert!(!gets.is_empty() && !sets.is_empty());
     for r in &gets {
-        assert!(is_refusal(r), "old leader answered a read while cut off: {r:?}");
+        assert!(
+            is_refusal(r),
+            "old leader answered a read while cut off: {r:?}"
+        );
     }
     for r in &sets {
-        assert!(is_refusal(r), "old leader answered a write while cut off with {r:?} (want -TIMEOUT/-CLUSTERDOWN)");
+        assert!(
+            is_refusal(r),
+            "old leader answered a write while cut off with {r:?} (want -TIMEOUT/-CLUSTERDOWN)"
+        );
     }
     eprintln!(
         "cut at 0: new leader {new} after {elected_in:?}, old leader {old} stepped down after {stepped_down_in:?}; \
@@ -118,14 +157,25 @@ async fn isolated_leader_serves_nothing_then_rejoins_and_converges() {
     // its term did not grow while cut off) and converges.
     net.heal_all();
     let agreed = wait_converged(&c, &ALL, ELECTION).await;
-    assert_eq!(num(&agreed, "leader"), new, "the rejoining node disturbed the new leader");
+    assert_eq!(
+        num(&agreed, "leader"),
+        new,
+        "the rejoining node disturbed the new leader"
+    );
     assert!(num(&agreed, "term") > term_before);
     assert_eq!(call_ok(&oe, &[b"GET", b"x"], ELECTION).await, bulk("after"));
     // The writes refused while cut off never took effect: they were only in
     // the old leader's log, which the new leader's overwrote.
     for id in ALL {
-        assert_eq!(call_ok(&c.endpoint(id), &[b"GET", b"y"], ELECTION).await, Frame::Null, "a refused write took effect");
-        assert_eq!(call_ok(&c.endpoint(id), &[b"GET", b"z19"], ELECTION).await, bulk("z19"));
+        assert_eq!(
+            call_ok(&c.endpoint(id), &[b"GET", b"y"], ELECTION).await,
+            Frame::Null,
+            "a refused write took effect"
+        );
+        assert_eq!(
+            call_ok(&c.endpoint(id), &[b"GET", b"z19"], ELECTION).await,
+            bulk("z19")
+        );
     }
     // x and z0..z19; y never existed.
     assert_eq!(num(&agreed, "keys"), 21);
@@ -145,7 +195,15 @@ async fn concurrent_history_under_leader_partition_is_linearizable() {
     // Six clients rotate over all three endpoints; three more are pinned,
     // one per node, so the majority keeps getting traffic while every
     // third operation of a rotating client waits on the cut-off node.
-    let routes: Vec<Vec<String>> = (0..9).map(|cl| if cl < 6 { eps.clone() } else { vec![eps[cl % 3].clone()] }).collect();
+    let routes: Vec<Vec<String>> = (0..9)
+        .map(|cl| {
+            if cl < 6 {
+                eps.clone()
+            } else {
+                vec![eps[cl % 3].clone()]
+            }
+        })
+        .collect();
     let clients = spawn_clients(&routes, 400, Duration::from_millis(8), &rec, &stop, t0);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let cut_at = micros(t0);
@@ -160,12 +218,21 @@ async fn concurrent_history_under_leader_partition_is_linearizable() {
         cl.await.unwrap();
     }
     let history = rec.lock().unwrap().history().to_vec();
-    let (before, during, after) =
-        (completed_between(&history, 0, cut_at), completed_between(&history, cut_at, healed_at), completed_between(&history, healed_at, u64::MAX));
+    let (before, during, after) = (
+        completed_between(&history, 0, cut_at),
+        completed_between(&history, cut_at, healed_at),
+        completed_between(&history, healed_at, u64::MAX),
+    );
     let unknown = history.iter().filter(|o| o.is_unknown()).count();
     eprintln!("history: {} ops, completed {before} before the cut, {during} during, {after} after the heal; {unknown} unknown", history.len());
-    assert!(during > 30, "too few operations completed during the partition: {during}");
-    assert!(after > 30, "too few operations completed after the heal: {after}");
+    assert!(
+        during > 30,
+        "too few operations completed during the partition: {during}"
+    );
+    assert!(
+        after > 30,
+        "too few operations completed after the heal: {after}"
+    );
     assert_linearizable(&history);
     wait_converged(&c, &ALL, ELECTION).await;
 }
@@ -177,7 +244,13 @@ async fn concurrent_history_under_leader_partition_is_linearizable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_follower_does_not_disturb_and_catches_up() {
     let _g = serial();
-    let (c, net) = proxied_cluster(&["--request-timeout-ms", "2000", "--snapshot-threshold-bytes", "65536"]).await;
+    let (c, net) = proxied_cluster(&[
+        "--request-timeout-ms",
+        "2000",
+        "--snapshot-threshold-bytes",
+        "65536",
+    ])
+    .await;
     let leader = c.wait_leader(&ALL, ELECTION).await;
     let (f, g) = (others(leader)[0], others(leader)[1]);
     let term = num(&c.info(leader).await.unwrap(), "term");
@@ -190,9 +263,17 @@ async fn partitioned_follower_does_not_disturb_and_catches_up() {
                     let serving = serving.clone();
                     tokio::spawn(async move {
                         for i in (w..n).step_by(4) {
-                            let (k, v) = (format!("{tag}{i}"), format!("{tag}{i}-{}", "v".repeat(size)));
-                            let r = call(&serving[i % 2], &[b"SET", k.as_bytes(), v.as_bytes()]).await;
-                            assert_eq!(r, Some(ok()), "write {k} refused while only a follower was partitioned");
+                            let (k, v) = (
+                                format!("{tag}{i}"),
+                                format!("{tag}{i}-{}", "v".repeat(size)),
+                            );
+                            let r =
+                                call(&serving[i % 2], &[b"SET", k.as_bytes(), v.as_bytes()]).await;
+                            assert_eq!(
+                                r,
+                                Some(ok()),
+                                "write {k} refused while only a follower was partitioned"
+                            );
                         }
                     })
                 })
@@ -203,16 +284,25 @@ async fn partitioned_follower_does_not_disturb_and_catches_up() {
         }
     };
     let leader_kept = |info: &BTreeMap<String, String>, what: &str| {
-        assert_eq!((num(info, "leader"), num(info, "term")), (leader, term), "{what}: the leader changed");
+        assert_eq!(
+            (num(info, "leader"), num(info, "term")),
+            (leader, term),
+            "{what}: the leader changed"
+        );
     };
 
     // One way: the leader's messages to f are lost; f can still send.
     net.cut(leader, f, Fault::Blackhole).await;
     write_batch("a", 40, 100).await;
-    c.wait_info(f, ELECTION, "lose the leader", |i| num(i, "leader") == 0).await;
+    c.wait_info(f, ELECTION, "lose the leader", |i| num(i, "leader") == 0)
+        .await;
     tokio::time::sleep(Duration::from_millis(700)).await; // more than an election timeout of pre-votes from f
     leader_kept(&c.info(leader).await.unwrap(), "one-way cut");
-    assert_eq!(num(&c.info(f).await.unwrap(), "term"), term, "pre-vote: a cut-off follower must not raise its term");
+    assert_eq!(
+        num(&c.info(f).await.unwrap(), "term"),
+        term,
+        "pre-vote: a cut-off follower must not raise its term"
+    );
     net.heal(leader, f);
     leader_kept(&wait_converged(&c, &ALL, ELECTION).await, "one-way heal");
 
@@ -220,14 +310,28 @@ async fn partitioned_follower_does_not_disturb_and_catches_up() {
     // the leader compacts its log past what f has.
     net.isolate(f, Fault::Refuse).await;
     write_batch("b", 160, 1000).await;
-    c.wait_info(leader, ELECTION, "a snapshot", |i| num(i, "snapshot_index") > 0).await;
+    c.wait_info(leader, ELECTION, "a snapshot", |i| {
+        num(i, "snapshot_index") > 0
+    })
+    .await;
     leader_kept(&c.info(leader).await.unwrap(), "isolation");
-    assert_eq!(num(&c.info(f).await.unwrap(), "term"), term, "pre-vote: an isolated follower must not raise its term");
+    assert_eq!(
+        num(&c.info(f).await.unwrap(), "term"),
+        term,
+        "pre-vote: an isolated follower must not raise its term"
+    );
     net.heal_all();
     let agreed = wait_converged(&c, &ALL, Duration::from_secs(20)).await;
     leader_kept(&agreed, "heal");
     assert_eq!(num(&agreed, "keys"), 200);
     let fi = c.info(f).await.unwrap();
-    eprintln!("follower {f} after catch-up: snapshot_index {} applied {}", num(&fi, "snapshot_index"), num(&fi, "applied"));
-    assert_eq!(call_ok(&c.endpoint(f), &[b"GET", b"b159"], ELECTION).await, bulk(&format!("b159-{}", "v".repeat(1000))));
+    eprintln!(
+        "follower {f} after catch-up: snapshot_index {} applied {}",
+        num(&fi, "snapshot_index"),
+        num(&fi, "applied")
+    );
+    assert_eq!(
+        call_ok(&c.endpoint(f), &[b"GET", b"b159"], ELECTION).await,
+        bulk(&format!("b159-{}", "v".repeat(1000)))
+    );
 }

@@ -19,8 +19,16 @@ impl Client {
     pub async fn connect(addr: &str) -> std::io::Result<Client> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let limits = Limits { max_bulk_bytes: 512 << 20, ..Limits::default() };
-        Ok(Client { stream, inbuf: BytesMut::with_capacity(16 * 1024), outbuf: BytesMut::new(), limits })
+        let limits = Limits {
+            max_bulk_bytes: 512 << 20,
+            ..Limits::default()
+        };
+        Ok(Client {
+            stream,
+            inbuf: BytesMut::with_capacity(16 * 1024),
+            outbuf: BytesMut::new(),
+            limits,
+        })
     }
 
     /// Sends one command (`args[0]` is its name) and returns the reply.
@@ -31,7 +39,8 @@ impl Client {
 
     /// Queues one command without flushing (pipelining); `flush` sends.
     pub fn queue<B: AsRef<[u8]>>(&mut self, args: &[B]) {
-        Frame::command(args.iter().map(|a| Bytes::copy_from_slice(a.as_ref()))).encode(&mut self.outbuf);
+        Frame::command(args.iter().map(|a| Bytes::copy_from_slice(a.as_ref())))
+            .encode(&mut self.outbuf);
     }
 
     pub async fn flush(&mut self) -> std::io::Result<()> {
@@ -58,7 +67,12 @@ impl Client {
                     return Ok(frame);
                 }
                 Ok(None) => {}
-                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    ))
+                }
             }
             if self.stream.read_buf(&mut self.inbuf).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());

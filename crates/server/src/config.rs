@@ -36,7 +36,12 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// Defaults for everything but identity and addresses.
-    pub fn new(id: NodeId, members: BTreeMap<NodeId, String>, listen: String, data_dir: PathBuf) -> Self {
+    pub fn new(
+        id: NodeId,
+        members: BTreeMap<NodeId, String>,
+        listen: String,
+        data_dir: PathBuf,
+    ) -> Self {
         NodeConfig {
             id,
             members,
@@ -57,9 +62,16 @@ impl NodeConfig {
         }
         if !self.members.contains_key(&self.id) {
             let ids: Vec<String> = self.members.keys().map(|k| k.to_string()).collect();
-            return Err(format!("--cluster does not contain --id {} (it lists ids {})", self.id, ids.join(",")));
+            return Err(format!(
+                "--cluster does not contain --id {} (it lists ids {})",
+                self.id,
+                ids.join(",")
+            ));
         }
-        if self.tick_ms == 0 || self.heartbeat_ms < self.tick_ms || self.election_timeout_ms < 2 * self.heartbeat_ms {
+        if self.tick_ms == 0
+            || self.heartbeat_ms < self.tick_ms
+            || self.election_timeout_ms < 2 * self.heartbeat_ms
+        {
             return Err("need 0 < --tick-ms <= --heartbeat-ms and --election-timeout-ms >= 2 x --heartbeat-ms".into());
         }
         if self.max_connections == 0 || self.request_timeout_ms == 0 {
@@ -77,10 +89,12 @@ impl NodeConfig {
         let mut raft = raft::Config::new(self.id, self.members.keys().copied().collect());
         raft.election_ticks = (self.election_timeout_ms / self.tick_ms).max(2) as u32;
         raft.heartbeat_ticks = (self.heartbeat_ms / self.tick_ms).max(1) as u32;
-        raft.seed = self.id ^ crate::driver::unix_ms().rotate_left(17) ^ u64::from(std::process::id());
+        raft.seed =
+            self.id ^ crate::driver::unix_ms().rotate_left(17) ^ u64::from(std::process::id());
         let mut cfg = replica::Config::new(raft);
         cfg.kv.response_window = KV_RESPONSE_WINDOW;
-        cfg.snapshot_threshold_bytes = (self.snapshot_threshold_bytes > 0).then_some(self.snapshot_threshold_bytes);
+        cfg.snapshot_threshold_bytes =
+            (self.snapshot_threshold_bytes > 0).then_some(self.snapshot_threshold_bytes);
         cfg
     }
 }
@@ -89,13 +103,20 @@ impl NodeConfig {
 pub fn parse_cluster(s: &str) -> Result<BTreeMap<NodeId, String>, String> {
     let mut members = BTreeMap::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (id, addr) = item.split_once('=').ok_or_else(|| format!("--cluster entry '{item}' is not ID=HOST:PORT"))?;
-        let id: NodeId = id.trim().parse().map_err(|_| format!("--cluster entry '{item}': '{id}' is not a node id"))?;
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--cluster entry '{item}' is not ID=HOST:PORT"))?;
+        let id: NodeId = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("--cluster entry '{item}': '{id}' is not a node id"))?;
         if id == 0 {
             return Err(format!("--cluster entry '{item}': node ids start at 1"));
         }
         if !addr.contains(':') {
-            return Err(format!("--cluster entry '{item}': '{addr}' is not HOST:PORT"));
+            return Err(format!(
+                "--cluster entry '{item}': '{addr}' is not HOST:PORT"
+            ));
         }
         if members.insert(id, addr.trim().to_string()).is_some() {
             return Err(format!("--cluster lists node {id} twice"));

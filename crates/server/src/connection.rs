@@ -22,7 +22,11 @@ use crate::resp::{parse_command, parse_frame, Command, Frame, Limits, Protocol};
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-pub async fn serve(mut stream: TcpStream, node: Arc<Requests>, mut shutdown: broadcast::Receiver<()>) -> std::io::Result<()> {
+pub async fn serve(
+    mut stream: TcpStream,
+    node: Arc<Requests>,
+    mut shutdown: broadcast::Receiver<()>,
+) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let limits = Limits::default();
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
@@ -86,7 +90,9 @@ fn hello(node: &Requests, ver: Option<i64>, proto: &mut Protocol) -> Frame {
         None => {}
         Some(2) => *proto = Protocol::Resp2,
         Some(3) => *proto = Protocol::Resp3,
-        Some(_) => return Frame::Error("NOPROTO sorry, this protocol version is not supported.".into()),
+        Some(_) => {
+            return Frame::Error("NOPROTO sorry, this protocol version is not supported.".into())
+        }
     }
     let bulk = |s: &str| Frame::Bulk(bytes::Bytes::copy_from_slice(s.as_bytes()));
     let proto_num = if *proto == Protocol::Resp3 { 3 } else { 2 };

@@ -15,8 +15,8 @@
 //! a `ReplicaError` stops the driver and is reported through `fatal`.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +39,9 @@ pub enum Answer {
     Applied(kv::Response),
     Value(Option<Bytes>),
     /// Refused: nothing was started.
-    NotLeader { hint: Option<NodeId> },
+    NotLeader {
+        hint: Option<NodeId>,
+    },
     /// Refused (too much uncommitted, or the queue is full): nothing started.
     Busy,
     /// Proposed but its fate is unknown (leadership lost): retry, same seq.
@@ -52,8 +54,14 @@ pub enum Answer {
 
 pub enum Input {
     Step(Message),
-    Propose { cmd: kv::Command, reply: oneshot::Sender<Answer> },
-    Read { key: Bytes, reply: oneshot::Sender<Answer> },
+    Propose {
+        cmd: kv::Command,
+        reply: oneshot::Sender<Answer>,
+    },
+    Read {
+        key: Bytes,
+        reply: oneshot::Sender<Answer>,
+    },
     Shutdown,
 }
 
@@ -123,7 +131,16 @@ pub fn start(
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
     let status = Arc::new(Mutex::new(replica.status()));
     let leader = Arc::new(AtomicU64::new(replica.leader().unwrap_or(0)));
-    let mut driver = Driver { replica, peers, pending: HashMap::new(), next_token: 1, status: status.clone(), leader: leader.clone(), last_role: None, last_snapshot_index: 0 };
+    let mut driver = Driver {
+        replica,
+        peers,
+        pending: HashMap::new(),
+        next_token: 1,
+        status: status.clone(),
+        leader: leader.clone(),
+        last_role: None,
+        last_snapshot_index: 0,
+    };
     let join = std::thread::Builder::new()
         .name("raft-driver".into())
         .spawn(move || {
@@ -158,7 +175,10 @@ impl Driver {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             };
-            let inputs = first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())).take(MAX_INPUTS_PER_DRIVE);
+            let inputs = first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+                .take(MAX_INPUTS_PER_DRIVE);
             for input in inputs {
                 if !self.handle(input) {
                     return self.drive();
@@ -200,11 +220,12 @@ impl Driver {
         let (peers, pending) = (&self.peers, &mut self.pending);
         // Answers go out as soon as the replica knows them: a commit is
         // answered before this node's fsync of the next batch finishes.
-        self.replica.drive_with(&mut |m| peers.send_raft(m), &mut |c| {
-            if let Some(reply) = pending.remove(&c.token) {
-                let _ = reply.send(outcome(c.outcome));
-            }
-        })?;
+        self.replica
+            .drive_with(&mut |m| peers.send_raft(m), &mut |c| {
+                if let Some(reply) = pending.remove(&c.token) {
+                    let _ = reply.send(outcome(c.outcome));
+                }
+            })?;
         self.publish();
         Ok(())
     }
@@ -217,10 +238,15 @@ impl Driver {
             self.last_role = Some(role);
         }
         if st.raft.snapshot_index != self.last_snapshot_index {
-            tracing::info!(index = st.raft.snapshot_index, log_bytes = st.log_bytes, "snapshot (taken or installed); log compacted");
+            tracing::info!(
+                index = st.raft.snapshot_index,
+                log_bytes = st.log_bytes,
+                "snapshot (taken or installed); log compacted"
+            );
             self.last_snapshot_index = st.raft.snapshot_index;
         }
-        self.leader.store(st.raft.leader.unwrap_or(0), Ordering::Release);
+        self.leader
+            .store(st.raft.leader.unwrap_or(0), Ordering::Release);
         *self.status.lock().expect("status lock") = st;
     }
 
@@ -248,5 +274,8 @@ fn outcome(o: Outcome) -> Answer {
 
 /// Wall-clock milliseconds: the log time stamped on entries (session expiry).
 pub fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

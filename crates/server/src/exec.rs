@@ -12,12 +12,22 @@ pub async fn execute(node: &Requests, cmd: Command) -> Frame {
     match cmd {
         Command::Ping(None) => Frame::Simple("PONG".into()),
         Command::Ping(Some(msg)) => Frame::Bulk(msg),
-        Command::Get(key) => reply(node.read(key).await.map(|v| v.map_or(Frame::Null, Frame::Bulk))),
-        Command::Set(key, value) => reply(node.write(kv::Op::Put { key, value }).await.map(|_| Frame::Simple("OK".into()))),
-        Command::Append(key, value) => reply(node.write(kv::Op::Append { key, value }).await.map(|r| match r {
-            kv::Reply::Length(n) => Frame::Integer(n as i64),
-            other => Frame::error(format!("ERR unexpected reply {other:?}")),
-        })),
+        Command::Get(key) => reply(
+            node.read(key)
+                .await
+                .map(|v| v.map_or(Frame::Null, Frame::Bulk)),
+        ),
+        Command::Set(key, value) => reply(
+            node.write(kv::Op::Put { key, value })
+                .await
+                .map(|_| Frame::Simple("OK".into())),
+        ),
+        Command::Append(key, value) => reply(node.write(kv::Op::Append { key, value }).await.map(
+            |r| match r {
+                kv::Reply::Length(n) => Frame::Integer(n as i64),
+                other => Frame::error(format!("ERR unexpected reply {other:?}")),
+            },
+        )),
         Command::Del(keys) => reply(del(node, keys).await),
         Command::Exists(keys) => reply(exists(node, keys).await),
         Command::Info(section) => Frame::Bulk(Bytes::from(info::render(node, section.as_deref()))),

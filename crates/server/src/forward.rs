@@ -66,7 +66,10 @@ pub fn serve(driver: DriverHandle, peers: Peers, from: NodeId, id: u64, req: For
             ForwardRequest::Read { key } => driver.read(key).await,
         };
         if let Some(p) = peers.get(from) {
-            p.send(Outgoing::Reply { id, reply: to_wire(answer) });
+            p.send(Outgoing::Reply {
+                id,
+                reply: to_wire(answer),
+            });
         }
     });
 }
@@ -85,7 +88,9 @@ pub fn to_wire(a: Answer) -> ForwardReply {
 /// An answer from the wire. An undecodable `Applied` is treated as unknown.
 pub fn from_wire(r: ForwardReply) -> Answer {
     match r {
-        ForwardReply::Applied(b) => kv::decode_response(&b).map(Answer::Applied).unwrap_or(Answer::Unknown),
+        ForwardReply::Applied(b) => kv::decode_response(&b)
+            .map(Answer::Applied)
+            .unwrap_or(Answer::Unknown),
         ForwardReply::Value(v) => Answer::Value(v),
         ForwardReply::NotLeader { hint } => Answer::NotLeader { hint },
         ForwardReply::Busy => Answer::Busy,

@@ -9,10 +9,17 @@ use crate::requests::Requests;
 
 pub fn render(node: &Requests, section: Option<&str>) -> String {
     let st = node.driver.status();
-    let want = |name: &str| matches!(section, None | Some("all" | "everything" | "default")) || section == Some(name);
+    let want = |name: &str| {
+        matches!(section, None | Some("all" | "everything" | "default")) || section == Some(name)
+    };
     let mut out = String::new();
     if want("server") {
-        let _ = write!(out, "# Server\r\nraftkv_version:{}\r\nprocess_id:{}\r\n\r\n", env!("CARGO_PKG_VERSION"), std::process::id());
+        let _ = write!(
+            out,
+            "# Server\r\nraftkv_version:{}\r\nprocess_id:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        );
     }
     if want("raft") {
         let role = match st.raft.role {

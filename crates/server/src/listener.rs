@@ -12,10 +12,19 @@ use tokio::sync::{broadcast, Semaphore};
 use crate::connection;
 use crate::requests::Requests;
 
-pub async fn accept_loop(listener: TcpListener, node: Arc<Requests>, max_connections: usize, shutdown: broadcast::Sender<()>) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    node: Arc<Requests>,
+    max_connections: usize,
+    shutdown: broadcast::Sender<()>,
+) {
     let limit = Arc::new(Semaphore::new(max_connections));
     loop {
-        let permit = limit.clone().acquire_owned().await.expect("semaphore never closed");
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {

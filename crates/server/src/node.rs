@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 use crate::config::{NodeConfig, KV_RESPONSE_WINDOW};
 use crate::driver::{self, DriverConfig, DriverHandle};
 use crate::forward::ForwardTable;
+use crate::listener;
 use crate::peer::{inbound, Peers};
 use crate::requests::{Requests, Timeouts};
-use crate::listener;
 
 /// Why a node could not start or had to stop. Display is a one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +26,16 @@ pub enum NodeError {
     #[error("{0}")]
     Config(String),
     #[error("cannot listen on {addr} ({what}): {source}")]
-    Listen { what: &'static str, addr: String, source: std::io::Error },
+    Listen {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Storage(#[from] storage::OpenError),
     #[error("cannot boot the replica: {0}")]
@@ -57,44 +64,96 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
 }
 
 async fn bind(addr: &str, what: &'static str) -> Result<TcpListener, NodeError> {
-    TcpListener::bind(addr).await.map_err(|source| NodeError::Listen { what, addr: addr.to_string(), source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Listen {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// Starts the node on listeners the caller bound (tests use port 0).
-pub async fn start_with(cfg: NodeConfig, client: TcpListener, peer: TcpListener) -> Result<RunningNode, NodeError> {
+pub async fn start_with(
+    cfg: NodeConfig,
+    client: TcpListener,
+    peer: TcpListener,
+) -> Result<RunningNode, NodeError> {
     cfg.validate().map_err(NodeError::Config)?;
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        source,
+    })?;
     let dir = cfg.data_dir.clone();
-    let storage = tokio::task::spawn_blocking(move || storage::DiskStorage::open(&dir, storage::DiskOptions::default()))
-        .await
-        .expect("storage open task")?;
+    let storage = tokio::task::spawn_blocking(move || {
+        storage::DiskStorage::open(&dir, storage::DiskOptions::default())
+    })
+    .await
+    .expect("storage open task")?;
     let replica = replica::Replica::new(cfg.replica_config(), storage)?;
 
     let forwards = Arc::new(ForwardTable::default());
     let peers = Peers::start(cfg.id, &cfg.members, forwards.clone());
     let (fatal_tx, fatal) = oneshot::channel();
-    let (driver, driver_thread) = driver::start(replica, DriverConfig { tick: cfg.tick() }, peers.clone(), fatal_tx);
+    let (driver, driver_thread) = driver::start(
+        replica,
+        DriverConfig { tick: cfg.tick() },
+        peers.clone(),
+        fatal_tx,
+    );
 
     let members: Arc<BTreeMap<_, _>> = Arc::new(cfg.members.clone());
-    let inbound = inbound::Inbound { self_id: cfg.id, members, driver: driver.clone(), peers: peers.clone(), forwards: forwards.clone() };
+    let inbound = inbound::Inbound {
+        self_id: cfg.id,
+        members,
+        driver: driver.clone(),
+        peers: peers.clone(),
+        forwards: forwards.clone(),
+    };
     let timeouts = Timeouts {
         request: Duration::from_millis(cfg.request_timeout_ms),
         forward_attempt: Duration::from_millis((cfg.election_timeout_ms * 2).clamp(200, 2000)),
     };
-    let requests = Arc::new(Requests::new(cfg.id, driver.clone(), peers, forwards, KV_RESPONSE_WINDOW, timeouts));
+    let requests = Arc::new(Requests::new(
+        cfg.id,
+        driver.clone(),
+        peers,
+        forwards,
+        KV_RESPONSE_WINDOW,
+        timeouts,
+    ));
     let (shutdown, _) = broadcast::channel(1);
-    let (client_addr, peer_addr) = (client.local_addr().expect("bound"), peer.local_addr().expect("bound"));
+    let (client_addr, peer_addr) = (
+        client.local_addr().expect("bound"),
+        peer.local_addr().expect("bound"),
+    );
     let tasks = vec![
         tokio::spawn(inbound::accept_loop(peer, inbound)),
-        tokio::spawn(listener::accept_loop(client, requests, cfg.max_connections, shutdown.clone())),
+        tokio::spawn(listener::accept_loop(
+            client,
+            requests,
+            cfg.max_connections,
+            shutdown.clone(),
+        )),
     ];
     tracing::info!(id = cfg.id, client = %client_addr, peer = %peer_addr, data_dir = %cfg.data_dir.display(), "node started");
-    Ok(RunningNode { client_addr, peer_addr, driver, driver_thread: Some(driver_thread), tasks, shutdown, fatal })
+    Ok(RunningNode {
+        client_addr,
+        peer_addr,
+        driver,
+        driver_thread: Some(driver_thread),
+        tasks,
+        shutdown,
+        fatal,
+    })
 }
 
 impl RunningNode {
     /// Runs until `signal` completes (then stops cleanly) or the node fails.
-    pub async fn run_until(mut self, signal: impl std::future::Future<Output = ()>) -> Result<(), NodeError> {
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), NodeError> {
         let failed = tokio::select! {
             _ = signal => None,
             r = &mut self.fatal => r.ok(),

@@ -68,8 +68,23 @@ pub struct Requests {
 }
 
 impl Requests {
-    pub fn new(id: NodeId, driver: DriverHandle, peers: Peers, forwards: Arc<ForwardTable>, window: u64, timeouts: Timeouts) -> Self {
-        Requests { id, driver, peers, forwards, sessions: SessionPool::new(window), timeouts, registering: Default::default() }
+    pub fn new(
+        id: NodeId,
+        driver: DriverHandle,
+        peers: Peers,
+        forwards: Arc<ForwardTable>,
+        window: u64,
+        timeouts: Timeouts,
+    ) -> Self {
+        Requests {
+            id,
+            driver,
+            peers,
+            forwards,
+            sessions: SessionPool::new(window),
+            timeouts,
+            registering: Default::default(),
+        }
     }
 
     /// A linearizable read (ReadIndex on the leader).
@@ -86,12 +101,18 @@ impl Requests {
         let deadline = Instant::now() + self.timeouts.request;
         loop {
             let (client_id, seq) = self.take_seq(deadline).await?;
-            let req = kv::Request { client_id, seq, op: op.clone() };
+            let req = kv::Request {
+                client_id,
+                seq,
+                op: op.clone(),
+            };
             let res = self.run(&Work::Write(req), deadline).await;
             self.sessions.release(client_id, seq);
             match res? {
                 (Answer::Applied(Ok(reply)), _) => return Ok(reply),
-                (Answer::Applied(Err(kv::KvError::SessionExpired { .. })), false) => self.sessions.forget(client_id),
+                (Answer::Applied(Err(kv::KvError::SessionExpired { .. })), false) => {
+                    self.sessions.forget(client_id)
+                }
                 (Answer::Applied(Err(kv::KvError::ValueTooLarge { len, max })), _) => {
                     return Err(RequestError::Kv(kv::KvError::ValueTooLarge { len, max }))
                 }
@@ -106,15 +127,23 @@ impl Requests {
         loop {
             match self.sessions.try_take() {
                 Take::Seq(c, s) => return Ok((c, s)),
-                Take::Full => pause(deadline).await.map_err(|_| RequestError::ClusterDown)?,
+                Take::Full => pause(deadline)
+                    .await
+                    .map_err(|_| RequestError::ClusterDown)?,
                 Take::Register => {
                     let _one_at_a_time = self.registering.lock().await;
                     if let Take::Seq(c, s) = self.sessions.try_take() {
                         return Ok((c, s));
                     }
                     // Registering has no effect a client can see: a failure is CLUSTERDOWN.
-                    match self.run(&Work::Register, deadline).await.map_err(|_| RequestError::ClusterDown)? {
-                        (Answer::Applied(Ok(kv::Reply::Registered { client_id })), _) => self.sessions.add(client_id),
+                    match self
+                        .run(&Work::Register, deadline)
+                        .await
+                        .map_err(|_| RequestError::ClusterDown)?
+                    {
+                        (Answer::Applied(Ok(kv::Reply::Registered { client_id })), _) => {
+                            self.sessions.add(client_id)
+                        }
                         _ => return Err(RequestError::ClusterDown),
                     }
                 }
@@ -130,10 +159,15 @@ impl Requests {
             match self.attempt(work, deadline).await {
                 a @ (Answer::Applied(_) | Answer::Value(_)) => return Ok((a, handed)),
                 Answer::Unknown => handed = true,
-                Answer::NotLeader { .. } | Answer::Busy | Answer::NotSent | Answer::ReadAborted => {}
+                Answer::NotLeader { .. } | Answer::Busy | Answer::NotSent | Answer::ReadAborted => {
+                }
             }
             if pause(deadline).await.is_err() {
-                return Err(if handed { RequestError::Timeout } else { RequestError::ClusterDown });
+                return Err(if handed {
+                    RequestError::Timeout
+                } else {
+                    RequestError::ClusterDown
+                });
             }
         }
     }
@@ -154,11 +188,15 @@ impl Requests {
                 Work::Read(key) => self.driver.read(key.clone()).await,
             }
         };
-        tokio::time::timeout_at(deadline, fut).await.unwrap_or(Answer::Unknown)
+        tokio::time::timeout_at(deadline, fut)
+            .await
+            .unwrap_or(Answer::Unknown)
     }
 
     async fn forward(&self, leader: NodeId, work: &Work, deadline: Instant) -> Answer {
-        let Some(peer) = self.peers.get(leader) else { return Answer::NotSent };
+        let Some(peer) = self.peers.get(leader) else {
+            return Answer::NotSent;
+        };
         if !peer.is_connected() {
             return Answer::NotSent;
         }

@@ -43,7 +43,10 @@ pub enum Take {
 impl SessionPool {
     pub fn new(window: u64) -> Self {
         assert!(window >= 1);
-        SessionPool { window, sessions: Mutex::new(Vec::new()) }
+        SessionPool {
+            window,
+            sessions: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn try_take(&self) -> Take {
@@ -68,7 +71,11 @@ impl SessionPool {
     pub fn add(&self, client_id: u64) {
         let mut sessions = self.sessions.lock().expect("session pool");
         if sessions.len() < MAX_SESSIONS {
-            sessions.push(Session { client_id, next_seq: 1, outstanding: BTreeSet::new() });
+            sessions.push(Session {
+                client_id,
+                next_seq: 1,
+                outstanding: BTreeSet::new(),
+            });
         }
     }
 
@@ -82,7 +89,10 @@ impl SessionPool {
 
     /// The session expired on the state machine: stop using it.
     pub fn forget(&self, client_id: u64) {
-        self.sessions.lock().expect("session pool").retain(|s| s.client_id != client_id);
+        self.sessions
+            .lock()
+            .expect("session pool")
+            .retain(|s| s.client_id != client_id);
     }
 
     pub fn len(&self) -> usize {

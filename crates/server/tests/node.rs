@@ -30,7 +30,12 @@ async fn start_cluster(n: u64) -> Nodes {
     for (i, peer) in peers.into_iter().enumerate() {
         let id = i as u64 + 1;
         let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut cfg = NodeConfig::new(id, members.clone(), String::new(), dir.path().join(format!("n{id}")));
+        let mut cfg = NodeConfig::new(
+            id,
+            members.clone(),
+            String::new(),
+            dir.path().join(format!("n{id}")),
+        );
         cfg.request_timeout_ms = 2000;
         nodes.push(server::start_with(cfg, client, peer).await.unwrap());
     }
@@ -45,7 +50,11 @@ impl Nodes {
     async fn wait_leader(&self) -> usize {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(i) = self.nodes.iter().position(|n| n.status().raft.role == raft::Role::Leader) {
+            if let Some(i) = self
+                .nodes
+                .iter()
+                .position(|n| n.status().raft.role == raft::Role::Leader)
+            {
                 return i;
             }
             assert!(Instant::now() < deadline, "no leader");
@@ -81,21 +90,41 @@ async fn hostile_clients_get_errors_and_the_node_keeps_serving() {
     cl.flush().await.unwrap();
     assert_eq!(cl.read_reply().await.unwrap(), Frame::Simple("OK".into()));
     assert_eq!(cl.read_reply().await.unwrap(), Frame::Integer(2));
-    assert!(matches!(cl.read_reply().await.unwrap(), Frame::Error(e) if e.starts_with("ERR unknown command 'NOPE'")));
-    assert_eq!(cl.read_reply().await.unwrap(), Frame::Bulk(Bytes::from("12")));
-    assert!(matches!(cl.read_reply().await.unwrap(), Frame::Error(e) if e.contains("wrong number of arguments")));
-    assert_eq!(cl.read_reply().await.unwrap(), Frame::Bulk(Bytes::from("hi")));
+    assert!(
+        matches!(cl.read_reply().await.unwrap(), Frame::Error(e) if e.starts_with("ERR unknown command 'NOPE'"))
+    );
+    assert_eq!(
+        cl.read_reply().await.unwrap(),
+        Frame::Bulk(Bytes::from("12"))
+    );
+    assert!(
+        matches!(cl.read_reply().await.unwrap(), Frame::Error(e) if e.contains("wrong number of arguments"))
+    );
+    assert_eq!(
+        cl.read_reply().await.unwrap(),
+        Frame::Bulk(Bytes::from("hi"))
+    );
 
     // A 512 MiB bulk length: protocol error, connection closed.
     let out = raw_exchange(&f, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\nabc").await;
-    assert!(out.starts_with(b"-ERR Protocol error"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"-ERR Protocol error"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     // Garbage framing: protocol error, closed.
     let out = raw_exchange(&f, b"*x\r\n").await;
-    assert!(out.starts_with(b"-ERR Protocol error"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"-ERR Protocol error"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     // Disconnect mid-request: nothing to answer, nothing breaks.
     {
         let mut s = TcpStream::connect(&f).await.unwrap();
-        s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\nabc").await.unwrap();
+        s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\nabc")
+            .await
+            .unwrap();
     }
     // Many connections at once.
     let mut conns = Vec::new();
@@ -103,12 +132,20 @@ async fn hostile_clients_get_errors_and_the_node_keeps_serving() {
         conns.push(Client::connect(&f).await.unwrap());
     }
     for (i, c) in conns.iter_mut().enumerate().step_by(30) {
-        assert_eq!(c.call(&["SET", &format!("c{i}"), "v"]).await.unwrap(), Frame::Simple("OK".into()));
+        assert_eq!(
+            c.call(&["SET", &format!("c{i}"), "v"]).await.unwrap(),
+            Frame::Simple("OK".into())
+        );
     }
     // Still serving, and INFO raft names the leader.
     let mut cl = Client::connect(&c.addr(leader)).await.unwrap();
-    assert_eq!(cl.call(&["GET", "p"]).await.unwrap(), Frame::Bulk(Bytes::from("12")));
-    let Frame::Bulk(info) = cl.call(&["INFO", "raft"]).await.unwrap() else { panic!() };
+    assert_eq!(
+        cl.call(&["GET", "p"]).await.unwrap(),
+        Frame::Bulk(Bytes::from("12"))
+    );
+    let Frame::Bulk(info) = cl.call(&["INFO", "raft"]).await.unwrap() else {
+        panic!()
+    };
     let info = server::info::parse(&String::from_utf8_lossy(&info));
     assert_eq!(info["role"], "leader");
     assert_eq!(info["id"], (leader + 1).to_string());
@@ -124,18 +161,29 @@ async fn hostile_peers_are_disconnected_and_the_node_keeps_serving() {
     let me = leader as u64 + 1;
     let cases: Vec<Vec<u8>> = vec![
         b"garbage bytes that are not a frame at all".to_vec(),
-        frame(b"\xff\xff\xff\xff"),                                    // undecodable body
-        u32::MAX.to_be_bytes().to_vec(),                               // oversized length
-        frame(&hello(99, me)),                                         // unknown node id
-        frame(&hello(me, me)),                                         // claims to be us
+        frame(b"\xff\xff\xff\xff"),      // undecodable body
+        u32::MAX.to_be_bytes().to_vec(), // oversized length
+        frame(&hello(99, me)),           // unknown node id
+        frame(&hello(me, me)),           // claims to be us
         [frame(&hello((me % 3) + 1, me)), frame(b"\x01\x02")].concat(), // good hello, then garbage
-        [frame(&hello((me % 3) + 1, me)), 1000u32.to_be_bytes().to_vec(), b"partial".to_vec()].concat(), // dropped mid-frame
+        [
+            frame(&hello((me % 3) + 1, me)),
+            1000u32.to_be_bytes().to_vec(),
+            b"partial".to_vec(),
+        ]
+        .concat(), // dropped mid-frame
     ];
     for bytes in cases {
         let out = raw_exchange(&peer, &bytes).await;
-        assert!(out.is_empty(), "peers get no replies on an inbound connection");
+        assert!(
+            out.is_empty(),
+            "peers get no replies on an inbound connection"
+        );
     }
     let mut cl = Client::connect(&c.addr(leader)).await.unwrap();
-    assert_eq!(cl.call(&["SET", "after", "ok"]).await.unwrap(), Frame::Simple("OK".into()));
+    assert_eq!(
+        cl.call(&["SET", "after", "ok"]).await.unwrap(),
+        Frame::Simple("OK".into())
+    );
     assert_eq!(c.nodes[leader].status().raft.role, raft::Role::Leader);
 }

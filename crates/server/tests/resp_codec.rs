@@ -14,7 +14,12 @@ fn naive(f: &Frame) -> Vec<u8> {
         Frame::Error(s) => format!("-{s}\r\n").into_bytes(),
         Frame::Integer(n) => format!(":{n}\r\n").into_bytes(),
         Frame::Null => b"$-1\r\n".to_vec(),
-        Frame::Bulk(b) => [format!("${}\r\n", b.len()).into_bytes(), b.to_vec(), b"\r\n".to_vec()].concat(),
+        Frame::Bulk(b) => [
+            format!("${}\r\n", b.len()).into_bytes(),
+            b.to_vec(),
+            b"\r\n".to_vec(),
+        ]
+        .concat(),
         Frame::Array(items) => {
             let mut out = format!("*{}\r\n", items.len()).into_bytes();
             items.iter().for_each(|i| out.extend(naive(i)));
@@ -32,7 +37,9 @@ fn frame() -> impl Strategy<Value = Frame> {
         Just(Frame::Null),
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| Frame::Bulk(Bytes::from(v))),
     ];
-    leaf.prop_recursive(3, 32, 6, |inner| proptest::collection::vec(inner, 0..6).prop_map(Frame::Array))
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        proptest::collection::vec(inner, 0..6).prop_map(Frame::Array)
+    })
 }
 
 proptest! {
@@ -95,27 +102,60 @@ fn deep_nesting_is_refused() {
 
 #[test]
 fn inline_commands_parse() {
-    let (f, used) = parse_frame(b"SET a  b\r\nGET a\r\n", &Limits::default()).unwrap().unwrap();
+    let (f, used) = parse_frame(b"SET a  b\r\nGET a\r\n", &Limits::default())
+        .unwrap()
+        .unwrap();
     assert_eq!(used, 10);
-    assert_eq!(parse_command(f), Ok(Command::Set(Bytes::from("a"), Bytes::from("b"))));
+    assert_eq!(
+        parse_command(f),
+        Ok(Command::Set(Bytes::from("a"), Bytes::from("b")))
+    );
 }
 
 #[test]
 fn command_errors_use_redis_wording() {
-    let cmd = |args: &[&str]| parse_command(Frame::command(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes()))));
-    assert_eq!(cmd(&["get"]).unwrap_err().0, "ERR wrong number of arguments for 'get' command");
-    assert_eq!(cmd(&["del"]).unwrap_err().0, "ERR wrong number of arguments for 'del' command");
-    assert_eq!(cmd(&["foo", "a"]).unwrap_err().0, "ERR unknown command 'foo', with args beginning with: 'a' ");
-    assert_eq!(cmd(&["set", "k", "v", "EX", "1"]).unwrap_err().0, "ERR syntax error (raftkv's SET takes no options)");
-    assert_eq!(cmd(&["Exists", "a", "b"]), Ok(Command::Exists(vec![Bytes::from("a"), Bytes::from("b")])));
-    assert_eq!(cmd(&["ping", "hi"]), Ok(Command::Ping(Some(Bytes::from("hi")))));
+    let cmd = |args: &[&str]| {
+        parse_command(Frame::command(
+            args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())),
+        ))
+    };
+    assert_eq!(
+        cmd(&["get"]).unwrap_err().0,
+        "ERR wrong number of arguments for 'get' command"
+    );
+    assert_eq!(
+        cmd(&["del"]).unwrap_err().0,
+        "ERR wrong number of arguments for 'del' command"
+    );
+    assert_eq!(
+        cmd(&["foo", "a"]).unwrap_err().0,
+        "ERR unknown command 'foo', with args beginning with: 'a' "
+    );
+    assert_eq!(
+        cmd(&["set", "k", "v", "EX", "1"]).unwrap_err().0,
+        "ERR syntax error (raftkv's SET takes no options)"
+    );
+    assert_eq!(
+        cmd(&["Exists", "a", "b"]),
+        Ok(Command::Exists(vec![Bytes::from("a"), Bytes::from("b")]))
+    );
+    assert_eq!(
+        cmd(&["ping", "hi"]),
+        Ok(Command::Ping(Some(Bytes::from("hi"))))
+    );
 }
 
 /// RESP3 (after `HELLO 3`): null is `_`, a map is `%`; RESP2 flattens the map.
 #[test]
 fn resp3_encodes_null_and_maps_resp2_flattens_them() {
     use server::resp::Protocol;
-    let f = Frame::Array(vec![Frame::Null, Frame::Map(vec![(Frame::Bulk(Bytes::from_static(b"k")), Frame::Integer(1))])]);
+    let f = Frame::Array(vec![
+        Frame::Null,
+        Frame::Map(vec![(
+            Frame::Bulk(Bytes::from_static(b"k")),
+            Frame::Integer(1),
+        )]),
+    ]);
     let mut out = BytesMut::new();
     f.encode_as(Protocol::Resp3, &mut out);
     assert_eq!(&out[..], b"*2\r\n_\r\n%1\r\n$1\r\nk\r\n:1\r\n");
@@ -126,17 +166,39 @@ fn resp3_encodes_null_and_maps_resp2_flattens_them() {
 
 #[test]
 fn connection_setup_commands_of_client_libraries_parse() {
-    let cmd = |args: &[&str]| parse_command(Frame::command(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes()))));
+    let cmd = |args: &[&str]| {
+        parse_command(Frame::command(
+            args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())),
+        ))
+    };
     assert_eq!(cmd(&["HELLO"]), Ok(Command::Hello(None)));
     assert_eq!(cmd(&["hello", "3"]), Ok(Command::Hello(Some(3))));
-    assert_eq!(cmd(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "app"]), Ok(Command::Hello(Some(3))));
-    assert!(cmd(&["HELLO", "x"]).unwrap_err().0.starts_with("ERR Protocol version"));
+    assert_eq!(
+        cmd(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "app"]),
+        Ok(Command::Hello(Some(3)))
+    );
+    assert!(cmd(&["HELLO", "x"])
+        .unwrap_err()
+        .0
+        .starts_with("ERR Protocol version"));
     assert!(cmd(&["HELLO", "3", "AUTH", "onlyuser"]).is_err());
-    assert_eq!(cmd(&["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]), Ok(Command::Acknowledge));
+    assert_eq!(
+        cmd(&["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]),
+        Ok(Command::Acknowledge)
+    );
     assert_eq!(cmd(&["CLIENT", "SETNAME", "app"]), Ok(Command::Acknowledge));
     assert_eq!(cmd(&["CLIENT", "GETNAME"]), Ok(Command::NoName));
-    assert!(cmd(&["CLIENT", "KILL", "x"]).unwrap_err().0.contains("Try CLIENT HELP"));
+    assert!(cmd(&["CLIENT", "KILL", "x"])
+        .unwrap_err()
+        .0
+        .contains("Try CLIENT HELP"));
     assert_eq!(cmd(&["SELECT", "0"]), Ok(Command::Acknowledge));
-    assert_eq!(cmd(&["SELECT", "1"]).unwrap_err().0, "ERR DB index is out of range");
-    assert!(cmd(&["AUTH", "pw"]).unwrap_err().0.contains("without any password configured"));
+    assert_eq!(
+        cmd(&["SELECT", "1"]).unwrap_err().0,
+        "ERR DB index is out of range"
+    );
+    assert!(cmd(&["AUTH", "pw"])
+        .unwrap_err()
+        .0
+        .contains("without any password configured"));
 }

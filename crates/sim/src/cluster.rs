@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use raft::{Config, Index, MemStorage, Message, MessageBody, NodeId, Ready, Role, Term};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use raft::{Config, Index, MemStorage, Message, MessageBody, NodeId, Ready, Role, Term};
 
 use crate::store::{log_size_bytes, SimStore};
 
@@ -70,7 +70,10 @@ impl ClusterConfig {
 
 /// `SIM_SEED` from the environment, or `default`.
 pub fn seed_from_env(default: u64) -> u64 {
-    std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Prints the seed when the test that owns it panics.
@@ -78,7 +81,10 @@ pub struct SeedGuard(pub u64, pub &'static str);
 impl Drop for SeedGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("simulation failed; reproduce with: SIM_SEED={} cargo test {}", self.0, self.1);
+            eprintln!(
+                "simulation failed; reproduce with: SIM_SEED={} cargo test {}",
+                self.0, self.1
+            );
         }
     }
 }
@@ -163,7 +169,8 @@ impl<S: SimStore> Cluster<S> {
         cfg.election_ticks = self.cfg.election_ticks;
         cfg.snapshot_chunk_bytes = self.cfg.snapshot_chunk_bytes;
         cfg.max_append_bytes = self.cfg.max_append_bytes;
-        cfg.seed = self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id ^ (self.incarnation[&id] << 32);
+        cfg.seed =
+            self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id ^ (self.incarnation[&id] << 32);
         cfg
     }
 
@@ -171,19 +178,28 @@ impl<S: SimStore> Cluster<S> {
 
     /// Boots node `id` from its durable state (the lab's `start1`).
     pub fn start(&mut self, id: NodeId) {
-        let Some(storage) = self.crashed.remove(&id) else { return };
+        let Some(storage) = self.crashed.remove(&id) else {
+            return;
+        };
         *self.incarnation.entry(id).or_insert(0) += 1;
         let node = SimNode::boot(self.raft_config(id), storage);
         self.nodes.insert(id, node);
         let phase = self.rng.gen_range(0..TICK_US);
         let incarnation = self.incarnation[&id];
-        self.queue.push(self.now + phase + 1, Event::Tick { node: id, incarnation });
+        self.queue.push(
+            self.now + phase + 1,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
     }
 
     /// Crashes node `id`: volatile state is lost, persisted state is kept (`crash1`).
     pub fn crash(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.remove(&id) {
-            self.crashed.insert(id, node.raw.into_storage().crash_and_recover());
+            self.crashed
+                .insert(id, node.raw.into_storage().crash_and_recover());
         }
     }
 
@@ -259,10 +275,13 @@ impl<S: SimStore> Cluster<S> {
         self.fold_digest(at, &ev);
         match ev {
             Event::Tick { node, incarnation } => {
-                if self.incarnation.get(&node) != Some(&incarnation) || !self.nodes.contains_key(&node) {
+                if self.incarnation.get(&node) != Some(&incarnation)
+                    || !self.nodes.contains_key(&node)
+                {
                     return;
                 }
-                self.queue.push(at + TICK_US, Event::Tick { node, incarnation });
+                self.queue
+                    .push(at + TICK_US, Event::Tick { node, incarnation });
                 self.nodes.get_mut(&node).expect("node").raw.tick();
                 self.drive(node);
             }
@@ -319,7 +338,8 @@ impl<S: SimStore> Cluster<S> {
         if let Some(ss) = rd.soft_state {
             if ss.role == Role::Leader {
                 let node = &self.nodes[&id];
-                self.inv.on_leader(id, node.raw.raft().term(), node.raw.raft().log(), &self.cfg);
+                self.inv
+                    .on_leader(id, node.raw.raft().term(), node.raw.raft().log(), &self.cfg);
             }
         }
     }
@@ -359,13 +379,17 @@ impl<S: SimStore> Cluster<S> {
     }
 
     fn maybe_snapshot(&mut self, id: NodeId) {
-        let Some(interval) = self.cfg.snapshot_interval else { return };
+        let Some(interval) = self.cfg.snapshot_interval else {
+            return;
+        };
         let node = self.nodes.get_mut(&id).expect("node");
         let applied = node.raw.status().applied;
         let snap_index = node.raw.status().snapshot_index;
         if applied >= snap_index + interval {
             let data = encode_state(&node.applied, applied);
-            node.raw.compact(applied, data).expect("compact at applied index");
+            node.raw
+                .compact(applied, data)
+                .expect("compact at applied index");
         }
     }
 
@@ -387,7 +411,8 @@ impl<S: SimStore> Cluster<S> {
                 let n = delays.len();
                 for (i, d) in delays.into_iter().enumerate() {
                     let _ = (i, n);
-                    self.queue.push(self.now + d.max(1), Event::Deliver(m.clone()));
+                    self.queue
+                        .push(self.now + d.max(1), Event::Deliver(m.clone()));
                 }
             }
         }
@@ -452,7 +477,11 @@ impl<S: SimStore> Cluster<S> {
                 }
             }
             for (term, ids) in &leaders {
-                assert!(ids.len() <= 1, "term {term} has {} (>1) leaders: {ids:?}", ids.len());
+                assert!(
+                    ids.len() <= 1,
+                    "term {term} has {} (>1) leaders: {ids:?}",
+                    ids.len()
+                );
             }
             if let Some((_, ids)) = leaders.iter().next_back() {
                 return ids[0];
@@ -481,7 +510,11 @@ impl<S: SimStore> Cluster<S> {
     pub fn check_no_leader(&self) {
         for (&id, node) in &self.nodes {
             if self.net.is_connected(id) {
-                assert_ne!(node.raw.raft().role(), Role::Leader, "expected no leader among connected servers, but {id} claims to be");
+                assert_ne!(
+                    node.raw.raft().role(),
+                    Role::Leader,
+                    "expected no leader among connected servers, but {id} claims to be"
+                );
             }
         }
     }
@@ -493,7 +526,11 @@ impl<S: SimStore> Cluster<S> {
         for node in self.nodes.values() {
             if let Some(v) = node.applied.get(&index) {
                 if let Some(prev) = &value {
-                    assert_eq!(Some(prev), v.as_ref(), "committed values do not match: index {index}");
+                    assert_eq!(
+                        Some(prev),
+                        v.as_ref(),
+                        "committed values do not match: index {index}"
+                    );
                 }
                 count += 1;
                 value = v.clone();
@@ -567,7 +604,10 @@ impl<S: SimStore> Cluster<S> {
             let sub = submitted.clone();
             self.run_until(2 * SEC, |c| (0..cmds.len()).all(|k| done(c, k, &sub)));
         }
-        panic!("one_concurrent failed to reach agreement on {} commands", cmds.len());
+        panic!(
+            "one_concurrent failed to reach agreement on {} commands",
+            cmds.len()
+        );
     }
 
     /// Whether `id` is disconnected (the lab's `connected[i]`).
@@ -577,7 +617,11 @@ impl<S: SimStore> Cluster<S> {
 
     /// Largest persisted Raft state over all servers (the lab's `LogSize`).
     pub fn max_raft_state_size(&self) -> u64 {
-        self.ids().into_iter().map(|id| self.raft_state_size(id)).max().unwrap_or(0)
+        self.ids()
+            .into_iter()
+            .map(|id| self.raft_state_size(id))
+            .max()
+            .unwrap_or(0)
     }
 
     /// The lab's `wait`: waits for `n` servers to commit `index`; gives up (None) if a
@@ -607,10 +651,13 @@ impl<S: SimStore> Cluster<S> {
     /// Issues a ReadIndex on `id` with `ctx`; the answer is checked against every index
     /// applied anywhere before now (linearizability of ReadIndex, dissertation §6.4).
     pub fn read_index(&mut self, id: NodeId, ctx: u64) -> bool {
-        let Some(node) = self.nodes.get_mut(&id) else { return false };
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return false;
+        };
         let ok = node.raw.read_index(ctx).is_ok();
         if ok {
-            self.read_floors.insert((id, ctx), self.inv.max_applied_index());
+            self.read_floors
+                .insert((id, ctx), self.inv.max_applied_index());
         }
         self.drive(id);
         ok

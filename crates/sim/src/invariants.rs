@@ -20,10 +20,19 @@ pub struct Invariants {
 }
 
 impl Invariants {
-    pub fn on_leader<S: Storage>(&mut self, id: NodeId, term: Term, log: &RaftLog<S>, _cfg: &ClusterConfig) {
+    pub fn on_leader<S: Storage>(
+        &mut self,
+        id: NodeId,
+        term: Term,
+        log: &RaftLog<S>,
+        _cfg: &ClusterConfig,
+    ) {
         self.leaders_elected += 1;
         if let Some(&other) = self.leaders.get(&term) {
-            assert_eq!(other, id, "Election Safety violated: {other} and {id} both lead term {term}");
+            assert_eq!(
+                other, id,
+                "Election Safety violated: {other} and {id} both lead term {term}"
+            );
         }
         self.leaders.insert(term, id);
         // Leader Completeness: a new leader holds every entry anyone applied.
@@ -36,15 +45,23 @@ impl Invariants {
             );
         }
         for (&index, value) in self.applied.range(first..) {
-            let e = log.slice(index, index + 1, u64::MAX).expect("entry in leader log");
+            let e = log
+                .slice(index, index + 1, u64::MAX)
+                .expect("entry in leader log");
             let got = crate::node::entry_payload(e[0].kind, &e[0].data);
-            assert_eq!(&got, value, "Leader Completeness violated: leader {id} term {term} index {index}");
+            assert_eq!(
+                &got, value,
+                "Leader Completeness violated: leader {id} term {term} index {index}"
+            );
         }
     }
 
     pub fn on_apply(&mut self, id: NodeId, index: Index, value: &Applied) {
         match self.applied.get(&index) {
-            Some(v) => assert_eq!(v, value, "State Machine Safety violated: server {id} applied a different value at {index}"),
+            Some(v) => assert_eq!(
+                v, value,
+                "State Machine Safety violated: server {id} applied a different value at {index}"
+            ),
             None => {
                 self.applied.insert(index, value.clone());
             }
@@ -89,5 +106,11 @@ pub fn check_log_matching<S: Storage>(a: &RawNode<S>, b: &RawNode<S>) {
     let from = lo.max(i.saturating_sub(WINDOW));
     let ea = la.slice(from, i + 1, u64::MAX).expect("entries");
     let eb = lb.slice(from, i + 1, u64::MAX).expect("entries");
-    assert_eq!(ea, eb, "Log Matching violated between {} and {} in {from}..={i}", a.raft().id(), b.raft().id());
+    assert_eq!(
+        ea,
+        eb,
+        "Log Matching violated between {} and {} in {from}..={i}",
+        a.raft().id(),
+        b.raft().id()
+    );
 }

@@ -34,7 +34,12 @@ pub enum Fate {
 
 impl Network {
     pub fn new(n: usize) -> Self {
-        Network { unreliable: false, long_reordering: false, connected: vec![true; n + 1], group: vec![0; n + 1] }
+        Network {
+            unreliable: false,
+            long_reordering: false,
+            connected: vec![true; n + 1],
+            group: vec![0; n + 1],
+        }
     }
 
     pub fn connect(&mut self, id: NodeId) {
@@ -79,7 +84,11 @@ impl Network {
             return Fate::Drop;
         }
         let delay = |rng: &mut ChaCha8Rng| -> Micros {
-            let mut d = if self.unreliable { rng.gen_range(0..27_000) } else { rng.gen_range(50..500) };
+            let mut d = if self.unreliable {
+                rng.gen_range(0..27_000)
+            } else {
+                rng.gen_range(50..500)
+            };
             if self.long_reordering && is_reply && rng.gen_ratio(2, 3) {
                 let spread = rng.gen_range(0..=2000u64);
                 d += (200 + rng.gen_range(0..=spread)) * 1_000;

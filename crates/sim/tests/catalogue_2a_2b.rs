@@ -28,7 +28,10 @@ fn initial_election_2a() {
     // Without failures the leader and term stay the same.
     c.run_for(2 * RAFT_ELECTION_TIMEOUT);
     let term2 = c.check_terms();
-    assert_eq!(term1, term2, "term changed even though there were no failures");
+    assert_eq!(
+        term1, term2,
+        "term changed even though there were no failures"
+    );
     c.check_one_leader();
     c.end();
 }
@@ -86,9 +89,18 @@ fn basic_agree_2b() {
         assert_eq!(nd, 0, "some have committed before Start()");
         let xindex = c.one(cmd(index * 100), 3, false);
         let base = *first.get_or_insert(xindex - (index - 1));
-        assert_eq!(xindex, base + index - 1, "got index {xindex} but expected {}", base + index - 1);
+        assert_eq!(
+            xindex,
+            base + index - 1,
+            "got index {xindex} but expected {}",
+            base + index - 1
+        );
     }
-    assert_eq!(first, Some(2), "the first command follows the leader's no-op");
+    assert_eq!(
+        first,
+        Some(2),
+        "the first command follows the leader's no-op"
+    );
     c.end();
 }
 
@@ -105,7 +117,10 @@ fn rpc_bytes_2b() {
     }
     let got = c.total_bytes() - bytes0;
     let expected = 3 * sent;
-    assert!(got <= expected + 50_000, "too many RPC bytes; got {got}, expected {expected}");
+    assert!(
+        got <= expected + 50_000,
+        "too many RPC bytes; got {got}, expected {expected}"
+    );
     c.end();
 }
 
@@ -124,7 +139,9 @@ fn follower_failure_2b() {
     c.disconnect(leader2 % 3 + 1);
     c.disconnect((leader2 + 1) % 3 + 1);
     // Submit a command: it must not commit.
-    let (index, _) = c.start_cmd(leader2, cmd(104)).expect("leader rejected Start()");
+    let (index, _) = c
+        .start_cmd(leader2, cmd(104))
+        .expect("leader rejected Start()");
     c.run_for(2 * RAFT_ELECTION_TIMEOUT);
     let (n, _) = c.n_committed(index);
     assert_eq!(n, 0, "{n} committed but no majority");
@@ -144,7 +161,10 @@ fn leader_failure_2b() {
     let leader2 = c.check_one_leader();
     c.disconnect(leader2);
     // Submit to every server; nothing may commit.
-    let indexes: Vec<u64> = (1..=3).filter_map(|id| c.start_cmd(id, cmd(104))).map(|(i, _)| i).collect();
+    let indexes: Vec<u64> = (1..=3)
+        .filter_map(|id| c.start_cmd(id, cmd(104)))
+        .map(|(i, _)| i)
+        .collect();
     c.run_for(2 * RAFT_ELECTION_TIMEOUT);
     for index in indexes {
         let (n, _) = c.n_committed(index);
@@ -183,7 +203,9 @@ fn fail_no_agree_2b() {
     for k in 1..=3 {
         c.disconnect((leader + k - 1) % 5 + 1);
     }
-    let (index, _) = c.start_cmd(leader, cmd(20)).expect("leader rejected Start()");
+    let (index, _) = c
+        .start_cmd(leader, cmd(20))
+        .expect("leader rejected Start()");
     c.run_for(2 * RAFT_ELECTION_TIMEOUT);
     let (n, _) = c.n_committed(index);
     assert_eq!(n, 0, "{n} committed but no majority");
@@ -194,7 +216,9 @@ fn fail_no_agree_2b() {
     // The disconnected majority may have chosen a leader among themselves, forgetting
     // index; or the old leader is still leader.
     let leader2 = c.check_one_leader();
-    let (index2, _) = c.start_cmd(leader2, cmd(30)).expect("leader2 rejected Start()");
+    let (index2, _) = c
+        .start_cmd(leader2, cmd(30))
+        .expect("leader2 rejected Start()");
     assert!(index2 >= 2, "unexpected index {index2}");
     c.one(cmd(1000), 5, true);
     c.end();
@@ -209,7 +233,9 @@ fn concurrent_starts_2b() {
             c.run_for(3 * SEC);
         }
         let leader = c.check_one_leader();
-        let Some((_, term)) = c.start_cmd(leader, cmd(1)) else { continue };
+        let Some((_, term)) = c.start_cmd(leader, cmd(1)) else {
+            continue;
+        };
         // Five "concurrent" Starts: issued in the same virtual instant.
         let mut indexes = Vec::new();
         for i in 0..5 {
@@ -294,7 +320,10 @@ fn backup_2b() {
     }
     // Now another partitioned leader and one follower.
     let leader2 = c.check_one_leader();
-    let other = [others[1], others[2], others[3]].into_iter().find(|&i| i != leader2).expect("other");
+    let other = [others[1], others[2], others[3]]
+        .into_iter()
+        .find(|&i| i != leader2)
+        .expect("other");
     c.disconnect(other);
     // Lots more commands that won't commit.
     for _ in 0..50 {
@@ -335,7 +364,10 @@ fn count_2b() {
     let (mut c, _g) = cluster(3, true, "count_2b");
     let leader = c.check_one_leader();
     let total1 = c.total_rpcs();
-    assert!((1..=30).contains(&total1), "too many or few RPCs ({total1}) to elect initial leader");
+    assert!(
+        (1..=30).contains(&total1),
+        "too many or few RPCs ({total1}) to elect initial leader"
+    );
     let mut success = false;
     let mut total2 = 0;
     let mut agree_rpcs = 0;
@@ -346,7 +378,9 @@ fn count_2b() {
         let leader = c.check_one_leader();
         let total1 = c.total_rpcs();
         let iters = 10u64;
-        let Some((_, term)) = c.start_cmd(leader, cmd(1)) else { continue };
+        let Some((_, term)) = c.start_cmd(leader, cmd(1)) else {
+            continue;
+        };
         let mut cmds = Vec::new();
         let mut indexes = Vec::new();
         for i in 1..iters + 2 {
@@ -365,7 +399,11 @@ fn count_2b() {
         }
         total2 = c.total_rpcs();
         agree_rpcs = total2 - total1;
-        assert!(total2 - total1 <= (iters + 1 + 3) * 3, "too many RPCs ({}) for {iters} entries", total2 - total1);
+        assert!(
+            total2 - total1 <= (iters + 1 + 3) * 3,
+            "too many RPCs ({}) for {iters} entries",
+            total2 - total1
+        );
         success = true;
         break;
     }
@@ -373,7 +411,11 @@ fn count_2b() {
     let _ = leader;
     c.run_for(RAFT_ELECTION_TIMEOUT);
     let total3 = c.total_rpcs();
-    assert!(total3 - total2 <= 3 * 20, "too many RPCs ({}) for 1 second of idleness", total3 - total2);
+    assert!(
+        total3 - total2 <= 3 * 20,
+        "too many RPCs ({}) for 1 second of idleness",
+        total3 - total2
+    );
     eprintln!(
         "count_2b: {} RPCs to elect, {} RPCs for 11 agreements, {} RPCs idle for 1 s; {} messages and {} ms of virtual time in all",
         total1,

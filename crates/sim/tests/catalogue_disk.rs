@@ -41,19 +41,34 @@ fn disk_unreliable_churn_2c() {
 
 #[test]
 fn disk_snapshot_install_crash_2d() {
-    let (c, _g, _dir) = disk_cluster(3, true, Some(SNAPSHOT_INTERVAL), "disk_snapshot_install_crash_2d");
+    let (c, _g, _dir) = disk_cluster(
+        3,
+        true,
+        Some(SNAPSHOT_INTERVAL),
+        "disk_snapshot_install_crash_2d",
+    );
     s::snapcommon(c, false, true);
 }
 
 #[test]
 fn disk_snapshot_install_unreliable_crash_2d() {
-    let (c, _g, _dir) = disk_cluster(3, false, Some(SNAPSHOT_INTERVAL), "disk_snapshot_install_unreliable_crash_2d");
+    let (c, _g, _dir) = disk_cluster(
+        3,
+        false,
+        Some(SNAPSHOT_INTERVAL),
+        "disk_snapshot_install_unreliable_crash_2d",
+    );
     s::snapcommon(c, false, true);
 }
 
 #[test]
 fn disk_snapshot_all_crash_2d() {
-    let (c, _g, _dir) = disk_cluster(3, true, Some(SNAPSHOT_INTERVAL), "disk_snapshot_all_crash_2d");
+    let (c, _g, _dir) = disk_cluster(
+        3,
+        true,
+        Some(SNAPSHOT_INTERVAL),
+        "disk_snapshot_all_crash_2d",
+    );
     s::snapshot_all_crash_2d(c);
 }
 

@@ -28,15 +28,27 @@ fn rejoin_after_isolation(pre_vote: bool, check_quorum: bool) -> (u64, u64, bool
 #[test]
 fn prevote_isolated_follower_does_not_inflate_its_term_or_depose_the_leader() {
     let (term, isolated_term, still_leads) = rejoin_after_isolation(true, true);
-    assert_eq!(isolated_term, term, "pre-vote: an isolated node must not bump its term");
-    assert!(still_leads, "the healthy leader was deposed by a rejoining node");
+    assert_eq!(
+        isolated_term, term,
+        "pre-vote: an isolated node must not bump its term"
+    );
+    assert!(
+        still_leads,
+        "the healthy leader was deposed by a rejoining node"
+    );
 }
 
 #[test]
 fn without_prevote_the_same_schedule_deposes_the_leader() {
     let (term, isolated_term, still_leads) = rejoin_after_isolation(false, false);
-    assert!(isolated_term > term + 3, "expected term inflation without pre-vote");
-    assert!(!still_leads, "expected the rejoining node's high term to depose the leader");
+    assert!(
+        isolated_term > term + 3,
+        "expected term inflation without pre-vote"
+    );
+    assert!(
+        !still_leads,
+        "expected the rejoining node's high term to depose the leader"
+    );
 }
 
 #[test]
@@ -46,7 +58,10 @@ fn check_quorum_isolated_leader_steps_down_and_majority_elects_another() {
     c.disconnect(leader);
     c.run_for(2 * RAFT_ELECTION_TIMEOUT);
     let (_, is_leader) = c.state(leader).unwrap();
-    assert!(!is_leader, "a leader cut off from its majority must step down (check-quorum)");
+    assert!(
+        !is_leader,
+        "a leader cut off from its majority must step down (check-quorum)"
+    );
     c.connect(leader);
     c.check_one_leader();
     c.end();
@@ -61,6 +76,9 @@ fn without_check_quorum_an_isolated_leader_keeps_believing() {
     let leader = c.check_one_leader();
     c.disconnect(leader);
     c.run_for(2 * RAFT_ELECTION_TIMEOUT);
-    assert!(c.state(leader).unwrap().1, "expected the stale leader to stay leader without check-quorum");
+    assert!(
+        c.state(leader).unwrap().1,
+        "expected the stale leader to stay leader without check-quorum"
+    );
     c.end();
 }

@@ -25,7 +25,10 @@ fn partitioned_leader_never_serves_a_stale_read() {
     c.connect_client(reader, &[old_leader]);
     c.connect_client(writer, &majority);
     c.put(writer, "k", "new");
-    assert!(c.leader().is_some_and(|l| majority.contains(&l)), "the majority elected a new leader");
+    assert!(
+        c.leader().is_some_and(|l| majority.contains(&l)),
+        "the majority elected a new leader"
+    );
     // The old leader cannot confirm leadership with a quorum: no answer, and above all
     // not "old".
     let read = c.call(reader, ClerkOp::Get(Bytes::from_static(b"k")), 3 * SEC);
@@ -37,8 +40,14 @@ fn partitioned_leader_never_serves_a_stale_read() {
     // Healed, the pending read completes with the new value.
     c.connect_all();
     c.connect_client(reader, &c.ids());
-    assert!(c.run_until(20 * SEC, |c| c.is_idle(reader)), "the read never completed after healing");
-    assert_eq!(c.last_result(reader), Some(&ClerkResult::Value(Some(Bytes::from_static(b"new")))));
+    assert!(
+        c.run_until(20 * SEC, |c| c.is_idle(reader)),
+        "the read never completed after healing"
+    );
+    assert_eq!(
+        c.last_result(reader),
+        Some(&ClerkResult::Value(Some(Bytes::from_static(b"new"))))
+    );
     c.run_for(100 * MS);
     c.end();
 }

@@ -79,7 +79,11 @@ fn run_schedule(seed: u64) -> Outcome {
                 let mut side_a = Vec::new();
                 let mut side_b = Vec::new();
                 for id in 1..=n {
-                    if c.rng.gen_bool(0.5) { side_a.push(id) } else { side_b.push(id) }
+                    if c.rng.gen_bool(0.5) {
+                        side_a.push(id)
+                    } else {
+                        side_b.push(id)
+                    }
                 }
                 c.net.partition(&[&side_a, &side_b]);
             }
@@ -145,8 +149,14 @@ fn random_schedules_keep_raft_safe() {
         }
     }
     eprintln!("sweep: {count} seeds from {first}, {events} events, {applied} indexes applied, {reads} reads answered");
-    assert!(reads > count, "the sweep answered almost no reads: {reads} over {count} seeds");
-    assert!(applied > count, "the sweep committed almost nothing: {applied} entries over {count} seeds");
+    assert!(
+        reads > count,
+        "the sweep answered almost no reads: {reads} over {count} seeds"
+    );
+    assert!(
+        applied > count,
+        "the sweep committed almost nothing: {applied} entries over {count} seeds"
+    );
 }
 
 /// A run is a pure function of its seed: the same seed gives the same run, event for
@@ -154,7 +164,15 @@ fn random_schedules_keep_raft_safe() {
 #[test]
 fn same_seed_replays_identically() {
     for seed in [7, 8, 9] {
-        assert_eq!(run_schedule(seed), run_schedule(seed), "seed {seed} did not replay identically");
+        assert_eq!(
+            run_schedule(seed),
+            run_schedule(seed),
+            "seed {seed} did not replay identically"
+        );
     }
-    assert_ne!(run_schedule(7), run_schedule(8), "different seeds gave identical runs");
+    assert_ne!(
+        run_schedule(7),
+        run_schedule(8),
+        "different seeds gave identical runs"
+    );
 }

@@ -23,7 +23,10 @@ fn status(keys: &[&str]) -> String {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     keys.iter()
         .map(|k| {
-            let v = s.lines().find_map(|l| l.strip_prefix(&format!("{k}:"))).map(|v| v.trim().to_string());
+            let v = s
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}:")))
+                .map(|v| v.trim().to_string());
             format!("{k} {}", v.unwrap_or_else(|| "?".into()))
         })
         .collect::<Vec<_>>()
@@ -35,7 +38,8 @@ fn mem() -> String {
 }
 
 fn main() {
-    let (mut dir, mut mib, mut write, mut stream) = (PathBuf::from("snapshot_open_data"), 512usize, false, false);
+    let (mut dir, mut mib, mut write, mut stream) =
+        (PathBuf::from("snapshot_open_data"), 512usize, false, false);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -48,13 +52,28 @@ fn main() {
     }
     if write {
         let mut s = DiskStorage::open(&dir, DiskOptions::default()).unwrap();
-        s.append(&[Entry::normal(1, 1, Bytes::from_static(b"x")), Entry::normal(1, 2, Bytes::from_static(b"y"))]).unwrap();
+        s.append(&[
+            Entry::normal(1, 1, Bytes::from_static(b"x")),
+            Entry::normal(1, 2, Bytes::from_static(b"y")),
+        ])
+        .unwrap();
         s.sync().unwrap();
-        let data: Bytes = (0..mib << 20).map(|i| (i as u32).wrapping_mul(2654435761) as u8).collect::<Vec<u8>>().into();
+        let data: Bytes = (0..mib << 20)
+            .map(|i| (i as u32).wrapping_mul(2654435761) as u8)
+            .collect::<Vec<u8>>()
+            .into();
         let t = Instant::now();
-        s.compact(Snapshot { meta: SnapshotMeta { index: 1, term: 1 }, data }).unwrap();
+        s.compact(Snapshot {
+            meta: SnapshotMeta { index: 1, term: 1 },
+            data,
+        })
+        .unwrap();
         s.sync().unwrap();
-        println!("wrote a {mib} MiB snapshot to {} in {:.3}s", dir.display(), t.elapsed().as_secs_f64());
+        println!(
+            "wrote a {mib} MiB snapshot to {} in {:.3}s",
+            dir.display(),
+            t.elapsed().as_secs_f64()
+        );
         return;
     }
     println!("before open:     {}", mem());
@@ -82,9 +101,16 @@ fn main() {
         let (mut at, mut sum) = (0usize, 0u64);
         while at < a.data.len() {
             let chunk = a.data.slice(at..a.data.len().min(at + (1 << 20)));
-            sum = chunk.iter().step_by(4093).fold(sum, |s, &x| s.wrapping_add(x as u64));
+            sum = chunk
+                .iter()
+                .step_by(4093)
+                .fold(sum, |s, &x| s.wrapping_add(x as u64));
             at += chunk.len();
         }
-        println!("streamed chunks: {:.3}s (checksum {sum}); {}", t.elapsed().as_secs_f64(), mem());
+        println!(
+            "streamed chunks: {:.3}s (checksum {sum}); {}",
+            t.elapsed().as_secs_f64(),
+            mem()
+        );
     }
 }

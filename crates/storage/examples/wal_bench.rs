@@ -29,7 +29,12 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { dir: PathBuf::from("wal_bench_data"), seconds: 3.0, recovery_mib: 1024, drop_caches: false };
+    let mut a = Args {
+        dir: PathBuf::from("wal_bench_data"),
+        seconds: 3.0,
+        recovery_mib: 1024,
+        drop_caches: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -45,12 +50,20 @@ fn parse_args() -> Args {
 }
 
 fn payload() -> Bytes {
-    Bytes::from((0..ENTRY_BYTES).map(|i| (i * 7 + 1) as u8).collect::<Vec<u8>>())
+    Bytes::from(
+        (0..ENTRY_BYTES)
+            .map(|i| (i * 7 + 1) as u8)
+            .collect::<Vec<u8>>(),
+    )
 }
 
 fn raw_fdatasync(dir: &Path, seconds: f64) -> f64 {
     let path = dir.join("raw_fdatasync");
-    let mut f = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
     let buf = vec![0x5a; ENTRY_BYTES];
     let (start, mut n) = (Instant::now(), 0u64);
     while start.elapsed() < Duration::from_secs_f64(seconds) {
@@ -70,7 +83,9 @@ fn group_commit(dir: &Path, batch: usize, seconds: f64) {
     let (start, mut next) = (Instant::now(), 1u64);
     let mut syncs = 0u64;
     while start.elapsed() < Duration::from_secs_f64(seconds) {
-        let es: Vec<Entry> = (next..next + batch as u64).map(|i| Entry::normal(1, i, data.clone())).collect();
+        let es: Vec<Entry> = (next..next + batch as u64)
+            .map(|i| Entry::normal(1, i, data.clone()))
+            .collect();
         s.append(&es).unwrap();
         s.sync().unwrap();
         next += batch as u64;
@@ -96,7 +111,9 @@ fn recovery(dir: &Path, mib: u64, drop_caches: bool) {
     let mut next = 1u64;
     while next <= entries {
         let hi = (next + 4096).min(entries + 1);
-        let es: Vec<Entry> = (next..hi).map(|i| Entry::normal(1, i, data.clone())).collect();
+        let es: Vec<Entry> = (next..hi)
+            .map(|i| Entry::normal(1, i, data.clone()))
+            .collect();
         s.append(&es).unwrap();
         s.sync().unwrap();
         next = hi;
@@ -104,7 +121,10 @@ fn recovery(dir: &Path, mib: u64, drop_caches: bool) {
     let write_secs = start.elapsed().as_secs_f64();
     let segments = s.segment_count();
     drop(s);
-    let on_disk: u64 = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let on_disk: u64 = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
     println!("recovery log: {entries} entries, {:.0} MiB on disk in {segments} segments (written in {write_secs:.1} s)", on_disk as f64 / MIB);
     if drop_caches {
         let ok = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
@@ -114,7 +134,11 @@ fn recovery(dir: &Path, mib: u64, drop_caches: bool) {
     let s = DiskStorage::open(dir, DiskOptions::default()).unwrap();
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(s.last_index(), entries);
-    println!("recovery: open took {secs:.2} s ({:.0} MiB/s, {:.0} entries/s)", on_disk as f64 / MIB / secs, entries as f64 / secs);
+    println!(
+        "recovery: open took {secs:.2} s ({:.0} MiB/s, {:.0} entries/s)",
+        on_disk as f64 / MIB / secs,
+        entries as f64 / secs
+    );
     drop(s);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -122,8 +146,15 @@ fn recovery(dir: &Path, mib: u64, drop_caches: bool) {
 fn main() {
     let a = parse_args();
     std::fs::create_dir_all(&a.dir).unwrap();
-    println!("dir {} ; {ENTRY_BYTES}-byte entries, one sync per batch, {} s per run", a.dir.display(), a.seconds);
-    println!("raw fdatasync ({ENTRY_BYTES}-byte append + fdatasync): {:.0} syncs/s", raw_fdatasync(&a.dir, a.seconds));
+    println!(
+        "dir {} ; {ENTRY_BYTES}-byte entries, one sync per batch, {} s per run",
+        a.dir.display(),
+        a.seconds
+    );
+    println!(
+        "raw fdatasync ({ENTRY_BYTES}-byte append + fdatasync): {:.0} syncs/s",
+        raw_fdatasync(&a.dir, a.seconds)
+    );
     for batch in [1, 16, 256] {
         group_commit(&a.dir.join(format!("batch{batch}")), batch, a.seconds);
     }

@@ -22,7 +22,9 @@ use crate::recovery::{self, Recovered};
 use crate::segment::Loc;
 use crate::snapfile;
 use crate::wal::{Wal, WalConfig};
-use raft::{Entry, HardState, Index, Snapshot, SnapshotMeta, Storage, StorageError, StorageResult, Term};
+use raft::{
+    Entry, HardState, Index, Snapshot, SnapshotMeta, Storage, StorageError, StorageResult, Term,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,11 +84,27 @@ impl DiskStorage {
     pub fn open(dir: &Path, opts: DiskOptions) -> Result<DiskStorage, OpenError> {
         let lock = lock_dir(dir)?;
         let r: Recovered = recovery::recover(&*opts.fs, dir, opts.cache_max_bytes)?;
-        let cfg = WalConfig { segment_max_bytes: opts.segment_max_bytes, write_buffer_max_bytes: opts.write_buffer_max_bytes };
-        let mut wal = Wal::new(opts.fs.clone(), dir, r.segments, r.active, r.active_bytes, cfg);
+        let cfg = WalConfig {
+            segment_max_bytes: opts.segment_max_bytes,
+            write_buffer_max_bytes: opts.write_buffer_max_bytes,
+        };
+        let mut wal = Wal::new(
+            opts.fs.clone(),
+            dir,
+            r.segments,
+            r.active,
+            r.active_bytes,
+            cfg,
+        );
         if let Some(marker) = r.repair {
-            let done = wal.push(&marker).and_then(|_| wal.sync(r.hard_state, r.snapshot.meta));
-            done.map_err(|e| OpenError::Io { op: "write recovered snapshot marker to", path: dir.into(), source: std::io::Error::other(e) })?;
+            let done = wal
+                .push(&marker)
+                .and_then(|_| wal.sync(r.hard_state, r.snapshot.meta));
+            done.map_err(|e| OpenError::Io {
+                op: "write recovered snapshot marker to",
+                path: dir.into(),
+                source: std::io::Error::other(e),
+            })?;
         }
         Ok(DiskStorage {
             dir: dir.to_path_buf(),
@@ -119,10 +137,16 @@ impl DiskStorage {
         let bytes = self
             .fs
             .read_at(&path, loc.offset, loc.frame_bytes as usize)
-            .map_err(|e| StorageError::Io(format!("read {} at {}: {e}", path.display(), loc.offset)))?;
+            .map_err(|e| {
+                StorageError::Io(format!("read {} at {}: {e}", path.display(), loc.offset))
+            })?;
         match record::decode(&bytes) {
             Ok((Record::Entry(e), _)) if e.index == index => Ok(e),
-            other => Err(StorageError::Io(format!("{} at offset {}: expected entry {index}, found {other:?}", path.display(), loc.offset))),
+            other => Err(StorageError::Io(format!(
+                "{} at offset {}: expected entry {index}, found {other:?}",
+                path.display(),
+                loc.offset
+            ))),
         }
     }
 
@@ -133,7 +157,12 @@ impl DiskStorage {
         self.wal.check()?;
         let path = match snapfile::write(&*self.fs, &self.dir, &snapshot) {
             Ok(path) => path,
-            Err(e) => return Err(self.wal.poison(format!("write snapshot {}: {e}", snapfile::file_name(snapshot.meta)))),
+            Err(e) => {
+                return Err(self.wal.poison(format!(
+                    "write snapshot {}: {e}",
+                    snapfile::file_name(snapshot.meta)
+                )))
+            }
         };
         if !self.snapshot.is_empty() {
             // Unlinking is safe while `Bytes` of the old file are still held elsewhere (by
@@ -144,7 +173,10 @@ impl DiskStorage {
             }
         }
         let data = snapfile::map_written(&*self.fs, &path, &snapshot);
-        Ok(Snapshot { meta: snapshot.meta, data })
+        Ok(Snapshot {
+            meta: snapshot.meta,
+            data,
+        })
     }
 
     fn check_appendable(&self, entries: &[Entry]) -> StorageResult<()> {
@@ -157,9 +189,17 @@ impl DiskStorage {
             self.log.last_index() + 1
         );
         for (i, e) in entries.iter().enumerate() {
-            assert_eq!(e.index, first + i as u64, "appended entries must be contiguous");
+            assert_eq!(
+                e.index,
+                first + i as u64,
+                "appended entries must be contiguous"
+            );
             if record::entry_frame_bytes(e.data.len()) > MAX_PAYLOAD_BYTES {
-                return Err(StorageError::Io(format!("entry {} of {} bytes exceeds the record limit", e.index, e.data.len())));
+                return Err(StorageError::Io(format!(
+                    "entry {} of {} bytes exceeds the record limit",
+                    e.index,
+                    e.data.len()
+                )));
             }
         }
         Ok(())
@@ -185,10 +225,16 @@ impl Storage for DiskStorage {
 
     fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> StorageResult<Vec<Entry>> {
         if lo < self.first_index() {
-            return Err(StorageError::Compacted { index: lo, first_index: self.first_index() });
+            return Err(StorageError::Compacted {
+                index: lo,
+                first_index: self.first_index(),
+            });
         }
         if hi > self.last_index() + 1 {
-            return Err(StorageError::Unavailable { index: hi - 1, last_index: self.last_index() });
+            return Err(StorageError::Unavailable {
+                index: hi - 1,
+                last_index: self.last_index(),
+            });
         }
         let mut out = Vec::new();
         let mut total = 0u64;
@@ -234,11 +280,17 @@ impl Storage for DiskStorage {
     fn install_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<()> {
         let SnapshotMeta { index, term } = snapshot.meta;
         if index <= self.snapshot.meta.index {
-            return Err(StorageError::SnapshotOutOfDate { index, current: self.snapshot.meta.index });
+            return Err(StorageError::SnapshotOutOfDate {
+                index,
+                current: self.snapshot.meta.index,
+            });
         }
         let keep = self.log.term(index).ok() == Some(term);
         let snapshot = self.persist_snapshot(snapshot)?;
-        self.wal.push(&Record::Snapshot { meta: snapshot.meta, kept_tail: keep })?;
+        self.wal.push(&Record::Snapshot {
+            meta: snapshot.meta,
+            kept_tail: keep,
+        })?;
         if keep {
             self.log.compact_to(snapshot.meta);
         } else {
@@ -253,7 +305,10 @@ impl Storage for DiskStorage {
         raft::storage::check_compact(self.snapshot.meta.index, self.last_index(), index)?;
         debug_assert_eq!(self.term(index).ok(), Some(snapshot.meta.term));
         let snapshot = self.persist_snapshot(snapshot)?;
-        self.wal.push(&Record::Snapshot { meta: snapshot.meta, kept_tail: true })?;
+        self.wal.push(&Record::Snapshot {
+            meta: snapshot.meta,
+            kept_tail: true,
+        })?;
         self.log.compact_to(snapshot.meta);
         self.snapshot = snapshot;
         Ok(())
@@ -280,7 +335,13 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, OpenError> {
         .map_err(OpenError::io("open lock file", &path))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked { path: dir.to_path_buf() }),
-        Err(std::fs::TryLockError::Error(e)) => Err(OpenError::Io { op: "lock", path, source: e }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(OpenError::Io {
+            op: "lock",
+            path,
+            source: e,
+        }),
     }
 }

@@ -9,25 +9,48 @@ use std::path::PathBuf;
 pub enum OpenError {
     /// An operating-system call failed (includes a directory that is not writable).
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// Data that may have been acknowledged is damaged or missing.
     #[error("corrupt data in {path} at byte offset {offset}: {reason}")]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     /// A file written by a format version this build does not read.
     #[error("{path} has format version {found}; this build reads version {supported}")]
-    IncompatibleVersion { path: PathBuf, found: u32, supported: u32 },
+    IncompatibleVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     /// Another process (or another open store in this one) holds the directory's lock.
     #[error("data directory {path} is in use by another process (lock file {path}/LOCK is held)")]
     Locked { path: PathBuf },
 }
 
 impl OpenError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> OpenError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> OpenError {
         let path = path.into();
         move |source| OpenError::Io { op, path, source }
     }
 
-    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> OpenError {
-        OpenError::Corrupt { path: path.into(), offset, reason: reason.into() }
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> OpenError {
+        OpenError::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 }

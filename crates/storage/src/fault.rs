@@ -60,7 +60,13 @@ impl FaultHandle {
 
 /// Counts down; true when this call must fail.
 fn trip(counter: &AtomicI64) -> bool {
-    let prev = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| if v >= 0 { Some(v - 1) } else { None });
+    let prev = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+        if v >= 0 {
+            Some(v - 1)
+        } else {
+            None
+        }
+    });
     prev == Ok(0)
 }
 
@@ -129,16 +135,25 @@ impl FileSystem for FaultyFs {
         self.inner.read_at(path, offset, len)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        Ok(Box::new(FaultyFile { inner: self.inner.create(path)?, fs: self.clone() }))
+        Ok(Box::new(FaultyFile {
+            inner: self.inner.create(path)?,
+            fs: self.clone(),
+        }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        Ok(Box::new(FaultyFile { inner: self.inner.open_append(path)?, fs: self.clone() }))
+        Ok(Box::new(FaultyFile {
+            inner: self.inner.open_append(path)?,
+            fs: self.clone(),
+        }))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         if self.sync_fault()? {
             return self.inner.truncate(path, len);
         }
-        std::fs::OpenOptions::new().write(true).open(path)?.set_len(len)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .set_len(len)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.rename(from, to)

@@ -43,7 +43,13 @@ impl ReadOnlyFile {
                 // table entries: a later read faults the same bytes back in from the file,
                 // which is never modified in place (the contract of `map_read`). No
                 // reference observes different bytes. A failure is only a lost hint.
-                let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, range.len()) };
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        range.start,
+                        range.len(),
+                    )
+                };
             }
         }
         #[cfg(not(unix))]
@@ -78,7 +84,10 @@ impl Deref for ReadOnlyFile {
 
 impl Debug for ReadOnlyFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadOnlyFile").field("len", &self.len()).field("mapped", &self.is_mapped()).finish()
+        f.debug_struct("ReadOnlyFile")
+            .field("len", &self.len())
+            .field("mapped", &self.is_mapped())
+            .finish()
     }
 }
 
@@ -178,7 +187,11 @@ impl FileSystem for StdFs {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let f = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         Ok(Box::new(StdFile(f)))
     }
 

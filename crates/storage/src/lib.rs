@@ -46,5 +46,7 @@ pub use fs::{FileSystem, ReadOnlyFile, StdFs, WritableFile};
 /// Format details exposed for crash tests and tools (frame and header sizes).
 pub mod format {
     pub use crate::record::HEADER_BYTES as RECORD_HEADER_BYTES;
-    pub use crate::segment::{file_name as segment_file_name, FORMAT_VERSION, HEADER_BYTES as SEGMENT_HEADER_BYTES};
+    pub use crate::segment::{
+        file_name as segment_file_name, FORMAT_VERSION, HEADER_BYTES as SEGMENT_HEADER_BYTES,
+    };
 }

@@ -40,7 +40,13 @@ pub struct Log {
 
 impl Log {
     pub fn new(base: SnapshotMeta, cache_max_bytes: u64) -> Log {
-        Log { base, slots: VecDeque::new(), cached_from: 0, cached_bytes: 0, cache_max_bytes }
+        Log {
+            base,
+            slots: VecDeque::new(),
+            cached_from: 0,
+            cached_bytes: 0,
+            cache_max_bytes,
+        }
     }
 
     pub fn first_index(&self) -> Index {
@@ -56,11 +62,17 @@ impl Log {
             return Ok(self.base.term);
         }
         if index < self.base.index {
-            return Err(StorageError::Compacted { index, first_index: self.first_index() });
+            return Err(StorageError::Compacted {
+                index,
+                first_index: self.first_index(),
+            });
         }
         match self.slots.get((index - self.first_index()) as usize) {
             Some(s) => Ok(s.term),
-            None => Err(StorageError::Unavailable { index, last_index: self.last_index() }),
+            None => Err(StorageError::Unavailable {
+                index,
+                last_index: self.last_index(),
+            }),
         }
     }
 
@@ -88,9 +100,17 @@ impl Log {
 
     /// Appends `entry`, which must be at `last_index() + 1`, found at `loc`.
     pub fn push(&mut self, entry: Entry, loc: Loc) {
-        assert_eq!(entry.index, self.last_index() + 1, "log append must be contiguous");
+        assert_eq!(
+            entry.index,
+            self.last_index() + 1,
+            "log append must be contiguous"
+        );
         self.cached_bytes += entry.size_bytes();
-        self.slots.push_back(Slot { term: entry.term, loc, entry: Some(entry) });
+        self.slots.push_back(Slot {
+            term: entry.term,
+            loc,
+            entry: Some(entry),
+        });
     }
 
     /// Moves the base to `meta`, keeping entries after it (they must exist up to it).
@@ -118,7 +138,10 @@ impl Log {
     /// when every entry has reached its file.
     pub fn evict(&mut self) {
         while self.cached_bytes > self.cache_max_bytes && self.cached_from < self.slots.len() {
-            let e = self.slots[self.cached_from].entry.take().expect("cached suffix invariant");
+            let e = self.slots[self.cached_from]
+                .entry
+                .take()
+                .expect("cached suffix invariant");
             self.cached_bytes -= e.size_bytes();
             self.cached_from += 1;
         }

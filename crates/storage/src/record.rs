@@ -115,10 +115,14 @@ pub fn decode(buf: &[u8]) -> Result<(Record, usize), FrameError> {
     let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
     let type_byte = buf[8];
     if type_byte >> 4 != fold4(len) {
-        return Err(FrameError::Damaged(format!("length check failed (len field {len})")));
+        return Err(FrameError::Damaged(format!(
+            "length check failed (len field {len})"
+        )));
     }
     if len as usize > MAX_PAYLOAD_BYTES {
-        return Err(FrameError::Damaged(format!("record length {len} exceeds the limit")));
+        return Err(FrameError::Damaged(format!(
+            "record length {len} exceeds the limit"
+        )));
     }
     let end = HEADER_BYTES + len as usize;
     if buf.len() < end {
@@ -126,9 +130,12 @@ pub fn decode(buf: &[u8]) -> Result<(Record, usize), FrameError> {
     }
     let actual = crc32c::crc32c_append(crc32c::crc32c(&buf[0..4]), &buf[8..end]);
     if actual != crc {
-        return Err(FrameError::Damaged(format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})")));
+        return Err(FrameError::Damaged(format!(
+            "checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"
+        )));
     }
-    let record = decode_payload(type_byte & 0xF, &buf[HEADER_BYTES..end]).map_err(FrameError::Damaged)?;
+    let record =
+        decode_payload(type_byte & 0xF, &buf[HEADER_BYTES..end]).map_err(FrameError::Damaged)?;
     Ok((record, end))
 }
 
@@ -137,7 +144,16 @@ fn u64_at(p: &[u8], at: usize) -> u64 {
 }
 
 fn decode_payload(kind: u8, p: &[u8]) -> Result<Record, String> {
-    let need = |n: usize| if p.len() < n { Err(format!("payload of {} bytes too short for kind {kind}", p.len())) } else { Ok(()) };
+    let need = |n: usize| {
+        if p.len() < n {
+            Err(format!(
+                "payload of {} bytes too short for kind {kind}",
+                p.len()
+            ))
+        } else {
+            Ok(())
+        }
+    };
     match kind {
         KIND_ENTRY => {
             need(17)?;
@@ -147,17 +163,32 @@ fn decode_payload(kind: u8, p: &[u8]) -> Result<Record, String> {
                 k => return Err(format!("unknown entry kind {k}")),
             };
             let data = Bytes::copy_from_slice(&p[17..]);
-            Ok(Record::Entry(Entry { term: u64_at(p, 0), index: u64_at(p, 8), kind, data }))
+            Ok(Record::Entry(Entry {
+                term: u64_at(p, 0),
+                index: u64_at(p, 8),
+                kind,
+                data,
+            }))
         }
         KIND_HARD_STATE => {
             need(24)?;
             let vote = Some(u64_at(p, 8)).filter(|v| *v != 0);
-            Ok(Record::HardState(HardState { term: u64_at(p, 0), vote, commit: u64_at(p, 16) }))
+            Ok(Record::HardState(HardState {
+                term: u64_at(p, 0),
+                vote,
+                commit: u64_at(p, 16),
+            }))
         }
         KIND_SNAPSHOT => {
             need(17)?;
-            let meta = SnapshotMeta { index: u64_at(p, 0), term: u64_at(p, 8) };
-            Ok(Record::Snapshot { meta, kept_tail: p[16] != 0 })
+            let meta = SnapshotMeta {
+                index: u64_at(p, 0),
+                term: u64_at(p, 8),
+            };
+            Ok(Record::Snapshot {
+                meta,
+                kept_tail: p[16] != 0,
+            })
         }
         k => Err(format!("unknown record type {k}")),
     }
@@ -212,9 +243,16 @@ mod tests {
         vec![
             Record::Entry(Entry::normal(3, 7, Bytes::from_static(b"hello"))),
             Record::Entry(Entry::noop(4, 8)),
-            Record::HardState(HardState { term: 4, vote: Some(2), commit: 6 }),
+            Record::HardState(HardState {
+                term: 4,
+                vote: Some(2),
+                commit: 6,
+            }),
             Record::HardState(HardState::default()),
-            Record::Snapshot { meta: SnapshotMeta { index: 5, term: 2 }, kept_tail: true },
+            Record::Snapshot {
+                meta: SnapshotMeta { index: 5, term: 2 },
+                kept_tail: true,
+            },
         ]
     }
 
@@ -236,7 +274,10 @@ mod tests {
             for bit in 0..buf.len() * 8 {
                 let mut b = buf.clone();
                 b[bit / 8] ^= 1 << (bit % 8);
-                assert!(matches!(decode(&b), Err(FrameError::Damaged(_))), "bit {bit} of {r:?}");
+                assert!(
+                    matches!(decode(&b), Err(FrameError::Damaged(_))),
+                    "bit {bit} of {r:?}"
+                );
             }
         }
     }
@@ -246,7 +287,11 @@ mod tests {
         let mut buf = Vec::new();
         encode(&sample()[0], &mut buf);
         for cut in 0..buf.len() {
-            assert_eq!(decode(&buf[..cut]), Err(FrameError::Incomplete), "cut {cut}");
+            assert_eq!(
+                decode(&buf[..cut]),
+                Err(FrameError::Incomplete),
+                "cut {cut}"
+            );
         }
     }
 }

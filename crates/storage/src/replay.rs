@@ -64,7 +64,11 @@ impl Replay {
             None => e.index,
         };
         if e.index > limit {
-            return Err(format!("entry {} follows index {}: entries are missing", e.index, limit - 1));
+            return Err(format!(
+                "entry {} follows index {}: entries are missing",
+                e.index,
+                limit - 1
+            ));
         }
         self.known_last = Some(e.index);
         if e.index <= self.snap.index {
@@ -80,18 +84,27 @@ impl Replay {
 
     fn apply_marker(&mut self, m: SnapshotMeta, kept_tail: bool) -> Result<(), String> {
         if m.index > self.snap.index {
-            return Err(format!("snapshot marker at index {} but the newest snapshot file is at {}", m.index, self.snap.index));
+            return Err(format!(
+                "snapshot marker at index {} but the newest snapshot file is at {}",
+                m.index, self.snap.index
+            ));
         }
         if m.index == self.snap.index {
             if m.term != self.snap.term {
-                return Err(format!("snapshot marker term {} differs from snapshot file term {}", m.term, self.snap.term));
+                return Err(format!(
+                    "snapshot marker term {} differs from snapshot file term {}",
+                    m.term, self.snap.term
+                ));
             }
             self.marker_seen = true;
         }
         if kept_tail {
             if let Some(last) = self.known_last {
                 if last < m.index {
-                    return Err(format!("compaction marker at {} beyond the log end {}", m.index, last));
+                    return Err(format!(
+                        "compaction marker at {} beyond the log end {}",
+                        m.index, last
+                    ));
                 }
             }
             if m.index == self.snap.index {
@@ -116,6 +129,13 @@ impl Replay {
         if !kept_tail {
             self.log.reset(self.snap);
         }
-        (self.hard_state, self.log, Some(Record::Snapshot { meta: self.snap, kept_tail }))
+        (
+            self.hard_state,
+            self.log,
+            Some(Record::Snapshot {
+                meta: self.snap,
+                kept_tail,
+            }),
+        )
     }
 }

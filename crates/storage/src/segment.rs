@@ -49,19 +49,35 @@ pub fn encode_header(seq: u64) -> Vec<u8> {
 /// Checks the header of segment `seq` (whose bytes are `buf`, at least `HEADER_BYTES`).
 pub fn check_header(path: &Path, buf: &[u8], seq: u64) -> Result<(), OpenError> {
     if &buf[0..8] != MAGIC {
-        return Err(OpenError::corrupt(path, 0, "not a raftkv WAL segment (bad magic)"));
+        return Err(OpenError::corrupt(
+            path,
+            0,
+            "not a raftkv WAL segment (bad magic)",
+        ));
     }
     let version = u32::from_le_bytes(buf[8..12].try_into().unwrap());
     if version != FORMAT_VERSION {
-        return Err(OpenError::IncompatibleVersion { path: path.into(), found: version, supported: FORMAT_VERSION });
+        return Err(OpenError::IncompatibleVersion {
+            path: path.into(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     let crc = u32::from_le_bytes(buf[20..24].try_into().unwrap());
     if crc != crc32c::crc32c(&buf[0..20]) {
-        return Err(OpenError::corrupt(path, 0, "segment header checksum mismatch"));
+        return Err(OpenError::corrupt(
+            path,
+            0,
+            "segment header checksum mismatch",
+        ));
     }
     let found = u64::from_le_bytes(buf[12..20].try_into().unwrap());
     if found != seq {
-        return Err(OpenError::corrupt(path, 12, format!("header says segment {found}, file name says {seq}")));
+        return Err(OpenError::corrupt(
+            path,
+            12,
+            format!("header says segment {found}, file name says {seq}"),
+        ));
     }
     Ok(())
 }
@@ -90,7 +106,11 @@ pub fn scan(
     while at < buf.len() {
         match record::decode(&buf[at..]) {
             Ok((rec, n)) => {
-                let loc = Loc { seq, offset: at as u64, frame_bytes: n as u32 };
+                let loc = Loc {
+                    seq,
+                    offset: at as u64,
+                    frame_bytes: n as u32,
+                };
                 visit(rec, loc).map_err(|reason| OpenError::corrupt(path, at as u64, reason))?;
                 at += n;
             }
@@ -99,7 +119,9 @@ pub fn scan(
             }
             Err(e) => {
                 let reason = match e {
-                    record::FrameError::Incomplete => "record cut short before the end of a sealed segment".to_string(),
+                    record::FrameError::Incomplete => {
+                        "record cut short before the end of a sealed segment".to_string()
+                    }
                     record::FrameError::Damaged(r) => r,
                 };
                 return Err(OpenError::corrupt(path, at as u64, reason));

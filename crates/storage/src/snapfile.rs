@@ -55,7 +55,10 @@ pub fn parse_file_name(name: &str) -> Option<SnapshotMeta> {
     if i.len() != 16 || t.len() != 16 {
         return None;
     }
-    Some(SnapshotMeta { index: u64::from_str_radix(i, 16).ok()?, term: u64::from_str_radix(t, 16).ok()? })
+    Some(SnapshotMeta {
+        index: u64::from_str_radix(i, 16).ok()?,
+        term: u64::from_str_radix(t, 16).ok()?,
+    })
 }
 
 fn header(snap: &Snapshot) -> Vec<u8> {
@@ -89,28 +92,55 @@ pub fn write(fs: &dyn FileSystem, dir: &Path, snap: &Snapshot) -> io::Result<Pat
 /// Opens and verifies the snapshot file at `path`, named for `meta`. The data is a view of
 /// the file (see the module docs), not a copy.
 pub fn load(fs: &dyn FileSystem, path: &Path, meta: SnapshotMeta) -> Result<Snapshot, OpenError> {
-    let file = fs.map_read(path).map_err(OpenError::io("read snapshot", path))?;
+    let file = fs
+        .map_read(path)
+        .map_err(OpenError::io("read snapshot", path))?;
     if file.len() < HEADER_BYTES || &file[0..8] != MAGIC {
-        return Err(OpenError::corrupt(path, 0, "not a raftkv snapshot (short file or bad magic)"));
+        return Err(OpenError::corrupt(
+            path,
+            0,
+            "not a raftkv snapshot (short file or bad magic)",
+        ));
     }
     let version = u32::from_le_bytes(file[8..12].try_into().unwrap());
     if version != FORMAT_VERSION {
-        return Err(OpenError::IncompatibleVersion { path: path.into(), found: version, supported: FORMAT_VERSION });
+        return Err(OpenError::IncompatibleVersion {
+            path: path.into(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
-    let found = SnapshotMeta { index: u64_at(12), term: u64_at(20) };
+    let found = SnapshotMeta {
+        index: u64_at(12),
+        term: u64_at(20),
+    };
     if found != meta {
-        return Err(OpenError::corrupt(path, 12, format!("header says {found:?}, file name says {meta:?}")));
+        return Err(OpenError::corrupt(
+            path,
+            12,
+            format!("header says {found:?}, file name says {meta:?}"),
+        ));
     }
     let data_len = u64_at(28);
     if data_len != (file.len() - HEADER_BYTES) as u64 {
-        return Err(OpenError::corrupt(path, 28, format!("data length {data_len} but file holds {}", file.len() - HEADER_BYTES)));
+        return Err(OpenError::corrupt(
+            path,
+            28,
+            format!(
+                "data length {data_len} but file holds {}",
+                file.len() - HEADER_BYTES
+            ),
+        ));
     }
     let stored = u32::from_le_bytes(file[36..40].try_into().unwrap());
     if stored != checksum_streaming(&file) {
         return Err(OpenError::corrupt(path, 36, "snapshot checksum mismatch"));
     }
-    Ok(Snapshot { meta, data: data_of(file) })
+    Ok(Snapshot {
+        meta,
+        data: data_of(file),
+    })
 }
 
 /// CRC32C of header (less its checksum field) and data, in chunks, each released from the
@@ -146,7 +176,9 @@ pub fn map_written(fs: &dyn FileSystem, path: &Path, snap: &Snapshot) -> Bytes {
         return Bytes::new();
     }
     match fs.map_read(path) {
-        Ok(file) if file.is_mapped() && file.len() == HEADER_BYTES + snap.data.len() => data_of(file),
+        Ok(file) if file.is_mapped() && file.len() == HEADER_BYTES + snap.data.len() => {
+            data_of(file)
+        }
         _ => snap.data.clone(),
     }
 }

@@ -13,11 +13,18 @@ pub fn ent(term: u64, index: u64) -> Entry {
 
 /// A snapshot at `index`/`term` with a small recognisable payload.
 pub fn snap(index: u64, term: u64) -> Snapshot {
-    Snapshot { meta: SnapshotMeta { index, term }, data: Bytes::from(format!("snap{index}t{term}")) }
+    Snapshot {
+        meta: SnapshotMeta { index, term },
+        data: Bytes::from(format!("snap{index}t{term}")),
+    }
 }
 
 fn ents(terms_from_1: &[u64]) -> Vec<Entry> {
-    terms_from_1.iter().enumerate().map(|(i, t)| ent(*t, i as u64 + 1)).collect()
+    terms_from_1
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ent(*t, i as u64 + 1))
+        .collect()
 }
 
 /// Runs every case; `make` must return a fresh, empty store each time.
@@ -36,7 +43,14 @@ fn fresh_store<S: Storage>(s: &mut S) {
     assert_eq!(s.hard_state(), HardState::default(), "fresh: hard state");
     assert_eq!((s.first_index(), s.last_index()), (1, 0), "fresh: bounds");
     assert_eq!(s.term(0), Ok(0), "fresh: term(0)");
-    assert_eq!(s.term(1), Err(StorageError::Unavailable { index: 1, last_index: 0 }), "fresh: term(1)");
+    assert_eq!(
+        s.term(1),
+        Err(StorageError::Unavailable {
+            index: 1,
+            last_index: 0
+        }),
+        "fresh: term(1)"
+    );
     assert_eq!(s.snapshot(), Ok(Snapshot::default()), "fresh: snapshot");
     assert_eq!(s.entries(1, 1, u64::MAX), Ok(vec![]), "fresh: empty range");
     assert_eq!(s.sync(), Ok(()), "fresh: sync");
@@ -49,15 +63,49 @@ fn append_and_read<S: Storage>(s: &mut S) {
     s.append(&[]).unwrap();
     s.sync().unwrap();
     assert_eq!((s.first_index(), s.last_index()), (1, 5), "append: bounds");
-    assert_eq!(s.entries(1, 6, u64::MAX), Ok(all.clone()), "append: all entries");
-    assert_eq!(s.entries(2, 4, u64::MAX), Ok(all[1..3].to_vec()), "append: middle");
-    assert_eq!(s.entries(1, 6, 0), Ok(all[..1].to_vec()), "append: max_bytes 0 gives one entry");
+    assert_eq!(
+        s.entries(1, 6, u64::MAX),
+        Ok(all.clone()),
+        "append: all entries"
+    );
+    assert_eq!(
+        s.entries(2, 4, u64::MAX),
+        Ok(all[1..3].to_vec()),
+        "append: middle"
+    );
+    assert_eq!(
+        s.entries(1, 6, 0),
+        Ok(all[..1].to_vec()),
+        "append: max_bytes 0 gives one entry"
+    );
     let two = all[0].size_bytes() + all[1].size_bytes();
-    assert_eq!(s.entries(1, 6, two), Ok(all[..2].to_vec()), "append: max_bytes fits two");
-    assert_eq!(s.entries(1, 6, two + 1), Ok(all[..2].to_vec()), "append: max_bytes just over two");
+    assert_eq!(
+        s.entries(1, 6, two),
+        Ok(all[..2].to_vec()),
+        "append: max_bytes fits two"
+    );
+    assert_eq!(
+        s.entries(1, 6, two + 1),
+        Ok(all[..2].to_vec()),
+        "append: max_bytes just over two"
+    );
     assert_eq!(s.term(3), Ok(2), "append: term(3)");
-    assert_eq!(s.term(6), Err(StorageError::Unavailable { index: 6, last_index: 5 }), "append: term past end");
-    assert_eq!(s.entries(4, 7, u64::MAX), Err(StorageError::Unavailable { index: 6, last_index: 5 }), "append: range past end");
+    assert_eq!(
+        s.term(6),
+        Err(StorageError::Unavailable {
+            index: 6,
+            last_index: 5
+        }),
+        "append: term past end"
+    );
+    assert_eq!(
+        s.entries(4, 7, u64::MAX),
+        Err(StorageError::Unavailable {
+            index: 6,
+            last_index: 5
+        }),
+        "append: range past end"
+    );
 }
 
 fn overwrite_suffix<S: Storage>(s: &mut S) {
@@ -70,15 +118,27 @@ fn overwrite_suffix<S: Storage>(s: &mut S) {
     assert_eq!(s.entries(1, 6, u64::MAX), Ok(want), "overwrite: entries");
     s.append(&[ent(4, 6)]).unwrap();
     s.append(&[ent(5, 2)]).unwrap();
-    assert_eq!(s.entries(1, 3, u64::MAX), Ok(vec![ent(1, 1), ent(5, 2)]), "overwrite: deep truncate");
+    assert_eq!(
+        s.entries(1, 3, u64::MAX),
+        Ok(vec![ent(1, 1), ent(5, 2)]),
+        "overwrite: deep truncate"
+    );
 }
 
 fn hard_state_roundtrip<S: Storage>(s: &mut S) {
-    let hs = HardState { term: 7, vote: Some(3), commit: 0 };
+    let hs = HardState {
+        term: 7,
+        vote: Some(3),
+        commit: 0,
+    };
     s.set_hard_state(hs).unwrap();
     s.sync().unwrap();
     assert_eq!(s.hard_state(), hs, "hard state");
-    let hs2 = HardState { term: 8, vote: None, commit: 0 };
+    let hs2 = HardState {
+        term: 8,
+        vote: None,
+        commit: 0,
+    };
     s.set_hard_state(hs2).unwrap();
     assert_eq!(s.hard_state(), hs2, "hard state overwritten");
 }
@@ -89,44 +149,115 @@ fn compact<S: Storage>(s: &mut S) {
     s.sync().unwrap();
     assert_eq!((s.first_index(), s.last_index()), (4, 5), "compact: bounds");
     assert_eq!(s.term(3), Ok(2), "compact: term at snapshot");
-    assert_eq!(s.term(2), Err(StorageError::Compacted { index: 2, first_index: 4 }), "compact: term before");
-    assert_eq!(s.entries(3, 5, u64::MAX), Err(StorageError::Compacted { index: 3, first_index: 4 }), "compact: entries before");
-    assert_eq!(s.entries(4, 6, u64::MAX), Ok(vec![ent(2, 4), ent(3, 5)]), "compact: tail kept");
+    assert_eq!(
+        s.term(2),
+        Err(StorageError::Compacted {
+            index: 2,
+            first_index: 4
+        }),
+        "compact: term before"
+    );
+    assert_eq!(
+        s.entries(3, 5, u64::MAX),
+        Err(StorageError::Compacted {
+            index: 3,
+            first_index: 4
+        }),
+        "compact: entries before"
+    );
+    assert_eq!(
+        s.entries(4, 6, u64::MAX),
+        Ok(vec![ent(2, 4), ent(3, 5)]),
+        "compact: tail kept"
+    );
     assert_eq!(s.snapshot(), Ok(snap(3, 2)), "compact: snapshot");
-    assert_eq!(s.compact(snap(3, 2)), Err(StorageError::SnapshotOutOfDate { index: 3, current: 3 }), "compact: same again");
-    assert_eq!(s.compact(snap(6, 3)), Err(StorageError::Unavailable { index: 6, last_index: 5 }), "compact: past end");
+    assert_eq!(
+        s.compact(snap(3, 2)),
+        Err(StorageError::SnapshotOutOfDate {
+            index: 3,
+            current: 3
+        }),
+        "compact: same again"
+    );
+    assert_eq!(
+        s.compact(snap(6, 3)),
+        Err(StorageError::Unavailable {
+            index: 6,
+            last_index: 5
+        }),
+        "compact: past end"
+    );
     s.compact(snap(5, 3)).unwrap();
-    assert_eq!((s.first_index(), s.last_index()), (6, 5), "compact: whole log");
+    assert_eq!(
+        (s.first_index(), s.last_index()),
+        (6, 5),
+        "compact: whole log"
+    );
     s.append(&[ent(4, 6)]).unwrap();
     s.sync().unwrap();
-    assert_eq!(s.entries(6, 7, u64::MAX), Ok(vec![ent(4, 6)]), "compact: append after");
+    assert_eq!(
+        s.entries(6, 7, u64::MAX),
+        Ok(vec![ent(4, 6)]),
+        "compact: append after"
+    );
 }
 
 fn install_snapshot_keeps_matching_tail<S: Storage>(s: &mut S) {
     s.append(&ents(&[1, 1, 2, 2, 3])).unwrap();
     s.install_snapshot(snap(3, 2)).unwrap();
     s.sync().unwrap();
-    assert_eq!((s.first_index(), s.last_index()), (4, 5), "install match: bounds");
-    assert_eq!(s.entries(4, 6, u64::MAX), Ok(vec![ent(2, 4), ent(3, 5)]), "install match: tail kept");
-    assert_eq!(s.install_snapshot(snap(2, 1)), Err(StorageError::SnapshotOutOfDate { index: 2, current: 3 }), "install: older");
+    assert_eq!(
+        (s.first_index(), s.last_index()),
+        (4, 5),
+        "install match: bounds"
+    );
+    assert_eq!(
+        s.entries(4, 6, u64::MAX),
+        Ok(vec![ent(2, 4), ent(3, 5)]),
+        "install match: tail kept"
+    );
+    assert_eq!(
+        s.install_snapshot(snap(2, 1)),
+        Err(StorageError::SnapshotOutOfDate {
+            index: 2,
+            current: 3
+        }),
+        "install: older"
+    );
 }
 
 fn install_snapshot_discards_mismatching_tail<S: Storage>(s: &mut S) {
     s.append(&ents(&[1, 1, 2, 2, 3])).unwrap();
     s.install_snapshot(snap(3, 9)).unwrap();
     s.sync().unwrap();
-    assert_eq!((s.first_index(), s.last_index()), (4, 3), "install mismatch: log emptied");
+    assert_eq!(
+        (s.first_index(), s.last_index()),
+        (4, 3),
+        "install mismatch: log emptied"
+    );
     assert_eq!(s.term(3), Ok(9), "install mismatch: term at snapshot");
     assert_eq!(s.snapshot(), Ok(snap(3, 9)), "install mismatch: snapshot");
     s.append(&[ent(9, 4)]).unwrap();
-    assert_eq!(s.entries(4, 5, u64::MAX), Ok(vec![ent(9, 4)]), "install mismatch: append after");
+    assert_eq!(
+        s.entries(4, 5, u64::MAX),
+        Ok(vec![ent(9, 4)]),
+        "install mismatch: append after"
+    );
 }
 
 fn install_snapshot_ahead_of_log<S: Storage>(s: &mut S) {
     s.append(&ents(&[1, 1])).unwrap();
     s.install_snapshot(snap(10, 4)).unwrap();
     s.sync().unwrap();
-    assert_eq!((s.first_index(), s.last_index()), (11, 10), "install ahead: bounds");
+    assert_eq!(
+        (s.first_index(), s.last_index()),
+        (11, 10),
+        "install ahead: bounds"
+    );
     assert_eq!(s.term(10), Ok(4), "install ahead: term");
-    assert_eq!(s.entries(11, 11, u64::MAX), Ok(vec![]), "install ahead: empty range");
+    assert_eq!(
+        s.entries(11, 11, u64::MAX),
+        Ok(vec![]),
+        "install ahead: empty range"
+    );
 }

@@ -82,7 +82,13 @@ impl Wal {
         let path = dir.join(segment::file_name(seq));
         let mut buf = segment::encode_header(seq);
         record::encode(&Record::HardState(hs), &mut buf);
-        record::encode(&Record::Snapshot { meta: snap, kept_tail: true }, &mut buf);
+        record::encode(
+            &Record::Snapshot {
+                meta: snap,
+                kept_tail: true,
+            },
+            &mut buf,
+        );
         let mut f = fs.create(&path)?;
         f.write_all(&buf)?;
         f.sync_data()?;
@@ -93,7 +99,9 @@ impl Wal {
     /// Refuses if an earlier failure poisoned the WAL.
     pub fn check(&self) -> StorageResult<()> {
         match &self.poisoned {
-            Some(why) => Err(StorageError::Io(format!("storage refuses writes after an earlier failure: {why}"))),
+            Some(why) => Err(StorageError::Io(format!(
+                "storage refuses writes after an earlier failure: {why}"
+            ))),
             None => Ok(()),
         }
     }
@@ -117,7 +125,11 @@ impl Wal {
         if let Record::Entry(e) = rec {
             seg.max_index = seg.max_index.max(e.index);
         }
-        let loc = Loc { seq: seg.seq, offset, frame_bytes: n as u32 };
+        let loc = Loc {
+            seq: seg.seq,
+            offset,
+            frame_bytes: n as u32,
+        };
         if self.pending.len() >= self.write_buffer_max_bytes {
             self.flush()?;
         }
@@ -169,8 +181,12 @@ impl Wal {
     /// `durable_snapshot_index`. Call only when that snapshot's marker record is durable.
     pub fn delete_covered(&mut self, durable_snapshot_index: Index) -> StorageResult<()> {
         let mut removed = 0;
-        while self.segments.len() - removed > 1 && self.segments[removed].max_index <= durable_snapshot_index {
-            let path = self.dir.join(segment::file_name(self.segments[removed].seq));
+        while self.segments.len() - removed > 1
+            && self.segments[removed].max_index <= durable_snapshot_index
+        {
+            let path = self
+                .dir
+                .join(segment::file_name(self.segments[removed].seq));
             if let Err(e) = self.fs.remove_file(&path) {
                 self.segments.drain(..removed);
                 return Err(self.poison(format!("remove {}: {e}", path.display())));

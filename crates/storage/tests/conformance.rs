@@ -29,7 +29,11 @@ fn disk_storage_conforms_with_tiny_segments_and_cache() {
     let mut n = 0;
     storage_conformance(|| {
         n += 1;
-        let opts = DiskOptions { segment_max_bytes: 64, cache_max_bytes: 40, ..DiskOptions::default() };
+        let opts = DiskOptions {
+            segment_max_bytes: 64,
+            cache_max_bytes: 40,
+            ..DiskOptions::default()
+        };
         DiskStorage::open(&root.path().join(n.to_string()), opts).unwrap()
     });
 }
@@ -40,7 +44,11 @@ fn disk_storage_conforms_when_every_record_is_flushed_at_once() {
     let mut n = 0;
     storage_conformance(|| {
         n += 1;
-        let opts = DiskOptions { write_buffer_max_bytes: 1, cache_max_bytes: 0, ..DiskOptions::default() };
+        let opts = DiskOptions {
+            write_buffer_max_bytes: 1,
+            cache_max_bytes: 0,
+            ..DiskOptions::default()
+        };
         DiskStorage::open(&root.path().join(n.to_string()), opts).unwrap()
     });
 }
@@ -51,9 +59,15 @@ fn disk_storage_conforms_when_every_record_is_flushed_at_once() {
 fn recent_entries_are_served_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let (fs, h) = FaultyFs::new(true);
-    let opts = DiskOptions { cache_max_bytes: 10 * (Entry::OVERHEAD_BYTES + 8), fs: Arc::new(fs), ..DiskOptions::default() };
+    let opts = DiskOptions {
+        cache_max_bytes: 10 * (Entry::OVERHEAD_BYTES + 8),
+        fs: Arc::new(fs),
+        ..DiskOptions::default()
+    };
     let mut s = DiskStorage::open(dir.path(), opts).unwrap();
-    let all: Vec<Entry> = (1..=100).map(|i| Entry::normal(1, i, Bytes::from(format!("entry{i:03}")))).collect();
+    let all: Vec<Entry> = (1..=100)
+        .map(|i| Entry::normal(1, i, Bytes::from(format!("entry{i:03}"))))
+        .collect();
     for chunk in all.chunks(7) {
         s.append(chunk).unwrap();
         s.sync().unwrap();
@@ -61,16 +75,25 @@ fn recent_entries_are_served_from_the_cache() {
     assert_eq!(s.entries(91, 101, u64::MAX).unwrap(), all[90..].to_vec());
     assert_eq!(h.reads_at(), 0, "the cached tail must not touch the disk");
     assert_eq!(s.entries(1, 101, u64::MAX).unwrap(), all);
-    assert_eq!(h.reads_at(), 90, "evicted entries are read back, one read each");
+    assert_eq!(
+        h.reads_at(),
+        90,
+        "evicted entries are read back, one read each"
+    );
 }
 
 #[test]
 fn synced_state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let hs = HardState { term: 3, vote: Some(2), commit: 2 };
+    let hs = HardState {
+        term: 3,
+        vote: Some(2),
+        commit: 2,
+    };
     {
         let mut s = DiskStorage::open(dir.path(), DiskOptions::default()).unwrap();
-        s.append(&[ent(1, 1), ent(1, 2), ent(3, 3), ent(3, 4)]).unwrap();
+        s.append(&[ent(1, 1), ent(1, 2), ent(3, 3), ent(3, 4)])
+            .unwrap();
         s.set_hard_state(hs).unwrap();
         s.compact(snap(2, 1)).unwrap();
         s.sync().unwrap();
@@ -88,7 +111,11 @@ fn a_data_dir_is_opened_by_one_store_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let first = storage::DiskStorage::open(dir.path(), storage::DiskOptions::default()).unwrap();
     let second = storage::DiskStorage::open(dir.path(), storage::DiskOptions::default());
-    assert!(matches!(second, Err(storage::OpenError::Locked { .. })), "second open must fail: {second:?}");
+    assert!(
+        matches!(second, Err(storage::OpenError::Locked { .. })),
+        "second open must fail: {second:?}"
+    );
     drop(first);
-    storage::DiskStorage::open(dir.path(), storage::DiskOptions::default()).expect("reopen after the first closed");
+    storage::DiskStorage::open(dir.path(), storage::DiskOptions::default())
+        .expect("reopen after the first closed");
 }

@@ -19,12 +19,26 @@ const N: u64 = 6;
 
 /// Real files, no fsync: these tests damage files by hand, so fsync adds only time.
 fn fast() -> DiskOptions {
-    DiskOptions { fs: std::sync::Arc::new(storage::fault::FaultyFs::new(true).0), ..DiskOptions::default() }
+    DiskOptions {
+        fs: std::sync::Arc::new(storage::fault::FaultyFs::new(true).0),
+        ..DiskOptions::default()
+    }
 }
-const HS: HardState = HardState { term: 2, vote: Some(1), commit: 3 };
+const HS: HardState = HardState {
+    term: 2,
+    vote: Some(1),
+    commit: 3,
+};
 
 fn entry(index: u64, len: usize) -> Entry {
-    Entry::normal(2, index, (0..len).map(|i| (i as u8).wrapping_mul(13) | 0x11).collect::<Vec<u8>>().into())
+    Entry::normal(
+        2,
+        index,
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(13) | 0x11)
+            .collect::<Vec<u8>>()
+            .into(),
+    )
 }
 
 fn frame_bytes(len: usize) -> usize {
@@ -35,7 +49,8 @@ fn frame_bytes(len: usize) -> usize {
 fn build(dir: &Path, last_len: usize) -> PathBuf {
     let mut s = DiskStorage::open(dir, fast()).unwrap();
     s.set_hard_state(HS).unwrap();
-    s.append(&(1..N).map(|i| entry(i, 40)).collect::<Vec<_>>()).unwrap();
+    s.append(&(1..N).map(|i| entry(i, 40)).collect::<Vec<_>>())
+        .unwrap();
     s.sync().unwrap();
     s.append(&[entry(N, last_len)]).unwrap();
     s.sync().unwrap();
@@ -45,22 +60,34 @@ fn build(dir: &Path, last_len: usize) -> PathBuf {
 /// Overwrites one byte in place (rewriting the whole file would make ext4 flush it).
 fn patch_byte(path: &Path, at: usize, value: u8) {
     use std::os::unix::fs::FileExt;
-    fs::OpenOptions::new().write(true).open(path).unwrap().write_all_at(&[value], at as u64).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(&[value], at as u64)
+        .unwrap();
 }
 
 fn assert_prefix_intact(s: &DiskStorage, last: u64) {
     assert_eq!(s.hard_state(), HS);
     assert_eq!(s.last_index(), last);
-    let want: Vec<Entry> = (1..=last).map(|i| if i == N { entry(i, 300) } else { entry(i, 40) }).collect();
+    let want: Vec<Entry> = (1..=last)
+        .map(|i| if i == N { entry(i, 300) } else { entry(i, 40) })
+        .collect();
     assert_eq!(s.entries(1, last + 1, u64::MAX).unwrap(), want);
 }
 
 fn expect_corrupt(r: Result<DiskStorage, OpenError>, path: &Path, offset: u64, what: &str) {
     match r {
-        Err(OpenError::Corrupt { path: p, offset: o, .. }) => {
+        Err(OpenError::Corrupt {
+            path: p, offset: o, ..
+        }) => {
             assert_eq!((p.as_path(), o), (path, offset), "{what}");
         }
-        other => panic!("{what}: expected Corrupt at {} offset {offset}, got {other:?}", path.display()),
+        other => panic!(
+            "{what}: expected Corrupt at {} offset {offset}, got {other:?}",
+            path.display()
+        ),
     }
 }
 
@@ -74,7 +101,11 @@ fn last_record_cut_at_every_offset_is_truncated() {
         fs::write(&seg, &full[..cut]).unwrap();
         let s = DiskStorage::open(dir.path(), fast()).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
         assert_prefix_intact(&s, N - 1);
-        assert_eq!(fs::metadata(&seg).unwrap().len(), start as u64, "cut {cut}: torn tail removed");
+        assert_eq!(
+            fs::metadata(&seg).unwrap().len(),
+            start as u64,
+            "cut {cut}: torn tail removed"
+        );
     }
     fs::write(&seg, &full).unwrap();
     assert_prefix_intact(&DiskStorage::open(dir.path(), fast()).unwrap(), N);
@@ -103,8 +134,17 @@ fn any_bit_flip_in_the_last_record_is_corruption() {
         let mut b = full.clone();
         b[bit / 8] ^= 1 << (bit % 8);
         patch_byte(&seg, bit / 8, b[bit / 8]);
-        expect_corrupt(DiskStorage::open(dir.path(), fast()), &seg, start as u64, &format!("bit {bit}"));
-        assert_eq!(fs::read(&seg).unwrap(), b, "bit {bit}: a refused open must not modify the file");
+        expect_corrupt(
+            DiskStorage::open(dir.path(), fast()),
+            &seg,
+            start as u64,
+            &format!("bit {bit}"),
+        );
+        assert_eq!(
+            fs::read(&seg).unwrap(),
+            b,
+            "bit {bit}: a refused open must not modify the file"
+        );
         patch_byte(&seg, bit / 8, full[bit / 8]);
     }
 }
@@ -120,7 +160,12 @@ fn bit_flip_in_an_earlier_record_is_corruption() {
         let mut b = full.clone();
         b[bit / 8] ^= 1 << (bit % 8);
         fs::write(&seg, &b).unwrap();
-        expect_corrupt(DiskStorage::open(dir.path(), fast()), &seg, start as u64, &format!("bit {bit}"));
+        expect_corrupt(
+            DiskStorage::open(dir.path(), fast()),
+            &seg,
+            start as u64,
+            &format!("bit {bit}"),
+        );
     }
 }
 
@@ -150,7 +195,10 @@ fn final_record_with_an_unwritten_sector_is_torn() {
 }
 
 fn build_multi_segment(dir: &Path) -> DiskOptions {
-    let opts = DiskOptions { segment_max_bytes: 200, ..fast() };
+    let opts = DiskOptions {
+        segment_max_bytes: 200,
+        ..fast()
+    };
     let mut s = DiskStorage::open(dir, opts.clone()).unwrap();
     for i in 1..=12 {
         s.append(&[entry(i, 60)]).unwrap();
@@ -168,11 +216,21 @@ fn damage_in_a_sealed_segment_is_corruption() {
     let full = fs::read(&seg).unwrap();
     fs::write(&seg, &full[..full.len() - 1]).unwrap();
     let start = full.len() - frame_bytes(60);
-    expect_corrupt(DiskStorage::open(dir.path(), opts.clone()), &seg, start as u64, "cut sealed segment");
+    expect_corrupt(
+        DiskStorage::open(dir.path(), opts.clone()),
+        &seg,
+        start as u64,
+        "cut sealed segment",
+    );
     let mut b = full.clone();
     b.extend_from_slice(&[0u8; 64]);
     fs::write(&seg, &b).unwrap();
-    expect_corrupt(DiskStorage::open(dir.path(), opts), &seg, full.len() as u64, "zeros after a sealed segment");
+    expect_corrupt(
+        DiskStorage::open(dir.path(), opts),
+        &seg,
+        full.len() as u64,
+        "zeros after a sealed segment",
+    );
 }
 
 #[test]
@@ -181,7 +239,12 @@ fn missing_segment_is_corruption() {
     let opts = build_multi_segment(dir.path());
     let seg = dir.path().join(segment_file_name(2));
     fs::remove_file(&seg).unwrap();
-    expect_corrupt(DiskStorage::open(dir.path(), opts.clone()), &seg, 0, "missing middle segment");
+    expect_corrupt(
+        DiskStorage::open(dir.path(), opts.clone()),
+        &seg,
+        0,
+        "missing middle segment",
+    );
     let first = dir.path().join(segment_file_name(1));
     fs::remove_file(&first).unwrap();
     match DiskStorage::open(dir.path(), opts) {
@@ -198,8 +261,15 @@ fn incompatible_version_is_refused() {
     b[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
     fs::write(&seg, &b).unwrap();
     match DiskStorage::open(dir.path(), fast()) {
-        Err(OpenError::IncompatibleVersion { path, found, supported }) => {
-            assert_eq!((path, found, supported), (seg, FORMAT_VERSION + 1, FORMAT_VERSION));
+        Err(OpenError::IncompatibleVersion {
+            path,
+            found,
+            supported,
+        }) => {
+            assert_eq!(
+                (path, found, supported),
+                (seg, FORMAT_VERSION + 1, FORMAT_VERSION)
+            );
         }
         other => panic!("expected IncompatibleVersion, got {other:?}"),
     }
@@ -209,7 +279,8 @@ fn incompatible_version_is_refused() {
 fn snapshot_damage_is_corruption_and_temp_files_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = DiskStorage::open(dir.path(), fast()).unwrap();
-    s.append(&(1..=4).map(|i| entry(i, 10)).collect::<Vec<_>>()).unwrap();
+    s.append(&(1..=4).map(|i| entry(i, 10)).collect::<Vec<_>>())
+        .unwrap();
     s.compact(snap(2, 2)).unwrap();
     s.sync().unwrap();
     drop(s);
@@ -218,12 +289,18 @@ fn snapshot_damage_is_corruption_and_temp_files_are_removed() {
     assert_eq!(s.snapshot().unwrap(), snap(2, 2));
     assert!(!dir.path().join("snap.tmp").exists());
     drop(s);
-    let snap_path = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "snap")).unwrap();
+    let snap_path = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "snap"))
+        .unwrap();
     let mut b = fs::read(&snap_path).unwrap();
     let last = b.len() - 1;
     b[last] ^= 4;
     fs::write(&snap_path, &b).unwrap();
-    assert!(matches!(DiskStorage::open(dir.path(), fast()), Err(OpenError::Corrupt { path, .. }) if path == snap_path));
+    assert!(
+        matches!(DiskStorage::open(dir.path(), fast()), Err(OpenError::Corrupt { path, .. }) if path == snap_path)
+    );
 }
 
 #[test]

@@ -16,22 +16,37 @@ fn entry(term: u64, index: u64) -> Entry {
 
 fn faulty(dir: &Path, segment_max_bytes: u64) -> (DiskStorage, FaultHandle) {
     let (fs, h) = FaultyFs::new(true);
-    let opts = DiskOptions { segment_max_bytes, cache_max_bytes: 300, fs: Arc::new(fs), ..DiskOptions::default() };
+    let opts = DiskOptions {
+        segment_max_bytes,
+        cache_max_bytes: 300,
+        fs: Arc::new(fs),
+        ..DiskOptions::default()
+    };
     (DiskStorage::open(dir, opts).unwrap(), h)
 }
 
 fn reopen(dir: &Path) -> DiskStorage {
-    DiskStorage::open(dir, DiskOptions::default()).expect("a poisoned store's directory must reopen")
+    DiskStorage::open(dir, DiskOptions::default())
+        .expect("a poisoned store's directory must reopen")
 }
 
 fn assert_refuses_writes(s: &mut DiskStorage) {
     assert!(s.is_poisoned());
     let next = s.last_index() + 1;
-    assert!(matches!(s.append(&[entry(9, next)]), Err(StorageError::Io(_))));
-    assert!(matches!(s.set_hard_state(HardState::default()), Err(StorageError::Io(_))));
+    assert!(matches!(
+        s.append(&[entry(9, next)]),
+        Err(StorageError::Io(_))
+    ));
+    assert!(matches!(
+        s.set_hard_state(HardState::default()),
+        Err(StorageError::Io(_))
+    ));
     assert!(matches!(s.sync(), Err(StorageError::Io(_))));
     let (i, t) = (s.first_index(), s.term(s.first_index()).unwrap_or(0));
-    assert!(matches!(s.compact(snap(i, t)), Err(StorageError::Io(_)) | Err(StorageError::Unavailable { .. })));
+    assert!(matches!(
+        s.compact(snap(i, t)),
+        Err(StorageError::Io(_)) | Err(StorageError::Unavailable { .. })
+    ));
 }
 
 fn same(a: &impl Storage, b: &MemStorage) -> bool {
@@ -39,14 +54,20 @@ fn same(a: &impl Storage, b: &MemStorage) -> bool {
         && a.first_index() == b.first_index()
         && a.last_index() == b.last_index()
         && a.snapshot() == b.snapshot()
-        && a.entries(b.first_index(), b.last_index() + 1, u64::MAX) == b.entries(b.first_index(), b.last_index() + 1, u64::MAX)
+        && a.entries(b.first_index(), b.last_index() + 1, u64::MAX)
+            == b.entries(b.first_index(), b.last_index() + 1, u64::MAX)
 }
 
 /// Every state a crash during one step may legitimately leave: the acknowledged state
 /// plus any prefix of the step's records (entries one by one, then the hard state), each
 /// with or without the step's snapshot (its file is durable before its marker record, so
 /// recovery may apply it with `install_snapshot` semantics).
-fn candidates(acked: &MemStorage, es: &[Entry], hs: HardState, snapshot: Option<&raft::Snapshot>) -> Vec<MemStorage> {
+fn candidates(
+    acked: &MemStorage,
+    es: &[Entry],
+    hs: HardState,
+    snapshot: Option<&raft::Snapshot>,
+) -> Vec<MemStorage> {
     let mut out = Vec::new();
     for j in 0..=es.len() + 1 {
         let mut m = acked.clone();
@@ -69,9 +90,17 @@ fn candidates(acked: &MemStorage, es: &[Entry], hs: HardState, snapshot: Option<
 fn run_until_failure(s: &mut DiskStorage) -> Option<Vec<MemStorage>> {
     let mut acked = MemStorage::new();
     for round in 1..=30u64 {
-        let start = if round % 7 == 0 { acked.last_index().max(acked.first_index()) } else { acked.last_index() + 1 };
+        let start = if round % 7 == 0 {
+            acked.last_index().max(acked.first_index())
+        } else {
+            acked.last_index() + 1
+        };
         let es: Vec<Entry> = (start..start + 3).map(|i| entry(round, i)).collect();
-        let hs = HardState { term: round, vote: Some(1), commit: start };
+        let hs = HardState {
+            term: round,
+            vote: Some(1),
+            commit: start,
+        };
         let compact = (round % 5 == 0).then(|| snap(start + 1, round));
         let step = (|| {
             s.append(&es)?;
@@ -99,14 +128,22 @@ fn sweep(arm: impl Fn(&FaultHandle, i64)) {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, h) = faulty(dir.path(), 600);
         arm(&h, k);
-        let Some(allowed) = run_until_failure(&mut s) else { break };
+        let Some(allowed) = run_until_failure(&mut s) else {
+            break;
+        };
         failures += 1;
         assert_refuses_writes(&mut s);
         drop(s);
         let r = reopen(dir.path());
-        assert!(allowed.iter().any(|m| same(&r, m)), "fault {k}: recovered {r:?}, allowed {allowed:#?}");
+        assert!(
+            allowed.iter().any(|m| same(&r, m)),
+            "fault {k}: recovered {r:?}, allowed {allowed:#?}"
+        );
     }
-    assert!(failures > 20, "the sweep must hit many distinct operations ({failures})");
+    assert!(
+        failures > 20,
+        "the sweep must hit many distinct operations ({failures})"
+    );
 }
 
 #[test]
@@ -135,5 +172,8 @@ fn enospc_leaves_the_log_recoverable_and_writable_after_reopen() {
     r.append(&[entry(1, 3)]).unwrap();
     r.sync().unwrap();
     drop(r);
-    assert_eq!(reopen(dir.path()).entries(1, 4, u64::MAX).unwrap(), vec![entry(1, 1), entry(1, 2), entry(1, 3)]);
+    assert_eq!(
+        reopen(dir.path()).entries(1, 4, u64::MAX).unwrap(),
+        vec![entry(1, 1), entry(1, 2), entry(1, 3)]
+    );
 }

@@ -17,10 +17,25 @@ use storage::{DiskOptions, DiskStorage};
 
 #[derive(Clone, Debug)]
 enum Op {
-    Append { back: u64, n: u64, term: u64, len: usize },
-    Compact { pick: u64 },
-    Install { pick: u64, matching: bool, term: u64 },
-    SetHardState { term: u64, vote: u64, commit: u64 },
+    Append {
+        back: u64,
+        n: u64,
+        term: u64,
+        len: usize,
+    },
+    Compact {
+        pick: u64,
+    },
+    Install {
+        pick: u64,
+        matching: bool,
+        term: u64,
+    },
+    SetHardState {
+        term: u64,
+        vote: u64,
+        commit: u64,
+    },
     Sync,
     Reopen,
     Crash,
@@ -39,12 +54,20 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn data(index: u64, term: u64, len: usize) -> Bytes {
-    (0..len).map(|i| (index as usize * 31 + term as usize * 7 + i) as u8 | 1).collect::<Vec<u8>>().into()
+    (0..len)
+        .map(|i| (index as usize * 31 + term as usize * 7 + i) as u8 | 1)
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 fn opts() -> DiskOptions {
     let (fs, _) = FaultyFs::new(true);
-    DiskOptions { segment_max_bytes: 300, cache_max_bytes: 200, fs: Arc::new(fs), ..DiskOptions::default() }
+    DiskOptions {
+        segment_max_bytes: 300,
+        cache_max_bytes: 200,
+        fs: Arc::new(fs),
+        ..DiskOptions::default()
+    }
 }
 
 fn open(dir: &Path) -> DiskStorage {
@@ -53,15 +76,27 @@ fn open(dir: &Path) -> DiskStorage {
 
 fn assert_same(disk: &DiskStorage, model: &MemStorage, ctx: &str) {
     assert_eq!(disk.hard_state(), model.hard_state(), "{ctx}: hard state");
-    assert_eq!(disk.first_index(), model.first_index(), "{ctx}: first index");
+    assert_eq!(
+        disk.first_index(),
+        model.first_index(),
+        "{ctx}: first index"
+    );
     assert_eq!(disk.last_index(), model.last_index(), "{ctx}: last index");
     assert_eq!(disk.snapshot(), model.snapshot(), "{ctx}: snapshot");
     let (first, last) = (model.first_index(), model.last_index());
     for i in first.saturating_sub(2)..=last + 1 {
         assert_eq!(disk.term(i), model.term(i), "{ctx}: term({i})");
     }
-    assert_eq!(disk.entries(first, last + 1, u64::MAX), model.entries(first, last + 1, u64::MAX), "{ctx}: entries");
-    assert_eq!(disk.entries(first, last + 1, 100), model.entries(first, last + 1, 100), "{ctx}: bounded entries");
+    assert_eq!(
+        disk.entries(first, last + 1, u64::MAX),
+        model.entries(first, last + 1, u64::MAX),
+        "{ctx}: entries"
+    );
+    assert_eq!(
+        disk.entries(first, last + 1, 100),
+        model.entries(first, last + 1, 100),
+        "{ctx}: bounded entries"
+    );
 }
 
 /// Applies `op` to both stores (and the crash bookkeeping); returns a new disk store on reopen.
@@ -77,7 +112,13 @@ impl Harness {
     fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let disk = Some(open(dir.path()));
-        Harness { dir, disk, model: MemStorage::new(), synced: MemStorage::new(), durable_snapshot: Snapshot::default() }
+        Harness {
+            dir,
+            disk,
+            model: MemStorage::new(),
+            synced: MemStorage::new(),
+            durable_snapshot: Snapshot::default(),
+        }
     }
 
     fn disk(&mut self) -> &mut DiskStorage {
@@ -89,28 +130,51 @@ impl Harness {
         match *op {
             Op::Append { back, n, term, len } => {
                 let start = last + 1 - back.min(last - snap_index);
-                let es: Vec<Entry> = (start..start + n).map(|i| Entry::normal(term, i, data(i, term, len))).collect();
+                let es: Vec<Entry> = (start..start + n)
+                    .map(|i| Entry::normal(term, i, data(i, term, len)))
+                    .collect();
                 self.model.append(&es).unwrap();
                 self.disk().append(&es).unwrap();
             }
             Op::Compact { pick } if last > snap_index => {
                 let index = snap_index + 1 + pick % (last - snap_index);
-                let s = Snapshot { meta: SnapshotMeta { index, term: self.model.term(index).unwrap() }, data: data(index, 0, 5) };
+                let s = Snapshot {
+                    meta: SnapshotMeta {
+                        index,
+                        term: self.model.term(index).unwrap(),
+                    },
+                    data: data(index, 0, 5),
+                };
                 self.model.compact(s.clone()).unwrap();
                 self.disk().compact(s.clone()).unwrap();
                 self.durable_snapshot = s;
             }
             Op::Compact { .. } => {}
-            Op::Install { pick, matching, term } => {
+            Op::Install {
+                pick,
+                matching,
+                term,
+            } => {
                 let index = snap_index + 1 + pick % (last - snap_index + 3);
-                let term = if matching && index <= last { self.model.term(index).unwrap() } else { term };
-                let s = Snapshot { meta: SnapshotMeta { index, term }, data: data(index, term, 9) };
+                let term = if matching && index <= last {
+                    self.model.term(index).unwrap()
+                } else {
+                    term
+                };
+                let s = Snapshot {
+                    meta: SnapshotMeta { index, term },
+                    data: data(index, term, 9),
+                };
                 self.model.install_snapshot(s.clone()).unwrap();
                 self.disk().install_snapshot(s.clone()).unwrap();
                 self.durable_snapshot = s;
             }
             Op::SetHardState { term, vote, commit } => {
-                let hs = HardState { term, vote: (vote != 0).then_some(vote), commit };
+                let hs = HardState {
+                    term,
+                    vote: (vote != 0).then_some(vote),
+                    commit,
+                };
                 self.model.set_hard_state(hs).unwrap();
                 self.disk().set_hard_state(hs).unwrap();
             }
@@ -133,7 +197,9 @@ impl Harness {
         self.disk = None;
         let mut expected = self.synced.clone();
         if self.durable_snapshot.meta.index > expected.first_index() - 1 {
-            expected.install_snapshot(self.durable_snapshot.clone()).unwrap();
+            expected
+                .install_snapshot(self.durable_snapshot.clone())
+                .unwrap();
         }
         self.model = expected.clone();
         self.synced = expected;
@@ -161,14 +227,27 @@ proptest! {
 fn compaction_deletes_covered_segments() {
     let mut h = Harness::new();
     for i in 0..40 {
-        h.apply(&Op::Append { back: 0, n: 5, term: 1 + i / 10, len: 60 });
+        h.apply(&Op::Append {
+            back: 0,
+            n: 5,
+            term: 1 + i / 10,
+            len: 60,
+        });
         h.apply(&Op::Sync);
     }
     let before = h.disk().segment_count();
     assert!(before > 10, "tiny segments roll often: {before}");
     h.apply(&Op::Compact { pick: 195 }); // index 196 of 200
     h.apply(&Op::Sync);
-    assert!(h.disk().segment_count() <= 3, "covered segments deleted: {} left", h.disk().segment_count());
+    assert!(
+        h.disk().segment_count() <= 3,
+        "covered segments deleted: {} left",
+        h.disk().segment_count()
+    );
     h.apply(&Op::Reopen);
-    assert_same(h.disk.as_ref().unwrap(), &h.model, "after deletion and reopen");
+    assert_same(
+        h.disk.as_ref().unwrap(),
+        &h.model,
+        "after deletion and reopen",
+    );
 }

@@ -12,20 +12,39 @@ use storage::{DiskOptions, DiskStorage, OpenError};
 
 fn opts() -> (DiskOptions, FaultHandle) {
     let (fs, h) = FaultyFs::new(true);
-    (DiskOptions { fs: Arc::new(fs), ..DiskOptions::default() }, h)
+    (
+        DiskOptions {
+            fs: Arc::new(fs),
+            ..DiskOptions::default()
+        },
+        h,
+    )
 }
 
 fn entries(lo: u64, hi: u64, term: u64) -> Vec<Entry> {
-    (lo..=hi).map(|i| Entry::normal(term, i, Bytes::from(vec![i as u8; 8]))).collect()
+    (lo..=hi)
+        .map(|i| Entry::normal(term, i, Bytes::from(vec![i as u8; 8])))
+        .collect()
 }
 
 /// `len` bytes of a pattern that differs per `seed` and per position.
 fn pattern(seed: u8, len: usize) -> Bytes {
-    (0..len).map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32 % 32) as u8 ^ seed).collect::<Vec<u8>>().into()
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2654435761)
+                .rotate_left(seed as u32 % 32) as u8
+                ^ seed
+        })
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 fn snapshot(index: u64, term: u64, data: Bytes) -> Snapshot {
-    Snapshot { meta: SnapshotMeta { index, term }, data }
+    Snapshot {
+        meta: SnapshotMeta { index, term },
+        data,
+    }
 }
 
 fn snap_files(dir: &Path) -> Vec<String> {
@@ -43,16 +62,24 @@ fn snap_files(dir: &Path) -> Vec<String> {
 #[cfg(target_os = "linux")]
 fn mapped_file(ptr: *const u8) -> Option<String> {
     let p = ptr as usize;
-    fs::read_to_string("/proc/self/maps").unwrap().lines().find_map(|line| {
-        let mut f = line.split_whitespace();
-        let (lo, hi) = f.next()?.split_once('-')?;
-        let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
-        if !(lo <= p && p < hi) {
-            return None;
-        }
-        let path: Vec<&str> = f.skip(4).collect();
-        path.first().filter(|s| s.starts_with('/')).map(|_| path.join(" "))
-    })
+    fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .find_map(|line| {
+            let mut f = line.split_whitespace();
+            let (lo, hi) = f.next()?.split_once('-')?;
+            let (lo, hi) = (
+                usize::from_str_radix(lo, 16).ok()?,
+                usize::from_str_radix(hi, 16).ok()?,
+            );
+            if !(lo <= p && p < hi) {
+                return None;
+            }
+            let path: Vec<&str> = f.skip(4).collect();
+            path.first()
+                .filter(|s| s.starts_with('/'))
+                .map(|_| path.join(" "))
+        })
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -64,11 +91,20 @@ fn assert_maps_file(data: &Bytes, name: &str, deleted: bool) {
     if !cfg!(target_os = "linux") {
         return;
     }
-    let first = mapped_file(data.as_ptr()).unwrap_or_else(|| panic!("snapshot data is not a file mapping (a heap copy?)"));
-    let last = mapped_file(data[data.len() - 1..].as_ptr()).expect("end of snapshot data is not a file mapping");
+    let first = mapped_file(data.as_ptr())
+        .unwrap_or_else(|| panic!("snapshot data is not a file mapping (a heap copy?)"));
+    let last = mapped_file(data[data.len() - 1..].as_ptr())
+        .expect("end of snapshot data is not a file mapping");
     assert_eq!(first, last, "data spans one mapping");
-    let suffix = if deleted { format!("/{name} (deleted)") } else { format!("/{name}") };
-    assert!(first.ends_with(&suffix), "data maps {first}, expected …{suffix}");
+    let suffix = if deleted {
+        format!("/{name} (deleted)")
+    } else {
+        format!("/{name}")
+    };
+    assert!(
+        first.ends_with(&suffix),
+        "data maps {first}, expected …{suffix}"
+    );
 }
 
 #[test]
@@ -83,10 +119,18 @@ fn snapshot_after_reopen_is_identical_and_a_view_of_the_file_not_a_copy_per_call
         s.append(&entries(1, 5, 1)).unwrap();
         s.compact(snapshot(3, 1, data.clone())).unwrap();
         s.sync().unwrap();
-        assert_eq!(h.maps(), 1, "the store holds the written file's map, not the caller's buffer");
+        assert_eq!(
+            h.maps(),
+            1,
+            "the store holds the written file's map, not the caller's buffer"
+        );
         let held = s.snapshot().unwrap();
         assert_eq!(held.data, data);
-        assert_ne!(held.data.as_ptr(), data.as_ptr(), "the caller's buffer is not kept alive");
+        assert_ne!(
+            held.data.as_ptr(),
+            data.as_ptr(),
+            "the caller's buffer is not kept alive"
+        );
         assert_maps_file(&held.data, name, false);
     }
     let (o, h) = opts();
@@ -95,8 +139,16 @@ fn snapshot_after_reopen_is_identical_and_a_view_of_the_file_not_a_copy_per_call
     let a = s.snapshot().unwrap();
     let b = s.snapshot().unwrap();
     assert_eq!(h.maps(), 1, "snapshot() does not read the file again");
-    assert_eq!(a, snapshot(3, 1, data.clone()), "byte-identical after reopen");
-    assert_eq!(a.data.as_ptr_range(), b.data.as_ptr_range(), "two calls share one buffer: no copy per call");
+    assert_eq!(
+        a,
+        snapshot(3, 1, data.clone()),
+        "byte-identical after reopen"
+    );
+    assert_eq!(
+        a.data.as_ptr_range(),
+        b.data.as_ptr_range(),
+        "two calls share one buffer: no copy per call"
+    );
     assert_maps_file(&a.data, name, false);
     // InstallSnapshot chunks are slices of the same map.
     let chunk = a.data.slice(1 << 20..2 << 20);
@@ -108,8 +160,15 @@ fn snapshot_after_reopen_is_identical_and_a_view_of_the_file_not_a_copy_per_call
 #[test]
 fn replacing_the_snapshot_keeps_bytes_of_the_old_one_readable_and_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let (a_data, b_data, c_data) = (pattern(1, (2 << 20) + 17), pattern(2, 3 << 20), pattern(3, 100_000));
-    let (a_name, b_name) = ("snap-0000000000000003-0000000000000001.snap", "snap-0000000000000006-0000000000000001.snap");
+    let (a_data, b_data, c_data) = (
+        pattern(1, (2 << 20) + 17),
+        pattern(2, 3 << 20),
+        pattern(3, 100_000),
+    );
+    let (a_name, b_name) = (
+        "snap-0000000000000003-0000000000000001.snap",
+        "snap-0000000000000006-0000000000000001.snap",
+    );
     {
         let (o, _) = opts();
         let mut s = DiskStorage::open(dir.path(), o).unwrap();
@@ -124,8 +183,15 @@ fn replacing_the_snapshot_keeps_bytes_of_the_old_one_readable_and_intact() {
 
     s.compact(snapshot(6, 1, b_data.clone())).unwrap();
     s.sync().unwrap();
-    assert_eq!(snap_files(dir.path()), vec![b_name.to_string()], "the old snapshot file is unlinked");
-    assert_eq!(old_a, a_data, "old bytes intact after their file was unlinked");
+    assert_eq!(
+        snap_files(dir.path()),
+        vec![b_name.to_string()],
+        "the old snapshot file is unlinked"
+    );
+    assert_eq!(
+        old_a, a_data,
+        "old bytes intact after their file was unlinked"
+    );
     assert_maps_file(&old_a, a_name, true);
     let old_b = s.snapshot().unwrap().data;
     assert_eq!(old_b, b_data);
@@ -161,14 +227,23 @@ fn empty_snapshot_data_and_empty_snapshot_file() {
     }
     let (o, _) = opts();
     let s = DiskStorage::open(dir.path(), o).unwrap();
-    assert_eq!(s.snapshot().unwrap(), snapshot(2, 1, Bytes::new()), "zero-length data reopens as empty");
+    assert_eq!(
+        s.snapshot().unwrap(),
+        snapshot(2, 1, Bytes::new()),
+        "zero-length data reopens as empty"
+    );
     drop(s);
     // A snapshot file of zero bytes (cannot be mapped) is corruption, named, not an I/O error.
     let path = dir.path().join(&snap_files(dir.path())[0]);
     fs::write(&path, b"").unwrap();
     let (o, _) = opts();
     match DiskStorage::open(dir.path(), o) {
-        Err(OpenError::Corrupt { path: p, offset: 0, .. }) => assert_eq!(p, path),
-        other => panic!("expected Corrupt at offset 0 of {}, got {other:?}", path.display()),
+        Err(OpenError::Corrupt {
+            path: p, offset: 0, ..
+        }) => assert_eq!(p, path),
+        other => panic!(
+            "expected Corrupt at offset 0 of {}, got {other:?}",
+            path.display()
+        ),
     }
 }

@@ -24,9 +24,17 @@ pub fn config(id: NodeId, n: u64) -> Config {
 /// A store holding `entries` (as (index, term) pairs with empty data) and `term`.
 pub fn store_with(log: &[(u64, u64)], term: u64, commit: u64) -> MemStorage {
     let mut s = MemStorage::new();
-    let entries: Vec<Entry> = log.iter().map(|&(i, t)| Entry::normal(t, i, Default::default())).collect();
+    let entries: Vec<Entry> = log
+        .iter()
+        .map(|&(i, t)| Entry::normal(t, i, Default::default()))
+        .collect();
     s.append(&entries).unwrap();
-    s.set_hard_state(HardState { term, vote: None, commit }).unwrap();
+    s.set_hard_state(HardState {
+        term,
+        vote: None,
+        commit,
+    })
+    .unwrap();
     s
 }
 
@@ -42,7 +50,12 @@ impl Net {
                 (id, RawNode::new(cfg, s).unwrap())
             })
             .collect();
-        Net { nodes, queue: VecDeque::new(), sent: Vec::new(), read_states: BTreeMap::new() }
+        Net {
+            nodes,
+            queue: VecDeque::new(),
+            sent: Vec::new(),
+            read_states: BTreeMap::new(),
+        }
     }
 
     pub fn node(&mut self, id: NodeId) -> &mut RawNode<MemStorage> {
@@ -59,7 +72,10 @@ impl Net {
                 self.sent.push(m.clone());
                 self.queue.push_back(m.clone());
             }
-            self.read_states.entry(id).or_default().extend(rd.read_states.iter().copied());
+            self.read_states
+                .entry(id)
+                .or_default()
+                .extend(rd.read_states.iter().copied());
             node.advance(rd);
         }
     }

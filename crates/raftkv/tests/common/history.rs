@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lincheck::{check_with, CheckOptions, HistoryRecorder, KvInput, KvModel, KvOperation, KvOutput};
+use lincheck::{
+    check_with, CheckOptions, HistoryRecorder, KvInput, KvModel, KvOperation, KvOutput,
+};
 use server::resp::Frame;
 
 use super::call;
@@ -50,8 +52,14 @@ pub fn spawn_clients(
                     let key = format!("k{}", (cl * 5 + i * 3) % 16);
                     let val = format!("{cl}.{i};");
                     let (input, args): (KvInput, Vec<&[u8]>) = match (cl * 7 + i * 13) % 10 {
-                        0..=3 => (KvInput::put(key.clone(), val.clone()), vec![b"SET", key.as_bytes(), val.as_bytes()]),
-                        4 => (KvInput::append(key.clone(), val.clone()), vec![b"APPEND", key.as_bytes(), val.as_bytes()]),
+                        0..=3 => (
+                            KvInput::put(key.clone(), val.clone()),
+                            vec![b"SET", key.as_bytes(), val.as_bytes()],
+                        ),
+                        4 => (
+                            KvInput::append(key.clone(), val.clone()),
+                            vec![b"APPEND", key.as_bytes(), val.as_bytes()],
+                        ),
                         5 => (KvInput::delete(key.clone()), vec![b"DEL", key.as_bytes()]),
                         _ => (KvInput::get(key.clone()), vec![b"GET", key.as_bytes()]),
                     };
@@ -59,8 +67,12 @@ pub fn spawn_clients(
                     let reply = call(&eps[((cl + i) % eps.len() as u64) as usize], &args).await;
                     let out = match (&input, reply) {
                         (KvInput::Put { .. }, Some(Frame::Simple(_))) => Some(KvOutput::Put),
-                        (KvInput::Append { .. }, Some(Frame::Integer(n))) => Some(KvOutput::Append(Some(n as u64))),
-                        (KvInput::Delete { .. }, Some(Frame::Integer(n))) => Some(KvOutput::Delete(Some(n == 1))),
+                        (KvInput::Append { .. }, Some(Frame::Integer(n))) => {
+                            Some(KvOutput::Append(Some(n as u64)))
+                        }
+                        (KvInput::Delete { .. }, Some(Frame::Integer(n))) => {
+                            Some(KvOutput::Delete(Some(n == 1)))
+                        }
                         (KvInput::Get { .. }, Some(Frame::Bulk(b))) => Some(KvOutput::Get(Some(b))),
                         (KvInput::Get { .. }, Some(Frame::Null)) => Some(KvOutput::Get(None)),
                         _ => None, // an error or no reply: outcome unknown
@@ -76,14 +88,31 @@ pub fn spawn_clients(
 
 /// Operations invoked in `[from, to)` (µs) that completed.
 pub fn completed_between(history: &[KvOperation], from: u64, to: u64) -> usize {
-    history.iter().filter(|o| o.call >= from && o.call < to && !o.is_unknown()).count()
+    history
+        .iter()
+        .filter(|o| o.call >= from && o.call < to && !o.is_unknown())
+        .count()
 }
 
 /// Panics unless the checker decides `history` is linearizable.
 pub fn assert_linearizable(history: &[KvOperation]) {
-    let report = check_with(&KvModel, history, &CheckOptions { max_steps_per_partition: 50_000_000 });
+    let report = check_with(
+        &KvModel,
+        history,
+        &CheckOptions {
+            max_steps_per_partition: 50_000_000,
+        },
+    );
     eprintln!("lincheck: {:?}", report.stats);
     let result = report.result;
-    assert!(!result.is_illegal(), "NOT LINEARIZABLE: {:?}", result.violation().map(|v| v.to_string()));
-    assert!(result.is_ok(), "checker undecided on {} ops: {result:?}", history.len());
+    assert!(
+        !result.is_illegal(),
+        "NOT LINEARIZABLE: {:?}",
+        result.violation().map(|v| v.to_string())
+    );
+    assert!(
+        result.is_ok(),
+        "checker undecided on {} ops: {result:?}",
+        history.len()
+    );
 }

@@ -54,7 +54,11 @@ pub struct Cluster {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Ports handed out by `port_below_ephemeral` in this test binary.
@@ -102,7 +106,12 @@ impl Cluster {
 
     /// Like `new`, with the data dirs under `root` (left in place when the
     /// cluster drops) and ports from `port` (client, then peer, per node).
-    pub fn with_layout(n: u64, extra: &[&str], root: &Path, mut port: impl FnMut() -> u16) -> Cluster {
+    pub fn with_layout(
+        n: u64,
+        extra: &[&str],
+        root: &Path,
+        mut port: impl FnMut() -> u16,
+    ) -> Cluster {
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
                 id,
@@ -112,17 +121,42 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        let cluster_arg = nodes.iter().map(|n| format!("{}={}", n.id, n.peer)).collect::<Vec<_>>().join(",");
+        let cluster_arg = nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id, n.peer))
+            .collect::<Vec<_>>()
+            .join(",");
         let views = vec![cluster_arg; nodes.len()];
-        Cluster { nodes, views, extra: extra.iter().map(|s| s.to_string()).collect(), log_level: "warn".into(), log_dir: None, _dir: None }
+        Cluster {
+            nodes,
+            views,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            log_level: "warn".into(),
+            log_dir: None,
+            _dir: None,
+        }
     }
 
     /// Node `id`'s `--cluster` list from its next `spawn` on: `addr(j)` is
     /// the address it dials for node `j` (its own entry is always its real
     /// peer address, which it binds).
     pub fn set_view(&mut self, id: u64, addr: impl Fn(u64) -> String) {
-        let view =
-            self.nodes.iter().map(|n| format!("{}={}", n.id, if n.id == id { n.peer.clone() } else { addr(n.id) })).collect::<Vec<_>>().join(",");
+        let view = self
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}={}",
+                    n.id,
+                    if n.id == id {
+                        n.peer.clone()
+                    } else {
+                        addr(n.id)
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         self.views[id as usize - 1] = view;
     }
 
@@ -131,15 +165,28 @@ impl Cluster {
         let node = &self.nodes[id as usize - 1];
         assert!(node.child.is_none(), "node {id} already running");
         let mut cmd = Command::new(exe);
-        cmd.args(["server", "--id", &id.to_string(), "--cluster", &self.views[id as usize - 1], "--listen", &node.client])
-            .arg("--data-dir")
-            .arg(&node.data)
-            .args(["--log-level", &self.log_level])
-            .args(&self.extra)
-            .stdin(Stdio::null());
+        cmd.args([
+            "server",
+            "--id",
+            &id.to_string(),
+            "--cluster",
+            &self.views[id as usize - 1],
+            "--listen",
+            &node.client,
+        ])
+        .arg("--data-dir")
+        .arg(&node.data)
+        .args(["--log-level", &self.log_level])
+        .args(&self.extra)
+        .stdin(Stdio::null());
         if let Some(dir) = &self.log_dir {
-            let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("node-{id}.log"))).expect("open node log");
-            cmd.stdout(log.try_clone().expect("dup node log")).stderr(log);
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("node-{id}.log")))
+                .expect("open node log");
+            cmd.stdout(log.try_clone().expect("dup node log"))
+                .stderr(log);
         }
         let child = cmd.spawn().expect("spawn raftkv server");
         self.nodes[id as usize - 1].child = Some(child);
@@ -150,7 +197,11 @@ impl Cluster {
     }
 
     pub fn live(&self) -> Vec<u64> {
-        self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect()
     }
 
     /// kill -9.
@@ -175,7 +226,10 @@ impl Cluster {
     }
 
     pub fn signal(&self, id: u64, sig: i32) {
-        let c = self.nodes[id as usize - 1].child.as_ref().expect("node running");
+        let c = self.nodes[id as usize - 1]
+            .child
+            .as_ref()
+            .expect("node running");
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(c.id() as i32, sig) }, 0);
     }
@@ -194,7 +248,10 @@ impl Cluster {
                 _ => None,
             }
         };
-        tokio::time::timeout(Duration::from_secs(1), fut).await.ok().flatten()
+        tokio::time::timeout(Duration::from_secs(1), fut)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Waits until every node in `among` that answers agrees on one leader
@@ -205,7 +262,10 @@ impl Cluster {
             if let Some(l) = self.agreed_leader(among).await {
                 return l;
             }
-            assert!(Instant::now() < deadline, "no leader among {among:?} within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no leader among {among:?} within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -225,7 +285,13 @@ impl Cluster {
     }
 
     /// Waits until `cond(info of id)` holds.
-    pub async fn wait_info(&self, id: u64, within: Duration, what: &str, cond: impl Fn(&BTreeMap<String, String>) -> bool) {
+    pub async fn wait_info(
+        &self,
+        id: u64,
+        within: Duration,
+        what: &str,
+        cond: impl Fn(&BTreeMap<String, String>) -> bool,
+    ) {
         let deadline = Instant::now() + within;
         loop {
             if let Some(i) = self.info(id).await {
@@ -233,7 +299,10 @@ impl Cluster {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "node {id}: {what} not reached within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "node {id}: {what} not reached within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -255,7 +324,11 @@ impl Drop for Cluster {
 /// Waits until every node in `ids` has applied everything committed and
 /// they agree on term, leader, commit, last index and key count; returns
 /// the agreed INFO (all sections).
-pub async fn wait_converged(c: &Cluster, ids: &[u64], within: Duration) -> BTreeMap<String, String> {
+pub async fn wait_converged(
+    c: &Cluster,
+    ids: &[u64],
+    within: Duration,
+) -> BTreeMap<String, String> {
     const SAME: [&str; 6] = ["term", "leader", "commit", "applied", "last_index", "keys"];
     let deadline = Instant::now() + within;
     loop {
@@ -264,13 +337,20 @@ pub async fn wait_converged(c: &Cluster, ids: &[u64], within: Duration) -> BTree
             infos.extend(c.info_section(id, "all").await);
         }
         let agree = infos.len() == ids.len()
-            && infos.iter().all(|i| num(i, "applied") == num(i, "commit") && num(i, "leader") != 0)
-            && infos.windows(2).all(|w| SAME.iter().all(|k| w[0].get(*k) == w[1].get(*k)));
+            && infos
+                .iter()
+                .all(|i| num(i, "applied") == num(i, "commit") && num(i, "leader") != 0)
+            && infos
+                .windows(2)
+                .all(|w| SAME.iter().all(|k| w[0].get(*k) == w[1].get(*k)));
         if agree {
             return infos.swap_remove(0);
         }
         if Instant::now() >= deadline {
-            let seen: Vec<String> = infos.iter().map(|i| SAME.map(|k| format!("{k}={}", num(i, k))).join(" ")).collect();
+            let seen: Vec<String> = infos
+                .iter()
+                .map(|i| SAME.map(|k| format!("{k}={}", num(i, k))).join(" "))
+                .collect();
             panic!("nodes {ids:?} did not converge within {within:?}: {seen:#?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -287,7 +367,10 @@ pub async fn call(endpoint: &str, args: &[&[u8]]) -> Option<Frame> {
         let mut c = Client::connect(endpoint).await.ok()?;
         c.call(args).await.ok()
     };
-    tokio::time::timeout(Duration::from_secs(10), fut).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Calls until a non-error reply (bounded).
@@ -298,7 +381,11 @@ pub async fn call_ok(endpoint: &str, args: &[&[u8]], within: Duration) -> Frame 
             Some(Frame::Error(_)) | None => {}
             Some(f) => return f,
         }
-        assert!(Instant::now() < deadline, "{endpoint}: no successful reply to {:?} within {within:?}", String::from_utf8_lossy(args[0]));
+        assert!(
+            Instant::now() < deadline,
+            "{endpoint}: no successful reply to {:?} within {within:?}",
+            String::from_utf8_lossy(args[0])
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -69,18 +69,32 @@ impl Net {
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
                 let addr = listener.local_addr().unwrap().to_string();
                 let (state, _) = watch::channel(State { cut: None });
-                let link = Link { addr, state, forwarding: Arc::new(AtomicUsize::new(0)), listener: Some(listener), acceptor: None };
+                let link = Link {
+                    addr,
+                    state,
+                    forwarding: Arc::new(AtomicUsize::new(0)),
+                    listener: Some(listener),
+                    acceptor: None,
+                };
                 links.insert((from, to), link);
             }
         }
-        Net { ids: ids.to_vec(), links }
+        Net {
+            ids: ids.to_vec(),
+            links,
+        }
     }
 
     /// Starts forwarding: link (i→j) to `target(j)`.
     pub fn start(&mut self, target: impl Fn(u64) -> String) {
         for (&(_, to), link) in &mut self.links {
             let listener = link.listener.take().expect("started twice");
-            link.acceptor = Some(tokio::spawn(accept_loop(listener, target(to), link.state.subscribe(), link.forwarding.clone())));
+            link.acceptor = Some(tokio::spawn(accept_loop(
+                listener,
+                target(to),
+                link.state.subscribe(),
+                link.forwarding.clone(),
+            )));
         }
     }
 
@@ -100,13 +114,18 @@ impl Net {
         });
         let deadline = Instant::now() + Duration::from_secs(5);
         while link.forwarding.load(Ordering::SeqCst) > 0 {
-            assert!(Instant::now() < deadline, "link {from}->{to}: connections still open 5 s after the cut");
+            assert!(
+                Instant::now() < deadline,
+                "link {from}->{to}: connections still open 5 s after the cut"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
     pub fn heal(&self, from: u64, to: u64) {
-        self.links[&(from, to)].state.send_if_modified(|s| s.cut.take().is_some());
+        self.links[&(from, to)]
+            .state
+            .send_if_modified(|s| s.cut.take().is_some());
     }
 
     /// Cuts `id` off from every other node, both directions.
@@ -133,7 +152,12 @@ impl Drop for Net {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: String, state: watch::Receiver<State>, forwarding: Arc<AtomicUsize>) {
+async fn accept_loop(
+    listener: TcpListener,
+    target: String,
+    state: watch::Receiver<State>,
+    forwarding: Arc<AtomicUsize>,
+) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -154,12 +178,19 @@ impl Drop for Counted {
     }
 }
 
-async fn serve(mut inbound: TcpStream, target: String, mut rx: watch::Receiver<State>, forwarding: Arc<AtomicUsize>) {
+async fn serve(
+    mut inbound: TcpStream,
+    target: String,
+    mut rx: watch::Receiver<State>,
+    forwarding: Arc<AtomicUsize>,
+) {
     let counted = Counted(forwarding);
     let born = *rx.borrow_and_update();
     match born.cut {
         None => {
-            let Ok(mut upstream) = TcpStream::connect(&target).await else { return };
+            let Ok(mut upstream) = TcpStream::connect(&target).await else {
+                return;
+            };
             let _ = (inbound.set_nodelay(true), upstream.set_nodelay(true));
             // `biased`: a cut seen at the first poll forwards nothing.
             tokio::select! {

@@ -38,7 +38,11 @@ pub struct Inbound {
 pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
     let limit = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
     loop {
-        let permit = limit.clone().acquire_owned().await.expect("semaphore never closed");
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         let (stream, addr) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -76,7 +80,10 @@ impl Inbound {
 
     fn check_hello(&self, from: NodeId, to: NodeId) -> Result<NodeId, String> {
         if to != self.self_id {
-            return Err(format!("Hello for node {to}, but this is node {}", self.self_id));
+            return Err(format!(
+                "Hello for node {to}, but this is node {}",
+                self.self_id
+            ));
         }
         if from == self.self_id || !self.members.contains_key(&from) {
             return Err(format!("Hello from unknown node {from}"));
@@ -90,23 +97,34 @@ impl Inbound {
             PeerFrame::Raft(msgs) => {
                 for m in msgs {
                     if m.from != from || m.to != self.self_id {
-                        return Err(format!("message {}->{} on the link from {from}", m.from, m.to));
+                        return Err(format!(
+                            "message {}->{} on the link from {from}",
+                            m.from, m.to
+                        ));
                     }
                     tracing::trace!("recv {}", m.describe());
                     self.driver.step(m);
                 }
             }
-            PeerFrame::Forward { id, req } => forward::serve(self.driver.clone(), self.peers.clone(), from, id, req),
-            PeerFrame::ForwardReply { id, reply } => self.forwards.complete(id, forward::from_wire(reply)),
+            PeerFrame::Forward { id, req } => {
+                forward::serve(self.driver.clone(), self.peers.clone(), from, id, req)
+            }
+            PeerFrame::ForwardReply { id, reply } => {
+                self.forwards.complete(id, forward::from_wire(reply))
+            }
         }
         Ok(())
     }
 }
 
-async fn next(frames: &mut FramedRead<TcpStream, tokio_util::codec::LengthDelimitedCodec>) -> Result<Option<PeerFrame>, String> {
+async fn next(
+    frames: &mut FramedRead<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+) -> Result<Option<PeerFrame>, String> {
     match frames.next().await {
         None => Ok(None),
         Some(Err(e)) => Err(format!("bad frame: {e}")),
-        Some(Ok(body)) => wire::decode(&body).map(Some).map_err(|e| format!("undecodable frame: {e}")),
+        Some(Ok(body)) => wire::decode(&body)
+            .map(Some)
+            .map_err(|e| format!("undecodable frame: {e}")),
     }
 }

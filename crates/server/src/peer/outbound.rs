@@ -28,7 +28,10 @@ use raft::{Message, NodeId};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::wire::{self, ForwardReply, ForwardRequest, PeerFrame, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_FRAME_BYTES};
+use super::wire::{
+    self, ForwardReply, ForwardRequest, PeerFrame, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES,
+    MAX_FRAME_BYTES,
+};
 use crate::forward::ForwardTable;
 
 /// Items queued per peer before new ones are dropped.
@@ -155,15 +158,37 @@ pub struct Peers {
 
 impl Peers {
     /// Spawns one sending task per peer (not `self_id`).
-    pub fn start(self_id: NodeId, addrs: &BTreeMap<NodeId, String>, forwards: Arc<ForwardTable>) -> Peers {
+    pub fn start(
+        self_id: NodeId,
+        addrs: &BTreeMap<NodeId, String>,
+        forwards: Arc<ForwardTable>,
+    ) -> Peers {
         let mut by_id = BTreeMap::new();
         for (&id, addr) in addrs.iter().filter(|(&id, _)| id != self_id) {
-            let shared = Arc::new(Shared { state: Mutex::new(State::default()), wake: Notify::new(), connected: AtomicBool::new(false) });
-            let link = Link { self_id, peer: id, addr: addr.clone(), shared: shared.clone(), forwards: forwards.clone() };
+            let shared = Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                wake: Notify::new(),
+                connected: AtomicBool::new(false),
+            });
+            let link = Link {
+                self_id,
+                peer: id,
+                addr: addr.clone(),
+                shared: shared.clone(),
+                forwards: forwards.clone(),
+            };
             tokio::spawn(link.run());
-            by_id.insert(id, PeerSender { _alive: Arc::new(Alive(shared.clone())), shared });
+            by_id.insert(
+                id,
+                PeerSender {
+                    _alive: Arc::new(Alive(shared.clone())),
+                    shared,
+                },
+            );
         }
-        Peers { by_id: Arc::new(by_id) }
+        Peers {
+            by_id: Arc::new(by_id),
+        }
     }
 
     pub fn get(&self, id: NodeId) -> Option<&PeerSender> {
@@ -208,7 +233,13 @@ impl Link {
                     {
                         let mut st = self.shared.lock();
                         st.out.clear();
-                        encode_into(&PeerFrame::Hello { from: self.self_id, to: self.peer }, &mut st.out);
+                        encode_into(
+                            &PeerFrame::Hello {
+                                from: self.self_id,
+                                to: self.peer,
+                            },
+                            &mut st.out,
+                        );
                         st.conn = Some(stream.clone());
                     }
                     self.shared.connected.store(true, Ordering::Relaxed);
@@ -220,7 +251,9 @@ impl Link {
                         Err(e) => tracing::info!(peer = self.peer, "peer connection lost: {e}"),
                     }
                 }
-                Err(e) => tracing::debug!(peer = self.peer, addr = %self.addr, "connect failed: {e}"),
+                Err(e) => {
+                    tracing::debug!(peer = self.peer, addr = %self.addr, "connect failed: {e}")
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -339,8 +372,21 @@ mod tests {
     fn snapshot_chunk(to: NodeId, seq: u64) -> Message {
         // A large message, so that socket buffers fill and writes go partial.
         let data = bytes::Bytes::from(vec![seq as u8; 16 * 1024]);
-        let meta = raft::SnapshotMeta { index: seq, term: 1 };
-        Message { from: 1, to, term: 1, body: MessageBody::Snapshot { meta, offset: 0, data, done: false } }
+        let meta = raft::SnapshotMeta {
+            index: seq,
+            term: 1,
+        };
+        Message {
+            from: 1,
+            to,
+            term: 1,
+            body: MessageBody::Snapshot {
+                meta,
+                offset: 0,
+                data,
+                done: false,
+            },
+        }
     }
 
     /// Fast-path writes from several threads, partial writes and queued
@@ -371,7 +417,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await; // let the socket fill up
         let mut frames = FramedRead::new(stream, wire::codec());
         let first = wire::decode(&frames.next().await.unwrap().unwrap()).unwrap();
-        assert!(matches!(first, PeerFrame::Hello { from: 1, to: 2 }), "{first:?}");
+        assert!(
+            matches!(first, PeerFrame::Hello { from: 1, to: 2 }),
+            "{first:?}"
+        );
         for s in senders {
             s.join().unwrap();
         }
@@ -380,12 +429,21 @@ mod tests {
         while got < 2 * PER_THREAD {
             let next = tokio::time::timeout(Duration::from_secs(2), frames.next()).await;
             let Ok(Some(body)) = next else { break };
-            let PeerFrame::Raft(msgs) = wire::decode(&body.unwrap()).unwrap() else { panic!("not a raft frame") };
+            let PeerFrame::Raft(msgs) = wire::decode(&body.unwrap()).unwrap() else {
+                panic!("not a raft frame")
+            };
             for m in msgs {
-                let MessageBody::Snapshot { meta, data, .. } = m.body else { panic!("not a snapshot chunk") };
+                let MessageBody::Snapshot { meta, data, .. } = m.body else {
+                    panic!("not a snapshot chunk")
+                };
                 assert!(data.iter().all(|&b| b == meta.index as u8), "torn payload");
                 let t = (meta.index / 1_000_000) as usize;
-                assert!(last[t].is_none_or(|l| meta.index > l), "reordered: {} after {:?}", meta.index, last[t]);
+                assert!(
+                    last[t].is_none_or(|l| meta.index > l),
+                    "reordered: {} after {:?}",
+                    meta.index,
+                    last[t]
+                );
                 last[t] = Some(meta.index);
                 got += 1;
             }

@@ -53,7 +53,9 @@ pub enum ForwardReply {
     /// Applied: `kv::encode_response` bytes.
     Applied(Bytes),
     Value(Option<Bytes>),
-    NotLeader { hint: Option<NodeId> },
+    NotLeader {
+        hint: Option<NodeId>,
+    },
     Busy,
     Unknown,
     ReadAborted,
@@ -61,7 +63,9 @@ pub enum ForwardReply {
 
 /// The length-prefix codec with our frame cap.
 pub fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME_BYTES).new_codec()
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_codec()
 }
 
 pub fn encode(frame: &PeerFrame) -> Bytes {

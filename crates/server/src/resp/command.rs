@@ -40,7 +40,10 @@ pub struct CommandError(pub String);
 
 impl CommandError {
     fn arity(name: &str) -> Self {
-        CommandError(format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))
+        CommandError(format!(
+            "ERR wrong number of arguments for '{}' command",
+            name.to_ascii_lowercase()
+        ))
     }
 }
 
@@ -48,7 +51,11 @@ impl CommandError {
 pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
     let args = match frame {
         Frame::Array(items) => items.into_iter().map(bulk).collect::<Result<Vec<_>, _>>()?,
-        _ => return Err(CommandError("ERR Protocol error: expected an array of bulk strings".into())),
+        _ => {
+            return Err(CommandError(
+                "ERR Protocol error: expected an array of bulk strings".into(),
+            ))
+        }
     };
     let Some((name, rest)) = args.split_first() else {
         return Err(CommandError("ERR empty command".into()));
@@ -86,16 +93,28 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
 /// authentication to pass (like Redis's default user without a password, any AUTH
 /// is accepted); the name is not kept.
 fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
-    let Some((ver, mut opts)) = rest.split_first() else { return Ok(Command::Hello(None)) };
+    let Some((ver, mut opts)) = rest.split_first() else {
+        return Ok(Command::Hello(None));
+    };
     let ver = std::str::from_utf8(ver)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| CommandError("ERR Protocol version is not an integer or out of range".into()))?;
+        .ok_or_else(|| {
+            CommandError("ERR Protocol version is not an integer or out of range".into())
+        })?;
     while let Some((opt, more)) = opts.split_first() {
-        opts = match (String::from_utf8_lossy(opt).to_ascii_uppercase().as_str(), more) {
+        opts = match (
+            String::from_utf8_lossy(opt).to_ascii_uppercase().as_str(),
+            more,
+        ) {
             ("AUTH", [_, _, tail @ ..]) => tail,
             ("SETNAME", [_, tail @ ..]) => tail,
-            _ => return Err(CommandError(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)))),
+            _ => {
+                return Err(CommandError(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(opt)
+                )))
+            }
         };
     }
     Ok(Command::Hello(Some(ver)))
@@ -120,20 +139,28 @@ fn client(sub: &Bytes, rest: &[Bytes]) -> Result<Command, CommandError> {
 fn bulk(frame: Frame) -> Result<Bytes, CommandError> {
     match frame {
         Frame::Bulk(b) => Ok(b),
-        _ => Err(CommandError("ERR Protocol error: expected bulk string".into())),
+        _ => Err(CommandError(
+            "ERR Protocol error: expected bulk string".into(),
+        )),
     }
 }
 
 fn key(k: &Bytes) -> Result<Bytes, CommandError> {
     if k.len() > kv::MAX_KEY_BYTES {
-        return Err(CommandError(format!("ERR key is longer than {} bytes", kv::MAX_KEY_BYTES)));
+        return Err(CommandError(format!(
+            "ERR key is longer than {} bytes",
+            kv::MAX_KEY_BYTES
+        )));
     }
     Ok(k.clone())
 }
 
 fn value(v: &Bytes) -> Result<Bytes, CommandError> {
     if v.len() > kv::MAX_VALUE_BYTES {
-        return Err(CommandError(format!("ERR value is longer than {} bytes", kv::MAX_VALUE_BYTES)));
+        return Err(CommandError(format!(
+            "ERR value is longer than {} bytes",
+            kv::MAX_VALUE_BYTES
+        )));
     }
     Ok(v.clone())
 }
@@ -141,6 +168,13 @@ fn value(v: &Bytes) -> Result<Bytes, CommandError> {
 /// Redis: `ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
 fn unknown(name: &[u8], rest: &[Bytes]) -> CommandError {
     let show = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(128)]).into_owned();
-    let args: String = rest.iter().take(8).map(|a| format!("'{}' ", show(a))).collect();
-    CommandError(format!("ERR unknown command '{}', with args beginning with: {args}", show(name)))
+    let args: String = rest
+        .iter()
+        .take(8)
+        .map(|a| format!("'{}' ", show(a)))
+        .collect();
+    CommandError(format!(
+        "ERR unknown command '{}', with args beginning with: {args}",
+        show(name)
+    ))
 }

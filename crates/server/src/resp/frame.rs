@@ -79,8 +79,12 @@ pub fn parse_frame(buf: &[u8], limits: &Limits) -> Parsed {
 }
 
 fn parse_at(buf: &[u8], pos: usize, limits: &Limits, depth: usize) -> Parsed {
-    let Some(&tag) = buf.get(pos) else { return Ok(None) };
-    let Some((line, next)) = line_at(buf, pos + 1, limits)? else { return Ok(None) };
+    let Some(&tag) = buf.get(pos) else {
+        return Ok(None);
+    };
+    let Some((line, next)) = line_at(buf, pos + 1, limits)? else {
+        return Ok(None);
+    };
     match tag {
         b'+' => Ok(Some((Frame::Simple(text(line)?), next))),
         b'-' => Ok(Some((Frame::Error(text(line)?), next))),
@@ -105,7 +109,10 @@ fn parse_bulk(buf: &[u8], len: i64, start: usize, limits: &Limits) -> Parsed {
     if &buf[end..end + 2] != b"\r\n" {
         return Err(ParseError::Invalid("bulk string not terminated by CRLF"));
     }
-    Ok(Some((Frame::Bulk(Bytes::copy_from_slice(&buf[start..end])), end + 2)))
+    Ok(Some((
+        Frame::Bulk(Bytes::copy_from_slice(&buf[start..end])),
+        end + 2,
+    )))
 }
 
 fn parse_array(buf: &[u8], len: i64, start: usize, limits: &Limits, depth: usize) -> Parsed {
@@ -122,7 +129,9 @@ fn parse_array(buf: &[u8], len: i64, start: usize, limits: &Limits, depth: usize
     let mut items = Vec::with_capacity((len as usize).min(buf.len().saturating_sub(start) / 3));
     let mut pos = start;
     for _ in 0..len {
-        let Some((item, next)) = parse_at(buf, pos, limits, depth + 1)? else { return Ok(None) };
+        let Some((item, next)) = parse_at(buf, pos, limits, depth + 1)? else {
+            return Ok(None);
+        };
         items.push(item);
         pos = next;
     }
@@ -130,8 +139,16 @@ fn parse_array(buf: &[u8], len: i64, start: usize, limits: &Limits, depth: usize
 }
 
 fn parse_inline(buf: &[u8], limits: &Limits) -> Parsed {
-    let Some(nl) = buf.iter().take(limits.max_line_bytes + 1).position(|&b| b == b'\n') else {
-        return if buf.len() > limits.max_line_bytes { Err(ParseError::Invalid("too big inline request")) } else { Ok(None) };
+    let Some(nl) = buf
+        .iter()
+        .take(limits.max_line_bytes + 1)
+        .position(|&b| b == b'\n')
+    else {
+        return if buf.len() > limits.max_line_bytes {
+            Err(ParseError::Invalid("too big inline request"))
+        } else {
+            Ok(None)
+        };
     };
     let line = buf[..nl].strip_suffix(b"\r").unwrap_or(&buf[..nl]);
     let args = line
@@ -143,7 +160,11 @@ fn parse_inline(buf: &[u8], limits: &Limits) -> Parsed {
 }
 
 /// The line starting at `pos` (without CRLF) and the position after its CRLF.
-fn line_at<'a>(buf: &'a [u8], pos: usize, limits: &Limits) -> Result<Option<(&'a [u8], usize)>, ParseError> {
+fn line_at<'a>(
+    buf: &'a [u8],
+    pos: usize,
+    limits: &Limits,
+) -> Result<Option<(&'a [u8], usize)>, ParseError> {
     let rest = &buf[pos.min(buf.len())..];
     let window = &rest[..rest.len().min(limits.max_line_bytes + 2)];
     match window.windows(2).position(|w| w == b"\r\n") {
@@ -221,6 +242,9 @@ impl Frame {
 /// Simple strings and errors must not contain CR or LF: replace them.
 fn line(out: &mut BytesMut, tag: u8, body: &[u8]) {
     out.put_u8(tag);
-    out.extend(body.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+    out.extend(
+        body.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
     out.put_slice(b"\r\n");
 }

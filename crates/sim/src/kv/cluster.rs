@@ -19,11 +19,11 @@ use raft::{MemStorage, Message, NodeId, Role, Storage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::events::EventQueue;
 use crate::events::Micros;
 use crate::kv::clerk::{Clerk, ClerkConfig, ClerkOp, ClerkResult, Effects};
 use crate::kv::history::History;
 use crate::kv::net::{Addr, ClientId, KvNet};
-use crate::events::EventQueue;
 use crate::kv::server::KvServer;
 use crate::kv::wire::{ClientReply, ClientRequest};
 use crate::kv::workload::LabClient;

@@ -43,7 +43,12 @@ pub struct KvNet {
 
 impl KvNet {
     pub fn new(servers: usize) -> Self {
-        KvNet { unreliable: false, long_reordering: false, servers: Network::new(servers), client_links: BTreeMap::new() }
+        KvNet {
+            unreliable: false,
+            long_reordering: false,
+            servers: Network::new(servers),
+            client_links: BTreeMap::new(),
+        }
     }
 
     pub fn connect(&mut self, id: NodeId) {

@@ -19,7 +19,11 @@ pub fn cluster(servers: usize, reliable: bool, name: &'static str) -> (Cluster, 
     (Cluster::new(cfg), guard)
 }
 
-pub fn snapshot_cluster(servers: usize, reliable: bool, name: &'static str) -> (Cluster, SeedGuard) {
+pub fn snapshot_cluster(
+    servers: usize,
+    reliable: bool,
+    name: &'static str,
+) -> (Cluster, SeedGuard) {
     let cfg = ClusterConfig::new(servers, reliable).snapshots(SNAPSHOT_INTERVAL);
     let guard = SeedGuard(cfg.seed, name);
     (Cluster::new(cfg), guard)

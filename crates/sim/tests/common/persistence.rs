@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use super::*;
+use bytes::Bytes;
 use rand::Rng;
 use sim::store::SimStore;
 use sim::{cmd, Cluster, MS};
@@ -134,7 +134,10 @@ pub fn figure8_2c<S: SimStore>(mut c: Cluster<S>) {
 
 pub fn unreliable_agree_2c<S: SimStore>(mut c: Cluster<S>) {
     for iters in 1..50u64 {
-        let cmds: Vec<Bytes> = (0..4).map(|j| cmd(100 * iters + j)).chain([cmd(iters)]).collect();
+        let cmds: Vec<Bytes> = (0..4)
+            .map(|j| cmd(100 * iters + j))
+            .chain([cmd(iters)])
+            .collect();
         c.one_concurrent(&cmds, 1);
     }
     c.set_unreliable(false);
@@ -227,8 +230,14 @@ impl ChurnClient {
 }
 
 pub fn internal_churn<S: SimStore>(mut c: Cluster<S>) {
-    let mut clients: Vec<ChurnClient> =
-        (0..3).map(|me| ChurnClient { me, wait: None, next_at: 0, values: Vec::new() }).collect();
+    let mut clients: Vec<ChurnClient> = (0..3)
+        .map(|me| ChurnClient {
+            me,
+            wait: None,
+            next_at: 0,
+            values: Vec::new(),
+        })
+        .collect();
     let run_clients = |c: &mut Cluster<S>, clients: &mut Vec<ChurnClient>, dur: u64| {
         let until = c.now + dur;
         while c.now < until {
@@ -278,10 +287,12 @@ pub fn internal_churn<S: SimStore>(mut c: Cluster<S>) {
     let recorded: usize = clients.iter().map(|cl| cl.values.len()).sum();
     for cl in &clients {
         for v in &cl.values {
-            assert!(really.contains_key(v), "didn't find a value the client saw committed");
+            assert!(
+                really.contains_key(v),
+                "didn't find a value the client saw committed"
+            );
         }
     }
     assert!(recorded > 0, "churn clients saw nothing commit");
     c.end();
 }
-

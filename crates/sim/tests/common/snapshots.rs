@@ -3,9 +3,9 @@
 //! log; lagging followers are caught up with chunked InstallSnapshot.
 
 use super::*;
+use rand::Rng;
 use sim::store::SimStore;
 use sim::Cluster;
-use rand::Rng;
 
 /// Largest persisted Raft state allowed while snapshotting (the lab's MAXLOGSIZE).
 const MAX_LOG_SIZE: u64 = 2000;
