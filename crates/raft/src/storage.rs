@@ -105,18 +105,7 @@ impl Storage for MemStorage {
     }
 
     fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> StorageResult<Vec<Entry>> {
-        if lo < self.first_index() {
-            return Err(StorageError::Compacted {
-                index: lo,
-                first_index: self.first_index(),
-            });
-        }
-        if hi > self.last_index() + 1 {
-            return Err(StorageError::Unavailable {
-                index: hi - 1,
-                last_index: self.last_index(),
-            });
-        }
+        check_range(lo, hi, self.first_index(), self.last_index())?;
         let from = (lo - self.offset()) as usize;
         let to = (hi - self.offset()) as usize;
         Ok(limit_size(&self.entries[from..to], max_bytes))
@@ -180,6 +169,24 @@ impl Storage for MemStorage {
     fn sync(&mut self) -> StorageResult<()> {
         Ok(())
     }
+}
+
+/// The precondition every `Storage::entries` shares: `lo..hi` lies within the held
+/// entries `first..=last`.
+pub fn check_range(lo: Index, hi: Index, first: Index, last: Index) -> StorageResult<()> {
+    if lo < first {
+        return Err(StorageError::Compacted {
+            index: lo,
+            first_index: first,
+        });
+    }
+    if hi > last + 1 {
+        return Err(StorageError::Unavailable {
+            index: hi - 1,
+            last_index: last,
+        });
+    }
+    Ok(())
 }
 
 /// The precondition every `Storage::compact` shares: the new snapshot must be newer

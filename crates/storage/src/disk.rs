@@ -224,18 +224,7 @@ impl Storage for DiskStorage {
     }
 
     fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> StorageResult<Vec<Entry>> {
-        if lo < self.first_index() {
-            return Err(StorageError::Compacted {
-                index: lo,
-                first_index: self.first_index(),
-            });
-        }
-        if hi > self.last_index() + 1 {
-            return Err(StorageError::Unavailable {
-                index: hi - 1,
-                last_index: self.last_index(),
-            });
-        }
+        raft::storage::check_range(lo, hi, self.first_index(), self.last_index())?;
         let mut out = Vec::new();
         let mut total = 0u64;
         for index in lo..hi {
