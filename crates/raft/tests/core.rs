@@ -371,3 +371,102 @@ fn new_leader_answers_reads_only_after_its_noop_commits() {
     assert_eq!(rs.len(), 1);
     assert!(rs[0].index >= noop_index);
 }
+
+/// A store whose writes become durable only at `sync`: a crash keeps `durable`.
+#[derive(Default)]
+struct SyncedMem {
+    durable: raft::MemStorage,
+    pending: raft::MemStorage,
+}
+
+impl raft::Storage for SyncedMem {
+    fn hard_state(&self) -> raft::HardState {
+        self.pending.hard_state()
+    }
+    fn first_index(&self) -> u64 {
+        self.pending.first_index()
+    }
+    fn last_index(&self) -> u64 {
+        self.pending.last_index()
+    }
+    fn term(&self, index: u64) -> raft::StorageResult<u64> {
+        self.pending.term(index)
+    }
+    fn entries(&self, lo: u64, hi: u64, max: u64) -> raft::StorageResult<Vec<raft::Entry>> {
+        self.pending.entries(lo, hi, max)
+    }
+    fn snapshot(&self) -> raft::StorageResult<raft::Snapshot> {
+        self.pending.snapshot()
+    }
+    fn append(&mut self, e: &[raft::Entry]) -> raft::StorageResult<()> {
+        self.pending.append(e)
+    }
+    fn set_hard_state(&mut self, hs: raft::HardState) -> raft::StorageResult<()> {
+        self.pending.set_hard_state(hs)
+    }
+    fn install_snapshot(&mut self, s: raft::Snapshot) -> raft::StorageResult<()> {
+        self.pending.install_snapshot(s)
+    }
+    fn compact(&mut self, s: raft::Snapshot) -> raft::StorageResult<()> {
+        self.pending.compact(s)
+    }
+    fn sync(&mut self) -> raft::StorageResult<()> {
+        self.durable = self.pending.clone();
+        Ok(())
+    }
+}
+
+/// Figure 2: `votedFor` is persistent state — a node that granted its vote, crashed
+/// and restarted must not grant a second vote in the same term. `persist` skips the
+/// sync only for a commit-index-only hard state; this fails if it skipped it for a vote.
+#[test]
+fn a_granted_vote_survives_a_crash() {
+    let vote_from = |from: u64| raft::Message {
+        from,
+        to: 2,
+        term: 1,
+        body: MessageBody::Vote {
+            last_index: 0,
+            last_term: 0,
+        },
+    };
+    let drive = |node: &mut raft::RawNode<SyncedMem>| {
+        let mut replies = Vec::new();
+        while node.has_ready() {
+            let rd = node.ready();
+            node.persist(&rd).unwrap();
+            replies.extend(rd.persisted_messages.iter().cloned());
+            node.advance(rd);
+        }
+        replies
+    };
+    let mut node = raft::RawNode::new(config(2, 3), SyncedMem::default()).unwrap();
+    node.step(vote_from(1));
+    let replies = drive(&mut node);
+    assert!(matches!(
+        replies[..],
+        [raft::Message {
+            body: MessageBody::VoteResponse { reject: false },
+            ..
+        }]
+    ));
+    // Crash: only what was synced survives.
+    let durable = node.into_storage().durable;
+    let store = SyncedMem {
+        durable: durable.clone(),
+        pending: durable,
+    };
+    let mut node = raft::RawNode::new(config(2, 3), store).unwrap();
+    node.step(vote_from(3));
+    let replies = drive(&mut node);
+    assert!(
+        matches!(
+            replies[..],
+            [raft::Message {
+                body: MessageBody::VoteResponse { reject: true },
+                ..
+            }]
+        ),
+        "voted twice in term 1 after a crash: {replies:?}"
+    );
+}
