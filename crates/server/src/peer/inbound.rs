@@ -128,6 +128,16 @@ impl Inbound {
                             m.from, m.to
                         ));
                     }
+                    if let Err(field) = m.check_bounds() {
+                        // Corrupt or hostile (issue 10's term bomb): never
+                        // stepped, so never adopted or persisted.
+                        tracing::warn!(
+                            peer = from,
+                            "dropped a raft message with an impossible {field}: {}",
+                            m.describe()
+                        );
+                        continue;
+                    }
                     tracing::trace!("recv {}", m.describe());
                     self.driver.step(m);
                 }
