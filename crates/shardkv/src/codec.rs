@@ -1,0 +1,230 @@
+//! Byte formats: log entries, inter-group messages and snapshots.
+//!
+//! Owns: the framing around serde/postcard bodies and the checks that make
+//! decoding strict. Bytes from outside (the log, the network, a snapshot
+//! file) never panic a node: every decoder returns an error instead, and
+//! re-checks the limits and invariants a well-formed value keeps.
+//!
+//! ```text
+//! entry / message = VERSION(u8) postcard(body)          (no trailing bytes)
+//! snapshot        = "SKVS" VERSION(u8) postcard(body) crc32c(all before it, u32 LE)
+//! ```
+//! Why postcard rather than `kv`'s hand codec: the bodies here nest
+//! configurations, whole shards and session tables; a derived codec keeps
+//! them in step with the types, and postcard is compact (varints) and never
+//! allocates more than its input can hold. Versions are bumped on any
+//! change; a decoder refuses versions it does not know.
+
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use shardmeta::Config;
+
+use crate::command::{Command, Entry, Op, SessionExport, ShardData};
+use crate::machine::{Shard, ShardKv};
+use crate::session::Sessions;
+use crate::settings::Settings;
+
+/// The version byte leading every log entry and inter-group message.
+pub const WIRE_VERSION: u8 = 1;
+/// First bytes of every snapshot.
+pub const SNAPSHOT_MAGIC: [u8; 4] = *b"SKVS";
+/// Current snapshot format version.
+pub const SNAPSHOT_VERSION: u8 = 1;
+const CRC_BYTES: usize = 4;
+
+/// Why an entry or message could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty input")]
+    Empty,
+    #[error("unsupported format version {0}")]
+    UnsupportedVersion(u8),
+    #[error("undecodable body: {0}")]
+    Body(String),
+    #[error("{0} trailing bytes after the end")]
+    TrailingBytes(usize),
+    #[error("invalid content: {0}")]
+    Invalid(&'static str),
+}
+
+/// Why snapshot bytes were refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot is {0} bytes, too short to be one")]
+    TooShort(usize),
+    #[error("not a shardkv snapshot (bad magic)")]
+    BadMagic,
+    #[error("unsupported snapshot version {0}")]
+    UnsupportedVersion(u8),
+    #[error("snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch { stored: u32, computed: u32 },
+    #[error("snapshot body undecodable: {0}")]
+    Body(String),
+    #[error("snapshot content invalid: {0}")]
+    Invalid(String),
+}
+
+/// Encodes a log entry payload.
+pub fn encode_entry(entry: &Entry) -> Bytes {
+    encode_versioned(entry)
+}
+
+/// Decodes a log entry payload strictly; never panics.
+pub fn decode_entry(input: &[u8]) -> Result<Entry, DecodeError> {
+    let entry: Entry = decode_versioned(input)?;
+    check_command(&entry.cmd)?;
+    Ok(entry)
+}
+
+pub(crate) fn encode_versioned<T: Serialize>(value: &T) -> Bytes {
+    let out =
+        postcard::to_extend(value, vec![WIRE_VERSION]).expect("serialising to a Vec cannot fail");
+    Bytes::from(out)
+}
+
+pub(crate) fn decode_versioned<T: DeserializeOwned>(input: &[u8]) -> Result<T, DecodeError> {
+    let (&version, body) = input.split_first().ok_or(DecodeError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let (value, rest) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Body(e.to_string()))?;
+    match rest.len() {
+        0 => Ok(value),
+        n => Err(DecodeError::TrailingBytes(n)),
+    }
+}
+
+fn check_command(cmd: &Command) -> Result<(), DecodeError> {
+    match cmd {
+        Command::Request(req) => check_op(&req.op),
+        Command::NewConfig(config) => config
+            .check()
+            .map_err(|_| DecodeError::Invalid("configuration breaks its invariant")),
+        Command::InstallShards {
+            shards, sessions, ..
+        } => {
+            for data in shards.values() {
+                check_shard_data(data)?;
+            }
+            check_sessions(sessions)
+        }
+        Command::DeleteShards { .. } | Command::ConfirmGc { .. } | Command::Tick => Ok(()),
+    }
+}
+
+fn check_op(op: &Op) -> Result<(), DecodeError> {
+    if op.key().len() > kv::MAX_KEY_BYTES {
+        return Err(DecodeError::Invalid("key over the limit"));
+    }
+    if op.value().is_some_and(|v| v.len() > kv::MAX_VALUE_BYTES) {
+        return Err(DecodeError::Invalid("value over the limit"));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_shard_data(data: &ShardData) -> Result<(), DecodeError> {
+    let over =
+        |(k, v): (&Bytes, &Bytes)| k.len() > kv::MAX_KEY_BYTES || v.len() > kv::MAX_VALUE_BYTES;
+    match data.iter().any(over) {
+        true => Err(DecodeError::Invalid("key or value over the limit")),
+        false => Ok(()),
+    }
+}
+
+pub(crate) fn check_sessions(sessions: &SessionExport) -> Result<(), DecodeError> {
+    match sessions.values().all(|s| s.is_well_formed()) {
+        true => Ok(()),
+        false => Err(DecodeError::Invalid("malformed session")),
+    }
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    settings: &'a Settings,
+    applied_index: u64,
+    log_time_ms: u64,
+    config: &'a Config,
+    prev: &'a Config,
+    shards: &'a [Shard],
+    sessions: &'a SessionExport,
+}
+
+#[derive(Deserialize)]
+struct SnapshotBody {
+    settings: Settings,
+    applied_index: u64,
+    log_time_ms: u64,
+    config: Config,
+    prev: Config,
+    shards: Vec<Shard>,
+    sessions: SessionExport,
+}
+
+pub(crate) fn encode_snapshot(sm: &ShardKv) -> Bytes {
+    let sessions = sm.sessions.export();
+    let body = SnapshotRef {
+        settings: &sm.settings,
+        applied_index: sm.applied_index,
+        log_time_ms: sm.log_time_ms,
+        config: &sm.config,
+        prev: &sm.prev,
+        shards: &sm.shards,
+        sessions: &sessions,
+    };
+    let mut header = SNAPSHOT_MAGIC.to_vec();
+    header.push(SNAPSHOT_VERSION);
+    let mut out = postcard::to_extend(&body, header).expect("serialising to a Vec cannot fail");
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Bytes::from(out)
+}
+
+pub(crate) fn decode_snapshot(input: &[u8]) -> Result<ShardKv, SnapshotError> {
+    let body = check_frame(input)?;
+    let (b, rest): (SnapshotBody, _) =
+        postcard::take_from_bytes(body).map_err(|e| SnapshotError::Body(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(SnapshotError::Body(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    b.settings
+        .validate()
+        .map_err(|why| SnapshotError::Invalid(why.into()))?;
+    check_sessions(&b.sessions).map_err(|e| SnapshotError::Invalid(e.to_string()))?;
+    let sm = ShardKv {
+        keyspace: b.settings.keyspace(),
+        settings: b.settings,
+        applied_index: b.applied_index,
+        log_time_ms: b.log_time_ms,
+        config: b.config,
+        prev: b.prev,
+        shards: b.shards,
+        sessions: Sessions::from_export(b.sessions),
+    };
+    sm.validate().map_err(SnapshotError::Invalid)?;
+    Ok(sm)
+}
+
+/// Checks magic, version and checksum; returns the body between them.
+fn check_frame(input: &[u8]) -> Result<&[u8], SnapshotError> {
+    let header = SNAPSHOT_MAGIC.len() + 1;
+    if input.len() < header + CRC_BYTES {
+        return Err(SnapshotError::TooShort(input.len()));
+    }
+    if input[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    let (covered, crc_bytes) = input.split_at(input.len() - CRC_BYTES);
+    let stored = u32::from_le_bytes(crc_bytes.try_into().expect("split at 4 bytes"));
+    let computed = crc32c::crc32c(covered);
+    if stored != computed {
+        return Err(SnapshotError::ChecksumMismatch { stored, computed });
+    }
+    match input[SNAPSHOT_MAGIC.len()] {
+        SNAPSHOT_VERSION => Ok(&covered[header..]),
+        v => Err(SnapshotError::UnsupportedVersion(v)),
+    }
+}

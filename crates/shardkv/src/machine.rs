@@ -1,0 +1,464 @@
+//! The sharded group's replicated state machine.
+//!
+//! Owns: the applied configuration and the one before it, every shard's
+//! status and data, the session table, the applied index and log time; and
+//! the order one entry touches them: advance log time, expire sessions, run
+//! the command.
+//!
+//! Shard status, per shard `s`, with `cur` = applied configuration, `prev`
+//! = the one before it and `me` = this group:
+//!
+//! | status | meaning | `cur.owner(s)` | data |
+//! | --- | --- | --- | --- |
+//! | `Serving` | ours, data here | `me` | live |
+//! | `Pulling` | ours, waiting for the previous owner's data | `me` | empty |
+//! | `Gc` | ours, data installed and served; the previous owner must still be told to delete | `me` | live |
+//! | `HandingOff` | was ours in `prev`, not in `cur`: frozen until the new owner has it | another group | frozen |
+//! | `NotOwned` | not ours | not `me` | empty |
+//!
+//! Transitions, each through one applied log entry:
+//! - `NewConfig(cur + 1)`, only when *stable* (every shard Serving or
+//!   NotOwned): kept -> Serving; lost -> HandingOff (or dropped when the new
+//!   owner is no group at all: the last group left); gained from no group
+//!   (configuration 1, or a shard nobody held) -> Serving, empty; gained
+//!   from a group -> Pulling; else NotOwned.
+//! - `InstallShards{num = cur}`: Pulling -> Gc (data in, sessions merged).
+//! - `DeleteShards{num = cur}`: HandingOff -> NotOwned (data dropped).
+//! - `ConfirmGc{num = cur}`: Gc -> Serving.
+//!
+//! Everything else is ignored, so every command is idempotent and harmless
+//! when duplicated, reordered or stale.
+//!
+//! Determinism: `apply` depends only on state and entry bytes (ordered
+//! maps everywhere, time only from entry stamps).
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use shardmeta::{Config, GroupId, Keyspace, ShardId, NO_GROUP};
+
+use crate::codec::{self, SnapshotError};
+use crate::command::{
+    Command, Entry, Op, OpError, OpResult, Reply, Request, Response, SessionExport, ShardData,
+    WrongGroup,
+};
+use crate::session::{Sessions, Verdict};
+use crate::settings::Settings;
+
+/// Where a shard stands in this group (see the module docs' table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ShardStatus {
+    Serving,
+    Pulling,
+    HandingOff,
+    Gc,
+    NotOwned,
+}
+
+/// One shard's status and data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Shard {
+    pub(crate) status: ShardStatus,
+    // Invariant: empty when Pulling or NotOwned; every key maps to this shard.
+    pub(crate) data: ShardData,
+}
+
+/// One replica's state of a sharded group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardKv {
+    pub(crate) settings: Settings,
+    pub(crate) keyspace: Keyspace,
+    // Invariant: strictly increases with every apply.
+    pub(crate) applied_index: u64,
+    // Invariant: never decreases (the max entry stamp applied).
+    pub(crate) log_time_ms: u64,
+    // Invariant: prev.num + 1 == config.num, or both are configuration 0.
+    pub(crate) config: Config,
+    pub(crate) prev: Config,
+    // Invariant: one per shard of the keyspace, statuses as the table says.
+    pub(crate) shards: Vec<Shard>,
+    pub(crate) sessions: Sessions,
+}
+
+impl ShardKv {
+    /// A fresh group at configuration 0 (owning nothing). Panics if
+    /// `settings` are invalid (they come from the operator, checked at start).
+    pub fn new(settings: Settings) -> Self {
+        if let Err(why) = settings.validate() {
+            panic!("invalid shardkv settings {settings:?}: {why}");
+        }
+        let empty = Shard {
+            status: ShardStatus::NotOwned,
+            data: ShardData::new(),
+        };
+        ShardKv {
+            settings,
+            keyspace: settings.keyspace(),
+            applied_index: 0,
+            log_time_ms: 0,
+            config: Config::initial(settings.shards),
+            prev: Config::initial(settings.shards),
+            shards: vec![empty; settings.shards as usize],
+            sessions: Sessions::default(),
+        }
+    }
+
+    /// The payload of a log entry carrying `cmd`, stamped `now_ms`.
+    pub fn encode_command(&self, cmd: &Command, now_ms: u64) -> Bytes {
+        codec::encode_entry(&Entry {
+            timestamp_ms: now_ms,
+            cmd: cmd.clone(),
+        })
+    }
+
+    /// A payload that only advances log time.
+    pub fn tick_command(&self, now_ms: u64) -> Option<Bytes> {
+        Some(self.encode_command(&Command::Tick, now_ms))
+    }
+
+    /// Applies the committed entry at `index` (empty `data`: a Raft no-op).
+    /// Undecodable bytes give [`Response::Malformed`] and change nothing
+    /// else. Panics if `index <= applied_index()`.
+    pub fn apply(&mut self, index: u64, data: &[u8]) -> Response {
+        assert!(
+            index > self.applied_index,
+            "apply of index {index} at or below applied index {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+        let response = match data {
+            [] => Response::Done,
+            bytes => match codec::decode_entry(bytes) {
+                Ok(entry) => self.apply_entry(entry),
+                Err(e) => Response::Malformed {
+                    reason: e.to_string(),
+                },
+            },
+        };
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+        response
+    }
+
+    /// A ReadIndex read of `key`, answered once `applied_index()` reached
+    /// the read index. Ownership is checked here, against the applied
+    /// configuration — never only when the request arrived.
+    pub fn query(&self, key: &[u8]) -> Result<Option<Bytes>, WrongGroup> {
+        let shard = self.serving_shard_of(key)?;
+        Ok(self.shards[shard as usize].data.get(key).cloned())
+    }
+
+    /// Index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Log time: the largest entry stamp applied so far.
+    pub fn log_time_ms(&self) -> u64 {
+        self.log_time_ms
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn gid(&self) -> GroupId {
+        self.settings.gid
+    }
+
+    /// The applied configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The configuration before the applied one (where Pulling shards come
+    /// from and HandingOff shards go to).
+    pub fn prev_config(&self) -> &Config {
+        &self.prev
+    }
+
+    /// Shard `shard`'s status (NotOwned when out of range).
+    pub fn status(&self, shard: ShardId) -> ShardStatus {
+        self.shards
+            .get(shard as usize)
+            .map_or(ShardStatus::NotOwned, |s| s.status)
+    }
+
+    /// The shards in `status`, ascending.
+    pub fn shards_in(&self, status: ShardStatus) -> Vec<ShardId> {
+        (0..self.shards.len() as ShardId)
+            .filter(|&s| self.shards[s as usize].status == status)
+            .collect()
+    }
+
+    /// Shard `shard`'s data (empty when none is held here).
+    pub fn shard_data(&self, shard: ShardId) -> Option<&ShardData> {
+        self.shards.get(shard as usize).map(|s| &s.data)
+    }
+
+    /// Whether the next configuration may be applied: no shard is in
+    /// transit (every one Serving or NotOwned).
+    pub fn is_stable(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| matches!(s.status, ShardStatus::Serving | ShardStatus::NotOwned))
+    }
+
+    /// The session table.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Keys held, over all shards (frozen ones included).
+    pub fn key_count(&self) -> usize {
+        self.shards.iter().map(|s| s.data.len()).sum()
+    }
+
+    /// Serialises the whole state (see `codec` for the format).
+    pub fn snapshot(&self) -> Bytes {
+        codec::encode_snapshot(self)
+    }
+
+    /// Replaces the whole state with a snapshot's. Refuses (and leaves
+    /// `self` unchanged) a snapshot of another group or shard count, and
+    /// any malformed one; never panics.
+    pub fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
+        let restored = codec::decode_snapshot(data)?;
+        let (ours, theirs) = (self.settings, restored.settings);
+        if (ours.gid, ours.shards) != (theirs.gid, theirs.shards) {
+            return Err(SnapshotError::Invalid(format!(
+                "snapshot of group {} with {} shards, this is group {} with {}",
+                theirs.gid, theirs.shards, ours.gid, ours.shards
+            )));
+        }
+        *self = restored;
+        Ok(())
+    }
+
+    /// Panics with context if an invariant is broken.
+    pub fn check_invariants(&self) {
+        if let Err(why) = self.validate() {
+            panic!(
+                "shardkv group {} invariant broken at index {}: {why}",
+                self.settings.gid, self.applied_index
+            );
+        }
+    }
+
+    /// The shard of `key` if this group serves it now.
+    fn serving_shard_of(&self, key: &[u8]) -> Result<ShardId, WrongGroup> {
+        let shard = self.keyspace.shard_of_key(key);
+        match self.shards[shard as usize].status {
+            ShardStatus::Serving | ShardStatus::Gc => Ok(shard),
+            _ => Err(WrongGroup {
+                shard,
+                config_num: self.config.num,
+            }),
+        }
+    }
+
+    fn apply_entry(&mut self, entry: Entry) -> Response {
+        self.log_time_ms = self.log_time_ms.max(entry.timestamp_ms);
+        self.sessions
+            .expire(self.log_time_ms, self.settings.session_timeout_ms);
+        let changed = match entry.cmd {
+            Command::Request(req) => return Response::Op(self.apply_request(req)),
+            Command::Tick => return Response::Done,
+            Command::NewConfig(config) => self.apply_new_config(config),
+            Command::InstallShards {
+                num,
+                shards,
+                sessions,
+            } => self.apply_install(num, shards, &sessions),
+            Command::DeleteShards { num, shards } => {
+                self.transition(num, &shards, ShardStatus::HandingOff, ShardStatus::NotOwned)
+            }
+            Command::ConfirmGc { num, shards } => {
+                self.transition(num, &shards, ShardStatus::Gc, ShardStatus::Serving)
+            }
+        };
+        Response::Control { changed }
+    }
+
+    fn apply_request(&mut self, req: Request) -> OpResult {
+        let Request { client_id, seq, op } = req;
+        let shard = self.serving_shard_of(op.key())?;
+        let window = self.settings.response_window;
+        match self.sessions.check(client_id, seq, window) {
+            Verdict::Stale => Err(OpError::StaleRequest { client_id, seq }),
+            Verdict::Duplicate(response) => {
+                let (now, cap) = (self.log_time_ms, self.settings.max_sessions);
+                let touched = self.sessions.touch(client_id, now, cap);
+                assert!(touched, "a cached response means the session exists");
+                response
+            }
+            Verdict::New => {
+                let (now, cap) = (self.log_time_ms, self.settings.max_sessions);
+                if !self.sessions.touch(client_id, now, cap) {
+                    return Err(OpError::SessionsFull);
+                }
+                let response = apply_op(&mut self.shards[shard as usize].data, &op);
+                self.sessions
+                    .record(client_id, seq, response.clone(), window);
+                response
+            }
+        }
+    }
+
+    fn apply_new_config(&mut self, next: Config) -> bool {
+        let fits = next.shards.len() == self.shards.len() && next.check().is_ok();
+        if next.num != self.config.num + 1 || !fits || !self.is_stable() {
+            return false;
+        }
+        let me = self.settings.gid;
+        for (s, shard) in self.shards.iter_mut().enumerate() {
+            let (before, after) = (self.config.shards[s], next.shards[s]);
+            shard.status = match (before == me, after == me) {
+                (true, true) => ShardStatus::Serving,
+                (true, false) if after == NO_GROUP => ShardStatus::NotOwned,
+                (true, false) => ShardStatus::HandingOff,
+                (false, true) if before == NO_GROUP => ShardStatus::Serving,
+                (false, true) => ShardStatus::Pulling,
+                (false, false) => ShardStatus::NotOwned,
+            };
+            if shard.status == ShardStatus::NotOwned {
+                shard.data.clear();
+            }
+        }
+        self.prev = std::mem::replace(&mut self.config, next);
+        true
+    }
+
+    fn apply_install(
+        &mut self,
+        num: u64,
+        shards: std::collections::BTreeMap<ShardId, ShardData>,
+        sessions: &SessionExport,
+    ) -> bool {
+        if num != self.config.num {
+            return false;
+        }
+        let mut installed = false;
+        for (s, data) in shards {
+            let belongs = |k: &Bytes| self.keyspace.shard_of_key(k) == s;
+            let Some(shard) = self.shards.get_mut(s as usize) else {
+                continue;
+            };
+            if shard.status != ShardStatus::Pulling || !data.keys().all(belongs) {
+                continue;
+            }
+            shard.data = data;
+            shard.status = ShardStatus::Gc;
+            installed = true;
+        }
+        if installed {
+            self.sessions.merge(sessions, self.settings.response_window);
+        }
+        installed
+    }
+
+    /// Moves every listed shard that is `from` at configuration `num` to
+    /// `to` (dropping its data when `to` is NotOwned).
+    fn transition(
+        &mut self,
+        num: u64,
+        shards: &[ShardId],
+        from: ShardStatus,
+        to: ShardStatus,
+    ) -> bool {
+        if num != self.config.num {
+            return false;
+        }
+        let mut changed = false;
+        for &s in shards {
+            let Some(shard) = self.shards.get_mut(s as usize) else {
+                continue;
+            };
+            if shard.status == from {
+                shard.status = to;
+                if to == ShardStatus::NotOwned {
+                    shard.data.clear();
+                }
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The invariants as a report (snapshots of unknown origin use it).
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        self.settings.validate()?;
+        let n = self.settings.shards as usize;
+        if self.shards.len() != n || self.config.shards.len() != n || self.prev.shards.len() != n {
+            return Err("shard count differs from the settings".into());
+        }
+        let first = self.config.num == 0 && self.prev.num == 0;
+        if !first && self.prev.num + 1 != self.config.num {
+            return Err("previous configuration does not precede the current one".into());
+        }
+        self.config.check()?;
+        self.prev.check()?;
+        for s in 0..n as ShardId {
+            self.validate_shard(s)?;
+        }
+        self.sessions.validate(self.settings.response_window)?;
+        Ok(())
+    }
+
+    fn validate_shard(&self, s: ShardId) -> Result<(), String> {
+        let shard = &self.shards[s as usize];
+        let me = self.settings.gid;
+        let (before, now) = (self.prev.owner(s), self.config.owner(s));
+        let from_group = before != me && before != NO_GROUP;
+        let ok = match shard.status {
+            ShardStatus::Serving => now == me,
+            ShardStatus::Pulling => now == me && from_group && shard.data.is_empty(),
+            ShardStatus::Gc => now == me && from_group,
+            ShardStatus::HandingOff => before == me && now != me && now != NO_GROUP,
+            ShardStatus::NotOwned => now != me && shard.data.is_empty(),
+        };
+        if !ok {
+            return Err(format!(
+                "shard {s} is {:?} with owners {before} -> {now} and {} keys",
+                shard.status,
+                shard.data.len()
+            ));
+        }
+        for (k, v) in &shard.data {
+            if self.keyspace.shard_of_key(k) != s {
+                return Err(format!("shard {s} holds a key of another shard"));
+            }
+            if k.len() > kv::MAX_KEY_BYTES || v.len() > kv::MAX_VALUE_BYTES {
+                return Err(format!("shard {s} holds a key or value over the limit"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `kv`'s semantics of one op on one shard's data.
+fn apply_op(data: &mut ShardData, op: &Op) -> OpResult {
+    match op {
+        Op::Get { key } => Ok(Reply::Value(data.get(key).cloned())),
+        Op::Put { key, value } => {
+            data.insert(key.clone(), value.clone());
+            Ok(Reply::Done)
+        }
+        Op::Append { key, value } => {
+            let old = data.get(key).map(Bytes::as_ref).unwrap_or_default();
+            let len = old.len() as u64 + value.len() as u64;
+            if len > kv::MAX_VALUE_BYTES as u64 {
+                return Err(OpError::ValueTooLarge {
+                    len,
+                    max: kv::MAX_VALUE_BYTES as u64,
+                });
+            }
+            let mut joined = BytesMut::with_capacity(len as usize);
+            joined.extend_from_slice(old);
+            joined.extend_from_slice(value);
+            data.insert(key.clone(), joined.freeze());
+            Ok(Reply::Length(len))
+        }
+        Op::Delete { key } => Ok(Reply::Deleted(data.remove(key).is_some())),
+    }
+}
