@@ -40,12 +40,12 @@ impl Proposals {
 
     /// The entry (index, term) was applied with `response`: answers the
     /// proposal at `index`, if any.
-    pub fn on_applied(
+    pub fn on_applied<M: rsm::StateMachine>(
         &mut self,
         index: Index,
         term: Term,
-        response: &kv::Response,
-        out: &mut Vec<Completion>,
+        response: &M::Response,
+        out: &mut Vec<Completion<M>>,
     ) {
         let Some((t, token)) = self.by_index.remove(&index) else {
             return;
@@ -60,7 +60,11 @@ impl Proposals {
 
     /// A snapshot covering `..=index` was installed: proposals it covers
     /// cannot be told apart from entries of other leaders.
-    pub fn on_snapshot(&mut self, index: Index, out: &mut Vec<Completion>) {
+    pub fn on_snapshot<M: rsm::StateMachine>(
+        &mut self,
+        index: Index,
+        out: &mut Vec<Completion<M>>,
+    ) {
         let rest = self.by_index.split_off(&(index + 1));
         let covered = std::mem::replace(&mut self.by_index, rest);
         for (_, (_, token)) in covered {
@@ -73,11 +77,11 @@ impl Proposals {
 
     /// Fails every proposal not made in `leading_term` (`None`: the node does
     /// not lead now, so it fails all).
-    pub fn retain_term(
+    pub fn retain_term<M: rsm::StateMachine>(
         &mut self,
         leading_term: Option<Term>,
         hint: Option<NodeId>,
-        out: &mut Vec<Completion>,
+        out: &mut Vec<Completion<M>>,
     ) {
         for token in self.displaced.drain(..) {
             out.push(Completion {

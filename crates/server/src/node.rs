@@ -90,7 +90,8 @@ pub async fn start_with(
     })
     .await
     .expect("storage open task")?;
-    let replica = replica::Replica::new(cfg.replica_config(), storage)?;
+    let machine = kv::StateMachine::new(cfg.kv_config());
+    let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
 
     let forwards = Arc::new(ForwardTable::default());
     let link_timeouts =
