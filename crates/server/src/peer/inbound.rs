@@ -146,7 +146,8 @@ impl Inbound {
                 forward::serve(self.driver.clone(), self.peers.clone(), from, id, req)
             }
             PeerFrame::ForwardReply { id, reply } => {
-                self.forwards.complete(id, forward::from_wire(reply))
+                self.forwards
+                    .complete(from, id, forward::from_wire(reply))?
             }
             PeerFrame::Keepalive { .. } => {} // handled by `serve`
         }
