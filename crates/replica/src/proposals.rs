@@ -25,13 +25,17 @@ pub struct Proposals {
 }
 
 impl Proposals {
+    /// Records a proposal at (index, term). A pending proposal of an earlier
+    /// term at the same index (this node lost and regained leadership between
+    /// drives, and its log was overwritten there) is displaced.
     pub fn insert(&mut self, index: Index, term: Term, token: Token) {
-        let prev = self.by_index.insert(index, (term, token));
-        assert!(
-            prev.is_none(),
-            "two proposals at index {index}: {prev:?} and {:?}",
-            (term, token)
-        );
+        if let Some((t, old)) = self.by_index.insert(index, (term, token)) {
+            assert!(
+                t < term,
+                "two proposals at index {index} in terms {t} and {term}"
+            );
+            self.displaced.push(old);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -101,5 +105,26 @@ impl Proposals {
             }
         }
         self.by_index = kept;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A proposal displaced by a later term's proposal at the same index is
+    /// answered `Unknown` (it was overwritten, never applied), not a panic.
+    #[test]
+    fn a_later_terms_proposal_displaces_an_earlier_one() {
+        let mut p = Proposals::default();
+        p.insert(10, 5, 1);
+        p.insert(10, 7, 2);
+        assert_eq!(p.len(), 2);
+        let mut out: Vec<Completion<kv::StateMachine>> = Vec::new();
+        p.retain_term(Some(7), None, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].token, 1);
+        assert!(matches!(out[0].outcome, Outcome::Unknown { .. }));
+        assert_eq!(p.len(), 1);
     }
 }
