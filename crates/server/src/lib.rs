@@ -15,10 +15,12 @@
 //! `peer::{wire, outbound, inbound}` (the transport), `forward` (requests
 //! handed to the leader), `sessions` (the node's kv sessions), `requests`
 //! (the client path: retries, CLUSTERDOWN vs TIMEOUT), `resp::{frame,
-//! command}` (the protocol), `listener` + `connection` + `exec` + `info`
-//! (the RESP port), `client` (a small RESP client).
+//! command, table}` (the protocol and the `COMMAND` table), `listener` + `connection` + `exec` + `info`
+//! (the RESP port), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
+//! `-MOVED`, `-CROSSSLOT`), `client` (a small RESP client).
 
 pub mod client;
+pub mod cluster_view;
 pub mod config;
 pub mod connection;
 pub mod driver;

@@ -209,6 +209,15 @@ impl Peers {
         self.by_id.get(&id)
     }
 
+    /// How many peers (other nodes) there are.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
     /// Sends a Raft message to `msg.to` (dropped if unknown or full).
     pub fn send_raft(&self, msg: Message) {
         match self.by_id.get(&msg.to) {

@@ -18,8 +18,10 @@ pub enum Command {
     Del(Vec<Bytes>),
     Exists(Vec<Bytes>),
     Info(Option<String>),
-    /// `COMMAND [...]`: redis-cli asks on connect; we answer an empty array.
-    CommandDocs,
+    /// `COMMAND [COUNT | INFO name... | LIST | DOCS ...]` (see `table`).
+    CommandInfo(CommandQuery),
+    /// `CLUSTER KEYSLOT | INFO | SLOTS | SHARDS | NODES | MYID`.
+    Cluster(ClusterQuery),
     /// `QUIT`: reply `+OK`, then close.
     Quit,
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: protocol negotiation
@@ -30,6 +32,33 @@ pub enum Command {
     Acknowledge,
     /// `CLIENT GETNAME`: no name is kept.
     NoName,
+}
+
+/// The forms of `COMMAND` raftkv answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandQuery {
+    /// `COMMAND`: every command's row.
+    All,
+    /// `COMMAND COUNT`.
+    Count,
+    /// `COMMAND LIST`: the names.
+    List,
+    /// `COMMAND INFO [name ...]` (no name: all).
+    Info(Vec<Bytes>),
+    /// `COMMAND DOCS [...]`: no documentation is kept (an empty reply;
+    /// redis-cli asks on connect for its hints).
+    Docs,
+}
+
+/// The `CLUSTER` subcommands raftkv answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterQuery {
+    KeySlot(Bytes),
+    Info,
+    Slots,
+    Shards,
+    Nodes,
+    MyId,
 }
 
 /// A request that cannot be executed; the reply is `-ERR ...` (or `-<code>`)
@@ -72,7 +101,11 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("EXISTS", [_, ..]) => Command::Exists(rest.iter().map(key).collect::<Result<_, _>>()?),
         ("INFO", []) => Command::Info(None),
         ("INFO", [s]) => Command::Info(Some(String::from_utf8_lossy(s).to_ascii_lowercase())),
-        ("COMMAND", _) => Command::CommandDocs,
+        ("COMMAND", _) => command_query(rest)?,
+        ("CLUSTER", [sub, ..]) => cluster(sub, rest)?,
+        // Redis Cluster's connection flags: accepted, no effect (every node
+        // serves every key, and reads are linearizable wherever they arrive).
+        ("ASKING" | "READONLY" | "READWRITE", []) => Command::Acknowledge,
         ("QUIT", []) => Command::Quit,
         ("HELLO", _) => hello(rest)?,
         ("AUTH", [_, ..]) => return Err(CommandError(
@@ -81,7 +114,8 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("SELECT", [db]) if db.as_ref() == b"0" => Command::Acknowledge,
         ("SELECT", [_]) => return Err(CommandError("ERR DB index is out of range".into())),
         ("CLIENT", [sub, ..]) => client(sub, rest)?,
-        ("PING" | "GET" | "SET" | "APPEND" | "DEL" | "EXISTS" | "INFO" | "QUIT" | "AUTH" | "SELECT" | "CLIENT", _) => {
+        ("PING" | "GET" | "SET" | "APPEND" | "DEL" | "EXISTS" | "INFO" | "QUIT" | "AUTH" | "SELECT" | "CLIENT" | "CLUSTER"
+            | "ASKING" | "READONLY" | "READWRITE", _) => {
             return Err(CommandError::arity(&upper))
         }
         _ => return Err(unknown(name, rest)),
@@ -118,6 +152,55 @@ fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
         };
     }
     Ok(Command::Hello(Some(ver)))
+}
+
+fn command_query(rest: &[Bytes]) -> Result<Command, CommandError> {
+    let Some((sub, args)) = rest.split_first() else {
+        return Ok(Command::CommandInfo(CommandQuery::All));
+    };
+    let name = String::from_utf8_lossy(sub).to_ascii_uppercase();
+    let q = match (name.as_str(), args) {
+        ("COUNT", []) => CommandQuery::Count,
+        ("LIST", []) => CommandQuery::List,
+        ("INFO", names) => CommandQuery::Info(names.to_vec()),
+        ("DOCS", _) => CommandQuery::Docs,
+        ("COUNT" | "LIST", _) => return Err(sub_arity("command", &name)),
+        _ => return Err(unknown_sub("COMMAND", sub)),
+    };
+    Ok(Command::CommandInfo(q))
+}
+
+fn cluster(sub: &Bytes, rest: &[Bytes]) -> Result<Command, CommandError> {
+    let name = String::from_utf8_lossy(sub).to_ascii_uppercase();
+    let q = match (name.as_str(), &rest[1..]) {
+        ("KEYSLOT", [k]) => ClusterQuery::KeySlot(k.clone()),
+        ("INFO", []) => ClusterQuery::Info,
+        ("SLOTS", []) => ClusterQuery::Slots,
+        ("SHARDS", []) => ClusterQuery::Shards,
+        ("NODES", []) => ClusterQuery::Nodes,
+        ("MYID", []) => ClusterQuery::MyId,
+        ("KEYSLOT" | "INFO" | "SLOTS" | "SHARDS" | "NODES" | "MYID", _) => {
+            return Err(sub_arity("cluster", &name))
+        }
+        _ => return Err(unknown_sub("CLUSTER", sub)),
+    };
+    Ok(Command::Cluster(q))
+}
+
+/// Redis: `ERR wrong number of arguments for 'cluster|keyslot' command`.
+fn sub_arity(cmd: &str, sub: &str) -> CommandError {
+    CommandError(format!(
+        "ERR wrong number of arguments for '{cmd}|{}' command",
+        sub.to_ascii_lowercase()
+    ))
+}
+
+/// Redis: `ERR unknown subcommand 'x'. Try CLUSTER HELP.`
+fn unknown_sub(cmd: &str, sub: &[u8]) -> CommandError {
+    CommandError(format!(
+        "ERR unknown subcommand '{}'. Try {cmd} HELP.",
+        String::from_utf8_lossy(&sub[..sub.len().min(128)])
+    ))
 }
 
 fn client(sub: &Bytes, rest: &[Bytes]) -> Result<Command, CommandError> {
@@ -177,4 +260,76 @@ fn unknown(name: &[u8], rest: &[Bytes]) -> CommandError {
         "ERR unknown command '{}', with args beginning with: {args}",
         show(name)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, CommandError> {
+        let items = args
+            .iter()
+            .map(|a| Frame::Bulk(Bytes::copy_from_slice(a.as_bytes())))
+            .collect();
+        parse_command(Frame::Array(items))
+    }
+
+    /// The cluster commands and their errors, in Redis's wording.
+    #[test]
+    fn cluster_and_command_forms() {
+        assert_eq!(
+            parse(&["cluster", "keyslot", "foo"]),
+            Ok(Command::Cluster(ClusterQuery::KeySlot(Bytes::from("foo"))))
+        );
+        assert_eq!(
+            parse(&["CLUSTER", "SLOTS"]),
+            Ok(Command::Cluster(ClusterQuery::Slots))
+        );
+        assert_eq!(
+            parse(&["CLUSTER", "KEYSLOT"]).unwrap_err().0,
+            "ERR wrong number of arguments for 'cluster|keyslot' command"
+        );
+        assert_eq!(
+            parse(&["CLUSTER", "MEET"]).unwrap_err().0,
+            "ERR unknown subcommand 'MEET'. Try CLUSTER HELP."
+        );
+        assert_eq!(
+            parse(&["CLUSTER"]).unwrap_err().0,
+            "ERR wrong number of arguments for 'cluster' command"
+        );
+        assert_eq!(parse(&["READONLY"]), Ok(Command::Acknowledge));
+        assert_eq!(parse(&["asking"]), Ok(Command::Acknowledge));
+        assert_eq!(
+            parse(&["COMMAND", "INFO", "get"]),
+            Ok(Command::CommandInfo(CommandQuery::Info(vec![Bytes::from(
+                "get"
+            )])))
+        );
+        assert_eq!(
+            parse(&["COMMAND"]),
+            Ok(Command::CommandInfo(CommandQuery::All))
+        );
+        // Every command the parser knows has a row in the table.
+        for c in super::super::table::COMMANDS {
+            let args: &[&str] = match c.name {
+                "cluster" => &["cluster", "info"],
+                "client" => &["client", "getname"],
+                "select" => &["select", "0"],
+                "auth" | "quit" | "hello" => continue,
+                "get" => &["get", "k"],
+                "del" | "exists" => &[c.name, "k"],
+                "set" | "append" => &[c.name, "k", "v"],
+                other => &[other],
+            };
+            assert!(parse(args).is_ok(), "{} does not parse", c.name);
+        }
+    }
+
+    /// Redis's slots for well-known keys (CLUSTER KEYSLOT in Redis 7).
+    #[test]
+    fn keyslots_match_redis() {
+        assert_eq!(shardmeta::key_slot(b"foo"), 12182);
+        assert_eq!(shardmeta::key_slot(b"somekey"), 11058);
+        assert_eq!(shardmeta::key_slot(b"{user1000}.following"), 3443);
+    }
 }

@@ -1,5 +1,5 @@
 //! RESP, the Redis wire protocol: frames ([`frame`]), the commands raftkv
-//! understands ([`command`]). Requests are RESP2 arrays (what every client
+//! understands ([`command`]) and how `COMMAND` describes them ([`table`]). Requests are RESP2 arrays (what every client
 //! sends); replies are RESP2, or RESP3 after `HELLO 3` (newer client libraries,
 //! e.g. redis-py 8, negotiate it on connect).
 //!
@@ -12,6 +12,7 @@
 
 pub mod command;
 pub mod frame;
+pub mod table;
 
-pub use command::{parse_command, Command, CommandError};
+pub use command::{parse_command, ClusterQuery, Command, CommandError, CommandQuery};
 pub use frame::{parse_frame, Frame, Limits, ParseError, Protocol};
