@@ -178,3 +178,55 @@ impl StateMachine {
         }
     }
 }
+
+/// The seam `replica` drives: a command is stamped with the proposing
+/// leader's `now_ms` (log time), an idle leader's tick is a
+/// [`Command::Tick`], a ReadIndex query is a key. The inherent methods of the
+/// same names are these exactly; kv's users need not import the trait.
+impl rsm::StateMachine for StateMachine {
+    type Command = Command;
+    type Response = Response;
+    type Query = Bytes;
+    type QueryResult = Option<Bytes>;
+
+    fn encode_command(&self, cmd: &Command, now_ms: u64) -> Bytes {
+        crate::wire::encode_entry(&Entry {
+            timestamp_ms: now_ms,
+            cmd: cmd.clone(),
+        })
+    }
+
+    fn tick_command(&self, now_ms: u64) -> Option<Bytes> {
+        Some(self.encode_command(&Command::Tick, now_ms))
+    }
+
+    fn apply(&mut self, index: u64, data: &[u8]) -> Response {
+        StateMachine::apply(self, index, data)
+    }
+
+    fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    fn query(&self, key: &Bytes) -> Option<Bytes> {
+        self.get(key)
+    }
+
+    fn snapshot(&self) -> Bytes {
+        StateMachine::snapshot(self)
+    }
+
+    /// Adopts the snapshot's config along with its data (see `config`).
+    fn restore(&mut self, data: &[u8]) -> Result<(), rsm::SnapshotError> {
+        *self = StateMachine::restore(data).map_err(rsm::SnapshotError::new)?;
+        Ok(())
+    }
+
+    fn item_count(&self) -> usize {
+        self.len()
+    }
+
+    fn session_count(&self) -> usize {
+        StateMachine::session_count(self)
+    }
+}

@@ -7,7 +7,7 @@
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::quorum::{vote_result, VoteResult};
-use crate::raft::Raft;
+use crate::raft::{next_term, Raft};
 use crate::storage::Storage;
 use crate::types::{Entry, NodeId, Role, Term};
 
@@ -36,6 +36,10 @@ impl<S: Storage> Raft<S> {
 
     /// Starts an election: a pre-vote round first when enabled.
     pub(crate) fn campaign(&mut self) {
+        if next_term(self.term).is_none() {
+            // Every term is used up (unreachable in practice: MAX_TERM).
+            return;
+        }
         if self.cfg.pre_vote {
             self.become_pre_candidate();
         } else {
@@ -55,7 +59,7 @@ impl<S: Storage> Raft<S> {
     fn become_candidate(&mut self) {
         self.abandon_leadership();
         self.role = Role::Candidate;
-        self.term += 1;
+        self.term = next_term(self.term).expect("campaign checked the term bound");
         self.vote = Some(self.id);
         self.leader = None;
         self.votes.clear();
@@ -69,7 +73,11 @@ impl<S: Storage> Raft<S> {
             return;
         }
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
-        let term = if pre { self.term + 1 } else { self.term };
+        let term = if pre {
+            next_term(self.term).expect("campaign checked the term bound")
+        } else {
+            self.term
+        };
         for to in self.others() {
             let body = if pre {
                 MessageBody::PreVote {

@@ -1,6 +1,6 @@
 //! Typed errors. Conditions a caller acts on are variants with fields, never strings.
 
-use crate::types::{Index, NodeId};
+use crate::types::{Index, NodeId, Term};
 
 /// Errors from a `Storage` implementation.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -34,6 +34,11 @@ pub enum RaftError {
     /// `compact` was asked for an index at or before the current snapshot.
     #[error("cannot compact to {index}: already compacted to {first_index}")]
     AlreadyCompacted { index: Index, first_index: Index },
+    /// The stored hard state holds a term beyond `MAX_TERM`: written by
+    /// a build that accepted impossible terms from the network. Elections
+    /// could never succeed from it.
+    #[error("stored term {term} is impossible (beyond the largest a group can reach); the data directory holds a corrupt or injected term")]
+    ImpossibleTerm { term: Term },
     /// The configuration is unusable.
     #[error("invalid config: {0}")]
     InvalidConfig(String),

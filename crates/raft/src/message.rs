@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Entry, Index, NodeId, SnapshotMeta, Term};
+use crate::types::{Entry, Index, NodeId, SnapshotMeta, Term, MAX_INDEX, MAX_TERM};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -116,6 +116,66 @@ impl MessageBody {
 }
 
 impl Message {
+    /// Checks that no term, index or offset in the message is impossible
+    /// (beyond [`MAX_TERM`] / [`MAX_INDEX`]); `Err` names the field.
+    /// `Raft::step` drops a message that fails, before its term is looked at.
+    pub fn check_bounds(&self) -> std::result::Result<(), &'static str> {
+        let term_ok = |t: Term| t <= MAX_TERM;
+        let index_ok = |i: Index| i <= MAX_INDEX;
+        if !term_ok(self.term) {
+            return Err("term");
+        }
+        let ok = match &self.body {
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            }
+            | MessageBody::Vote {
+                last_index,
+                last_term,
+            } => index_ok(*last_index) && term_ok(*last_term),
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => {
+                index_ok(*prev_index)
+                    && term_ok(*prev_term)
+                    && index_ok(*commit)
+                    && index_ok(prev_index.saturating_add(entries.len() as u64))
+                    && entries.iter().all(|e| index_ok(e.index) && term_ok(e.term))
+            }
+            MessageBody::AppendResponse { index, hint, .. } => {
+                index_ok(*index)
+                    && hint.is_none_or(|h| {
+                        index_ok(h.conflict_index) && h.conflict_term.is_none_or(term_ok)
+                    })
+            }
+            MessageBody::Heartbeat { commit, .. } => index_ok(*commit),
+            MessageBody::Snapshot {
+                meta, offset, data, ..
+            } => {
+                index_ok(meta.index)
+                    && term_ok(meta.term)
+                    && index_ok(offset.saturating_add(data.len() as u64))
+            }
+            MessageBody::SnapshotResponse { index, received } => {
+                index_ok(*index) && index_ok(*received)
+            }
+            MessageBody::ReadIndexResponse { index, .. } => index.is_none_or(index_ok),
+            MessageBody::PreVoteResponse { .. }
+            | MessageBody::VoteResponse { .. }
+            | MessageBody::HeartbeatResponse { .. }
+            | MessageBody::ReadIndex { .. } => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(self.body.kind())
+        }
+    }
+
     /// Approximate wire size in bytes (used by the simulator's byte counters).
     pub fn size_bytes(&self) -> u64 {
         const HEADER: u64 = 32;

@@ -20,7 +20,9 @@ use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::read_index::ReadOnly;
 use crate::storage::Storage;
-use crate::types::{Entry, Index, NodeId, ReadState, Role, SnapshotMeta, Term};
+use crate::types::{
+    Entry, Index, NodeId, ReadState, Role, SnapshotMeta, Term, MAX_INDEX, MAX_TERM,
+};
 
 /// A snapshot being received from the leader, chunk by chunk.
 pub(crate) struct IncomingSnapshot {
@@ -63,6 +65,9 @@ impl<S: Storage> Raft<S> {
     pub fn new(cfg: Config, storage: S) -> Result<Self> {
         cfg.validate()?;
         let hs = storage.hard_state();
+        if hs.term > MAX_TERM {
+            return Err(RaftError::ImpossibleTerm { term: hs.term });
+        }
         let log = RaftLog::new(storage, cfg.applied);
         let mut peers = cfg.peers.clone();
         peers.sort_unstable();
@@ -172,7 +177,11 @@ impl<S: Storage> Raft<S> {
                 uncommitted_bytes: self.uncommitted_bytes,
             });
         }
-        let index = self.log.last_index() + 1;
+        let Some(index) = next_index(self.log.last_index()) else {
+            return Err(RaftError::ProposalDropped {
+                uncommitted_bytes: self.uncommitted_bytes,
+            });
+        };
         let entry = Entry::normal(self.term, index, data);
         self.append_as_leader(vec![entry]);
         Ok(index)
@@ -200,6 +209,11 @@ impl<S: Storage> Raft<S> {
     /// malformed are dropped; none can make the node panic.
     pub fn step(&mut self, m: Message) {
         if m.to != self.id || m.from == self.id || !self.peers.contains(&m.from) {
+            return;
+        }
+        if m.check_bounds().is_err() {
+            // An impossible term or index (corrupt or hostile): never adopted,
+            // never persisted. The transport logs these before they get here.
             return;
         }
         if !self.reconcile_term(&m) {
@@ -343,6 +357,12 @@ impl<S: Storage> Raft<S> {
             "node {}: applied {applied} committed {committed} last {last}",
             self.id
         );
+        assert!(
+            self.term <= MAX_TERM && last <= MAX_INDEX,
+            "node {}: term {} or last index {last} beyond the bounds",
+            self.id,
+            self.term
+        );
         assert_eq!(
             self.role == Role::Leader,
             self.leader == Some(self.id),
@@ -378,4 +398,14 @@ impl<S: Storage> Raft<S> {
             }
         }
     }
+}
+
+/// `index + 1` if it stays within [`MAX_INDEX`].
+pub(crate) fn next_index(index: Index) -> Option<Index> {
+    index.checked_add(1).filter(|&i| i <= MAX_INDEX)
+}
+
+/// `term + 1` if it stays within [`MAX_TERM`].
+pub(crate) fn next_term(term: Term) -> Option<Term> {
+    term.checked_add(1).filter(|&t| t <= MAX_TERM)
 }

@@ -13,6 +13,16 @@ pub type Term = u64;
 /// A log index. Index 0 is the empty prefix; the first real entry has index 1.
 pub type Index = u64;
 
+/// The largest term a node ever holds, and a bound on every term a message
+/// may carry. Half the `u64` range: a group electing a leader every
+/// microsecond would need 290,000 years to get here, so a larger term is
+/// corrupt or hostile, and accepting one would let `term + 1` wrap to 0 and
+/// stop every election for good. A node at `MAX_TERM` no longer campaigns.
+pub const MAX_TERM: Term = u64::MAX / 2;
+/// The largest log index, and a bound on every index or byte offset a
+/// message may carry; same reasoning as [`MAX_TERM`].
+pub const MAX_INDEX: Index = u64::MAX / 2;
+
 /// What an entry carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EntryKind {

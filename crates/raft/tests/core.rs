@@ -470,3 +470,156 @@ fn a_granted_vote_survives_a_crash() {
         "voted twice in term 1 after a crash: {replies:?}"
     );
 }
+
+/// Issue 10's term bomb: one heartbeat with term 2^64-1 (and other messages
+/// with impossible terms or indexes) sent to every node. Adopting the term
+/// would have made the pre-vote term `term + 1` wrap to 0 and stopped every
+/// election for good. They are dropped before the term is looked at: no node
+/// changes or persists its term, and the leader keeps leading and committing.
+#[test]
+fn impossible_terms_and_indexes_are_dropped_and_the_leader_keeps_leading() {
+    use raft::{Message, MAX_INDEX, MAX_TERM};
+    let mut net = Net::new(3);
+    net.elect(1);
+    let term = net.node(1).status().term;
+    let bombs = |from, to| {
+        let m = |term, body| Message {
+            from,
+            to,
+            term,
+            body,
+        };
+        vec![
+            m(
+                u64::MAX,
+                MessageBody::Heartbeat {
+                    commit: 0,
+                    read_round: 0,
+                },
+            ),
+            m(
+                MAX_TERM + 1,
+                MessageBody::Heartbeat {
+                    commit: 0,
+                    read_round: 0,
+                },
+            ),
+            m(
+                u64::MAX,
+                MessageBody::Vote {
+                    last_index: u64::MAX,
+                    last_term: u64::MAX,
+                },
+            ),
+            m(
+                term,
+                MessageBody::Append {
+                    prev_index: u64::MAX,
+                    prev_term: term,
+                    entries: vec![raft::Entry::normal(term, u64::MAX, Bytes::new())],
+                    commit: u64::MAX,
+                },
+            ),
+            m(
+                term,
+                MessageBody::Append {
+                    prev_index: MAX_INDEX,
+                    prev_term: term,
+                    entries: vec![raft::Entry::normal(term, MAX_INDEX + 1, Bytes::new())],
+                    commit: 0,
+                },
+            ),
+            m(
+                term,
+                MessageBody::Heartbeat {
+                    commit: u64::MAX,
+                    read_round: 0,
+                },
+            ),
+            m(
+                term,
+                MessageBody::AppendResponse {
+                    reject: false,
+                    index: u64::MAX,
+                    hint: None,
+                },
+            ),
+        ]
+    };
+    for (from, to) in [(2, 1), (3, 1), (1, 2), (3, 2), (1, 3), (2, 3)] {
+        for bomb in bombs(from, to) {
+            assert!(bomb.check_bounds().is_err(), "{}", bomb.describe());
+            net.node(to).step(bomb);
+        }
+        net.drive(to);
+    }
+    for id in 1..=3 {
+        let st = net.node(id).status();
+        assert_eq!(st.term, term, "node {id} adopted an impossible term");
+        assert_eq!(
+            net.node(id).storage().hard_state().term,
+            term,
+            "node {id} persisted it"
+        );
+    }
+    net.deliver_all();
+    assert_eq!(net.node(1).status().role, Role::Leader);
+    let idx = net.node(1).propose(Bytes::from_static(b"after")).unwrap();
+    net.deliver_all();
+    assert_eq!(net.node(1).status().commit, idx);
+    // And a later election still works (the pre-vote term does not wrap):
+    // node 1 falls silent, nodes 2 and 3 time out and elect one of them.
+    for _ in 0..40 {
+        for id in 2..=3 {
+            net.node(id).tick();
+        }
+        net.deliver(|m| m.from != 1 && m.to != 1);
+    }
+    let (s2, s3) = (net.node(2).status(), net.node(3).status());
+    assert!(s2.term > term && s2.leader == s3.leader && s2.leader.is_some_and(|l| l != 1));
+}
+
+/// The largest term a message may carry is still usable: the group adopts
+/// it and elects a leader in the next term, `MAX_TERM`.
+#[test]
+fn the_largest_allowed_term_still_elects_a_leader() {
+    use raft::{Message, MAX_TERM};
+    let mut net = Net::new(3);
+    net.elect(1);
+    let near = Message {
+        from: 2,
+        to: 1,
+        term: MAX_TERM - 1,
+        body: MessageBody::HeartbeatResponse { read_round: 0 },
+    };
+    assert!(near.check_bounds().is_ok());
+    for (from, to) in [(2, 1), (1, 2), (1, 3)] {
+        let m = Message {
+            from,
+            to,
+            ..near.clone()
+        };
+        net.node(to).step(m);
+        net.drive(to);
+        assert_eq!(net.node(to).status().term, MAX_TERM - 1);
+    }
+    net.queue.clear();
+    net.node(2).campaign();
+    net.deliver_all();
+    let st = net.node(2).status();
+    assert_eq!((st.role, st.term), (Role::Leader, MAX_TERM));
+}
+
+/// A data dir whose hard state already holds an impossible term (written by
+/// a build without the bound) is refused at boot with a typed error.
+#[test]
+fn an_impossible_stored_term_is_refused_at_boot() {
+    let store = store_with(&[], raft::MAX_TERM + 1, 0);
+    let err = raft::RawNode::new(config(1, 3), store).err();
+    assert_eq!(
+        err,
+        Some(RaftError::ImpossibleTerm {
+            term: raft::MAX_TERM + 1
+        })
+    );
+}

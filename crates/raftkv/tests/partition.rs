@@ -335,3 +335,46 @@ async fn partitioned_follower_does_not_disturb_and_catches_up() {
         bulk(&format!("b159-{}", "v".repeat(1000)))
     );
 }
+
+/// Scenario 4: a partition that heals into half-open connections. The
+/// leader is cut off by proxies that accept connections and swallow what
+/// they carry, and keep swallowing on those connections after the heal (a
+/// middlebox that kept its state). Then the new leader is killed, so a
+/// quorum needs the formerly cut-off node again: the survivors must notice
+/// that their links to each other are dead (no bytes reported read by the
+/// peer), re-dial, and elect a leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_links_after_a_heal_are_redialled() {
+    let _g = serial();
+    let (mut c, net) = proxied_cluster(FLAGS).await;
+    let old = c.wait_leader(&ALL, ELECTION).await;
+    let oe = c.endpoint(old);
+    assert_eq!(call_ok(&oe, &[b"SET", b"x", b"1"], ELECTION).await, ok());
+
+    net.isolate(old, Fault::HalfOpen).await;
+    let new = c.wait_leader(&others(old), ELECTION).await;
+    let ne = c.endpoint(new);
+    assert_eq!(call_ok(&ne, &[b"SET", b"x", b"2"], ELECTION).await, ok());
+    // Longer than a link's `dead_after` (2.4 s here): links give up on a
+    // swallowed connection and re-dial into the still-cut proxy meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    net.heal_all();
+    let t_heal = Instant::now();
+    c.kill(new);
+    let rest: Vec<u64> = others(new);
+    let leader = c.wait_leader(&rest, Duration::from_secs(15)).await;
+    let elected_in = t_heal.elapsed();
+    let le = c.endpoint(leader);
+    assert_eq!(call_ok(&le, &[b"SET", b"x", b"3"], ELECTION).await, ok());
+    let written_in = t_heal.elapsed();
+    for id in rest {
+        assert_eq!(
+            call_ok(&c.endpoint(id), &[b"GET", b"x"], ELECTION).await,
+            bulk("3")
+        );
+    }
+    eprintln!(
+        "half-open heal: leader {leader} among {:?} after {elected_in:?}, first write after {written_in:?}",
+        others(new)
+    );
+}

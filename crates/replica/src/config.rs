@@ -1,8 +1,9 @@
-//! Configuration of one replica: the Raft node's, the state machine's, and the
-//! replica's own limits (snapshot threshold, session tick interval).
+//! Configuration of one replica: the Raft node's and the replica's own
+//! limits (snapshot triggers, session tick interval). The state machine's
+//! configuration lives in the machine the host passes to
+//! [`crate::Replica::new`].
 //!
-//! Invariant: `kv` is identical on every replica of a group (it decides which
-//! sessions expire); `raft.applied` is ignored (the replica sets it from the
+//! Invariant: `raft.applied` is ignored (the replica sets it from the
 //! snapshot it restores).
 
 /// How a [`crate::Replica`] is set up.
@@ -10,15 +11,18 @@
 pub struct Config {
     /// The Raft node. `raft.applied` is overwritten at boot.
     pub raft: raft::Config,
-    /// The state machine. Must be the same on every replica of the group.
-    pub kv: kv::Config,
     /// Snapshot and compact the log once the persisted log (entries, by
     /// `raft::Entry::size_bytes`, plus hard state) reaches this many bytes.
-    /// `None`: never snapshot.
+    /// `None`: no size trigger.
     pub snapshot_threshold_bytes: Option<u64>,
-    /// A leader that has proposed nothing for this long proposes a
-    /// `kv::Command::Tick`, so log time advances and idle sessions expire
-    /// even when no client writes (dissertation §6.3). `None`: never.
+    /// Also snapshot once this many entries have been applied since the last
+    /// snapshot (the Raft lab's "snapshot every N entries"; checked after
+    /// every drive). `None`: no count trigger.
+    pub snapshot_every_entries: Option<u64>,
+    /// A leader that has proposed nothing for this long proposes the state
+    /// machine's `tick_command` (if it has one), so log time advances and
+    /// idle sessions expire even when no client writes (dissertation §6.3).
+    /// `None`: never.
     pub session_tick_interval_ms: Option<u64>,
 }
 
@@ -31,8 +35,8 @@ impl Config {
     pub fn new(raft: raft::Config) -> Self {
         Config {
             raft,
-            kv: kv::Config::default(),
             snapshot_threshold_bytes: Some(64 << 20),
+            snapshot_every_entries: None,
             session_tick_interval_ms: Some(60_000),
         }
     }

@@ -34,11 +34,12 @@ pub enum ReplicaError {
     /// The Raft core refused an operation the replica relies on.
     #[error("raft: {0}")]
     Raft(raft::RaftError),
-    /// A snapshot (from storage at boot, or from the leader) did not decode.
+    /// A snapshot (from storage at boot, or from the leader) did not
+    /// restore into the state machine.
     #[error("snapshot at index {index} is unusable: {source}")]
     Snapshot {
         index: raft::Index,
-        source: kv::SnapshotError,
+        source: rsm::SnapshotError,
     },
     /// A snapshot's state machine was applied to another index than the
     /// snapshot claims to cover.

@@ -1,5 +1,6 @@
-//! raftkv's replica: one Raft node ([`raft::RawNode`]) joined to one key-value
-//! state machine ([`kv::StateMachine`]), sans-I/O.
+//! raftkv's replica: one Raft node ([`raft::RawNode`]) joined to one
+//! replicated state machine (any [`rsm::StateMachine`]: the kv store, the
+//! shard controller, a sharded group, the simulator's lab applier), sans-I/O.
 //!
 //! The simulator and the server host this very code: what the simulator
 //! proves is what runs. The host owns sockets, timers and files; the replica
@@ -17,20 +18,28 @@
 //!   has applied its read index (dissertation §6.4);
 //! - the leader's no-op (applied as an empty entry: only the index moves);
 //! - snapshots: when the persisted log reaches
-//!   [`Config::snapshot_threshold_bytes`], the replica compacts it with
-//!   [`kv::StateMachine::snapshot`]; at boot it restores from the storage's
-//!   snapshot and Raft replays the rest;
+//!   [`Config::snapshot_threshold_bytes`] (or, if set, every
+//!   [`Config::snapshot_every_entries`] applied entries), the replica compacts
+//!   it with [`rsm::StateMachine::snapshot`]; at boot it restores the machine
+//!   the host passed from the storage's snapshot
+//!   ([`rsm::StateMachine::restore`]) and Raft replays the rest;
 //! - log time for session expiry: the host passes `now_ms` into `tick` and
-//!   `propose`; every entry carries it, and an idle leader proposes a
-//!   [`kv::Command::Tick`] every [`Config::session_tick_interval_ms`].
+//!   `propose`; every entry carries it (the machine's
+//!   [`rsm::StateMachine::encode_command`] stamps it), and an idle leader
+//!   proposes the machine's [`rsm::StateMachine::tick_command`] every
+//!   [`Config::session_tick_interval_ms`].
+//!
+//! The replica never looks inside a payload: what a command, a response, a
+//! query and its answer are is the machine's business (its associated
+//! types); [`Outcome`] carries them through.
 //!
 //! # The host's loop
 //!
 //! ```text
 //! on timer (every tick):      replica.tick(now_ms)
 //! on peer message:            replica.step(msg)
-//! on client write:            replica.propose(token, kv::Command::Request(..), now_ms)?   // Err: NotLeader{hint} / Busy
-//! on client read:             replica.read(token, key)?
+//! on client write:            replica.propose(token, command, now_ms)?   // Err: NotLeader{hint} / Busy
+//! on client read:             replica.read(token, query)?
 //! after any of the above:     for c in replica.drive(&mut |m| transport.send(m))? { answer(c.token, c.outcome) }
 //! ```
 //!
@@ -44,7 +53,8 @@
 //! use replica::{Config, Outcome, Replica};
 //!
 //! let cfg = Config::new(raft::Config::new(1, vec![1]));
-//! let mut r = Replica::new(cfg, MemStorage::new()).unwrap();
+//! let machine = kv::StateMachine::new(kv::Config::default());
+//! let mut r = Replica::new(cfg, MemStorage::new(), machine).unwrap();
 //! let mut send = |_m: raft::Message| {}; // a single node has no peers
 //! for t in 0..30 {
 //!     r.tick(t * 10);

@@ -25,13 +25,17 @@ pub struct Proposals {
 }
 
 impl Proposals {
+    /// Records a proposal at (index, term). A pending proposal of an earlier
+    /// term at the same index (this node lost and regained leadership between
+    /// drives, and its log was overwritten there) is displaced.
     pub fn insert(&mut self, index: Index, term: Term, token: Token) {
-        let prev = self.by_index.insert(index, (term, token));
-        assert!(
-            prev.is_none(),
-            "two proposals at index {index}: {prev:?} and {:?}",
-            (term, token)
-        );
+        if let Some((t, old)) = self.by_index.insert(index, (term, token)) {
+            assert!(
+                t < term,
+                "two proposals at index {index} in terms {t} and {term}"
+            );
+            self.displaced.push(old);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -40,12 +44,12 @@ impl Proposals {
 
     /// The entry (index, term) was applied with `response`: answers the
     /// proposal at `index`, if any.
-    pub fn on_applied(
+    pub fn on_applied<M: rsm::StateMachine>(
         &mut self,
         index: Index,
         term: Term,
-        response: &kv::Response,
-        out: &mut Vec<Completion>,
+        response: &M::Response,
+        out: &mut Vec<Completion<M>>,
     ) {
         let Some((t, token)) = self.by_index.remove(&index) else {
             return;
@@ -60,7 +64,11 @@ impl Proposals {
 
     /// A snapshot covering `..=index` was installed: proposals it covers
     /// cannot be told apart from entries of other leaders.
-    pub fn on_snapshot(&mut self, index: Index, out: &mut Vec<Completion>) {
+    pub fn on_snapshot<M: rsm::StateMachine>(
+        &mut self,
+        index: Index,
+        out: &mut Vec<Completion<M>>,
+    ) {
         let rest = self.by_index.split_off(&(index + 1));
         let covered = std::mem::replace(&mut self.by_index, rest);
         for (_, (_, token)) in covered {
@@ -73,11 +81,11 @@ impl Proposals {
 
     /// Fails every proposal not made in `leading_term` (`None`: the node does
     /// not lead now, so it fails all).
-    pub fn retain_term(
+    pub fn retain_term<M: rsm::StateMachine>(
         &mut self,
         leading_term: Option<Term>,
         hint: Option<NodeId>,
-        out: &mut Vec<Completion>,
+        out: &mut Vec<Completion<M>>,
     ) {
         for token in self.displaced.drain(..) {
             out.push(Completion {
@@ -97,5 +105,26 @@ impl Proposals {
             }
         }
         self.by_index = kept;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A proposal displaced by a later term's proposal at the same index is
+    /// answered `Unknown` (it was overwritten, never applied), not a panic.
+    #[test]
+    fn a_later_terms_proposal_displaces_an_earlier_one() {
+        let mut p = Proposals::default();
+        p.insert(10, 5, 1);
+        p.insert(10, 7, 2);
+        assert_eq!(p.len(), 2);
+        let mut out: Vec<Completion<kv::StateMachine>> = Vec::new();
+        p.retain_term(Some(7), None, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].token, 1);
+        assert!(matches!(out[0].outcome, Outcome::Unknown { .. }));
+        assert_eq!(p.len(), 1);
     }
 }

@@ -15,27 +15,37 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use raft::{Index, NodeId, Term};
 
 use crate::outcome::{Completion, Outcome, Token};
 
-type Batch = Vec<(Token, Bytes)>;
+type Batch<M> = Vec<(Token, <M as rsm::StateMachine>::Query)>;
 
-#[derive(Debug, Default)]
-pub struct Reads {
-    queued: Batch,
+pub struct Reads<M: rsm::StateMachine> {
+    queued: Batch<M>,
     /// The term the queued reads were accepted in.
     queued_term: Term,
     /// ctx -> (term, batch).
-    confirming: BTreeMap<u64, (Term, Batch)>,
+    confirming: BTreeMap<u64, (Term, Batch<M>)>,
     /// (read index, batch), in arrival order.
-    confirmed: Vec<(Index, Batch)>,
+    confirmed: Vec<(Index, Batch<M>)>,
     next_ctx: u64,
 }
 
-impl Reads {
-    pub fn queue(&mut self, term: Term, token: Token, key: Bytes) {
+impl<M: rsm::StateMachine> Default for Reads<M> {
+    fn default() -> Self {
+        Reads {
+            queued: Vec::new(),
+            queued_term: 0,
+            confirming: BTreeMap::new(),
+            confirmed: Vec::new(),
+            next_ctx: 0,
+        }
+    }
+}
+
+impl<M: rsm::StateMachine> Reads<M> {
+    pub fn queue(&mut self, term: Term, token: Token, query: M::Query) {
         if !self.queued.is_empty() && self.queued_term != term {
             // Leadership changed between two drives: park the older batch
             // under a ctx never sent; `retain_term` aborts it next drive.
@@ -45,7 +55,7 @@ impl Reads {
                 .insert(self.next_ctx, (self.queued_term, old));
         }
         self.queued_term = term;
-        self.queued.push((token, key));
+        self.queued.push((token, query));
     }
 
     pub fn len(&self) -> usize {
@@ -71,7 +81,7 @@ impl Reads {
     }
 
     /// `read_index(ctx)` refused at once: the batch is aborted.
-    pub fn abort_batch(&mut self, ctx: u64, hint: Option<NodeId>, out: &mut Vec<Completion>) {
+    pub fn abort_batch(&mut self, ctx: u64, hint: Option<NodeId>, out: &mut Vec<Completion<M>>) {
         if let Some((_, batch)) = self.confirming.remove(&ctx) {
             abort(batch, hint, out);
         }
@@ -84,22 +94,18 @@ impl Reads {
         }
     }
 
-    /// Serves every confirmed read whose index `applied` has reached.
-    pub fn serve(
-        &mut self,
-        applied: Index,
-        get: impl Fn(&[u8]) -> Option<Bytes>,
-        out: &mut Vec<Completion>,
-    ) {
+    /// Serves every confirmed read whose index `sm` has applied.
+    pub fn serve(&mut self, sm: &M, out: &mut Vec<Completion<M>>) {
+        let applied = sm.applied_index();
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
             .into_iter()
             .partition(|(i, _)| *i <= applied);
         self.confirmed = waiting;
         for (_, batch) in ready {
-            for (token, key) in batch {
+            for (token, query) in batch {
                 out.push(Completion {
                     token,
-                    outcome: Outcome::Value(get(&key)),
+                    outcome: Outcome::Value(sm.query(&query)),
                 });
             }
         }
@@ -110,7 +116,7 @@ impl Reads {
         &mut self,
         leading_term: Option<Term>,
         hint: Option<NodeId>,
-        out: &mut Vec<Completion>,
+        out: &mut Vec<Completion<M>>,
     ) {
         if !self.queued.is_empty() && Some(self.queued_term) != leading_term {
             abort(std::mem::take(&mut self.queued), hint, out);
@@ -126,7 +132,11 @@ impl Reads {
     }
 }
 
-fn abort(batch: Batch, hint: Option<NodeId>, out: &mut Vec<Completion>) {
+fn abort<M: rsm::StateMachine>(
+    batch: Batch<M>,
+    hint: Option<NodeId>,
+    out: &mut Vec<Completion<M>>,
+) {
     for (token, _) in batch {
         out.push(Completion {
             token,

@@ -1,4 +1,4 @@
-//! `Replica`: one `raft::RawNode` joined to one `kv::StateMachine`.
+//! `Replica`: one `raft::RawNode` joined to one `rsm::StateMachine`.
 //!
 //! Owns the driver loop in contract order (see `raft::raw_node`): send the
 //! Ready's `messages` (before the fsync, so the leader's log write runs in
@@ -7,14 +7,14 @@
 //! persist, send `persisted_messages`, install the snapshot, record read
 //! states, advance; then
 //! fail requests whose leadership is gone, serve reads, and snapshot when the
-//! log is over its threshold.
+//! log is over its threshold (bytes) or enough entries were applied since the
+//! last snapshot (count).
 //!
 //! Invariants:
 //! - `sm.applied_index() == node.status().applied` between drives;
 //! - every accepted request (token) gets exactly one `Completion`;
 //! - no time source but the `now_ms` the host passes in.
 
-use bytes::Bytes;
 use raft::{EntryKind, Message, RawNode, Ready, Role, Storage};
 
 use crate::config::Config;
@@ -33,16 +33,18 @@ pub struct Status {
     /// Persisted Raft state size as tracked for the snapshot trigger (an
     /// upper bound on the true size).
     pub log_bytes: u64,
+    /// The state machine's `item_count` (kv: keys).
     pub keys: usize,
     pub sessions: usize,
 }
 
-pub struct Replica<S: Storage> {
+pub struct Replica<S: Storage, M: rsm::StateMachine> {
     node: RawNode<S>,
-    sm: kv::StateMachine,
+    sm: M,
     session_tick_interval_ms: Option<u64>,
+    snapshot_every_entries: Option<u64>,
     proposals: Proposals,
-    reads: Reads,
+    reads: Reads<M>,
     log_size: LogSize,
     /// Latest time the host told us (never decreases).
     now_ms: u64,
@@ -50,16 +52,20 @@ pub struct Replica<S: Storage> {
     last_proposal_ms: u64,
 }
 
-impl<S: Storage> Replica<S> {
-    /// Boots from `storage`: restores the state machine from its snapshot and
+impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
+    /// Boots from `storage` with `sm`, a fresh state machine carrying its own
+    /// configuration: restores it from the storage's snapshot, if any, and
     /// lets Raft replay the rest of the log.
-    pub fn new(cfg: Config, storage: S) -> Result<Self, ReplicaError> {
+    pub fn new(cfg: Config, storage: S, mut sm: M) -> Result<Self, ReplicaError> {
+        assert_eq!(
+            sm.applied_index(),
+            0,
+            "Replica::new wants a fresh state machine"
+        );
         let snap = storage.snapshot()?;
-        let sm = if snap.is_empty() {
-            kv::StateMachine::new(cfg.kv)
-        } else {
-            restore(snap.meta.index, &snap.data)?
-        };
+        if !snap.is_empty() {
+            restore(&mut sm, snap.meta.index, &snap.data)?;
+        }
         let mut raft_cfg = cfg.raft;
         raft_cfg.applied = snap.meta.index;
         let log_size = LogSize::new(cfg.snapshot_threshold_bytes, &storage);
@@ -67,6 +73,7 @@ impl<S: Storage> Replica<S> {
             node: RawNode::new(raft_cfg, storage)?,
             sm,
             session_tick_interval_ms: cfg.session_tick_interval_ms,
+            snapshot_every_entries: cfg.snapshot_every_entries,
             proposals: Proposals::default(),
             reads: Reads::default(),
             log_size,
@@ -76,19 +83,18 @@ impl<S: Storage> Replica<S> {
     }
 
     /// One Raft tick at host time `now_ms`. A leader idle for the session tick
-    /// interval proposes a `kv::Command::Tick` so log time keeps moving.
+    /// interval proposes the machine's `tick_command` so log time keeps moving.
     pub fn tick(&mut self, now_ms: u64) {
         self.observe_time(now_ms);
         self.node.tick();
         let Some(interval) = self.session_tick_interval_ms else {
             return;
         };
-        if self.is_leader() && self.now_ms.saturating_sub(self.last_proposal_ms) >= interval {
-            let entry = kv::Entry {
-                timestamp_ms: self.now_ms,
-                cmd: kv::Command::Tick,
-            };
-            if self.node.propose(kv::encode_entry(&entry)).is_ok() {
+        if !self.is_leader() || self.now_ms.saturating_sub(self.last_proposal_ms) < interval {
+            return;
+        }
+        if let Some(data) = self.sm.tick_command(self.now_ms) {
+            if self.node.propose(data).is_ok() {
                 self.last_proposal_ms = self.now_ms;
             }
         }
@@ -101,13 +107,10 @@ impl<S: Storage> Replica<S> {
 
     /// Proposes `cmd` stamped with `now_ms`. On `Ok`, exactly one
     /// `Completion` for `token` comes out of a later `drive`.
-    pub fn propose(&mut self, token: Token, cmd: kv::Command, now_ms: u64) -> Result<(), Rejected> {
+    pub fn propose(&mut self, token: Token, cmd: M::Command, now_ms: u64) -> Result<(), Rejected> {
         self.observe_time(now_ms);
-        let entry = kv::Entry {
-            timestamp_ms: self.now_ms,
-            cmd,
-        };
-        match self.node.propose(kv::encode_entry(&entry)) {
+        let data = self.sm.encode_command(&cmd, self.now_ms);
+        match self.node.propose(data) {
             Ok(index) => {
                 self.proposals.insert(index, self.node.raft().term(), token);
                 self.last_proposal_ms = self.now_ms;
@@ -122,15 +125,16 @@ impl<S: Storage> Replica<S> {
         }
     }
 
-    /// Queues a linearizable read of `key` (ReadIndex, no log entry). Reads
+    /// Queues a linearizable read (ReadIndex, no log entry), answered by the
+    /// machine's `query` once it has applied the confirmed read index. Reads
     /// queued before the next `drive` share one leadership confirmation.
-    pub fn read(&mut self, token: Token, key: Bytes) -> Result<(), Rejected> {
+    pub fn read(&mut self, token: Token, query: M::Query) -> Result<(), Rejected> {
         if !self.is_leader() {
             return Err(Rejected::NotLeader {
                 hint: self.node.raft().leader(),
             });
         }
-        self.reads.queue(self.node.raft().term(), token, key);
+        self.reads.queue(self.node.raft().term(), token, query);
         Ok(())
     }
 
@@ -139,7 +143,7 @@ impl<S: Storage> Replica<S> {
     pub fn drive(
         &mut self,
         send: &mut dyn FnMut(Message),
-    ) -> Result<Vec<Completion>, ReplicaError> {
+    ) -> Result<Vec<Completion<M>>, ReplicaError> {
         let mut done = Vec::new();
         self.drive_with(send, &mut |c| done.push(c))?;
         Ok(done)
@@ -152,7 +156,7 @@ impl<S: Storage> Replica<S> {
     pub fn drive_with(
         &mut self,
         send: &mut dyn FnMut(Message),
-        complete: &mut dyn FnMut(Completion),
+        complete: &mut dyn FnMut(Completion<M>),
     ) -> Result<(), ReplicaError> {
         let mut done = Vec::new();
         self.fail_stale(&mut done);
@@ -162,9 +166,7 @@ impl<S: Storage> Replica<S> {
             self.handle_ready(rd, send, &mut done, complete)?;
         }
         self.fail_stale(&mut done);
-        let sm = &self.sm;
-        self.reads
-            .serve(sm.applied_index(), |k| sm.get(k), &mut done);
+        self.reads.serve(&self.sm, &mut done);
         done.drain(..).for_each(&mut *complete);
         self.maybe_snapshot()?;
         Ok(())
@@ -180,8 +182,8 @@ impl<S: Storage> Replica<S> {
         &mut self,
         mut rd: Ready,
         send: &mut dyn FnMut(Message),
-        done: &mut Vec<Completion>,
-        complete: &mut dyn FnMut(Completion),
+        done: &mut Vec<Completion<M>>,
+        complete: &mut dyn FnMut(Completion<M>),
     ) -> Result<(), ReplicaError> {
         std::mem::take(&mut rd.messages)
             .into_iter()
@@ -202,7 +204,7 @@ impl<S: Storage> Replica<S> {
             .into_iter()
             .for_each(&mut *send);
         if let Some(snap) = &rd.snapshot {
-            self.sm = restore(snap.meta.index, &snap.data)?;
+            restore(&mut self.sm, snap.meta.index, &snap.data)?;
             self.proposals.on_snapshot(snap.meta.index, done);
             self.log_size.measure(self.node.storage());
         }
@@ -219,7 +221,7 @@ impl<S: Storage> Replica<S> {
     }
 
     /// Fails proposals and unconfirmed reads of terms this node no longer leads.
-    fn fail_stale(&mut self, done: &mut Vec<Completion>) {
+    fn fail_stale(&mut self, done: &mut Vec<Completion<M>>) {
         let raft = self.node.raft();
         let leading = (raft.role() == Role::Leader).then_some(raft.term());
         let hint = raft.leader();
@@ -227,7 +229,7 @@ impl<S: Storage> Replica<S> {
         self.reads.retain_term(leading, hint, done);
     }
 
-    fn start_reads(&mut self, done: &mut Vec<Completion>) {
+    fn start_reads(&mut self, done: &mut Vec<Completion<M>>) {
         let Some(ctx) = self.reads.start_batch() else {
             return;
         };
@@ -237,11 +239,13 @@ impl<S: Storage> Replica<S> {
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), ReplicaError> {
-        if !self.log_size.should_check() || !self.log_size.measure(self.node.storage()) {
-            return Ok(());
-        }
         let status = self.node.status();
-        if status.applied <= status.snapshot_index {
+        let by_count = self
+            .snapshot_every_entries
+            .is_some_and(|n| status.applied >= status.snapshot_index.saturating_add(n));
+        let by_size =
+            !by_count && self.log_size.should_check() && self.log_size.measure(self.node.storage());
+        if !(by_count || by_size) || status.applied <= status.snapshot_index {
             return Ok(());
         }
         self.node.compact(status.applied, self.sm.snapshot())?;
@@ -270,13 +274,13 @@ impl<S: Storage> Replica<S> {
             pending_proposals: self.proposals.len(),
             pending_reads: self.reads.len(),
             log_bytes: self.log_size.estimate_bytes(),
-            keys: self.sm.len(),
+            keys: self.sm.item_count(),
             sessions: self.sm.session_count(),
         }
     }
 
     /// The state machine (tests, metrics; serve client reads through `read`).
-    pub fn state_machine(&self) -> &kv::StateMachine {
+    pub fn state_machine(&self) -> &M {
         &self.sm
     }
 
@@ -301,8 +305,14 @@ impl<S: Storage> Replica<S> {
     }
 }
 
-fn restore(index: raft::Index, data: &[u8]) -> Result<kv::StateMachine, ReplicaError> {
-    let sm = kv::StateMachine::restore(data)
+/// Restores `sm` from the snapshot at `index` and checks it covers exactly
+/// that index.
+fn restore<M: rsm::StateMachine>(
+    sm: &mut M,
+    index: raft::Index,
+    data: &[u8],
+) -> Result<(), ReplicaError> {
+    sm.restore(data)
         .map_err(|source| ReplicaError::Snapshot { index, source })?;
     if sm.applied_index() != index {
         return Err(ReplicaError::SnapshotIndex {
@@ -310,5 +320,5 @@ fn restore(index: raft::Index, data: &[u8]) -> Result<kv::StateMachine, ReplicaE
             applied: sm.applied_index(),
         });
     }
-    Ok(sm)
+    Ok(())
 }

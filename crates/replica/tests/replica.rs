@@ -7,10 +7,18 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use kv::{Command, Op, Reply, Request};
 use raft::{MemStorage, Message, MessageBody, NodeId, Storage};
-use replica::{Completion, Config, Outcome, Rejected, Replica};
+use replica::{Config, Rejected};
+
+type Replica = replica::Replica<MemStorage, kv::StateMachine>;
+type Completion = replica::Completion<kv::StateMachine>;
+type Outcome = replica::Outcome<kv::StateMachine>;
+
+fn boot(cfg: Config, storage: MemStorage) -> Replica {
+    Replica::new(cfg, storage, kv::StateMachine::new(kv::Config::default())).unwrap()
+}
 
 struct Harness {
-    nodes: Vec<Replica<MemStorage>>,
+    nodes: Vec<Replica>,
     inbox: Vec<Message>,
     isolated: BTreeSet<NodeId>,
     done: Vec<(NodeId, Completion)>,
@@ -26,8 +34,12 @@ fn config(id: NodeId, threshold: Option<u64>) -> Config {
 
 impl Harness {
     fn new(threshold: Option<u64>) -> Self {
+        Self::with_configs(|id| config(id, threshold))
+    }
+
+    fn with_configs(config: impl Fn(NodeId) -> Config) -> Self {
         let nodes = (1..=3)
-            .map(|id| Replica::new(config(id, threshold), MemStorage::new()).unwrap())
+            .map(|id| boot(config(id), MemStorage::new()))
             .collect();
         Harness {
             nodes,
@@ -39,7 +51,7 @@ impl Harness {
         }
     }
 
-    fn node(&mut self, id: NodeId) -> &mut Replica<MemStorage> {
+    fn node(&mut self, id: NodeId) -> &mut Replica {
         &mut self.nodes[id as usize - 1]
     }
 
@@ -269,7 +281,7 @@ fn snapshots_past_threshold_and_restores_on_boot() {
     assert!(storage.snapshot().unwrap().meta.index > 0);
     let before = h.nodes[0].state_machine().clone();
     let snap_index = storage.snapshot().unwrap().meta.index;
-    let mut rebooted = Replica::new(config(2, Some(600)), storage).unwrap();
+    let mut rebooted = boot(config(2, Some(600)), storage);
     assert_eq!(
         rebooted.state_machine().applied_index(),
         snap_index,
@@ -277,4 +289,30 @@ fn snapshots_past_threshold_and_restores_on_boot() {
     );
     rebooted.drive(&mut |_| {}).unwrap(); // replays the committed rest of the log
     assert_eq!(rebooted.state_machine(), &before);
+}
+
+/// With `snapshot_every_entries`, every replica snapshots once that many
+/// entries were applied since its last snapshot, whatever the log's size.
+#[test]
+fn snapshots_every_n_entries_when_asked() {
+    let mut h = Harness::with_configs(|id| Config {
+        snapshot_every_entries: Some(5),
+        ..config(id, None)
+    });
+    h.elect(1);
+    let client = h.register(1);
+    for seq in 1..=12 {
+        h.node(1)
+            .propose(100 + seq, put(client, seq, &format!("k{seq}"), "v"), 0)
+            .unwrap();
+        h.settle();
+    }
+    h.tick_all(2);
+    for id in 1..=3 {
+        let s = h.node(id).status().raft;
+        assert!(
+            s.snapshot_index >= 10 && s.applied - s.snapshot_index < 5,
+            "node {id}: {s:?}"
+        );
+    }
 }

@@ -84,6 +84,14 @@ impl NodeConfig {
         Duration::from_millis(self.tick_ms)
     }
 
+    /// The kv state machine's configuration (the same on every node).
+    pub fn kv_config(&self) -> kv::Config {
+        kv::Config {
+            response_window: KV_RESPONSE_WINDOW,
+            ..kv::Config::default()
+        }
+    }
+
     /// The replica's configuration derived from these settings.
     pub fn replica_config(&self) -> replica::Config {
         let mut raft = raft::Config::new(self.id, self.members.keys().copied().collect());
@@ -92,7 +100,6 @@ impl NodeConfig {
         raft.seed =
             self.id ^ crate::driver::unix_ms().rotate_left(17) ^ u64::from(std::process::id());
         let mut cfg = replica::Config::new(raft);
-        cfg.kv.response_window = KV_RESPONSE_WINDOW;
         cfg.snapshot_threshold_bytes =
             (self.snapshot_threshold_bytes > 0).then_some(self.snapshot_threshold_bytes);
         cfg

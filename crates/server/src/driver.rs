@@ -22,7 +22,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use raft::{Message, NodeId};
-use replica::{Outcome, Rejected, Replica, Status};
+use replica::{Rejected, Status};
+
+/// The replica this driver hosts: the kv state machine over the disk WAL.
+pub type KvReplica = replica::Replica<DiskStorage, kv::StateMachine>;
+type Outcome = replica::Outcome<kv::StateMachine>;
 use storage::DiskStorage;
 use tokio::sync::oneshot;
 
@@ -123,7 +127,7 @@ impl DriverHandle {
 /// Starts the driver thread. `fatal` fires if the replica fails; the
 /// returned join handle ends after `shutdown`.
 pub fn start(
-    replica: Replica<DiskStorage>,
+    replica: KvReplica,
     cfg: DriverConfig,
     peers: Peers,
     fatal: oneshot::Sender<String>,
@@ -154,7 +158,7 @@ pub fn start(
 }
 
 struct Driver {
-    replica: Replica<DiskStorage>,
+    replica: KvReplica,
     peers: Peers,
     /// Invariant: exactly the tokens accepted by the replica and not yet completed.
     pending: HashMap<u64, oneshot::Sender<Answer>>,

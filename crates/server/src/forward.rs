@@ -4,7 +4,11 @@
 //!
 //! Invariants: each forwarded id is answered at most once (a reply, a
 //! "not sent" when the outbound link dropped it unsent, or nothing: the
-//! waiter's timeout then counts it as possibly proposed).
+//! waiter's timeout then counts it as possibly proposed). A reply is
+//! accepted only from the node the request was sent to, for an id that was
+//! issued, and only of a kind that answers that request; anything else is
+//! an `Err` for the inbound connection to log (and close), and a reply of the
+//! wrong kind answers the waiter `Unknown` (maybe proposed: the safe side).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,33 +24,86 @@ use crate::peer::{ForwardReply, ForwardRequest, Outgoing, Peers};
 #[derive(Default)]
 pub struct ForwardTable {
     next_id: AtomicU64,
-    waiting: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    waiting: Mutex<HashMap<u64, Waiter>>,
+}
+
+/// What a forwarded request expects back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A proposal (register or write): `Applied` or a refusal.
+    Applied,
+    /// A read: `Value` or a refusal.
+    Value,
+}
+
+struct Waiter {
+    peer: NodeId,
+    expect: Expect,
+    tx: oneshot::Sender<Answer>,
 }
 
 impl ForwardTable {
-    /// Registers a waiter; the caller sends `Forward { id }` and awaits `rx`.
-    pub fn register(&self) -> (u64, oneshot::Receiver<Answer>) {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiter>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a waiter for a request to `peer`; the caller sends
+    /// `Forward { id }` and awaits `rx`.
+    pub fn register(&self, peer: NodeId, expect: Expect) -> (u64, oneshot::Receiver<Answer>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = oneshot::channel();
-        self.waiting.lock().expect("forward table").insert(id, tx);
+        self.waiting().insert(id, Waiter { peer, expect, tx });
         (id, rx)
     }
 
-    /// The leader answered `id`.
-    pub fn complete(&self, id: u64, answer: Answer) {
-        if let Some(tx) = self.waiting.lock().expect("forward table").remove(&id) {
-            let _ = tx.send(answer);
+    /// Node `from` answered `id`. `Err` (to log) for a reply from another
+    /// node than the one asked, an id never issued, or the wrong kind.
+    pub fn complete(&self, from: NodeId, id: u64, answer: Answer) -> Result<(), String> {
+        let mut waiting = self.waiting();
+        let Some(w) = waiting.get(&id) else {
+            if id == 0 || id > self.next_id.load(Ordering::Relaxed) {
+                return Err(format!("reply to forwarded request {id}, never issued"));
+            }
+            return Ok(()); // the waiter gave up already
+        };
+        if w.peer != from {
+            return Err(format!(
+                "reply to forwarded request {id} from node {from}; it was sent to node {}",
+                w.peer
+            ));
         }
+        let w = waiting.remove(&id).expect("just seen");
+        drop(waiting);
+        if !fits(w.expect, &answer) {
+            let _ = w.tx.send(Answer::Unknown);
+            return Err(format!(
+                "reply of the wrong kind to forwarded request {id} ({:?} expected)",
+                w.expect
+            ));
+        }
+        let _ = w.tx.send(answer);
+        Ok(())
     }
 
     /// `id` was dropped before it was written to any socket.
     pub fn not_sent(&self, id: u64) {
-        self.complete(id, Answer::NotSent);
+        if let Some(w) = self.waiting().remove(&id) {
+            let _ = w.tx.send(Answer::NotSent);
+        }
     }
 
     /// The waiter gave up (timeout): forget it.
     pub fn forget(&self, id: u64) {
-        self.waiting.lock().expect("forward table").remove(&id);
+        self.waiting().remove(&id);
+    }
+}
+
+/// Whether `answer` can answer a request that expects `expect`.
+fn fits(expect: Expect, answer: &Answer) -> bool {
+    match answer {
+        Answer::Applied(_) => expect == Expect::Applied,
+        Answer::Value(_) | Answer::ReadAborted => expect == Expect::Value,
+        Answer::NotLeader { .. } | Answer::Busy | Answer::Unknown | Answer::NotSent => true,
     }
 }
 
@@ -96,5 +153,46 @@ pub fn from_wire(r: ForwardReply) -> Answer {
         ForwardReply::Busy => Answer::Busy,
         ForwardReply::Unknown => Answer::Unknown,
         ForwardReply::ReadAborted => Answer::ReadAborted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hostile replies (issue 10): from a node that was not asked, for an id
+    /// never issued, or of the wrong kind, are errors and never hand a
+    /// waiter an answer it cannot use; a late reply is harmless.
+    #[test]
+    fn replies_are_checked_for_sender_id_and_kind() {
+        let t = ForwardTable::default();
+        let (id, mut rx) = t.register(2, Expect::Value);
+        assert!(
+            t.complete(3, id, Answer::Value(None)).is_err(),
+            "wrong peer"
+        );
+        assert!(rx.try_recv().is_err(), "the waiter must still wait");
+        assert!(
+            t.complete(2, id + 100, Answer::Busy).is_err(),
+            "never issued"
+        );
+        assert!(t.complete(2, 0, Answer::Busy).is_err(), "never issued");
+        t.complete(2, id, Answer::Value(None)).unwrap();
+        assert!(matches!(rx.try_recv(), Ok(Answer::Value(None))));
+        assert!(
+            t.complete(2, id, Answer::Busy).is_ok(),
+            "a late reply is fine"
+        );
+
+        let (id, mut rx) = t.register(2, Expect::Applied);
+        assert!(
+            t.complete(2, id, Answer::Value(None)).is_err(),
+            "wrong kind"
+        );
+        assert!(matches!(rx.try_recv(), Ok(Answer::Unknown)));
+        let (id, mut rx) = t.register(2, Expect::Value);
+        let applied = Answer::Applied(Ok(kv::Reply::Done));
+        assert!(t.complete(2, id, applied).is_err(), "wrong kind");
+        assert!(matches!(rx.try_recv(), Ok(Answer::Unknown)));
     }
 }

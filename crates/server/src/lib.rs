@@ -5,7 +5,7 @@
 //! sockets.
 //!
 //! ```text
-//!  RESP clients ──► listener ─► connection ─► exec ─► requests ──┬─► driver thread (Replica<DiskStorage>)
+//!  RESP clients ──► listener ─► connection ─► exec ─► requests ──┬─► driver thread (Replica<DiskStorage, kv::StateMachine>)
 //!                                                               └─► peer::outbound ─► leader's peer::inbound ─► forward::serve
 //!  peers ──► peer::inbound ─► driver (Raft messages) ;  driver ─► peer::outbound (Raft messages, batched per peer)
 //! ```

@@ -17,7 +17,7 @@ use crate::config::{NodeConfig, KV_RESPONSE_WINDOW};
 use crate::driver::{self, DriverConfig, DriverHandle};
 use crate::forward::ForwardTable;
 use crate::listener;
-use crate::peer::{inbound, Peers};
+use crate::peer::{inbound, LinkTimeouts, Peers};
 use crate::requests::{Requests, Timeouts};
 
 /// Why a node could not start or had to stop. Display is a one-line message.
@@ -90,10 +90,13 @@ pub async fn start_with(
     })
     .await
     .expect("storage open task")?;
-    let replica = replica::Replica::new(cfg.replica_config(), storage)?;
+    let machine = kv::StateMachine::new(cfg.kv_config());
+    let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
 
     let forwards = Arc::new(ForwardTable::default());
-    let peers = Peers::start(cfg.id, &cfg.members, forwards.clone());
+    let link_timeouts =
+        LinkTimeouts::for_election_timeout(Duration::from_millis(cfg.election_timeout_ms));
+    let peers = Peers::start(cfg.id, &cfg.members, forwards.clone(), link_timeouts);
     let (fatal_tx, fatal) = oneshot::channel();
     let (driver, driver_thread) = driver::start(
         replica,
@@ -109,6 +112,7 @@ pub async fn start_with(
         driver: driver.clone(),
         peers: peers.clone(),
         forwards: forwards.clone(),
+        timeouts: link_timeouts,
     };
     let timeouts = Timeouts {
         request: Duration::from_millis(cfg.request_timeout_ms),

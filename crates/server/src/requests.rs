@@ -20,7 +20,7 @@ use raft::NodeId;
 use tokio::time::Instant;
 
 use crate::driver::{Answer, DriverHandle};
-use crate::forward::ForwardTable;
+use crate::forward::{Expect, ForwardTable};
 use crate::peer::{ForwardRequest, Outgoing, Peers};
 use crate::sessions::{SessionPool, Take};
 
@@ -92,7 +92,11 @@ impl Requests {
         let deadline = Instant::now() + self.timeouts.request;
         match self.run(&Work::Read(key), deadline).await? {
             (Answer::Value(v), _) => Ok(v),
-            (other, _) => unreachable!("a read answered {other:?}"),
+            (other, _) => {
+                // `ForwardTable` and the driver answer reads with values only.
+                tracing::error!("a read was answered {other:?}; failing it");
+                Err(RequestError::Timeout)
+            }
         }
     }
 
@@ -117,7 +121,11 @@ impl Requests {
                     return Err(RequestError::Kv(kv::KvError::ValueTooLarge { len, max }))
                 }
                 (Answer::Applied(Err(_)), _) => return Err(RequestError::Timeout),
-                (other, _) => unreachable!("a write answered {other:?}"),
+                (other, _) => {
+                    // Writes are answered `Applied` only; may have taken effect.
+                    tracing::error!("a write was answered {other:?}; failing it");
+                    return Err(RequestError::Timeout);
+                }
             }
         }
     }
@@ -205,7 +213,11 @@ impl Requests {
             Work::Write(r) => ForwardRequest::Write(kv::encode_request(r)),
             Work::Read(key) => ForwardRequest::Read { key: key.clone() },
         };
-        let (id, rx) = self.forwards.register();
+        let expect = match work {
+            Work::Read(_) => Expect::Value,
+            Work::Register | Work::Write(_) => Expect::Applied,
+        };
+        let (id, rx) = self.forwards.register(leader, expect);
         if !peer.send(Outgoing::Forward { id, req }) {
             self.forwards.forget(id);
             return Answer::NotSent;

@@ -187,3 +187,58 @@ async fn hostile_peers_are_disconnected_and_the_node_keeps_serving() {
     );
     assert_eq!(c.nodes[leader].status().raft.role, raft::Role::Leader);
 }
+
+/// Issue 10's term bomb: a `Hello` and one heartbeat with term 2^64-1 (and
+/// one just past `raft::MAX_TERM`) sent to every node's peer port. The
+/// messages are dropped with a warning: no node changes its term, the leader
+/// keeps leading and writes keep succeeding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_term_bomb_on_every_peer_port_changes_no_term() {
+    let c = start_cluster(3).await;
+    let leader = c.wait_leader().await;
+    let term = c.nodes[leader].status().raft.term;
+    let mut bombs = Vec::new();
+    for (i, node) in c.nodes.iter().enumerate() {
+        let me = i as u64 + 1;
+        let from = me % 3 + 1;
+        let heartbeat = |term| raft::Message {
+            from,
+            to: me,
+            term,
+            body: raft::MessageBody::Heartbeat {
+                commit: 0,
+                read_round: 0,
+            },
+        };
+        let frames = [
+            server::peer::PeerFrame::Hello { from, to: me },
+            server::peer::PeerFrame::Raft(vec![heartbeat(u64::MAX)]),
+            server::peer::PeerFrame::Raft(vec![heartbeat(raft::MAX_TERM + 1)]),
+        ];
+        let mut s = TcpStream::connect(node.peer_addr).await.unwrap();
+        for f in &frames {
+            let body = server::peer::wire::encode(f);
+            s.write_all(&(body.len() as u32).to_be_bytes())
+                .await
+                .unwrap();
+            s.write_all(&body).await.unwrap();
+        }
+        bombs.push(s); // kept open: the connection itself is well-formed
+    }
+    // Writes through the leader for a while after the bombs landed.
+    let mut cl = Client::connect(&c.addr(leader)).await.unwrap();
+    for i in 0..20 {
+        let k = format!("k{i}");
+        assert_eq!(
+            cl.call(&["SET", &k, "v"]).await.unwrap(),
+            Frame::Simple("OK".into())
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for (i, node) in c.nodes.iter().enumerate() {
+        let st = node.status().raft;
+        assert_eq!(st.term, term, "node {} adopted a bomb term", i + 1);
+        assert_eq!(st.leader, Some(leader as u64 + 1), "node {}", i + 1);
+    }
+    drop(bombs);
+}

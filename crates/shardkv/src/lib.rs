@@ -100,6 +100,7 @@ mod codec;
 mod command;
 mod machine;
 pub mod message;
+mod rsm_impl;
 pub mod session;
 mod settings;
 

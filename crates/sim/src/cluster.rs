@@ -1,5 +1,13 @@
-//! `Cluster`: N simulated servers of the real Raft core on a simulated network, in
-//! virtual time, with the classic lab's test helpers (`one`, `check_one_leader`, ...).
+//! `Cluster`: N simulated servers on a simulated network, in virtual time, with the
+//! classic lab's test helpers (`one`, `check_one_leader`, ...). Each server is the real
+//! `replica::Replica` — the very driver loop the server binary runs — joined to the
+//! lab's applier (`node::LabApplier`); the cluster only ticks, delivers, and watches.
+//!
+//! What it watches, after every drive of a node: whether the node has just become
+//! leader (Election Safety, Leader Completeness), the applier's journal (every entry
+//! applied and snapshot installed: State Machine Safety), and the read completions
+//! (a ReadIndex read is served at an index at or above everything applied anywhere
+//! before it was issued). Log Matching is checked every 64 events.
 //!
 //! One seed drives everything (network fates, election timeouts, tick phases). A
 //! failure panics with a message; the `SeedGuard` prints `SIM_SEED=<seed>` so the run
@@ -8,16 +16,17 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use raft::{Config, Index, MemStorage, Message, MessageBody, NodeId, Ready, Role, Term};
+use raft::{Config, Index, MemStorage, Message, MessageBody, NodeId, Role, Term};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use replica::Outcome;
 
 use crate::store::{log_size_bytes, SimStore};
 
 use crate::events::{Event, EventQueue, Micros};
 use crate::invariants::Invariants;
 use crate::network::{Fate, Network};
-use crate::node::{decode_state, encode_state, entry_payload, SimNode};
+use crate::node::{LabApplier, LabEvent, SimNode};
 
 /// Virtual time between two ticks of a node.
 pub const TICK_US: Micros = 10_000;
@@ -111,7 +120,9 @@ pub struct Cluster<S: SimStore = MemStorage> {
     /// Messages sent, by kind (`MessageBody::kind`).
     pub sent_by_kind: BTreeMap<&'static str, u64>,
     pub inv: Invariants,
-    /// Reads answered by `read_index`: (node, ctx) -> index.
+    /// Tokens of proposals (reads use their ctx as token, below this bit).
+    next_proposal: u64,
+    /// Reads answered by `read_index`: (node, ctx) -> the applied index served at.
     pub read_answers: BTreeMap<(NodeId, u64), Index>,
     /// Reads in flight: (node, ctx) -> the highest index anyone had applied when the read
     /// was issued. A linearizable read must be answered at that index or later.
@@ -143,6 +154,7 @@ impl<S: SimStore> Cluster<S> {
             counters: BTreeMap::new(),
             sent_by_kind: BTreeMap::new(),
             inv: Invariants::default(),
+            next_proposal: PROPOSAL_TOKENS,
             read_answers: BTreeMap::new(),
             read_floors: BTreeMap::new(),
             events_processed: 0,
@@ -159,6 +171,14 @@ impl<S: SimStore> Cluster<S> {
 
     pub fn ids(&self) -> Vec<NodeId> {
         (1..=self.cfg.servers as NodeId).collect()
+    }
+
+    fn replica_config(&self, id: NodeId) -> replica::Config {
+        let mut cfg = replica::Config::new(self.raft_config(id));
+        cfg.snapshot_threshold_bytes = None;
+        cfg.snapshot_every_entries = self.cfg.snapshot_interval;
+        cfg.session_tick_interval_ms = None;
+        cfg
     }
 
     fn raft_config(&self, id: NodeId) -> Config {
@@ -182,7 +202,7 @@ impl<S: SimStore> Cluster<S> {
             return;
         };
         *self.incarnation.entry(id).or_insert(0) += 1;
-        let node = SimNode::boot(self.raft_config(id), storage);
+        let node = SimNode::boot(self.replica_config(id), storage);
         self.nodes.insert(id, node);
         let phase = self.rng.gen_range(0..TICK_US);
         let incarnation = self.incarnation[&id];
@@ -199,7 +219,7 @@ impl<S: SimStore> Cluster<S> {
     pub fn crash(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.remove(&id) {
             self.crashed
-                .insert(id, node.raw.into_storage().crash_and_recover());
+                .insert(id, node.replica.into_storage().crash_and_recover());
         }
     }
 
@@ -282,7 +302,12 @@ impl<S: SimStore> Cluster<S> {
                 }
                 self.queue
                     .push(at + TICK_US, Event::Tick { node, incarnation });
-                self.nodes.get_mut(&node).expect("node").raw.tick();
+                let now_ms = self.now / MS;
+                self.nodes
+                    .get_mut(&node)
+                    .expect("node")
+                    .replica
+                    .tick(now_ms);
                 self.drive(node);
             }
             Event::Deliver(m) => {
@@ -290,7 +315,7 @@ impl<S: SimStore> Cluster<S> {
                 if !self.net.link_up(m.from, to) || !self.nodes.contains_key(&to) {
                     return;
                 }
-                self.nodes.get_mut(&to).expect("node").raw.step(m);
+                self.nodes.get_mut(&to).expect("node").replica.step(m);
                 self.drive(to);
             }
         }
@@ -309,87 +334,66 @@ impl<S: SimStore> Cluster<S> {
         }
     }
 
-    /// Runs the driver loop of node `id` until it has nothing ready: send, persist,
-    /// send what waited for the persist, apply, advance.
+    /// Runs the replica's driver loop on node `id` (until Raft has nothing ready),
+    /// then checks what it did and sends what it emitted.
     pub fn drive(&mut self, id: NodeId) {
-        loop {
-            let node = self.nodes.get_mut(&id).expect("node");
-            if !node.raw.has_ready() {
-                break;
-            }
-            let rd = node.raw.ready();
-            self.observe_role(id, &rd);
-            for m in rd.messages.clone() {
-                self.send(m);
-            }
-            let node = self.nodes.get_mut(&id).expect("node");
-            node.raw.persist(&rd).expect("mem storage never fails");
-            for m in rd.persisted_messages.clone() {
-                self.send(m);
-            }
-            self.apply(id, &rd);
-            let node = self.nodes.get_mut(&id).expect("node");
-            node.raw.advance(rd);
-            self.maybe_snapshot(id);
-        }
-    }
-
-    fn observe_role(&mut self, id: NodeId, rd: &Ready) {
-        if let Some(ss) = rd.soft_state {
-            if ss.role == Role::Leader {
-                let node = &self.nodes[&id];
-                self.inv
-                    .on_leader(id, node.raw.raft().term(), node.raw.raft().log(), &self.cfg);
-            }
-        }
-    }
-
-    fn apply(&mut self, id: NodeId, rd: &Ready) {
+        let mut out = Vec::new();
         let node = self.nodes.get_mut(&id).expect("node");
-        if let Some(snap) = &rd.snapshot {
-            node.applied = decode_state(&snap.data);
-            node.last_applied = snap.meta.index;
-            self.inv.on_snapshot_installed(id, &node.applied);
+        let done = node
+            .replica
+            .drive(&mut |m| out.push(m))
+            .expect("our stores do not fail and our snapshots decode");
+        self.observe_leader(id);
+        self.observe_applier(id);
+        for c in done {
+            self.observe_completion(id, c.token, c.outcome);
         }
-        for e in &rd.committed_entries {
-            let node = self.nodes.get_mut(&id).expect("node");
-            assert_eq!(
-                e.index,
-                node.last_applied + 1,
-                "server {id} apply out of order: got {} after {}",
-                e.index,
-                node.last_applied
-            );
-            let payload = entry_payload(e.kind, &e.data);
-            node.applied.insert(e.index, payload.clone());
-            node.last_applied = e.index;
-            self.inv.on_apply(id, e.index, &payload);
-        }
-        for rs in &rd.read_states {
-            if let Some(floor) = self.read_floors.remove(&(id, rs.ctx)) {
-                assert!(
-                    rs.index >= floor,
-                    "stale read: node {id} answered read {} at index {} but {floor} was applied before it was issued",
-                    rs.ctx,
-                    rs.index
-                );
-            }
-            self.read_answers.insert((id, rs.ctx), rs.index);
+        for m in out {
+            self.send(m);
         }
     }
 
-    fn maybe_snapshot(&mut self, id: NodeId) {
-        let Some(interval) = self.cfg.snapshot_interval else {
+    /// Checks a node once in each term it leads, right after the drive that made it
+    /// leader (no other node acts within a drive, so this is the moment it won).
+    fn observe_leader(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("node");
+        let raft = node.replica.raw_node().raft();
+        let leading = (raft.role() == Role::Leader).then_some(raft.term());
+        if leading.is_none() || leading == node.led_term {
+            node.led_term = leading;
             return;
-        };
-        let node = self.nodes.get_mut(&id).expect("node");
-        let applied = node.raw.status().applied;
-        let snap_index = node.raw.status().snapshot_index;
-        if applied >= snap_index + interval {
-            let data = encode_state(&node.applied, applied);
-            node.raw
-                .compact(applied, data)
-                .expect("compact at applied index");
+        }
+        node.led_term = leading;
+        let node = &self.nodes[&id];
+        let raft = node.replica.raw_node().raft();
+        self.inv.on_leader(id, raft.term(), raft.log(), &self.cfg);
+    }
+
+    fn observe_applier(&mut self, id: NodeId) {
+        for event in self.nodes[&id].drain_journal() {
+            match event {
+                LabEvent::Applied(index, payload) => self.inv.on_apply(id, index, &payload),
+                LabEvent::Restored(state) => self.inv.on_snapshot_installed(id, &state),
+            }
+        }
+    }
+
+    fn observe_completion(&mut self, id: NodeId, token: u64, outcome: Outcome<LabApplier>) {
+        match outcome {
+            Outcome::Value(served) => {
+                if let Some(floor) = self.read_floors.remove(&(id, token)) {
+                    assert!(
+                        served >= floor,
+                        "stale read: node {id} served read {token} at index {served} but {floor} was applied before it was issued"
+                    );
+                }
+                self.read_answers.insert((id, token), served);
+            }
+            Outcome::ReadAborted { .. } => {
+                self.read_floors.remove(&(id, token));
+            }
+            // The lab watches proposals through what servers apply (`n_committed`).
+            Outcome::Applied(_) | Outcome::Unknown { .. } => {}
         }
     }
 
@@ -422,7 +426,7 @@ impl<S: SimStore> Cluster<S> {
         let nodes: Vec<&SimNode<S>> = self.nodes.values().collect();
         for i in 0..nodes.len() {
             for j in i + 1..nodes.len() {
-                crate::invariants::check_log_matching(&nodes[i].raw, &nodes[j].raw);
+                crate::invariants::check_log_matching(nodes[i].raw(), nodes[j].raw());
             }
         }
     }
@@ -452,15 +456,19 @@ impl<S: SimStore> Cluster<S> {
 
     /// (term, is_leader) of a live node, as the lab's `GetState`.
     pub fn state(&self, id: NodeId) -> Option<(Term, bool)> {
-        let r = self.nodes.get(&id)?.raw.raft();
+        let r = self.nodes.get(&id)?.raw().raft();
         Some((r.term(), r.role() == Role::Leader))
     }
 
     /// The lab's `Start`: proposes on `id` if it believes it leads.
     pub fn start_cmd(&mut self, id: NodeId, cmd: Bytes) -> Option<(Index, Term)> {
         let node = self.nodes.get_mut(&id)?;
-        let index = node.raw.propose(cmd).ok()?;
-        let term = node.raw.raft().term();
+        self.next_proposal += 1;
+        let now_ms = self.now / MS;
+        node.replica.propose(self.next_proposal, cmd, now_ms).ok()?;
+        // The proposal is the last entry of the leader's log now.
+        let raft = node.replica.raw_node().raft();
+        let (index, term) = (raft.log().last_index(), raft.term());
         self.drive(id);
         Some((index, term))
     }
@@ -472,8 +480,11 @@ impl<S: SimStore> Cluster<S> {
             self.run_for(ms * MS);
             let mut leaders: BTreeMap<Term, Vec<NodeId>> = BTreeMap::new();
             for (&id, node) in &self.nodes {
-                if self.net.is_connected(id) && node.raw.raft().role() == Role::Leader {
-                    leaders.entry(node.raw.raft().term()).or_default().push(id);
+                if self.net.is_connected(id) && node.raw().raft().role() == Role::Leader {
+                    leaders
+                        .entry(node.raw().raft().term())
+                        .or_default()
+                        .push(id);
                 }
             }
             for (term, ids) in &leaders {
@@ -497,7 +508,7 @@ impl<S: SimStore> Cluster<S> {
             if !self.net.is_connected(id) {
                 continue;
             }
-            let t = node.raw.raft().term();
+            let t = node.raw().raft().term();
             match term {
                 None => term = Some(t),
                 Some(x) => assert_eq!(x, t, "servers disagree on term"),
@@ -511,7 +522,7 @@ impl<S: SimStore> Cluster<S> {
         for (&id, node) in &self.nodes {
             if self.net.is_connected(id) {
                 assert_ne!(
-                    node.raw.raft().role(),
+                    node.raw().raft().role(),
                     Role::Leader,
                     "expected no leader among connected servers, but {id} claims to be"
                 );
@@ -524,7 +535,7 @@ impl<S: SimStore> Cluster<S> {
         let mut count = 0;
         let mut value: Option<Bytes> = None;
         for node in self.nodes.values() {
-            if let Some(v) = node.applied.get(&index) {
+            if let Some(v) = node.applied().get(&index) {
                 if let Some(prev) = &value {
                     assert_eq!(
                         Some(prev),
@@ -638,7 +649,7 @@ impl<S: SimStore> Cluster<S> {
                 to *= 2;
             }
             if let Some(st) = start_term {
-                if self.nodes.values().any(|nd| nd.raw.raft().term() > st) {
+                if self.nodes.values().any(|nd| nd.raw().raft().term() > st) {
                     return None;
                 }
             }
@@ -648,13 +659,20 @@ impl<S: SimStore> Cluster<S> {
         v
     }
 
-    /// Issues a ReadIndex on `id` with `ctx`; the answer is checked against every index
-    /// applied anywhere before now (linearizability of ReadIndex, dissertation §6.4).
+    /// Issues a ReadIndex read on `id` through the replica (`ctx` is its token; it
+    /// must be below 2^63 and not reused while in flight); false if refused (not the
+    /// leader). When served, the applied index it was served at is checked against
+    /// every index applied anywhere before now (linearizability of ReadIndex,
+    /// dissertation §6.4) and recorded in `read_answers`.
     pub fn read_index(&mut self, id: NodeId, ctx: u64) -> bool {
+        assert!(
+            ctx < PROPOSAL_TOKENS,
+            "read ctx {ctx} collides with proposal tokens"
+        );
         let Some(node) = self.nodes.get_mut(&id) else {
             return false;
         };
-        let ok = node.raw.read_index(ctx).is_ok();
+        let ok = node.replica.read(ctx, ()).is_ok();
         if ok {
             self.read_floors
                 .insert((id, ctx), self.inv.max_applied_index());
@@ -666,14 +684,14 @@ impl<S: SimStore> Cluster<S> {
     /// Persisted Raft state size of a node (hard state + log), the lab's `RaftStateSize`.
     pub fn raft_state_size(&self, id: NodeId) -> u64 {
         match self.nodes.get(&id) {
-            Some(n) => log_size_bytes(n.raw.storage()),
+            Some(n) => log_size_bytes(n.replica.storage()),
             None => log_size_bytes(&self.crashed[&id]),
         }
     }
 
     pub fn snapshot_index(&self, id: NodeId) -> Index {
         match self.nodes.get(&id) {
-            Some(n) => n.raw.status().snapshot_index,
+            Some(n) => n.raw().status().snapshot_index,
             None => self.crashed[&id].first_index() - 1,
         }
     }
@@ -683,6 +701,9 @@ impl<S: SimStore> Cluster<S> {
         self.check_log_matching();
     }
 }
+
+/// Proposal tokens start here; read tokens (the caller's ctx) stay below.
+const PROPOSAL_TOKENS: u64 = 1 << 63;
 
 fn is_request(body: &MessageBody) -> bool {
     matches!(

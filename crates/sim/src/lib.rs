@@ -1,13 +1,15 @@
 //! raftkv's deterministic simulator.
 //!
-//! One process, virtual time, one seed: N servers of the real Raft core (`raft::RawNode`
-//! over `MemStorage`) on a network that drops, delays, duplicates and reorders messages,
+//! One process, virtual time, one seed: N servers of the real replica (`replica::Replica`,
+//! the driver loop the server binary runs, over `MemStorage` or the disk WAL) on a
+//! network that drops, delays, duplicates and reorders messages,
 //! with partitions, crashes and restarts. A run is a pure function of its seed, so a
 //! failure prints `SIM_SEED=...` and replays exactly.
 //!
 //! Files: `events` (the virtual-time queue), `network` (link state and message fates),
-//! `node` (one server and its applier state machine), `cluster` (the world and the lab's
-//! test helpers), `invariants` (safety properties checked during the run), `store`
+//! `node` (one server: the replica and the lab's applier state machine, an
+//! `rsm::StateMachine`), `cluster` (the Raft lab's world and test helpers; the `kv`
+//! module is the KV lab's, over the kv state machine), `invariants` (safety properties checked during the run), `store`
 //! (what a node's durable store keeps across a crash: in memory or the real disk WAL).
 
 pub mod cluster;

@@ -20,6 +20,7 @@ struct Outcome {
     events: u64,
     applied: u64,
     reads_answered: u64,
+    leaders_checked: u64,
     digest: u64,
 }
 
@@ -122,6 +123,7 @@ fn run_schedule(seed: u64) -> Outcome {
         events: c.events_processed,
         applied: c.inv.applied_count() as u64,
         reads_answered: c.read_answers.len() as u64,
+        leaders_checked: c.inv.leaders_elected,
         digest: c.trace_digest,
     }
 }
@@ -134,13 +136,14 @@ fn random_schedules_keep_raft_safe() {
         None if std::env::var("SIM_SEED").is_ok() => 1,
         None => DEFAULT_SEEDS,
     };
-    let (mut events, mut applied, mut reads) = (0, 0, 0);
+    let (mut events, mut applied, mut reads, mut leaders) = (0, 0, 0, 0);
     for seed in first..first + count {
         match catch_unwind(AssertUnwindSafe(|| run_schedule(seed))) {
             Ok(o) => {
                 events += o.events;
                 applied += o.applied;
                 reads += o.reads_answered;
+                leaders += o.leaders_checked;
             }
             Err(panic) => {
                 eprintln!("seed {seed} failed; reproduce with: SIM_SEED={seed} SIM_SEEDS=1 cargo test -p sim --test sweep");
@@ -148,10 +151,14 @@ fn random_schedules_keep_raft_safe() {
             }
         }
     }
-    eprintln!("sweep: {count} seeds from {first}, {events} events, {applied} indexes applied, {reads} reads answered");
+    eprintln!("sweep: {count} seeds from {first}, {events} events, {applied} indexes applied, {reads} reads answered, {leaders} new leaders checked");
     assert!(
         reads > count,
         "the sweep answered almost no reads: {reads} over {count} seeds"
+    );
+    assert!(
+        leaders > count,
+        "the sweep checked almost no new leaders: {leaders} over {count} seeds"
     );
     assert!(
         applied > count,

@@ -18,7 +18,8 @@
 //! map of its file, handed out as `Bytes` (`snapshot()` is O(1); readers fault pages in
 //! from the page cache). Snapshot files are never modified in place, only replaced by
 //! rename and unlinked, which is what makes the map sound (`snapfile` has the argument).
-//! One process per directory: nothing locks it yet.
+//! One process per directory: `open` takes an exclusive advisory lock (flock) on
+//! `DIR/LOCK` for the store's lifetime and refuses a directory another process holds.
 //!
 //! Files, one job each: `record` (frame codec), `segment` (segment files), `snapfile`
 //! (snapshot files), `wal` (group commit, rolling, deletion), `log` (in-memory index and

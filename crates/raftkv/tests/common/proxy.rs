@@ -13,7 +13,9 @@
 //! link forwards anything any more, so whatever a node sends after it
 //! returns is lost (bytes the proxy had already written to the destination's
 //! socket may still be read, like packets already on the wire). Healing closes the connections held during
-//! the cut (their byte stream lost data), so the dialer reconnects cleanly.
+//! the cut (their byte stream lost data), so the dialer reconnects cleanly,
+//! except under [`Fault::HalfOpen`], whose connections swallow until the
+//! dialer closes them.
 //! Everything stops when the `Net` drops.
 
 use std::collections::BTreeMap;
@@ -34,6 +36,11 @@ pub enum Fault {
     Blackhole,
     /// Accept and close at once: the dialer sees its connection fail.
     Refuse,
+    /// Like `Blackhole`, but a connection accepted during the cut keeps
+    /// swallowing after the heal (a middlebox that kept its state): the
+    /// partition heals into a half-open connection, and only the dialer
+    /// giving up on it and dialling again gets through.
+    HalfOpen,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,14 +212,28 @@ async fn serve(
         Some(Fault::Refuse) => {}
         Some(Fault::Blackhole) => {
             drop(counted);
-            let drain = async {
-                let mut buf = vec![0u8; 64 << 10];
-                while matches!(inbound.read(&mut buf).await, Ok(n) if n > 0) {}
-            };
             tokio::select! {
                 _ = rx.changed() => {}
-                _ = drain => {}
+                _ = swallow(&mut inbound) => {}
+            }
+        }
+        Some(Fault::HalfOpen) => {
+            drop(counted);
+            let drain = swallow(&mut inbound);
+            tokio::pin!(drain);
+            loop {
+                tokio::select! {
+                    // Heals and new cuts leave it swallowing; the `Net` dropping ends it.
+                    r = rx.changed() => if r.is_err() { break },
+                    _ = &mut drain => break,
+                }
             }
         }
     }
+}
+
+/// Reads and discards until the dialer closes.
+async fn swallow(inbound: &mut TcpStream) {
+    let mut buf = vec![0u8; 64 << 10];
+    while matches!(inbound.read(&mut buf).await, Ok(n) if n > 0) {}
 }

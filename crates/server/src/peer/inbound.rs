@@ -6,10 +6,15 @@
 //! undecodable bytes, a `Hello` naming an unknown node or another node than
 //! us, a message whose `from`/`to` disagree with the `Hello`, EOF mid-frame)
 //! is logged and closes that connection only. At most
-//! [`MAX_PEER_CONNECTIONS`] are open at once.
+//! [`MAX_PEER_CONNECTIONS`] are open at once. A connection must say `Hello`
+//! within `LinkTimeouts::dead_after`, and one on which no byte arrives for
+//! that long is closed (live links carry keepalives: `super::liveness`).
+//! The peer's keepalives name its connection (so our reports back count the
+//! bytes read on its newest one) and report what it read of ours.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use raft::NodeId;
@@ -17,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 
+use super::liveness::{CountingRead, LinkTimeouts};
 use super::wire::{self, PeerFrame};
 use crate::driver::DriverHandle;
 use crate::forward::{self, ForwardTable};
@@ -32,7 +38,10 @@ pub struct Inbound {
     pub driver: DriverHandle,
     pub peers: Peers,
     pub forwards: Arc<ForwardTable>,
+    pub timeouts: LinkTimeouts,
 }
+
+type Frames = FramedRead<CountingRead<TcpStream>, tokio_util::codec::LengthDelimitedCodec>;
 
 /// Accepts peer connections until the task is dropped.
 pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
@@ -64,14 +73,31 @@ pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
 impl Inbound {
     async fn serve(&self, stream: TcpStream) -> Result<(), String> {
         let _ = stream.set_nodelay(true);
-        let mut frames = FramedRead::new(stream, wire::codec());
-        let from = match next(&mut frames).await? {
+        self.timeouts.set_tcp_keepalive(&stream);
+        let mut frames = FramedRead::new(CountingRead::new(stream), wire::codec());
+        let deadline = self.timeouts.dead_after;
+        let hello = tokio::time::timeout(deadline, next(&mut frames))
+            .await
+            .map_err(|_| format!("no Hello within {} ms", deadline.as_millis()))?;
+        let from = match hello? {
             Some(PeerFrame::Hello { from, to }) => self.check_hello(from, to)?,
             Some(_) => return Err("first frame is not Hello".into()),
             None => return Ok(()),
         };
         tracing::info!(peer = from, "peer connected");
-        while let Some(frame) = next(&mut frames).await? {
+        while let Some(frame) = next_live(&mut frames, deadline).await? {
+            if let PeerFrame::Keepalive {
+                conn,
+                heard_conn,
+                read,
+            } = frame
+            {
+                if let Some(p) = self.peers.get(from) {
+                    p.link().note_inbound(conn, frames.get_ref().counter());
+                    p.link().note_report(heard_conn, read);
+                }
+                continue;
+            }
             self.dispatch(from, frame)?;
         }
         tracing::info!(peer = from, "peer disconnected");
@@ -102,6 +128,16 @@ impl Inbound {
                             m.from, m.to
                         ));
                     }
+                    if let Err(field) = m.check_bounds() {
+                        // Corrupt or hostile (issue 10's term bomb): never
+                        // stepped, so never adopted or persisted.
+                        tracing::warn!(
+                            peer = from,
+                            "dropped a raft message with an impossible {field}: {}",
+                            m.describe()
+                        );
+                        continue;
+                    }
                     tracing::trace!("recv {}", m.describe());
                     self.driver.step(m);
                 }
@@ -110,16 +146,29 @@ impl Inbound {
                 forward::serve(self.driver.clone(), self.peers.clone(), from, id, req)
             }
             PeerFrame::ForwardReply { id, reply } => {
-                self.forwards.complete(id, forward::from_wire(reply))
+                self.forwards
+                    .complete(from, id, forward::from_wire(reply))?
             }
+            PeerFrame::Keepalive { .. } => {} // handled by `serve`
         }
         Ok(())
     }
 }
 
-async fn next(
-    frames: &mut FramedRead<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
-) -> Result<Option<PeerFrame>, String> {
+/// The next frame; an error once no byte has arrived for `silence`
+/// (a large frame still arriving is progress).
+async fn next_live(frames: &mut Frames, silence: Duration) -> Result<Option<PeerFrame>, String> {
+    loop {
+        let before = frames.get_ref().read_bytes();
+        match tokio::time::timeout(silence, next(frames)).await {
+            Ok(res) => return res,
+            Err(_) if frames.get_ref().read_bytes() > before => continue,
+            Err(_) => return Err(format!("nothing received for {} ms", silence.as_millis())),
+        }
+    }
+}
+
+async fn next(frames: &mut Frames) -> Result<Option<PeerFrame>, String> {
     match frames.next().await {
         None => Ok(None),
         Some(Err(e)) => Err(format!("bad frame: {e}")),

@@ -11,11 +11,14 @@
 //! bounded, decoded fallibly, and checked against the handshake's sender id;
 //! a bad frame closes that one connection with a logged error. Outgoing queues
 //! are bounded; when full, Raft messages are dropped (Raft retransmits) and
-//! forwarded requests fail as "not sent".
+//! forwarded requests fail as "not sent". A link over which nothing gets
+//! through for a bounded time is closed and re-dialled ([`liveness`]).
 
 pub mod inbound;
+pub mod liveness;
 pub mod outbound;
 pub mod wire;
 
+pub use liveness::LinkTimeouts;
 pub use outbound::{Outgoing, PeerSender, Peers};
 pub use wire::{ForwardReply, ForwardRequest, PeerFrame};

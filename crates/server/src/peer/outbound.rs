@@ -15,19 +15,23 @@
 //! is bounded ([`QUEUE_ITEMS`]); `send` never blocks. While disconnected,
 //! queued items are dropped (Raft retransmits; a forwarded request is failed
 //! as not sent, so the client path knows it never reached a leader).
-//! Reconnects back off from 10 ms to 1 s.
+//! Reconnects back off from 10 ms to 1 s. Every link writes a `Keepalive`
+//! each [`LinkTimeouts::keepalive`] and is closed and re-dialled once the
+//! peer has reported no new bytes from us for [`LinkTimeouts::dead_after`]
+//! (see [`super::liveness`]); dials give up after [`LinkTimeouts::connect`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, BytesMut};
 use raft::{Message, NodeId};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::liveness::{new_conn_id, LinkState, LinkTimeouts, Progress};
 use super::wire::{
     self, ForwardReply, ForwardRequest, PeerFrame, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES,
     MAX_FRAME_BYTES,
@@ -55,6 +59,8 @@ struct Shared {
     /// Wakes the task: something queued, bytes left unwritten, or closed.
     wake: Notify,
     connected: AtomicBool,
+    /// Liveness reports, shared with our inbound connections from the peer.
+    link: LinkState,
 }
 
 #[derive(Default)]
@@ -148,6 +154,11 @@ impl PeerSender {
     pub fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::Relaxed)
     }
+
+    /// The liveness reports to and from this peer.
+    pub fn link(&self) -> &LinkState {
+        &self.shared.link
+    }
 }
 
 /// Every peer's sender, by id.
@@ -162,6 +173,7 @@ impl Peers {
         self_id: NodeId,
         addrs: &BTreeMap<NodeId, String>,
         forwards: Arc<ForwardTable>,
+        timeouts: LinkTimeouts,
     ) -> Peers {
         let mut by_id = BTreeMap::new();
         for (&id, addr) in addrs.iter().filter(|(&id, _)| id != self_id) {
@@ -169,6 +181,7 @@ impl Peers {
                 state: Mutex::new(State::default()),
                 wake: Notify::new(),
                 connected: AtomicBool::new(false),
+                link: LinkState::default(),
             });
             let link = Link {
                 self_id,
@@ -176,6 +189,7 @@ impl Peers {
                 addr: addr.clone(),
                 shared: shared.clone(),
                 forwards: forwards.clone(),
+                timeouts,
             };
             tokio::spawn(link.run());
             by_id.insert(
@@ -214,6 +228,7 @@ struct Link {
     addr: String,
     shared: Arc<Shared>,
     forwards: Arc<ForwardTable>,
+    timeouts: LinkTimeouts,
 }
 
 impl Link {
@@ -224,10 +239,11 @@ impl Link {
             if self.drop_queued() {
                 return;
             }
-            match TcpStream::connect(&self.addr).await {
+            match self.connect().await {
                 Ok(stream) => {
-                    backoff = BACKOFF_MIN;
+                    let connected_at = Instant::now();
                     let _ = stream.set_nodelay(true);
+                    self.timeouts.set_tcp_keepalive(&stream);
                     tracing::info!(peer = self.peer, addr = %self.addr, "connected to peer");
                     let stream = Arc::new(stream);
                     {
@@ -244,6 +260,11 @@ impl Link {
                     }
                     self.shared.connected.store(true, Ordering::Relaxed);
                     let res = self.pump(&stream).await;
+                    if connected_at.elapsed() >= BACKOFF_MAX {
+                        // Back off afresh only after a connection that lasted: a
+                        // middlebox accepting and closing at once is a failed dial.
+                        backoff = BACKOFF_MIN;
+                    }
                     self.shared.lock().conn = None;
                     self.shared.connected.store(false, Ordering::Relaxed);
                     match res {
@@ -260,13 +281,28 @@ impl Link {
         }
     }
 
-    /// Writes what is left unwritten, then what is queued (in batches),
-    /// until the connection fails (`Err`) or the link closes (`Ok`).
+    async fn connect(&self) -> io::Result<TcpStream> {
+        match tokio::time::timeout(self.timeouts.connect, TcpStream::connect(&self.addr)).await {
+            Ok(res) => res,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no connection within {:?}", self.timeouts.connect),
+            )),
+        }
+    }
+
+    /// Writes what is left unwritten, then what is queued (in batches), and
+    /// a keepalive every tick, until the connection fails or goes silent
+    /// (`Err`) or the link closes (`Ok`).
     async fn pump(&self, stream: &TcpStream) -> io::Result<()> {
         enum Wait {
             Wake,
             Writable,
         }
+        let mut tick = tokio::time::interval(self.timeouts.keepalive);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let conn = new_conn_id();
+        let mut heard = Progress::new(0, Instant::now());
         loop {
             let wait = {
                 let mut st = self.shared.lock();
@@ -298,11 +334,46 @@ impl Link {
                     }
                 }
             };
-            match wait {
-                Wait::Wake => self.shared.wake.notified().await,
-                Wait::Writable => stream.writable().await?,
+            let ticked = match wait {
+                Wait::Wake => tokio::select! {
+                    _ = self.shared.wake.notified() => false,
+                    _ = tick.tick() => true,
+                },
+                Wait::Writable => tokio::select! {
+                    r = stream.writable() => { r?; false }
+                    _ = tick.tick() => true,
+                },
+            };
+            if ticked {
+                self.keepalive(conn, &mut heard)?;
             }
         }
+    }
+
+    /// Fails if the peer has reported no new bytes on connection `conn` for
+    /// `dead_after`; else queues a `Keepalive` with our report to the peer.
+    fn keepalive(&self, conn: u64, heard: &mut Progress) -> io::Result<()> {
+        let report = self.shared.link.reported(conn);
+        let still = heard.observe(report, Instant::now());
+        let mut st = self.shared.lock();
+        if still >= self.timeouts.dead_after {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the peer has read nothing from us for {} ms ({} bytes left unwritten); re-dialling",
+                    still.as_millis(),
+                    st.out.len()
+                ),
+            ));
+        }
+        let (heard_conn, read) = self.shared.link.inbound();
+        let frame = PeerFrame::Keepalive {
+            conn,
+            heard_conn,
+            read,
+        };
+        encode_into(&frame, &mut st.out);
+        Ok(())
     }
 
     /// Drops what is queued or half-written (failing forwards as not
@@ -334,7 +405,7 @@ fn encode_into(frame: &PeerFrame, out: &mut BytesMut) -> bool {
 }
 
 /// Takes what is queued (up to the batch limits) and packs consecutive Raft
-/// messages into one frame.
+/// messages into one frame; frames keep the queue's order.
 fn batch(queue: &mut VecDeque<Outgoing>) -> Vec<PeerFrame> {
     let mut frames = Vec::new();
     let mut raft: Vec<Message> = Vec::new();
@@ -348,18 +419,31 @@ fn batch(queue: &mut VecDeque<Outgoing>) -> Vec<PeerFrame> {
                 raft_bytes += m.size_bytes();
                 raft.push(m);
             }
-            Outgoing::Forward { id, req } => frames.push(PeerFrame::Forward { id, req }),
-            Outgoing::Reply { id, reply } => frames.push(PeerFrame::ForwardReply { id, reply }),
+            Outgoing::Forward { id, req } => {
+                flush(&mut frames, &mut raft);
+                frames.push(PeerFrame::Forward { id, req })
+            }
+            Outgoing::Reply { id, reply } => {
+                flush(&mut frames, &mut raft);
+                frames.push(PeerFrame::ForwardReply { id, reply })
+            }
         }
         if raft_bytes >= MAX_BATCH_BYTES || raft.len() >= MAX_BATCH_MESSAGES {
-            frames.push(PeerFrame::Raft(std::mem::take(&mut raft)));
+            flush(&mut frames, &mut raft);
+        }
+        if raft.is_empty() {
             raft_bytes = 0;
         }
     }
-    if !raft.is_empty() {
-        frames.push(PeerFrame::Raft(raft));
-    }
+    flush(&mut frames, &mut raft);
     frames
+}
+
+/// Closes the Raft batch being built, if any, as the next frame.
+fn flush(frames: &mut Vec<PeerFrame>, raft: &mut Vec<Message>) {
+    if !raft.is_empty() {
+        frames.push(PeerFrame::Raft(std::mem::take(raft)));
+    }
 }
 
 #[cfg(test)]
@@ -397,7 +481,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let addrs: BTreeMap<NodeId, String> = [(1, "127.0.0.1:1".to_string()), (2, addr)].into();
-        let peers = Peers::start(1, &addrs, Arc::new(ForwardTable::default()));
+        let timeouts = LinkTimeouts::for_election_timeout(Duration::from_millis(300));
+        let peers = Peers::start(1, &addrs, Arc::new(ForwardTable::default()), timeouts);
         let (stream, _) = listener.accept().await.unwrap();
         while !peers.get(2).unwrap().is_connected() {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -429,8 +514,10 @@ mod tests {
         while got < 2 * PER_THREAD {
             let next = tokio::time::timeout(Duration::from_secs(2), frames.next()).await;
             let Ok(Some(body)) = next else { break };
-            let PeerFrame::Raft(msgs) = wire::decode(&body.unwrap()).unwrap() else {
-                panic!("not a raft frame")
+            let msgs = match wire::decode(&body.unwrap()).unwrap() {
+                PeerFrame::Raft(msgs) => msgs,
+                PeerFrame::Keepalive { .. } => continue,
+                other => panic!("not a raft frame: {other:?}"),
             };
             for m in msgs {
                 let MessageBody::Snapshot { meta, data, .. } = m.body else {
@@ -450,5 +537,91 @@ mod tests {
         }
         // Drops are allowed (bounded queue), but most must have arrived.
         assert!(got > PER_THREAD, "only {got} messages arrived");
+    }
+
+    fn heartbeat(seq: u64) -> Message {
+        Message {
+            from: 1,
+            to: 2,
+            term: seq,
+            body: MessageBody::Heartbeat {
+                commit: 0,
+                read_round: 0,
+            },
+        }
+    }
+
+    /// A forwarded request queued between Raft messages goes out between
+    /// them: batching packs only consecutive Raft messages.
+    #[test]
+    fn batch_keeps_the_queue_order() {
+        let mut q: VecDeque<Outgoing> = [
+            Outgoing::Raft(heartbeat(1)),
+            Outgoing::Forward {
+                id: 7,
+                req: ForwardRequest::Register,
+            },
+            Outgoing::Raft(heartbeat(2)),
+            Outgoing::Raft(heartbeat(3)),
+        ]
+        .into();
+        let got: Vec<String> = batch(&mut q)
+            .iter()
+            .map(|f| match f {
+                PeerFrame::Raft(ms) => {
+                    format!("raft{:?}", ms.iter().map(|m| m.term).collect::<Vec<_>>())
+                }
+                PeerFrame::Forward { id, .. } => format!("forward{id}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, ["raft[1]", "forward7", "raft[2, 3]"]);
+    }
+
+    /// A peer that accepts the connection and then reads and discards
+    /// everything (never reporting our bytes back) has the link closed and
+    /// re-dialled after `dead_after`; an attentive peer keeps its link.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_link_whose_peer_reports_nothing_is_redialled() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let addrs: BTreeMap<NodeId, String> = [(1, "127.0.0.1:1".to_string()), (2, addr)].into();
+        let timeouts = LinkTimeouts {
+            connect: Duration::from_secs(1),
+            keepalive: Duration::from_millis(20),
+            dead_after: Duration::from_millis(300),
+        };
+        let peers = Peers::start(1, &addrs, Arc::new(ForwardTable::default()), timeouts);
+        let swallow = |mut s: TcpStream| {
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 4096];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            })
+        };
+        let (first, _) = listener.accept().await.unwrap();
+        let t0 = Instant::now();
+        swallow(first);
+        let (second, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("the silent link was never re-dialled")
+            .unwrap();
+        let waited = t0.elapsed();
+        assert!(waited >= timeouts.dead_after, "re-dialled after {waited:?}");
+        // Now an attentive peer: it reports progress, so the link stays.
+        let sender = peers.get(2).unwrap().clone();
+        let reporter = tokio::spawn(async move {
+            let mut frames = FramedRead::new(second, wire::codec());
+            let mut n = 0u64;
+            while let Some(Ok(body)) = frames.next().await {
+                n += body.len() as u64;
+                if let Ok(PeerFrame::Keepalive { conn, .. }) = wire::decode(&body) {
+                    sender.link().note_report(conn, n);
+                }
+            }
+        });
+        let third = tokio::time::timeout(timeouts.dead_after * 4, listener.accept()).await;
+        assert!(third.is_err(), "a link with a live peer was re-dialled");
+        reporter.abort();
     }
 }

@@ -34,6 +34,14 @@ pub enum PeerFrame {
     Forward { id: u64, req: ForwardRequest },
     /// The leader's answer to `Forward { id }`.
     ForwardReply { id: u64, reply: ForwardReply },
+    /// Sent on every link every `LinkTimeouts::keepalive` (`peer::liveness`):
+    /// `conn` is this connection's id; the sender has read `read` bytes on
+    /// the receiver's connection `heard_conn` (0: none yet).
+    Keepalive {
+        conn: u64,
+        heard_conn: u64,
+        read: u64,
+    },
 }
 
 /// A client request forwarded to the leader.

@@ -15,11 +15,11 @@
 
 use bytes::Bytes;
 use raft::NodeId;
-use replica::{Outcome, Rejected};
+use replica::Rejected;
 
 use crate::events::Micros;
 use crate::kv::net::ClientId;
-use crate::kv::wire::{ClientReply, ClientRequest, ReplyBody, RequestBody};
+use crate::kv::wire::{ClientReply, ClientRequest, Outcome, ReplyBody, RequestBody};
 
 /// An operation a clerk performs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -177,7 +177,6 @@ impl KvCluster {
         rc.seed =
             self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id ^ (self.incarnation[&id] << 32);
         let mut cfg = replica::Config::new(rc);
-        cfg.kv = self.cfg.kv;
         cfg.snapshot_threshold_bytes = self.cfg.snapshot_threshold_bytes;
         // Tick often enough that idle sessions expire close to their timeout.
         cfg.session_tick_interval_ms = Some((self.cfg.kv.session_timeout_ms / 2).clamp(1, 10_000));
@@ -192,8 +191,8 @@ impl KvCluster {
             return;
         };
         *self.incarnation.entry(id).or_insert(0) += 1;
-        let server =
-            KvServer::boot(self.replica_config(id), storage).expect("boot from our own storage");
+        let server = KvServer::boot(self.replica_config(id), self.cfg.kv, storage)
+            .expect("boot from our own storage");
         self.servers.insert(id, server);
         let phase = self.rng.gen_range(0..TICK_US);
         let incarnation = self.incarnation[&id];

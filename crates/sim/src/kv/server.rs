@@ -10,22 +10,29 @@
 use std::collections::BTreeMap;
 
 use raft::{MemStorage, Message};
-use replica::{Completion, Replica, ReplicaError, Token};
+use replica::{ReplicaError, Token};
+
+type Replica = replica::Replica<MemStorage, kv::StateMachine>;
+type Completion = replica::Completion<kv::StateMachine>;
 
 use crate::kv::net::ClientId;
 use crate::kv::wire::{ClientReply, ClientRequest, ReplyBody, RequestBody};
 
 pub struct KvServer {
-    pub replica: Replica<MemStorage>,
+    pub replica: Replica,
     /// token -> (client, op_id) of accepted requests not yet answered.
     waiting: BTreeMap<Token, (ClientId, u64)>,
     next_token: Token,
 }
 
 impl KvServer {
-    pub fn boot(cfg: replica::Config, storage: MemStorage) -> Result<Self, ReplicaError> {
+    pub fn boot(
+        cfg: replica::Config,
+        kv: kv::Config,
+        storage: MemStorage,
+    ) -> Result<Self, ReplicaError> {
         Ok(KvServer {
-            replica: Replica::new(cfg, storage)?,
+            replica: Replica::new(cfg, storage, kv::StateMachine::new(kv))?,
             waiting: BTreeMap::new(),
             next_token: 0,
         })

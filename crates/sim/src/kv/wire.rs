@@ -8,7 +8,10 @@
 //! linearized inside the operation's interval.
 
 use bytes::Bytes;
-use replica::{Outcome, Rejected};
+use replica::Rejected;
+
+/// How a kv request ended.
+pub type Outcome = replica::Outcome<kv::StateMachine>;
 
 use crate::kv::net::ClientId;
 

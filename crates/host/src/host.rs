@@ -1,0 +1,225 @@
+//! `Host`: the replicas of one process, keyed by group, and the drive that
+//! runs the ones with input.
+//!
+//! Invariants:
+//! - every hosted replica's Raft id is `node_id`;
+//! - `with_input` ⊆ hosted groups; a group is in it iff it was ticked,
+//!   stepped, or given a request since its last drive (or its last drive
+//!   failed);
+//! - outputs are tagged with the group that produced them, and groups are
+//!   driven in ascending id order (a run is a function of its inputs).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use raft::{Message, Storage};
+use replica::{Completion, Replica, Token};
+use shardmeta::{GroupId, NodeId};
+
+use crate::error::{HostError, Refused};
+
+/// A Raft message of one group, between two processes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub group: GroupId,
+    pub msg: Message,
+}
+
+impl Envelope {
+    /// The process it goes to (the replica of `group` there has this Raft id).
+    pub fn to(&self) -> NodeId {
+        self.msg.to
+    }
+}
+
+/// A finished request of one group.
+pub struct GroupCompletion<M: rsm::StateMachine> {
+    pub group: GroupId,
+    pub completion: Completion<M>,
+}
+
+impl<M: rsm::StateMachine> fmt::Debug for GroupCompletion<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupCompletion")
+            .field("group", &self.group)
+            .field("completion", &self.completion)
+            .finish()
+    }
+}
+
+/// Everything one [`Host::drive`] produced, in order.
+pub struct DriveOutput<M: rsm::StateMachine> {
+    pub messages: Vec<Envelope>,
+    pub completions: Vec<GroupCompletion<M>>,
+}
+
+/// The replicas one process hosts. See the crate docs.
+pub struct Host<S: Storage, M: rsm::StateMachine> {
+    node_id: NodeId,
+    groups: BTreeMap<GroupId, Replica<S, M>>,
+    // Invariant: a subset of `groups`' keys.
+    with_input: BTreeSet<GroupId>,
+}
+
+impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
+    /// A host of no groups yet, for process `node_id`.
+    pub fn new(node_id: NodeId) -> Self {
+        Host {
+            node_id,
+            groups: BTreeMap::new(),
+            with_input: BTreeSet::new(),
+        }
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Starts hosting `group`: boots its replica from `storage` with the
+    /// fresh machine `sm` (restoring the storage's snapshot, if any). The
+    /// group's Raft membership is `cfg.raft.voters`; `cfg.raft.id` must be
+    /// this node's id. Give each group its own `cfg.raft.seed`.
+    pub fn add_group(
+        &mut self,
+        group: GroupId,
+        cfg: replica::Config,
+        storage: S,
+        sm: M,
+    ) -> Result<(), HostError> {
+        if self.groups.contains_key(&group) {
+            return Err(HostError::GroupExists { group });
+        }
+        if cfg.raft.id != self.node_id {
+            return Err(HostError::WrongRaftId {
+                group,
+                raft_id: cfg.raft.id,
+                node: self.node_id,
+            });
+        }
+        let replica = Replica::new(cfg, storage, sm)
+            .map_err(|source| HostError::Replica { group, source })?;
+        self.groups.insert(group, replica);
+        self.with_input.insert(group);
+        Ok(())
+    }
+
+    /// Stops hosting `group` and hands its replica back (`into_storage` keeps
+    /// its durable state). Its pending requests get no completion; messages
+    /// for it are refused from now on.
+    pub fn remove_group(&mut self, group: GroupId) -> Option<Replica<S, M>> {
+        self.with_input.remove(&group);
+        self.groups.remove(&group)
+    }
+
+    /// One Raft tick at host time `now_ms` for every group.
+    pub fn tick(&mut self, now_ms: u64) {
+        for (&group, replica) in &mut self.groups {
+            replica.tick(now_ms);
+            self.with_input.insert(group);
+        }
+    }
+
+    /// Feeds a peer's message to `group`'s replica.
+    pub fn step(&mut self, group: GroupId, msg: Message) -> Result<(), Refused> {
+        if msg.to != self.node_id {
+            return Err(Refused::Misaddressed {
+                to: msg.to,
+                node: self.node_id,
+            });
+        }
+        self.replica_for_input(group)?.step(msg);
+        Ok(())
+    }
+
+    /// Proposes `cmd` to `group`; on `Ok`, exactly one completion for
+    /// (`group`, `token`) comes out of a later drive.
+    pub fn propose(
+        &mut self,
+        group: GroupId,
+        token: Token,
+        cmd: M::Command,
+        now_ms: u64,
+    ) -> Result<(), Refused> {
+        self.replica_for_input(group)?
+            .propose(token, cmd, now_ms)
+            .map_err(|rejected| Refused::Rejected { group, rejected })
+    }
+
+    /// Queues a linearizable read of `group`'s state (ReadIndex).
+    pub fn read(&mut self, group: GroupId, token: Token, query: M::Query) -> Result<(), Refused> {
+        self.replica_for_input(group)?
+            .read(token, query)
+            .map_err(|rejected| Refused::Rejected { group, rejected })
+    }
+
+    /// Runs every group with input, in group order, through its replica's
+    /// driver loop. Each outgoing message goes to `send` and each finished
+    /// request to `complete` as soon as it is known (a committed write before
+    /// the fsync of the Ready that carried its commit, as
+    /// `Replica::drive_with`). On `Err` the failed group keeps its input
+    /// flag and the groups after it are not driven; the host should stop.
+    pub fn drive_with(
+        &mut self,
+        send: &mut dyn FnMut(Envelope),
+        complete: &mut dyn FnMut(GroupCompletion<M>),
+    ) -> Result<(), HostError> {
+        while let Some(group) = self.with_input.pop_first() {
+            let replica = self
+                .groups
+                .get_mut(&group)
+                .expect("input only for hosted groups");
+            let result = replica.drive_with(
+                &mut |msg| send(Envelope { group, msg }),
+                &mut |completion| complete(GroupCompletion { group, completion }),
+            );
+            if let Err(source) = result {
+                self.with_input.insert(group);
+                return Err(HostError::Replica { group, source });
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Host::drive_with`], collecting the outputs.
+    pub fn drive(&mut self) -> Result<DriveOutput<M>, HostError> {
+        let mut messages = Vec::new();
+        let mut completions = Vec::new();
+        self.drive_with(&mut |e| messages.push(e), &mut |c| completions.push(c))?;
+        Ok(DriveOutput {
+            messages,
+            completions,
+        })
+    }
+
+    // ---- queries -------------------------------------------------------------
+
+    /// The groups hosted here, in order.
+    pub fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// The groups the next drive will run, in order.
+    pub fn groups_with_input(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.with_input.iter().copied()
+    }
+
+    /// `group`'s replica (status, leadership, tests).
+    pub fn replica(&self, group: GroupId) -> Option<&Replica<S, M>> {
+        self.groups.get(&group)
+    }
+
+    /// `group`'s replica, marked as having input (the next drive runs it):
+    /// for inputs the host has no method for (`campaign`, ...).
+    pub fn replica_mut(&mut self, group: GroupId) -> Option<&mut Replica<S, M>> {
+        self.replica_for_input(group).ok()
+    }
+
+    fn replica_for_input(&mut self, group: GroupId) -> Result<&mut Replica<S, M>, Refused> {
+        let replica = self
+            .groups
+            .get_mut(&group)
+            .ok_or(Refused::NoSuchGroup { group })?;
+        self.with_input.insert(group);
+        Ok(replica)
+    }
+}

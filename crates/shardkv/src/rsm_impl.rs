@@ -1,0 +1,98 @@
+//! [`ShardKv`] as an [`rsm::StateMachine`], so `replica` (and the
+//! multi-group host above it) drives a sharded group like any other
+//! machine. Every method forwards to the inherent one of the same name.
+//!
+//! A ReadIndex read is a key; its result is the value, or [`WrongGroup`]
+//! when the key's shard is not served in the configuration applied by the
+//! time the read is answered (`applied_index >= read index`).
+
+use bytes::Bytes;
+
+use crate::command::{Command, Response, WrongGroup};
+use crate::machine::ShardKv;
+
+impl rsm::StateMachine for ShardKv {
+    type Command = Command;
+    type Response = Response;
+    type Query = Bytes;
+    type QueryResult = Result<Option<Bytes>, WrongGroup>;
+
+    fn encode_command(&self, cmd: &Command, now_ms: u64) -> Bytes {
+        ShardKv::encode_command(self, cmd, now_ms)
+    }
+
+    fn tick_command(&self, now_ms: u64) -> Option<Bytes> {
+        ShardKv::tick_command(self, now_ms)
+    }
+
+    fn apply(&mut self, index: u64, data: &[u8]) -> Response {
+        ShardKv::apply(self, index, data)
+    }
+
+    fn applied_index(&self) -> u64 {
+        ShardKv::applied_index(self)
+    }
+
+    fn query(&self, key: &Bytes) -> Result<Option<Bytes>, WrongGroup> {
+        ShardKv::query(self, key)
+    }
+
+    fn snapshot(&self) -> Bytes {
+        ShardKv::snapshot(self)
+    }
+
+    /// Refuses a snapshot of another group or shard count (see
+    /// [`ShardKv::restore`]); adopts the snapshot's session tunables.
+    fn restore(&mut self, data: &[u8]) -> Result<(), rsm::SnapshotError> {
+        ShardKv::restore(self, data).map_err(rsm::SnapshotError::new)
+    }
+
+    fn item_count(&self) -> usize {
+        self.key_count()
+    }
+
+    fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rsm::StateMachine;
+
+    use super::*;
+    use crate::{Op, Request, Settings};
+
+    /// The trait path behaves as the inherent one: a key of a shard not
+    /// served answers WrongGroup; snapshots round-trip; garbage is refused.
+    #[test]
+    fn drives_through_the_trait() {
+        fn drive<M: StateMachine<Command = Command, Query = Bytes>>(m: &mut M) -> M::QueryResult {
+            let op = Op::Put {
+                key: Bytes::from("k"),
+                value: Bytes::from("v"),
+            };
+            let put = m.encode_command(
+                &Command::Request(Request {
+                    client_id: 1,
+                    seq: 1,
+                    op,
+                }),
+                5,
+            );
+            m.apply(1, &[]);
+            m.apply(2, &put);
+            m.query(&Bytes::from("k"))
+        }
+        let mut sm = ShardKv::new(Settings::new(1, 10));
+        assert!(matches!(
+            drive(&mut sm),
+            Err(WrongGroup { config_num: 0, .. })
+        ));
+        assert_eq!(StateMachine::applied_index(&sm), 2);
+        let mut copy = ShardKv::new(Settings::new(1, 10));
+        StateMachine::restore(&mut copy, &StateMachine::snapshot(&sm)).unwrap();
+        assert_eq!(copy, sm);
+        assert!(StateMachine::restore(&mut copy, b"junk").is_err());
+    }
+}
