@@ -71,6 +71,7 @@ mod command;
 pub mod lab;
 mod machine;
 mod rebalance;
+mod rsm_impl;
 mod settings;
 
 pub use codec::{
