@@ -8,7 +8,9 @@
 //!   replies ([`Reply`], [`KvError`], [`Response`]);
 //! - their compact, versioned binary encoding ([`encode_entry`],
 //!   [`encode_request`], [`encode_response`] and the `decode_*` duals);
-//! - client sessions for exactly-once semantics (Raft dissertation §6.3);
+//! - client sessions for exactly-once semantics (Raft dissertation §6.3),
+//!   in [`session`]: public and generic over the response type, so other
+//!   machines with the same session rules (the shard controller) reuse it;
 //! - the snapshot format ([`StateMachine::snapshot`] / [`StateMachine::restore`]).
 //!
 //! # Sessions, in short
@@ -53,7 +55,7 @@
 mod codec;
 mod command;
 mod config;
-mod session;
+pub mod session;
 mod snapshot;
 mod state_machine;
 mod store;

@@ -15,6 +15,15 @@
 //! answered; then a retry always falls inside the window. With `window = 1`
 //! this is the classic "one outstanding request per client" rule.
 //!
+//! The table is generic over the cached response type `R` (kv's
+//! [`Response`] by default), so every replicated machine with kv's session
+//! semantics — registration through the log, a response window, log-time
+//! expiry, LRU eviction at a cap — shares this one implementation (the
+//! shard controller does). A machine's snapshot code reads sessions with
+//! [`SessionTable::iter`] and the [`Session`] accessors, and rebuilds them
+//! with [`Session::restored`], [`SessionTable::insert_restored`],
+//! [`SessionTable::validate`] and [`SessionTable::validate_against_log`].
+//!
 //! Invariants (checked by `check_invariants`):
 //! - `lru` holds exactly one entry per session, keyed by its `last_index`;
 //!   log indexes are unique, so the LRU order is total and deterministic;
@@ -30,7 +39,7 @@ use crate::command::Response;
 
 /// One client's session.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Session {
+pub struct Session<R = Response> {
     /// Log time of the last entry that touched this session.
     pub(crate) last_active_ms: u64,
     /// Log index of the last entry that touched this session (its LRU key).
@@ -38,39 +47,87 @@ pub struct Session {
     /// Highest seq applied so far (0 before the first request).
     pub(crate) highest_seq: u64,
     /// Responses of applied seqs within the window.
-    pub(crate) responses: BTreeMap<u64, Response>,
+    pub(crate) responses: BTreeMap<u64, R>,
 }
 
 /// What the table says about an incoming request.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Verdict<R = Response> {
     /// No such session: never registered, expired or evicted.
     Unknown,
     /// Below the response window.
     Stale,
     /// Already applied: here is the original response.
-    Duplicate(Response),
+    Duplicate(R),
     /// Not applied yet: apply it and `record` the response.
     New,
 }
 
 /// All live sessions, keyed by client id.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SessionTable {
-    sessions: BTreeMap<u64, Session>,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionTable<R = Response> {
+    sessions: BTreeMap<u64, Session<R>>,
     // Invariant: lru[s.last_index] == id for every (id, s) in sessions, and nothing else.
     lru: BTreeMap<u64, u64>,
 }
 
-impl Session {
+impl<R> Session<R> {
+    /// A session read back from a snapshot; the table's `validate` checks it.
+    pub fn restored(
+        last_active_ms: u64,
+        last_index: u64,
+        highest_seq: u64,
+        responses: BTreeMap<u64, R>,
+    ) -> Self {
+        Session {
+            last_active_ms,
+            last_index,
+            highest_seq,
+            responses,
+        }
+    }
+
+    /// Log time of the last entry that touched this session.
+    pub fn last_active_ms(&self) -> u64 {
+        self.last_active_ms
+    }
+
+    /// Log index of the last entry that touched this session.
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    /// Highest seq applied so far (0 before the first request).
+    pub fn highest_seq(&self) -> u64 {
+        self.highest_seq
+    }
+
+    /// Cached responses of the applied seqs within the window, by seq.
+    pub fn responses(&self) -> &BTreeMap<u64, R> {
+        &self.responses
+    }
+
     fn lowest_retained_seq(&self, window: u64) -> u64 {
         (self.highest_seq.saturating_sub(window) + 1).max(1)
     }
 }
 
-impl SessionTable {
+impl<R> Default for SessionTable<R> {
+    fn default() -> Self {
+        SessionTable {
+            sessions: BTreeMap::new(),
+            lru: BTreeMap::new(),
+        }
+    }
+}
+
+impl<R: Clone> SessionTable<R> {
     pub fn new() -> Self {
         SessionTable::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
     }
 
     pub fn len(&self) -> usize {
@@ -82,7 +139,7 @@ impl SessionTable {
     }
 
     /// Sessions in client-id order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&u64, &Session)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &Session<R>)> {
         self.sessions.iter()
     }
 
@@ -104,7 +161,7 @@ impl SessionTable {
         while self.sessions.len() as u64 >= max_sessions {
             evicted.push(self.pop_lru().expect("max_sessions >= 1 and table is full"));
         }
-        let session = Session {
+        let session = Session::<R> {
             last_active_ms: now_ms,
             last_index: index,
             highest_seq: 0,
@@ -130,7 +187,7 @@ impl SessionTable {
     }
 
     /// Classifies request `seq` of `client_id`.
-    pub fn check(&self, client_id: u64, seq: u64, window: u64) -> Verdict {
+    pub fn check(&self, client_id: u64, seq: u64, window: u64) -> Verdict<R> {
         let Some(session) = self.sessions.get(&client_id) else {
             return Verdict::Unknown;
         };
@@ -141,6 +198,25 @@ impl SessionTable {
             Some(resp) => Verdict::Duplicate(resp.clone()),
             None => Verdict::New,
         }
+    }
+
+    /// The usual apply step: classifies request `seq` of `client_id` and,
+    /// unless the session is unknown, marks it used by the entry at
+    /// (`index`, `now_ms`). The caller applies a [`Verdict::New`] request
+    /// and [`SessionTable::record`]s its response.
+    pub fn admit(
+        &mut self,
+        client_id: u64,
+        seq: u64,
+        window: u64,
+        index: u64,
+        now_ms: u64,
+    ) -> Verdict<R> {
+        let verdict = self.check(client_id, seq, window);
+        if !matches!(verdict, Verdict::Unknown) {
+            self.touch(client_id, index, now_ms);
+        }
+        verdict
     }
 
     /// Marks the session used by the entry at (`index`, `now_ms`).
@@ -160,7 +236,7 @@ impl SessionTable {
     }
 
     /// Caches the response of a newly applied `seq` and slides the window.
-    pub fn record(&mut self, client_id: u64, seq: u64, response: Response, window: u64) {
+    pub fn record(&mut self, client_id: u64, seq: u64, response: R, window: u64) {
         let session = self
             .sessions
             .get_mut(&client_id)
@@ -177,11 +253,7 @@ impl SessionTable {
 
     /// Adds a session read from a snapshot. The caller runs `validate`
     /// once all are in; this only refuses what would corrupt the maps.
-    pub(crate) fn insert_restored(
-        &mut self,
-        client_id: u64,
-        s: Session,
-    ) -> Result<(), &'static str> {
+    pub fn insert_restored(&mut self, client_id: u64, s: Session<R>) -> Result<(), &'static str> {
         if self.sessions.contains_key(&client_id) {
             return Err("duplicate session id");
         }
@@ -202,7 +274,7 @@ impl SessionTable {
 
     /// The invariants as a check that reports instead of panicking (the
     /// snapshot decoder uses it on untrusted input).
-    pub(crate) fn validate(&self, max_sessions: u64, window: u64) -> Result<(), &'static str> {
+    pub fn validate(&self, max_sessions: u64, window: u64) -> Result<(), &'static str> {
         if self.sessions.len() as u64 > max_sessions {
             return Err("more sessions than the cap");
         }
@@ -233,6 +305,30 @@ impl SessionTable {
         Ok(())
     }
 
+    /// Checks restored sessions against the machine's log position: each
+    /// was last touched at or after its registration (`client_id`) and at
+    /// or before `applied_index`, no later than `log_time_ms`, and is not
+    /// yet expired by `timeout_ms` (expiry would have removed it).
+    pub fn validate_against_log(
+        &self,
+        applied_index: u64,
+        log_time_ms: u64,
+        timeout_ms: u64,
+    ) -> Result<(), &'static str> {
+        for (&id, s) in &self.sessions {
+            if s.last_index < id || s.last_index > applied_index {
+                return Err("session last index out of range");
+            }
+            if s.last_active_ms > log_time_ms {
+                return Err("session active after log time");
+            }
+            if log_time_ms - s.last_active_ms > timeout_ms {
+                return Err("snapshot holds an expired session");
+            }
+        }
+        Ok(())
+    }
+
     fn pop_lru(&mut self) -> Option<u64> {
         let (_, id) = self.lru.pop_first()?;
         self.sessions.remove(&id).expect("lru names a live session");
@@ -248,7 +344,7 @@ mod tests {
     const W: u64 = 4;
 
     fn table_with(ids: &[u64]) -> SessionTable {
-        let mut t = SessionTable::new();
+        let mut t = SessionTable::<Response>::new();
         for &id in ids {
             t.register(id, id, id * 10, 100);
         }
@@ -257,7 +353,10 @@ mod tests {
 
     #[test]
     fn unknown_session_is_unknown() {
-        assert_eq!(SessionTable::new().check(1, 1, W), Verdict::Unknown);
+        assert_eq!(
+            SessionTable::<Response>::new().check(1, 1, W),
+            Verdict::Unknown
+        );
     }
 
     #[test]
@@ -309,7 +408,7 @@ mod tests {
 
     #[test]
     fn cap_evicts_least_recently_used() {
-        let mut t = SessionTable::new();
+        let mut t = SessionTable::<Response>::new();
         t.register(1, 1, 0, 2);
         t.register(2, 2, 0, 2);
         t.touch(1, 3, 0);

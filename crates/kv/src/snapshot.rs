@@ -179,19 +179,13 @@ fn read_sessions(
             ));
         }
         previous_id = Some(id);
-        if session.last_index < id || session.last_index > applied_index {
-            return Err(SnapshotError::Invalid("session last index out of range"));
-        }
-        if session.last_active_ms > log_time_ms {
-            return Err(SnapshotError::Invalid("session active after log time"));
-        }
-        if log_time_ms - session.last_active_ms > config.session_timeout_ms {
-            return Err(SnapshotError::Invalid("snapshot holds an expired session"));
-        }
         table
             .insert_restored(id, session)
             .map_err(SnapshotError::Invalid)?;
     }
+    table
+        .validate_against_log(applied_index, log_time_ms, config.session_timeout_ms)
+        .map_err(SnapshotError::Invalid)?;
     Ok(table)
 }
 

@@ -162,13 +162,11 @@ impl StateMachine {
     fn apply_request(&mut self, index: u64, req: Request) -> Response {
         let Request { client_id, seq, op } = req;
         let window = self.config.response_window;
-        let verdict = self.sessions.check(client_id, seq, window);
-        if verdict == Verdict::Unknown {
-            return Err(KvError::SessionExpired { client_id });
-        }
-        self.sessions.touch(client_id, index, self.log_time_ms);
+        let verdict = self
+            .sessions
+            .admit(client_id, seq, window, index, self.log_time_ms);
         match verdict {
-            Verdict::Unknown => unreachable!("handled above"),
+            Verdict::Unknown => Err(KvError::SessionExpired { client_id }),
             Verdict::Stale => Err(KvError::StaleRequest { client_id, seq }),
             Verdict::Duplicate(response) => response,
             Verdict::New => {
