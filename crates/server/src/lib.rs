@@ -32,7 +32,9 @@ pub mod node;
 pub mod peer;
 pub mod requests;
 pub mod resp;
+pub mod service;
 pub mod sessions;
+pub mod shard;
 
 pub use config::{parse_cluster, NodeConfig};
 pub use node::{start, start_with, NodeError, RunningNode};
