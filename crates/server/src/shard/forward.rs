@@ -170,3 +170,69 @@ impl ShardSink for Sink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    /// Hostile or confused replies: from a process that was not asked, for
+    /// an id never issued, or of the wrong kind, are errors and never hand
+    /// the waiter an answer it could misread; a late reply is harmless.
+    #[test]
+    fn replies_are_checked_for_sender_id_and_kind() {
+        let t = Forwards::default();
+        let read = GroupForward::Read {
+            key: Bytes::from("k"),
+        };
+        let (id, mut rx) = t.register(2, read.clone());
+        assert!(
+            t.complete(3, id, GroupAnswer::Value(Ok(None))).is_err(),
+            "wrong process"
+        );
+        assert!(rx.try_recv().is_err(), "the waiter must still wait");
+        assert!(
+            t.complete(2, id + 100, GroupAnswer::Busy).is_err(),
+            "never issued"
+        );
+        t.complete(2, id, GroupAnswer::Value(Ok(None))).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), GroupAnswer::Value(Ok(None)));
+        assert!(
+            t.complete(2, id, GroupAnswer::Busy).is_ok(),
+            "a late reply is fine"
+        );
+
+        let write = GroupForward::Write(shardkv::Request {
+            client_id: 1,
+            seq: 1,
+            op: shardkv::Op::Delete {
+                key: Bytes::from("k"),
+            },
+        });
+        let (id, mut rx) = t.register(2, write);
+        assert!(
+            t.complete(2, id, GroupAnswer::Value(Ok(None))).is_err(),
+            "wrong kind"
+        );
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            GroupAnswer::Unknown,
+            "maybe proposed: the safe side"
+        );
+    }
+
+    #[test]
+    fn oversized_forwarded_writes_are_refused() {
+        let big = Bytes::from(vec![0u8; kv::MAX_VALUE_BYTES + 1]);
+        let w = GroupForward::Write(shardkv::Request {
+            client_id: 1,
+            seq: 1,
+            op: shardkv::Op::Put {
+                key: Bytes::from("k"),
+                value: big,
+            },
+        });
+        assert!(check(&w).is_err());
+        assert!(check(&GroupForward::CtrlRead(None)).is_ok());
+    }
+}
