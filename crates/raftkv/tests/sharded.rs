@@ -400,11 +400,7 @@ async fn a_group_cut_off_while_it_joins_catches_up_after_the_heal() {
     }
     net.heal_all();
     let healed_at = micros(load.t0);
-    let during = completed_between(
-        &load.rec.lock().unwrap().history().to_vec(),
-        cut_at,
-        healed_at,
-    );
+    let during = completed_between(load.rec.lock().unwrap().history(), cut_at, healed_at);
     // Operations on moving shards, or through group 3's processes, wait
     // (or time out) during the cut: only a few complete.
     eprintln!("{during} operations completed during the cut");
