@@ -73,7 +73,10 @@ impl rsm::StateMachine for GroupMachine {
         match (self, cmd) {
             (GroupMachine::Ctrl(m), GroupCommand::Ctrl(c)) => m.encode_command(c, now_ms),
             (GroupMachine::Data(m), GroupCommand::Data(c)) => m.encode_command(c, now_ms),
-            (m, c) => panic!("command {c:?} for a machine of the other kind ({})", kind(m)),
+            (m, c) => panic!(
+                "command {c:?} for a machine of the other kind ({})",
+                kind(m)
+            ),
         }
     }
 

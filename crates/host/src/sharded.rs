@@ -41,7 +41,11 @@ pub const INTERNAL_TOKEN_BIT: Token = 1 << 63;
 pub enum Outbound {
     /// Ask a controller replica on process `to` for configuration `num`
     /// (for this process's data group `group`).
-    ConfigQuery { to: NodeId, group: GroupId, num: u64 },
+    ConfigQuery {
+        to: NodeId,
+        group: GroupId,
+        num: u64,
+    },
     /// A migration request from this process's `from_group` to `to_group`'s
     /// replica on process `to`.
     Group {
@@ -73,7 +77,10 @@ impl<S: Storage> ShardNode<S> {
     /// A process `node_id` hosting nothing yet; `controllers` are the
     /// processes hosting the controller group.
     pub fn new(node_id: NodeId, controllers: Vec<NodeId>, agent_resend_ms: u64) -> Self {
-        assert!(!controllers.is_empty(), "a sharded process needs the controller's members");
+        assert!(
+            !controllers.is_empty(),
+            "a sharded process needs the controller's members"
+        );
         ShardNode {
             host: Host::new(node_id),
             agents: BTreeMap::new(),
@@ -109,7 +116,8 @@ impl<S: Storage> ShardNode<S> {
         let gid = settings.gid;
         let sm = GroupMachine::Data(ShardKv::new(settings));
         self.host.add_group(gid, cfg, storage, sm)?;
-        self.agents.insert(gid, Agent::new(gid, self.agent_resend_ms));
+        self.agents
+            .insert(gid, Agent::new(gid, self.agent_resend_ms));
         Ok(())
     }
 
@@ -130,7 +138,10 @@ impl<S: Storage> ShardNode<S> {
 
     /// The applied controller machine hosted here, if any.
     pub fn controller(&self) -> Option<&shardctrler::Controller> {
-        self.host.replica(CONTROLLER_GROUP)?.state_machine().as_ctrl()
+        self.host
+            .replica(CONTROLLER_GROUP)?
+            .state_machine()
+            .as_ctrl()
     }
 
     pub fn replica(&self, group: GroupId) -> Option<&replica::Replica<S, GroupMachine>> {
@@ -156,7 +167,11 @@ impl<S: Storage> ShardNode<S> {
                     AgentOutbound::QueryConfig { num } => {
                         self.query_rr += 1;
                         let to = self.controllers[self.query_rr % self.controllers.len()];
-                        out.push(Outbound::ConfigQuery { to, group: gid, num });
+                        out.push(Outbound::ConfigQuery {
+                            to,
+                            group: gid,
+                            num,
+                        });
                     }
                     AgentOutbound::Group {
                         gid: to_group,
@@ -194,7 +209,11 @@ impl<S: Storage> ShardNode<S> {
         cmd: GroupCommand,
         now_ms: u64,
     ) -> Result<(), Refused> {
-        assert_eq!(token & INTERNAL_TOKEN_BIT, 0, "token {token} uses the internal bit");
+        assert_eq!(
+            token & INTERNAL_TOKEN_BIT,
+            0,
+            "token {token} uses the internal bit"
+        );
         if !self.kind_matches(group, matches!(cmd, GroupCommand::Ctrl(_))) {
             return Err(Refused::NoSuchGroup { group });
         }
@@ -203,7 +222,11 @@ impl<S: Storage> ShardNode<S> {
 
     /// A client's linearizable read of `group`.
     pub fn read(&mut self, group: GroupId, token: Token, query: GroupQuery) -> Result<(), Refused> {
-        assert_eq!(token & INTERNAL_TOKEN_BIT, 0, "token {token} uses the internal bit");
+        assert_eq!(
+            token & INTERNAL_TOKEN_BIT,
+            0,
+            "token {token} uses the internal bit"
+        );
         if !self.kind_matches(group, matches!(query, GroupQuery::Ctrl(_))) {
             return Err(Refused::NoSuchGroup { group });
         }
@@ -219,13 +242,17 @@ impl<S: Storage> ShardNode<S> {
     /// made, so any replica may answer (no read index needed).
     pub fn config(&self, num: u64) -> Option<Config> {
         let c = self.controller()?;
-        c.configs().get(num as usize).filter(|c| c.num == num).cloned()
+        c.configs()
+            .get(num as usize)
+            .filter(|c| c.num == num)
+            .cloned()
     }
 
     /// A controller's answer to this process's agent of `group`.
     pub fn on_config(&mut self, group: GroupId, config: Config, now_ms: u64) {
         let cmd = {
-            let (Some(agent), Some(sm)) = (self.agents.get_mut(&group), leading_data(&self.host, group))
+            let (Some(agent), Some(sm)) =
+                (self.agents.get_mut(&group), leading_data(&self.host, group))
             else {
                 return;
             };
@@ -257,9 +284,10 @@ impl<S: Storage> ShardNode<S> {
     /// Another group's reply to our `to_group`'s agent.
     pub fn on_group_reply(&mut self, to_group: GroupId, reply: GroupReply, now_ms: u64) {
         let cmd = {
-            let (Some(agent), Some(sm)) =
-                (self.agents.get_mut(&to_group), leading_data(&self.host, to_group))
-            else {
+            let (Some(agent), Some(sm)) = (
+                self.agents.get_mut(&to_group),
+                leading_data(&self.host, to_group),
+            ) else {
                 return;
             };
             agent.on_reply(sm, reply)
