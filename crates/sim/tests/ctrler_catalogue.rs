@@ -68,9 +68,16 @@ fn check(w: &mut ShardWorld, ck: u64, groups: &[GroupId]) {
     for g in &c.shards {
         *counts.entry(*g).or_default() += 1;
     }
-    let per: Vec<usize> = c.groups.keys().map(|g| counts.get(g).copied().unwrap_or(0)).collect();
+    let per: Vec<usize> = c
+        .groups
+        .keys()
+        .map(|g| counts.get(g).copied().unwrap_or(0))
+        .collect();
     if let (Some(min), Some(max)) = (per.iter().min(), per.iter().max()) {
-        assert!(max <= &(min + 1), "max {max} too much larger than min {min}: {c:?}");
+        assert!(
+            max <= &(min + 1),
+            "max {max} too much larger than min {min}: {c:?}"
+        );
     }
 }
 
@@ -80,7 +87,7 @@ fn concurrently(w: &mut ShardWorld, ops: Vec<Vec<CtrlOp>>) {
     let mut queues: Vec<std::collections::VecDeque<CtrlOp>> =
         ops.into_iter().map(Into::into).collect();
     loop {
-        let mut busy = false;
+        let mut running = Vec::new();
         for (i, &c) in clients.iter().enumerate() {
             if w.is_idle(c) {
                 if let Some(r) = w.last_ctrl(c) {
@@ -88,24 +95,28 @@ fn concurrently(w: &mut ShardWorld, ops: Vec<Vec<CtrlOp>>) {
                 }
                 if let Some(op) = queues[i].pop_front() {
                     w.start_ctrl(c, op);
-                    busy = true;
+                    running.push(c);
                 }
             } else {
-                busy = true;
+                running.push(c);
             }
         }
-        if !busy {
+        if running.is_empty() {
             return;
         }
-        let before = w.now();
-        w.run_until(60 * SEC, |w| clients.iter().any(|&c| w.is_idle(c)));
-        assert!(w.now() < before + 60 * SEC, "controller ops did not finish");
+        let finished = w.run_until(60 * SEC, |w| running.iter().any(|&c| w.is_idle(c)));
+        assert!(finished, "controller ops did not finish within 60 s");
     }
 }
 
 /// Shards that stayed on `old_groups` in `after` were theirs in `before`
 /// (no shard moved between two groups that were both present).
-fn assert_minimal(before: &Config, after: &Config, old_groups: impl Iterator<Item = GroupId> + Clone, what: &str) {
+fn assert_minimal(
+    before: &Config,
+    after: &Config,
+    old_groups: impl Iterator<Item = GroupId> + Clone,
+    what: &str,
+) {
     for g in old_groups {
         for s in 0..before.shards.len() {
             if after.shards[s] == g {
@@ -140,7 +151,12 @@ fn basic_leave_join_historical_move_4a() {
     for s in 0..3 {
         w.shutdown_controller(s);
         for c in &cfa {
-            assert_eq!(&query(&mut w, ck, Some(c.num)), c, "historical query {}", c.num);
+            assert_eq!(
+                &query(&mut w, ck, Some(c.num)),
+                c,
+                "historical query {}",
+                c.num
+            );
         }
         w.start_controller(s);
         w.heal();
@@ -154,7 +170,10 @@ fn basic_leave_join_historical_move_4a() {
         let to = if i < NSHARDS / 2 { 503 } else { 504 };
         assert_eq!(w.ctrl(ck, CtrlOp::Move(i, to)), CtrlResult::Done);
         if cf.shards[i as usize] != to {
-            assert!(query(&mut w, ck, None).num > cf.num, "Move should increase Config.Num");
+            assert!(
+                query(&mut w, ck, None).num > cf.num,
+                "Move should increase Config.Num"
+            );
         }
     }
     let cf2 = query(&mut w, ck, None);
@@ -172,8 +191,16 @@ fn basic_leave_join_historical_move_4a() {
         .iter()
         .map(|&gid| {
             vec![
-                CtrlOp::Join([(gid + 1000, members(&[&format!("s{gid}a")]))].into_iter().collect()),
-                CtrlOp::Join([(gid, members(&[&format!("s{gid}b")]))].into_iter().collect()),
+                CtrlOp::Join(
+                    [(gid + 1000, members(&[&format!("s{gid}a")]))]
+                        .into_iter()
+                        .collect(),
+                ),
+                CtrlOp::Join(
+                    [(gid, members(&[&format!("s{gid}b")]))]
+                        .into_iter()
+                        .collect(),
+                ),
                 CtrlOp::Leave(vec![gid + 1000]),
             ]
         })
@@ -202,7 +229,14 @@ fn multi_join_leave_and_same_config_after_leader_dies_4a() {
     let (mut w, _g) = world("multi_join_leave_and_same_config_after_leader_dies_4a");
     let ck = w.make_ctrl_client();
     check(&mut w, ck, &[]);
-    join(&mut w, ck, &[(1, members(&["x", "y", "z"])), (2, members(&["a", "b", "c"]))]);
+    join(
+        &mut w,
+        ck,
+        &[
+            (1, members(&["x", "y", "z"])),
+            (2, members(&["a", "b", "c"])),
+        ],
+    );
     check(&mut w, ck, &[1, 2]);
     join(&mut w, ck, &[(3, members(&["j", "k", "l"]))]);
     check(&mut w, ck, &[1, 2, 3]);
@@ -210,7 +244,10 @@ fn multi_join_leave_and_same_config_after_leader_dies_4a() {
     assert_eq!(cfx.groups[&3], members(&["j", "k", "l"]));
     leave(&mut w, ck, &[1, 3]);
     check(&mut w, ck, &[2]);
-    assert_eq!(query(&mut w, ck, None).groups[&2], members(&["a", "b", "c"]));
+    assert_eq!(
+        query(&mut w, ck, None).groups[&2],
+        members(&["a", "b", "c"])
+    );
     leave(&mut w, ck, &[2]);
 
     // Concurrent multi leave/join.
@@ -220,13 +257,19 @@ fn multi_join_leave_and_same_config_after_leader_dies_4a() {
         .iter()
         .map(|&gid| {
             let groups: BTreeMap<GroupId, Vec<Member>> = [
-                (gid, members(&[&format!("{gid}a"), &format!("{gid}b"), &format!("{gid}c")])),
+                (
+                    gid,
+                    members(&[&format!("{gid}a"), &format!("{gid}b"), &format!("{gid}c")]),
+                ),
                 (gid + 1000, members(&[&format!("{}a", gid + 1000)])),
                 (gid + 2000, members(&[&format!("{}a", gid + 2000)])),
             ]
             .into_iter()
             .collect();
-            vec![CtrlOp::Join(groups), CtrlOp::Leave(vec![gid + 1000, gid + 2000])]
+            vec![
+                CtrlOp::Join(groups),
+                CtrlOp::Leave(vec![gid + 1000, gid + 2000]),
+            ]
         })
         .collect();
     concurrently(&mut w, ops);
@@ -251,7 +294,11 @@ fn multi_join_leave_and_same_config_after_leader_dies_4a() {
     // Same configuration on every replica after the leader is killed.
     let c = query(&mut w, ck, None);
     let leader = w.controller_leader().expect("a controller leader");
-    let leader_index = w.controllers().iter().position(|&n| n == leader).expect("a controller");
+    let leader_index = w
+        .controllers()
+        .iter()
+        .position(|&n| n == leader)
+        .expect("a controller");
     w.shutdown_controller(leader_index);
     let c1 = query(&mut w, ck, None);
     assert_eq!(c, c1, "the new leader's latest configuration");

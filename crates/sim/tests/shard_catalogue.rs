@@ -16,7 +16,11 @@ use bytes::Bytes;
 use sim::shard::{ShardConfig, ShardWorld};
 use sim::{seed_from_env, SeedGuard, MS, SEC};
 
-fn world(name: &'static str, unreliable: bool, max_raft_state: Option<u64>) -> (ShardWorld, SeedGuard) {
+fn world(
+    name: &'static str,
+    unreliable: bool,
+    max_raft_state: Option<u64>,
+) -> (ShardWorld, SeedGuard) {
     let seed = seed_from_env(0x4b4b);
     let guard = SeedGuard(seed, name);
     let mut cfg = ShardConfig::lab(seed);
@@ -58,7 +62,11 @@ fn static_shards_4b() {
     // The data really is sharded: with group 1 down, exactly the keys of
     // group 0's shards answer.
     w.shutdown_group(1);
-    assert_eq!(w.snapshots_taken(), 0, "no snapshots without a max raft state");
+    assert_eq!(
+        w.snapshots_taken(),
+        0,
+        "no snapshots without a max raft state"
+    );
     let cfg = w.query_latest();
     let gid0 = w.gid(0);
     let clients: Vec<u64> = keys
@@ -148,7 +156,10 @@ fn snapshot_4b() {
         check(&mut w, ck, k, v);
     }
     w.run_for(SEC);
-    assert!(w.snapshots_taken() > 0, "a 1000-byte max raft state snapshots");
+    assert!(
+        w.snapshots_taken() > 0,
+        "a 1000-byte max raft state snapshots"
+    );
     for g in 0..3 {
         w.shutdown_group(g);
     }
@@ -423,7 +434,10 @@ fn challenge1_delete_4b() {
     let total = w.total_persisted_data_group_bytes();
     let expected = 3 * (((n - 3) * 1000) + 2 * 3 * 1000 + 6000) as u64;
     eprintln!("challenge1_delete_4b: {total} persisted bytes over 9 servers (bound {expected})");
-    assert!(total <= expected, "snapshot + persisted raft state too big: {total} > {expected}");
+    assert!(
+        total <= expected,
+        "snapshot + persisted raft state too big: {total} > {expected}"
+    );
     for (k, v) in keys.iter().zip(&vals) {
         check(&mut w, ck, k, v);
     }
@@ -443,7 +457,10 @@ fn challenge2_unaffected_4b() {
     w.join(&[1]);
     let cfg = w.query_latest();
     let gid1 = w.gid(1);
-    let owned: Vec<bool> = keys.iter().map(|k| cfg.owner(w.shard_of(k)) == gid1).collect();
+    let owned: Vec<bool> = keys
+        .iter()
+        .map(|k| cfg.owner(w.shard_of(k)) == gid1)
+        .collect();
     w.run_for(SEC);
     for (i, k) in keys.iter().enumerate() {
         if owned[i] {
@@ -479,7 +496,10 @@ fn challenge2_partial_4b() {
     }
     let cfg = w.query_latest();
     let gid2 = w.gid(2);
-    let owned: Vec<bool> = keys.iter().map(|k| cfg.owner(w.shard_of(k)) == gid2).collect();
+    let owned: Vec<bool> = keys
+        .iter()
+        .map(|k| cfg.owner(w.shard_of(k)) == gid2)
+        .collect();
     // 101 can get 102's old shards but not 100's: it must serve the ones
     // that arrived before the whole change completes.
     w.shutdown_group(0);

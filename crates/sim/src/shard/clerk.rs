@@ -91,6 +91,10 @@ pub struct ShardClerk {
     timer_gen: u64,
     timer_kind: TimerKind,
     redirects: usize,
+    /// Attempts at the current group that timed out since the last
+    /// configuration refresh: after one per member, refresh (the group
+    /// may be gone, the shard moved where no reply can say so).
+    timeouts: usize,
 }
 
 impl ShardClerk {
@@ -116,6 +120,7 @@ impl ShardClerk {
             timer_gen: 0,
             timer_kind: TimerKind::Timeout,
             redirects: 0,
+            timeouts: 0,
         }
     }
 
@@ -198,10 +203,15 @@ impl ShardClerk {
         }
         if self.timer_kind == TimerKind::Timeout {
             match self.current.as_ref().expect("an op").phase {
-                Phase::Config => {
-                    self.ctrl_target = (self.ctrl_target + 1) % self.controllers.len()
+                Phase::Config => self.ctrl_target = (self.ctrl_target + 1) % self.controllers.len(),
+                Phase::Data => {
+                    self.target += 1;
+                    self.timeouts += 1;
+                    if self.timeouts >= self.owner_members().len().max(1) {
+                        self.timeouts = 0;
+                        return self.refresh(now);
+                    }
                 }
-                Phase::Data => self.target += 1,
             }
         } else if matches!(self.current.as_ref().expect("an op").phase, Phase::Data)
             && self.owner_members().is_empty()
@@ -215,9 +225,9 @@ impl ShardClerk {
     // ---- transitions ---------------------------------------------------------------
 
     fn is_current(&self, op_id: u64, config_phase: bool) -> bool {
-        self.current.as_ref().is_some_and(|c| {
-            c.op_id == op_id && matches!(c.phase, Phase::Config) == config_phase
-        })
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.op_id == op_id && matches!(c.phase, Phase::Config) == config_phase)
     }
 
     fn attempt(&mut self, now: Micros) -> Effects {
@@ -253,7 +263,9 @@ impl ShardClerk {
         if members.is_empty() {
             return None;
         }
-        let gid = self.config.owner(self.keyspace.shard_of_key(key_of(&cur.op)));
+        let gid = self
+            .config
+            .owner(self.keyspace.shard_of_key(key_of(&cur.op)));
         let body = match (&cur.op, cur.seq) {
             (ClerkOp::Get(key), _) => DataBody::Read { key: key.clone() },
             (op, Some(seq)) => DataBody::Write(shardkv::Request {
@@ -277,12 +289,15 @@ impl ShardClerk {
         let Some(cur) = self.current.as_ref() else {
             return Vec::new();
         };
-        let gid = self.config.owner(self.keyspace.shard_of_key(key_of(&cur.op)));
+        let gid = self
+            .config
+            .owner(self.keyspace.shard_of_key(key_of(&cur.op)));
         self.config.members(gid).iter().map(|m| m.id).collect()
     }
 
     /// Asks the controller for the latest configuration.
     fn refresh(&mut self, now: Micros) -> Effects {
+        self.timeouts = 0;
         self.current.as_mut().expect("an op").phase = Phase::Config;
         self.attempt(now)
     }

@@ -40,7 +40,10 @@ pub enum CtrlResult {
 
 /// Configuration `num` from a replica's applied state, if it has it.
 pub fn applied_config(sm: &Controller, num: u64) -> Option<Config> {
-    sm.configs().get(num as usize).filter(|c| c.num == num).cloned()
+    sm.configs()
+        .get(num as usize)
+        .filter(|c| c.num == num)
+        .cloned()
 }
 
 /// The ReadIndex query for the latest configuration.
@@ -66,7 +69,9 @@ enum TimerKind {
 enum Phase {
     Registering,
     /// `seq` is `None` for a query.
-    Running { seq: Option<u64> },
+    Running {
+        seq: Option<u64>,
+    },
 }
 
 #[derive(Debug)]
@@ -109,7 +114,11 @@ impl CtrlClerk {
     }
 
     pub fn start(&mut self, op: CtrlOp, now: Micros) -> Effects {
-        assert!(self.current.is_none(), "controller clerk {} is busy", self.id);
+        assert!(
+            self.current.is_none(),
+            "controller clerk {} is busy",
+            self.id
+        );
         let phase = match (&op, self.session) {
             (CtrlOp::Query(_), _) => Phase::Running { seq: None },
             (_, None) => Phase::Registering,
@@ -174,11 +183,13 @@ impl CtrlClerk {
         let body = match (&cur.phase, &cur.op) {
             (Phase::Registering, _) => CtrlBody::Propose(Command::RegisterSession),
             (Phase::Running { .. }, CtrlOp::Query(num)) => CtrlBody::Read(*num),
-            (Phase::Running { seq: Some(seq) }, op) => CtrlBody::Propose(Command::Request(Request {
-                client_id: self.session.expect("a write runs in a session"),
-                seq: *seq,
-                op: ctrl_op(op),
-            })),
+            (Phase::Running { seq: Some(seq) }, op) => {
+                CtrlBody::Propose(Command::Request(Request {
+                    client_id: self.session.expect("a write runs in a session"),
+                    seq: *seq,
+                    op: ctrl_op(op),
+                }))
+            }
             (Phase::Running { seq: None }, op) => unreachable!("write {op:?} without a seq"),
         };
         let req = CtrlRequest {

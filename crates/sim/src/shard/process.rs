@@ -119,7 +119,9 @@ impl Process {
                 self.node
                     .propose(CONTROLLER_GROUP, token, GroupCommand::Ctrl(cmd), now_ms)
             }
-            CtrlBody::Read(num) => self.node.read(CONTROLLER_GROUP, token, GroupQuery::Ctrl(num)),
+            CtrlBody::Read(num) => self
+                .node
+                .read(CONTROLLER_GROUP, token, GroupQuery::Ctrl(num)),
         };
         let why = refusal(result)?;
         self.waiting.remove(&token);

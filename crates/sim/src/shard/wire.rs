@@ -19,7 +19,10 @@ use crate::shard::process::CtrlMachine;
 #[derive(Clone, Debug)]
 pub enum Packet {
     /// Raft traffic of one group between two of its replicas.
-    Raft { group: GroupId, msg: Message },
+    Raft {
+        group: GroupId,
+        msg: Message,
+    },
     /// A clerk's request to a data group's replica.
     Data(DataRequest),
     DataReply(DataReply),
@@ -27,16 +30,25 @@ pub enum Packet {
     Ctrl(CtrlRequest),
     CtrlReply(CtrlReply),
     /// A data group's agent asks a controller replica for configuration `num`.
-    ConfigQuery { group: GroupId, num: u64 },
+    ConfigQuery {
+        group: GroupId,
+        num: u64,
+    },
     /// The answer: the configuration if that replica has it.
-    ConfigReply { group: GroupId, config: Option<Config> },
+    ConfigReply {
+        group: GroupId,
+        config: Option<Config>,
+    },
     /// One data group's agent asks another (migration, garbage collection).
     Group {
         from_group: GroupId,
         to_group: GroupId,
         request: GroupRequest,
     },
-    GroupReply { to_group: GroupId, reply: GroupReply },
+    GroupReply {
+        to_group: GroupId,
+        reply: GroupReply,
+    },
 }
 
 /// A clerk's request for a data group.
@@ -52,7 +64,9 @@ pub struct DataRequest {
 pub enum DataBody {
     Write(shardkv::Request),
     /// A ReadIndex read of a key (ownership checked when it is served).
-    Read { key: Bytes },
+    Read {
+        key: Bytes,
+    },
 }
 
 #[derive(Clone, Debug)]

@@ -16,10 +16,10 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use host::ShardNode;
 use raft::{MemStorage, Message, NodeId, Storage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use host::ShardNode;
 use shardkv::ShardStatus;
 use shardmeta::{Config, GroupId, Keyspace, Member, ShardId, CONTROLLER_GROUP};
 
@@ -80,10 +80,22 @@ impl ShardConfig {
 
 #[derive(Debug)]
 enum Ev {
-    Tick { node: NodeId, incarnation: u64 },
-    Deliver { from: Addr, to: Addr, packet: Packet },
-    ClerkTimer { client: ClientId, gen: u64 },
-    NextOp { client: ClientId },
+    Tick {
+        node: NodeId,
+        incarnation: u64,
+    },
+    Deliver {
+        from: Addr,
+        to: Addr,
+        packet: Packet,
+    },
+    ClerkTimer {
+        client: ClientId,
+        gen: u64,
+    },
+    NextOp {
+        client: ClientId,
+    },
 }
 
 enum ClerkKind {
@@ -416,7 +428,10 @@ impl ShardWorld {
         let desc = format!("{op:?}");
         self.start_op(client, op);
         self.run_until(60 * SEC, |w| w.is_idle(client));
-        assert!(self.is_idle(client), "client {client}: {desc} did not finish in 60 s");
+        assert!(
+            self.is_idle(client),
+            "client {client}: {desc} did not finish in 60 s"
+        );
         self.clients[&client].last.clone().expect("a result")
     }
 
@@ -428,7 +443,10 @@ impl ShardWorld {
     }
 
     pub fn put(&mut self, client: ClientId, key: &Bytes, value: &str) {
-        let r = self.must(client, ClerkOp::Put(key.clone(), Bytes::from(value.to_string())));
+        let r = self.must(
+            client,
+            ClerkOp::Put(key.clone(), Bytes::from(value.to_string())),
+        );
         assert_eq!(r, ClerkResult::Done, "put({key:?}, {value})");
     }
 
@@ -437,7 +455,10 @@ impl ShardWorld {
             client,
             ClerkOp::Append(key.clone(), Bytes::from(value.to_string())),
         );
-        assert!(matches!(r, ClerkResult::Length(_)), "append({key:?}) -> {r:?}");
+        assert!(
+            matches!(r, ClerkResult::Length(_)),
+            "append({key:?}) -> {r:?}"
+        );
     }
 
     /// Runs a controller operation on `client` to completion.
@@ -452,7 +473,10 @@ impl ShardWorld {
         let fx = clerk.start(op.clone(), now);
         self.apply_effects(client, fx);
         self.run_until(60 * SEC, |w| w.is_idle(client));
-        assert!(self.is_idle(client), "controller op {op:?} did not finish in 60 s");
+        assert!(
+            self.is_idle(client),
+            "controller op {op:?} did not finish in 60 s"
+        );
         self.clients[&client].last_ctrl.clone().expect("a result")
     }
 
@@ -475,7 +499,10 @@ impl ShardWorld {
 
     /// The lab's `join(gi...)`: data groups join with their members.
     pub fn join(&mut self, gis: &[usize]) {
-        let groups = gis.iter().map(|&gi| (self.gid(gi), self.members(gi))).collect();
+        let groups = gis
+            .iter()
+            .map(|&gi| (self.gid(gi), self.members(gi)))
+            .collect();
         let r = self.ctrl(self.admin, CtrlOp::Join(groups));
         assert_eq!(r, CtrlResult::Done, "join {gis:?}");
     }
@@ -509,7 +536,12 @@ impl ShardWorld {
     /// One client per key, each putting an initial value and then appending
     /// random strings of `value_len` bytes to its key, pausing `think`
     /// between operations, until stopped.
-    pub fn spawn_appenders(&mut self, keys: &[Bytes], value_len: usize, think: Micros) -> Vec<ClientId> {
+    pub fn spawn_appenders(
+        &mut self,
+        keys: &[Bytes],
+        value_len: usize,
+        think: Micros,
+    ) -> Vec<ClientId> {
         let ids: Vec<ClientId> = keys.iter().map(|_| self.make_client()).collect();
         for (k, &id) in keys.iter().zip(&ids) {
             self.clients.get_mut(&id).expect("client").script =
@@ -542,7 +574,10 @@ impl ShardWorld {
         let ids = ids.to_vec();
         self.run_until(max, |w| ids.iter().all(|&c| w.is_idle(c)));
         for c in &ids {
-            assert!(self.is_idle(*c), "client {c} did not finish within the limit");
+            assert!(
+                self.is_idle(*c),
+                "client {c} did not finish within the limit"
+            );
         }
     }
 
@@ -663,7 +698,8 @@ impl ShardWorld {
         let Some(p) = self.processes.get_mut(&node) else {
             return;
         };
-        self.queue.push(self.now + TICK_US, Ev::Tick { node, incarnation });
+        self.queue
+            .push(self.now + TICK_US, Ev::Tick { node, incarnation });
         let out = p.tick(now_ms);
         self.route(node, out);
         self.drive(node);
@@ -743,7 +779,11 @@ impl ShardWorld {
         let mut raft_out: Vec<(NodeId, GroupId, Message)> = Vec::new();
         let replies = p.drive(&mut |to, group, msg| raft_out.push((to, group, msg)));
         for (to, group, msg) in raft_out {
-            self.send(Addr::Server(node), Addr::Server(to), Packet::Raft { group, msg });
+            self.send(
+                Addr::Server(node),
+                Addr::Server(to),
+                Packet::Raft { group, msg },
+            );
         }
         self.route(node, replies);
         self.check_served(node);
@@ -800,7 +840,11 @@ impl ShardWorld {
             script.on_result(&op, &result);
             let think = script.think();
             if !actor.stopping {
-                let pause = if think == 0 { 0 } else { self.rng.gen_range(0..=think) };
+                let pause = if think == 0 {
+                    0
+                } else {
+                    self.rng.gen_range(0..=think)
+                };
                 self.queue.push(now + pause, Ev::NextOp { client });
             }
         }
@@ -820,7 +864,12 @@ impl ShardWorld {
         let Some(p) = self.processes.get(&node) else {
             return;
         };
-        let data_groups: Vec<GroupId> = p.node.host().groups().filter(|&g| g != CONTROLLER_GROUP).collect();
+        let data_groups: Vec<GroupId> = p
+            .node
+            .host()
+            .groups()
+            .filter(|&g| g != CONTROLLER_GROUP)
+            .collect();
         for gid in data_groups {
             let sm = p.node.data(gid).expect("a data group");
             let num = sm.config().num;
@@ -860,8 +909,9 @@ impl ShardWorld {
                     Some(p) => p.node.replica(gid).expect("hosted").storage().clone(),
                     None => self.disks[&id][&gid].clone(),
                 };
-                total += crate::store::log_size_bytes(&storage);
-                total += storage.snapshot().map(|s| s.data.len() as u64).unwrap_or(0);
+                let log = crate::store::log_size_bytes(&storage);
+                let snap = storage.snapshot().map(|s| s.data.len() as u64).unwrap_or(0);
+                total += log + snap;
             }
         }
         total
@@ -876,7 +926,11 @@ impl ShardWorld {
     pub fn controller_leader(&self) -> Option<NodeId> {
         self.processes
             .iter()
-            .find(|(_, p)| p.node.replica(CONTROLLER_GROUP).is_some_and(|r| r.is_leader()))
+            .find(|(_, p)| {
+                p.node
+                    .replica(CONTROLLER_GROUP)
+                    .is_some_and(|r| r.is_leader())
+            })
             .map(|(&id, _)| id)
     }
 
@@ -902,5 +956,28 @@ impl ShardWorld {
     /// Final checks: linearizability of every recorded operation.
     pub fn end(&self) -> lincheck::Stats {
         self.check_linearizable()
+    }
+}
+
+impl ShardWorld {
+    /// Prints every data replica's configuration and shard statuses (debugging).
+    pub fn dump(&self) {
+        for (id, p) in &self.processes {
+            for gid in p.node.host().groups().filter(|&g| g != CONTROLLER_GROUP) {
+                let sm = p.node.data(gid).expect("data");
+                let r = p.node.replica(gid).expect("r");
+                let st: Vec<String> = (0..self.cfg.shards)
+                    .map(|s| format!("{:?}", sm.status(s)).chars().take(4).collect())
+                    .collect();
+                let sessions = sm.sessions().export();
+                let cached: usize = sessions.values().map(|s| s.responses.len()).sum();
+                let data: usize = (0..self.cfg.shards)
+                    .filter_map(|s| sm.shard_data(s))
+                    .flat_map(|d| d.iter())
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum();
+                eprintln!("  node {id} gid {gid} leader={} cfg={} applied={} {:?} sessions={} cached={} data={} snap={}", r.is_leader(), sm.config().num, sm.applied_index(), st, sessions.len(), cached, data, rsm::StateMachine::snapshot(sm).len());
+            }
+        }
     }
 }
