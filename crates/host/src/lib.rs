@@ -84,12 +84,25 @@
 //! assert_eq!((out.completions[0].group, out.completions[0].completion.token), (2, 7));
 //! ```
 //!
+//! # Sharded processes
+//!
+//! [`ShardNode`] is the host of a sharded deployment's process: a
+//! `Host<S, GroupMachine>` ([`GroupMachine`]: the shard controller or a
+//! sharded data group) plus the data groups' migration agents and the
+//! answers to other processes' migration and configuration requests. The
+//! simulator's sharded world and the server both run it.
+//!
 //! Files: `error` (what the host refuses and why it stops), `host` (the map
-//! and the drive).
+//! and the drive), `machine` (the controller-or-data-group machine),
+//! `sharded` (a sharded process: host + agents).
 
 mod error;
 mod host;
+mod machine;
+mod sharded;
 
 pub use error::{HostError, Refused};
 pub use host::{DriveOutput, Envelope, GroupCompletion, Host};
+pub use machine::{GroupCommand, GroupMachine, GroupQuery, GroupQueryResult, GroupResponse};
+pub use sharded::{Outbound, ShardNode, INTERNAL_TOKEN_BIT};
 pub use shardmeta::{GroupId, NodeId};

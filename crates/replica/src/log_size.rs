@@ -17,6 +17,10 @@ pub struct LogSize {
     estimate_bytes: u64,
     /// Measure exactly once the estimate reaches this.
     next_check_bytes: u64,
+    /// Over the threshold at the last measure, with entries up to this
+    /// index not yet applied (so not yet compactable): measure again once
+    /// they are applied, even if nothing more is appended.
+    recheck_at_applied: Option<u64>,
 }
 
 impl LogSize {
@@ -25,6 +29,7 @@ impl LogSize {
             threshold_bytes,
             estimate_bytes: 0,
             next_check_bytes: 0,
+            recheck_at_applied: None,
         };
         s.measure(storage);
         s
@@ -38,9 +43,13 @@ impl LogSize {
         self.estimate_bytes += entries.iter().map(Entry::size_bytes).sum::<u64>();
     }
 
-    /// Whether the log may have reached the threshold (measure to be sure).
-    pub fn should_check(&self) -> bool {
-        self.threshold_bytes.is_some() && self.estimate_bytes >= self.next_check_bytes
+    /// Whether the log may have reached the threshold, or entries that kept
+    /// an over-threshold log from being compacted are now applied (measure
+    /// to be sure).
+    pub fn should_check(&self, applied: u64) -> bool {
+        self.threshold_bytes.is_some()
+            && (self.estimate_bytes >= self.next_check_bytes
+                || self.recheck_at_applied.is_some_and(|i| applied >= i))
     }
 
     /// Measures the exact size; returns whether it is at or over the threshold.
@@ -50,6 +59,8 @@ impl LogSize {
             return false;
         };
         let over = self.estimate_bytes >= threshold;
+        let holds_entries = storage.first_index() <= storage.last_index();
+        self.recheck_at_applied = (over && holds_entries).then(|| storage.last_index());
         // Over the threshold but nothing more to compact (entries not applied
         // yet): look again after another eighth of the threshold, not at once.
         self.next_check_bytes = if over {

@@ -243,8 +243,9 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         let by_count = self
             .snapshot_every_entries
             .is_some_and(|n| status.applied >= status.snapshot_index.saturating_add(n));
-        let by_size =
-            !by_count && self.log_size.should_check() && self.log_size.measure(self.node.storage());
+        let by_size = !by_count
+            && self.log_size.should_check(status.applied)
+            && self.log_size.measure(self.node.storage());
         if !(by_count || by_size) || status.applied <= status.snapshot_index {
             return Ok(());
         }

@@ -18,6 +18,7 @@ pub mod invariants;
 pub mod kv;
 pub mod network;
 pub mod node;
+pub mod shard;
 pub mod store;
 
 pub use cluster::{cmd, seed_from_env, Cluster, ClusterConfig, SeedGuard, MS, SEC, TICK_US};
