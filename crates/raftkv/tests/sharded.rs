@@ -4,7 +4,8 @@
 //! 1. Plain clients and a cluster-aware client (one that asks `CLUSTER
 //!    SLOTS` and follows `-MOVED`) are served, `CLUSTER SLOTS` covers all
 //!    16,384 slots, `-CROSSSLOT` refuses a multi-slot `DEL`, and the
-//!    cluster-aware client follows `-MOVED` through a shard move.
+//!    cluster-aware client follows `-MOVED` through a shard move; the Rust
+//!    `redis` crate's cluster client keeps working through two more.
 //! 2. A fourth group joins and then the first leaves while concurrent plain
 //!    clients write; a source group's leader is killed with -9 in the middle
 //!    of the join's migration, a destination group's leader in the middle
@@ -303,6 +304,40 @@ async fn plain_and_cluster_aware_clients_through_a_shard_move() {
         Frame::Simple("OK".into())
     );
     assert_eq!(call(&eps[8], &[b"GET", b"key0"]).await, Some(bulk("w0")));
+
+    // The Rust `redis` crate's cluster client writes and reads while two
+    // more shards move: no error reaches the caller.
+    let seed = format!("redis://{}/", eps[2]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let client = redis::cluster::ClusterClient::new(vec![seed]).expect("cluster client");
+            let mut con = client.get_connection().expect("cluster connection");
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) || i < 100 {
+                let (k, v) = (format!("rc{}", i % 64), i.to_string());
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(&v)
+                    .query::<()>(&mut con)
+                    .expect("SET");
+                let got: String = redis::cmd("GET").arg(&k).query(&mut con).expect("GET");
+                assert_eq!(got, v);
+                i += 1;
+            }
+            i
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (num, (shard, gid)) in [(3, (1, 3)), (4, (9, 1))] {
+        let args = ["MOVE", &shard.to_string(), &gid.to_string()];
+        assert_eq!(c.shardctl(2, &args, SETTLE).await, format!("config {num}"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let ops = worker.await.expect("the redis cluster client saw an error");
+    eprintln!("redis cluster client: {ops} SET+GET pairs through two moves");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
