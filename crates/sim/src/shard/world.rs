@@ -599,6 +599,21 @@ impl ShardWorld {
         }
     }
 
+    /// Whether every live data replica has applied configuration `num` (or
+    /// later) and has no shard in transit.
+    pub fn settled_at(&self, num: u64) -> bool {
+        self.processes.values().all(|p| {
+            p.node
+                .host()
+                .groups()
+                .filter(|&g| g != CONTROLLER_GROUP)
+                .all(|g| {
+                    let sm = p.node.data(g).expect("a data group");
+                    sm.config().num >= num && sm.is_stable()
+                })
+        })
+    }
+
     /// Data-group replicas that have taken or installed a snapshot.
     pub fn snapshots_taken(&self) -> usize {
         let mut n = 0;
