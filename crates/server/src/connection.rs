@@ -16,22 +16,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
-use crate::exec;
-use crate::requests::Requests;
+use crate::exec::{self, ConnState};
 use crate::resp::{parse_command, parse_frame, Command, Frame, Limits, Protocol};
+use crate::service::Service;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 pub async fn serve(
     mut stream: TcpStream,
-    node: Arc<Requests>,
+    node: Arc<Service>,
     mut shutdown: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let limits = Limits::default();
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut outbuf = BytesMut::new();
-    let mut proto = Protocol::Resp2;
+    let mut conn = ConnState::default();
     loop {
         inbuf.reserve(READ_CHUNK_BYTES);
         let n = tokio::select! {
@@ -41,7 +41,7 @@ pub async fn serve(
         if n == 0 {
             return Ok(()); // EOF, possibly mid-request: nothing to answer.
         }
-        let close = handle_frames(&node, &mut inbuf, &mut outbuf, &limits, &mut proto).await;
+        let close = handle_frames(&node, &mut inbuf, &mut outbuf, &limits, &mut conn).await;
         stream.write_all(&outbuf).await?;
         outbuf.clear();
         if close {
@@ -52,11 +52,11 @@ pub async fn serve(
 
 /// Executes every complete frame in `inbuf`; true when the connection must close.
 async fn handle_frames(
-    node: &Requests,
+    node: &Service,
     inbuf: &mut BytesMut,
     out: &mut BytesMut,
     limits: &Limits,
-    proto: &mut Protocol,
+    conn: &mut ConnState,
 ) -> bool {
     loop {
         let (frame, used) = match parse_frame(inbuf, limits) {
@@ -76,8 +76,14 @@ async fn handle_frames(
                 Frame::Simple("OK".into()).encode(out);
                 return true;
             }
-            Ok(Command::Hello(ver)) => hello(node, ver, proto).encode_as(*proto, out),
-            Ok(cmd) => exec::execute(node, cmd).await.encode_as(*proto, out),
+            Ok(Command::Hello(ver)) => {
+                let reply = hello(node, ver, &mut conn.proto);
+                reply.encode_as(conn.proto, out)
+            }
+            Ok(cmd) => {
+                let reply = exec::execute(node, conn, cmd).await;
+                reply.encode_as(conn.proto, out)
+            }
             Err(e) => Frame::Error(e.0).encode(out),
         }
     }
@@ -85,7 +91,7 @@ async fn handle_frames(
 
 /// `HELLO [protover]`: switches the connection's reply protocol (2 or 3) and
 /// describes the server, as Redis does.
-fn hello(node: &Requests, ver: Option<i64>, proto: &mut Protocol) -> Frame {
+fn hello(node: &Service, ver: Option<i64>, proto: &mut Protocol) -> Frame {
     match ver {
         None => {}
         Some(2) => *proto = Protocol::Resp2,
@@ -100,8 +106,15 @@ fn hello(node: &Requests, ver: Option<i64>, proto: &mut Protocol) -> Frame {
         (bulk("server"), bulk("raftkv")),
         (bulk("version"), bulk(env!("CARGO_PKG_VERSION"))),
         (bulk("proto"), Frame::Integer(proto_num)),
-        (bulk("id"), Frame::Integer(node.id as i64)),
-        (bulk("mode"), bulk("standalone")),
+        (bulk("id"), Frame::Integer(node.id() as i64)),
+        (
+            bulk("mode"),
+            bulk(if node.is_sharded() {
+                "cluster"
+            } else {
+                "standalone"
+            }),
+        ),
         (bulk("role"), bulk("master")),
         (bulk("modules"), Frame::Array(vec![])),
     ])

@@ -10,11 +10,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, Semaphore};
 
 use crate::connection;
-use crate::requests::Requests;
+use crate::service::Service;
 
 pub async fn accept_loop(
     listener: TcpListener,
-    node: Arc<Requests>,
+    node: Arc<Service>,
     max_connections: usize,
     shutdown: broadcast::Sender<()>,
 ) {

@@ -19,6 +19,7 @@ use crate::forward::ForwardTable;
 use crate::listener;
 use crate::peer::{inbound, LinkTimeouts, Peers};
 use crate::requests::{Requests, Timeouts};
+use crate::service::Service;
 
 /// Why a node could not start or had to stop. Display is a one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -40,19 +41,27 @@ pub enum NodeError {
     Storage(#[from] storage::OpenError),
     #[error("cannot boot the replica: {0}")]
     Replica(#[from] replica::ReplicaError),
+    #[error("{0}")]
+    Host(#[from] host::HostError),
     #[error("node failed: {0}")]
     Fatal(String),
+}
+
+/// The driver thread a node runs: one replica, or a sharded process's groups.
+pub(crate) enum Driver {
+    Single(DriverHandle),
+    Sharded(crate::shard::driver::DriverHandle),
 }
 
 /// A started node.
 pub struct RunningNode {
     pub client_addr: SocketAddr,
     pub peer_addr: SocketAddr,
-    driver: DriverHandle,
-    driver_thread: Option<std::thread::JoinHandle<()>>,
-    tasks: Vec<JoinHandle<()>>,
-    shutdown: broadcast::Sender<()>,
-    fatal: oneshot::Receiver<String>,
+    pub(crate) driver: Driver,
+    pub(crate) driver_thread: Option<std::thread::JoinHandle<()>>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+    pub(crate) shutdown: broadcast::Sender<()>,
+    pub(crate) fatal: oneshot::Receiver<String>,
 }
 
 /// Binds the addresses in `cfg` and starts the node.
@@ -109,7 +118,8 @@ pub async fn start_with(
     let inbound = inbound::Inbound {
         self_id: cfg.id,
         members,
-        driver: driver.clone(),
+        driver: Some(driver.clone()),
+        shard: None,
         peers: peers.clone(),
         forwards: forwards.clone(),
         timeouts: link_timeouts,
@@ -118,14 +128,14 @@ pub async fn start_with(
         request: Duration::from_millis(cfg.request_timeout_ms),
         forward_attempt: Duration::from_millis((cfg.election_timeout_ms * 2).clamp(200, 2000)),
     };
-    let requests = Arc::new(Requests::new(
+    let requests = Arc::new(Service::Single(Requests::new(
         cfg.id,
         driver.clone(),
         peers,
         forwards,
         KV_RESPONSE_WINDOW,
         timeouts,
-    ));
+    )));
     let (shutdown, _) = broadcast::channel(1);
     let (client_addr, peer_addr) = (
         client.local_addr().expect("bound"),
@@ -144,7 +154,7 @@ pub async fn start_with(
     Ok(RunningNode {
         client_addr,
         peer_addr,
-        driver,
+        driver: Driver::Single(driver),
         driver_thread: Some(driver_thread),
         tasks,
         shutdown,
@@ -173,14 +183,37 @@ impl RunningNode {
     pub async fn stop(&mut self) {
         let _ = self.shutdown.send(());
         self.tasks.iter().for_each(JoinHandle::abort);
-        self.driver.shutdown();
+        match &self.driver {
+            Driver::Single(d) => d.shutdown(),
+            Driver::Sharded(d) => d.shutdown(),
+        }
         if let Some(t) = self.driver_thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
         tracing::info!("node stopped");
     }
 
+    /// The replica's status; in a sharded process, that of its
+    /// lowest-numbered hosted group (see [`RunningNode::shard_view`]).
     pub fn status(&self) -> replica::Status {
-        self.driver.status()
+        match &self.driver {
+            Driver::Single(d) => d.status(),
+            Driver::Sharded(d) => {
+                let view = d.view();
+                view.groups
+                    .values()
+                    .next()
+                    .expect("a sharded process hosts a group")
+                    .status
+            }
+        }
+    }
+
+    /// A sharded process's groups and routing configuration.
+    pub fn shard_view(&self) -> Option<crate::shard::driver::View> {
+        match &self.driver {
+            Driver::Single(_) => None,
+            Driver::Sharded(d) => Some(d.view()),
+        }
     }
 }

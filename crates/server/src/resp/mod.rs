@@ -14,5 +14,5 @@ pub mod command;
 pub mod frame;
 pub mod table;
 
-pub use command::{parse_command, ClusterQuery, Command, CommandError, CommandQuery};
+pub use command::{parse_command, ClusterQuery, Command, CommandError, CommandQuery, ShardCtl};
 pub use frame::{parse_frame, Frame, Limits, ParseError, Protocol};
