@@ -99,6 +99,7 @@ pub async fn start_with(
     })
     .await
     .expect("storage open task")?;
+    log_recovery(storage.recovery_report());
     let machine = kv::StateMachine::new(cfg.kv_config());
     let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
 
@@ -160,6 +161,19 @@ pub async fn start_with(
         shutdown,
         fatal,
     })
+}
+
+/// Storage does not log; what its recovery repaired on disk is said here, loudly.
+fn log_recovery(report: &storage::RecoveryReport) {
+    if let Some(cut) = &report.truncated {
+        tracing::warn!("storage recovery: {cut}");
+    }
+    if let Some(path) = &report.removed_unborn_segment {
+        tracing::warn!(path = %path.display(), "storage recovery: removed a WAL segment whose header was never completely written (a crash while creating it)");
+    }
+    for path in &report.removed_temp_files {
+        tracing::info!(path = %path.display(), "storage recovery: removed a temporary file left by a crash");
+    }
 }
 
 impl RunningNode {

@@ -5,7 +5,9 @@
 //! * Records are appended only to the last segment (`segments.last()`), whose file is
 //!   `active`; `active_bytes` is its length as written (not necessarily durable).
 //! * Nothing is acknowledged before `sync` returns `Ok`: `pending` is lost on a crash.
-//! * A segment is fsync'd before its successor is created, and every new segment starts
+//! * A segment is fsync'd before its successor is created, the successor is durable
+//!   before `WAL-HEAD` names it (so recovery can refuse a deleted newest segment), and
+//!   every new segment starts
 //!   with the current (durable) hard state and snapshot marker, so deleting older
 //!   segments never loses either.
 //! * After any failed write, fsync, creation or removal the WAL is *poisoned*: the file
@@ -13,6 +15,7 @@
 //!   later write is refused. Reopening the directory recovers (a torn tail is cut).
 
 use crate::fs::{FileSystem, WritableFile};
+use crate::manifest;
 use crate::record::{self, Record};
 use crate::segment::{self, Loc};
 use raft::{HardState, Index, SnapshotMeta, StorageError, StorageResult};
@@ -166,15 +169,20 @@ impl Wal {
 
     fn roll(&mut self, hs: HardState, snap: SnapshotMeta) -> StorageResult<()> {
         let seq = self.segments.last().expect("active segment").seq + 1;
-        match Self::create_segment(&*self.fs, &self.dir, seq, hs, snap) {
-            Ok((f, len)) => {
-                self.active = f;
-                self.active_bytes = len;
-                self.segments.push(SegInfo { seq, max_index: 0 });
-                Ok(())
+        let (f, len) = match Self::create_segment(&*self.fs, &self.dir, seq, hs, snap) {
+            Ok(created) => created,
+            Err(e) => {
+                return Err(self.poison(format!("create segment {}: {e}", segment::file_name(seq))))
             }
-            Err(e) => Err(self.poison(format!("create segment {}: {e}", segment::file_name(seq)))),
+        };
+        self.active = f;
+        self.active_bytes = len;
+        self.segments.push(SegInfo { seq, max_index: 0 });
+        // Only now that the segment is durable may the head name it (see `manifest`).
+        if let Err(e) = manifest::write(&*self.fs, &self.dir, seq) {
+            return Err(self.poison(format!("write {}: {e}", manifest::FILE_NAME)));
         }
+        Ok(())
     }
 
     /// Deletes the oldest sealed segments whose entries are all at or before

@@ -9,9 +9,11 @@
 //! Files, one job each: `wire` (what travels), `process` (one process and
 //! the replicas it hosts), `clerk` (the sharded client), `ctrl_clerk` (the
 //! controller's client), `script` (scripted client workloads), `world` (the
-//! event loop, faults, lab helpers, checks), `sweep` (random schedules).
+//! event loop, processes, faults, checks), `clients` (the world's clients
+//! and the lab's helpers), `sweep` (random schedules).
 
 pub mod clerk;
+mod clients;
 pub mod ctrl_clerk;
 pub mod process;
 pub mod script;
