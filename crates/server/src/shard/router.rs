@@ -424,17 +424,6 @@ impl Router {
     /// the key yet and the request path will say so).
     pub fn redirect(&self, key: &[u8]) -> Option<String> {
         let (config, seen_applied) = self.driver.routing();
-        let slot = shardmeta::key_slot(key);
-        let gid = config.owner(self.keyspace.shard_of_slot(slot));
-        if gid == NO_GROUP || self.hosted.contains(&gid) {
-            return None;
-        }
-        if config.num < seen_applied {
-            self.driver.saw_applied(seen_applied);
-            return Some(
-                "TRYAGAIN this node's view of the slot's owner is out of date; try again".into(),
-            );
-        }
         let leaders = self.leaders(&config);
         let layout = crate::cluster_view::Layout {
             config: &config,
@@ -442,8 +431,16 @@ impl Router {
             me: self.id,
             leaders: &leaders,
         };
-        let addr = layout.owner_addr(slot)?;
-        Some(crate::cluster_view::moved(slot, addr))
+        let r = redirect_for(
+            &layout,
+            &self.hosted,
+            seen_applied,
+            shardmeta::key_slot(key),
+        );
+        if matches!(r, Some(Redirect::TryAgain)) {
+            self.driver.saw_applied(seen_applied);
+        }
+        r.map(|r| r.to_string())
     }
 
     /// The presumed leader of every group in `config` this process knows one for.
@@ -454,6 +451,47 @@ impl Router {
             .filter_map(|&g| Some((g, self.leader_hint(g)?)))
             .collect()
     }
+}
+
+/// What a cluster-aware connection is told instead of being served here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redirect {
+    /// `-MOVED <slot> <addr>`: the owner's presumed leader's client address.
+    Moved { slot: u16, addr: String },
+    /// `-TRYAGAIN`: this process's routing configuration is older than one
+    /// some group has applied, so a redirect could point backwards.
+    TryAgain,
+}
+
+impl std::fmt::Display for Redirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Redirect::Moved { slot, addr } => f.write_str(&crate::cluster_view::moved(*slot, addr)),
+            Redirect::TryAgain => f.write_str(
+                "TRYAGAIN this node's view of the slot's owner is out of date; try again",
+            ),
+        }
+    }
+}
+
+/// The redirect rule, pure: `None` when no group owns `slot` yet or this
+/// process hosts its owner in `layout.config`; `TryAgain` when that
+/// configuration is older than `seen_applied`; else `Moved`.
+pub fn redirect_for(
+    layout: &crate::cluster_view::Layout<'_>,
+    hosted: &BTreeSet<GroupId>,
+    seen_applied: u64,
+    slot: u16,
+) -> Option<Redirect> {
+    let gid = layout.config.owner(layout.keyspace.shard_of_slot(slot));
+    if gid == NO_GROUP || hosted.contains(&gid) {
+        return None;
+    }
+    if layout.config.num < seen_applied {
+        return Some(Redirect::TryAgain);
+    }
+    let addr = layout.owner_addr(slot)?.to_string();
+    Some(Redirect::Moved { slot, addr })
 }
 
 /// Sleeps `RETRY_PAUSE`, or fails if that would pass the deadline.
@@ -468,6 +506,42 @@ async fn pause(deadline: Instant) -> Result<(), ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// MOVED only from a configuration no older than any a group is known
+    /// to have applied; never for a group hosted here or an unowned slot.
+    #[test]
+    fn redirects_never_point_backwards() {
+        use shardmeta::Member;
+        let mut config = Config::initial(2);
+        config.num = 5;
+        config.shards = vec![1, 2];
+        for (g, id) in [(1, 1), (2, 2)] {
+            let addr = format!("127.0.0.1:{}", 6378 + id);
+            config.groups.insert(g, vec![Member { id, addr }]);
+        }
+        let leaders = BTreeMap::new();
+        let layout = crate::cluster_view::Layout {
+            config: &config,
+            keyspace: Keyspace::new(2).unwrap(),
+            me: 1,
+            leaders: &leaders,
+        };
+        let hosted = BTreeSet::from([1]);
+        assert_eq!(redirect_for(&layout, &hosted, 5, 100), None, "hosted here");
+        let moved = redirect_for(&layout, &hosted, 5, 9000).unwrap();
+        assert_eq!(moved.to_string(), "MOVED 9000 127.0.0.1:6380");
+        assert_eq!(
+            redirect_for(&layout, &hosted, 6, 9000),
+            Some(Redirect::TryAgain)
+        );
+        let mut unowned = config.clone();
+        unowned.shards[1] = NO_GROUP;
+        let layout = crate::cluster_view::Layout {
+            config: &unowned,
+            ..layout
+        };
+        assert_eq!(redirect_for(&layout, &hosted, 5, 9000), None, "unowned");
+    }
 
     #[test]
     fn client_ids_differ_across_processes_boots_and_counters() {
