@@ -43,6 +43,10 @@ use crate::peer::{GroupAnswer, Outgoing, Peers, ShardFrame};
 pub const QUEUE_INPUTS: usize = 65_536;
 /// Inputs handled between two drives, so a flood cannot starve ticks.
 pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
+/// A pull reply this large is not re-sent to the same requester for the
+/// same configuration within [`LARGE_REPLY_HOLD`].
+pub const LARGE_REPLY_BYTES: usize = 1 << 20;
+pub const LARGE_REPLY_HOLD: Duration = Duration::from_secs(2);
 
 pub type Node = ShardNode<DiskStorage>;
 
@@ -193,6 +197,7 @@ pub fn start(
         last_roles: BTreeMap::new(),
         poll_rr: cfg.id as usize,
         next_poll: Instant::now(),
+        large_replies: HashMap::new(),
         cfg,
     };
     driver.publish();
@@ -218,6 +223,9 @@ struct Driver {
     last_roles: BTreeMap<GroupId, (raft::Role, u64, Option<NodeId>, u64)>,
     poll_rr: usize,
     next_poll: Instant,
+    /// (requesting process, its group, configuration) -> when a large pull
+    /// reply went to it.
+    large_replies: HashMap<(NodeId, GroupId, u64), Instant>,
     cfg: DriverConfig,
 }
 
@@ -307,8 +315,12 @@ impl Driver {
                 request,
             } => match decode_group_request(&request) {
                 Ok(req) => {
+                    if self.holding_large_reply(from, from_group, &req) {
+                        return;
+                    }
                     if let Some(reply) = self.node.on_group_request(to_group, &req, now) {
                         let reply = encode_group_reply(&reply);
+                        self.note_reply(from, from_group, &req, reply.len());
                         self.send(
                             from,
                             ShardFrame::GroupReply {
@@ -325,6 +337,34 @@ impl Driver {
                 Err(e) => tracing::warn!(peer = from, "undecodable group reply: {e}"),
             },
             other => tracing::warn!(peer = from, "unexpected frame for the driver: {other:?}"),
+        }
+    }
+
+    /// Whether a large pull reply to the same request went out recently:
+    /// the requester's agent resends every interval, and each copy of a
+    /// big shard would cross the network and be proposed again, so one is
+    /// given time to arrive ([`LARGE_REPLY_HOLD`]) before another is sent.
+    fn holding_large_reply(
+        &mut self,
+        from: NodeId,
+        from_group: GroupId,
+        req: &GroupRequest,
+    ) -> bool {
+        let GroupRequest::Pull(p) = req else {
+            return false;
+        };
+        let now = Instant::now();
+        self.large_replies
+            .retain(|_, at| now.duration_since(*at) < LARGE_REPLY_HOLD);
+        self.large_replies.contains_key(&(from, from_group, p.num))
+    }
+
+    fn note_reply(&mut self, from: NodeId, from_group: GroupId, req: &GroupRequest, bytes: usize) {
+        if let GroupRequest::Pull(p) = req {
+            if bytes >= LARGE_REPLY_BYTES {
+                self.large_replies
+                    .insert((from, from_group, p.num), Instant::now());
+            }
         }
     }
 
