@@ -32,6 +32,9 @@ pub struct NodeConfig {
     /// A client command gets `-CLUSTERDOWN`/`-TIMEOUT` after this long.
     pub request_timeout_ms: u64,
     pub max_connections: usize,
+    /// The store's options (segment size, caches; tests swap in a
+    /// fault-injecting file system).
+    pub storage: storage::DiskOptions,
 }
 
 impl NodeConfig {
@@ -53,6 +56,7 @@ impl NodeConfig {
             snapshot_threshold_bytes: 64 << 20,
             request_timeout_ms: 3000,
             max_connections: 10_000,
+            storage: storage::DiskOptions::default(),
         }
     }
 

@@ -93,12 +93,10 @@ pub async fn start_with(
         path: cfg.data_dir.display().to_string(),
         source,
     })?;
-    let dir = cfg.data_dir.clone();
-    let storage = tokio::task::spawn_blocking(move || {
-        storage::DiskStorage::open(&dir, storage::DiskOptions::default())
-    })
-    .await
-    .expect("storage open task")?;
+    let (dir, opts) = (cfg.data_dir.clone(), cfg.storage.clone());
+    let storage = tokio::task::spawn_blocking(move || storage::DiskStorage::open(&dir, opts))
+        .await
+        .expect("storage open task")?;
     log_recovery(storage.recovery_report());
     let machine = kv::StateMachine::new(cfg.kv_config());
     let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
@@ -113,6 +111,7 @@ pub async fn start_with(
         DriverConfig { tick: cfg.tick() },
         peers.clone(),
         fatal_tx,
+        Some(reopen(&cfg)),
     );
 
     let members: Arc<BTreeMap<_, _>> = Arc::new(cfg.members.clone());
@@ -160,6 +159,19 @@ pub async fn start_with(
         tasks,
         shutdown,
         fatal,
+    })
+}
+
+/// How the driver rebuilds the replica from the data directory once a full
+/// disk has space again: what a restart does (open, log the repairs, boot).
+fn reopen(cfg: &NodeConfig) -> driver::Reopen {
+    let cfg = cfg.clone();
+    Box::new(move || {
+        let storage = storage::DiskStorage::open(&cfg.data_dir, cfg.storage.clone())
+            .map_err(|e| e.to_string())?;
+        log_recovery(storage.recovery_report());
+        let machine = kv::StateMachine::new(cfg.kv_config());
+        replica::Replica::new(cfg.replica_config(), storage, machine).map_err(|e| e.to_string())
     })
 }
 

@@ -12,7 +12,10 @@
 //! Invariants: the in-memory state (hard state, snapshot, log) is exactly what the
 //! trait has been told, whether or not it is durable yet; dropping the store without
 //! `sync` behaves like a crash (buffered records are lost). After any I/O failure the
-//! store is poisoned: reads still work, every write returns `StorageError::Io`.
+//! store is poisoned: reads still work, every write returns `StorageError::Io` — or
+//! `StorageError::NoSpace` if the failure was a WAL record write that found the disk
+//! full (see `wal`): then reopening once space is freed is safe, whereas after `Io`
+//! (a failed fsync above all) the host must stop.
 //!
 //! Recovery relies on Raft's contract for what the trait is told (`RawNode::persist`
 //! keeps it): entries are written before a hard state whose commit index covers them,
