@@ -9,7 +9,8 @@
 //!
 //! The operations keep Raft's contract, which recovery checks (a durable commit index
 //! beyond the recovered log means lost files): the hard state's commit index never
-//! exceeds the last index, and nothing at or below it is overwritten or discarded.
+//! decreases nor exceeds the last index, and nothing at or below it is overwritten or
+//! discarded.
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -178,7 +179,7 @@ impl Harness {
                 let hs = HardState {
                     term,
                     vote: (vote != 0).then_some(vote),
-                    commit: commit.min(last),
+                    commit: commit.min(last).max(commit_now),
                 };
                 self.model.set_hard_state(hs).unwrap();
                 self.disk().set_hard_state(hs).unwrap();
