@@ -36,7 +36,9 @@ pub async fn execute(node: &Requests, cmd: Command) -> Frame {
         Command::Cluster(q) => cluster(node, q),
         Command::Quit | Command::Acknowledge => Frame::Simple("OK".into()),
         Command::NoName => Frame::Null,
-        Command::Hello(_) => unreachable!("HELLO is answered by the connection"),
+        Command::Hello { .. } | Command::Auth { .. } => {
+            unreachable!("HELLO and AUTH are answered by the connection")
+        }
     }
 }
 
