@@ -17,6 +17,12 @@ pub enum StorageError {
     /// The underlying medium failed; the store refuses further writes.
     #[error("storage I/O failed: {0}")]
     Io(String),
+    /// A write found the medium full (ENOSPC, or a quota): it did not complete, and
+    /// nothing since the last successful sync is durable. The store refuses further
+    /// writes like `Io`; unlike `Io` (a failed fsync may have lost data the kernel had
+    /// accepted), reopening the store once space is freed is safe.
+    #[error("storage is out of space: {0}")]
+    NoSpace(String),
 }
 
 /// Errors returned to the application for API misuse or expected conditions.

@@ -19,10 +19,17 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Run one node of a replica group.
-    Server(ServerArgs),
-    /// Start a local cluster of N `raftkv server` processes on 127.0.0.1; Ctrl-C stops them.
+    /// Run one node of a replica group, or one process of a sharded deployment (--peers).
+    Server(Box<ServerArgs>),
+    /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); Ctrl-C stops them.
     Cluster(ClusterArgs),
+    /// Drive the shard controller of a sharded deployment through any process's client port.
+    Shard {
+        #[command(subcommand)]
+        op: ShardOp,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
     /// Print KEY's value (`(nil)` when missing).
     Get {
         key: String,
@@ -49,7 +56,7 @@ pub enum Cmd {
         #[command(flatten)]
         ep: Endpoints,
     },
-    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index.
+    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index (sharded: per hosted group, with its shards).
     Status(Endpoints),
     /// Load generator: N clients for S seconds; prints throughput and latency percentiles.
     Bench(BenchArgs),
@@ -58,18 +65,53 @@ pub enum Cmd {
 #[derive(Args, Debug, Clone)]
 pub struct Endpoints {
     /// Client (RESP) addresses to try, in order.
-    #[arg(long, default_value = "127.0.0.1:6379", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:6379",
+        value_delimiter = ',',
+        global = true
+    )]
     pub endpoints: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ShardOp {
+    /// Print a configuration (default: the latest): number, shard -> group, group -> members.
+    Query { num: Option<u64> },
+    /// Add groups: GID=ID@HOST:PORT,ID@HOST:PORT,... (one argument per group; HOST:PORT is each process's CLIENT address).
+    Join {
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Remove groups (their shards move to the remaining groups).
+    Leave {
+        #[arg(required = true)]
+        gids: Vec<u64>,
+    },
+    /// Move one shard to a group.
+    Move { shard: u32, gid: u64 },
 }
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
-    /// This node's id: one of the ids in --cluster.
+    /// This process's id: one of the ids in --cluster (single group) or --peers (sharded).
     #[arg(long)]
     pub id: u64,
-    /// Every member with its PEER address, this node included: ID=HOST:PORT[,ID=HOST:PORT...].
+    /// Single-group mode: every member with its PEER address, this node included: ID=HOST:PORT[,ID=HOST:PORT...].
+    #[arg(long, required_unless_present = "peers", conflicts_with = "peers")]
+    pub cluster: Option<String>,
+    /// Sharded mode: EVERY process of the deployment with its PEER address (also those that join later): ID=HOST:PORT[,...].
+    #[arg(long, requires = "controllers")]
+    pub peers: Option<String>,
+    /// Sharded mode: the processes hosting the shard controller group: ID,ID,ID.
     #[arg(long)]
-    pub cluster: String,
+    pub controllers: Option<String>,
+    /// Sharded mode, repeated: a data group and its processes, GID=ID,ID,ID. This process hosts every group that lists its id. A group serves keys once `raftkv shard join` adds it.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// Sharded mode: shards in the keyspace (fixed slot ranges of the 16384 hash slots); the same on every process, never changed.
+    #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
+    pub shards: u32,
     /// Client address (RESP), HOST:PORT; a bare PORT (or :PORT) binds 127.0.0.1 only.
     #[arg(long)]
     pub listen: String,
@@ -121,10 +163,16 @@ pub struct ServerArgs {
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
-    /// Number of nodes.
+    /// Number of nodes (with --groups: replicas per group).
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
-    /// Client port of node 1; node i listens on P+i-1, its peer port is P+10000+i-1.
+    /// A sharded cluster: a controller group (on the first data group's processes) and G data groups, joined, shards balanced.
+    #[arg(long)]
+    pub groups: Option<u64>,
+    /// Shards in the keyspace (with --groups).
+    #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
+    pub shards: u32,
+    /// Client port of process 1; process i listens on P+i-1, its peer port is P+10000+i-1.
     #[arg(long, default_value_t = 6379)]
     pub base_port: u16,
     /// Data directory; node i uses DIR/node-i. Default: a new directory under the system temp dir.

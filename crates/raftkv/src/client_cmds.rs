@@ -1,11 +1,12 @@
-//! `get`, `put`, `append`, `del`, `status`: one RESP command per endpoint,
-//! trying the endpoints in order until one answers (any node forwards to the
-//! leader, so the first reachable one is enough).
+//! `get`, `put`, `append`, `del`, `shard ...`, `status`: one RESP command
+//! per endpoint, trying the endpoints in order until one answers (any node
+//! forwards to the leader — `shard` commands to the controller's — so the
+//! first reachable one is enough).
 
 use server::client::Client;
 use server::resp::Frame;
 
-use crate::cli::Cmd;
+use crate::cli::{Cmd, ShardOp};
 
 pub async fn run(cmd: Cmd) -> Result<(), String> {
     let (args, endpoints): (Vec<String>, _) = match cmd {
@@ -14,10 +15,34 @@ pub async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Append { key, value, ep } => (vec!["APPEND".into(), key, value], ep.endpoints),
         Cmd::Del { key, ep } => (vec!["DEL".into(), key], ep.endpoints),
         Cmd::Status(ep) => return status(&ep.endpoints).await,
+        Cmd::Shard { op, ep } => (shard_args(op), ep.endpoints),
         _ => unreachable!("handled in main"),
     };
     let reply = call_any(&endpoints, &args).await?;
     print_reply(reply)
+}
+
+/// `raftkv shard ...` as the `SHARDCTL` command a process answers.
+fn shard_args(op: ShardOp) -> Vec<String> {
+    let mut args = vec!["SHARDCTL".to_string()];
+    match op {
+        ShardOp::Query { num } => {
+            args.push("QUERY".into());
+            args.extend(num.map(|n| n.to_string()));
+        }
+        ShardOp::Join { groups } => {
+            args.push("JOIN".into());
+            args.extend(groups);
+        }
+        ShardOp::Leave { gids } => {
+            args.push("LEAVE".into());
+            args.extend(gids.iter().map(|g| g.to_string()));
+        }
+        ShardOp::Move { shard, gid } => {
+            args.extend(["MOVE".into(), shard.to_string(), gid.to_string()]);
+        }
+    }
+    args
 }
 
 async fn call_any(endpoints: &[String], args: &[String]) -> Result<Frame, String> {
@@ -38,7 +63,7 @@ fn print_reply(reply: Frame) -> Result<(), String> {
     match reply {
         Frame::Simple(s) => println!("{s}"),
         Frame::Integer(n) => println!("{n}"),
-        Frame::Bulk(b) => println!("{}", String::from_utf8_lossy(&b)),
+        Frame::Bulk(b) => println!("{}", String::from_utf8_lossy(&b).trim_end()),
         Frame::Null => println!("(nil)"),
         Frame::Error(e) => return Err(e),
         Frame::Array(a) => println!("{a:?}"),
@@ -50,7 +75,7 @@ fn print_reply(reply: Frame) -> Result<(), String> {
 async fn status(endpoints: &[String]) -> Result<(), String> {
     let mut any_ok = false;
     println!(
-        "{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
+        "{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}  group (sharded: ctrl or gN, then its shards)",
         "endpoint", "id", "role", "term", "leader", "commit", "applied", "last", "snapshot"
     );
     for ep in endpoints {
@@ -59,6 +84,10 @@ async fn status(endpoints: &[String]) -> Result<(), String> {
             Err(e) => Err(e.to_string()),
         };
         match info {
+            Ok(Frame::Bulk(b)) if is_sharded(&b) => {
+                any_ok = true;
+                print_groups(ep, &String::from_utf8_lossy(&b));
+            }
             Ok(Frame::Bulk(b)) => {
                 any_ok = true;
                 let f = server::info::parse(&String::from_utf8_lossy(&b));
@@ -84,5 +113,53 @@ async fn status(endpoints: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err("no endpoint answered".into())
+    }
+}
+
+fn is_sharded(info: &[u8]) -> bool {
+    String::from_utf8_lossy(info).contains("# Sharding")
+}
+
+/// A sharded process's `INFO raft`: one row per hosted group.
+fn print_groups(ep: &str, info: &str) {
+    let f = server::info::parse(info);
+    let g = |k: &str| f.get(k).cloned().unwrap_or_default();
+    for (key, value) in &f {
+        let Some(gid) = key.strip_prefix("group_") else {
+            continue;
+        };
+        let fields: std::collections::BTreeMap<&str, &str> = value
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let h = |k: &str| fields.get(k).copied().unwrap_or("");
+        let group = if h("kind") == "controller" {
+            "ctrl".to_string()
+        } else {
+            format!("g{gid}")
+        };
+        let mut shards = String::new();
+        if h("kind") == "data" {
+            shards = format!(
+                "config {} serving {} pulling {} handing-off {} gc {}",
+                h("config"),
+                h("serving"),
+                h("pulling"),
+                h("handing_off"),
+                h("gc")
+            );
+        }
+        println!(
+            "{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}  {group:<5} {shards}",
+            ep,
+            g("id"),
+            h("role"),
+            h("term"),
+            h("leader"),
+            h("commit"),
+            h("applied"),
+            h("last_index"),
+            h("snapshot_index"),
+        );
     }
 }

@@ -6,7 +6,19 @@ use server::NodeConfig;
 pub fn run(a: ServerArgs) -> Result<(), String> {
     init_logging(&a.log_level);
     raise_fd_limit();
-    let members = server::parse_cluster(&a.cluster)?;
+    let sharded = a.peers.is_some();
+    let list = a
+        .peers
+        .as_deref()
+        .or(a.cluster.as_deref())
+        .unwrap_or_default();
+    let members = server::parse_cluster(list).map_err(|e| {
+        if sharded {
+            e.replace("--cluster", "--peers")
+        } else {
+            e
+        }
+    })?;
     let mut cfg = NodeConfig::new(
         a.id,
         members,
@@ -25,6 +37,27 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
     cfg.client.idle_timeout = (a.timeout > 0).then(|| std::time::Duration::from_secs(a.timeout));
     if let Some(file) = &a.requirepass_file {
         cfg.client.requirepass = Some(server::auth::Password::load(file)?);
+    }
+    if sharded {
+        let controllers = server::shard::parse_ids(
+            "--controllers",
+            a.controllers.as_deref().unwrap_or_default(),
+        )?;
+        let groups = server::shard::parse_groups(&a.groups)?;
+        let mut cfg = server::shard::ShardedConfig::new(cfg, controllers, groups);
+        cfg.shards = a.shards;
+        cfg.validate()?;
+        return crate::runtime().block_on(async move {
+            let node = server::shard::start_sharded(cfg)
+                .await
+                .map_err(|e| e.to_string())?;
+            node.run_until(shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+    if !a.groups.is_empty() {
+        return Err("--group needs --peers and --controllers (sharded mode)".into());
     }
     cfg.validate()?;
     crate::runtime().block_on(async move {

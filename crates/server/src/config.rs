@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub max_connections: usize,
     /// Per-connection limits and authentication on the client port.
     pub client: ClientPortConfig,
+    /// The store's options (segment size, caches; tests swap in a
+    /// fault-injecting file system).
+    pub storage: storage::DiskOptions,
 }
 
 /// The client port's per-connection limits (Redis's names) and password.
@@ -166,6 +169,7 @@ impl NodeConfig {
             request_timeout_ms: 3000,
             max_connections: 10_000,
             client: ClientPortConfig::default(),
+            storage: storage::DiskOptions::default(),
         }
     }
 

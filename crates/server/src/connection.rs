@@ -36,9 +36,9 @@ use tokio::sync::broadcast;
 
 use crate::auth;
 use crate::config::ClientPortConfig;
-use crate::exec;
-use crate::requests::Requests;
+use crate::exec::{self, ConnState};
 use crate::resp::{parse_command, Command, Decoder, Frame, Protocol};
+use crate::service::Service;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Pending replies beyond this are handed to the kernel before the next
@@ -62,18 +62,18 @@ enum End {
 
 struct Conn {
     stream: TcpStream,
-    node: Arc<Requests>,
+    node: Arc<Service>,
     cfg: Arc<ClientPortConfig>,
     inbuf: BytesMut,
     out: BytesMut,
     decoder: Decoder,
-    proto: Protocol,
+    conn: ConnState,
     authenticated: bool,
 }
 
 pub async fn serve(
     stream: TcpStream,
-    node: Arc<Requests>,
+    node: Arc<Service>,
     cfg: Arc<ClientPortConfig>,
     mut shutdown: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
@@ -86,7 +86,7 @@ pub async fn serve(
         cfg,
         inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
         out: BytesMut::new(),
-        proto: Protocol::Resp2,
+        conn: ConnState::default(),
     };
     loop {
         c.inbuf.reserve(READ_CHUNK_BYTES);
@@ -167,10 +167,10 @@ impl Conn {
             }
             Ok(Command::Hello { version, auth }) => self.hello(version, auth),
             Ok(Command::Auth { user, password }) => self.auth(user.as_deref(), &password),
-            Ok(cmd) => exec::execute(&self.node, cmd).await,
+            Ok(cmd) => exec::execute(&self.node, &mut self.conn, cmd).await,
             Err(e) => Frame::Error(e.0),
         };
-        reply.encode_as(self.proto, &mut self.out);
+        reply.encode_as(self.conn.proto, &mut self.out);
         false
     }
 
@@ -195,7 +195,7 @@ impl Conn {
     /// server, with Redis's order of checks.
     fn hello(&mut self, version: Option<i64>, credentials: Option<(Bytes, Bytes)>) -> Frame {
         let proto = match version {
-            None => self.proto,
+            None => self.conn.proto,
             Some(2) => Protocol::Resp2,
             Some(3) => Protocol::Resp3,
             Some(_) => {
@@ -212,7 +212,7 @@ impl Conn {
         if !self.authenticated {
             return Frame::Error(auth::NOAUTH_HELLO.into());
         }
-        self.proto = proto;
+        self.conn.proto = proto;
         hello_reply(&self.node, proto)
     }
 
@@ -289,15 +289,22 @@ fn is_auth_exempt(frame: &Frame) -> bool {
     }
 }
 
-fn hello_reply(node: &Requests, proto: Protocol) -> Frame {
+fn hello_reply(node: &Service, proto: Protocol) -> Frame {
     let bulk = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
     let proto_num = if proto == Protocol::Resp3 { 3 } else { 2 };
     Frame::Map(vec![
         (bulk("server"), bulk("raftkv")),
         (bulk("version"), bulk(env!("CARGO_PKG_VERSION"))),
         (bulk("proto"), Frame::Integer(proto_num)),
-        (bulk("id"), Frame::Integer(node.id as i64)),
-        (bulk("mode"), bulk("standalone")),
+        (bulk("id"), Frame::Integer(node.id() as i64)),
+        (
+            bulk("mode"),
+            bulk(if node.is_sharded() {
+                "cluster"
+            } else {
+                "standalone"
+            }),
+        ),
         (bulk("role"), bulk("master")),
         (bulk("modules"), Frame::Array(vec![])),
     ])

@@ -12,7 +12,19 @@
 //!
 //! Invariants: every accepted request's `oneshot` is answered exactly once,
 //! or dropped when the driver stops (the waiter then treats it as unknown);
-//! a `ReplicaError` stops the driver and is reported through `fatal`.
+//! a `ReplicaError` stops the driver and is reported through `fatal` —
+//! except a full disk.
+//!
+//! Disk full (`StorageError::NoSpace`: a log write found no space; nothing
+//! unsynced was acknowledged): the driver drops the replica (pending
+//! requests end unknown), publishes the condition ([`DriverHandle::disk_full`]:
+//! writes get `-MISCONF`, INFO shows it), refuses forwarded requests with
+//! `NotLeader`, and every [`DISK_FULL_RETRY`] rebuilds the replica from the
+//! data directory with the host's `reopen` — exactly what a restart would do
+//! (recovery cuts the half-written record), in-process. Until that works the
+//! node takes no part in Raft: to its peers it is down. Any other storage
+//! failure, above all a failed fsync (its data may be lost from the page cache
+//! while the file reads fine: fsyncgate), still stops the node.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +33,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use raft::StorageError;
 use raft::{Message, NodeId};
-use replica::{Rejected, Status};
+use replica::{Rejected, ReplicaError, Status};
 
 /// The replica this driver hosts: the kv state machine over the disk WAL.
 pub type KvReplica = replica::Replica<DiskStorage, kv::StateMachine>;
@@ -36,6 +49,13 @@ use crate::peer::Peers;
 pub const QUEUE_INPUTS: usize = 65_536;
 /// Inputs handled between two drives, so a flood cannot starve ticks.
 pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
+/// How often a node whose disk is full tries to reopen its store and resume.
+pub const DISK_FULL_RETRY: Duration = Duration::from_secs(1);
+
+/// Rebuilds the replica from the data directory (open the store, boot a fresh
+/// state machine from it): how a driver resumes after a full disk. The old
+/// replica, and with it the directory's lock, is dropped before it is called.
+pub type Reopen = Box<dyn FnMut() -> Result<KvReplica, String> + Send>;
 
 /// How a request handed to a replica ended, as the client path sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +103,8 @@ pub struct DriverHandle {
     /// The leader this node knows of (0: none), published with `status`
     /// but read without a lock: every client request asks for it.
     leader: Arc<AtomicU64>,
+    /// Why the log cannot be written (disk full), while it cannot.
+    disk_full: Arc<Mutex<Option<String>>>,
 }
 
 impl DriverHandle {
@@ -119,24 +141,34 @@ impl DriverHandle {
         *self.status.lock().expect("status lock")
     }
 
+    /// While the disk is full: why (the storage error). `None` when writing.
+    pub fn disk_full(&self) -> Option<String> {
+        self.disk_full.lock().expect("disk_full lock").clone()
+    }
+
     pub fn shutdown(&self) {
         let _ = self.tx.send(Input::Shutdown);
     }
 }
 
 /// Starts the driver thread. `fatal` fires if the replica fails; the
-/// returned join handle ends after `shutdown`.
+/// returned join handle ends after `shutdown`. With `reopen`, a full disk
+/// does not stop the node (see the module docs); without, it does.
 pub fn start(
     replica: KvReplica,
     cfg: DriverConfig,
     peers: Peers,
     fatal: oneshot::Sender<String>,
+    reopen: Option<Reopen>,
 ) -> (DriverHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
     let status = Arc::new(Mutex::new(replica.status()));
     let leader = Arc::new(AtomicU64::new(replica.leader().unwrap_or(0)));
+    let disk_full = Arc::new(Mutex::new(None));
     let mut driver = Driver {
-        replica,
+        replica: Some(replica),
+        reopen,
+        disk_full: disk_full.clone(),
         peers,
         pending: HashMap::new(),
         next_token: 1,
@@ -154,11 +186,20 @@ pub fn start(
             }
         })
         .expect("spawn driver thread");
-    (DriverHandle { tx, status, leader }, join)
+    let handle = DriverHandle {
+        tx,
+        status,
+        leader,
+        disk_full,
+    };
+    (handle, join)
 }
 
 struct Driver {
-    replica: KvReplica,
+    /// Invariant: `Some` except while waiting for disk space.
+    replica: Option<KvReplica>,
+    reopen: Option<Reopen>,
+    disk_full: Arc<Mutex<Option<String>>>,
     peers: Peers,
     /// Invariant: exactly the tokens accepted by the replica and not yet completed.
     pending: HashMap<u64, oneshot::Sender<Answer>>,
@@ -170,7 +211,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn run(&mut self, rx: Receiver<Input>, cfg: DriverConfig) -> Result<(), replica::ReplicaError> {
+    fn run(&mut self, rx: Receiver<Input>, cfg: DriverConfig) -> Result<(), ReplicaError> {
         let mut next_tick = Instant::now() + cfg.tick;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -190,27 +231,75 @@ impl Driver {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.replica.tick(unix_ms());
+                self.replica().tick(unix_ms());
                 next_tick = (next_tick + cfg.tick).max(now);
             }
-            self.drive()?;
+            match self.drive() {
+                Err(ReplicaError::Storage(StorageError::NoSpace(why))) if self.reopen.is_some() => {
+                    if !self.wait_for_space(&rx, why) {
+                        return Ok(());
+                    }
+                }
+                done => done?,
+            }
         }
+    }
+
+    fn replica(&mut self) -> &mut KvReplica {
+        self.replica.as_mut().expect("a replica while driving")
+    }
+
+    /// Disk full: drops the replica and rebuilds it every [`DISK_FULL_RETRY`]
+    /// until that works (true) or the driver is shut down (false).
+    fn wait_for_space(&mut self, rx: &Receiver<Input>, why: String) -> bool {
+        tracing::error!("cannot write the Raft log, disk full: {why}; refusing writes and retrying every {DISK_FULL_RETRY:?} (free space on the data directory's file system)");
+        self.replica = None;
+        self.pending.clear();
+        *self.disk_full.lock().expect("disk_full lock") = Some(why);
+        // Reads may still go to another leader; never to ourselves.
+        let own = self.status.lock().expect("status lock").raft.id;
+        let _ = self
+            .leader
+            .compare_exchange(own, 0, Ordering::AcqRel, Ordering::Acquire);
+        let mut next_try = Instant::now() + DISK_FULL_RETRY;
+        loop {
+            match rx.recv_timeout(next_try.saturating_duration_since(Instant::now())) {
+                Ok(Input::Shutdown) | Err(RecvTimeoutError::Disconnected) => return false,
+                Ok(Input::Step(_)) => {}
+                Ok(Input::Propose { reply, .. } | Input::Read { reply, .. }) => {
+                    let _ = reply.send(Answer::NotLeader { hint: None });
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let reopen = self.reopen.as_mut().expect("reopen is set");
+                    match reopen() {
+                        Ok(replica) => break self.replica = Some(replica),
+                        Err(e) => tracing::debug!("disk full: reopening failed: {e}"),
+                    }
+                    next_try = Instant::now() + DISK_FULL_RETRY;
+                }
+            }
+        }
+        tracing::warn!("the Raft log is writable again; node resumed from its data directory");
+        *self.disk_full.lock().expect("disk_full lock") = None;
+        self.last_role = None;
+        self.publish();
+        true
     }
 
     /// Takes one input; false on shutdown.
     fn handle(&mut self, input: Input) -> bool {
         match input {
-            Input::Step(msg) => self.replica.step(msg),
+            Input::Step(msg) => self.replica().step(msg),
             Input::Propose { cmd, reply } => {
                 let token = self.token();
-                match self.replica.propose(token, cmd, unix_ms()) {
+                match self.replica().propose(token, cmd, unix_ms()) {
                     Ok(()) => drop(self.pending.insert(token, reply)),
                     Err(r) => drop(reply.send(rejected(r))),
                 }
             }
             Input::Read { key, reply } => {
                 let token = self.token();
-                match self.replica.read(token, key) {
+                match self.replica().read(token, key) {
                     Ok(()) => drop(self.pending.insert(token, reply)),
                     Err(r) => drop(reply.send(rejected(r))),
                 }
@@ -220,22 +309,22 @@ impl Driver {
         true
     }
 
-    fn drive(&mut self) -> Result<(), replica::ReplicaError> {
+    fn drive(&mut self) -> Result<(), ReplicaError> {
         let (peers, pending) = (&self.peers, &mut self.pending);
         // Answers go out as soon as the replica knows them: a commit is
         // answered before this node's fsync of the next batch finishes.
-        self.replica
-            .drive_with(&mut |m| peers.send_raft(m), &mut |c| {
-                if let Some(reply) = pending.remove(&c.token) {
-                    let _ = reply.send(outcome(c.outcome));
-                }
-            })?;
+        let replica = self.replica.as_mut().expect("a replica while driving");
+        replica.drive_with(&mut |m| peers.send_raft(m), &mut |c| {
+            if let Some(reply) = pending.remove(&c.token) {
+                let _ = reply.send(outcome(c.outcome));
+            }
+        })?;
         self.publish();
         Ok(())
     }
 
     fn publish(&mut self) {
-        let st = self.replica.status();
+        let st = self.replica().status();
         let role = (st.raft.role, st.raft.term, st.raft.leader);
         if self.last_role != Some(role) {
             tracing::info!(role = ?st.raft.role, term = st.raft.term, leader = ?st.raft.leader, "raft role");

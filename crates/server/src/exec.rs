@@ -1,15 +1,46 @@
 //! Executes one parsed RESP command against the node and builds its reply.
 //! One function per command family; errors map to Redis-style replies.
+//!
+//! In a sharded process, before a keyed command runs: a multi-key command
+//! whose keys are in different slots is `-CROSSSLOT`; and on a connection
+//! that asked for the cluster layout (`CLUSTER SLOTS | SHARDS | NODES`), a
+//! key this process does not host is `-MOVED` (or `-TRYAGAIN`: see
+//! `shard::router::Router::redirect`). Every other connection is served
+//! whatever the key: the node forwards it, so plain clients keep working.
 
 use bytes::Bytes;
 
-use crate::cluster_view::{self, CLUSTER_DISABLED};
+use crate::cluster_view::{self, Layout, CLUSTER_DISABLED};
 use crate::info;
-use crate::requests::{RequestError, Requests};
-use crate::resp::{table, ClusterQuery, Command, CommandQuery, Frame};
+use crate::requests::RequestError;
+use crate::resp::{table, ClusterQuery, Command, CommandQuery, Frame, Protocol};
+use crate::service::Service;
+use crate::shard::{self, router::Router};
+
+/// Per-connection state the commands see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnState {
+    pub proto: Protocol,
+    /// The client asked for the cluster layout: it follows `-MOVED`.
+    pub cluster_aware: bool,
+}
+
+impl Default for ConnState {
+    fn default() -> Self {
+        ConnState {
+            proto: Protocol::Resp2,
+            cluster_aware: false,
+        }
+    }
+}
 
 /// Runs `cmd`; the reply frame to send.
-pub async fn execute(node: &Requests, cmd: Command) -> Frame {
+pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Frame {
+    if let Service::Sharded(router) = node {
+        if let Some(err) = redirect(router, conn, &cmd) {
+            return Frame::Error(err);
+        }
+    }
     match cmd {
         Command::Ping(None) => Frame::Simple("PONG".into()),
         Command::Ping(Some(msg)) => Frame::Bulk(msg),
@@ -31,9 +62,21 @@ pub async fn execute(node: &Requests, cmd: Command) -> Frame {
         )),
         Command::Del(keys) => reply(del(node, keys).await),
         Command::Exists(keys) => reply(exists(node, keys).await),
-        Command::Info(section) => Frame::Bulk(Bytes::from(info::render(node, section.as_deref()))),
+        Command::Info(section) => Frame::Bulk(Bytes::from(match node {
+            Service::Single(r) => info::render(r, section.as_deref()),
+            Service::Sharded(r) => shard::info::render(r, section.as_deref()),
+        })),
         Command::CommandInfo(q) => command_info(q),
-        Command::Cluster(q) => cluster(node, q),
+        Command::Cluster(q) => match node {
+            Service::Single(r) => cluster_single(r.peers.len() + 1, q),
+            Service::Sharded(r) => cluster_sharded(r, conn, q),
+        },
+        Command::ShardCtl(c) => match node {
+            Service::Single(_) => Frame::Error(
+                "ERR SHARDCTL needs a sharded deployment; this node runs a single group".into(),
+            ),
+            Service::Sharded(r) => shard::admin::execute(r, c).await,
+        },
         Command::Quit | Command::Acknowledge => Frame::Simple("OK".into()),
         Command::NoName => Frame::Null,
         Command::Hello { .. } | Command::Auth { .. } => {
@@ -42,9 +85,30 @@ pub async fn execute(node: &Requests, cmd: Command) -> Frame {
     }
 }
 
+/// The keys of a keyed command.
+fn keys_of(cmd: &Command) -> &[Bytes] {
+    match cmd {
+        Command::Get(k) | Command::Set(k, _) | Command::Append(k, _) => std::slice::from_ref(k),
+        Command::Del(keys) | Command::Exists(keys) => keys,
+        _ => &[],
+    }
+}
+
+/// `-CROSSSLOT`, `-MOVED` or `-TRYAGAIN` instead of running `cmd` here.
+fn redirect(router: &Router, conn: &ConnState, cmd: &Command) -> Option<String> {
+    let keys = keys_of(cmd);
+    if let Err(e) = cluster_view::same_slot(keys) {
+        return Some(e.to_string());
+    }
+    match keys.first() {
+        Some(key) if conn.cluster_aware => router.redirect(key),
+        _ => None,
+    }
+}
+
 /// DEL of several keys: one logged delete per key, in order. Not atomic
 /// across keys (each is linearizable on its own).
-async fn del(node: &Requests, keys: Vec<Bytes>) -> Result<Frame, RequestError> {
+async fn del(node: &Service, keys: Vec<Bytes>) -> Result<Frame, RequestError> {
     let mut existed = 0;
     for key in keys {
         if let kv::Reply::Deleted(true) = node.write(kv::Op::Delete { key }).await? {
@@ -54,7 +118,7 @@ async fn del(node: &Requests, keys: Vec<Bytes>) -> Result<Frame, RequestError> {
     Ok(Frame::Integer(existed))
 }
 
-async fn exists(node: &Requests, keys: Vec<Bytes>) -> Result<Frame, RequestError> {
+async fn exists(node: &Service, keys: Vec<Bytes>) -> Result<Frame, RequestError> {
     let mut n = 0;
     for key in keys {
         if node.read(key).await?.is_some() {
@@ -88,20 +152,47 @@ pub fn command_info(q: CommandQuery) -> Frame {
 
 /// `CLUSTER` on a single-group node: one group owns every slot; the
 /// layout subcommands are Redis's "cluster support disabled".
-fn cluster(node: &Requests, q: ClusterQuery) -> Frame {
+fn cluster_single(nodes: usize, q: ClusterQuery) -> Frame {
     match q {
         ClusterQuery::KeySlot(key) => Frame::Integer(shardmeta::key_slot(&key).into()),
-        ClusterQuery::Info => {
-            let nodes = node.peers.len() + 1;
-            Frame::Bulk(Bytes::from(cluster_view::info_text(
-                u32::from(shardmeta::SLOTS),
-                nodes,
-                1,
-                0,
-            )))
-        }
+        ClusterQuery::Info => Frame::Bulk(Bytes::from(cluster_view::info_text(
+            u32::from(shardmeta::SLOTS),
+            nodes,
+            1,
+            0,
+        ))),
         ClusterQuery::Slots | ClusterQuery::Shards | ClusterQuery::Nodes | ClusterQuery::MyId => {
             Frame::Error(CLUSTER_DISABLED.into())
+        }
+    }
+}
+
+/// `CLUSTER` on a sharded process, from its routing configuration. Asking
+/// for the layout marks the connection cluster-aware (it will get `-MOVED`).
+fn cluster_sharded(router: &Router, conn: &mut ConnState, q: ClusterQuery) -> Frame {
+    let (config, _) = router.driver.routing();
+    let leaders = router.leaders(&config);
+    let layout = Layout {
+        config: &config,
+        keyspace: router.keyspace,
+        me: router.id,
+        leaders: &leaders,
+    };
+    match q {
+        ClusterQuery::KeySlot(key) => Frame::Integer(shardmeta::key_slot(&key).into()),
+        ClusterQuery::Info => Frame::Bulk(Bytes::from(layout.info())),
+        ClusterQuery::MyId => Frame::Bulk(Bytes::from(cluster_view::node_name(router.id))),
+        ClusterQuery::Slots => {
+            conn.cluster_aware = true;
+            layout.slots()
+        }
+        ClusterQuery::Shards => {
+            conn.cluster_aware = true;
+            layout.shards()
+        }
+        ClusterQuery::Nodes => {
+            conn.cluster_aware = true;
+            Frame::Bulk(Bytes::from(layout.nodes()))
         }
     }
 }

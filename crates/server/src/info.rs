@@ -1,5 +1,6 @@
 //! `INFO [section]` in Redis's format: `# Section` headers and `field:value`
-//! lines joined by CRLF. Sections: `server`, `raft`, `keyspace`; no section
+//! lines joined by CRLF. Sections: `server`, `raft`, `persistence`
+//! (`log_write_status:ok|no_space`, and why), `keyspace`; no section
 //! (or `all`/`everything`/`default`) gives all; an unknown one gives nothing,
 //! as in Redis.
 
@@ -42,6 +43,16 @@ pub fn render(node: &Requests, section: Option<&str>) -> String {
             st.pending_reads,
             st.log_bytes,
             st.sessions,
+        );
+    }
+    if want("persistence") {
+        let (status, error) = match node.driver.disk_full() {
+            None => ("ok", String::new()),
+            Some(why) => ("no_space", why.replace(['\r', '\n'], " ")),
+        };
+        let _ = write!(
+            out,
+            "# Persistence\r\nlog_write_status:{status}\r\nlog_write_error:{error}\r\n\r\n"
         );
     }
     if want("keyspace") {

@@ -4,6 +4,12 @@
 //! hosts the same code); this crate only moves bytes, keeps time and owns
 //! sockets.
 //!
+//! Two modes behind one RESP port ([`service::Service`]): a single Raft
+//! group (below), or a process of a sharded deployment ([`shard`]), whose
+//! driver thread hosts a `host::ShardNode` (its controller and data-group
+//! replicas and their migration agents, again the simulator's code) and
+//! whose client path routes each key to the group that owns it.
+//!
 //! ```text
 //!  RESP clients ──► listener ─► connection ─► exec ─► requests ──┬─► driver thread (Replica<DiskStorage, kv::StateMachine>)
 //!                                                               └─► peer::outbound ─► leader's peer::inbound ─► forward::serve
@@ -16,8 +22,11 @@
 //! handed to the leader), `sessions` (the node's kv sessions), `requests`
 //! (the client path: retries, CLUSTERDOWN vs TIMEOUT), `resp::{frame,
 //! command, table}` (the protocol and the `COMMAND` table), `listener` + `connection` + `exec` + `info`
-//! (the RESP port; `connection` holds its per-connection limits), `auth` (`--requirepass-file`), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
-//! `-MOVED`, `-CROSSSLOT`), `client` (a small RESP client).
+//! (the RESP port; `connection` holds its per-connection limits), `auth`
+//! (`--requirepass-file`), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
+//! `-MOVED`, `-CROSSSLOT`), `service` (single-group or sharded behind the
+//! port), `shard` (the sharded mode: its own module docs), `client` (a
+//! small RESP client).
 
 pub mod auth;
 pub mod client;
@@ -33,7 +42,9 @@ pub mod node;
 pub mod peer;
 pub mod requests;
 pub mod resp;
+pub mod service;
 pub mod sessions;
+pub mod shard;
 
 pub use config::{parse_cluster, NodeConfig};
 pub use node::{start, start_with, NodeError, RunningNode};

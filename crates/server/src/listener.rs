@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, Semaphore};
 
 use crate::config::ClientPortConfig;
 use crate::connection;
-use crate::requests::Requests;
+use crate::service::Service;
 
 /// Redis's reply to a client over `maxclients`.
 pub const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -29,7 +29,7 @@ pub const REFUSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn accept_loop(
     listener: TcpListener,
-    node: Arc<Requests>,
+    node: Arc<Service>,
     max_connections: usize,
     cfg: Arc<ClientPortConfig>,
     shutdown: broadcast::Sender<()>,

@@ -19,6 +19,7 @@ use crate::forward::ForwardTable;
 use crate::listener;
 use crate::peer::{inbound, LinkTimeouts, Peers};
 use crate::requests::{Requests, Timeouts};
+use crate::service::Service;
 
 /// Why a node could not start or had to stop. Display is a one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -40,19 +41,27 @@ pub enum NodeError {
     Storage(#[from] storage::OpenError),
     #[error("cannot boot the replica: {0}")]
     Replica(#[from] replica::ReplicaError),
+    #[error("{0}")]
+    Host(#[from] host::HostError),
     #[error("node failed: {0}")]
     Fatal(String),
+}
+
+/// The driver thread a node runs: one replica, or a sharded process's groups.
+pub(crate) enum Driver {
+    Single(DriverHandle),
+    Sharded(crate::shard::driver::DriverHandle),
 }
 
 /// A started node.
 pub struct RunningNode {
     pub client_addr: SocketAddr,
     pub peer_addr: SocketAddr,
-    driver: DriverHandle,
-    driver_thread: Option<std::thread::JoinHandle<()>>,
-    tasks: Vec<JoinHandle<()>>,
-    shutdown: broadcast::Sender<()>,
-    fatal: oneshot::Receiver<String>,
+    pub(crate) driver: Driver,
+    pub(crate) driver_thread: Option<std::thread::JoinHandle<()>>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+    pub(crate) shutdown: broadcast::Sender<()>,
+    pub(crate) fatal: oneshot::Receiver<String>,
 }
 
 /// Binds the addresses in `cfg` and starts the node.
@@ -84,12 +93,11 @@ pub async fn start_with(
         path: cfg.data_dir.display().to_string(),
         source,
     })?;
-    let dir = cfg.data_dir.clone();
-    let storage = tokio::task::spawn_blocking(move || {
-        storage::DiskStorage::open(&dir, storage::DiskOptions::default())
-    })
-    .await
-    .expect("storage open task")?;
+    let (dir, opts) = (cfg.data_dir.clone(), cfg.storage.clone());
+    let storage = tokio::task::spawn_blocking(move || storage::DiskStorage::open(&dir, opts))
+        .await
+        .expect("storage open task")?;
+    log_recovery(storage.recovery_report());
     let machine = kv::StateMachine::new(cfg.kv_config());
     let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
 
@@ -103,13 +111,15 @@ pub async fn start_with(
         DriverConfig { tick: cfg.tick() },
         peers.clone(),
         fatal_tx,
+        Some(reopen(&cfg)),
     );
 
     let members: Arc<BTreeMap<_, _>> = Arc::new(cfg.members.clone());
     let inbound = inbound::Inbound {
         self_id: cfg.id,
         members,
-        driver: driver.clone(),
+        driver: Some(driver.clone()),
+        shard: None,
         peers: peers.clone(),
         forwards: forwards.clone(),
         timeouts: link_timeouts,
@@ -118,14 +128,14 @@ pub async fn start_with(
         request: Duration::from_millis(cfg.request_timeout_ms),
         forward_attempt: Duration::from_millis((cfg.election_timeout_ms * 2).clamp(200, 2000)),
     };
-    let requests = Arc::new(Requests::new(
+    let requests = Arc::new(Service::Single(Requests::new(
         cfg.id,
         driver.clone(),
         peers,
         forwards,
         KV_RESPONSE_WINDOW,
         timeouts,
-    ));
+    )));
     let (shutdown, _) = broadcast::channel(1);
     let (client_addr, peer_addr) = (
         client.local_addr().expect("bound"),
@@ -145,12 +155,38 @@ pub async fn start_with(
     Ok(RunningNode {
         client_addr,
         peer_addr,
-        driver,
+        driver: Driver::Single(driver),
         driver_thread: Some(driver_thread),
         tasks,
         shutdown,
         fatal,
     })
+}
+
+/// How the driver rebuilds the replica from the data directory once a full
+/// disk has space again: what a restart does (open, log the repairs, boot).
+fn reopen(cfg: &NodeConfig) -> driver::Reopen {
+    let cfg = cfg.clone();
+    Box::new(move || {
+        let storage = storage::DiskStorage::open(&cfg.data_dir, cfg.storage.clone())
+            .map_err(|e| e.to_string())?;
+        log_recovery(storage.recovery_report());
+        let machine = kv::StateMachine::new(cfg.kv_config());
+        replica::Replica::new(cfg.replica_config(), storage, machine).map_err(|e| e.to_string())
+    })
+}
+
+/// Storage does not log; what its recovery repaired on disk is said here, loudly.
+fn log_recovery(report: &storage::RecoveryReport) {
+    if let Some(cut) = &report.truncated {
+        tracing::warn!("storage recovery: {cut}");
+    }
+    if let Some(path) = &report.removed_unborn_segment {
+        tracing::warn!(path = %path.display(), "storage recovery: removed a WAL segment whose header was never completely written (a crash while creating it)");
+    }
+    for path in &report.removed_temp_files {
+        tracing::info!(path = %path.display(), "storage recovery: removed a temporary file left by a crash");
+    }
 }
 
 impl RunningNode {
@@ -174,14 +210,37 @@ impl RunningNode {
     pub async fn stop(&mut self) {
         let _ = self.shutdown.send(());
         self.tasks.iter().for_each(JoinHandle::abort);
-        self.driver.shutdown();
+        match &self.driver {
+            Driver::Single(d) => d.shutdown(),
+            Driver::Sharded(d) => d.shutdown(),
+        }
         if let Some(t) = self.driver_thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
         tracing::info!("node stopped");
     }
 
+    /// The replica's status; in a sharded process, that of its
+    /// lowest-numbered hosted group (see [`RunningNode::shard_view`]).
     pub fn status(&self) -> replica::Status {
-        self.driver.status()
+        match &self.driver {
+            Driver::Single(d) => d.status(),
+            Driver::Sharded(d) => {
+                let view = d.view();
+                view.groups
+                    .values()
+                    .next()
+                    .expect("a sharded process hosts a group")
+                    .status
+            }
+        }
+    }
+
+    /// A sharded process's groups and routing configuration.
+    pub fn shard_view(&self) -> Option<crate::shard::driver::View> {
+        match &self.driver {
+            Driver::Single(_) => None,
+            Driver::Sharded(d) => Some(d.view()),
+        }
     }
 }

@@ -36,6 +36,10 @@ pub enum RequestError {
     /// It may have been proposed; its outcome is unknown.
     #[error("TIMEOUT no answer in time; the command may or may not have taken effect")]
     Timeout,
+    /// This node cannot write its log (disk full): the write was refused and
+    /// certainly did not take effect. Redis's reply for a node that cannot persist.
+    #[error("MISCONF this node cannot write its Raft log ({0}); writes are refused until space is freed on its data directory's file system, then it resumes by itself; the command did not take effect")]
+    NoSpace(String),
     /// The state machine refused it (e.g. a value too large).
     #[error("ERR {0}")]
     Kv(kv::KvError),
@@ -88,9 +92,19 @@ impl Requests {
     }
 
     /// A linearizable read (ReadIndex on the leader).
+    /// With a full disk it still forwards to another leader it knows of.
     pub async fn read(&self, key: Bytes) -> Result<Option<Bytes>, RequestError> {
         let deadline = Instant::now() + self.timeouts.request;
-        match self.run(&Work::Read(key), deadline).await? {
+        if let Some(why) = self.driver.disk_full() {
+            if self.driver.leader().is_none_or(|l| l == self.id) {
+                return Err(RequestError::NoSpace(why));
+            }
+        }
+        match self
+            .run(&Work::Read(key), deadline)
+            .await
+            .map_err(|e| self.explain(e))?
+        {
             (Answer::Value(v), _) => Ok(v),
             (other, _) => {
                 // `ForwardTable` and the driver answer reads with values only.
@@ -103,8 +117,11 @@ impl Requests {
     /// A write through the log, exactly once per call.
     pub async fn write(&self, op: kv::Op) -> Result<kv::Reply, RequestError> {
         let deadline = Instant::now() + self.timeouts.request;
+        if let Some(why) = self.driver.disk_full() {
+            return Err(RequestError::NoSpace(why));
+        }
         loop {
-            let (client_id, seq) = self.take_seq(deadline).await?;
+            let (client_id, seq) = self.take_seq(deadline).await.map_err(|e| self.explain(e))?;
             let req = kv::Request {
                 client_id,
                 seq,
@@ -112,7 +129,7 @@ impl Requests {
             };
             let res = self.run(&Work::Write(req), deadline).await;
             self.sessions.release(client_id, seq);
-            match res? {
+            match res.map_err(|e| self.explain(e))? {
                 (Answer::Applied(Ok(reply)), _) => return Ok(reply),
                 (Answer::Applied(Err(kv::KvError::SessionExpired { .. })), false) => {
                     self.sessions.forget(client_id)
@@ -127,6 +144,15 @@ impl Requests {
                     return Err(RequestError::Timeout);
                 }
             }
+        }
+    }
+
+    /// A `ClusterDown` (certainly no effect) while this node's disk is full
+    /// is that: say so. A `Timeout` (may have taken effect) stays one.
+    fn explain(&self, e: RequestError) -> RequestError {
+        match (e, self.driver.disk_full()) {
+            (RequestError::ClusterDown, Some(why)) => RequestError::NoSpace(why),
+            (e, _) => e,
         }
     }
 

@@ -12,13 +12,22 @@
 //! Invariants: the in-memory state (hard state, snapshot, log) is exactly what the
 //! trait has been told, whether or not it is durable yet; dropping the store without
 //! `sync` behaves like a crash (buffered records are lost). After any I/O failure the
-//! store is poisoned: reads still work, every write returns `StorageError::Io`.
+//! store is poisoned: reads still work, every write returns `StorageError::Io` — or
+//! `StorageError::NoSpace` if the failure was a WAL record write that found the disk
+//! full (see `wal`): then reopening once space is freed is safe, whereas after `Io`
+//! (a failed fsync above all) the host must stop.
+//!
+//! Recovery relies on Raft's contract for what the trait is told (`RawNode::persist`
+//! keeps it): entries are written before a hard state whose commit index covers them,
+//! and nothing at or below the commit index is ever overwritten or discarded. A
+//! directory whose durable commit index is beyond its recovered log is refused as
+//! missing data ([`OpenError::MissingLog`]), never clamped.
 
 use crate::error::OpenError;
 use crate::fs::{FileSystem, StdFs};
 use crate::log::{Log, Lookup};
 use crate::record::{self, Record, MAX_PAYLOAD_BYTES};
-use crate::recovery::{self, Recovered};
+use crate::recovery::{self, Recovered, RecoveryReport};
 use crate::segment::Loc;
 use crate::snapfile;
 use crate::wal::{Wal, WalConfig};
@@ -62,6 +71,8 @@ pub struct DiskStorage {
     /// Invariant: the log's base (the entry before `first_index`) is `snapshot.meta`.
     log: Log,
     wal: Wal,
+    /// What open repaired (a torn tail cut, leftovers removed), for the host to log.
+    report: RecoveryReport,
     /// Held (flock'd) for the store's lifetime: one store per data directory.
     _lock: std::fs::File,
 }
@@ -113,6 +124,7 @@ impl DiskStorage {
             snapshot: r.snapshot,
             log: r.log,
             wal,
+            report: r.report,
             _lock: lock,
         })
     }
@@ -120,6 +132,12 @@ impl DiskStorage {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// What [`DiskStorage::open`] repaired on disk (nothing, after a clean shutdown).
+    /// Storage does not log; the host should log every repair listed here loudly.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
     }
 
     /// True once a failed write or fsync made the store refuse further writes.

@@ -2,8 +2,8 @@
 //!
 //! [`FaultyFs`] forwards to [`StdFs`] but, when armed through its [`FaultHandle`], fails
 //! a chosen future file write (after writing half the buffer, as a full disk does:
-//! ENOSPC mid-write) or a chosen future fsync. It can also skip fsync entirely, which
-//! keeps property tests fast (their crashes are modelled by dropping the store, which
+//! ENOSPC mid-write), every write while "full", or a chosen future fsync (EIO). It can
+//! also skip fsync entirely, which keeps property tests fast (their crashes are modelled by dropping the store, which
 //! loses exactly the unsynced in-memory buffer, so fsync itself adds nothing). It counts
 //! positioned reads (entry-cache misses) and whole-file read-only views (`map_read`:
 //! snapshot files), so tests can tell what the store read.
@@ -24,6 +24,8 @@ struct Plan {
     /// Fail the fsync after this many more succeed; negative: never.
     syncs_left: AtomicI64,
     skip_sync: AtomicBool,
+    /// Every write fails with ENOSPC, half-done, while set (a full disk).
+    full: AtomicBool,
     /// Positioned reads served (cache misses of the entry cache).
     reads_at: AtomicI64,
     /// Whole-file read-only views handed out (`map_read`: snapshot files).
@@ -43,6 +45,11 @@ impl FaultHandle {
     pub fn fail_sync_after(&self, n: i64) {
         self.0.syncs_left.store(n, Ordering::SeqCst);
     }
+    /// While `full`, every write fails with ENOSPC after writing half its buffer, as
+    /// on a file system with no space left; `heal` (or `set_full(false)`) frees space.
+    pub fn set_full(&self, full: bool) {
+        self.0.full.store(full, Ordering::SeqCst);
+    }
     /// How many positioned reads (`read_at`) the store has made so far.
     pub fn reads_at(&self) -> i64 {
         self.0.reads_at.load(Ordering::SeqCst)
@@ -55,6 +62,7 @@ impl FaultHandle {
     pub fn heal(&self) {
         self.fail_write_after(-1);
         self.fail_sync_after(-1);
+        self.set_full(false);
     }
 }
 
@@ -102,7 +110,7 @@ struct FaultyFile {
 
 impl WritableFile for FaultyFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        if trip(&self.fs.plan.writes_left) {
+        if trip(&self.fs.plan.writes_left) || self.fs.plan.full.load(Ordering::SeqCst) {
             self.inner.write_all(&buf[..buf.len() / 2])?;
             return Err(io::Error::from_raw_os_error(ENOSPC));
         }

@@ -7,8 +7,11 @@
 //! writes, and reopening the directory recovers the last durable state.
 //!
 //! Recovery ([`DiskStorage::open`]) cuts a torn record at the end of the last segment
-//! (never acknowledged) and refuses, with [`OpenError`] naming file and offset, anything
-//! else that is damaged or missing.
+//! (never acknowledged) and says so in [`DiskStorage::recovery_report`] (storage does
+//! not log; the host logs the report), and refuses, with an [`OpenError`], anything else
+//! that is damaged (naming file and offset) or missing (naming the entry range and the
+//! files: a deleted newest segment is caught by the `WAL-HEAD` file, a log cut below the
+//! durable commit index by the hard state). It never silently rewinds the log.
 //!
 //! Limits, on purpose: one record (entry) is at most 64 MiB; entry data kept in memory
 //! is bounded by `DiskOptions::cache_max_bytes` (older entries are read back from their
@@ -22,7 +25,8 @@
 //! `DIR/LOCK` for the store's lifetime and refuses a directory another process holds.
 //!
 //! Files, one job each: `record` (frame codec), `segment` (segment files), `snapfile`
-//! (snapshot files), `wal` (group commit, rolling, deletion), `log` (in-memory index and
+//! (snapshot files), `manifest` (the `WAL-HEAD` file: the newest segment ever made
+//! durable), `wal` (group commit, rolling, deletion), `log` (in-memory index and
 //! entry cache), `replay` (rebuilding the log from records), `recovery` (opening a
 //! directory), `disk` (the `Storage` impl), `fs` / `fault` (the file-system seam and its
 //! fault-injecting test double), `testkit` (the conformance suite every `Storage` runs).
@@ -32,6 +36,7 @@ mod error;
 pub mod fault;
 pub mod fs;
 mod log;
+mod manifest;
 mod record;
 mod recovery;
 mod replay;
@@ -43,6 +48,7 @@ mod wal;
 pub use disk::{DiskOptions, DiskStorage};
 pub use error::OpenError;
 pub use fs::{FileSystem, ReadOnlyFile, StdFs, WritableFile};
+pub use recovery::{RecoveryReport, Truncation};
 
 /// Format details exposed for crash tests and tools (frame and header sizes).
 pub mod format {

@@ -1,21 +1,29 @@
-//! Opening a data directory: find the files, load the newest snapshot, replay the WAL.
+//! Opening a data directory: find the files, load the newest snapshot, replay the WAL,
+//! and check that what was found is everything the directory knows it had.
 //!
 //! Directory contents: `snap-*.snap` (at most one after a clean open), `*.wal` segments
-//! with contiguous sequence numbers, and possibly a `snap.tmp` left by a crash (deleted).
+//! with contiguous sequence numbers, `WAL-HEAD` (the newest segment ever made durable;
+//! see `manifest`), and possibly `*.tmp` files left by a crash (deleted).
 //! Recovery repairs exactly two crash artefacts: a torn record at the end of the last
 //! segment (cut off), and a last segment whose header was never completely written
-//! (removed). Everything else that is wrong is an [`OpenError`] naming file and offset.
+//! (removed). Both are listed in the [`RecoveryReport`] so the caller can log loudly
+//! what was cut and why. Everything else that is wrong is an [`OpenError`]:
+//! damage names file and offset, and missing data ([`OpenError::MissingLog`]: a segment
+//! newer than any present is recorded in `WAL-HEAD`, or the hard state's commit index is
+//! beyond the recovered log) names the missing entry range and files. Invariant: open
+//! never silently rewinds the log below what it had made durable.
 
 use crate::error::OpenError;
 use crate::fs::{FileSystem, WritableFile};
 use crate::log::Log;
+use crate::manifest;
 use crate::record::Record;
 use crate::replay::Replay;
 use crate::segment::{self, ScanEnd};
 use crate::snapfile;
 use crate::wal::{SegInfo, Wal};
 use raft::{HardState, Snapshot, SnapshotMeta};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub struct Recovered {
     pub hard_state: HardState,
@@ -26,6 +34,59 @@ pub struct Recovered {
     pub active_bytes: u64,
     /// A snapshot marker the WAL lacks; it must be written and synced before anything else.
     pub repair: Option<Record>,
+    pub report: RecoveryReport,
+}
+
+/// What [`crate::DiskStorage::open`] repaired. Storage does no logging itself; the
+/// host logs this (the server does, at WARN, one line per repair).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// A torn tail cut off the last segment.
+    pub truncated: Option<Truncation>,
+    /// A last segment shorter than its header (a crash while creating it), removed.
+    pub removed_unborn_segment: Option<PathBuf>,
+    /// Leftover temporary files (a crash while writing a snapshot or the WAL head), removed.
+    pub removed_temp_files: Vec<PathBuf>,
+}
+
+impl RecoveryReport {
+    /// True if open changed nothing on disk.
+    pub fn is_clean(&self) -> bool {
+        self.truncated.is_none()
+            && self.removed_unborn_segment.is_none()
+            && self.removed_temp_files.is_empty()
+    }
+}
+
+/// A torn tail cut off the last WAL segment on open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Truncation {
+    pub path: PathBuf,
+    /// The file now ends here (where the torn record started).
+    pub offset: u64,
+    /// Bytes removed from `offset` to the old end of file.
+    pub cut_bytes: u64,
+    /// Which kind of torn write it looked like.
+    pub why: &'static str,
+    /// The recovered log's last index after the cut.
+    pub last_index: raft::Index,
+}
+
+impl std::fmt::Display for Truncation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cut a torn tail off {}: {} bytes from byte offset {} ({}); the log now ends at \
+             index {}. A crash tears only an unacknowledged write; if this file was cut by \
+             other means, entries after {} are gone here and come back from the leader",
+            self.path.display(),
+            self.cut_bytes,
+            self.offset,
+            self.why,
+            self.last_index,
+            self.last_index
+        )
+    }
 }
 
 const PROBE_NAME: &str = ".write-probe";
@@ -41,7 +102,11 @@ pub fn recover(
     let names = fs
         .list_dir(dir)
         .map_err(OpenError::io("list data directory", dir))?;
-    remove_temp(fs, dir, &names)?;
+    let mut report = RecoveryReport {
+        removed_temp_files: remove_temp(fs, dir, &names)?,
+        ..RecoveryReport::default()
+    };
+    let head = manifest::read(fs, dir, &names)?;
     let snapshot = load_newest_snapshot(fs, dir, &names)?;
     let mut seqs: Vec<u64> = names
         .iter()
@@ -49,20 +114,35 @@ pub fn recover(
         .collect();
     seqs.sort_unstable();
     check_contiguous(dir, &seqs)?;
-    drop_unborn_last_segment(fs, dir, &mut seqs)?;
+    report.removed_unborn_segment = drop_unborn_last_segment(fs, dir, &mut seqs)?;
     if seqs.is_empty() {
-        return fresh_wal(fs, dir, snapshot, cache_max_bytes);
+        check_head(dir, head, 0, snapshot.meta.index)?;
+        let r = fresh_wal(fs, dir, snapshot, cache_max_bytes)?;
+        return Ok(Recovered { report, ..r });
     }
     let mut replay = Replay::new(snapshot.meta, cache_max_bytes, seqs[0] == 1);
     let mut segments = Vec::with_capacity(seqs.len());
     let mut last_len = 0;
     for (i, &seq) in seqs.iter().enumerate() {
-        let (info, len) = replay_segment(fs, dir, seq, i + 1 == seqs.len(), &mut replay)?;
+        let is_last = i + 1 == seqs.len();
+        let (info, len, cut) = replay_segment(fs, dir, seq, is_last, &mut replay)?;
         segments.push(info);
         last_len = len;
+        report.truncated = cut;
     }
     let (hard_state, log, repair) = replay.finish();
-    let last = dir.join(segment::file_name(*seqs.last().expect("non-empty")));
+    let newest = *seqs.last().expect("non-empty");
+    check_head(dir, head, newest, log.last_index())?;
+    check_commit(dir, newest, hard_state, &log)?;
+    if let Some(t) = &mut report.truncated {
+        t.last_index = log.last_index();
+        fs.truncate(&t.path, t.offset)
+            .map_err(OpenError::io("truncate torn tail of", &t.path))?;
+    }
+    if head.is_none_or(|h| h < newest) {
+        manifest::write(fs, dir, newest).map_err(OpenError::io("write WAL head in", dir))?;
+    }
+    let last = dir.join(segment::file_name(newest));
     let active = fs
         .open_append(&last)
         .map_err(OpenError::io("open for append", &last))?;
@@ -74,6 +154,58 @@ pub fn recover(
         active,
         active_bytes: last_len,
         repair,
+        report,
+    })
+}
+
+/// Refuses if `WAL-HEAD` records a newer segment than the newest present (`newest`, 0
+/// for none): that segment was made durable and then removed by something else.
+/// `last_index` is the last entry recovered without it.
+fn check_head(
+    dir: &Path,
+    head: Option<u64>,
+    newest: u64,
+    last_index: raft::Index,
+) -> Result<(), OpenError> {
+    let Some(head) = head.filter(|&h| h > newest) else {
+        return Ok(());
+    };
+    Err(OpenError::MissingLog {
+        dir: dir.to_path_buf(),
+        first: last_index + 1,
+        last: None,
+        files: (newest + 1..=head)
+            .map(|s| dir.join(segment::file_name(s)))
+            .collect(),
+        reason: format!(
+            "{} records segment {head} as the newest WAL segment, but the newest present \
+             is {}, whose log ends at index {last_index}",
+            manifest::FILE_NAME,
+            if newest == 0 {
+                "none".to_string()
+            } else {
+                segment::file_name(newest)
+            }
+        ),
+    })
+}
+
+/// Refuses a durable commit index beyond the recovered log: entries are written before
+/// the hard state that commits them (`RawNode::persist`), so only lost data explains it.
+fn check_commit(dir: &Path, newest: u64, hs: HardState, log: &Log) -> Result<(), OpenError> {
+    let last = log.last_index();
+    if hs.commit <= last {
+        return Ok(());
+    }
+    Err(OpenError::MissingLog {
+        dir: dir.to_path_buf(),
+        first: last + 1,
+        last: Some(hs.commit),
+        files: vec![dir.join(segment::file_name(newest))],
+        reason: format!(
+            "the recovered hard state's commit index is {} but the log ends at index {last}",
+            hs.commit
+        ),
     })
 }
 
@@ -89,13 +221,19 @@ fn probe_writable(fs: &dyn FileSystem, dir: &Path) -> Result<(), OpenError> {
         .map_err(OpenError::io("remove", &probe))
 }
 
-fn remove_temp(fs: &dyn FileSystem, dir: &Path, names: &[String]) -> Result<(), OpenError> {
+fn remove_temp(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    names: &[String],
+) -> Result<Vec<PathBuf>, OpenError> {
+    let mut removed = Vec::new();
     for n in names.iter().filter(|n| n.ends_with(".tmp")) {
         let p = dir.join(n);
         fs.remove_file(&p)
             .map_err(OpenError::io("remove leftover", &p))?;
+        removed.push(p);
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// Loads the newest snapshot file and deletes older ones (the newest is durable: it was
@@ -139,14 +277,14 @@ fn drop_unborn_last_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     seqs: &mut Vec<u64>,
-) -> Result<(), OpenError> {
+) -> Result<Option<PathBuf>, OpenError> {
     let Some(&seq) = seqs.last() else {
-        return Ok(());
+        return Ok(None);
     };
     let path = dir.join(segment::file_name(seq));
     let buf = fs.read(&path).map_err(OpenError::io("read", &path))?;
     if buf.len() >= segment::HEADER_BYTES {
-        return Ok(());
+        return Ok(None);
     }
     let expected = segment::encode_header(seq);
     if !buf.iter().zip(&expected).all(|(a, b)| a == b || *a == 0) {
@@ -159,7 +297,7 @@ fn drop_unborn_last_segment(
     fs.remove_file(&path)
         .map_err(OpenError::io("remove torn segment", &path))?;
     seqs.pop();
-    Ok(())
+    Ok(Some(path))
 }
 
 fn fresh_wal(
@@ -180,6 +318,7 @@ fn fresh_wal(
     let (active, active_bytes) =
         Wal::create_segment(fs, dir, 1, HardState::default(), snapshot.meta)
             .map_err(OpenError::io("create segment", &first))?;
+    manifest::write(fs, dir, 1).map_err(OpenError::io("write WAL head in", dir))?;
     let log = Log::new(snapshot.meta, cache_max_bytes);
     let segments = vec![SegInfo {
         seq: 1,
@@ -193,17 +332,20 @@ fn fresh_wal(
         active,
         active_bytes,
         repair: None,
+        report: RecoveryReport::default(),
     })
 }
 
-/// Replays one segment; cuts a torn tail off the last one. Returns its info and length.
+/// Replays one segment. Returns its info, its length once a torn tail is cut, and the
+/// cut to make (the caller makes it once every check passed, so a refused open leaves
+/// the files as it found them; `last_index` is filled in then too).
 fn replay_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     seq: u64,
     is_last: bool,
     replay: &mut Replay,
-) -> Result<(SegInfo, u64), OpenError> {
+) -> Result<(SegInfo, u64, Option<Truncation>), OpenError> {
     let path = dir.join(segment::file_name(seq));
     let buf = fs.read(&path).map_err(OpenError::io("read", &path))?;
     if buf.len() < segment::HEADER_BYTES {
@@ -220,13 +362,17 @@ fn replay_segment(
         }
         replay.apply(rec, loc)
     })?;
-    let len = match end {
-        ScanEnd::Clean => buf.len() as u64,
-        ScanEnd::TornAt(at) => {
-            fs.truncate(&path, at)
-                .map_err(OpenError::io("truncate torn tail of", &path))?;
-            at
+    match end {
+        ScanEnd::Clean => Ok((info, buf.len() as u64, None)),
+        ScanEnd::TornAt { offset, why } => {
+            let cut = Truncation {
+                path,
+                offset,
+                cut_bytes: buf.len() as u64 - offset,
+                why,
+                last_index: 0,
+            };
+            Ok((info, offset, Some(cut)))
         }
-    };
-    Ok((info, len))
+    }
 }

@@ -87,8 +87,9 @@ pub fn check_header(path: &Path, buf: &[u8], seq: u64) -> Result<(), OpenError> 
 pub enum ScanEnd {
     /// Every byte was a valid record.
     Clean,
-    /// A torn record starts at this offset; the segment must be cut there.
-    TornAt(u64),
+    /// A torn record starts at `offset`; the segment must be cut there. `why` says which
+    /// kind of torn write it looked like (for the recovery report).
+    TornAt { offset: u64, why: &'static str },
 }
 
 /// Feeds every record of segment `seq` (file bytes `buf`) to `visit`, in order.
@@ -115,7 +116,10 @@ pub fn scan(
                 at += n;
             }
             Err(e) if is_last && record::is_torn_tail(at as u64, &buf[at..], &e) => {
-                return Ok(ScanEnd::TornAt(at as u64));
+                return Ok(ScanEnd::TornAt {
+                    offset: at as u64,
+                    why: torn_kind(&buf[at..], &e),
+                });
             }
             Err(e) => {
                 let reason = match e {
@@ -129,4 +133,15 @@ pub fn scan(
         }
     }
     Ok(ScanEnd::Clean)
+}
+
+/// Describes a tail that [`record::is_torn_tail`] accepted as torn.
+fn torn_kind(rest: &[u8], e: &record::FrameError) -> &'static str {
+    if rest.iter().all(|b| *b == 0) {
+        "only zero bytes from here to the end of the file (space allocated, never written)"
+    } else if *e == record::FrameError::Incomplete || rest.len() < record::HEADER_BYTES {
+        "the last record is incomplete: the file ends inside it"
+    } else {
+        "the final record fails its checksum and holds a zeroed sector (a torn write)"
+    }
 }

@@ -5,14 +5,21 @@
 //! * Records are appended only to the last segment (`segments.last()`), whose file is
 //!   `active`; `active_bytes` is its length as written (not necessarily durable).
 //! * Nothing is acknowledged before `sync` returns `Ok`: `pending` is lost on a crash.
-//! * A segment is fsync'd before its successor is created, and every new segment starts
+//! * A segment is fsync'd before its successor is created, the successor is durable
+//!   before `WAL-HEAD` names it (so recovery can refuse a deleted newest segment), and
+//!   every new segment starts
 //!   with the current (durable) hard state and snapshot marker, so deleting older
 //!   segments never loses either.
 //! * After any failed write, fsync, creation or removal the WAL is *poisoned*: the file
 //!   may hold a partial record and the kernel may have dropped dirty pages, so every
 //!   later write is refused. Reopening the directory recovers (a torn tail is cut).
+//!   A record write that found the disk full (ENOSPC, EDQUOT) poisons it as
+//!   `StorageError::NoSpace`, everything else (notably any failed fsync: fsyncgate) as
+//!   `StorageError::Io`, so a host can wait for space after the first and must stop
+//!   after the second.
 
 use crate::fs::{FileSystem, WritableFile};
+use crate::manifest;
 use crate::record::{self, Record};
 use crate::segment::{self, Loc};
 use raft::{HardState, Index, SnapshotMeta, StorageError, StorageResult};
@@ -37,7 +44,31 @@ pub struct Wal {
     pending: Vec<u8>,
     segment_max_bytes: u64,
     write_buffer_max_bytes: usize,
-    poisoned: Option<String>,
+    poisoned: Option<Poison>,
+}
+
+/// Why the WAL refuses writes.
+struct Poison {
+    what: String,
+    no_space: bool,
+}
+
+impl Poison {
+    fn error(&self, what: String) -> StorageError {
+        if self.no_space {
+            StorageError::NoSpace(what)
+        } else {
+            StorageError::Io(what)
+        }
+    }
+}
+
+/// True for the errors of a write that found the medium full.
+fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 pub struct WalConfig {
@@ -99,17 +130,25 @@ impl Wal {
     /// Refuses if an earlier failure poisoned the WAL.
     pub fn check(&self) -> StorageResult<()> {
         match &self.poisoned {
-            Some(why) => Err(StorageError::Io(format!(
-                "storage refuses writes after an earlier failure: {why}"
+            Some(p) => Err(p.error(format!(
+                "storage refuses writes after an earlier failure: {}",
+                p.what
             ))),
             None => Ok(()),
         }
     }
 
+    /// Poisons the WAL as failed I/O (`StorageError::Io`): the host must stop.
     pub fn poison(&mut self, what: String) -> StorageError {
-        let err = StorageError::Io(what.clone());
-        self.poisoned.get_or_insert(what);
-        err
+        self.poison_as(what, false)
+    }
+
+    fn poison_as(&mut self, what: String, no_space: bool) -> StorageError {
+        let p = self.poisoned.get_or_insert(Poison {
+            what: what.clone(),
+            no_space,
+        });
+        p.error(what)
     }
 
     pub fn is_poisoned(&self) -> bool {
@@ -143,7 +182,8 @@ impl Wal {
             return Ok(());
         }
         if let Err(e) = self.active.write_all(&self.pending) {
-            return Err(self.poison(format!("write to {}: {e}", self.active_path().display())));
+            let what = format!("write to {}: {e}", self.active_path().display());
+            return Err(self.poison_as(what, is_no_space(&e)));
         }
         self.active_bytes += self.pending.len() as u64;
         self.pending.clear();
@@ -166,15 +206,20 @@ impl Wal {
 
     fn roll(&mut self, hs: HardState, snap: SnapshotMeta) -> StorageResult<()> {
         let seq = self.segments.last().expect("active segment").seq + 1;
-        match Self::create_segment(&*self.fs, &self.dir, seq, hs, snap) {
-            Ok((f, len)) => {
-                self.active = f;
-                self.active_bytes = len;
-                self.segments.push(SegInfo { seq, max_index: 0 });
-                Ok(())
+        let (f, len) = match Self::create_segment(&*self.fs, &self.dir, seq, hs, snap) {
+            Ok(created) => created,
+            Err(e) => {
+                return Err(self.poison(format!("create segment {}: {e}", segment::file_name(seq))))
             }
-            Err(e) => Err(self.poison(format!("create segment {}: {e}", segment::file_name(seq)))),
+        };
+        self.active = f;
+        self.active_bytes = len;
+        self.segments.push(SegInfo { seq, max_index: 0 });
+        // Only now that the segment is durable may the head name it (see `manifest`).
+        if let Err(e) = manifest::write(&*self.fs, &self.dir, seq) {
+            return Err(self.poison(format!("write {}: {e}", manifest::FILE_NAME)));
         }
+        Ok(())
     }
 
     /// Deletes the oldest sealed segments whose entries are all at or before

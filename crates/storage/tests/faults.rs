@@ -1,6 +1,8 @@
 //! Fault injection: a failed write (ENOSPC, half-written) or a failed fsync poisons the
 //! store, which then refuses every write; reopening recovers exactly an acknowledged
-//! state, never losing what a successful `sync` covered.
+//! state, never losing what a successful `sync` covered. A full disk on a WAL record
+//! write is told apart (`StorageError::NoSpace`: reopen once space is freed) from a
+//! failed fsync (`StorageError::Io`: stop; fsyncgate).
 
 use bytes::Bytes;
 use raft::{Entry, HardState, MemStorage, Storage, StorageError};
@@ -30,23 +32,23 @@ fn reopen(dir: &Path) -> DiskStorage {
         .expect("a poisoned store's directory must reopen")
 }
 
+/// Every write fails, with the same kind of error as the failure that poisoned it.
 fn assert_refuses_writes(s: &mut DiskStorage) {
     assert!(s.is_poisoned());
+    let kind = |r: Result<(), StorageError>| match r {
+        Err(StorageError::Io(_)) => "io",
+        Err(StorageError::NoSpace(_)) => "no space",
+        other => panic!("a poisoned store accepted a write: {other:?}"),
+    };
     let next = s.last_index() + 1;
-    assert!(matches!(
-        s.append(&[entry(9, next)]),
-        Err(StorageError::Io(_))
-    ));
-    assert!(matches!(
-        s.set_hard_state(HardState::default()),
-        Err(StorageError::Io(_))
-    ));
-    assert!(matches!(s.sync(), Err(StorageError::Io(_))));
+    let first = kind(s.append(&[entry(9, next)]));
+    assert_eq!(kind(s.set_hard_state(HardState::default())), first);
+    assert_eq!(kind(s.sync()), first);
     let (i, t) = (s.first_index(), s.term(s.first_index()).unwrap_or(0));
-    assert!(matches!(
-        s.compact(snap(i, t)),
-        Err(StorageError::Io(_)) | Err(StorageError::Unavailable { .. })
-    ));
+    match s.compact(snap(i, t)) {
+        Err(StorageError::Unavailable { .. }) => {}
+        r => assert_eq!(kind(r), first),
+    }
 }
 
 fn same(a: &impl Storage, b: &MemStorage) -> bool {
@@ -164,7 +166,7 @@ fn enospc_leaves_the_log_recoverable_and_writable_after_reopen() {
     s.sync().unwrap();
     h.fail_write_after(0);
     s.append(&[entry(1, 3)]).unwrap();
-    assert!(matches!(s.sync(), Err(StorageError::Io(msg)) if msg.contains("No space left")));
+    assert!(matches!(s.sync(), Err(StorageError::NoSpace(msg)) if msg.contains("No space left")));
     assert_refuses_writes(&mut s);
     drop(s);
     let mut r = reopen(dir.path());
@@ -176,4 +178,17 @@ fn enospc_leaves_the_log_recoverable_and_writable_after_reopen() {
         reopen(dir.path()).entries(1, 4, u64::MAX).unwrap(),
         vec![entry(1, 1), entry(1, 2), entry(1, 3)]
     );
+}
+
+/// fsyncgate: a failed fsync is never reported as a full disk, even on a store whose
+/// writes succeed, so a host never waits and retries after one.
+#[test]
+fn failed_fsync_is_io_not_no_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, h) = faulty(dir.path(), 1 << 20);
+    s.append(&[entry(1, 1)]).unwrap();
+    h.fail_sync_after(0);
+    assert!(matches!(s.sync(), Err(StorageError::Io(msg)) if msg.contains("fdatasync")));
+    h.heal();
+    assert!(matches!(s.append(&[entry(1, 2)]), Err(StorageError::Io(_))));
 }

@@ -6,6 +6,10 @@
 //! back as the state at the last `sync`, except that a snapshot written since then is
 //! already durable (snapshot files are fsync'd at once) and is applied with
 //! `install_snapshot` semantics — exactly what `MemStorage::install_snapshot` does.
+//!
+//! The operations keep Raft's contract, which recovery checks (a durable commit index
+//! beyond the recovered log means lost files): the hard state's commit index never
+//! exceeds the last index, and nothing at or below it is overwritten or discarded.
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -127,9 +131,10 @@ impl Harness {
 
     fn apply(&mut self, op: &Op) {
         let (snap_index, last) = (self.model.first_index() - 1, self.model.last_index());
+        let commit_now = self.model.hard_state().commit;
         match *op {
             Op::Append { back, n, term, len } => {
-                let start = last + 1 - back.min(last - snap_index);
+                let start = (last + 1 - back.min(last - snap_index)).max(commit_now + 1);
                 let es: Vec<Entry> = (start..start + n)
                     .map(|i| Entry::normal(term, i, data(i, term, len)))
                     .collect();
@@ -155,7 +160,7 @@ impl Harness {
                 matching,
                 term,
             } => {
-                let index = snap_index + 1 + pick % (last - snap_index + 3);
+                let index = (snap_index + 1 + pick % (last - snap_index + 3)).max(commit_now + 1);
                 let term = if matching && index <= last {
                     self.model.term(index).unwrap()
                 } else {
@@ -173,7 +178,7 @@ impl Harness {
                 let hs = HardState {
                     term,
                     vote: (vote != 0).then_some(vote),
-                    commit,
+                    commit: commit.min(last),
                 };
                 self.model.set_hard_state(hs).unwrap();
                 self.disk().set_hard_state(hs).unwrap();

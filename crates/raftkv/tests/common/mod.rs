@@ -10,6 +10,7 @@
 
 pub mod history;
 pub mod proxy;
+pub mod sharded;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;

@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 
 use super::liveness::{CountingRead, LinkTimeouts};
+use super::shard_wire::ShardFrame;
 use super::wire::{self, PeerFrame};
 use crate::driver::DriverHandle;
 use crate::forward::{self, ForwardTable};
@@ -30,12 +31,21 @@ use crate::peer::Peers;
 
 pub const MAX_PEER_CONNECTIONS: usize = 64;
 
+/// Where a sharded process takes the group-tagged frames
+/// (`shard::forward::Sink`). `Err` closes the connection.
+pub trait ShardSink: Send + Sync {
+    fn on_frame(&self, from: NodeId, frame: ShardFrame) -> Result<(), String>;
+}
+
 /// What an inbound connection needs.
 #[derive(Clone)]
 pub struct Inbound {
     pub self_id: NodeId,
     pub members: Arc<BTreeMap<NodeId, String>>,
-    pub driver: DriverHandle,
+    /// The single-group driver (`None` in a sharded process).
+    pub driver: Option<DriverHandle>,
+    /// A sharded process's frame sink (`None` in a single-group node).
+    pub shard: Option<Arc<dyn ShardSink>>,
     pub peers: Peers,
     pub forwards: Arc<ForwardTable>,
     pub timeouts: LinkTimeouts,
@@ -120,7 +130,15 @@ impl Inbound {
     fn dispatch(&self, from: NodeId, frame: PeerFrame) -> Result<(), String> {
         match frame {
             PeerFrame::Hello { .. } => return Err("second Hello".into()),
+            PeerFrame::Shard(frame) => match &self.shard {
+                Some(sink) => sink.on_frame(from, frame)?,
+                None => return Err("a sharded frame on a single-group node".into()),
+            },
+            PeerFrame::Raft(_) | PeerFrame::Forward { .. } if self.driver.is_none() => {
+                return Err("a single-group frame on a sharded process".into())
+            }
             PeerFrame::Raft(msgs) => {
+                let driver = self.driver.as_ref().expect("checked above");
                 for m in msgs {
                     if m.from != from || m.to != self.self_id {
                         return Err(format!(
@@ -139,11 +157,12 @@ impl Inbound {
                         continue;
                     }
                     tracing::trace!("recv {}", m.describe());
-                    self.driver.step(m);
+                    driver.step(m);
                 }
             }
             PeerFrame::Forward { id, req } => {
-                forward::serve(self.driver.clone(), self.peers.clone(), from, id, req)
+                let driver = self.driver.clone().expect("checked above");
+                forward::serve(driver, self.peers.clone(), from, id, req)
             }
             PeerFrame::ForwardReply { id, reply } => {
                 self.forwards

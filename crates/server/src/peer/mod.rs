@@ -1,5 +1,7 @@
 //! The peer transport: persistent TCP connections between the nodes of one
-//! group, carrying Raft messages and forwarded client requests.
+//! group (or, in a sharded deployment, between all processes), carrying Raft
+//! messages and forwarded client requests (sharded: also group-tagged Raft
+//! messages and migration traffic, [`shard_wire`]).
 //!
 //! Shape: each node dials every other node once ([`outbound`]) and only
 //! writes on that connection; it accepts the others' dials ([`inbound`]) and
@@ -17,8 +19,10 @@
 pub mod inbound;
 pub mod liveness;
 pub mod outbound;
+pub mod shard_wire;
 pub mod wire;
 
 pub use liveness::LinkTimeouts;
 pub use outbound::{Outgoing, PeerSender, Peers};
+pub use shard_wire::{GroupAnswer, GroupForward, ShardFrame};
 pub use wire::{ForwardReply, ForwardRequest, PeerFrame};

@@ -28,10 +28,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, BytesMut};
 use raft::{Message, NodeId};
+use shardmeta::GroupId;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::liveness::{new_conn_id, LinkState, LinkTimeouts, Progress};
+use super::shard_wire::ShardFrame;
 use super::wire::{
     self, ForwardReply, ForwardRequest, PeerFrame, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES,
     MAX_FRAME_BYTES,
@@ -49,8 +51,19 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub enum Outgoing {
     Raft(Message),
-    Forward { id: u64, req: ForwardRequest },
-    Reply { id: u64, reply: ForwardReply },
+    Forward {
+        id: u64,
+        req: ForwardRequest,
+    },
+    Reply {
+        id: u64,
+        reply: ForwardReply,
+    },
+    /// A Raft message of one group (sharded deployments): batched with the
+    /// other groups' into one `ShardFrame::Raft`.
+    GroupRaft(GroupId, Message),
+    /// Any other sharded frame, sent as it is.
+    Shard(ShardFrame),
 }
 
 /// What a peer's senders and its task share.
@@ -122,6 +135,8 @@ impl PeerSender {
             Outgoing::Raft(m) => PeerFrame::Raft(vec![m]),
             Outgoing::Forward { id, req } => PeerFrame::Forward { id, req },
             Outgoing::Reply { id, reply } => PeerFrame::ForwardReply { id, reply },
+            Outgoing::GroupRaft(g, m) => PeerFrame::Shard(ShardFrame::Raft(vec![(g, m)])),
+            Outgoing::Shard(f) => PeerFrame::Shard(f),
         };
         let mut buf = BytesMut::new();
         if !encode_into(&frame, &mut buf) {
@@ -216,6 +231,25 @@ impl Peers {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+
+    /// Sends group `group`'s Raft message to `msg.to` (dropped if unknown or full).
+    pub fn send_group_raft(&self, group: GroupId, msg: Message) {
+        match self.by_id.get(&msg.to) {
+            Some(p) => {
+                if !p.send(Outgoing::GroupRaft(group, msg)) {
+                    tracing::trace!(
+                        group,
+                        "peer queue full or link down: dropped a raft message"
+                    );
+                }
+            }
+            None => tracing::warn!(
+                group,
+                to = msg.to,
+                "raft message for an unknown node dropped"
+            ),
+        }
     }
 
     /// Sends a Raft message to `msg.to` (dropped if unknown or full).
@@ -418,34 +452,53 @@ fn encode_into(frame: &PeerFrame, out: &mut BytesMut) -> bool {
 fn batch(queue: &mut VecDeque<Outgoing>) -> Vec<PeerFrame> {
     let mut frames = Vec::new();
     let mut raft: Vec<Message> = Vec::new();
+    let mut group_raft: Vec<(GroupId, Message)> = Vec::new();
     let mut raft_bytes = 0u64;
     let mut taken = 0;
     while taken < MAX_BATCH_MESSAGES * 4 {
         let Some(item) = queue.pop_front() else { break };
         taken += 1;
-        match item {
+        let other = match item {
             Outgoing::Raft(m) => {
+                flush_groups(&mut frames, &mut group_raft);
                 raft_bytes += m.size_bytes();
                 raft.push(m);
+                None
             }
-            Outgoing::Forward { id, req } => {
+            Outgoing::GroupRaft(g, m) => {
                 flush(&mut frames, &mut raft);
-                frames.push(PeerFrame::Forward { id, req })
+                raft_bytes += m.size_bytes();
+                group_raft.push((g, m));
+                None
             }
-            Outgoing::Reply { id, reply } => {
-                flush(&mut frames, &mut raft);
-                frames.push(PeerFrame::ForwardReply { id, reply })
-            }
-        }
-        if raft_bytes >= MAX_BATCH_BYTES || raft.len() >= MAX_BATCH_MESSAGES {
+            Outgoing::Forward { id, req } => Some(PeerFrame::Forward { id, req }),
+            Outgoing::Reply { id, reply } => Some(PeerFrame::ForwardReply { id, reply }),
+            Outgoing::Shard(f) => Some(PeerFrame::Shard(f)),
+        };
+        if let Some(frame) = other {
             flush(&mut frames, &mut raft);
+            flush_groups(&mut frames, &mut group_raft);
+            frames.push(frame);
         }
-        if raft.is_empty() {
+        let batched = raft.len() + group_raft.len();
+        if raft_bytes >= MAX_BATCH_BYTES || batched >= MAX_BATCH_MESSAGES {
+            flush(&mut frames, &mut raft);
+            flush_groups(&mut frames, &mut group_raft);
+        }
+        if raft.is_empty() && group_raft.is_empty() {
             raft_bytes = 0;
         }
     }
     flush(&mut frames, &mut raft);
+    flush_groups(&mut frames, &mut group_raft);
     frames
+}
+
+/// Closes the group-tagged Raft batch being built, if any, as the next frame.
+fn flush_groups(frames: &mut Vec<PeerFrame>, batch: &mut Vec<(GroupId, Message)>) {
+    if !batch.is_empty() {
+        frames.push(PeerFrame::Shard(ShardFrame::Raft(std::mem::take(batch))));
+    }
 }
 
 /// Closes the Raft batch being built, if any, as the next frame.

@@ -42,6 +42,8 @@ pub enum PeerFrame {
         heard_conn: u64,
         read: u64,
     },
+    /// Sharded deployments only: group-tagged traffic (`shard_wire`).
+    Shard(super::shard_wire::ShardFrame),
 }
 
 /// A client request forwarded to the leader.

@@ -42,6 +42,19 @@ pub enum Command {
     Acknowledge,
     /// `CLIENT GETNAME`: no name is kept.
     NoName,
+    /// `SHARDCTL ...`: raftkv's own command to the shard controller.
+    ShardCtl(ShardCtl),
+}
+
+/// `SHARDCTL QUERY [NUM] | JOIN GID=ID@HOST:PORT,... [...] | LEAVE GID [GID ...]
+/// | MOVE SHARD GID` (what `raftkv shard ...` sends). A member's address is
+/// its process's client (RESP) address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardCtl {
+    Query(Option<u64>),
+    Join(std::collections::BTreeMap<u64, Vec<(u64, String)>>),
+    Leave(Vec<u64>),
+    Move { shard: u32, gid: u64 },
 }
 
 /// The forms of `COMMAND` raftkv answers.
@@ -117,6 +130,7 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("INFO", [s]) => Command::Info(Some(String::from_utf8_lossy(s).to_ascii_lowercase())),
         ("COMMAND", _) => command_query(rest)?,
         ("CLUSTER", [sub, ..]) => cluster(sub, rest)?,
+        ("SHARDCTL", [sub, ..]) => Command::ShardCtl(shardctl(sub, &rest[1..])?),
         // Redis Cluster's connection flags: accepted, no effect (every node
         // serves every key, and reads are linearizable wherever they arrive).
         ("ASKING" | "READONLY" | "READWRITE", []) => Command::Acknowledge,
@@ -136,7 +150,7 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("CLIENT", [sub, ..]) => client(sub, rest)?,
         (
             "PING" | "GET" | "SET" | "APPEND" | "DEL" | "EXISTS" | "INFO" | "QUIT" | "AUTH"
-            | "SELECT" | "CLIENT" | "CLUSTER" | "ASKING" | "READONLY" | "READWRITE",
+            | "SELECT" | "CLIENT" | "CLUSTER" | "SHARDCTL" | "ASKING" | "READONLY" | "READWRITE",
             _,
         ) => return Err(CommandError::arity(&upper)),
         _ => return Err(unknown(name, rest)),
@@ -215,6 +229,68 @@ fn cluster(sub: &Bytes, rest: &[Bytes]) -> Result<Command, CommandError> {
         _ => return Err(unknown_sub("CLUSTER", sub)),
     };
     Ok(Command::Cluster(q))
+}
+
+fn shardctl(sub: &Bytes, args: &[Bytes]) -> Result<ShardCtl, CommandError> {
+    let name = String::from_utf8_lossy(sub).to_ascii_uppercase();
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    let num = |b: &Bytes, what: &str| {
+        text(b).parse::<u64>().map_err(|_| {
+            CommandError(format!(
+                "ERR {what} '{}' is not a non-negative integer",
+                text(b)
+            ))
+        })
+    };
+    Ok(match (name.as_str(), args) {
+        ("QUERY", []) => ShardCtl::Query(None),
+        ("QUERY", [n]) => ShardCtl::Query(Some(num(n, "configuration number")?)),
+        ("JOIN", [_, ..]) => {
+            let mut groups = std::collections::BTreeMap::new();
+            for g in args {
+                let (gid, members) = parse_join_group(&text(g))?;
+                if groups.insert(gid, members).is_some() {
+                    return Err(CommandError(format!("ERR group {gid} is named twice")));
+                }
+            }
+            ShardCtl::Join(groups)
+        }
+        ("LEAVE", [_, ..]) => ShardCtl::Leave(
+            args.iter()
+                .map(|g| num(g, "group id"))
+                .collect::<Result<_, _>>()?,
+        ),
+        ("MOVE", [shard, gid]) => {
+            let shard = num(shard, "shard")?;
+            ShardCtl::Move {
+                shard: u32::try_from(shard)
+                    .map_err(|_| CommandError(format!("ERR shard {shard} is out of range")))?,
+                gid: num(gid, "group id")?,
+            }
+        }
+        ("QUERY" | "JOIN" | "LEAVE" | "MOVE", _) => return Err(sub_arity("shardctl", &name)),
+        _ => return Err(unknown_sub("SHARDCTL", sub)),
+    })
+}
+
+/// `GID=ID@HOST:PORT,ID@HOST:PORT,...`.
+pub fn parse_join_group(s: &str) -> Result<(u64, Vec<(u64, String)>), CommandError> {
+    let bad = || CommandError(format!("ERR '{s}' is not GID=ID@HOST:PORT,..."));
+    let (gid, members) = s.split_once('=').ok_or_else(bad)?;
+    let gid: u64 = gid.trim().parse().map_err(|_| bad())?;
+    let mut out = Vec::new();
+    for m in members.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let (id, addr) = m.split_once('@').ok_or_else(bad)?;
+        let id: u64 = id.trim().parse().map_err(|_| bad())?;
+        if !addr.contains(':') {
+            return Err(bad());
+        }
+        out.push((id, addr.trim().to_string()));
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok((gid, out))
 }
 
 /// Redis: `ERR wrong number of arguments for 'cluster|keyslot' command`.
@@ -346,6 +422,7 @@ mod tests {
                 "client" => &["client", "getname"],
                 "select" => &["select", "0"],
                 "auth" | "quit" | "hello" => continue,
+                "shardctl" => &["shardctl", "query"],
                 "get" => &["get", "k"],
                 "del" | "exists" => &[c.name, "k"],
                 "set" | "append" => &[c.name, "k", "v"],

@@ -100,6 +100,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("readwrite", 1, &["loading", "stale", "fast"], NO_KEYS),
     spec("select", 2, &["loading", "stale", "fast"], NO_KEYS),
     spec("set", -3, &["write", "denyoom"], ONE_KEY),
+    spec("shardctl", -2, &["admin"], NO_KEYS),
 ];
 
 /// The row of `name` (any case).

@@ -1,0 +1,445 @@
+//! Real `raftkv server` processes of a sharded deployment on 127.0.0.1:
+//! data groups of three processes, the controller on the first group's.
+//!
+//! 1. Plain clients and a cluster-aware client (one that asks `CLUSTER
+//!    SLOTS` and follows `-MOVED`) are served, `CLUSTER SLOTS` covers all
+//!    16,384 slots, `-CROSSSLOT` refuses a multi-slot `DEL`, and the
+//!    cluster-aware client follows `-MOVED` through a shard move; the Rust
+//!    `redis` crate's cluster client keeps working through two more.
+//! 2. A fourth group joins and then the first leaves while concurrent plain
+//!    clients write; a source group's leader is killed with -9 in the middle
+//!    of the join's migration, a destination group's leader in the middle
+//!    of the leave's, each then restarted. Every acknowledged write is
+//!    present afterwards, and the recorded history is linearizable.
+//! 3. A group is cut off from every other process (peer links through
+//!    proxies) while it joins, so the shards assigned to it cannot move
+//!    while the shards that stay keep serving; after the heal the migration
+//!    completes, every acknowledged write is present and the history is
+//!    linearizable.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::history::{
+    assert_linearizable, completed_between, micros, recorder, spawn_clients, Recorder,
+};
+use common::proxy::{Fault, Net};
+use common::sharded::ShardCluster;
+use common::{bulk, call, call_ok, serial};
+use server::client::Client;
+use server::resp::Frame;
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// Starts `groups` groups of 3 and joins the first `joined` of them.
+async fn start(groups: u64, joined: u64) -> ShardCluster {
+    let mut c = ShardCluster::new(groups, 3);
+    c.spawn_all();
+    join_first(&c, joined).await;
+    c
+}
+
+async fn join_first(c: &ShardCluster, joined: u64) {
+    let mut args = vec!["JOIN".to_string()];
+    args.extend((1..=joined).map(|g| c.join_arg(g)));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let reply = c.shardctl(1, &args, SETTLE).await;
+    assert_eq!(reply, "config 1");
+    let gids: Vec<u64> = (1..=joined).collect();
+    c.wait_settled(&gids, 1, SETTLE).await;
+}
+
+/// History clients (six, over every process) and a writer of distinct keys
+/// whose acknowledged writes must all survive; stopped by `stop`.
+struct Load {
+    t0: Instant,
+    rec: Recorder,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    acked: Arc<Mutex<Vec<String>>>,
+}
+
+fn load(eps: &[String]) -> Load {
+    let rec = recorder();
+    let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let routes: Vec<Vec<String>> = (0..6).map(|_| eps.to_vec()).collect();
+    let mut tasks = spawn_clients(&routes, 300, Duration::from_millis(10), &rec, &stop, t0);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let (eps, acked2, stop2) = (eps.to_vec(), acked.clone(), stop.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut i = 0usize;
+        while !stop2.load(Ordering::Relaxed) {
+            let k = format!("acked{i}");
+            let ep = &eps[i % eps.len()];
+            if let Some(Frame::Simple(_)) = call(ep, &[b"SET", k.as_bytes(), b"x"]).await {
+                acked2.lock().unwrap().push(k);
+            }
+            i += 1;
+        }
+    }));
+    Load {
+        t0,
+        rec,
+        stop,
+        tasks,
+        acked,
+    }
+}
+
+impl Load {
+    /// Stops the load; checks that every acknowledged write is present and
+    /// that the history is linearizable.
+    async fn finish_and_check(self, eps: &[String]) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
+        for (i, k) in acked.iter().enumerate() {
+            let got = call(&eps[(i * 5) % eps.len()], &[b"GET", k.as_bytes()]).await;
+            assert_eq!(got, Some(bulk("x")), "acknowledged write {k} lost");
+        }
+        let history = self.rec.lock().unwrap().history().to_vec();
+        let done = history.iter().filter(|o| !o.is_unknown()).count();
+        eprintln!(
+            "history: {} ops, {done} completed; {} acknowledged distinct writes",
+            history.len(),
+            acked.len()
+        );
+        assert!(done > 200, "too few operations completed: {done}");
+        assert_linearizable(&history);
+    }
+}
+
+/// A cluster-aware client: asks `CLUSTER SLOTS` on every connection it
+/// opens (so the node answers it with `-MOVED`) and follows redirects.
+struct MovedClient {
+    conns: BTreeMap<String, Client>,
+    at: String,
+    moved: usize,
+}
+
+impl MovedClient {
+    async fn new(at: &str) -> MovedClient {
+        let mut c = MovedClient {
+            conns: BTreeMap::new(),
+            at: at.to_string(),
+            moved: 0,
+        };
+        c.conn(at).await;
+        c
+    }
+
+    async fn conn(&mut self, addr: &str) -> &mut Client {
+        if !self.conns.contains_key(addr) {
+            let mut c = Client::connect(addr).await.expect("connect");
+            let slots = c.call(&["CLUSTER", "SLOTS"]).await.expect("CLUSTER SLOTS");
+            assert!(matches!(slots, Frame::Array(_)), "{slots:?}");
+            self.conns.insert(addr.to_string(), c);
+        }
+        self.conns.get_mut(addr).expect("just made")
+    }
+
+    /// Runs `args`, following `-MOVED` and retrying `-TRYAGAIN` (bounded).
+    async fn call(&mut self, args: &[&str]) -> Frame {
+        for _ in 0..50 {
+            let at = self.at.clone();
+            let reply = self.conn(&at).await.call(args).await.expect("call");
+            match &reply {
+                Frame::Error(e) if e.starts_with("MOVED ") => {
+                    self.moved += 1;
+                    self.at = e.split(' ').nth(2).expect("MOVED addr").to_string();
+                }
+                Frame::Error(e) if e.starts_with("TRYAGAIN") => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                _ => return reply,
+            }
+        }
+        panic!("{args:?}: too many redirects");
+    }
+}
+
+/// `0-5+9` (INFO's shard list) -> [0, 1, 2, 3, 4, 5, 9]; `-` -> [].
+fn shard_list(s: &str) -> Vec<u32> {
+    s.split('+')
+        .filter(|p| *p != "-")
+        .flat_map(|p| match p.split_once('-') {
+            Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect::<Vec<u32>>(),
+            None => vec![p.parse().unwrap()],
+        })
+        .collect()
+}
+
+/// Redis Cluster's slot of `key` (CRC16-XMODEM mod 16384), computed here
+/// independently of the server.
+fn key_slot(key: &str) -> u32 {
+    let mut crc: u16 = 0;
+    for &b in key.as_bytes() {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    u32::from(crc) % 16384
+}
+
+/// `CLUSTER SLOTS` rows as (start, end, master address).
+fn slot_rows(reply: &Frame) -> Vec<(i64, i64, String)> {
+    let Frame::Array(rows) = reply else {
+        panic!("{reply:?}")
+    };
+    rows.iter()
+        .map(|r| {
+            let Frame::Array(r) = r else { panic!("{r:?}") };
+            let (Frame::Integer(s), Frame::Integer(e), Frame::Array(m)) = (&r[0], &r[1], &r[2])
+            else {
+                panic!("{r:?}")
+            };
+            let (Frame::Bulk(ip), Frame::Integer(port)) = (&m[0], &m[1]) else {
+                panic!("{m:?}")
+            };
+            assert_eq!(r.len(), 5, "a master and two replicas: {r:?}");
+            (*s, *e, format!("{}:{port}", String::from_utf8_lossy(ip)))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_and_cluster_aware_clients_through_a_shard_move() {
+    let _g = serial();
+    let c = start(3, 3).await;
+    let eps = c.endpoints();
+
+    // Plain clients: any key through any process.
+    for i in 0..45usize {
+        let (k, v) = (format!("key{i}"), format!("v{i}"));
+        let r = call_ok(&eps[i % 9], &[b"SET", k.as_bytes(), v.as_bytes()], SETTLE).await;
+        assert_eq!(r, Frame::Simple("OK".into()));
+    }
+    for i in 0..45usize {
+        let k = format!("key{i}");
+        let got = call(&eps[(i + 4) % 9], &[b"GET", k.as_bytes()]).await;
+        assert_eq!(got, Some(bulk(&format!("v{i}"))), "{k}");
+    }
+
+    // CLUSTER SLOTS: every slot exactly once, each owned by a process of the deployment.
+    let reply = call(&eps[4], &[b"CLUSTER", b"SLOTS"]).await.unwrap();
+    let mut rows = slot_rows(&reply);
+    rows.sort();
+    let mut next = 0;
+    for (s, e, master) in &rows {
+        assert_eq!(
+            *s, next,
+            "slots {next}..{s} missing or overlapping: {rows:?}"
+        );
+        assert!(eps.contains(master), "{master} is not a client address");
+        next = e + 1;
+    }
+    assert_eq!(next, 16384);
+
+    // Multi-key commands stay within one slot.
+    let cross = call(&eps[0], &[b"DEL", b"a", b"b"]).await.unwrap();
+    assert_eq!(
+        cross,
+        Frame::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    );
+    let same = call(&eps[0], &[b"DEL", b"{t}a", b"{t}b"]).await.unwrap();
+    assert_eq!(same, Frame::Integer(0));
+
+    // A cluster-aware client starting at process 1 (group 1) is redirected
+    // for keys of the other groups and reads every value.
+    let mut mc = MovedClient::new(&eps[0]).await;
+    for i in 0..45usize {
+        let k = format!("key{i}");
+        assert_eq!(mc.call(&["GET", &k]).await, bulk(&format!("v{i}")));
+    }
+    assert!(mc.moved > 0, "no key was redirected");
+
+    // Move the shard of key0 to another group; the client follows MOVED to the new owner.
+    let slot = match call(&eps[0], &[b"CLUSTER", b"KEYSLOT", b"key0"]).await {
+        Some(Frame::Integer(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    let shard = slot * 16 / 16384;
+    let owner = rows
+        .iter()
+        .find(|(s, e, _)| (*s..=*e).contains(&slot))
+        .map(|(_, _, m)| eps.iter().position(|e| e == m).unwrap() as u64 / 3 + 1)
+        .unwrap();
+    let to = owner % 3 + 1;
+    let reply = c
+        .shardctl(5, &["MOVE", &shard.to_string(), &to.to_string()], SETTLE)
+        .await;
+    assert_eq!(reply, "config 2");
+    let before = mc.moved;
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        // The first GET after the move goes to the old owner's process,
+        // which redirects once its routing configuration has the move.
+        assert_eq!(mc.call(&["GET", "key0"]).await, bulk("v0"));
+        if mc
+            .conns
+            .keys()
+            .any(|a| eps[(to as usize - 1) * 3..to as usize * 3].contains(a))
+            && mc.moved > before
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never redirected to group {to}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        mc.call(&["SET", "key0", "w0"]).await,
+        Frame::Simple("OK".into())
+    );
+    assert_eq!(call(&eps[8], &[b"GET", b"key0"]).await, Some(bulk("w0")));
+
+    // The Rust `redis` crate's cluster client writes and reads while two
+    // more shards move: no error reaches the caller.
+    let seed = format!("redis://{}/", eps[2]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let client = redis::cluster::ClusterClient::new(vec![seed]).expect("cluster client");
+            let mut con = client.get_connection().expect("cluster connection");
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) || i < 100 {
+                let (k, v) = (format!("rc{}", i % 64), i.to_string());
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(&v)
+                    .query::<()>(&mut con)
+                    .expect("SET");
+                let got: String = redis::cmd("GET").arg(&k).query(&mut con).expect("GET");
+                assert_eq!(got, v);
+                i += 1;
+            }
+            i
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (num, (shard, gid)) in [(3, (1, 3)), (4, (9, 1))] {
+        let args = ["MOVE", &shard.to_string(), &gid.to_string()];
+        assert_eq!(c.shardctl(2, &args, SETTLE).await, format!("config {num}"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let ops = worker.await.expect("the redis cluster client saw an error");
+    eprintln!("redis cluster client: {ops} SET+GET pairs through two moves");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_and_leave_under_load_with_leaders_killed_mid_migration() {
+    let _g = serial();
+    let mut c = start(4, 3).await;
+    let eps = c.endpoints();
+
+    let load = load(&eps);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Join group 4: shards move to it from groups 1-3. Group 1's leader is
+    // frozen first, so its shards are still in flight (group 4 pulling)
+    // when it is killed with -9; then it restarts.
+    let victim = c.group_leader(1).await.expect("group 1 has a leader");
+    c.signal(victim, libc::SIGSTOP);
+    let join = c.join_arg(4);
+    assert_eq!(c.shardctl(9, &["JOIN", &join], SETTLE).await, "config 2");
+    c.wait_pulling(4, SETTLE).await;
+    c.kill(victim);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    c.spawn(victim);
+    c.wait_settled(&[1, 2, 3, 4], 2, SETTLE).await;
+
+    // Group 1 leaves: its shards go to groups 2-4. This time a
+    // destination's leader (group 4's) is frozen, then killed with -9
+    // while the shards move, and restarted.
+    let victim = c.group_leader(4).await.expect("group 4 has a leader");
+    c.signal(victim, libc::SIGSTOP);
+    assert_eq!(c.shardctl(7, &["LEAVE", "1"], SETTLE).await, "config 3");
+    c.wait_pulling(2, SETTLE).await;
+    c.kill(victim);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    c.spawn(victim);
+    c.wait_settled(&[1, 2, 3, 4], 3, SETTLE).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    load.finish_and_check(&eps).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_cut_off_while_it_joins_catches_up_after_the_heal() {
+    let _g = serial();
+    let ids: Vec<u64> = (1..=9).collect();
+    let mut net = Net::bind(&ids).await;
+    let mut c = ShardCluster::new(3, 3);
+    net.start(|j| c.procs[j as usize - 1].peer.clone());
+    for &id in &ids {
+        c.set_view(id, |j| net.addr(id, j));
+        c.spawn(id);
+    }
+    join_first(&c, 2).await;
+    let eps = c.endpoints();
+    let load = load(&eps);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    // Group 3 (processes 7-9) loses every peer link to the others, both
+    // ways, then joins: shards are assigned to it that it cannot pull.
+    let cut_at = micros(load.t0);
+    for g3 in 7..=9 {
+        for other in 1..=6 {
+            net.cut(g3, other, Fault::Blackhole).await;
+            net.cut(other, g3, Fault::Blackhole).await;
+        }
+    }
+    assert_eq!(
+        c.shardctl(1, &["JOIN", &c.join_arg(3)], SETTLE).await,
+        "config 2"
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let g3 = c.groups_of(7).await.expect("process 7 answers INFO");
+    assert_eq!(
+        g3[&3]["config"], "1",
+        "group 3 learned config 2 through the cut"
+    );
+    for (id, gid) in [(1, 1), (4, 2)] {
+        let g = c.groups_of(id).await.expect("answers INFO");
+        assert_eq!(g[&gid]["config"], "2");
+        assert_ne!(
+            g[&gid]["handing_off"], "-",
+            "group {gid} has nothing in flight"
+        );
+        // A shard that stays keeps serving through the cut.
+        let serving = shard_list(&g[&gid]["serving"]);
+        let key = (0..)
+            .map(|i| format!("stays{i}"))
+            .find(|k| serving.contains(&(key_slot(k) / 1024)))
+            .unwrap();
+        let r = call(&c.endpoint(id), &[b"SET", key.as_bytes(), b"y"]).await;
+        assert_eq!(
+            r,
+            Some(Frame::Simple("OK".into())),
+            "{key} of a staying shard"
+        );
+    }
+    net.heal_all();
+    let healed_at = micros(load.t0);
+    let during = completed_between(load.rec.lock().unwrap().history(), cut_at, healed_at);
+    // Operations on moving shards, or through group 3's processes, wait
+    // (or time out) during the cut: only a few complete.
+    eprintln!("{during} operations completed during the cut");
+    c.wait_settled(&[1, 2, 3], 2, SETTLE).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    load.finish_and_check(&eps).await;
+}

@@ -1,0 +1,549 @@
+//! The sharded driver: one OS thread that owns the process's
+//! `host::ShardNode<DiskStorage>` (its controller and data-group replicas
+//! and their migration agents) and is the only code that touches it. It
+//! hosts ShardNode's own logic, never a copy: this file only carries
+//! ShardNode's inputs and outputs to and from the peer transport and the
+//! client path, as the simulator's `sim::shard::process` does in virtual
+//! time.
+//!
+//! Loop: wait for input until the next tick is due; take what has arrived
+//! (up to [`MAX_INPUTS_PER_DRIVE`]); tick if due (sending what the agents
+//! ask for, and polling the controller for the router); drive once (Raft
+//! messages go out tagged with their group; completions answer waiters);
+//! publish each group's status and the routing configuration.
+//!
+//! Invariants: every accepted request's `oneshot` is answered exactly once,
+//! or dropped when the driver stops (the waiter treats that as unknown); the
+//! published routing configuration's number never decreases; a
+//! `HostError` stops the driver and is reported through `fatal`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use host::{
+    GroupCommand, GroupMachine, GroupQuery, GroupQueryResult, GroupResponse, Outbound, Refused,
+    ShardNode,
+};
+use raft::Message;
+use replica::{Outcome, Rejected, Token};
+use shardkv::message::{
+    decode_group_reply, decode_group_request, encode_group_reply, encode_group_request,
+};
+use shardkv::{GroupReply, GroupRequest, ShardStatus};
+use shardmeta::{Config, GroupId, NodeId, CONTROLLER_GROUP, NO_GROUP};
+use storage::DiskStorage;
+use tokio::sync::oneshot;
+
+use crate::driver::unix_ms;
+use crate::peer::{GroupAnswer, Outgoing, Peers, ShardFrame};
+
+/// Inputs queued for the driver before senders see `Busy`.
+pub const QUEUE_INPUTS: usize = 65_536;
+/// Inputs handled between two drives, so a flood cannot starve ticks.
+pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
+
+pub type Node = ShardNode<DiskStorage>;
+
+pub enum Input {
+    Step(GroupId, Message),
+    Propose {
+        group: GroupId,
+        cmd: GroupCommand,
+        reply: oneshot::Sender<GroupAnswer>,
+    },
+    Read {
+        group: GroupId,
+        query: GroupQuery,
+        reply: oneshot::Sender<GroupAnswer>,
+    },
+    Frame(NodeId, ShardFrame),
+    /// The router saw evidence of a newer configuration: poll now.
+    Refresh,
+    Shutdown,
+}
+
+/// One hosted group as the client path and `INFO` see it.
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    pub status: replica::Status,
+    /// Data groups: the applied configuration's number and shards by status.
+    pub config_num: u64,
+    pub serving: Vec<u32>,
+    pub pulling: Vec<u32>,
+    pub handing_off: Vec<u32>,
+    pub gc: Vec<u32>,
+}
+
+/// What the driver publishes after each drive.
+#[derive(Clone, Debug)]
+pub struct View {
+    pub groups: BTreeMap<GroupId, GroupView>,
+    /// The newest configuration this process knows (from the controller, or
+    /// applied by a hosted group): what the router routes by.
+    pub routing: Arc<Config>,
+    /// The newest configuration number any hosted group has applied, or a
+    /// group told the router it applied (see `router`): a routing
+    /// configuration older than this is behind.
+    pub seen_applied: u64,
+}
+
+/// Cloneable access to the driver thread.
+#[derive(Clone)]
+pub struct DriverHandle {
+    tx: SyncSender<Input>,
+    view: Arc<Mutex<View>>,
+}
+
+impl DriverHandle {
+    /// Feeds an input that needs no answer (dropped if the queue is full:
+    /// Raft and the agents retransmit).
+    pub fn send(&self, input: Input) {
+        let _ = self.tx.try_send(input);
+    }
+
+    pub async fn propose(&self, group: GroupId, cmd: GroupCommand) -> GroupAnswer {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Input::Propose { group, cmd, reply }, rx).await
+    }
+
+    pub async fn read(&self, group: GroupId, query: GroupQuery) -> GroupAnswer {
+        let (reply, rx) = oneshot::channel();
+        self.submit(
+            Input::Read {
+                group,
+                query,
+                reply,
+            },
+            rx,
+        )
+        .await
+    }
+
+    async fn submit(&self, input: Input, rx: oneshot::Receiver<GroupAnswer>) -> GroupAnswer {
+        match self.tx.try_send(input) {
+            Ok(()) => rx.await.unwrap_or(GroupAnswer::Unknown),
+            Err(TrySendError::Full(_)) => GroupAnswer::Busy,
+            Err(TrySendError::Disconnected(_)) => GroupAnswer::NotSent,
+        }
+    }
+
+    /// The view after the latest drive.
+    pub fn view(&self) -> View {
+        self.view.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The routing configuration and how far behind it may be.
+    pub fn routing(&self) -> (Arc<Config>, u64) {
+        let v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        (v.routing.clone(), v.seen_applied)
+    }
+
+    /// The leader of a hosted group, if known.
+    pub fn leader(&self, group: GroupId) -> Option<Option<NodeId>> {
+        let v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        v.groups.get(&group).map(|g| g.status.raft.leader)
+    }
+
+    /// Records that some group applied configuration `num` (a router's
+    /// `WrongGroup` answer) and asks the driver to poll for it.
+    pub fn saw_applied(&self, num: u64) {
+        {
+            let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+            v.seen_applied = v.seen_applied.max(num);
+        }
+        self.send(Input::Refresh);
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Input::Shutdown);
+    }
+}
+
+/// Driver settings.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    pub id: NodeId,
+    pub tick: Duration,
+    pub config_poll: Duration,
+    pub controllers: Vec<NodeId>,
+    pub shards: u32,
+}
+
+/// Starts the driver thread over `node`.
+pub fn start(
+    node: Node,
+    cfg: DriverConfig,
+    peers: Peers,
+    fatal: oneshot::Sender<String>,
+) -> (DriverHandle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
+    let view = Arc::new(Mutex::new(View {
+        groups: BTreeMap::new(),
+        routing: Arc::new(Config::initial(cfg.shards)),
+        seen_applied: 0,
+    }));
+    let mut driver = Driver {
+        node,
+        peers,
+        pending: HashMap::new(),
+        next_token: 0,
+        view: view.clone(),
+        last_roles: BTreeMap::new(),
+        poll_rr: cfg.id as usize,
+        next_poll: Instant::now(),
+        cfg,
+    };
+    driver.publish();
+    let join = std::thread::Builder::new()
+        .name("shard-driver".into())
+        .spawn(move || {
+            if let Err(e) = driver.run(rx) {
+                tracing::error!("node stopped: {e}");
+                let _ = fatal.send(e.to_string());
+            }
+        })
+        .expect("spawn driver thread");
+    (DriverHandle { tx, view }, join)
+}
+
+struct Driver {
+    node: Node,
+    peers: Peers,
+    /// Invariant: exactly the tokens accepted by the node and not yet completed.
+    pending: HashMap<Token, oneshot::Sender<GroupAnswer>>,
+    next_token: Token,
+    view: Arc<Mutex<View>>,
+    last_roles: BTreeMap<GroupId, (raft::Role, u64, Option<NodeId>, u64)>,
+    poll_rr: usize,
+    next_poll: Instant,
+    cfg: DriverConfig,
+}
+
+impl Driver {
+    fn run(&mut self, rx: Receiver<Input>) -> Result<(), host::HostError> {
+        let mut next_tick = Instant::now() + self.cfg.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let first = match rx.recv_timeout(wait) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            let inputs = first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+                .take(MAX_INPUTS_PER_DRIVE);
+            for input in inputs {
+                if !self.handle(input) {
+                    return self.drive();
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick();
+                next_tick = (next_tick + self.cfg.tick).max(now);
+            }
+            self.drive()?;
+        }
+    }
+
+    /// Takes one input; false on shutdown.
+    fn handle(&mut self, input: Input) -> bool {
+        match input {
+            Input::Step(group, msg) => {
+                if let Err(e) = self.node.step(group, msg) {
+                    tracing::debug!(group, "raft message dropped: {e}");
+                }
+            }
+            Input::Propose { group, cmd, reply } => {
+                let token = self.token();
+                match self.node.propose(group, token, cmd, unix_ms()) {
+                    Ok(()) => drop(self.pending.insert(token, reply)),
+                    Err(r) => drop(reply.send(refused(r))),
+                }
+            }
+            Input::Read {
+                group,
+                query,
+                reply,
+            } => {
+                let token = self.token();
+                match self.node.read(group, token, query) {
+                    Ok(()) => drop(self.pending.insert(token, reply)),
+                    Err(r) => drop(reply.send(refused(r))),
+                }
+            }
+            Input::Frame(from, frame) => self.on_frame(from, frame),
+            Input::Refresh => self.next_poll = Instant::now(),
+            Input::Shutdown => return false,
+        }
+        true
+    }
+
+    /// A peer's sharded frame other than Raft messages and forwarded
+    /// requests (those are routed by `shard::inbound`).
+    fn on_frame(&mut self, from: NodeId, frame: ShardFrame) {
+        let now = unix_ms();
+        match frame {
+            ShardFrame::ConfigQuery { for_group, num } => {
+                let config = self.node.config(num);
+                self.send(from, ShardFrame::ConfigReply { for_group, config });
+            }
+            ShardFrame::ConfigReply { for_group, config } => {
+                let Some(config) = config.filter(|c| c.check().is_ok()) else {
+                    return;
+                };
+                if for_group == NO_GROUP {
+                    self.adopt(config);
+                } else {
+                    self.node.on_config(for_group, config, now);
+                }
+            }
+            ShardFrame::GroupRequest {
+                from_group,
+                to_group,
+                request,
+            } => match decode_group_request(&request) {
+                Ok(req) => {
+                    if let Some(reply) = self.node.on_group_request(to_group, &req, now) {
+                        let reply = encode_group_reply(&reply);
+                        self.send(
+                            from,
+                            ShardFrame::GroupReply {
+                                to_group: from_group,
+                                reply,
+                            },
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(peer = from, "undecodable group request: {e}"),
+            },
+            ShardFrame::GroupReply { to_group, reply } => match decode_group_reply(&reply) {
+                Ok(reply) => self.node.on_group_reply(to_group, reply, now),
+                Err(e) => tracing::warn!(peer = from, "undecodable group reply: {e}"),
+            },
+            other => tracing::warn!(peer = from, "unexpected frame for the driver: {other:?}"),
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = unix_ms();
+        for out in self.node.tick(now) {
+            match out {
+                Outbound::ConfigQuery { to, group, num } => {
+                    if to == self.cfg.id {
+                        if let Some(c) = self.node.config(num) {
+                            self.node.on_config(group, c, now);
+                        }
+                    } else {
+                        self.send(
+                            to,
+                            ShardFrame::ConfigQuery {
+                                for_group: group,
+                                num,
+                            },
+                        );
+                    }
+                }
+                Outbound::Group {
+                    to,
+                    from_group,
+                    to_group,
+                    request,
+                } => self.group_request(to, from_group, to_group, request, now),
+            }
+        }
+        if Instant::now() >= self.next_poll {
+            self.poll_config();
+        }
+    }
+
+    fn group_request(
+        &mut self,
+        to: NodeId,
+        from_group: GroupId,
+        to_group: GroupId,
+        request: GroupRequest,
+        now: u64,
+    ) {
+        if to == self.cfg.id {
+            if let Some(reply) = self.node.on_group_request(to_group, &request, now) {
+                self.local_group_reply(from_group, reply, now);
+            }
+            return;
+        }
+        let request = encode_group_request(&request);
+        self.send(
+            to,
+            ShardFrame::GroupRequest {
+                from_group,
+                to_group,
+                request,
+            },
+        );
+    }
+
+    fn local_group_reply(&mut self, to_group: GroupId, reply: GroupReply, now: u64) {
+        self.node.on_group_reply(to_group, reply, now);
+    }
+
+    /// The router's poll: the next configuration after the routing one,
+    /// from the local controller replica or a remote one (round robin).
+    fn poll_config(&mut self) {
+        self.next_poll = Instant::now() + self.cfg.config_poll;
+        let next = self.routing_num() + 1;
+        if let Some(c) = self.node.controller().map(|c| c.latest().clone()) {
+            self.adopt(c);
+            return;
+        }
+        self.poll_rr += 1;
+        let to = self.cfg.controllers[self.poll_rr % self.cfg.controllers.len()];
+        self.send(
+            to,
+            ShardFrame::ConfigQuery {
+                for_group: NO_GROUP,
+                num: next,
+            },
+        );
+    }
+
+    fn routing_num(&self) -> u64 {
+        self.view
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .routing
+            .num
+    }
+
+    /// Takes `config` for routing if it is newer; asks for the next at once.
+    fn adopt(&mut self, config: Config) {
+        let newer = {
+            let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+            let newer = config.num > v.routing.num && config.shards.len() == v.routing.shards.len();
+            if newer {
+                tracing::info!(num = config.num, "routing configuration");
+                v.routing = Arc::new(config);
+            }
+            newer
+        };
+        if newer {
+            self.next_poll = Instant::now();
+        }
+    }
+
+    fn send(&self, to: NodeId, frame: ShardFrame) {
+        match self.peers.get(to) {
+            Some(p) => {
+                p.send(Outgoing::Shard(frame));
+            }
+            None => tracing::warn!(to, "frame for an unknown process dropped"),
+        }
+    }
+
+    fn drive(&mut self) -> Result<(), host::HostError> {
+        let peers = &self.peers;
+        let done = self
+            .node
+            .drive(&mut |env| peers.send_group_raft(env.group, env.msg))?;
+        for gc in done {
+            if let Some(reply) = self.pending.remove(&gc.completion.token) {
+                let _ = reply.send(answer(gc.completion.outcome));
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Publishes every group's status; adopts newer configurations the
+    /// hosted data groups applied.
+    fn publish(&mut self) {
+        let groups: Vec<GroupId> = self.node.host().groups().collect();
+        let mut views = BTreeMap::new();
+        let mut newest: Option<Config> = None;
+        for g in groups {
+            let Some(r) = self.node.replica(g) else {
+                continue;
+            };
+            let st = r.status();
+            let mut view = GroupView {
+                status: st,
+                config_num: 0,
+                serving: Vec::new(),
+                pulling: Vec::new(),
+                handing_off: Vec::new(),
+                gc: Vec::new(),
+            };
+            if let Some(sm) = r.state_machine().as_data() {
+                view.config_num = sm.config().num;
+                view.serving = sm.shards_in(ShardStatus::Serving);
+                view.pulling = sm.shards_in(ShardStatus::Pulling);
+                view.handing_off = sm.shards_in(ShardStatus::HandingOff);
+                view.gc = sm.shards_in(ShardStatus::Gc);
+                if newest.as_ref().is_none_or(|n| n.num < sm.config().num) {
+                    newest = Some(sm.config().clone());
+                }
+            }
+            self.log_role(g, &st, view.config_num);
+            views.insert(g, view);
+        }
+        let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        v.groups = views;
+        if let Some(c) = newest {
+            v.seen_applied = v.seen_applied.max(c.num);
+            if c.num > v.routing.num {
+                v.routing = Arc::new(c);
+            }
+        }
+    }
+
+    fn log_role(&mut self, group: GroupId, st: &replica::Status, config_num: u64) {
+        let now = (st.raft.role, st.raft.term, st.raft.leader, config_num);
+        if self.last_roles.get(&group) != Some(&now) {
+            let kind = if group == CONTROLLER_GROUP {
+                "controller"
+            } else {
+                "data"
+            };
+            tracing::info!(group, kind, role = ?st.raft.role, term = st.raft.term, leader = ?st.raft.leader, config = config_num, "group state");
+            self.last_roles.insert(group, now);
+        }
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        self.next_token
+    }
+}
+
+fn refused(r: Refused) -> GroupAnswer {
+    match r {
+        Refused::Rejected {
+            rejected: Rejected::NotLeader { hint },
+            ..
+        } => GroupAnswer::NotLeader { hint },
+        Refused::Rejected {
+            rejected: Rejected::Busy { .. },
+            ..
+        } => GroupAnswer::Busy,
+        Refused::NoSuchGroup { .. } | Refused::Misaddressed { .. } => {
+            GroupAnswer::NotLeader { hint: None }
+        }
+    }
+}
+
+fn answer(o: Outcome<GroupMachine>) -> GroupAnswer {
+    match o {
+        Outcome::Applied(GroupResponse::Data(shardkv::Response::Op(r))) => GroupAnswer::Applied(r),
+        Outcome::Applied(GroupResponse::Ctrl(r)) => GroupAnswer::Ctrl(r),
+        Outcome::Applied(other) => {
+            tracing::error!("a client request was answered {other:?}");
+            GroupAnswer::Unknown
+        }
+        Outcome::Value(GroupQueryResult::Data(v)) => GroupAnswer::Value(v),
+        Outcome::Value(GroupQueryResult::Ctrl(c)) => GroupAnswer::Config(c),
+        Outcome::Unknown { .. } => GroupAnswer::Unknown,
+        Outcome::ReadAborted { .. } => GroupAnswer::ReadAborted,
+    }
+}

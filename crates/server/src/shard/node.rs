@@ -1,0 +1,199 @@
+//! Starting a sharded process: bind both ports, open one
+//! `storage::DiskStorage` per hosted group (the controller in
+//! `DATA_DIR/controller`, data group `g` in `DATA_DIR/group-g`: separate
+//! logs, so each group compacts and recovers on its own), boot the
+//! `host::ShardNode`, start its driver thread, the peer links to every
+//! process in `--peers`, the peer acceptor and the RESP listener.
+//!
+//! Restarted with the same flags and data dir, every hosted replica resumes
+//! from its own directory. The boot epoch in `DATA_DIR/client-epoch` is
+//! incremented (and synced) on every start, before any client session is
+//! made, so session ids never repeat across restarts (`router::ClientIds`).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use host::ShardNode;
+use shardmeta::{GroupId, Keyspace, CONTROLLER_GROUP};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot};
+
+use super::config::ShardedConfig;
+use super::driver::{self, DriverConfig};
+use super::forward::{Forwards, Sink};
+use super::router::{ClientIds, Router};
+use crate::forward::ForwardTable;
+use crate::listener;
+use crate::node::{Driver, NodeError, RunningNode};
+use crate::peer::{inbound, LinkTimeouts, Peers};
+use crate::requests::Timeouts;
+use crate::service::Service;
+
+/// Binds the addresses in `cfg` and starts the process.
+pub async fn start_sharded(cfg: ShardedConfig) -> Result<RunningNode, NodeError> {
+    cfg.validate().map_err(NodeError::Config)?;
+    let client = bind(&cfg.base.listen, "client port, --listen").await?;
+    let peer = bind(&cfg.base.members[&cfg.base.id], "peer port, from --peers").await?;
+    start_sharded_with(cfg, client, peer).await
+}
+
+async fn bind(addr: &str, what: &'static str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Listen {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Starts the process on listeners the caller bound (tests use port 0).
+pub async fn start_sharded_with(
+    cfg: ShardedConfig,
+    client: TcpListener,
+    peer: TcpListener,
+) -> Result<RunningNode, NodeError> {
+    cfg.validate().map_err(NodeError::Config)?;
+    let base = &cfg.base;
+    let dir_err = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| NodeError::DataDir { path, source }
+    };
+    std::fs::create_dir_all(&base.data_dir).map_err(dir_err(&base.data_dir))?;
+    let epoch = bump_epoch(&base.data_dir).map_err(dir_err(&base.data_dir))?;
+    let node = boot(&cfg).await?;
+
+    let link_timeouts =
+        LinkTimeouts::for_election_timeout(Duration::from_millis(base.election_timeout_ms));
+    let peers = Peers::start(
+        base.id,
+        &base.members,
+        Arc::new(ForwardTable::default()),
+        link_timeouts,
+    );
+    let (fatal_tx, fatal) = oneshot::channel();
+    let dcfg = DriverConfig {
+        id: base.id,
+        tick: base.tick(),
+        config_poll: Duration::from_millis(cfg.config_poll_ms),
+        controllers: cfg.controllers.clone(),
+        shards: cfg.shards,
+    };
+    let (driver, driver_thread) = driver::start(node, dcfg, peers.clone(), fatal_tx);
+
+    let forwards = Arc::new(Forwards::default());
+    let sink = Sink {
+        driver: driver.clone(),
+        peers: peers.clone(),
+        forwards: forwards.clone(),
+    };
+    let inbound = inbound::Inbound {
+        self_id: base.id,
+        members: Arc::new(base.members.clone()),
+        driver: None,
+        shard: Some(Arc::new(sink)),
+        peers: peers.clone(),
+        forwards: Arc::new(ForwardTable::default()),
+        timeouts: link_timeouts,
+    };
+    let timeouts = Timeouts {
+        request: Duration::from_millis(base.request_timeout_ms),
+        forward_attempt: Duration::from_millis((base.election_timeout_ms * 2).clamp(200, 2000)),
+    };
+    let mut hosted: BTreeSet<GroupId> = cfg.hosted_groups().into_iter().collect();
+    if cfg.hosts_controller() {
+        hosted.insert(CONTROLLER_GROUP);
+    }
+    let router = Router::new(
+        base.id,
+        Keyspace::new(cfg.shards).expect("validated"),
+        cfg.controllers.clone(),
+        hosted,
+        driver.clone(),
+        peers,
+        forwards,
+        timeouts,
+        cfg.group_settings(1).response_window,
+        ClientIds::new(base.id, epoch),
+    );
+    let (shutdown, _) = broadcast::channel(1);
+    let (client_addr, peer_addr) = (
+        client.local_addr().expect("bound"),
+        peer.local_addr().expect("bound"),
+    );
+    let tasks = vec![
+        tokio::spawn(inbound::accept_loop(peer, inbound)),
+        tokio::spawn(listener::accept_loop(
+            client,
+            Arc::new(Service::Sharded(router)),
+            base.max_connections,
+            Arc::new(base.client.clone()),
+            shutdown.clone(),
+        )),
+    ];
+    tracing::info!(id = base.id, client = %client_addr, peer = %peer_addr, data_dir = %base.data_dir.display(),
+        controller = cfg.hosts_controller(), groups = ?cfg.hosted_groups(), "sharded process started");
+    Ok(RunningNode {
+        client_addr,
+        peer_addr,
+        driver: Driver::Sharded(driver),
+        driver_thread: Some(driver_thread),
+        tasks,
+        shutdown,
+        fatal,
+    })
+}
+
+/// Opens every hosted group's storage and adds its replica.
+async fn boot(cfg: &ShardedConfig) -> Result<driver::Node, NodeError> {
+    let mut node = ShardNode::new(cfg.base.id, cfg.controllers.clone(), cfg.agent_resend_ms);
+    if cfg.hosts_controller() {
+        let storage = open(cfg, CONTROLLER_GROUP).await?;
+        node.add_controller(
+            cfg.replica_config(CONTROLLER_GROUP),
+            storage,
+            cfg.controller_settings(),
+        )?;
+    }
+    for gid in cfg.hosted_groups() {
+        let storage = open(cfg, gid).await?;
+        node.add_data_group(cfg.replica_config(gid), storage, cfg.group_settings(gid))?;
+    }
+    Ok(node)
+}
+
+async fn open(cfg: &ShardedConfig, gid: GroupId) -> Result<storage::DiskStorage, NodeError> {
+    let dir = cfg.group_dir(gid);
+    let storage = tokio::task::spawn_blocking(move || {
+        storage::DiskStorage::open(&dir, storage::DiskOptions::default())
+    })
+    .await
+    .expect("storage open task")?;
+    Ok(storage)
+}
+
+/// Reads, increments and durably rewrites `DIR/client-epoch`; returns the new epoch.
+fn bump_epoch(dir: &Path) -> std::io::Result<u64> {
+    let path = dir.join("client-epoch");
+    let old = match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().parse::<u64>().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a number", path.display()),
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    let epoch = old + 1;
+    let tmp = dir.join("client-epoch.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    writeln!(f, "{epoch}")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(epoch)
+}

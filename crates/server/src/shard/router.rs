@@ -1,0 +1,555 @@
+//! The client path of a sharded process: any key, any node. A key maps to
+//! its slot, its shard and (in the routing configuration the driver
+//! publishes) its owner group; the request goes to the local replica if this
+//! process hosts that group's leader, else to the process presumed to lead
+//! it, over the peer transport (one hop). `WrongGroup` answers (the group
+//! has not taken the shard yet, or gave it away) make the driver poll the
+//! controller, and the request is retried until the deadline.
+//!
+//! The single-group guarantees hold unchanged (`requests` states them):
+//! `handed` is set once an attempt may have been proposed (`Unknown`, or a
+//! forwarded attempt never answered); at the deadline a request that was
+//! never handed is `-CLUSTERDOWN`, any other `-TIMEOUT`. `NotLeader`,
+//! `Busy`, `NotSent`, `ReadAborted` and `WrongGroup` started nothing.
+//!
+//! Exactly-once across retries and shard moves: every attempt of a write
+//! carries the same (client id, seq); shardkv sessions are created lazily
+//! and move with the shards, so ids are globally unique: process id in the
+//! high bits, then a boot epoch persisted in the data dir (so a restarted
+//! process never reuses an id), then a counter ([`ClientIds`]). The retry
+//! rule of `shardkv::session` is kept: a request is never retried after its
+//! deadline, which `ShardedConfig::validate` bounds by half the groups'
+//! session timeout, and the session pool never runs more than the response
+//! window ahead of a session's oldest unanswered seq.
+//!
+//! Controller commands (`SHARDCTL`) go the same way to the controller group,
+//! inside one kv-style session per process, one at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use raft::NodeId;
+use shardkv::OpError;
+use shardmeta::{Config, GroupId, Keyspace, CONTROLLER_GROUP, NO_GROUP};
+use tokio::time::Instant;
+
+use super::driver::DriverHandle;
+use super::forward::Forwards;
+use crate::peer::{GroupAnswer, GroupForward, Outgoing, Peers, ShardFrame};
+use crate::requests::{RequestError, Timeouts};
+use crate::sessions::{SessionPool, Take};
+
+/// Pause between attempts that were refused or found the wrong group.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Globally unique shardkv client ids: `process << 40 | epoch << 20 | n`.
+///
+/// Invariant: `n < 2^20` and `epoch < 2^20`, so ids of different
+/// processes, boots and counters never collide (the epoch increases on
+/// every boot; see `shard::node`).
+pub struct ClientIds {
+    base: u64,
+    next: AtomicU64,
+}
+
+impl ClientIds {
+    pub fn new(process: NodeId, epoch: u64) -> Self {
+        assert!(process < 1 << 24, "process ids must be below 2^24");
+        ClientIds {
+            base: (process << 40) | ((epoch & 0xF_FFFF) << 20),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    pub fn next(&self) -> u64 {
+        let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        assert!(n < 1 << 20, "more than 2^20 sessions in one boot");
+        self.base | n
+    }
+}
+
+/// Which group a request is for.
+#[derive(Clone, Copy, Debug)]
+enum Target<'a> {
+    /// The group owning this key in the routing configuration of each attempt.
+    Key(&'a [u8]),
+    Controller,
+}
+
+/// A controller session (kv's sessions: registered through the log).
+struct CtrlSession {
+    client_id: u64,
+    next_seq: u64,
+}
+
+/// The sharded process's client-facing core, shared by all connections.
+pub struct Router {
+    pub id: NodeId,
+    pub keyspace: Keyspace,
+    pub controllers: Vec<NodeId>,
+    /// Groups hosted here (the controller is `CONTROLLER_GROUP`).
+    pub hosted: BTreeSet<GroupId>,
+    pub driver: DriverHandle,
+    pub peers: Peers,
+    pub forwards: Arc<Forwards>,
+    pub timeouts: Timeouts,
+    sessions: SessionPool,
+    ids: ClientIds,
+    /// Presumed leaders of groups, learned from `NotLeader` hints.
+    hints: Mutex<BTreeMap<GroupId, NodeId>>,
+    rr: AtomicUsize,
+    ctrl: tokio::sync::Mutex<Option<CtrlSession>>,
+}
+
+impl Router {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: NodeId,
+        keyspace: Keyspace,
+        controllers: Vec<NodeId>,
+        hosted: BTreeSet<GroupId>,
+        driver: DriverHandle,
+        peers: Peers,
+        forwards: Arc<Forwards>,
+        timeouts: Timeouts,
+        response_window: u64,
+        ids: ClientIds,
+    ) -> Self {
+        Router {
+            id,
+            keyspace,
+            controllers,
+            hosted,
+            driver,
+            peers,
+            forwards,
+            timeouts,
+            sessions: SessionPool::new(response_window),
+            ids,
+            hints: Mutex::new(BTreeMap::new()),
+            rr: AtomicUsize::new(0),
+            ctrl: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A linearizable read of `key` (ReadIndex on its group's leader).
+    pub async fn read(&self, key: Bytes) -> Result<Option<Bytes>, RequestError> {
+        let deadline = Instant::now() + self.timeouts.request;
+        let req = GroupForward::Read { key: key.clone() };
+        match self.run(Target::Key(&key), &req, deadline).await? {
+            (GroupAnswer::Value(Ok(v)), _) => Ok(v),
+            (other, _) => {
+                tracing::error!("a read was answered {other:?}; failing it");
+                Err(RequestError::Timeout)
+            }
+        }
+    }
+
+    /// A write through the owning group's log, exactly once per call.
+    pub async fn write(&self, op: shardkv::Op) -> Result<shardkv::Reply, RequestError> {
+        let deadline = Instant::now() + self.timeouts.request;
+        let (client_id, seq) = self.take_seq(deadline).await?;
+        let key = op.key().clone();
+        let req = GroupForward::Write(shardkv::Request { client_id, seq, op });
+        let res = self.run(Target::Key(&key), &req, deadline).await;
+        self.sessions.release(client_id, seq);
+        match res? {
+            (GroupAnswer::Applied(Ok(reply)), _) => Ok(reply),
+            (GroupAnswer::Applied(Err(OpError::ValueTooLarge { len, max })), _) => {
+                Err(RequestError::Kv(kv::KvError::ValueTooLarge { len, max }))
+            }
+            (other, _) => {
+                // StaleRequest, or an answer of another kind: it may have taken effect.
+                tracing::error!("a write was answered {other:?}; failing it");
+                Err(RequestError::Timeout)
+            }
+        }
+    }
+
+    /// A (session, seq) for a new write; sessions are made here, lazily.
+    async fn take_seq(&self, deadline: Instant) -> Result<(u64, u64), RequestError> {
+        loop {
+            match self.sessions.try_take() {
+                Take::Seq(c, s) => return Ok((c, s)),
+                Take::Register => self.sessions.add(self.ids.next()),
+                Take::Full => pause(deadline)
+                    .await
+                    .map_err(|_| RequestError::ClusterDown)?,
+            }
+        }
+    }
+
+    /// A configuration read through the controller's leader (`None`: the latest).
+    pub async fn ctrl_query(&self, num: Option<u64>) -> Result<Config, RequestError> {
+        let deadline = Instant::now() + self.timeouts.request;
+        match self
+            .run(Target::Controller, &GroupForward::CtrlRead(num), deadline)
+            .await?
+        {
+            (GroupAnswer::Config(c), _) => Ok(c),
+            (other, _) => {
+                tracing::error!("a configuration read was answered {other:?}");
+                Err(RequestError::Timeout)
+            }
+        }
+    }
+
+    /// Proposes a Join / Leave / Move to the controller, exactly once.
+    pub async fn ctrl_change(
+        &self,
+        op: shardctrler::Op,
+    ) -> Result<shardctrler::Response, RequestError> {
+        let deadline = Instant::now() + self.timeouts.request;
+        let mut session = self.ctrl.lock().await;
+        loop {
+            let (client_id, seq) = match session.as_mut() {
+                Some(s) => {
+                    s.next_seq += 1;
+                    (s.client_id, s.next_seq - 1)
+                }
+                None => {
+                    *session = Some(self.ctrl_register(deadline).await?);
+                    continue;
+                }
+            };
+            let cmd = shardctrler::Command::Request(shardctrler::Request {
+                client_id,
+                seq,
+                op: op.clone(),
+            });
+            match self
+                .run(Target::Controller, &GroupForward::Ctrl(cmd), deadline)
+                .await?
+            {
+                (GroupAnswer::Ctrl(Err(shardctrler::CtrlError::SessionExpired { .. })), false) => {
+                    *session = None; // never applied: register again and retry
+                }
+                (GroupAnswer::Ctrl(r), _) => return Ok(r),
+                (other, _) => {
+                    tracing::error!("a controller command was answered {other:?}");
+                    return Err(RequestError::Timeout);
+                }
+            }
+        }
+    }
+
+    async fn ctrl_register(&self, deadline: Instant) -> Result<CtrlSession, RequestError> {
+        let req = GroupForward::Ctrl(shardctrler::Command::RegisterSession);
+        // Registering has no effect a client can see: a failure is CLUSTERDOWN.
+        match self.run(Target::Controller, &req, deadline).await {
+            Ok((GroupAnswer::Ctrl(Ok(shardctrler::Reply::Registered { client_id })), _)) => {
+                Ok(CtrlSession {
+                    client_id,
+                    next_seq: 1,
+                })
+            }
+            _ => Err(RequestError::ClusterDown),
+        }
+    }
+
+    /// Attempts `req` until answered; returns the answer and whether an
+    /// earlier attempt may have been proposed.
+    async fn run(
+        &self,
+        target: Target<'_>,
+        req: &GroupForward,
+        deadline: Instant,
+    ) -> Result<(GroupAnswer, bool), RequestError> {
+        let mut handed = false;
+        loop {
+            let answer = match self.group_of(target) {
+                Some((gid, members)) => self.attempt(gid, &members, req, deadline).await,
+                None => {
+                    self.driver.saw_applied(0); // no owner yet: poll the controller
+                    GroupAnswer::NotLeader { hint: None }
+                }
+            };
+            match answer {
+                GroupAnswer::Applied(Err(OpError::WrongGroup(wg)))
+                | GroupAnswer::Value(Err(wg)) => self.driver.saw_applied(wg.config_num),
+                GroupAnswer::Applied(Err(OpError::SessionsFull)) => {}
+                a @ (GroupAnswer::Applied(_)
+                | GroupAnswer::Value(_)
+                | GroupAnswer::Ctrl(_)
+                | GroupAnswer::Config(_)) => return Ok((a, handed)),
+                GroupAnswer::Unknown => handed = true,
+                GroupAnswer::NotLeader { .. }
+                | GroupAnswer::Busy
+                | GroupAnswer::NotSent
+                | GroupAnswer::ReadAborted => {}
+            }
+            if pause(deadline).await.is_err() {
+                return Err(if handed {
+                    RequestError::Timeout
+                } else {
+                    RequestError::ClusterDown
+                });
+            }
+        }
+    }
+
+    /// The group `target` goes to now and its members (process ids).
+    fn group_of(&self, target: Target<'_>) -> Option<(GroupId, Vec<NodeId>)> {
+        match target {
+            Target::Controller => Some((CONTROLLER_GROUP, self.controllers.clone())),
+            Target::Key(key) => {
+                let (config, _) = self.driver.routing();
+                let gid = config.owner(self.keyspace.shard_of_key(key));
+                let members: Vec<NodeId> = config.members(gid).iter().map(|m| m.id).collect();
+                (gid != NO_GROUP && !members.is_empty()).then_some((gid, members))
+            }
+        }
+    }
+
+    /// The process presumed to lead `gid`.
+    fn presumed_leader(&self, gid: GroupId, members: &[NodeId]) -> Option<NodeId> {
+        if self.hosted.contains(&gid) {
+            if let Some(Some(l)) = self.driver.leader(gid) {
+                return Some(l);
+            }
+        }
+        let hints = self.hints.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&h) = hints.get(&gid).filter(|h| members.contains(h)) {
+            return Some(h);
+        }
+        if self.hosted.contains(&gid) {
+            return None; // our own replica knows no leader yet: wait for the election
+        }
+        Some(members[self.rr.fetch_add(1, Ordering::Relaxed) % members.len()])
+    }
+
+    /// The leader this process currently presumes for `gid`, if any.
+    pub fn leader_hint(&self, gid: GroupId) -> Option<NodeId> {
+        if let Some(Some(l)) = self.driver.leader(gid) {
+            return Some(l);
+        }
+        self.hints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&gid)
+            .copied()
+    }
+
+    async fn attempt(
+        &self,
+        gid: GroupId,
+        members: &[NodeId],
+        req: &GroupForward,
+        deadline: Instant,
+    ) -> GroupAnswer {
+        let Some(to) = self.presumed_leader(gid, members) else {
+            return GroupAnswer::NotLeader { hint: None };
+        };
+        let answer = if to == self.id {
+            self.local(gid, req, deadline).await
+        } else {
+            self.forward(to, gid, req, deadline).await
+        };
+        let mut hints = self.hints.lock().unwrap_or_else(|e| e.into_inner());
+        match &answer {
+            GroupAnswer::NotLeader { hint: Some(h) } if *h != to => {
+                hints.insert(gid, *h);
+            }
+            GroupAnswer::NotLeader { .. } | GroupAnswer::Unknown | GroupAnswer::NotSent => {
+                hints.remove(&gid);
+            }
+            _ => {
+                hints.insert(gid, to);
+            }
+        }
+        answer
+    }
+
+    async fn local(&self, gid: GroupId, req: &GroupForward, deadline: Instant) -> GroupAnswer {
+        use host::{GroupCommand, GroupQuery};
+        let fut = async {
+            match req.clone() {
+                GroupForward::Write(r) => {
+                    self.driver
+                        .propose(gid, GroupCommand::Data(shardkv::Command::Request(r)))
+                        .await
+                }
+                GroupForward::Read { key } => self.driver.read(gid, GroupQuery::Data(key)).await,
+                GroupForward::Ctrl(c) => self.driver.propose(gid, GroupCommand::Ctrl(c)).await,
+                GroupForward::CtrlRead(n) => self.driver.read(gid, GroupQuery::Ctrl(n)).await,
+            }
+        };
+        tokio::time::timeout_at(deadline, fut)
+            .await
+            .unwrap_or(GroupAnswer::Unknown)
+    }
+
+    async fn forward(
+        &self,
+        to: NodeId,
+        group: GroupId,
+        req: &GroupForward,
+        deadline: Instant,
+    ) -> GroupAnswer {
+        let Some(peer) = self.peers.get(to) else {
+            return GroupAnswer::NotSent;
+        };
+        if !peer.is_connected() {
+            return GroupAnswer::NotSent;
+        }
+        let (id, rx) = self.forwards.register(to, req.clone());
+        let frame = ShardFrame::Forward {
+            id,
+            group,
+            req: req.clone(),
+        };
+        if !peer.send(Outgoing::Shard(frame)) {
+            self.forwards.forget(id);
+            return GroupAnswer::NotSent;
+        }
+        // A frame dropped unsent after this point (the link fell) is not
+        // reported: its waiter times out as Unknown, the safe side.
+        let until = deadline.min(Instant::now() + self.timeouts.forward_attempt);
+        match tokio::time::timeout_at(until, rx).await {
+            Ok(Ok(answer)) => answer,
+            _ => {
+                self.forwards.forget(id);
+                GroupAnswer::Unknown
+            }
+        }
+    }
+
+    /// For a connection that asked for the cluster layout: `Some(error)`
+    /// when `key` belongs elsewhere — `MOVED <slot> <addr>` from the routing
+    /// configuration, or `TRYAGAIN` if that configuration is older than one
+    /// a group is known to have applied (never a redirect backwards).
+    /// `None`: serve it here (this process hosts the owner, or no group owns
+    /// the key yet and the request path will say so).
+    pub fn redirect(&self, key: &[u8]) -> Option<String> {
+        let (config, seen_applied) = self.driver.routing();
+        let leaders = self.leaders(&config);
+        let layout = crate::cluster_view::Layout {
+            config: &config,
+            keyspace: self.keyspace,
+            me: self.id,
+            leaders: &leaders,
+        };
+        let r = redirect_for(
+            &layout,
+            &self.hosted,
+            seen_applied,
+            shardmeta::key_slot(key),
+        );
+        if matches!(r, Some(Redirect::TryAgain)) {
+            self.driver.saw_applied(seen_applied);
+        }
+        r.map(|r| r.to_string())
+    }
+
+    /// The presumed leader of every group in `config` this process knows one for.
+    pub fn leaders(&self, config: &Config) -> BTreeMap<GroupId, NodeId> {
+        config
+            .groups
+            .keys()
+            .filter_map(|&g| Some((g, self.leader_hint(g)?)))
+            .collect()
+    }
+}
+
+/// What a cluster-aware connection is told instead of being served here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redirect {
+    /// `-MOVED <slot> <addr>`: the owner's presumed leader's client address.
+    Moved { slot: u16, addr: String },
+    /// `-TRYAGAIN`: this process's routing configuration is older than one
+    /// some group has applied, so a redirect could point backwards.
+    TryAgain,
+}
+
+impl std::fmt::Display for Redirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Redirect::Moved { slot, addr } => f.write_str(&crate::cluster_view::moved(*slot, addr)),
+            Redirect::TryAgain => f.write_str(
+                "TRYAGAIN this node's view of the slot's owner is out of date; try again",
+            ),
+        }
+    }
+}
+
+/// The redirect rule, pure: `None` when no group owns `slot` yet or this
+/// process hosts its owner in `layout.config`; `TryAgain` when that
+/// configuration is older than `seen_applied`; else `Moved`.
+pub fn redirect_for(
+    layout: &crate::cluster_view::Layout<'_>,
+    hosted: &BTreeSet<GroupId>,
+    seen_applied: u64,
+    slot: u16,
+) -> Option<Redirect> {
+    let gid = layout.config.owner(layout.keyspace.shard_of_slot(slot));
+    if gid == NO_GROUP || hosted.contains(&gid) {
+        return None;
+    }
+    if layout.config.num < seen_applied {
+        return Some(Redirect::TryAgain);
+    }
+    let addr = layout.owner_addr(slot)?.to_string();
+    Some(Redirect::Moved { slot, addr })
+}
+
+/// Sleeps `RETRY_PAUSE`, or fails if that would pass the deadline.
+async fn pause(deadline: Instant) -> Result<(), ()> {
+    if Instant::now() + RETRY_PAUSE >= deadline {
+        return Err(());
+    }
+    tokio::time::sleep(RETRY_PAUSE).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MOVED only from a configuration no older than any a group is known
+    /// to have applied; never for a group hosted here or an unowned slot.
+    #[test]
+    fn redirects_never_point_backwards() {
+        use shardmeta::Member;
+        let mut config = Config::initial(2);
+        config.num = 5;
+        config.shards = vec![1, 2];
+        for (g, id) in [(1, 1), (2, 2)] {
+            let addr = format!("127.0.0.1:{}", 6378 + id);
+            config.groups.insert(g, vec![Member { id, addr }]);
+        }
+        let leaders = BTreeMap::new();
+        let layout = crate::cluster_view::Layout {
+            config: &config,
+            keyspace: Keyspace::new(2).unwrap(),
+            me: 1,
+            leaders: &leaders,
+        };
+        let hosted = BTreeSet::from([1]);
+        assert_eq!(redirect_for(&layout, &hosted, 5, 100), None, "hosted here");
+        let moved = redirect_for(&layout, &hosted, 5, 9000).unwrap();
+        assert_eq!(moved.to_string(), "MOVED 9000 127.0.0.1:6380");
+        assert_eq!(
+            redirect_for(&layout, &hosted, 6, 9000),
+            Some(Redirect::TryAgain)
+        );
+        let mut unowned = config.clone();
+        unowned.shards[1] = NO_GROUP;
+        let layout = crate::cluster_view::Layout {
+            config: &unowned,
+            ..layout
+        };
+        assert_eq!(redirect_for(&layout, &hosted, 5, 9000), None, "unowned");
+    }
+
+    #[test]
+    fn client_ids_differ_across_processes_boots_and_counters() {
+        let a = ClientIds::new(1, 1);
+        let b = ClientIds::new(1, 2);
+        let c = ClientIds::new(2, 1);
+        let ids = [a.next(), a.next(), b.next(), c.next()];
+        let distinct: BTreeSet<u64> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
+}

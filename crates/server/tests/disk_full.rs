@@ -1,0 +1,114 @@
+//! Issue 11, disk full: a node whose log write finds no space refuses writes with
+//! `-MISCONF` and says so in INFO instead of exiting, and resumes by itself once space
+//! returns; a failed fsync (EIO) still stops it (fsyncgate). One real node on
+//! 127.0.0.1 over the storage crate's fault-injecting file system; bounded waits that poll.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use server::client::Client;
+use server::resp::Frame;
+use server::{NodeConfig, RunningNode};
+use storage::fault::{FaultHandle, FaultyFs};
+use tokio::net::TcpListener;
+
+async fn one_node(dir: &std::path::Path) -> (RunningNode, FaultHandle) {
+    let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let members = BTreeMap::from([(1, peer.local_addr().unwrap().to_string())]);
+    let mut cfg = NodeConfig::new(1, members, String::new(), dir.to_path_buf());
+    cfg.request_timeout_ms = 1000;
+    let (fs, h) = FaultyFs::new(true);
+    cfg.storage.fs = Arc::new(fs);
+    (server::start_with(cfg, client, peer).await.unwrap(), h)
+}
+
+async fn call(c: &mut Client, args: &[&str]) -> Frame {
+    c.call(args).await.unwrap()
+}
+
+/// Polls `f` until it returns true, for at most `secs`.
+async fn eventually(secs: u64, what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < until, "not within {secs}s: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn info_field(f: &Frame, name: &str) -> String {
+    let Frame::Bulk(b) = f else {
+        panic!("INFO answered {f:?}")
+    };
+    server::info::parse(std::str::from_utf8(b).unwrap())
+        .remove(name)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_refuses_writes_with_misconf_and_resumes_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, disk) = one_node(dir.path()).await;
+    let mut c = Client::connect(&node.client_addr.to_string())
+        .await
+        .unwrap();
+    eventually(10, "first write", async || {
+        call(&mut c, &["SET", "k", "v1"]).await == Frame::Simple("OK".into())
+    })
+    .await;
+
+    disk.set_full(true);
+    // The write that finds the disk full may end unknown; later ones are refused.
+    let _ = call(&mut c, &["SET", "k", "v2"]).await;
+    let refused = call(&mut c, &["SET", "k", "v3"]).await;
+    let Frame::Error(msg) = &refused else {
+        panic!("a write on a full disk answered {refused:?}")
+    };
+    eprintln!("client sees: -{msg}");
+    assert!(
+        msg.starts_with("MISCONF ") && msg.contains("No space left"),
+        "{msg}"
+    );
+    let info = call(&mut c, &["INFO", "persistence"]).await;
+    assert_eq!(info_field(&info, "log_write_status"), "no_space");
+    assert!(info_field(&info, "log_write_error").contains("No space left"));
+
+    disk.set_full(false);
+    eventually(10, "writes resume once space returns", async || {
+        call(&mut c, &["SET", "k", "v4"]).await == Frame::Simple("OK".into())
+    })
+    .await;
+    assert_eq!(call(&mut c, &["GET", "k"]).await, Frame::Bulk("v4".into()));
+    let info = call(&mut c, &["INFO", "persistence"]).await;
+    assert_eq!(info_field(&info, "log_write_status"), "ok");
+    let mut node = node;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_fsync_stops_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, disk) = one_node(dir.path()).await;
+    let mut c = Client::connect(&node.client_addr.to_string())
+        .await
+        .unwrap();
+    eventually(10, "first write", async || {
+        call(&mut c, &["SET", "k", "v1"]).await == Frame::Simple("OK".into())
+    })
+    .await;
+    disk.fail_sync_after(0);
+    let answer = call(&mut c, &["SET", "k", "v2"]).await;
+    assert_ne!(answer, Frame::Simple("OK".into()), "nothing acknowledged");
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(10),
+        node.run_until(std::future::pending()),
+    )
+    .await
+    .expect("a failed fsync stops the node");
+    let err = stopped
+        .expect_err("the node reports why it stopped")
+        .to_string();
+    eprintln!("node stopped: {err}");
+    assert!(err.contains("fdatasync"), "{err}");
+}
