@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Run one node of a replica group, or one process of a sharded deployment (--peers).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); Ctrl-C stops them.
     Cluster(ClusterArgs),
     /// Drive the shard controller of a sharded deployment through any process's client port.
@@ -112,7 +112,7 @@ pub struct ServerArgs {
     /// Sharded mode: shards in the keyspace (fixed slot ranges of the 16384 hash slots); the same on every process, never changed.
     #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
     pub shards: u32,
-    /// Client address (RESP), HOST:PORT.
+    /// Client address (RESP), HOST:PORT; a bare PORT (or :PORT) binds 127.0.0.1 only.
     #[arg(long)]
     pub listen: String,
     /// Directory for everything durable (log, hard state, snapshots). Created if missing.
@@ -133,9 +133,29 @@ pub struct ServerArgs {
     /// A command not answered in this many milliseconds gets -CLUSTERDOWN (never reached a leader) or -TIMEOUT (may have taken effect).
     #[arg(long, default_value_t = 3000)]
     pub request_timeout_ms: u64,
-    /// Most concurrent client connections (more wait in the accept backlog).
-    #[arg(long, default_value_t = 10_000)]
+    /// Most concurrent client connections (Redis's maxclients); one more is answered `-ERR max number of clients reached` and closed.
+    #[arg(long, alias = "maxclients", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Largest bulk string (value, key or argument) a request may carry (Redis's proto-max-bulk-len), at most kv's 16 MiB value limit.
+    /// Larger is refused when its header arrives: `-ERR Protocol error: invalid bulk length`, then the connection closes.
+    /// Sizes take Redis's units: 65536, 64kb, 16mb, 1gb.
+    #[arg(long, default_value = "16mb", value_parser = server::config::parse_bytes)]
+    pub proto_max_bulk_len: usize,
+    /// Most memory one request may hold while it arrives (Redis's client-query-buffer-limit); past it:
+    /// `-ERR Protocol error: too big request ...`, then the connection closes. At least --proto-max-bulk-len + 64kb.
+    #[arg(long, default_value = "64mb", value_parser = server::config::parse_bytes)]
+    pub client_query_buffer_limit: usize,
+    /// Most reply bytes a client may leave unread (Redis's client-output-buffer-limit, one hard limit);
+    /// a client that pipelines requests without reading past it is disconnected.
+    #[arg(long, default_value = "64mb", value_parser = server::config::parse_bytes)]
+    pub client_output_buffer_limit: usize,
+    /// Close a client connection idle for this many seconds (Redis's timeout); 0 = never.
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+    /// File holding the password clients must AUTH with (Redis's requirepass; one trailing newline is ignored).
+    /// Without it, no AUTH is needed. Applies to client connections only: the peer port is not authenticated.
+    #[arg(long)]
+    pub requirepass_file: Option<PathBuf>,
     /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `server=debug`); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     pub log_level: String,

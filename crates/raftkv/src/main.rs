@@ -13,7 +13,7 @@ use clap::Parser;
 fn main() {
     let cli = cli::Cli::parse(); // bad flags: clap prints usage and exits 2
     let result = match cli.command {
-        cli::Cmd::Server(args) => server_cmd::run(args),
+        cli::Cmd::Server(args) => server_cmd::run(*args),
         cli::Cmd::Cluster(args) => cluster::run(args),
         cli::Cmd::Bench(args) => runtime().block_on(bench::run(args)),
         other => {

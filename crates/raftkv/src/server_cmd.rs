@@ -19,13 +19,25 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
             e
         }
     })?;
-    let mut cfg = NodeConfig::new(a.id, members, a.listen, a.data_dir);
+    let mut cfg = NodeConfig::new(
+        a.id,
+        members,
+        server::config::listen_addr(&a.listen),
+        a.data_dir,
+    );
     cfg.tick_ms = a.tick_ms;
     cfg.election_timeout_ms = a.election_timeout_ms;
     cfg.heartbeat_ms = a.heartbeat_ms;
     cfg.snapshot_threshold_bytes = a.snapshot_threshold_bytes;
     cfg.request_timeout_ms = a.request_timeout_ms;
     cfg.max_connections = a.max_connections;
+    cfg.client.proto_max_bulk_len = a.proto_max_bulk_len;
+    cfg.client.query_buffer_limit_bytes = a.client_query_buffer_limit;
+    cfg.client.output_buffer_limit_bytes = a.client_output_buffer_limit;
+    cfg.client.idle_timeout = (a.timeout > 0).then(|| std::time::Duration::from_secs(a.timeout));
+    if let Some(file) = &a.requirepass_file {
+        cfg.client.requirepass = Some(server::auth::Password::load(file)?);
+    }
     if sharded {
         let controllers = server::shard::parse_ids(
             "--controllers",

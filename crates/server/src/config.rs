@@ -32,9 +32,121 @@ pub struct NodeConfig {
     /// A client command gets `-CLUSTERDOWN`/`-TIMEOUT` after this long.
     pub request_timeout_ms: u64,
     pub max_connections: usize,
+    /// Per-connection limits and authentication on the client port.
+    pub client: ClientPortConfig,
     /// The store's options (segment size, caches; tests swap in a
     /// fault-injecting file system).
     pub storage: storage::DiskOptions,
+}
+
+/// The client port's per-connection limits (Redis's names) and password.
+///
+/// Memory one connection can hold is about `query_buffer_limit_bytes` (the
+/// request being received) plus `output_buffer_limit_bytes` plus one reply
+/// (replies not yet taken by the kernel), so the node-wide worst case is
+/// `max_connections` times that; lower the limits or the connection cap
+/// for a node with little memory.
+#[derive(Clone, Debug)]
+pub struct ClientPortConfig {
+    /// Largest bulk string a request may carry (`proto-max-bulk-len`);
+    /// larger is refused when its header arrives, with `-ERR Protocol
+    /// error: invalid bulk length`, and the connection closes. At most
+    /// kv's value limit, which is also the default.
+    pub proto_max_bulk_len: usize,
+    /// Most memory one request may hold while it is being received
+    /// (`client-query-buffer-limit`); over it: `-ERR Protocol error: too
+    /// big request ...` and the connection closes. At least
+    /// `proto_max_bulk_len` plus 64 KiB, so the largest value fits.
+    pub query_buffer_limit_bytes: usize,
+    /// Replies a client has not read yet (`client-output-buffer-limit`,
+    /// one hard limit): past it the connection is closed, since a client
+    /// that pipelines without reading would otherwise grow it without end.
+    pub output_buffer_limit_bytes: usize,
+    /// Close a connection that sent nothing (or took none of our replies)
+    /// for this long (Redis's `timeout`); `None` = never.
+    pub idle_timeout: Option<Duration>,
+    /// `--requirepass-file`: clients must `AUTH` first.
+    pub requirepass: Option<crate::auth::Password>,
+}
+
+impl Default for ClientPortConfig {
+    fn default() -> Self {
+        ClientPortConfig {
+            proto_max_bulk_len: kv::MAX_VALUE_BYTES,
+            query_buffer_limit_bytes: 64 << 20,
+            output_buffer_limit_bytes: 64 << 20,
+            idle_timeout: None,
+            requirepass: None,
+        }
+    }
+}
+
+impl ClientPortConfig {
+    /// The smallest query buffer limit accepted beyond the bulk limit: room
+    /// for the command name, a key and the framing around the largest value.
+    pub const QUERY_BUFFER_HEADROOM_BYTES: usize = 64 << 10;
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.proto_max_bulk_len < 1024 || self.proto_max_bulk_len > kv::MAX_VALUE_BYTES {
+            return Err(format!(
+                "--proto-max-bulk-len must be between 1024 and {} bytes (kv's value limit)",
+                kv::MAX_VALUE_BYTES
+            ));
+        }
+        let min_query = self.proto_max_bulk_len + Self::QUERY_BUFFER_HEADROOM_BYTES;
+        if self.query_buffer_limit_bytes < min_query {
+            return Err(format!(
+                "--client-query-buffer-limit must be at least --proto-max-bulk-len + 64 KiB ({min_query} bytes)"
+            ));
+        }
+        if self.output_buffer_limit_bytes < 64 << 10 {
+            return Err("--client-output-buffer-limit must be at least 64 KiB".into());
+        }
+        Ok(())
+    }
+
+    /// The frame limits the connection's decoder enforces.
+    pub fn frame_limits(&self) -> crate::resp::Limits {
+        crate::resp::Limits {
+            max_bulk_bytes: self.proto_max_bulk_len,
+            ..crate::resp::Limits::default()
+        }
+    }
+}
+
+/// The client address for `--listen`: `PORT` or `:PORT` alone binds
+/// 127.0.0.1 only (Redis's default `bind 127.0.0.1`, its protected mode in
+/// spirit): reaching the node from other machines takes an explicit host.
+pub fn listen_addr(s: &str) -> String {
+    let port = s.strip_prefix(':').unwrap_or(s);
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        format!("127.0.0.1:{port}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Parses a byte size the way Redis's config does: a number with an
+/// optional unit, `k`/`m`/`g` (powers of 1000) or `kb`/`mb`/`gb` (powers of
+/// 1024), case-insensitive: `64mb`, `1gb`, `65536`.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mul: usize = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return Err(format!("'{s}' is not a size (e.g. 65536, 64mb, 1gb)")),
+    };
+    num.parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("'{s}' is not a size (e.g. 65536, 64mb, 1gb)"))
 }
 
 impl NodeConfig {
@@ -56,6 +168,7 @@ impl NodeConfig {
             snapshot_threshold_bytes: 64 << 20,
             request_timeout_ms: 3000,
             max_connections: 10_000,
+            client: ClientPortConfig::default(),
             storage: storage::DiskOptions::default(),
         }
     }
@@ -81,7 +194,7 @@ impl NodeConfig {
         if self.max_connections == 0 || self.request_timeout_ms == 0 {
             return Err("--max-connections and --request-timeout-ms must be positive".into());
         }
-        Ok(())
+        self.client.validate()
     }
 
     pub fn tick(&self) -> Duration {
@@ -152,5 +265,40 @@ mod tests {
         assert!(parse_cluster("x=a:1").is_err());
         assert!(parse_cluster("1=a").is_err());
         assert!(parse_cluster("").is_err());
+    }
+
+    #[test]
+    fn a_bare_port_listens_on_loopback() {
+        assert_eq!(listen_addr("6379"), "127.0.0.1:6379");
+        assert_eq!(listen_addr(":6379"), "127.0.0.1:6379");
+        assert_eq!(listen_addr("0.0.0.0:6379"), "0.0.0.0:6379");
+        assert_eq!(listen_addr("[::1]:6379"), "[::1]:6379");
+        assert_eq!(listen_addr("host:1"), "host:1");
+    }
+
+    #[test]
+    fn sizes_parse_like_redis() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("64mb"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1GB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("2k"), Ok(2000));
+        assert!(parse_bytes("").is_err());
+        assert!(parse_bytes("mb").is_err());
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("1tb").is_err());
+        assert!(parse_bytes("99999999999999999999gb").is_err());
+    }
+
+    #[test]
+    fn client_limits_are_validated() {
+        let mut c = ClientPortConfig::default();
+        assert_eq!(c.validate(), Ok(()));
+        c.query_buffer_limit_bytes = c.proto_max_bulk_len;
+        assert!(c.validate().is_err());
+        c = ClientPortConfig {
+            proto_max_bulk_len: kv::MAX_VALUE_BYTES + 1,
+            ..Default::default()
+        };
+        assert!(c.validate().is_err());
     }
 }

@@ -1,107 +1,297 @@
-//! One client connection: read bytes, parse every complete request frame,
+//! One client connection: read bytes, decode every complete request frame,
 //! execute them one after another (pipelined requests are answered in
 //! order, and a later command sees an earlier one's effect), write the
-//! replies with one write.
+//! replies.
 //!
-//! Invariants: the read buffer holds at most one partial frame beyond what
-//! has been parsed, so it is bounded by the frame limits; a protocol error
-//! gets `-ERR Protocol error: ...` and the connection is closed (framing is
-//! lost, as in Redis); a command error keeps it open; EOF mid-request just
-//! closes. Shutdown closes the connection between requests.
+//! Limits (see [`ClientPortConfig`] for the numbers and flags):
+//! - the request being received holds at most the query buffer limit, and a
+//!   bulk longer than `proto-max-bulk-len` is refused when its header
+//!   arrives; decoding keeps its progress across reads ([`Decoder`]), so a
+//!   trickled request costs linear time;
+//! - replies the client has not taken are handed to the kernel without
+//!   waiting while a batch runs; past the output buffer limit the
+//!   connection is closed (a client that pipelines and never reads cannot
+//!   grow them without end);
+//! - with an idle timeout, a connection that neither sends a byte nor takes
+//!   one for that long is closed.
+//!
+//! A protocol error (including a limit) gets `-ERR Protocol error: ...`
+//! and the connection is closed (framing is lost, as in Redis): the reply
+//! is written, our side is shut down, and what the client still sends is
+//! read and dropped for a moment ([`LINGER`]), so the client reads the error
+//! instead of a reset. A command error keeps the connection open; EOF
+//! mid-request just closes; shutdown closes between requests.
+//!
+//! Authentication: with a password configured, every command but `AUTH`,
+//! `HELLO` and `QUIT` gets `-NOAUTH` until `AUTH` (or `HELLO ... AUTH`)
+//! succeeds (see [`crate::auth`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
+use crate::auth;
+use crate::config::ClientPortConfig;
 use crate::exec::{self, ConnState};
-use crate::resp::{parse_command, parse_frame, Command, Frame, Limits, Protocol};
+use crate::resp::{parse_command, Command, Decoder, Frame, Protocol};
 use crate::service::Service;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Pending replies beyond this are handed to the kernel before the next
+/// command runs (without waiting), so the output buffer limit measures what
+/// the client really left unread.
+const DRAIN_AT_BYTES: usize = 64 * 1024;
+/// A buffer that grew past this for one big request or reply is given back.
+const SHRINK_ABOVE_BYTES: usize = 1 << 20;
+/// After a closing error: how long to read and drop what the client still sends.
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// How a batch of requests left the connection.
+enum End {
+    /// Keep serving.
+    Open,
+    /// A final reply is in the buffer: flush it, then close gracefully.
+    Close,
+    /// The client left too many replies unread: close at once.
+    OutputLimit,
+}
+
+struct Conn {
+    stream: TcpStream,
+    node: Arc<Service>,
+    cfg: Arc<ClientPortConfig>,
+    inbuf: BytesMut,
+    out: BytesMut,
+    decoder: Decoder,
+    conn: ConnState,
+    authenticated: bool,
+}
 
 pub async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     node: Arc<Service>,
+    cfg: Arc<ClientPortConfig>,
     mut shutdown: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let limits = Limits::default();
-    let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut outbuf = BytesMut::new();
-    let mut conn = ConnState::default();
+    let mut c = Conn {
+        stream,
+        node,
+        decoder: Decoder::new(cfg.frame_limits(), cfg.query_buffer_limit_bytes),
+        authenticated: cfg.requirepass.is_none(),
+        cfg,
+        inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        out: BytesMut::new(),
+        conn: ConnState::default(),
+    };
     loop {
-        inbuf.reserve(READ_CHUNK_BYTES);
+        c.inbuf.reserve(READ_CHUNK_BYTES);
         let n = tokio::select! {
-            r = stream.read_buf(&mut inbuf) => r?,
+            r = c.stream.read_buf(&mut c.inbuf) => r?,
             _ = shutdown.recv() => return Ok(()),
+            _ = idle(c.cfg.idle_timeout) => {
+                tracing::debug!("client idle timeout");
+                return Ok(());
+            }
         };
         if n == 0 {
             return Ok(()); // EOF, possibly mid-request: nothing to answer.
         }
-        let close = handle_frames(&node, &mut inbuf, &mut outbuf, &limits, &mut conn).await;
-        stream.write_all(&outbuf).await?;
-        outbuf.clear();
-        if close {
+        let end = c.handle_frames().await;
+        if matches!(end, End::OutputLimit) {
+            tracing::warn!(
+                limit = c.cfg.output_buffer_limit_bytes,
+                "closing a client that does not read its replies (client-output-buffer-limit)"
+            );
             return Ok(());
         }
+        if !c.flush(&mut shutdown).await? {
+            return Ok(());
+        }
+        if matches!(end, End::Close) {
+            c.linger().await;
+            return Ok(());
+        }
+        c.shrink();
     }
 }
 
-/// Executes every complete frame in `inbuf`; true when the connection must close.
-async fn handle_frames(
-    node: &Service,
-    inbuf: &mut BytesMut,
-    out: &mut BytesMut,
-    limits: &Limits,
-    conn: &mut ConnState,
-) -> bool {
-    loop {
-        let (frame, used) = match parse_frame(inbuf, limits) {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) => return false,
-            Err(e) => {
-                Frame::Error(format!("ERR {e}")).encode(out);
+/// Completes after `timeout`, or never.
+async fn idle(timeout: Option<Duration>) {
+    match timeout {
+        Some(t) => tokio::time::sleep(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    /// Executes every complete frame in the read buffer.
+    async fn handle_frames(&mut self) -> End {
+        loop {
+            if self.out.len() >= DRAIN_AT_BYTES {
+                self.drain_now();
+                if self.out.len() > self.cfg.output_buffer_limit_bytes {
+                    return End::OutputLimit;
+                }
+            }
+            let frame = match self.decoder.decode(&mut self.inbuf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return End::Open,
+                Err(e) => {
+                    tracing::debug!("client protocol error: {e}");
+                    Frame::Error(format!("ERR {e}")).encode(&mut self.out);
+                    return End::Close;
+                }
+            };
+            if matches!(&frame, Frame::Array(a) if a.is_empty()) {
+                continue; // an empty inline line
+            }
+            if self.execute(frame).await {
+                return End::Close;
+            }
+        }
+    }
+
+    /// Runs one request, appending its reply; true when the connection must close.
+    async fn execute(&mut self, frame: Frame) -> bool {
+        let allowed = self.authenticated || is_auth_exempt(&frame);
+        let reply = match parse_command(frame) {
+            _ if !allowed => Frame::Error(auth::NOAUTH.into()),
+            Ok(Command::Quit) => {
+                Frame::Simple("OK".into()).encode(&mut self.out);
                 return true;
+            }
+            Ok(Command::Hello { version, auth }) => self.hello(version, auth),
+            Ok(Command::Auth { user, password }) => self.auth(user.as_deref(), &password),
+            Ok(cmd) => exec::execute(&self.node, &mut self.conn, cmd).await,
+            Err(e) => Frame::Error(e.0),
+        };
+        reply.encode_as(self.conn.proto, &mut self.out);
+        false
+    }
+
+    /// `AUTH [user] password`, with Redis's replies.
+    fn auth(&mut self, user: Option<&[u8]>, password: &[u8]) -> Frame {
+        match (&self.cfg.requirepass, user) {
+            (None, None) => Frame::Error(auth::NO_PASSWORD_SET.into()),
+            // The default user without a password accepts any (as in Redis).
+            (None, Some(b"default")) => Frame::Simple("OK".into()),
+            (None, Some(_)) => Frame::Error(auth::WRONGPASS.into()),
+            (Some(pw), _) if pw.matches(user, password) => {
+                self.authenticated = true;
+                Frame::Simple("OK".into())
+            }
+            // A failed AUTH leaves an earlier success in place, as in Redis.
+            (Some(_), _) => Frame::Error(auth::WRONGPASS.into()),
+        }
+    }
+
+    /// `HELLO [protover [AUTH user pass]]`: authenticates when asked, then
+    /// switches the connection's reply protocol (2 or 3) and describes the
+    /// server, with Redis's order of checks.
+    fn hello(&mut self, version: Option<i64>, credentials: Option<(Bytes, Bytes)>) -> Frame {
+        let proto = match version {
+            None => self.conn.proto,
+            Some(2) => Protocol::Resp2,
+            Some(3) => Protocol::Resp3,
+            Some(_) => {
+                return Frame::Error(
+                    "NOPROTO sorry, this protocol version is not supported.".into(),
+                )
             }
         };
-        inbuf.advance(used);
-        if matches!(&frame, Frame::Array(a) if a.is_empty()) {
-            continue; // an empty inline line
+        if let Some((user, password)) = credentials {
+            if let Frame::Error(e) = self.auth(Some(&user), &password) {
+                return Frame::Error(e);
+            }
         }
-        match parse_command(frame) {
-            Ok(Command::Quit) => {
-                Frame::Simple("OK".into()).encode(out);
-                return true;
+        if !self.authenticated {
+            return Frame::Error(auth::NOAUTH_HELLO.into());
+        }
+        self.conn.proto = proto;
+        hello_reply(&self.node, proto)
+    }
+
+    /// Hands the kernel what it takes of the pending replies, without waiting.
+    fn drain_now(&mut self) {
+        while !self.out.is_empty() {
+            match self.stream.try_write(&self.out) {
+                Ok(0) | Err(_) => return, // WouldBlock, or an error the flush reports
+                Ok(n) => self.out.advance(n),
             }
-            Ok(Command::Hello(ver)) => {
-                let reply = hello(node, ver, &mut conn.proto);
-                reply.encode_as(conn.proto, out)
+        }
+    }
+
+    /// Writes every pending reply; false when the connection should end
+    /// without further ado (shutdown, or no progress within the idle timeout).
+    async fn flush(&mut self, shutdown: &mut broadcast::Receiver<()>) -> std::io::Result<bool> {
+        while !self.out.is_empty() {
+            let n = tokio::select! {
+                r = self.stream.write(&self.out) => r?,
+                _ = shutdown.recv() => return Ok(false),
+                _ = idle(self.cfg.idle_timeout) => {
+                    tracing::debug!("client idle timeout (replies not taken)");
+                    return Ok(false);
+                }
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
             }
-            Ok(cmd) => {
-                let reply = exec::execute(node, conn, cmd).await;
-                reply.encode_as(conn.proto, out)
+            self.out.advance(n);
+        }
+        Ok(true)
+    }
+
+    /// A graceful close after a final reply: send FIN, then read and drop
+    /// what the client is still sending, up to EOF or [`LINGER`]. Closing
+    /// with unread input would send a reset, and a reset can destroy the
+    /// error reply before the client reads it.
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let mut sink = vec![0u8; READ_CHUNK_BYTES];
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Ok(n) = self.stream.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
             }
-            Err(e) => Frame::Error(e.0).encode(out),
+        })
+        .await;
+    }
+
+    /// Gives back buffers that grew for one big request or reply.
+    fn shrink(&mut self) {
+        if self.inbuf.is_empty() && self.inbuf.capacity() > SHRINK_ABOVE_BYTES {
+            self.inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        }
+        if self.out.capacity() > SHRINK_ABOVE_BYTES {
+            self.out = BytesMut::new();
         }
     }
 }
 
-/// `HELLO [protover]`: switches the connection's reply protocol (2 or 3) and
-/// describes the server, as Redis does.
-fn hello(node: &Service, ver: Option<i64>, proto: &mut Protocol) -> Frame {
-    match ver {
-        None => {}
-        Some(2) => *proto = Protocol::Resp2,
-        Some(3) => *proto = Protocol::Resp3,
-        Some(_) => {
-            return Frame::Error("NOPROTO sorry, this protocol version is not supported.".into())
-        }
+/// `AUTH`, `HELLO` and `QUIT` are answered before authentication (Redis's
+/// `no-auth` commands); everything else gets `-NOAUTH`.
+fn is_auth_exempt(frame: &Frame) -> bool {
+    let Frame::Array(items) = frame else {
+        return false;
+    };
+    match items.first() {
+        Some(Frame::Bulk(name)) => matches!(
+            name.to_ascii_uppercase().as_slice(),
+            b"AUTH" | b"HELLO" | b"QUIT"
+        ),
+        _ => false,
     }
-    let bulk = |s: &str| Frame::Bulk(bytes::Bytes::copy_from_slice(s.as_bytes()));
-    let proto_num = if *proto == Protocol::Resp3 { 3 } else { 2 };
+}
+
+fn hello_reply(node: &Service, proto: Protocol) -> Frame {
+    let bulk = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+    let proto_num = if proto == Protocol::Resp3 { 3 } else { 2 };
     Frame::Map(vec![
         (bulk("server"), bulk("raftkv")),
         (bulk("version"), bulk(env!("CARGO_PKG_VERSION"))),

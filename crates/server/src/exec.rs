@@ -79,7 +79,9 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
         },
         Command::Quit | Command::Acknowledge => Frame::Simple("OK".into()),
         Command::NoName => Frame::Null,
-        Command::Hello(_) => unreachable!("HELLO is answered by the connection"),
+        Command::Hello { .. } | Command::Auth { .. } => {
+            unreachable!("HELLO and AUTH are answered by the connection")
+        }
     }
 }
 

@@ -22,11 +22,13 @@
 //! handed to the leader), `sessions` (the node's kv sessions), `requests`
 //! (the client path: retries, CLUSTERDOWN vs TIMEOUT), `resp::{frame,
 //! command, table}` (the protocol and the `COMMAND` table), `listener` + `connection` + `exec` + `info`
-//! (the RESP port), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
+//! (the RESP port; `connection` holds its per-connection limits), `auth`
+//! (`--requirepass-file`), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
 //! `-MOVED`, `-CROSSSLOT`), `service` (single-group or sharded behind the
 //! port), `shard` (the sharded mode: its own module docs), `client` (a
 //! small RESP client).
 
+pub mod auth;
 pub mod client;
 pub mod cluster_view;
 pub mod config;

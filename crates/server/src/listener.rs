@@ -1,45 +1,80 @@
-//! The RESP listener: accepts client connections, at most `max_connections`
-//! at once (a `Semaphore`; the accept loop waits for a free permit, so excess
-//! clients queue in the kernel backlog rather than exhausting file
-//! descriptors), one task per connection, and a broadcast that tells them all
-//! to stop on shutdown.
+//! The RESP listener: accepts client connections, one task per connection,
+//! at most `max_connections` at once (a `Semaphore`), and a broadcast that
+//! tells them all to stop on shutdown.
+//!
+//! At the cap a new client is still accepted, told Redis's `-ERR max number
+//! of clients reached` and closed (it used to wait in the kernel backlog
+//! with no answer). Those refusals are themselves capped
+//! ([`MAX_REFUSING`] at once, each at most [`REFUSE_TIMEOUT`]); beyond that
+//! a client is closed without the message, so a flood costs a bounded
+//! number of descriptors.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, Semaphore};
 
+use crate::config::ClientPortConfig;
 use crate::connection;
 use crate::service::Service;
+
+/// Redis's reply to a client over `maxclients`.
+pub const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
+/// Refusals in progress at most.
+pub const MAX_REFUSING: usize = 64;
+/// How long one refusal may take (write the error, let the client read it).
+pub const REFUSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn accept_loop(
     listener: TcpListener,
     node: Arc<Service>,
     max_connections: usize,
+    cfg: Arc<ClientPortConfig>,
     shutdown: broadcast::Sender<()>,
 ) {
     let limit = Arc::new(Semaphore::new(max_connections));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     loop {
-        let permit = limit
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!("client accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
         };
-        let (node, rx) = (node.clone(), shutdown.subscribe());
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            if let Ok(r) = refusing.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(r);
+                });
+            }
+            continue;
+        };
+        let (node, cfg, rx) = (node.clone(), cfg.clone(), shutdown.subscribe());
         tokio::spawn(async move {
-            if let Err(e) = connection::serve(stream, node, rx).await {
+            if let Err(e) = connection::serve(stream, node, cfg, rx).await {
                 tracing::debug!("client connection ended: {e}");
             }
             drop(permit);
         });
     }
+}
+
+/// Tells a client over the cap why, then closes: FIN after the error, and
+/// whatever it sent meanwhile is read and dropped so the close is not a
+/// reset that could destroy the error before the client reads it.
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(REFUSE_TIMEOUT, async {
+        stream.write_all(MAX_CLIENTS_REACHED).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }

@@ -147,6 +147,7 @@ pub async fn start_with(
             client,
             requests,
             cfg.max_connections,
+            Arc::new(cfg.client.clone()),
             shutdown.clone(),
         )),
     ];

@@ -25,8 +25,18 @@ pub enum Command {
     /// `QUIT`: reply `+OK`, then close.
     Quit,
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: protocol negotiation
-    /// (handled by the connection, which owns the protocol state).
-    Hello(Option<i64>),
+    /// and optional authentication (handled by the connection, which owns
+    /// the protocol and authentication state).
+    Hello {
+        version: Option<i64>,
+        /// `AUTH username password`.
+        auth: Option<(Bytes, Bytes)>,
+    },
+    /// `AUTH [username] password` (handled by the connection).
+    Auth {
+        user: Option<Bytes>,
+        password: Bytes,
+    },
     /// Connection housekeeping clients send on connect (`CLIENT SETINFO`,
     /// `CLIENT SETNAME`, `SELECT 0`): acknowledged, no effect.
     Acknowledge,
@@ -108,7 +118,11 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("PING", [msg]) => Command::Ping(Some(msg.clone())),
         ("GET", [k]) => Command::Get(key(k)?),
         ("SET", [k, v]) => Command::Set(key(k)?, value(v)?),
-        ("SET", [_, _, ..]) => return Err(CommandError("ERR syntax error (raftkv's SET takes no options)".into())),
+        ("SET", [_, _, ..]) => {
+            return Err(CommandError(
+                "ERR syntax error (raftkv's SET takes no options)".into(),
+            ))
+        }
         ("APPEND", [k, v]) => Command::Append(key(k)?, value(v)?),
         ("DEL", [_, ..]) => Command::Del(rest.iter().map(key).collect::<Result<_, _>>()?),
         ("EXISTS", [_, ..]) => Command::Exists(rest.iter().map(key).collect::<Result<_, _>>()?),
@@ -122,27 +136,36 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("ASKING" | "READONLY" | "READWRITE", []) => Command::Acknowledge,
         ("QUIT", []) => Command::Quit,
         ("HELLO", _) => hello(rest)?,
-        ("AUTH", [_, ..]) => return Err(CommandError(
-            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
-        )),
+        ("AUTH", [pw]) => Command::Auth {
+            user: None,
+            password: pw.clone(),
+        },
+        ("AUTH", [user, pw]) => Command::Auth {
+            user: Some(user.clone()),
+            password: pw.clone(),
+        },
+        ("AUTH", [_, _, _, ..]) => return Err(CommandError("ERR syntax error".into())),
         ("SELECT", [db]) if db.as_ref() == b"0" => Command::Acknowledge,
         ("SELECT", [_]) => return Err(CommandError("ERR DB index is out of range".into())),
         ("CLIENT", [sub, ..]) => client(sub, rest)?,
-        ("PING" | "GET" | "SET" | "APPEND" | "DEL" | "EXISTS" | "INFO" | "QUIT" | "AUTH" | "SELECT" | "CLIENT" | "CLUSTER" | "SHARDCTL"
-            | "ASKING" | "READONLY" | "READWRITE", _) => {
-            return Err(CommandError::arity(&upper))
-        }
+        (
+            "PING" | "GET" | "SET" | "APPEND" | "DEL" | "EXISTS" | "INFO" | "QUIT" | "AUTH"
+            | "SELECT" | "CLIENT" | "CLUSTER" | "SHARDCTL" | "ASKING" | "READONLY" | "READWRITE",
+            _,
+        ) => return Err(CommandError::arity(&upper)),
         _ => return Err(unknown(name, rest)),
     };
     Ok(cmd)
 }
 
-/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`. There is no
-/// authentication to pass (like Redis's default user without a password, any AUTH
-/// is accepted); the name is not kept.
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`. The
+/// connection checks `AUTH` (see `crate::auth`); the name is not kept.
 fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
     let Some((ver, mut opts)) = rest.split_first() else {
-        return Ok(Command::Hello(None));
+        return Ok(Command::Hello {
+            version: None,
+            auth: None,
+        });
     };
     let ver = std::str::from_utf8(ver)
         .ok()
@@ -150,12 +173,16 @@ fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
         .ok_or_else(|| {
             CommandError("ERR Protocol version is not an integer or out of range".into())
         })?;
+    let mut auth = None;
     while let Some((opt, more)) = opts.split_first() {
         opts = match (
             String::from_utf8_lossy(opt).to_ascii_uppercase().as_str(),
             more,
         ) {
-            ("AUTH", [_, _, tail @ ..]) => tail,
+            ("AUTH", [user, pw, tail @ ..]) => {
+                auth = Some((user.clone(), pw.clone()));
+                tail
+            }
             ("SETNAME", [_, tail @ ..]) => tail,
             _ => {
                 return Err(CommandError(format!(
@@ -165,7 +192,10 @@ fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
             }
         };
     }
-    Ok(Command::Hello(Some(ver)))
+    Ok(Command::Hello {
+        version: Some(ver),
+        auth,
+    })
 }
 
 fn command_query(rest: &[Bytes]) -> Result<Command, CommandError> {

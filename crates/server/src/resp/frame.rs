@@ -65,6 +65,10 @@ impl Default for Limits {
 pub enum ParseError {
     #[error("Protocol error: {0}")]
     Invalid(&'static str),
+    /// A request (the one frame in progress, as [`super::Decoder`] counts it)
+    /// would hold more than the connection's query buffer limit.
+    #[error("Protocol error: too big request (over client-query-buffer-limit, {0} bytes)")]
+    TooBig(usize),
 }
 
 type Parsed = Result<Option<(Frame, usize)>, ParseError>;
@@ -174,11 +178,11 @@ fn line_at<'a>(
     }
 }
 
-fn text(line: &[u8]) -> Result<String, ParseError> {
+pub(super) fn text(line: &[u8]) -> Result<String, ParseError> {
     String::from_utf8(line.to_vec()).map_err(|_| ParseError::Invalid("simple string is not UTF-8"))
 }
 
-fn int(line: &[u8]) -> Result<i64, ParseError> {
+pub(super) fn int(line: &[u8]) -> Result<i64, ParseError> {
     std::str::from_utf8(line)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())

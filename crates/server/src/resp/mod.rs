@@ -11,8 +11,10 @@
 //! property-tested against an independent encoder in `tests/resp_codec.rs`.
 
 pub mod command;
+pub mod decoder;
 pub mod frame;
 pub mod table;
 
 pub use command::{parse_command, ClusterQuery, Command, CommandError, CommandQuery, ShardCtl};
+pub use decoder::Decoder;
 pub use frame::{parse_frame, Frame, Limits, ParseError, Protocol};

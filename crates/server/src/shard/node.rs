@@ -130,6 +130,7 @@ pub async fn start_sharded_with(
             client,
             Arc::new(Service::Sharded(router)),
             base.max_connections,
+            Arc::new(base.client.clone()),
             shutdown.clone(),
         )),
     ];
