@@ -32,7 +32,6 @@ use crate::wire::{read_response_body, write_response_body};
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"RKVS";
 /// Current snapshot format version.
 pub const SNAPSHOT_VERSION: u8 = 1;
-const CRC_BYTES: usize = 4;
 
 /// Why snapshot bytes were rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -94,25 +93,17 @@ pub(crate) fn decode(input: &[u8]) -> Result<StateMachine, SnapshotError> {
     Ok(sm)
 }
 
-/// Checks magic, version and checksum; returns the body between them.
+/// Checks magic, version and checksum (the shared `rsm::frame`); returns the body.
 fn check_frame(input: &[u8]) -> Result<&[u8], SnapshotError> {
-    let header = SNAPSHOT_MAGIC.len() + 1;
-    if input.len() < header + CRC_BYTES {
-        return Err(SnapshotError::TooShort(input.len()));
-    }
-    if input[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
-        return Err(SnapshotError::BadMagic);
-    }
-    let (covered, crc_bytes) = input.split_at(input.len() - CRC_BYTES);
-    let stored = u32::from_le_bytes(crc_bytes.try_into().expect("split at 4 bytes"));
-    let computed = crc32c::crc32c(covered);
-    if stored != computed {
-        return Err(SnapshotError::ChecksumMismatch { stored, computed });
-    }
-    match input[SNAPSHOT_MAGIC.len()] {
-        SNAPSHOT_VERSION => Ok(&covered[header..]),
-        v => Err(SnapshotError::UnsupportedVersion(v)),
-    }
+    use rsm::frame::FrameError;
+    rsm::frame::check_frame(input, &SNAPSHOT_MAGIC, SNAPSHOT_VERSION).map_err(|e| match e {
+        FrameError::TooShort(n) => SnapshotError::TooShort(n),
+        FrameError::BadMagic => SnapshotError::BadMagic,
+        FrameError::UnsupportedVersion(v) => SnapshotError::UnsupportedVersion(v),
+        FrameError::ChecksumMismatch { stored, computed } => {
+            SnapshotError::ChecksumMismatch { stored, computed }
+        }
+    })
 }
 
 fn write_config(w: &mut Writer, c: &Config) {

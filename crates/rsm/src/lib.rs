@@ -77,6 +77,8 @@
 //! assert!(d.restore(b"junk").is_err());
 //! ```
 
+pub mod frame;
+
 use bytes::Bytes;
 
 /// A deterministic replicated state machine driven by `replica`.
