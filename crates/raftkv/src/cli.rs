@@ -153,9 +153,19 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
     /// File holding the password clients must AUTH with (Redis's requirepass; one trailing newline is ignored).
-    /// Without it, no AUTH is needed. Applies to client connections only: the peer port is not authenticated.
+    /// Without it, no AUTH is needed. Applies to client connections only (the peer port: --peer-secret-file).
     #[arg(long)]
     pub requirepass_file: Option<PathBuf>,
+    /// File holding the cluster's shared peer secret (at least 16 bytes; e.g. `openssl rand -hex 32 > FILE`, chmod 600),
+    /// the same on every node. Every peer connection then starts with an HMAC-SHA256 challenge-response in both
+    /// directions: a process that cannot prove the secret is refused before anything it sends is read.
+    /// Without it the peer port is unauthenticated (a warning at startup). It does not encrypt peer traffic.
+    #[arg(long)]
+    pub peer_secret_file: Option<PathBuf>,
+    /// The deployment's name, the same on every node; a peer naming another cluster is refused (both ids logged),
+    /// with or without a secret. 1-64 characters from A-Z a-z 0-9 . _ -
+    #[arg(long, default_value = server::peer::handshake::DEFAULT_CLUSTER_ID)]
+    pub cluster_id: String,
     /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `server=debug`); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -176,6 +186,8 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = 6379)]
     pub base_port: u16,
     /// Data directory; node i uses DIR/node-i. Default: a new directory under the system temp dir.
+    /// A peer secret (DIR/peer-secret) and a cluster id (DIR/cluster-id) are generated there on first use
+    /// and passed to every node (--peer-secret-file, --cluster-id).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Log filter passed to every node.

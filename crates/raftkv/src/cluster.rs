@@ -10,6 +10,10 @@
 //! are joined in one `SHARDCTL JOIN` (the controller balances the shards;
 //! a restart over an existing data dir finds them joined already).
 //!
+//! Peer links are authenticated: a random peer secret and cluster id are
+//! generated into the data directory on first use (`peer-secret`, 0600;
+//! `cluster-id`) and passed to every child.
+//!
 //! Each child's log lines are relayed to our stderr prefixed with `[node N]`,
 //! so the interleaved output of the cluster stays readable.
 //!
@@ -17,7 +21,7 @@
 //! guard stops them on error returns and panics too).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,6 +72,7 @@ pub fn run(a: ClusterArgs) -> Result<(), String> {
     let dir = a.data_dir.clone().unwrap_or_else(default_dir);
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let (secret_file, cluster_id) = peer_credentials(&dir)?;
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot find the raftkv executable: {e}"))?;
     let port = |i: u64, off: u32| u32::from(a.base_port) + off + i as u32 - 1;
@@ -78,6 +83,10 @@ pub fn run(a: ClusterArgs) -> Result<(), String> {
     let layout = a.groups.map(|g| sharded_flags(g, a.nodes, a.shards, &port));
     let mut children = Children(Vec::new());
     println!("data directory: {}", dir.display());
+    println!(
+        "peer links: cluster id {cluster_id}, secret in {}",
+        secret_file.display()
+    );
     for i in 1..=procs {
         let listen = format!("127.0.0.1:{}", port(i, 0));
         let mut args: Vec<String> = vec!["server".into(), "--id".into(), i.to_string()];
@@ -90,11 +99,15 @@ pub fn run(a: ClusterArgs) -> Result<(), String> {
             listen.clone(),
             "--log-level".into(),
             a.log_level.clone(),
+            "--cluster-id".into(),
+            cluster_id.clone(),
         ]);
         let child = Command::new(&exe)
             .args(&args)
             .arg("--data-dir")
             .arg(dir.join(format!("node-{i}")))
+            .arg("--peer-secret-file")
+            .arg(&secret_file)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -234,6 +247,38 @@ fn relay(node: u64, from: Option<impl Read + Send + 'static>) {
             let _ = writeln!(std::io::stderr().lock(), "[node {node}] {line}");
         }
     });
+}
+
+/// The cluster's peer secret file and cluster id under `dir`: made on first
+/// use (a 32-byte random secret, mode 0600; a random `local-...` id), read
+/// back on a restart over the same directory.
+fn peer_credentials(dir: &Path) -> Result<(PathBuf, String), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let secret = dir.join("peer-secret");
+    if !secret.exists() {
+        let hex = server::peer::handshake::random_hex(32)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&secret)
+            .map_err(|e| format!("cannot create {}: {e}", secret.display()))?;
+        writeln!(f, "{hex}").map_err(|e| format!("cannot write {}: {e}", secret.display()))?;
+    }
+    let id_file = dir.join("cluster-id");
+    let id = match std::fs::read_to_string(&id_file) {
+        Ok(s) => s.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = format!("local-{}", server::peer::handshake::random_hex(4)?);
+            std::fs::write(&id_file, format!("{id}\n"))
+                .map_err(|e| format!("cannot write {}: {e}", id_file.display()))?;
+            id
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", id_file.display())),
+    };
+    server::peer::handshake::validate_cluster_id(&id)
+        .map_err(|e| format!("{}: {e}", id_file.display()))?;
+    Ok((secret, id))
 }
 
 fn default_dir() -> PathBuf {
