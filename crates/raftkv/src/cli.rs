@@ -225,6 +225,8 @@ pub struct BenchArgs {
 pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
     match s.parse::<f64>() {
         Ok(x) if (0.0..=3600.0).contains(&x) => Ok(std::time::Duration::from_secs_f64(x)),
-        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 3600"
+        )),
     }
 }

@@ -64,7 +64,12 @@ impl ClusterCmd {
         let lines = if stdout { &self.out } else { &self.err };
         let deadline = Instant::now() + WAIT;
         loop {
-            let found = lines.lock().unwrap().iter().find(|l| l.contains(needle)).cloned();
+            let found = lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned();
             if let Some(l) = found {
                 return l;
             }
@@ -175,7 +180,10 @@ async fn a_killed_node_is_restarted_while_writes_continue() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "node 2 did not come back and catch up");
+        assert!(
+            Instant::now() < deadline,
+            "node 2 did not come back and catch up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
@@ -184,7 +192,10 @@ async fn a_killed_node_is_restarted_while_writes_continue() {
     );
     assert!(c.stop().success());
     for ep in &eps {
-        assert!(refuses(ep).await, "{ep} still answers after the cluster stopped");
+        assert!(
+            refuses(ep).await,
+            "{ep} still answers after the cluster stopped"
+        );
     }
 }
 
@@ -208,7 +219,10 @@ fn a_port_in_use_fails_before_anything_starts() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(!data.exists(), "the data dir was created before the check");
-    assert!(TcpListener::bind(("127.0.0.1", p)).is_ok(), "node 1 started");
+    assert!(
+        TcpListener::bind(("127.0.0.1", p)).is_ok(),
+        "node 1 started"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,6 +251,9 @@ async fn a_closed_stdout_stops_the_cluster_quietly() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(!err.contains("panicked"), "{err}");
     for i in 0..3 {
-        assert!(refuses(&format!("127.0.0.1:{}", p + i)).await, "a node outlived the cluster");
+        assert!(
+            refuses(&format!("127.0.0.1:{}", p + i)).await,
+            "a node outlived the cluster"
+        );
     }
 }

@@ -156,10 +156,7 @@ async fn wait_leader(plan: &Plan, sup: &mut Supervisor) -> Result<String, Failur
             let ep = format!("127.0.0.1:{}", p.client_port);
             if let Some(info) = info_raft(&ep).await {
                 if info.get("role").map(String::as_str) == Some("leader") {
-                    return Ok(format!(
-                        "cluster of {n} nodes running; node {} leads",
-                        p.id
-                    ));
+                    return Ok(format!("cluster of {n} nodes running; node {} leads", p.id));
                 }
             }
         }

@@ -63,7 +63,8 @@ impl Supervisor {
 
     /// Starts a child for the first time.
     pub fn start(&mut self, id: u64, label: String, args: Vec<String>) -> Result<(), String> {
-        let child = spawn(&self.exe, id, &args).map_err(|e| format!("cannot start {label}: {e}"))?;
+        let child =
+            spawn(&self.exe, id, &args).map_err(|e| format!("cannot start {label}: {e}"))?;
         self.slots.push(Slot {
             id,
             label,
@@ -126,7 +127,10 @@ fn on_exit(s: &mut Slot, status: ExitStatus, delay: Option<Duration>, now: Insta
     let quick = now.duration_since(s.started) < QUICK && status.signal().is_none();
     s.quick_exits = if quick { s.quick_exits + 1 } else { 0 };
     let Some(first) = delay else {
-        note(&format!("{} exited ({status}); not restarting it (--no-restart)", s.label));
+        note(&format!(
+            "{} exited ({status}); not restarting it (--no-restart)",
+            s.label
+        ));
         return;
     };
     if s.quick_exits >= GIVE_UP {
