@@ -21,7 +21,8 @@
 //!   whether the log can be written (`no_space` on a full disk).
 //! - `memory`: see [`crate::memory`]; `maxmemory:0` (no eviction).
 //! - `keyspace`: `db0:keys=N,expires=M,avg_ttl=0` from the replicated state
-//!   (omitted when empty, as Redis does); `expires` counts keys with a TTL.
+//!   (omitted when empty, as Redis does); `expires` is 0 until the state
+//!   machine reports how many keys carry a TTL (its status has no such count).
 //! - `stats`: keyspace hits and misses count the string reads whose reply
 //!   tells (`GET`, `GETEX`, `GETDEL`, `MGET`), see [`crate::stats`].
 
