@@ -6,7 +6,9 @@
 //! never counted as a pass in the output.
 //!
 //! Every client connects to a follower as well as to the leader, so the
-//! forwarding path answers them too.
+//! forwarding path answers them too. redis-py's `RedisCluster` also runs
+//! against a sharded deployment (two groups of three processes): it routes
+//! by `CLUSTER SLOTS` and by the key positions it parses from `COMMAND`.
 
 mod common;
 
@@ -14,6 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::sharded::ShardCluster;
 use common::{call_ok, serial, Cluster};
 use redis::{ProtocolVersion, Value};
 use server::resp::Frame;
@@ -187,6 +190,37 @@ async fn node_ioredis() {
             "ioredis (node)",
             Command::new("node").args(["-e", "require('ioredis')"]),
             Command::new("node").args([&script("ioredis.js"), &leader_ep, &follower_ep]),
+        )
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_cluster_client_on_a_sharded_deployment() {
+    let probe = Command::new("python3")
+        .args(["-c", "import redis.cluster"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIPPED redis-py RedisCluster: python3 or redis-py is missing; `.ci/run` installs it"
+        );
+        return;
+    }
+    let _g = serial();
+    let settle = Duration::from_secs(60);
+    let mut c = ShardCluster::new(2, 3);
+    c.spawn_all();
+    let join = ["JOIN".to_string(), c.join_arg(1), c.join_arg(2)];
+    let join: Vec<&str> = join.iter().map(String::as_str).collect();
+    assert_eq!(c.shardctl(1, &join, settle).await, "config 1");
+    c.wait_settled(&[1, 2], 1, settle).await;
+    let seed = c.endpoint(4);
+    tokio::task::spawn_blocking(move || {
+        run_script(
+            "redis-py RedisCluster",
+            Command::new("python3").args(["-c", "import redis.cluster"]),
+            Command::new("python3").args([&script("redis_py.py"), "--cluster", &seed]),
         )
     })
     .await
