@@ -101,6 +101,7 @@ pub async fn serve(
         let n = tokio::select! {
             r = c.stream.read_buf(&mut c.inbuf) => r?,
             _ = shutdown.recv() => return Ok(()),
+            _ = c.me.killed() => return Ok(()), // CLIENT KILL
             _ = idle(c.port.settings.client.idle_timeout) => {
                 tracing::debug!("client idle timeout");
                 return Ok(());

@@ -148,6 +148,11 @@ const CLIENT_SUBS: &[CommandSpec] = &[
         "6.2.0",
         "Returns information about the connection.",
     ),
+    spec("client|kill", -3, ADMIN, NO_KEYS).doc(
+        "connection",
+        "2.4.0",
+        "Terminates open connections.",
+    ),
     spec("client|list", -2, ADMIN, NO_KEYS).doc(
         "connection",
         "2.4.0",
