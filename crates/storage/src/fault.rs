@@ -30,6 +30,8 @@ struct Plan {
     skip_sync: AtomicBool,
     /// Every write fails with ENOSPC, half-done, while set (a full disk).
     full: AtomicBool,
+    /// Every `zero_fill` fails with ENOSPC while set (too little room to preallocate).
+    no_room_to_preallocate: AtomicBool,
     /// Positioned reads served (cache misses of the entry cache).
     reads_at: AtomicI64,
     /// Whole-file read-only views handed out (`map_read`: snapshot files).
@@ -54,6 +56,12 @@ impl FaultHandle {
     pub fn set_full(&self, full: bool) {
         self.0.full.store(full, Ordering::SeqCst);
     }
+    /// While set, every `zero_fill` (WAL preallocation) fails with ENOSPC, writing
+    /// nothing, while record writes still succeed: a disk with too little room left for
+    /// the zeros but some for records.
+    pub fn set_no_room_to_preallocate(&self, on: bool) {
+        self.0.no_room_to_preallocate.store(on, Ordering::SeqCst);
+    }
     /// How many positioned reads (`read_at`) the store has made so far.
     pub fn reads_at(&self) -> i64 {
         self.0.reads_at.load(Ordering::SeqCst)
@@ -67,6 +75,7 @@ impl FaultHandle {
         self.fail_write_after(-1);
         self.fail_sync_after(-1);
         self.set_full(false);
+        self.set_no_room_to_preallocate(false);
     }
 }
 
@@ -131,10 +140,12 @@ impl WritableFile for FaultyFile {
         self.pos += buf.len() as u64;
         Ok(())
     }
-    /// Fails (ENOSPC, nothing written) while the disk is "full"; not counted by
-    /// `fail_write_after`, which counts record writes.
+    /// Fails (ENOSPC, nothing written) while the disk is "full" or has no room to
+    /// preallocate; not counted by `fail_write_after`, which counts record writes.
     fn zero_fill(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        if self.fs.plan.full.load(Ordering::SeqCst) {
+        if self.fs.plan.full.load(Ordering::SeqCst)
+            || self.fs.plan.no_room_to_preallocate.load(Ordering::SeqCst)
+        {
             return Err(io::Error::from_raw_os_error(ENOSPC));
         }
         self.inner.zero_fill(offset, len)

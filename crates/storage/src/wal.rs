@@ -8,7 +8,8 @@
 //!   (preallocation, below), never anything else.
 //! * Preallocation: before records are written past `zeroed_to`, the next
 //!   `preallocate_bytes` of the segment are zero-filled and fdatasync'd on their own (one
-//!   extra fsync per chunk), never past `segment_max_bytes`. Records then land in blocks
+//!   extra fsync per chunk), never past `segment_max_bytes`; if the disk has no room for
+//!   the zeros, the WAL stops preallocating (until reopened) rather than refuse writes. Records then land in blocks
 //!   the file already has durably, so the fdatasync of a group commit writes only data,
 //!   not the file's size and block map too (on ext4: one inode write and one I/O fewer
 //!   per fsync, about half its CPU). Recovery cuts the zeros off the last segment
@@ -235,9 +236,20 @@ impl Wal {
         if to <= from {
             return Ok(()); // the segment is full: the last records extend it as they go
         }
-        if let Err(e) = self.active.zero_fill(from, to - from) {
-            let what = format!("preallocate {}: {e}", self.active_path().display());
-            return Err(self.poison_as(what, is_no_space(&e)));
+        match self.active.zero_fill(from, to - from) {
+            Ok(()) => {}
+            // Too little space for the zeros: preallocation is only an optimisation,
+            // so this WAL goes on without it (until reopened) and writes its records
+            // into whatever space is left, as it would without preallocation. Zeros
+            // it wrote past its records are harmless (recovery cuts them).
+            Err(e) if is_no_space(&e) => {
+                self.preallocate_bytes = 0;
+                return Ok(());
+            }
+            Err(e) => {
+                let what = format!("preallocate {}: {e}", self.active_path().display());
+                return Err(self.poison(what));
+            }
         }
         if let Err(e) = self.active.sync_data() {
             let path = self.active_path();
