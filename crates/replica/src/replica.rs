@@ -131,7 +131,8 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
 
     /// Queues a linearizable read (ReadIndex, no log entry), answered by the
     /// machine's `query` once it has applied the confirmed read index. Reads
-    /// queued before the next `drive` share one leadership confirmation.
+    /// queued while no confirmation is in flight share the next `drive`'s;
+    /// reads queued while one is in flight share the one after it.
     pub fn read(&mut self, token: Token, query: M::Query) -> Result<(), Rejected> {
         if !self.is_leader() {
             return Err(Rejected::NotLeader {
@@ -164,10 +165,18 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
     ) -> Result<(), ReplicaError> {
         let mut done = Vec::new();
         self.fail_stale(&mut done);
-        self.start_reads(&mut done);
-        while self.node.has_ready() {
-            let rd = self.node.ready();
-            self.handle_ready(rd, send, &mut done, complete)?;
+        loop {
+            self.start_reads(&mut done);
+            while self.node.has_ready() {
+                let rd = self.node.ready();
+                self.handle_ready(rd, send, &mut done, complete)?;
+            }
+            // The round in flight was confirmed in this drive: the reads that
+            // waited for it start theirs now, not at the next input (at most
+            // once more: no read is queued during a drive).
+            if !self.reads.can_start() {
+                break;
+            }
         }
         self.fail_stale(&mut done);
         self.reads.serve(&self.sm, &mut done);

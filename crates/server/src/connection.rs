@@ -186,9 +186,10 @@ impl Conn {
         let allowed = self.authenticated || is_auth_exempt(&frame);
         let name = full_name(&frame);
         let (qbuf, omem) = (self.inbuf.len(), self.out.len());
+        let started = std::time::Instant::now();
         self.me.update(|s| {
             s.last_cmd = name.unwrap_or(s.last_cmd);
-            s.last_active = std::time::Instant::now();
+            s.last_active = started;
             s.qbuf = qbuf;
             s.omem = omem;
         });
@@ -219,12 +220,14 @@ impl Conn {
             }
             Ok(cmd) => exec::execute(&self.node, &mut self.conn, cmd).await,
             Err(e) => {
-                self.port.stats.rejected_command(&e);
+                self.port.stats.rejected_command(name, &e);
                 Frame::Error(e).encode_as(self.conn.proto, &mut self.out);
                 return false;
             }
         };
-        self.port.stats.command_done(name, &reply);
+        self.port
+            .stats
+            .command_done(name, &reply, started.elapsed());
         reply.encode_as(self.conn.proto, &mut self.out);
         false
     }

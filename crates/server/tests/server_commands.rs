@@ -243,6 +243,18 @@ async fn info_has_the_fields_redis_tools_read() {
         n(&after, "keyspace_misses"),
         n(&before, "keyspace_misses") + 1
     );
+
+    // commandstats: on request or with `all`, not by default (as Redis).
+    c.call(&["GET"]).await.unwrap(); // rejected: wrong arity
+    let stats = server::info::parse(&text(c.call(&["INFO", "commandstats"]).await.unwrap()));
+    let get = &stats["cmdstat_get"];
+    assert!(
+        get.starts_with("calls=") && get.contains(",rejected_calls=1,failed_calls=0"),
+        "{get}"
+    );
+    assert!(stats.contains_key("cmdstat_info"));
+    assert!(!text(c.call(&["INFO"]).await.unwrap()).contains("# Commandstats"));
+    assert!(text(c.call(&["INFO", "all"]).await.unwrap()).contains("# Commandstats\r\ncmdstat_"));
 }
 
 #[tokio::test]

@@ -375,16 +375,27 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// The row of `name` (any case).
+/// The row of `name` (any case). A binary search without allocating: it
+/// runs for every request.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-    COMMANDS.iter().find(|c| c.name == lower)
+    find(COMMANDS, name, |c| c.name)
 }
 
 /// The subcommand row of `parent` named `sub` (any case).
-pub fn lookup_sub(parent: &CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
-    let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
-    parent.subcommands.iter().find(|c| c.short_name() == lower)
+pub fn lookup_sub(parent: &'static CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
+    find(parent.subcommands, sub, |c| c.short_name())
+}
+
+/// The row of `rows` (sorted by `key`, lower case) whose key is `name`,
+/// compared ASCII case-insensitively.
+fn find(
+    rows: &'static [CommandSpec],
+    name: &[u8],
+    key: impl Fn(&CommandSpec) -> &str,
+) -> Option<&'static CommandSpec> {
+    rows.binary_search_by(|c| key(c).bytes().cmp(name.iter().map(u8::to_ascii_lowercase)))
+        .ok()
+        .map(|i| &rows[i])
 }
 
 /// The row a request runs under (a subcommand's for a container command),
