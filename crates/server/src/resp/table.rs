@@ -341,6 +341,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Returns the server's liveliness response.",
     ),
     spec("quit", -1, NO_AUTH, NO_KEYS).doc("connection", "1.0.0", "Closes the connection."),
+    spec("raft", -2, &["admin"], NO_KEYS).doc(
+        "cluster",
+        "0.1.0",
+        "raftkv's own: lists and changes the group's members (MEMBER LIST, ADD, PROMOTE, REMOVE) and moves leadership (TRANSFER).",
+    ),
     spec("readonly", 1, &["loading", "stale", "fast"], NO_KEYS).doc(
         "cluster",
         "3.0.0",
