@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Run one node of a replica group, or one process of a sharded deployment (--peers).
     Server(Box<ServerArgs>),
-    /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); Ctrl-C stops them.
+    /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); a node that dies is restarted; Ctrl-C stops them.
     Cluster(ClusterArgs),
     /// Drive the shard controller of a sharded deployment through any process's client port.
     Shard {
@@ -58,6 +58,20 @@ pub enum Cmd {
     },
     /// Per node: id, role, term, leader, commit, applied, last index, snapshot index (sharded: per hosted group, with its shards).
     Status(Endpoints),
+    /// List or change the group's members (single group). Changes run on the leader: the endpoints are tried in order until the leader answers.
+    Member {
+        #[command(subcommand)]
+        op: MemberOp,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
+    /// Move leadership (single group).
+    Leader {
+        #[command(subcommand)]
+        op: LeaderOp,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
     /// Load generator: N clients for S seconds; prints throughput and latency percentiles.
     Bench(BenchArgs),
 }
@@ -72,6 +86,34 @@ pub struct Endpoints {
         global = true
     )]
     pub endpoints: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberOp {
+    /// One line per member: ID ROLE PEER-ADDR, "(leader)" on the leader's.
+    List,
+    /// Add a member: ID=HOST:PORT with its PEER address (start it first with `raftkv server --join`).
+    /// Prefer --learner, then `member promote` once it caught up: a voter that is down or far behind
+    /// counts against the quorum from the moment it is added.
+    Add {
+        member: String,
+        /// Add as a non-voting learner (receives the log, never votes or counts).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Make a learner a voter.
+    Promote { id: u64 },
+    /// Remove a member for good (its id can never be reused). Removing the leader hands leadership over.
+    Remove { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LeaderOp {
+    /// Hand leadership to --to (default: the most up-to-date other voter); returns once it leads.
+    Transfer {
+        #[arg(long)]
+        to: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,8 +140,19 @@ pub struct ServerArgs {
     #[arg(long)]
     pub id: u64,
     /// Single-group mode: every member with its PEER address, this node included: ID=HOST:PORT[,ID=HOST:PORT...].
+    /// On a fresh data directory without --join, these ids are the new group's voters. Once the group's
+    /// membership changes (`raftkv member ...`), the data directory's membership wins and members added
+    /// later are dialled at the address their change carried.
     #[arg(long, required_unless_present = "peers", conflicts_with = "peers")]
     pub cluster: Option<String>,
+    /// Single-group mode: join an EXISTING group instead of bootstrapping one (etcd's
+    /// --initial-cluster-state existing). The node starts as nobody's voter and never campaigns; --cluster
+    /// lists the group's current members and this node's own new id and peer address. Then, on any member:
+    /// `raftkv member add ID=PEER-HOST:PORT --learner`, wait until `raftkv status` shows it caught up,
+    /// and `raftkv member promote ID`. To replace a failed machine: `raftkv member remove OLD-ID`, then
+    /// join the new one under a NEW id with an empty data directory (a removed id is refused for good).
+    #[arg(long, conflicts_with = "peers")]
+    pub join: bool,
     /// Sharded mode: EVERY process of the deployment with its PEER address (also those that join later): ID=HOST:PORT[,...].
     #[arg(long, requires = "controllers")]
     pub peers: Option<String>,
@@ -183,13 +236,23 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
     pub shards: u32,
     /// Client port of process 1; process i listens on P+i-1, its peer port is P+10000+i-1.
+    /// Every port is checked free before anything starts.
     #[arg(long, default_value_t = 6379)]
     pub base_port: u16,
-    /// Data directory; node i uses DIR/node-i. Default: a new directory under the system temp dir.
-    /// A peer secret (DIR/peer-secret) and a cluster id (DIR/cluster-id) are generated there on first use
-    /// and passed to every node (--peer-secret-file, --cluster-id).
+    /// Data directory, kept on exit: node i uses DIR/node-i, so the same command run again resumes
+    /// the cluster with its data (remove DIR to start empty). DIR records the layout (--nodes,
+    /// --groups, --shards, --base-port) and refuses another one. A peer secret (DIR/peer-secret) and a
+    /// cluster id (DIR/cluster-id) are generated there on first use and passed to every node
+    /// (--peer-secret-file, --cluster-id).
+    #[arg(long, default_value = "raftkv-data")]
+    pub data_dir: PathBuf,
+    /// Seconds to wait before restarting a node that exited (doubled for each exit in a row
+    /// within 10 s of its start; a node that exits so 5 times in a row is left down).
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    pub restart_delay: std::time::Duration,
+    /// Leave a node that exits down instead of restarting it.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub no_restart: bool,
     /// Log filter passed to every node.
     #[arg(long, default_value = "warn")]
     pub log_level: String,
@@ -221,4 +284,14 @@ pub struct BenchArgs {
     /// write: SET only; read: GET only (keys preloaded); mixed: 50/50.
     #[arg(long, value_enum, default_value_t = Mix::Write)]
     pub mix: Mix,
+}
+
+/// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).
+pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=3600.0).contains(&x) => Ok(std::time::Duration::from_secs_f64(x)),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
 }

@@ -11,9 +11,8 @@
 use bytes::Bytes;
 
 use crate::cluster_view::{self, Layout, CLUSTER_DISABLED};
-use crate::info;
 use crate::requests::RequestError;
-use crate::resp::{table, ClusterQuery, Command, CommandQuery, Frame, Protocol};
+use crate::resp::{ClusterQuery, Command, Frame, Protocol};
 use crate::service::Service;
 use crate::shard::{self, router::Router};
 
@@ -62,11 +61,6 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
         )),
         Command::Del(keys) => reply(del(node, keys).await),
         Command::Exists(keys) => reply(exists(node, keys).await),
-        Command::Info(section) => Frame::Bulk(Bytes::from(match node {
-            Service::Single(r) => info::render(r, section.as_deref()),
-            Service::Sharded(r) => shard::info::render(r, section.as_deref()),
-        })),
-        Command::CommandInfo(q) => command_info(q),
         Command::Cluster(q) => match node {
             Service::Single(r) => cluster_single(r.peers.len() + 1, q),
             Service::Sharded(r) => cluster_sharded(r, conn, q),
@@ -77,11 +71,30 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
             ),
             Service::Sharded(r) => shard::admin::execute(r, c).await,
         },
+        Command::Raft(op) => match node {
+            Service::Single(r) => admin_reply(r.driver.admin(op).await),
+            Service::Sharded(_) => Frame::Error(
+                "ERR RAFT administers a single group; a sharded deployment moves replicas with SHARDCTL".into(),
+            ),
+        },
         Command::Quit | Command::Acknowledge => Frame::Simple("OK".into()),
-        Command::NoName => Frame::Null,
-        Command::Hello { .. } | Command::Auth { .. } => {
-            unreachable!("HELLO and AUTH are answered by the connection")
+        Command::Hello { .. } | Command::Auth { .. } | Command::Server(_) => {
+            unreachable!("HELLO, AUTH and server commands are answered by the connection")
         }
+    }
+}
+
+/// `+OK`, the lines of a listing, or the error line.
+fn admin_reply(r: crate::admin::AdminReply) -> Frame {
+    match r {
+        Ok(lines) if lines.is_empty() => Frame::Simple("OK".into()),
+        Ok(lines) => Frame::Array(
+            lines
+                .into_iter()
+                .map(|l| Frame::Bulk(Bytes::from(l)))
+                .collect(),
+        ),
+        Err(e) => Frame::Error(e),
     }
 }
 
@@ -126,28 +139,6 @@ async fn exists(node: &Service, keys: Vec<Bytes>) -> Result<Frame, RequestError>
         }
     }
     Ok(Frame::Integer(n))
-}
-
-/// `COMMAND` and its subcommands, from the command table.
-pub fn command_info(q: CommandQuery) -> Frame {
-    match q {
-        CommandQuery::All => Frame::Array(table::COMMANDS.iter().map(table::describe).collect()),
-        CommandQuery::Count => Frame::Integer(table::COMMANDS.len() as i64),
-        CommandQuery::List => Frame::Array(
-            table::COMMANDS
-                .iter()
-                .map(|c| Frame::Bulk(Bytes::from_static(c.name.as_bytes())))
-                .collect(),
-        ),
-        CommandQuery::Info(names) if names.is_empty() => command_info(CommandQuery::All),
-        CommandQuery::Info(names) => Frame::Array(
-            names
-                .iter()
-                .map(|n| table::lookup(n).map_or(Frame::Null, table::describe))
-                .collect(),
-        ),
-        CommandQuery::Docs => Frame::Map(vec![]),
-    }
 }
 
 /// `CLUSTER` on a single-group node: one group owns every slot; the

@@ -18,6 +18,7 @@ use crate::driver::{self, DriverConfig, DriverHandle};
 use crate::forward::ForwardTable;
 use crate::listener;
 use crate::peer::{inbound, LinkTimeouts, Peers};
+use crate::port_state::{PortSettings, PortState};
 use crate::requests::{Requests, Timeouts};
 use crate::service::Service;
 
@@ -100,6 +101,13 @@ pub async fn start_with(
     log_recovery(storage.recovery_report());
     let machine = kv::StateMachine::new(cfg.kv_config());
     let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
+    if replica.membership().removed.contains(&cfg.id) {
+        return Err(NodeError::Config(format!(
+            "node {} was removed from its group (its data directory {} says so) and cannot rejoin under that id; start a new node with a new id and an empty data directory (--join), then `raftkv member add`",
+            cfg.id,
+            cfg.data_dir.display()
+        )));
+    }
 
     let forwards = Arc::new(ForwardTable::default());
     let link_timeouts =
@@ -154,8 +162,13 @@ pub async fn start_with(
         tokio::spawn(listener::accept_loop(
             client,
             requests,
-            cfg.max_connections,
-            Arc::new(cfg.client.clone()),
+            PortState::new(PortSettings {
+                listen: client_addr,
+                max_connections: cfg.max_connections,
+                client: cfg.client.clone(),
+                data_dir: cfg.data_dir.clone(),
+                sharded: false,
+            }),
             shutdown.clone(),
         )),
     ];

@@ -94,10 +94,9 @@ impl Inbound {
         self.timeouts.set_tcp_keepalive(&stream);
         let mut frames = FramedRead::new(CountingRead::new(stream), wire::handshake_codec());
         let deadline = self.timeouts.dead_after;
-        let members = &self.members;
-        let handshake = handshake::accept(&mut frames, &self.auth, self.self_id, |id| {
-            members.contains_key(&id)
-        });
+        // A member added since start (a membership change) is known to `peers`.
+        let is_member = |id| self.members.contains_key(&id) || self.peers.get(id).is_some();
+        let handshake = handshake::accept(&mut frames, &self.auth, self.self_id, is_member);
         let from = match tokio::time::timeout(deadline, handshake).await {
             Ok(Ok(from)) => from,
             Ok(Err(HandshakeError::Refused(e))) => {

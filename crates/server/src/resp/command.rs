@@ -1,5 +1,7 @@
 //! The commands of DESIGN.md's RESP contract, parsed from a request frame,
 //! with Redis's error wording for unknown commands, wrong arity and syntax.
+//! Arity and subcommand names are checked against the command table
+//! (`table::check`) first; server commands are parsed by `crate::servercmd`.
 //!
 //! Invariant: a `Command` is well-formed (arity checked, keys and values
 //! within kv's limits), so executing it never needs to re-validate.
@@ -17,9 +19,10 @@ pub enum Command {
     Append(Bytes, Bytes),
     Del(Vec<Bytes>),
     Exists(Vec<Bytes>),
-    Info(Option<String>),
-    /// `COMMAND [COUNT | INFO name... | LIST | DOCS ...]` (see `table`).
-    CommandInfo(CommandQuery),
+    /// A connection or server command that needs no log (`ECHO`, `TIME`,
+    /// `SELECT`, `INFO`, `COMMAND`, `CLIENT`, `CONFIG`, `... HELP`): see
+    /// `crate::servercmd`.
+    Server(crate::servercmd::ServerCmd),
     /// `CLUSTER KEYSLOT | INFO | SLOTS | SHARDS | NODES | MYID`.
     Cluster(ClusterQuery),
     /// `QUIT`: reply `+OK`, then close.
@@ -31,19 +34,22 @@ pub enum Command {
         version: Option<i64>,
         /// `AUTH username password`.
         auth: Option<(Bytes, Bytes)>,
+        /// `SETNAME clientname` (checked like `CLIENT SETNAME` at parse).
+        setname: Option<Bytes>,
     },
     /// `AUTH [username] password` (handled by the connection).
     Auth {
         user: Option<Bytes>,
         password: Bytes,
     },
-    /// Connection housekeeping clients send on connect (`CLIENT SETINFO`,
-    /// `CLIENT SETNAME`, `SELECT 0`): acknowledged, no effect.
+    /// Redis Cluster's connection flags (`ASKING`, `READONLY`,
+    /// `READWRITE`): acknowledged, no effect.
     Acknowledge,
-    /// `CLIENT GETNAME`: no name is kept.
-    NoName,
     /// `SHARDCTL ...`: raftkv's own command to the shard controller.
     ShardCtl(ShardCtl),
+    /// `RAFT MEMBER ... | RAFT TRANSFER [ID]`: membership and leadership
+    /// administration of a single group (`crate::admin`).
+    Raft(crate::admin::AdminOp),
 }
 
 /// `SHARDCTL QUERY [NUM] | JOIN GID=ID@HOST:PORT,... [...] | LEAVE GID [GID ...]
@@ -55,22 +61,6 @@ pub enum ShardCtl {
     Join(std::collections::BTreeMap<u64, Vec<(u64, String)>>),
     Leave(Vec<u64>),
     Move { shard: u32, gid: u64 },
-}
-
-/// The forms of `COMMAND` raftkv answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CommandQuery {
-    /// `COMMAND`: every command's row.
-    All,
-    /// `COMMAND COUNT`.
-    Count,
-    /// `COMMAND LIST`: the names.
-    List,
-    /// `COMMAND INFO [name ...]` (no name: all).
-    Info(Vec<Bytes>),
-    /// `COMMAND DOCS [...]`: no documentation is kept (an empty reply;
-    /// redis-cli asks on connect for its hints).
-    Docs,
 }
 
 /// The `CLUSTER` subcommands raftkv answers.
@@ -112,6 +102,13 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
     let Some((name, rest)) = args.split_first() else {
         return Err(CommandError("ERR empty command".into()));
     };
+    // Arity and subcommand names from the command table (Redis's wording
+    // for every command alike), then the server commands' own parser.
+    if let Some(spec) = super::table::check(&args)? {
+        if let Some(server) = crate::servercmd::parse(spec, &args) {
+            return server.map(Command::Server);
+        }
+    }
     let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
     let cmd = match (upper.as_str(), rest) {
         ("PING", []) => Command::Ping(None),
@@ -126,11 +123,9 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("APPEND", [k, v]) => Command::Append(key(k)?, value(v)?),
         ("DEL", [_, ..]) => Command::Del(rest.iter().map(key).collect::<Result<_, _>>()?),
         ("EXISTS", [_, ..]) => Command::Exists(rest.iter().map(key).collect::<Result<_, _>>()?),
-        ("INFO", []) => Command::Info(None),
-        ("INFO", [s]) => Command::Info(Some(String::from_utf8_lossy(s).to_ascii_lowercase())),
-        ("COMMAND", _) => command_query(rest)?,
         ("CLUSTER", [sub, ..]) => cluster(sub, rest)?,
         ("SHARDCTL", [sub, ..]) => Command::ShardCtl(shardctl(sub, &rest[1..])?),
+        ("RAFT", [_, ..]) => Command::Raft(raft_admin(rest)?),
         // Redis Cluster's connection flags: accepted, no effect (every node
         // serves every key, and reads are linearizable wherever they arrive).
         ("ASKING" | "READONLY" | "READWRITE", []) => Command::Acknowledge,
@@ -145,12 +140,9 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
             password: pw.clone(),
         },
         ("AUTH", [_, _, _, ..]) => return Err(CommandError("ERR syntax error".into())),
-        ("SELECT", [db]) if db.as_ref() == b"0" => Command::Acknowledge,
-        ("SELECT", [_]) => return Err(CommandError("ERR DB index is out of range".into())),
-        ("CLIENT", [sub, ..]) => client(sub, rest)?,
         (
-            "PING" | "GET" | "SET" | "APPEND" | "DEL" | "EXISTS" | "INFO" | "QUIT" | "AUTH"
-            | "SELECT" | "CLIENT" | "CLUSTER" | "SHARDCTL" | "ASKING" | "READONLY" | "READWRITE",
+            "PING" | "GET" | "SET" | "APPEND" | "DEL" | "EXISTS" | "QUIT" | "AUTH" | "CLUSTER"
+            | "SHARDCTL" | "ASKING" | "READONLY" | "READWRITE",
             _,
         ) => return Err(CommandError::arity(&upper)),
         _ => return Err(unknown(name, rest)),
@@ -159,12 +151,13 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
 }
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`. The
-/// connection checks `AUTH` (see `crate::auth`); the name is not kept.
+/// connection checks `AUTH` (see `crate::auth`) and sets the name.
 fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
     let Some((ver, mut opts)) = rest.split_first() else {
         return Ok(Command::Hello {
             version: None,
             auth: None,
+            setname: None,
         });
     };
     let ver = std::str::from_utf8(ver)
@@ -173,7 +166,7 @@ fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
         .ok_or_else(|| {
             CommandError("ERR Protocol version is not an integer or out of range".into())
         })?;
-    let mut auth = None;
+    let (mut auth, mut setname) = (None, None);
     while let Some((opt, more)) = opts.split_first() {
         opts = match (
             String::from_utf8_lossy(opt).to_ascii_uppercase().as_str(),
@@ -183,7 +176,13 @@ fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
                 auth = Some((user.clone(), pw.clone()));
                 tail
             }
-            ("SETNAME", [_, tail @ ..]) => tail,
+            ("SETNAME", [name, tail @ ..]) => {
+                if !crate::clients::valid_attr(name) {
+                    return Err(CommandError(crate::servercmd::client::BAD_NAME.into()));
+                }
+                setname = Some(name.clone());
+                tail
+            }
             _ => {
                 return Err(CommandError(format!(
                     "ERR Syntax error in HELLO option '{}'",
@@ -195,23 +194,8 @@ fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
     Ok(Command::Hello {
         version: Some(ver),
         auth,
+        setname,
     })
-}
-
-fn command_query(rest: &[Bytes]) -> Result<Command, CommandError> {
-    let Some((sub, args)) = rest.split_first() else {
-        return Ok(Command::CommandInfo(CommandQuery::All));
-    };
-    let name = String::from_utf8_lossy(sub).to_ascii_uppercase();
-    let q = match (name.as_str(), args) {
-        ("COUNT", []) => CommandQuery::Count,
-        ("LIST", []) => CommandQuery::List,
-        ("INFO", names) => CommandQuery::Info(names.to_vec()),
-        ("DOCS", _) => CommandQuery::Docs,
-        ("COUNT" | "LIST", _) => return Err(sub_arity("command", &name)),
-        _ => return Err(unknown_sub("COMMAND", sub)),
-    };
-    Ok(Command::CommandInfo(q))
 }
 
 fn cluster(sub: &Bytes, rest: &[Bytes]) -> Result<Command, CommandError> {
@@ -273,6 +257,50 @@ fn shardctl(sub: &Bytes, args: &[Bytes]) -> Result<ShardCtl, CommandError> {
     })
 }
 
+/// `RAFT MEMBER LIST | ADD ID HOST:PORT [LEARNER] | PROMOTE ID | REMOVE ID`,
+/// `RAFT TRANSFER [ID]`.
+fn raft_admin(args: &[Bytes]) -> Result<crate::admin::AdminOp, CommandError> {
+    use crate::admin::AdminOp;
+    use raft::ConfChange;
+    let words: Vec<String> = args
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let id = |w: &str| {
+        w.parse::<u64>()
+            .ok()
+            .filter(|&i| i > 0)
+            .ok_or_else(|| CommandError(format!("ERR node id '{w}' is not a positive integer")))
+    };
+    let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
+    Ok(match upper.as_slice() {
+        ["MEMBER", "LIST"] => AdminOp::List,
+        ["MEMBER", "ADD", _, _] | ["MEMBER", "ADD", _, _, "LEARNER"] => {
+            let (id, addr) = (id(&words[2])?, words[3].clone());
+            if !addr.contains(':') {
+                return Err(CommandError(format!(
+                    "ERR peer address '{addr}' is not HOST:PORT"
+                )));
+            }
+            AdminOp::Change(if upper.len() == 5 {
+                ConfChange::AddLearner { id, addr }
+            } else {
+                ConfChange::AddVoter { id, addr }
+            })
+        }
+        ["MEMBER", "PROMOTE", _] => AdminOp::Change(ConfChange::Promote { id: id(&words[2])? }),
+        ["MEMBER", "REMOVE", _] => AdminOp::Change(ConfChange::Remove { id: id(&words[2])? }),
+        ["TRANSFER"] => AdminOp::Transfer(None),
+        ["TRANSFER", _] => AdminOp::Transfer(Some(id(&words[1])?)),
+        _ => {
+            return Err(CommandError(
+                "ERR syntax: RAFT MEMBER LIST | MEMBER ADD ID HOST:PORT [LEARNER] | MEMBER PROMOTE ID | MEMBER REMOVE ID | TRANSFER [ID]".into(),
+            ))
+        }
+    })
+}
+
 /// `GID=ID@HOST:PORT,ID@HOST:PORT,...`.
 pub fn parse_join_group(s: &str) -> Result<(u64, Vec<(u64, String)>), CommandError> {
     let bad = || CommandError(format!("ERR '{s}' is not GID=ID@HOST:PORT,..."));
@@ -307,22 +335,6 @@ fn unknown_sub(cmd: &str, sub: &[u8]) -> CommandError {
         "ERR unknown subcommand '{}'. Try {cmd} HELP.",
         String::from_utf8_lossy(&sub[..sub.len().min(128)])
     ))
-}
-
-fn client(sub: &Bytes, rest: &[Bytes]) -> Result<Command, CommandError> {
-    let name = String::from_utf8_lossy(sub).to_ascii_uppercase();
-    match (name.as_str(), rest.len()) {
-        ("SETINFO", 3) | ("SETNAME", 2) => Ok(Command::Acknowledge),
-        ("GETNAME", 1) => Ok(Command::NoName),
-        ("SETINFO" | "SETNAME" | "GETNAME", _) => Err(CommandError(format!(
-            "ERR wrong number of arguments for 'client|{}' command",
-            name.to_ascii_lowercase()
-        ))),
-        _ => Err(CommandError(format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(sub)
-        ))),
-    }
 }
 
 fn bulk(frame: Frame) -> Result<Bytes, CommandError> {
@@ -405,24 +417,21 @@ mod tests {
         );
         assert_eq!(parse(&["READONLY"]), Ok(Command::Acknowledge));
         assert_eq!(parse(&["asking"]), Ok(Command::Acknowledge));
-        assert_eq!(
+        assert!(matches!(
             parse(&["COMMAND", "INFO", "get"]),
-            Ok(Command::CommandInfo(CommandQuery::Info(vec![Bytes::from(
-                "get"
-            )])))
-        );
-        assert_eq!(
-            parse(&["COMMAND"]),
-            Ok(Command::CommandInfo(CommandQuery::All))
-        );
+            Ok(Command::Server(_))
+        ));
         // Every command the parser knows has a row in the table.
         for c in super::super::table::COMMANDS {
             let args: &[&str] = match c.name {
                 "cluster" => &["cluster", "info"],
                 "client" => &["client", "getname"],
                 "select" => &["select", "0"],
+                "echo" => &["echo", "x"],
+                "config" => &["config", "get", "x"],
                 "auth" | "quit" | "hello" => continue,
                 "shardctl" => &["shardctl", "query"],
+                "raft" => &["raft", "member", "list"],
                 "get" => &["get", "k"],
                 "del" | "exists" => &[c.name, "k"],
                 "set" | "append" => &[c.name, "k", "v"],
