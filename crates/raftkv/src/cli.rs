@@ -56,8 +56,8 @@ pub enum Cmd {
         #[command(flatten)]
         ep: Endpoints,
     },
-    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index (sharded: per hosted group, with its shards).
-    Status(Endpoints),
+    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index, log size, version, errors (sharded: per hosted group, with its shards).
+    Status(StatusArgs),
     /// List or change the group's members (single group). Changes run on the leader: the endpoints are tried in order until the leader answers.
     Member {
         #[command(subcommand)]
@@ -86,6 +86,22 @@ pub struct Endpoints {
         global = true
     )]
     pub endpoints: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub ep: Endpoints,
+    /// Seconds to wait for each endpoint (connect and replies together); a node that does not answer
+    /// in time shows as `timeout`. The endpoints are asked at once.
+    #[arg(long, default_value = "2", value_parser = parse_secs)]
+    pub timeout: std::time::Duration,
+    /// Print JSON (an array of rows; with --watch, one array per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every SECS seconds (default 2) until Ctrl-C, like `redis-cli --stat`.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2", value_parser = parse_secs)]
+    pub watch: Option<std::time::Duration>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,6 +7,7 @@ mod cli;
 mod client_cmds;
 mod cluster;
 mod server_cmd;
+mod status;
 
 use std::io::Write;
 
