@@ -177,3 +177,85 @@ async fn grow_to_five_move_leadership_and_shrink_to_three_under_load() {
     assert!(done > 200, "too few completed operations: {done}");
     assert_linearizable(&history);
 }
+
+/// A rolling restart with SIGTERM: every stopping leader hands leadership over
+/// first — its log says the hand-off completed (the successor led before it
+/// stopped) — and the group's term grows by exactly one per leader stop, so
+/// no election was left to a timeout. Without the hand-off in
+/// `RunningNode::run_until`, the log lines are missing and this fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_with_sigterm_hands_over_leadership() {
+    use common::history::{assert_linearizable, completed_between, recorder, spawn_clients};
+    let _g = serial();
+    let logs = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(3, FLAGS);
+    c.log_level = "info".into();
+    c.log_dir = Some(logs.path().to_path_buf());
+    for id in 1..=3 {
+        c.spawn(id);
+    }
+    c.wait_leader(&[1, 2, 3], WAIT).await;
+    let rec = recorder();
+    let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let eps: Vec<String> = (1..=3).map(|i| c.endpoint(i)).collect();
+    let clients = spawn_clients(
+        &vec![eps; 4],
+        500,
+        Duration::from_millis(10),
+        &rec,
+        &stop,
+        t0,
+    );
+    let leader = c.wait_leader(&[1, 2, 3], WAIT).await;
+    let term_before = num(&c.info(leader).await.unwrap(), "term");
+    let mut leader_stops = 0;
+    for id in 1..=3 {
+        let leader = c.wait_leader(&[1, 2, 3], WAIT).await;
+        leader_stops += u64::from(leader == id);
+        let t = Instant::now();
+        c.signal(id, libc::SIGTERM);
+        let deadline = Instant::now() + WAIT;
+        while c.exited(id).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not stop on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        timed(&format!("SIGTERM node {id} (leader: {})", leader == id), t);
+        c.spawn(id);
+        let t = Instant::now();
+        let now_leader = c.wait_leader(&[1, 2, 3], WAIT).await;
+        caught_up(&c, id, now_leader).await;
+        timed(&format!("node {id} back and caught up"), t);
+        tokio::time::sleep(Duration::from_millis(400)).await; // load between restarts
+    }
+    let leader = c.wait_leader(&[1, 2, 3], WAIT).await;
+    let term_after = num(&c.info(leader).await.unwrap(), "term");
+    stop.store(true, Ordering::Relaxed);
+    for cl in clients {
+        cl.await.unwrap();
+    }
+    eprintln!("rolling restart: {leader_stops} leader stops, term {term_before} -> {term_after}");
+    assert!(leader_stops >= 1, "the leader was among the stopped");
+    let handed_over: usize = (1..=3)
+        .map(|id| {
+            let log = std::fs::read_to_string(logs.path().join(format!("node-{id}.log"))).unwrap();
+            log.matches("leadership handed over before stopping")
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        handed_over as u64, leader_stops,
+        "every stopping leader handed over"
+    );
+    assert_eq!(
+        term_after - term_before,
+        leader_stops,
+        "one election per leader stop, none by timeout"
+    );
+    let history = rec.lock().unwrap().history().to_vec();
+    assert!(completed_between(&history, 0, u64::MAX) > 200);
+    assert_linearizable(&history);
+}
