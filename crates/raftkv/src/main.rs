@@ -2,6 +2,7 @@
 //! command (one file each), and turns any failure into a one-line message on
 //! stderr and a non-zero exit status (DESIGN.md's CLI contract).
 
+mod backup;
 mod bench;
 mod cli;
 mod client_cmds;
@@ -20,6 +21,12 @@ fn main() {
         cli::Cmd::Server(args) => server_cmd::run(*args),
         cli::Cmd::Cluster(args) => cluster::run(args),
         cli::Cmd::Bench(args) => runtime().block_on(bench::run(args)),
+        cli::Cmd::Snapshot {
+            op: cli::SnapshotOp::Restore(args),
+        } => backup::restore(args),
+        cli::Cmd::Snapshot {
+            op: cli::SnapshotOp::Save { file, ep },
+        } => runtime().block_on(backup::save(file, ep.endpoints)),
         other => {
             restore_sigpipe();
             runtime().block_on(client_cmds::run(other))
