@@ -134,6 +134,13 @@ impl rsm::StateMachine for GroupMachine {
         }
     }
 
+    fn expiring_count(&self) -> usize {
+        match self {
+            GroupMachine::Ctrl(m) => rsm::StateMachine::expiring_count(m),
+            GroupMachine::Data(m) => rsm::StateMachine::expiring_count(m),
+        }
+    }
+
     fn session_count(&self) -> usize {
         match self {
             GroupMachine::Ctrl(m) => rsm::StateMachine::session_count(m),

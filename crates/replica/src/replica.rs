@@ -35,6 +35,8 @@ pub struct Status {
     pub log_bytes: u64,
     /// The state machine's `item_count` (kv: keys).
     pub keys: usize,
+    /// The state machine's `expiring_count` (kv: keys with a TTL).
+    pub expires: usize,
     pub sessions: usize,
 }
 
@@ -290,6 +292,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             pending_reads: self.reads.len(),
             log_bytes: self.log_size.estimate_bytes(),
             keys: self.sm.item_count(),
+            expires: self.sm.expiring_count(),
             sessions: self.sm.session_count(),
         }
     }

@@ -22,8 +22,8 @@
 //!   whether the log can be written (`no_space` on a full disk).
 //! - `memory`: see [`crate::memory`]; `maxmemory:0` (no eviction).
 //! - `keyspace`: `db0:keys=N,expires=M,avg_ttl=0` from the replicated state
-//!   (omitted when empty, as Redis does); `expires` is 0 until the state
-//!   machine reports how many keys carry a TTL (its status has no such count).
+//!   (omitted when empty, as Redis does); `expires` counts keys with a TTL
+//!   (the state machine's `expiring_count`).
 //! - `stats`: keyspace hits and misses count the string reads whose reply
 //!   tells (`GET`, `GETEX`, `GETDEL`, `MGET`), see [`crate::stats`].
 
@@ -127,10 +127,10 @@ fn replicated(node: &Service) -> Replicated {
     match node {
         Service::Single(r) => single(r),
         Service::Sharded(r) => {
-            let (keys, own) = crate::shard::info::sharding(r);
+            let (keys, expires, own) = crate::shard::info::sharding(r);
             Replicated {
                 keys,
-                expires: 0,
+                expires,
                 log_write: ("ok", String::new()),
                 own,
                 own_name: "sharding",
@@ -165,7 +165,7 @@ fn single(node: &Requests) -> Replicated {
     );
     Replicated {
         keys: st.keys,
-        expires: 0,
+        expires: st.expires,
         log_write,
         own,
         own_name: "raft",
