@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Run one node of a replica group, or one process of a sharded deployment (--peers).
     Server(Box<ServerArgs>),
-    /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); Ctrl-C stops them.
+    /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); a node that dies is restarted; Ctrl-C stops them.
     Cluster(ClusterArgs),
     /// Drive the shard controller of a sharded deployment through any process's client port.
     Shard {
@@ -260,11 +260,21 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
     pub shards: u32,
     /// Client port of process 1; process i listens on P+i-1, its peer port is P+10000+i-1.
+    /// Every port is checked free before anything starts.
     #[arg(long, default_value_t = 6379)]
     pub base_port: u16,
-    /// Data directory; node i uses DIR/node-i. Default: a new directory under the system temp dir.
+    /// Data directory, kept on exit: node i uses DIR/node-i, so the same command run again resumes
+    /// the cluster with its data (remove DIR to start empty). DIR records the layout (--nodes,
+    /// --groups, --shards, --base-port) and refuses another one.
+    #[arg(long, default_value = "raftkv-data")]
+    pub data_dir: PathBuf,
+    /// Seconds to wait before restarting a node that exited (doubled for each exit in a row
+    /// within 10 s of its start; a node that exits so 5 times in a row is left down).
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    pub restart_delay: std::time::Duration,
+    /// Leave a node that exits down instead of restarting it.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub no_restart: bool,
     /// Log filter passed to every node.
     #[arg(long, default_value = "warn")]
     pub log_level: String,
@@ -296,4 +306,14 @@ pub struct BenchArgs {
     /// write: SET only; read: GET only (keys preloaded); mixed: 50/50.
     #[arg(long, value_enum, default_value_t = Mix::Write)]
     pub mix: Mix,
+}
+
+/// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).
+pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=3600.0).contains(&x) => Ok(std::time::Duration::from_secs_f64(x)),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
 }
