@@ -65,6 +65,11 @@ pub enum Cmd {
         #[command(flatten)]
         ep: Endpoints,
     },
+    /// Back up a live group's state to a file, or bootstrap a new group's data directories from one.
+    Snapshot {
+        #[command(subcommand)]
+        op: SnapshotOp,
+    },
     /// Move leadership (single group).
     Leader {
         #[command(subcommand)]
@@ -121,6 +126,35 @@ pub enum MemberOp {
     Promote { id: u64 },
     /// Remove a member for good (its id can never be reused). Removing the leader hands leadership over.
     Remove { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotOp {
+    /// Write a consistent, checksummed snapshot of the state machine, taken on the leader after a
+    /// linearizable read (it holds every write acknowledged before the command started).
+    Save {
+        file: PathBuf,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
+    /// Create ONE new node's data directory from a saved snapshot, as a member of a NEW group whose
+    /// voters are --cluster. Run it once per new node (same FILE and --cluster, each node's own --id and
+    /// --data-dir), then start each with `raftkv server` and the same --cluster. The old group is not touched.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    pub file: PathBuf,
+    /// The new node's data directory; must not exist or be empty.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The new node's id (one of --cluster's).
+    #[arg(long)]
+    pub id: u64,
+    /// The new group's members with their PEER addresses: ID=HOST:PORT[,...].
+    #[arg(long)]
+    pub cluster: String,
 }
 
 #[derive(Subcommand, Debug)]
