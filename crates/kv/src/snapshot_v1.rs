@@ -21,7 +21,7 @@ use crate::config::{Config, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::session::{Session, SessionTable};
 use crate::snapshot::SnapshotError;
 use crate::state_machine::StateMachine;
-use crate::store::{Item, Store, Value};
+use crate::store::Store;
 use crate::wire_v1::read_response_body;
 
 /// Decodes a format-1 body (the frame is already checked).
@@ -52,7 +52,7 @@ fn read_config(r: &mut Reader<'_>) -> Result<Config, SnapshotError> {
 
 fn read_store(r: &mut Reader<'_>) -> Result<Store, SnapshotError> {
     let n_keys = r.varint()?;
-    let mut data = BTreeMap::new();
+    let mut data = Vec::new();
     let mut previous: Option<Bytes> = None;
     for _ in 0..n_keys {
         let key = r.bytes("key", MAX_KEY_BYTES)?;
@@ -61,14 +61,9 @@ fn read_store(r: &mut Reader<'_>) -> Result<Store, SnapshotError> {
             return Err(SnapshotError::Invalid("keys not strictly increasing"));
         }
         previous = Some(key.clone());
-        let item = Item {
-            value: Value::Str(value),
-            expire_at_ms: None,
-            version: 0,
-        };
-        data.insert(key, item);
+        data.push((key, value));
     }
-    Ok(Store::from_items(data))
+    Ok(Store::from_strings(data))
 }
 
 fn read_sessions(r: &mut Reader<'_>, config: &Config) -> Result<SessionTable, SnapshotError> {

@@ -165,11 +165,7 @@ impl StateMachine {
 
     /// Live string data in key order (dead keys and other types skipped).
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-        let now = self.log_time_ms;
-        self.store.iter().filter_map(move |(k, item)| match &item.value {
-            crate::store::Value::Str(s) if item.is_live(now) => Some((k, s)),
-            _ => None,
-        })
+        self.store.live_strings(self.log_time_ms)
     }
 
     /// Serialises the whole state (see `snapshot` module for the format).

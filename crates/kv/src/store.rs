@@ -100,6 +100,28 @@ impl Store {
         }
     }
 
+    /// Live string values in key order (dead keys and other types skipped).
+    pub fn live_strings(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+        self.data.iter().filter_map(move |(k, item)| match &item.value {
+            Value::Str(s) if item.is_live(now_ms) => Some((k, s)),
+            _ => None,
+        })
+    }
+
+    /// A store of plain strings (no expiry, version 0): for tests and
+    /// conversions from formats that knew only strings.
+    pub fn from_strings(pairs: impl IntoIterator<Item = (Bytes, Bytes)>) -> Self {
+        let items = pairs.into_iter().map(|(k, v)| {
+            let item = Item {
+                value: Value::Str(v),
+                expire_at_ms: None,
+                version: 0,
+            };
+            (k, item)
+        });
+        Store::from_items(items.collect())
+    }
+
     /// Stores `item` under `key`, replacing what was there (dead or alive).
     pub fn put(&mut self, key: Bytes, item: Item) {
         debug_assert!(key.len() <= MAX_KEY_BYTES);
