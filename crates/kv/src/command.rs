@@ -78,10 +78,13 @@ pub enum ExpireCond {
     IfNone,
     /// Only if the key has a TTL.
     IfSome,
-    /// Only if the new expiry is later than the current one.
+    /// Only if the new expiry is later than the current one (`GT`).
     IfGreater,
-    /// Only if the new expiry is earlier than the current one.
+    /// Only if the new expiry is earlier than the current one (`LT`).
     IfLess,
+    /// `XX LT`: only if the key has a TTL and the new expiry is earlier.
+    /// (`XX GT` is `GT`: no TTL never compares greater.)
+    IfSomeAndLess,
 }
 
 /// Which TTL reading a `TTL`-family command wants.
@@ -281,9 +284,7 @@ pub type Response = Result<Reply, KvError>;
 impl Op {
     /// The first key the operation touches (for single-key routing).
     pub fn key(&self) -> &Bytes {
-        self.keys()
-            .next()
-            .expect("every op names at least one key")
+        self.keys().next().expect("every op names at least one key")
     }
 
     /// Every key the operation touches, in argument order.

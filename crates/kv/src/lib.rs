@@ -72,8 +72,8 @@ mod wire_v1;
 
 pub use codec::DecodeError;
 pub use command::{
-    CmdError, Command, Entry, ExpireCond, Expiry, GetExTtl, KvError, Op, Reply, Request,
-    Response, SetCond, SetTtl, TtlQuery,
+    CmdError, Command, Entry, ExpireCond, Expiry, GetExTtl, KvError, Op, Reply, Request, Response,
+    SetCond, SetTtl, TtlQuery,
 };
 pub use config::{Config, MAX_KEY_BYTES, MAX_REASON_BYTES, MAX_RESPONSE_WINDOW, MAX_VALUE_BYTES};
 pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};

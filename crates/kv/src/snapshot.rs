@@ -143,20 +143,35 @@ fn decode_body(body: &[u8]) -> Result<StateMachine, SnapshotError> {
     let mut previous_id = None;
     for row in b.sessions {
         if previous_id.is_some_and(|p| p >= row.client_id) {
-            return Err(SnapshotError::Invalid("session ids not strictly increasing"));
+            return Err(SnapshotError::Invalid(
+                "session ids not strictly increasing",
+            ));
         }
         previous_id = Some(row.client_id);
         if row.responses.len() as u64 > config.response_window {
-            return Err(SnapshotError::Invalid("more cached responses than the window"));
+            return Err(SnapshotError::Invalid(
+                "more cached responses than the window",
+            ));
         }
-        if row.responses.iter().any(|(_, r)| check_reply_limits(r).is_err()) {
+        if row
+            .responses
+            .iter()
+            .any(|(_, r)| check_reply_limits(r).is_err())
+        {
             return Err(SnapshotError::Invalid("cached response over the limits"));
         }
         if row.responses.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(SnapshotError::Invalid("cached seqs not strictly increasing"));
+            return Err(SnapshotError::Invalid(
+                "cached seqs not strictly increasing",
+            ));
         }
         let responses: BTreeMap<u64, Response> = row.responses.into_iter().collect();
-        let s = Session::restored(row.last_active_ms, row.last_index, row.highest_seq, responses);
+        let s = Session::restored(
+            row.last_active_ms,
+            row.last_index,
+            row.highest_seq,
+            responses,
+        );
         sessions
             .insert_restored(row.client_id, s)
             .map_err(SnapshotError::Invalid)?;

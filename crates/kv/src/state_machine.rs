@@ -122,7 +122,9 @@ impl StateMachine {
     /// not yet purged: the leader then proposes a tick, which advances log
     /// time and purges.
     pub fn purge_due(&self, leader_now_ms: u64) -> bool {
-        self.store.next_expiry_ms().is_some_and(|t| t <= leader_now_ms)
+        self.store
+            .next_expiry_ms()
+            .is_some_and(|t| t <= leader_now_ms)
     }
 
     /// Keys holding an expiry (dead ones not yet purged included).

@@ -102,10 +102,12 @@ impl Store {
 
     /// Live string values in key order (dead keys and other types skipped).
     pub fn live_strings(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-        self.data.iter().filter_map(move |(k, item)| match &item.value {
-            Value::Str(s) if item.is_live(now_ms) => Some((k, s)),
-            _ => None,
-        })
+        self.data
+            .iter()
+            .filter_map(move |(k, item)| match &item.value {
+                Value::Str(s) if item.is_live(now_ms) => Some((k, s)),
+                _ => None,
+            })
     }
 
     /// A store of plain strings (no expiry, version 0): for tests and

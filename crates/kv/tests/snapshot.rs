@@ -204,10 +204,7 @@ fn a_format_1_snapshot_still_loads() {
     assert_eq!(again, sm);
     // A retry of a request made before the upgrade gets its cached answer
     // (session 1's seq 2 was `APPEND x 23` -> length 3) and is not re-applied.
-    let mut h = Harness {
-        sm,
-        now_ms: 2_000,
-    };
+    let mut h = Harness { sm, now_ms: 2_000 };
     let first = h.sm.iter().count();
     assert_eq!(first, 2);
     let a = 1;

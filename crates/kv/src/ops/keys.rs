@@ -27,14 +27,23 @@ pub(super) fn del(store: &mut Store, keys: &[Bytes], ctx: Ctx) -> Reply {
 }
 
 pub(super) fn exists(store: &Store, keys: &[Bytes], now_ms: u64) -> Reply {
-    let n = keys.iter().filter(|k| store.live(k, now_ms).is_some()).count();
+    let n = keys
+        .iter()
+        .filter(|k| store.live(k, now_ms).is_some())
+        .count();
     Reply::Int(n as i64)
 }
 
 /// `EXPIRE key t [NX | XX | GT | LT]`: 1 if the expiry was set (or the key
 /// deleted because `t` is not in the future), 0 if the key is missing or the
 /// condition failed. No expiry counts as infinite for `GT` and `LT`.
-pub(super) fn expire(store: &mut Store, key: &Bytes, at: Expiry, cond: ExpireCond, ctx: Ctx) -> Reply {
+pub(super) fn expire(
+    store: &mut Store,
+    key: &Bytes,
+    at: Expiry,
+    cond: ExpireCond,
+    ctx: Ctx,
+) -> Reply {
     let Some(item) = store.live(key, ctx.now_ms) else {
         return Reply::Int(0);
     };
@@ -48,6 +57,7 @@ pub(super) fn expire(store: &mut Store, key: &Bytes, at: Expiry, cond: ExpireCon
         ExpireCond::IfSome => current.is_some(),
         ExpireCond::IfGreater => current.is_some_and(|c| new_cmp > c),
         ExpireCond::IfLess => current.is_none_or(|c| new_cmp < c),
+        ExpireCond::IfSomeAndLess => current.is_some_and(|c| new_cmp < c),
     };
     if !ok {
         return Reply::Int(0);

@@ -18,10 +18,12 @@ use crate::store::{Item, Store, Value};
 fn string_at<'a>(store: &'a Store, key: &[u8], now_ms: u64) -> Result<Option<&'a Item>, CmdError> {
     match store.live(key, now_ms) {
         None => Ok(None),
-        Some(item @ Item {
-            value: Value::Str(_),
-            ..
-        }) => Ok(Some(item)),
+        Some(
+            item @ Item {
+                value: Value::Str(_),
+                ..
+            },
+        ) => Ok(Some(item)),
     }
 }
 
@@ -81,14 +83,14 @@ pub(super) fn set(
     (cond, ttl, get): (SetCond, SetTtl, bool),
     ctx: Ctx,
 ) -> Reply {
-    let old = store.live(key, ctx.now_ms);
-    let old_value = match old {
-        Some(item @ Item {
-            value: Value::Str(_),
-            ..
-        }) => Some(str_of(item).clone()),
-        None => None,
+    // With GET the old value must be a string (WRONGTYPE otherwise);
+    // without, SET overwrites a key of any type.
+    let old_value = match (get, string_at(store, key, ctx.now_ms)) {
+        (true, Err(e)) => return Reply::Error(e),
+        (_, Ok(item)) => item.map(|i| str_of(i).clone()),
+        (false, Err(_)) => None,
     };
+    let old = store.live(key, ctx.now_ms);
     let exists = old.is_some();
     let old_expiry = old.and_then(|i| i.expire_at_ms);
     let answer = |done: bool| match (get, done) {
@@ -140,7 +142,11 @@ pub(super) fn getex(store: &mut Store, key: &Bytes, ttl: GetExTtl, ctx: Ctx) -> 
     match ttl {
         GetExTtl::Keep => {}
         GetExTtl::Persist => {
-            if store.live(key, ctx.now_ms).and_then(|i| i.expire_at_ms).is_some() {
+            if store
+                .live(key, ctx.now_ms)
+                .and_then(|i| i.expire_at_ms)
+                .is_some()
+            {
                 store.set_expiry(key, None, ctx.index);
             }
         }
@@ -168,7 +174,10 @@ pub(super) fn mset(store: &mut Store, pairs: &[(Bytes, Bytes)], ctx: Ctx) -> Rep
 }
 
 pub(super) fn msetnx(store: &mut Store, pairs: &[(Bytes, Bytes)], ctx: Ctx) -> Reply {
-    if pairs.iter().any(|(k, _)| store.live(k, ctx.now_ms).is_some()) {
+    if pairs
+        .iter()
+        .any(|(k, _)| store.live(k, ctx.now_ms).is_some())
+    {
         return Reply::Int(0);
     }
     mset(store, pairs, ctx);
@@ -255,7 +264,13 @@ pub(super) fn getrange(store: &Store, key: &[u8], start: i64, end: i64, now_ms: 
 
 /// `SETRANGE` (`setrangeCommand`): an empty value changes nothing and
 /// creates no key; a gap is zero-filled.
-pub(super) fn setrange(store: &mut Store, key: &Bytes, offset: u64, value: &Bytes, ctx: Ctx) -> Reply {
+pub(super) fn setrange(
+    store: &mut Store,
+    key: &Bytes,
+    offset: u64,
+    value: &Bytes,
+    ctx: Ctx,
+) -> Reply {
     let (old, expire_at_ms) = match counter(store, key, ctx.now_ms) {
         Ok(c) => c,
         Err(e) => return Reply::Error(e),

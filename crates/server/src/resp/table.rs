@@ -7,8 +7,7 @@
 //!
 //! Invariant: every command `command::parse_command` accepts has a row here,
 //! and the arities are Redis's (negative: "at least |n| arguments",
-//! counting the command name), even where raftkv accepts fewer forms (its
-//! `SET` takes no options).
+//! counting the command name).
 
 use bytes::Bytes;
 
@@ -44,6 +43,12 @@ const fn spec(
 const NO_KEYS: (i64, i64, i64) = (0, 0, 0);
 const ONE_KEY: (i64, i64, i64) = (1, 1, 1);
 const ALL_KEYS: (i64, i64, i64) = (1, -1, 1);
+/// `MSET`-style: key, value, key, value, ...
+const PAIRS: (i64, i64, i64) = (1, -1, 2);
+const W_DF: &[&str] = &["write", "denyoom", "fast"];
+const W_D: &[&str] = &["write", "denyoom"];
+const W_F: &[&str] = &["write", "fast"];
+const R_F: &[&str] = &["readonly", "fast"];
 
 /// Every command raftkv answers, in name order.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -65,9 +70,18 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("client", -2, &[], NO_KEYS),
     spec("cluster", -2, &[], NO_KEYS),
     spec("command", -1, &["loading", "stale"], NO_KEYS),
+    spec("decr", 2, W_DF, ONE_KEY),
+    spec("decrby", 3, W_DF, ONE_KEY),
     spec("del", -2, &["write"], ALL_KEYS),
     spec("exists", -2, &["readonly", "fast"], ALL_KEYS),
+    spec("expire", -3, W_F, ONE_KEY),
+    spec("expireat", -3, W_F, ONE_KEY),
+    spec("expiretime", 2, R_F, ONE_KEY),
     spec("get", 2, &["readonly", "fast"], ONE_KEY),
+    spec("getdel", 2, W_F, ONE_KEY),
+    spec("getex", -2, W_F, ONE_KEY),
+    spec("getrange", 4, &["readonly"], ONE_KEY),
+    spec("getset", 3, W_DF, ONE_KEY),
     spec(
         "hello",
         -1,
@@ -81,8 +95,20 @@ pub const COMMANDS: &[CommandSpec] = &[
         ],
         NO_KEYS,
     ),
+    spec("incr", 2, W_DF, ONE_KEY),
+    spec("incrby", 3, W_DF, ONE_KEY),
+    spec("incrbyfloat", 3, W_DF, ONE_KEY),
     spec("info", -1, &["loading", "stale"], NO_KEYS),
+    spec("mget", -2, R_F, ALL_KEYS),
+    spec("mset", -3, W_D, PAIRS),
+    spec("msetnx", -3, W_D, PAIRS),
+    spec("persist", 2, W_F, ONE_KEY),
+    spec("pexpire", -3, W_F, ONE_KEY),
+    spec("pexpireat", -3, W_F, ONE_KEY),
+    spec("pexpiretime", 2, R_F, ONE_KEY),
     spec("ping", -1, &["fast"], NO_KEYS),
+    spec("psetex", 4, W_D, ONE_KEY),
+    spec("pttl", 2, R_F, ONE_KEY),
     spec(
         "quit",
         -1,
@@ -100,7 +126,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("readwrite", 1, &["loading", "stale", "fast"], NO_KEYS),
     spec("select", 2, &["loading", "stale", "fast"], NO_KEYS),
     spec("set", -3, &["write", "denyoom"], ONE_KEY),
+    spec("setex", 4, W_D, ONE_KEY),
+    spec("setnx", 3, W_DF, ONE_KEY),
+    spec("setrange", 4, W_D, ONE_KEY),
     spec("shardctl", -2, &["admin"], NO_KEYS),
+    spec("strlen", 2, R_F, ONE_KEY),
+    spec("ttl", 2, R_F, ONE_KEY),
+    spec("unlink", -2, W_F, ALL_KEYS),
 ];
 
 /// The row of `name` (any case).
