@@ -4,10 +4,11 @@
 //! A reply attests to what this node has persisted, so it travels in the
 //! "after persist" message list (see `Raft::send`).
 
+use crate::membership::ConfChangeEntry;
 use crate::message::{MessageBody, RejectHint};
 use crate::raft::Raft;
 use crate::storage::Storage;
-use crate::types::{Entry, Index, NodeId, Term};
+use crate::types::{Entry, EntryKind, Index, NodeId, Term};
 
 impl<S: Storage> Raft<S> {
     pub(crate) fn handle_append(
@@ -36,11 +37,14 @@ impl<S: Storage> Raft<S> {
             .log
             .maybe_append(prev_index, prev_term, commit, &entries)
         {
-            Some(last_new) => MessageBody::AppendResponse {
-                reject: false,
-                index: last_new,
-                hint: None,
-            },
+            Some(last_new) => {
+                self.track_appended_memberships(&entries);
+                MessageBody::AppendResponse {
+                    reject: false,
+                    index: last_new,
+                    hint: None,
+                }
+            }
             None => MessageBody::AppendResponse {
                 reject: true,
                 index: prev_index,
@@ -48,6 +52,22 @@ impl<S: Storage> Raft<S> {
             },
         };
         self.send(from, self.term, body);
+    }
+
+    /// Memberships take effect when appended (`membership`): the ones `entries` carry
+    /// replace whatever the log held at their positions, and any the append truncated go.
+    fn track_appended_memberships(&mut self, entries: &[Entry]) {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return;
+        };
+        let added = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::ConfChange)
+            .filter_map(|e| Some((e.index, ConfChangeEntry::decode(&e.data)?.membership)))
+            .collect();
+        let last_index = self.log.last_index();
+        self.conf
+            .on_append(first.index, last.index, last_index, added);
     }
 
     /// Where the leader should retry: the first index of our conflicting term, or our

@@ -7,7 +7,10 @@ use crate::types::{Index, NodeId};
 pub struct Config {
     /// This node's id (non-zero).
     pub id: NodeId,
-    /// Every voter of the group, this node included. Fixed for the group's lifetime.
+    /// The group's voters at bootstrap, this node included. Used only until the log or a
+    /// snapshot holds a membership (`membership`), which then wins; the group changes it
+    /// through the log. Empty: this node joins an existing group and learns the
+    /// membership from the leader (it never campaigns until a membership makes it a voter).
     pub peers: Vec<NodeId>,
     /// A follower campaigns after a random timeout in `[election_ticks, 2 * election_ticks)`
     /// without hearing from a leader (§5.2). Also the check-quorum period.
@@ -58,8 +61,8 @@ impl Config {
         if self.id == 0 {
             return bad("id must be non-zero");
         }
-        if !self.peers.contains(&self.id) {
-            return bad("peers must contain this node's id");
+        if !self.peers.is_empty() && !self.peers.contains(&self.id) {
+            return bad("peers must contain this node's id (or be empty to join a group)");
         }
         if self.peers.contains(&0) {
             return bad("peer ids must be non-zero");

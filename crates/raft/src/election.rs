@@ -29,22 +29,35 @@ impl<S: Storage> Raft<S> {
             self.fail_pending_reads();
         }
         self.progress.clear();
+        self.lead_transferee = None;
         self.pending_broadcast = false;
         self.uncommitted.clear();
         self.uncommitted_bytes = 0;
     }
 
-    /// Starts an election: a pre-vote round first when enabled.
+    /// Starts an election: a pre-vote round first when enabled. Only voters campaign
+    /// (learners, removed nodes and nodes still joining never do).
     pub(crate) fn campaign(&mut self) {
-        if next_term(self.term).is_none() {
-            // Every term is used up (unreachable in practice: MAX_TERM).
+        if next_term(self.term).is_none() || !self.is_voter(self.id) {
+            // Every term is used up (unreachable in practice: MAX_TERM), or we are not
+            // a voter: reset the timer so we do not retry every tick.
+            self.reset_election_timer();
             return;
         }
         if self.cfg.pre_vote {
             self.become_pre_candidate();
         } else {
-            self.become_candidate();
+            self.become_candidate(false);
         }
+    }
+
+    /// TimeoutNow from the leader (dissertation §3.10): campaign at once, skipping the
+    /// pre-vote round, with votes marked as a hand-off so the lease does not block them.
+    pub(crate) fn campaign_transfer(&mut self) {
+        if next_term(self.term).is_none() || !self.is_voter(self.id) {
+            return;
+        }
+        self.become_candidate(true);
     }
 
     fn become_pre_candidate(&mut self) {
@@ -53,10 +66,10 @@ impl<S: Storage> Raft<S> {
         self.leader = None;
         self.votes.clear();
         self.reset_election_timer();
-        self.request_votes(true);
+        self.request_votes(true, false);
     }
 
-    fn become_candidate(&mut self) {
+    fn become_candidate(&mut self, transfer: bool) {
         self.abandon_leadership();
         self.role = Role::Candidate;
         self.term = next_term(self.term).expect("campaign checked the term bound");
@@ -64,10 +77,10 @@ impl<S: Storage> Raft<S> {
         self.leader = None;
         self.votes.clear();
         self.reset_election_timer();
-        self.request_votes(false);
+        self.request_votes(false, transfer);
     }
 
-    fn request_votes(&mut self, pre: bool) {
+    fn request_votes(&mut self, pre: bool, transfer: bool) {
         self.votes.insert(self.id, true);
         if self.tally() != VoteResult::Pending {
             return;
@@ -78,7 +91,7 @@ impl<S: Storage> Raft<S> {
         } else {
             self.term
         };
-        for to in self.others() {
+        for to in self.other_voters() {
             let body = if pre {
                 MessageBody::PreVote {
                     last_index,
@@ -88,6 +101,7 @@ impl<S: Storage> Raft<S> {
                 MessageBody::Vote {
                     last_index,
                     last_term,
+                    transfer,
                 }
             };
             self.send(to, term, body);
@@ -95,15 +109,18 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn record_vote(&mut self, from: NodeId, granted: bool) {
+        if !self.is_voter(from) {
+            return; // only voters count
+        }
         self.votes.entry(from).or_insert(granted);
         self.tally();
     }
 
     /// Acts on the campaign's outcome so far.
     fn tally(&mut self) -> VoteResult {
-        let result = vote_result(self.peers.len(), &self.votes);
+        let result = vote_result(self.conf.current().voters.len(), &self.votes);
         match result {
-            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(),
+            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(false),
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}
@@ -119,11 +136,9 @@ impl<S: Storage> Raft<S> {
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
         let next = self.log.last_index() + 1;
-        self.progress = self
-            .peers
-            .iter()
-            .map(|&p| (p, Progress::new(next)))
-            .collect();
+        self.progress.clear();
+        self.progress.insert(self.id, Progress::new(next));
+        self.sync_progress();
         let persisted = self.log.persisted_index();
         let me = self.progress.get_mut(&self.id).expect("self progress");
         me.matched = persisted;
@@ -145,6 +160,7 @@ impl<S: Storage> Raft<S> {
             MessageBody::Vote {
                 last_index,
                 last_term,
+                ..
             } => (false, last_index, last_term),
             _ => return,
         };

@@ -45,6 +45,27 @@ pub enum RaftError {
     /// could never succeed from it.
     #[error("stored term {term} is impossible (beyond the largest a group can reach); the data directory holds a corrupt or injected term")]
     ImpossibleTerm { term: Term },
+    /// A membership change before this leader committed an entry of its own term (the
+    /// 2015 single-server-change bug, see `membership`). Retry shortly: the no-op a new
+    /// leader appends commits within a round trip.
+    #[error(
+        "no membership change yet: leader of term {term} has not committed an entry of its term"
+    )]
+    ConfChangeTooEarly { term: Term },
+    /// Another membership change (at `index`) is not committed yet: one at a time.
+    #[error(
+        "a membership change is already in progress (log index {index}, committed {committed})"
+    )]
+    ConfChangePending { index: Index, committed: Index },
+    /// The change makes no sense against the current membership.
+    #[error("membership change for node {id} refused: {reason}")]
+    InvalidConfChange { id: NodeId, reason: &'static str },
+    /// A leadership transfer is under way: proposals and changes wait until it ends.
+    #[error("leadership transfer to node {to} in progress")]
+    TransferInProgress { to: NodeId },
+    /// A leadership transfer to a node that cannot take it.
+    #[error("cannot transfer leadership to node {id}: {reason}")]
+    InvalidTransfer { id: NodeId, reason: &'static str },
     /// The configuration is unusable.
     #[error("invalid config: {0}")]
     InvalidConfig(String),

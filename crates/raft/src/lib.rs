@@ -6,13 +6,15 @@
 //!
 //! Files, one job each: `types`/`message`/`config`/`error` (plain data), `storage` (the
 //! durable-state trait and an in-memory store), `unstable` + `log` (the log view),
+//! `membership` (who votes, changes through the log, the safety argument),
 //! `progress` + `quorum` (leader bookkeeping and majority math), `raft` (state and
 //! dispatch), `election`, `replication` (leader), `append` (follower), `snapshot`,
-//! `read_index`, `raw_node` (the Ready interface).
+//! `read_index`, `reconfig` (membership changes on the leader), `transfer` (leadership transfer), `raw_node` (the Ready interface).
 
 pub mod config;
 pub mod error;
 pub mod log;
+pub mod membership;
 pub mod message;
 pub mod progress;
 pub mod quorum;
@@ -24,12 +26,15 @@ pub mod types;
 mod append;
 mod election;
 mod read_index;
+mod reconfig;
 mod replication;
 mod snapshot;
+mod transfer;
 mod unstable;
 
 pub use config::Config;
 pub use error::{RaftError, Result, StorageError};
+pub use membership::{ConfChange, ConfChangeEntry, Membership};
 pub use message::{Message, MessageBody, RejectHint};
 pub use raw_node::{RawNode, Ready, Status};
 pub use storage::{MemStorage, Storage, StorageResult};

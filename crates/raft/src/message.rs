@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::membership::Membership;
 use crate::types::{Entry, Index, NodeId, SnapshotMeta, Term, MAX_INDEX, MAX_TERM};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,10 +29,13 @@ pub enum MessageBody {
     PreVoteResponse {
         reject: bool,
     },
-    /// RequestVote RPC (Figure 2).
+    /// RequestVote RPC (Figure 2). `transfer`: the candidate campaigns because the
+    /// leader handed over (TimeoutNow), so voters grant it even while they hear from that
+    /// leader (dissertation §3.10: the check-quorum lease must not block a hand-off).
     Vote {
         last_index: Index,
         last_term: Term,
+        transfer: bool,
     },
     VoteResponse {
         reject: bool,
@@ -64,6 +68,9 @@ pub enum MessageBody {
     /// the snapshot; `done` marks the last chunk.
     Snapshot {
         meta: SnapshotMeta,
+        /// The membership in force at `meta.index` (installed with the snapshot). Boxed:
+        /// it is rare and would otherwise make every message larger.
+        conf: Option<Box<Membership>>,
         offset: u64,
         data: Bytes,
         done: bool,
@@ -77,6 +84,9 @@ pub enum MessageBody {
     ReadIndex {
         ctx: u64,
     },
+    /// Leadership transfer (dissertation §3.10): the leader tells an up-to-date voter to
+    /// campaign now, without waiting for its election timeout or a pre-vote round.
+    TimeoutNow,
     /// The leader's answer: the read may be served once `index` is applied.
     /// `index == None` means the leader could not serve it (not leader any more).
     ReadIndexResponse {
@@ -111,6 +121,7 @@ impl MessageBody {
             MessageBody::SnapshotResponse { .. } => "SnapshotResponse",
             MessageBody::ReadIndex { .. } => "ReadIndex",
             MessageBody::ReadIndexResponse { .. } => "ReadIndexResponse",
+            MessageBody::TimeoutNow => "TimeoutNow",
         }
     }
 }
@@ -133,6 +144,7 @@ impl Message {
             | MessageBody::Vote {
                 last_index,
                 last_term,
+                ..
             } => index_ok(*last_index) && term_ok(*last_term),
             MessageBody::Append {
                 prev_index,
@@ -167,7 +179,8 @@ impl Message {
             MessageBody::PreVoteResponse { .. }
             | MessageBody::VoteResponse { .. }
             | MessageBody::HeartbeatResponse { .. }
-            | MessageBody::ReadIndex { .. } => true,
+            | MessageBody::ReadIndex { .. }
+            | MessageBody::TimeoutNow => true,
         };
         if ok {
             Ok(())
@@ -208,6 +221,29 @@ impl Message {
             } => {
                 format!("AppendResponse reject={reject} index={index} hint={hint:?}")
             }
+            // Written out so transcripts of ordinary elections read as before.
+            MessageBody::Vote {
+                last_index,
+                last_term,
+                transfer,
+            } => format!(
+                "Vote {{ last_index: {last_index}, last_term: {last_term} }}{}",
+                if *transfer { " (transfer)" } else { "" }
+            ),
+            MessageBody::Snapshot {
+                meta,
+                conf,
+                offset,
+                data,
+                done,
+            } => format!(
+                "Snapshot at={}/{} voters={:?} learners={:?} offset={offset} len={} done={done}",
+                meta.index,
+                meta.term,
+                conf.as_ref().map(|c| &c.voters),
+                conf.as_ref().map(|c| &c.learners),
+                data.len()
+            ),
             other => format!("{other:?}"),
         };
         format!("{}->{} t{} {}", self.from, self.to, self.term, body)

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::membership::Membership;
 use crate::types::{Index, SnapshotMeta};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,7 @@ pub enum ProgressState {
 #[derive(Clone, Debug)]
 pub struct SnapshotSend {
     pub meta: SnapshotMeta,
+    pub conf: Option<Membership>,
     pub data: Bytes,
     /// Bytes the follower confirmed holding.
     pub acked_bytes: u64,
@@ -75,12 +77,13 @@ impl Progress {
         self.snapshot = None;
     }
 
-    pub fn become_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) {
+    pub fn become_snapshot(&mut self, meta: SnapshotMeta, conf: Option<Membership>, data: Bytes) {
         self.state = ProgressState::Snapshot;
         self.probe_sent = false;
         self.inflight.clear();
         self.snapshot = Some(SnapshotSend {
             meta,
+            conf,
             data,
             acked_bytes: 0,
             acked_recently: true,

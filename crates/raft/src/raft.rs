@@ -4,7 +4,9 @@
 //!
 //! Invariants (checked by `check_invariants` after every input in debug builds):
 //! - `applied <= committed <= last_index` (in `RaftLog`);
-//! - a leader has voted for itself in its term and tracks a `Progress` for every peer;
+//! - a leader has voted for itself in its term and tracks a `Progress` for itself and
+//!   every member (voter or learner) of the current membership, and of the membership at
+//!   its commit index (a member being removed is replicated to until the removal commits);
 //! - `leader == Some(id)` iff `role == Leader`.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -16,12 +18,13 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::error::{RaftError, Result};
 use crate::log::RaftLog;
+use crate::membership::{ConfChangeEntry, ConfLog, Membership};
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::read_index::ReadOnly;
 use crate::storage::Storage;
 use crate::types::{
-    Entry, Index, NodeId, ReadState, Role, SnapshotMeta, Term, MAX_INDEX, MAX_TERM,
+    Entry, EntryKind, Index, NodeId, ReadState, Role, SnapshotMeta, Term, MAX_INDEX, MAX_TERM,
 };
 
 /// A snapshot being received from the leader, chunk by chunk.
@@ -32,7 +35,8 @@ pub(crate) struct IncomingSnapshot {
 
 pub struct Raft<S: Storage> {
     pub(crate) id: NodeId,
-    pub(crate) peers: Vec<NodeId>,
+    /// The memberships in the log; the latest is in force (see `membership`).
+    pub(crate) conf: ConfLog,
     pub(crate) cfg: Config,
     pub(crate) term: Term,
     pub(crate) vote: Option<NodeId>,
@@ -59,6 +63,10 @@ pub struct Raft<S: Storage> {
     /// Leader: (index, bytes) of appended-but-uncommitted proposals, for flow control.
     pub(crate) uncommitted: VecDeque<(Index, u64)>,
     pub(crate) uncommitted_bytes: u64,
+    /// Leader: the voter leadership is being handed to, if any (see `transfer`).
+    pub(crate) lead_transferee: Option<NodeId>,
+    /// Leader: ticks since the transfer started; it is abandoned after an election timeout.
+    pub(crate) transfer_elapsed: u32,
 }
 
 impl<S: Storage> Raft<S> {
@@ -68,12 +76,11 @@ impl<S: Storage> Raft<S> {
         if hs.term > MAX_TERM {
             return Err(RaftError::ImpossibleTerm { term: hs.term });
         }
+        let conf = load_conf_log(&storage, &cfg.peers)?;
         let log = RaftLog::new(storage, cfg.applied);
-        let mut peers = cfg.peers.clone();
-        peers.sort_unstable();
         let mut r = Raft {
             id: cfg.id,
-            peers,
+            conf,
             term: hs.term,
             vote: hs.vote,
             role: Role::Follower,
@@ -93,6 +100,8 @@ impl<S: Storage> Raft<S> {
             pending_broadcast: false,
             uncommitted: VecDeque::new(),
             uncommitted_bytes: 0,
+            lead_transferee: None,
+            transfer_elapsed: 0,
             cfg,
         };
         r.reset_election_timer();
@@ -117,18 +126,54 @@ impl<S: Storage> Raft<S> {
     pub fn log(&self) -> &RaftLog<S> {
         &self.log
     }
-    pub fn peers(&self) -> &[NodeId] {
-        &self.peers
+    /// The membership in force (the latest in the log, committed or not).
+    pub fn membership(&self) -> &Membership {
+        self.conf.current()
     }
+    /// Log index of the entry (or snapshot) that set the membership in force.
+    pub fn membership_index(&self) -> Index {
+        self.conf.current_index()
+    }
+    /// The voter leadership is being transferred to, if any.
+    pub fn lead_transferee(&self) -> Option<NodeId> {
+        self.lead_transferee
+    }
+    pub(crate) fn is_voter(&self, id: NodeId) -> bool {
+        self.conf.current().is_voter(id)
+    }
+    /// Votes needed for a majority of the current voters.
     pub(crate) fn quorum(&self) -> usize {
-        crate::quorum::majority(self.peers.len())
+        crate::quorum::majority(self.conf.current().voters.len())
     }
+    /// Whether `ids` include a majority of the current voters.
+    pub(crate) fn has_quorum<'a>(&self, ids: impl IntoIterator<Item = &'a NodeId>) -> bool {
+        let voters = &self.conf.current().voters;
+        ids.into_iter().filter(|id| voters.contains(id)).count() >= self.quorum()
+    }
+    /// Voters other than this node (whom a candidate asks).
+    pub(crate) fn other_voters(&self) -> Vec<NodeId> {
+        let voters = &self.conf.current().voters;
+        voters.iter().copied().filter(|&p| p != self.id).collect()
+    }
+    /// Leader: every node it replicates to (voters and learners, and members being
+    /// removed until the removal commits).
     pub(crate) fn others(&self) -> Vec<NodeId> {
-        self.peers
-            .iter()
+        self.progress
+            .keys()
             .copied()
             .filter(|&p| p != self.id)
             .collect()
+    }
+    /// Whether a message from `from` is heard: it is a member of the membership in force
+    /// or of the committed one (being removed), or the leader we follow (a removed leader
+    /// hands over with its last messages), or this node is not a member of any group it
+    /// knows of (joining: it learns the membership from whoever leads).
+    fn hears_from(&self, from: NodeId) -> bool {
+        let current = self.conf.current();
+        current.contains(from)
+            || self.leader == Some(from)
+            || self.conf.at(self.log.committed()).contains(from)
+            || !current.contains(self.id)
     }
 
     pub(crate) fn reset_election_timer(&mut self) {
@@ -159,7 +204,7 @@ impl<S: Storage> Raft<S> {
         if self.role == Role::Leader {
             self.tick_leader();
         } else {
-            self.election_elapsed += 1;
+            self.election_elapsed = self.election_elapsed.saturating_add(1);
             if self.election_elapsed >= self.randomized_election_ticks {
                 self.campaign();
             }
@@ -171,6 +216,9 @@ impl<S: Storage> Raft<S> {
     pub fn propose(&mut self, data: Bytes) -> Result<Index> {
         if self.role != Role::Leader {
             return Err(RaftError::NotLeader { hint: self.leader });
+        }
+        if let Some(to) = self.lead_transferee {
+            return Err(RaftError::TransferInProgress { to });
         }
         if self.uncommitted_bytes > self.cfg.max_uncommitted_bytes {
             return Err(RaftError::ProposalDropped {
@@ -208,7 +256,7 @@ impl<S: Storage> Raft<S> {
     /// Feeds one message in. Messages from unknown senders, to another node, or otherwise
     /// malformed are dropped; none can make the node panic.
     pub fn step(&mut self, m: Message) {
-        if m.to != self.id || m.from == self.id || !self.peers.contains(&m.from) {
+        if m.to != self.id || m.from == self.id || !self.hears_from(m.from) {
             return;
         }
         if m.check_bounds().is_err() {
@@ -235,7 +283,14 @@ impl<S: Storage> Raft<S> {
     fn reconcile_term(&mut self, m: &Message) -> bool {
         use MessageBody::*;
         if m.term > self.term {
-            let is_request = matches!(m.body, PreVote { .. } | Vote { .. });
+            let is_request = matches!(
+                m.body,
+                PreVote { .. }
+                    | Vote {
+                        transfer: false,
+                        ..
+                    }
+            );
             let in_lease = self.cfg.check_quorum
                 && self.leader.is_some()
                 && self.election_elapsed < self.cfg.election_ticks;
@@ -296,6 +351,7 @@ impl<S: Storage> Raft<S> {
             } => {
                 self.read_states.push(ReadState { ctx, index });
             }
+            TimeoutNow => self.campaign_transfer(),
             _ => {}
         }
     }
@@ -334,10 +390,11 @@ impl<S: Storage> Raft<S> {
             }
             MessageBody::Snapshot {
                 meta,
+                conf,
                 offset,
                 data,
                 done,
-            } => self.handle_snapshot_chunk(m.from, meta, offset, data, done),
+            } => self.handle_snapshot_chunk(m.from, meta, conf, offset, data, done),
             _ => unreachable!("only leader messages are routed here"),
         }
     }
@@ -376,12 +433,13 @@ impl<S: Storage> Raft<S> {
                 "node {}: leader without self-vote",
                 self.id
             );
-            assert_eq!(
-                self.progress.len(),
-                self.peers.len(),
-                "node {}: missing progress",
-                self.id
-            );
+            for id in self.conf.current().members() {
+                assert!(
+                    self.progress.contains_key(&id),
+                    "node {}: no progress for member {id}",
+                    self.id
+                );
+            }
             for (id, pr) in &self.progress {
                 assert!(
                     pr.matched < pr.next,
@@ -408,4 +466,34 @@ pub(crate) fn next_index(index: Index) -> Option<Index> {
 /// `term + 1` if it stays within [`MAX_TERM`].
 pub(crate) fn next_term(term: Term) -> Option<Term> {
     term.checked_add(1).filter(|&t| t <= MAX_TERM)
+}
+
+/// The memberships a restarted node's storage holds: the snapshot's (or the configured
+/// peers', for a snapshot from before memberships were recorded, or none), then every
+/// change in the log, committed or not (they take effect when appended).
+fn load_conf_log<S: Storage>(storage: &S, peers: &[NodeId]) -> Result<ConfLog> {
+    /// Entries are read back in batches of about this many bytes.
+    const BATCH_BYTES: u64 = 4 << 20;
+    let snap = storage.snapshot()?;
+    let base = snap
+        .conf
+        .unwrap_or_else(|| Membership::with_voters(peers.iter().copied()));
+    let mut conf = ConfLog::new(snap.meta.index, base);
+    let (mut lo, last) = (storage.first_index(), storage.last_index());
+    while lo <= last {
+        let batch = storage.entries(lo, last + 1, BATCH_BYTES)?;
+        for e in &batch {
+            if e.kind == EntryKind::ConfChange {
+                let cc = ConfChangeEntry::decode(&e.data).ok_or_else(|| {
+                    RaftError::InvalidConfig(format!(
+                        "log entry {} holds an undecodable membership change",
+                        e.index
+                    ))
+                })?;
+                conf.push(e.index, cc.membership);
+            }
+        }
+        lo += batch.len() as u64;
+    }
+    Ok(conf)
 }

@@ -43,6 +43,7 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::error::{RaftError, Result};
+use crate::membership::ConfChange;
 use crate::message::Message;
 use crate::raft::Raft;
 use crate::storage::Storage;
@@ -119,6 +120,14 @@ impl<S: Storage> RawNode<S> {
     }
     pub fn read_index(&mut self, ctx: u64) -> Result<()> {
         self.raft.read_index(ctx)
+    }
+    /// Proposes a membership change (leader only; see `membership` for the rules).
+    pub fn propose_conf_change(&mut self, change: ConfChange) -> Result<Index> {
+        self.raft.propose_conf_change(change)
+    }
+    /// Starts handing leadership to `to` (leader only; see `transfer`).
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<()> {
+        self.raft.transfer_leader(to)
     }
     /// Starts an election now (tests and leadership hand-off).
     pub fn campaign(&mut self) {
@@ -280,9 +289,11 @@ impl<S: Storage> RawNode<S> {
         let term = log.term(index)?;
         let snapshot = Snapshot {
             meta: SnapshotMeta { index, term },
+            conf: Some(self.raft.conf.at(index).clone()),
             data,
         };
         log.storage.compact(snapshot)?;
+        self.raft.conf.compact_to(index);
         Ok(())
     }
 }

@@ -53,7 +53,8 @@ impl<S: Storage> Raft<S> {
             return;
         }
         let index = self.log.committed();
-        if self.peers.len() == 1 {
+        if self.has_quorum(&[self.id]) {
+            // We alone are a majority of the voters: nobody else can lead this term.
             return self.answer_read(from, ctx, index);
         }
         let ro = &mut self.read_only;
@@ -93,16 +94,19 @@ impl<S: Storage> Raft<S> {
         self.broadcast_heartbeat_with(id);
     }
 
+    /// Only voters' acknowledgements count toward the majority (a learner's, or this
+    /// leader's own once it is being removed, confirm nothing).
     pub(crate) fn ack_read_round(&mut self, from: NodeId, round_id: u64) {
-        let quorum = self.quorum();
         let mut confirmed = None;
-        for round in self.read_only.rounds.iter_mut() {
+        for i in 0..self.read_only.rounds.len() {
+            let round = &mut self.read_only.rounds[i];
             if round.id > round_id {
                 break;
             }
             round.acks.insert(from);
-            if round.acks.len() >= quorum {
-                confirmed = Some(round.id);
+            let id = round.id;
+            if self.has_quorum(&self.read_only.rounds[i].acks) {
+                confirmed = Some(id);
             }
         }
         let Some(upto) = confirmed else { return };

@@ -21,15 +21,14 @@ impl<S: Storage> Raft<S> {
             self.uncommitted_bytes += size;
         }
         self.log.append(&entries);
+        // A single voter has nothing to wait for but its own fsync (see `on_persisted`).
         self.pending_broadcast = true;
-        if self.peers.len() == 1 {
-            // Single node: nothing to wait for but our own fsync (see `on_persisted`).
-        }
     }
 
     pub(crate) fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
+        self.tick_transfer();
         if self.election_elapsed >= self.cfg.election_ticks {
             self.election_elapsed = 0;
             if self.cfg.check_quorum && !self.quorum_active() {
@@ -46,17 +45,18 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    /// Whether a majority was heard from in this period; resets the marks.
+    /// Whether a majority of the voters was heard from in this period (this node counts
+    /// if it is a voter); resets the marks.
     fn quorum_active(&mut self) -> bool {
         let id = self.id;
-        let mut active = 0;
+        let mut active = Vec::new();
         for (&p, pr) in self.progress.iter_mut() {
             if p == id || pr.recent_active {
-                active += 1;
+                active.push(p);
             }
             pr.recent_active = p == id;
         }
-        active >= self.quorum()
+        self.has_quorum(&active)
     }
 
     pub(crate) fn broadcast_heartbeat(&mut self) {
@@ -124,9 +124,10 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn step_leader(&mut self, m: Message) {
         use MessageBody::*;
         let from = m.from;
-        if let Some(pr) = self.progress.get_mut(&from) {
-            pr.recent_active = true;
-        }
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return; // not (or no longer) a node we replicate to
+        };
+        pr.recent_active = true;
         match m.body {
             AppendResponse {
                 reject: false,
@@ -188,7 +189,11 @@ impl<S: Storage> Raft<S> {
             ProgressState::Replicate => {}
         }
         self.maybe_commit();
+        if self.role != Role::Leader {
+            return; // the commit removed us from the group
+        }
         self.send_append(from, false);
+        self.maybe_send_timeout_now(from);
     }
 
     /// Fast backtracking (§5.3, "the leader can decrement nextIndex to bypass all of the
@@ -212,16 +217,23 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    /// Advances the commit index to what a majority has persisted, counting only
-    /// entries of the current term (Figure 8).
+    /// Advances the commit index to what a majority of the voters has persisted,
+    /// counting only entries of the current term (Figure 8).
     pub(crate) fn maybe_commit(&mut self) -> bool {
-        let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
+        let voters = &self.conf.current().voters;
+        let mut matched: Vec<Index> = self
+            .progress
+            .iter()
+            .filter(|(id, _)| voters.contains(id))
+            .map(|(_, p)| p.matched)
+            .collect();
         let index = committed_index(&mut matched);
         if !self.log.maybe_commit(index, self.term) {
             return false;
         }
         self.release_uncommitted(index);
         self.on_commit_advanced();
+        self.on_leader_commit_membership();
         true
     }
 

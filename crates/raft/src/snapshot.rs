@@ -9,6 +9,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::membership::Membership;
 use crate::message::MessageBody;
 use crate::progress::ProgressState;
 use crate::raft::{IncomingSnapshot, Raft};
@@ -24,7 +25,7 @@ impl<S: Storage> Raft<S> {
             return; // nothing compacted yet: cannot happen when entries are missing
         }
         let pr = self.progress.get_mut(&to).expect("progress");
-        pr.become_snapshot(snapshot.meta, snapshot.data);
+        pr.become_snapshot(snapshot.meta, snapshot.conf, snapshot.data);
         self.send_snapshot_chunk(to);
     }
 
@@ -39,6 +40,7 @@ impl<S: Storage> Raft<S> {
         let data: Bytes = send.data.slice(offset as usize..end as usize);
         let body = MessageBody::Snapshot {
             meta: send.meta,
+            conf: send.conf.clone().map(Box::new),
             offset,
             data,
             done: end == len,
@@ -90,6 +92,7 @@ impl<S: Storage> Raft<S> {
         &mut self,
         from: NodeId,
         meta: SnapshotMeta,
+        conf: Option<Box<Membership>>,
         offset: u64,
         data: Bytes,
         done: bool,
@@ -125,6 +128,7 @@ impl<S: Storage> Raft<S> {
                 from,
                 Snapshot {
                     meta,
+                    conf: conf.map(|c| *c),
                     data: inc.buf.freeze(),
                 },
             );
@@ -145,6 +149,13 @@ impl<S: Storage> Raft<S> {
             // Our log already has the snapshot's last entry: just commit up to it (§7).
             self.log.commit_to(meta.index);
         } else {
+            // The snapshot replaces the log, and its membership every one the log held.
+            // A snapshot without one (from before memberships were recorded) keeps ours.
+            let conf = snapshot
+                .conf
+                .clone()
+                .unwrap_or_else(|| self.conf.current().clone());
+            self.conf.restore(meta.index, conf);
             self.log.restore(snapshot);
         }
         let body = MessageBody::AppendResponse {

@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::membership::Membership;
+
 /// Identifies one member of a replica group. `0` is never a valid id ("none").
 pub type NodeId = u64;
 /// A Raft term (§5.1). Terms only grow on any one node.
@@ -31,6 +33,9 @@ pub enum EntryKind {
     /// The empty entry a new leader appends in its own term (§5.4.2, dissertation §6.4):
     /// it commits the previous terms' entries and gates ReadIndex. The state machine skips it.
     Noop,
+    /// A membership change: `data` is an encoded `membership::ConfChangeEntry`. It takes
+    /// effect when appended (see `membership`); the state machine skips it.
+    ConfChange,
 }
 
 /// One log entry.
@@ -93,6 +98,9 @@ pub struct SnapshotMeta {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
+    /// The membership in force at `meta.index`. `None` only in snapshots written before
+    /// memberships were recorded (and the empty one): the node's configured peers apply.
+    pub conf: Option<Membership>,
     pub data: Bytes,
 }
 

@@ -299,6 +299,7 @@ fn messages_from_unknown_senders_are_ignored() {
         body: MessageBody::Vote {
             last_index: 100,
             last_term: 100,
+            transfer: false,
         },
     });
     net.drive(2);
@@ -428,6 +429,7 @@ fn a_granted_vote_survives_a_crash() {
         body: MessageBody::Vote {
             last_index: 0,
             last_term: 0,
+            transfer: false,
         },
     };
     let drive = |node: &mut raft::RawNode<SyncedMem>| {
@@ -509,6 +511,7 @@ fn impossible_terms_and_indexes_are_dropped_and_the_leader_keeps_leading() {
                 MessageBody::Vote {
                     last_index: u64::MAX,
                     last_term: u64::MAX,
+                    transfer: false,
                 },
             ),
             m(

@@ -39,10 +39,14 @@ fn body() -> impl Strategy<Value = MessageBody> {
             last_term
         }),
         any::<bool>().prop_map(|reject| MessageBody::PreVoteResponse { reject }),
-        (idx.clone(), term.clone()).prop_map(|(last_index, last_term)| MessageBody::Vote {
-            last_index,
-            last_term
+        (idx.clone(), term.clone(), any::<bool>()).prop_map(|(last_index, last_term, transfer)| {
+            MessageBody::Vote {
+                last_index,
+                last_term,
+                transfer,
+            }
         }),
+        Just(MessageBody::TimeoutNow),
         any::<bool>().prop_map(|reject| MessageBody::VoteResponse { reject }),
         (idx.clone(), term.clone(), entries(), idx.clone()).prop_map(
             |(prev_index, prev_term, entries, commit)| {
@@ -88,6 +92,8 @@ fn body() -> impl Strategy<Value = MessageBody> {
             .prop_map(|(index, term, offset, len, done)| {
                 MessageBody::Snapshot {
                     meta: SnapshotMeta { index, term },
+                    conf: (len % 2 == 0)
+                        .then(|| Box::new(raft::Membership::with_voters([1, 2, 3]))),
                     offset,
                     data: Bytes::from(vec![1; len]),
                     done,

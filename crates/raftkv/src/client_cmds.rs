@@ -63,10 +63,12 @@ fn print_reply(reply: Frame) -> Result<(), String> {
     match reply {
         Frame::Simple(s) => println!("{s}"),
         Frame::Integer(n) => println!("{n}"),
-        Frame::Bulk(b) => println!("{}", String::from_utf8_lossy(&b).trim_end()),
+        Frame::Bulk(b) | Frame::Verbatim(b) => {
+            println!("{}", String::from_utf8_lossy(&b).trim_end())
+        }
         Frame::Null => println!("(nil)"),
         Frame::Error(e) => return Err(e),
-        Frame::Array(a) => println!("{a:?}"),
+        Frame::Array(a) | Frame::Set(a) => println!("{a:?}"),
         Frame::Map(m) => println!("{m:?}"),
     }
     Ok(())

@@ -10,6 +10,10 @@ mod server_cmd;
 
 use clap::Parser;
 
+/// Counts allocated bytes for INFO's `used_memory` (see `server::memory`).
+#[global_allocator]
+static ALLOC: server::memory::CountingAlloc = server::memory::CountingAlloc;
+
 fn main() {
     let cli = cli::Cli::parse(); // bad flags: clap prints usage and exits 2
     let result = match cli.command {

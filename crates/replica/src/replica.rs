@@ -123,6 +123,10 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             Err(raft::RaftError::ProposalDropped { uncommitted_bytes }) => {
                 Err(Rejected::Busy { uncommitted_bytes })
             }
+            // Leadership is being handed to `to`: that is where to retry.
+            Err(raft::RaftError::TransferInProgress { to }) => {
+                Err(Rejected::NotLeader { hint: Some(to) })
+            }
             Err(_) => Err(Rejected::NotLeader {
                 hint: self.node.raft().leader(),
             }),
@@ -193,10 +197,11 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             .into_iter()
             .for_each(&mut *send);
         for e in &rd.committed_entries {
-            let data: &[u8] = if e.kind == EntryKind::Noop {
-                &[]
-            } else {
+            // No-ops and membership changes advance the machine's applied index only.
+            let data: &[u8] = if e.kind == EntryKind::Normal {
                 &e.data
+            } else {
+                &[]
             };
             let response = self.sm.apply(e.index, data);
             self.proposals.on_applied(e.index, e.term, &response, done);
@@ -307,6 +312,25 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
     /// Starts an election now (tests, leadership hand-off).
     pub fn campaign(&mut self) {
         self.node.campaign();
+    }
+
+    /// Proposes a membership change (leader only); returns its log index. It is in
+    /// force once appended; callers watch `membership_index` and the commit index.
+    pub fn propose_conf_change(
+        &mut self,
+        change: raft::ConfChange,
+    ) -> Result<raft::Index, raft::RaftError> {
+        self.node.propose_conf_change(change)
+    }
+
+    /// Starts handing leadership to `to` (leader only).
+    pub fn transfer_leader(&mut self, to: raft::NodeId) -> Result<(), raft::RaftError> {
+        self.node.transfer_leader(to)
+    }
+
+    /// The membership in force (the latest in this node's log).
+    pub fn membership(&self) -> &raft::Membership {
+        self.node.raft().membership()
     }
 }
 

@@ -26,6 +26,7 @@
 //! `HELLO` and `QUIT` gets `-NOAUTH` until `AUTH` (or `HELLO ... AUTH`)
 //! succeeds (see [`crate::auth`]).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,9 +36,11 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
 use crate::auth;
-use crate::config::ClientPortConfig;
+use crate::clients::Registered;
 use crate::exec::{self, ConnState};
-use crate::resp::{parse_command, Command, Decoder, Frame, Protocol};
+use crate::port_state::PortState;
+use crate::resp::{parse_command, table, Command, Decoder, Frame, Protocol};
+use crate::servercmd::{self, client::set_name};
 use crate::service::Service;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -63,7 +66,9 @@ enum End {
 struct Conn {
     stream: TcpStream,
     node: Arc<Service>,
-    cfg: Arc<ClientPortConfig>,
+    port: Arc<PortState>,
+    /// This connection's entry in the port's registry (`CLIENT LIST`).
+    me: Registered,
     inbuf: BytesMut,
     out: BytesMut,
     decoder: Decoder,
@@ -74,16 +79,19 @@ struct Conn {
 pub async fn serve(
     stream: TcpStream,
     node: Arc<Service>,
-    cfg: Arc<ClientPortConfig>,
+    port: Arc<PortState>,
     mut shutdown: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
+    let me = register(&port, &stream);
+    let cfg = &port.settings.client;
     let mut c = Conn {
         stream,
         node,
         decoder: Decoder::new(cfg.frame_limits(), cfg.query_buffer_limit_bytes),
         authenticated: cfg.requirepass.is_none(),
-        cfg,
+        me,
+        port: port.clone(),
         inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
         out: BytesMut::new(),
         conn: ConnState::default(),
@@ -93,7 +101,7 @@ pub async fn serve(
         let n = tokio::select! {
             r = c.stream.read_buf(&mut c.inbuf) => r?,
             _ = shutdown.recv() => return Ok(()),
-            _ = idle(c.cfg.idle_timeout) => {
+            _ = idle(c.port.settings.client.idle_timeout) => {
                 tracing::debug!("client idle timeout");
                 return Ok(());
             }
@@ -101,10 +109,14 @@ pub async fn serve(
         if n == 0 {
             return Ok(()); // EOF, possibly mid-request: nothing to answer.
         }
+        c.port
+            .stats
+            .net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
         let end = c.handle_frames().await;
         if matches!(end, End::OutputLimit) {
             tracing::warn!(
-                limit = c.cfg.output_buffer_limit_bytes,
+                limit = c.port.settings.client.output_buffer_limit_bytes,
                 "closing a client that does not read its replies (client-output-buffer-limit)"
             );
             return Ok(());
@@ -118,6 +130,19 @@ pub async fn serve(
         }
         c.shrink();
     }
+}
+
+/// Registers a new connection in the port's registry.
+fn register(port: &Arc<PortState>, stream: &TcpStream) -> Registered {
+    use std::os::fd::AsRawFd;
+    let addr = |a: std::io::Result<std::net::SocketAddr>| {
+        a.map_or_else(|_| "?:0".to_string(), |a| a.to_string())
+    };
+    port.clients.register(
+        addr(stream.peer_addr()),
+        addr(stream.local_addr()),
+        i64::from(stream.as_raw_fd()),
+    )
 }
 
 /// Completes after `timeout`, or never.
@@ -134,7 +159,7 @@ impl Conn {
         loop {
             if self.out.len() >= DRAIN_AT_BYTES {
                 self.drain_now();
-                if self.out.len() > self.cfg.output_buffer_limit_bytes {
+                if self.out.len() > self.port.settings.client.output_buffer_limit_bytes {
                     return End::OutputLimit;
                 }
             }
@@ -159,24 +184,54 @@ impl Conn {
     /// Runs one request, appending its reply; true when the connection must close.
     async fn execute(&mut self, frame: Frame) -> bool {
         let allowed = self.authenticated || is_auth_exempt(&frame);
-        let reply = match parse_command(frame) {
-            _ if !allowed => Frame::Error(auth::NOAUTH.into()),
+        let name = full_name(&frame);
+        let (qbuf, omem) = (self.inbuf.len(), self.out.len());
+        self.me.update(|s| {
+            s.last_cmd = name.unwrap_or(s.last_cmd);
+            s.last_active = std::time::Instant::now();
+            s.qbuf = qbuf;
+            s.omem = omem;
+        });
+        let parsed = match parse_command(frame) {
+            _ if !allowed => Err(auth::NOAUTH.to_string()),
+            Ok(cmd) => Ok(cmd),
+            Err(e) => Err(e.0),
+        };
+        let reply = match parsed {
             Ok(Command::Quit) => {
                 Frame::Simple("OK".into()).encode(&mut self.out);
                 return true;
             }
-            Ok(Command::Hello { version, auth }) => self.hello(version, auth),
+            Ok(Command::Hello {
+                version,
+                auth,
+                setname,
+            }) => self.hello(version, auth, setname),
             Ok(Command::Auth { user, password }) => self.auth(user.as_deref(), &password),
+            Ok(Command::Server(cmd)) => {
+                let ctx = servercmd::Ctx {
+                    port: &self.port,
+                    node: &self.node,
+                    me: &self.me,
+                    proto: self.conn.proto,
+                };
+                servercmd::execute(&ctx, cmd)
+            }
             Ok(cmd) => exec::execute(&self.node, &mut self.conn, cmd).await,
-            Err(e) => Frame::Error(e.0),
+            Err(e) => {
+                self.port.stats.rejected_command(&e);
+                Frame::Error(e).encode_as(self.conn.proto, &mut self.out);
+                return false;
+            }
         };
+        self.port.stats.command_done(name, &reply);
         reply.encode_as(self.conn.proto, &mut self.out);
         false
     }
 
     /// `AUTH [user] password`, with Redis's replies.
     fn auth(&mut self, user: Option<&[u8]>, password: &[u8]) -> Frame {
-        match (&self.cfg.requirepass, user) {
+        match (&self.port.settings.client.requirepass, user) {
             (None, None) => Frame::Error(auth::NO_PASSWORD_SET.into()),
             // The default user without a password accepts any (as in Redis).
             (None, Some(b"default")) => Frame::Simple("OK".into()),
@@ -190,10 +245,15 @@ impl Conn {
         }
     }
 
-    /// `HELLO [protover [AUTH user pass]]`: authenticates when asked, then
-    /// switches the connection's reply protocol (2 or 3) and describes the
-    /// server, with Redis's order of checks.
-    fn hello(&mut self, version: Option<i64>, credentials: Option<(Bytes, Bytes)>) -> Frame {
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: authenticates
+    /// when asked, then switches the connection's reply protocol (2 or 3),
+    /// sets the name and describes the server, with Redis's order of checks.
+    fn hello(
+        &mut self,
+        version: Option<i64>,
+        credentials: Option<(Bytes, Bytes)>,
+        setname: Option<Bytes>,
+    ) -> Frame {
         let proto = match version {
             None => self.conn.proto,
             Some(2) => Protocol::Resp2,
@@ -213,7 +273,12 @@ impl Conn {
             return Frame::Error(auth::NOAUTH_HELLO.into());
         }
         self.conn.proto = proto;
-        hello_reply(&self.node, proto)
+        if let Some(name) = setname {
+            set_name(&self.me, name);
+        }
+        self.me
+            .update(|s| s.resp = if proto == Protocol::Resp3 { 3 } else { 2 });
+        hello_reply(&self.node, self.me.id, proto)
     }
 
     /// Hands the kernel what it takes of the pending replies, without waiting.
@@ -221,7 +286,10 @@ impl Conn {
         while !self.out.is_empty() {
             match self.stream.try_write(&self.out) {
                 Ok(0) | Err(_) => return, // WouldBlock, or an error the flush reports
-                Ok(n) => self.out.advance(n),
+                Ok(n) => {
+                    self.count_output(n);
+                    self.out.advance(n);
+                }
             }
         }
     }
@@ -233,7 +301,7 @@ impl Conn {
             let n = tokio::select! {
                 r = self.stream.write(&self.out) => r?,
                 _ = shutdown.recv() => return Ok(false),
-                _ = idle(self.cfg.idle_timeout) => {
+                _ = idle(self.port.settings.client.idle_timeout) => {
                     tracing::debug!("client idle timeout (replies not taken)");
                     return Ok(false);
                 }
@@ -241,6 +309,7 @@ impl Conn {
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
+            self.count_output(n);
             self.out.advance(n);
         }
         Ok(true)
@@ -261,6 +330,13 @@ impl Conn {
             }
         })
         .await;
+    }
+
+    fn count_output(&self, n: usize) {
+        self.port
+            .stats
+            .net_output_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Gives back buffers that grew for one big request or reply.
@@ -289,14 +365,37 @@ fn is_auth_exempt(frame: &Frame) -> bool {
     }
 }
 
-fn hello_reply(node: &Service, proto: Protocol) -> Frame {
+/// The table row's full name of a request (`get`, `client|list`), when
+/// it names a command raftkv knows (for `CLIENT LIST`'s `cmd=` and stats).
+fn full_name(frame: &Frame) -> Option<&'static str> {
+    let Frame::Array(items) = frame else {
+        return None;
+    };
+    let Some(Frame::Bulk(name)) = items.first() else {
+        return None;
+    };
+    let top = table::lookup(name)?;
+    match items.get(1) {
+        Some(Frame::Bulk(sub)) if !top.subcommands.is_empty() => {
+            table::lookup_sub(top, sub).map(|s| s.name)
+        }
+        _ => Some(top.name),
+    }
+}
+
+/// Redis 7's `HELLO` map. `server` says what answers; `version` is the
+/// Redis version raftkv is compatible with (libraries gate features on
+/// it; raftkv's own version is INFO's `raftkv_version`); `id` is the
+/// connection's client id; `role` is `master` on every node (each accepts
+/// writes and linearizable reads: see INFO's replication section).
+fn hello_reply(node: &Service, client_id: u64, proto: Protocol) -> Frame {
     let bulk = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
     let proto_num = if proto == Protocol::Resp3 { 3 } else { 2 };
     Frame::Map(vec![
         (bulk("server"), bulk("raftkv")),
-        (bulk("version"), bulk(env!("CARGO_PKG_VERSION"))),
+        (bulk("version"), bulk(crate::info::REDIS_COMPAT_VERSION)),
         (bulk("proto"), Frame::Integer(proto_num)),
-        (bulk("id"), Frame::Integer(node.id() as i64)),
+        (bulk("id"), Frame::Integer(client_id as i64)),
         (
             bulk("mode"),
             bulk(if node.is_sharded() {

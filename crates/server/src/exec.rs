@@ -11,8 +11,7 @@
 use bytes::Bytes;
 
 use crate::cluster_view::{self, Layout, CLUSTER_DISABLED};
-use crate::info;
-use crate::resp::{table, ClusterQuery, Command, CommandQuery, Frame, Protocol};
+use crate::resp::{ClusterQuery, Command, Frame, Protocol};
 use crate::service::Service;
 use crate::shard::{self, router::Router};
 
@@ -44,11 +43,6 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
         Command::Ping(None) => Frame::Simple("PONG".into()),
         Command::Ping(Some(msg)) => Frame::Bulk(msg),
         Command::Data(op) => data(node, op).await,
-        Command::Info(section) => Frame::Bulk(Bytes::from(match node {
-            Service::Single(r) => info::render(r, section.as_deref()),
-            Service::Sharded(r) => shard::info::render(r, section.as_deref()),
-        })),
-        Command::CommandInfo(q) => command_info(q),
         Command::Cluster(q) => match node {
             Service::Single(r) => cluster_single(r.peers.len() + 1, q),
             Service::Sharded(r) => cluster_sharded(r, conn, q),
@@ -60,9 +54,8 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
             Service::Sharded(r) => shard::admin::execute(r, c).await,
         },
         Command::Quit | Command::Acknowledge => Frame::Simple("OK".into()),
-        Command::NoName => Frame::Null,
-        Command::Hello { .. } | Command::Auth { .. } => {
-            unreachable!("HELLO and AUTH are answered by the connection")
+        Command::Hello { .. } | Command::Auth { .. } | Command::Server(_) => {
+            unreachable!("HELLO, AUTH and server commands are answered by the connection")
         }
     }
 }
@@ -114,28 +107,6 @@ pub fn render(reply: kv::Reply) -> Frame {
         kv::Reply::Values(vs) => Frame::Array(vs.into_iter().map(bulk_or_null).collect()),
         kv::Reply::Error(e) => Frame::Error(e.to_string()),
         kv::Reply::Registered { .. } => Frame::error("ERR unexpected session reply".to_string()),
-    }
-}
-
-/// `COMMAND` and its subcommands, from the command table.
-pub fn command_info(q: CommandQuery) -> Frame {
-    match q {
-        CommandQuery::All => Frame::Array(table::COMMANDS.iter().map(table::describe).collect()),
-        CommandQuery::Count => Frame::Integer(table::COMMANDS.len() as i64),
-        CommandQuery::List => Frame::Array(
-            table::COMMANDS
-                .iter()
-                .map(|c| Frame::Bulk(Bytes::from_static(c.name.as_bytes())))
-                .collect(),
-        ),
-        CommandQuery::Info(names) if names.is_empty() => command_info(CommandQuery::All),
-        CommandQuery::Info(names) => Frame::Array(
-            names
-                .iter()
-                .map(|n| table::lookup(n).map_or(Frame::Null, table::describe))
-                .collect(),
-        ),
-        CommandQuery::Docs => Frame::Map(vec![]),
     }
 }
 

@@ -21,8 +21,12 @@
 //! `peer::{wire, outbound, inbound}` (the transport), `forward` (requests
 //! handed to the leader), `sessions` (the node's kv sessions), `requests`
 //! (the client path: retries, CLUSTERDOWN vs TIMEOUT), `resp::{frame,
-//! command, table}` (the protocol and the `COMMAND` table), `listener` + `connection` + `exec` + `info`
-//! (the RESP port; `connection` holds its per-connection limits), `auth`
+//! command, table}` (the protocol and the one command table), `listener` + `connection` + `exec`
+//! (the RESP port; `connection` holds its per-connection limits), `servercmd`
+//! (commands that need no log: `ECHO`, `TIME`, `SELECT`, `INFO`, `COMMAND`,
+//! `CLIENT`, `CONFIG`), `port_state` + `clients` + `stats` + `memory` +
+//! `info` (what the port knows about itself and reports), `glob` (Redis's
+//! patterns), `auth`
 //! (`--requirepass-file`), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
 //! `-MOVED`, `-CROSSSLOT`), `service` (single-group or sharded behind the
 //! port), `shard` (the sharded mode: its own module docs), `client` (a
@@ -30,21 +34,27 @@
 
 pub mod auth;
 pub mod client;
+pub mod clients;
 pub mod cluster_view;
 pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod exec;
 pub mod forward;
+pub mod glob;
 pub mod info;
 pub mod listener;
+pub mod memory;
 pub mod node;
 pub mod peer;
+pub mod port_state;
 pub mod requests;
 pub mod resp;
+pub mod servercmd;
 pub mod service;
 pub mod sessions;
 pub mod shard;
+pub mod stats;
 
 pub use config::{parse_cluster, NodeConfig};
 pub use node::{start, start_with, NodeError, RunningNode};

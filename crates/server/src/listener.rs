@@ -9,6 +9,7 @@
 //! a client is closed without the message, so a flood costs a bounded
 //! number of descriptors.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, Semaphore};
 
-use crate::config::ClientPortConfig;
 use crate::connection;
+use crate::port_state::PortState;
 use crate::service::Service;
+use crate::stats::SAMPLE_EVERY;
 
 /// Redis's reply to a client over `maxclients`.
 pub const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -27,17 +29,27 @@ pub const MAX_REFUSING: usize = 64;
 /// How long one refusal may take (write the error, let the client read it).
 pub const REFUSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Accepts clients until aborted; between accepts, samples the port's
+/// instantaneous rates every [`SAMPLE_EVERY`] (INFO's `instantaneous_*`).
 pub async fn accept_loop(
     listener: TcpListener,
     node: Arc<Service>,
-    max_connections: usize,
-    cfg: Arc<ClientPortConfig>,
+    port: Arc<PortState>,
     shutdown: broadcast::Sender<()>,
 ) {
-    let limit = Arc::new(Semaphore::new(max_connections));
+    let limit = Arc::new(Semaphore::new(port.settings.max_connections));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let mut sample = tokio::time::interval(SAMPLE_EVERY);
+    sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            now = sample.tick() => {
+                port.stats.sample(now.into_std());
+                continue;
+            }
+        };
+        let stream = match accepted {
             Ok((s, _)) => s,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -47,6 +59,7 @@ pub async fn accept_loop(
             }
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
+            port.stats.rejected_connections.fetch_add(1, Relaxed);
             if let Ok(r) = refusing.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     refuse(stream).await;
@@ -55,9 +68,10 @@ pub async fn accept_loop(
             }
             continue;
         };
-        let (node, cfg, rx) = (node.clone(), cfg.clone(), shutdown.subscribe());
+        port.stats.connections_received.fetch_add(1, Relaxed);
+        let (node, port, rx) = (node.clone(), port.clone(), shutdown.subscribe());
         tokio::spawn(async move {
-            if let Err(e) = connection::serve(stream, node, cfg, rx).await {
+            if let Err(e) = connection::serve(stream, node, port, rx).await {
                 tracing::debug!("client connection ended: {e}");
             }
             drop(permit);

@@ -18,6 +18,7 @@ use crate::driver::{self, DriverConfig, DriverHandle};
 use crate::forward::ForwardTable;
 use crate::listener;
 use crate::peer::{inbound, LinkTimeouts, Peers};
+use crate::port_state::{PortSettings, PortState};
 use crate::requests::{Requests, Timeouts};
 use crate::service::Service;
 
@@ -146,8 +147,13 @@ pub async fn start_with(
         tokio::spawn(listener::accept_loop(
             client,
             requests,
-            cfg.max_connections,
-            Arc::new(cfg.client.clone()),
+            PortState::new(PortSettings {
+                listen: client_addr,
+                max_connections: cfg.max_connections,
+                client: cfg.client.clone(),
+                data_dir: cfg.data_dir.clone(),
+                sharded: false,
+            }),
             shutdown.clone(),
         )),
     ];

@@ -714,6 +714,7 @@ fn is_request(body: &MessageBody) -> bool {
             | MessageBody::Heartbeat { .. }
             | MessageBody::Snapshot { .. }
             | MessageBody::ReadIndex { .. }
+            | MessageBody::TimeoutNow
     )
 }
 

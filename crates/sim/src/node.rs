@@ -212,6 +212,6 @@ pub fn decode_state(mut b: &[u8]) -> Option<BTreeMap<Index, Applied>> {
 pub fn entry_payload(kind: EntryKind, data: &Bytes) -> Applied {
     match kind {
         EntryKind::Normal if !data.is_empty() => Some(data.clone()),
-        EntryKind::Normal | EntryKind::Noop => None,
+        EntryKind::Normal | EntryKind::Noop | EntryKind::ConfChange => None,
     }
 }

@@ -65,6 +65,7 @@ fn main() {
         let t = Instant::now();
         s.compact(Snapshot {
             meta: SnapshotMeta { index: 1, term: 1 },
+            conf: None,
             data,
         })
         .unwrap();

@@ -193,6 +193,7 @@ impl DiskStorage {
         let data = snapfile::map_written(&*self.fs, &path, &snapshot);
         Ok(Snapshot {
             meta: snapshot.meta,
+            conf: snapshot.conf,
             data,
         })
     }

@@ -87,6 +87,7 @@ fn encode_payload(record: &Record, out: &mut Vec<u8>) -> u8 {
             out.push(match e.kind {
                 EntryKind::Normal => 0,
                 EntryKind::Noop => 1,
+                EntryKind::ConfChange => 2,
             });
             out.extend_from_slice(&e.data);
             KIND_ENTRY
@@ -160,6 +161,7 @@ fn decode_payload(kind: u8, p: &[u8]) -> Result<Record, String> {
             let kind = match p[16] {
                 0 => EntryKind::Normal,
                 1 => EntryKind::Noop,
+                2 => EntryKind::ConfChange,
                 k => return Err(format!("unknown entry kind {k}")),
             };
             let data = Bytes::copy_from_slice(&p[17..]);

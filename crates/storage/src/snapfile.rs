@@ -1,7 +1,10 @@
 //! Snapshot files: `snap-{index:016x}-{term:016x}.snap`, one per durable snapshot.
 //!
-//! Layout: magic (8) ‖ format version u32 ‖ index u64 ‖ term u64 ‖ data length u64 ‖
-//! CRC32C u32 (over everything before it and the data) ‖ data.
+//! Layout, version 2: magic (8) ‖ format version u32 ‖ index u64 ‖ term u64 ‖ data
+//! length u64 ‖ CRC32C u32 ‖ membership length u32 ‖ membership (`raft::Membership::encode`;
+//! length 0: none) ‖ data. The CRC covers everything but itself.
+//! Version 1 (written before memberships were recorded) has no membership fields; it is
+//! still read, as a snapshot without a membership (the node's configured peers apply).
 //!
 //! Written to `snap.tmp`, fsync'd, renamed into place, then the directory fsync'd: a
 //! snapshot file under its final name is always complete and durable. The caller removes
@@ -30,14 +33,19 @@
 
 use crate::error::OpenError;
 use crate::fs::{FileSystem, ReadOnlyFile};
-use crate::segment::FORMAT_VERSION;
 use bytes::Bytes;
-use raft::{Snapshot, SnapshotMeta};
+use raft::{Membership, Snapshot, SnapshotMeta};
 use std::io;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"RKVSNAP\0";
+/// The version this build writes.
+const FORMAT_VERSION: u32 = 2;
+/// The version without a membership, still read.
+const FORMAT_VERSION_V1: u32 = 1;
+/// The fixed header both versions share; the CRC is its last 4 bytes.
 const HEADER_BYTES: usize = 40;
+const CRC_AT: usize = 36;
 /// Data is written in chunks of this size so no second full copy is ever built.
 const WRITE_CHUNK_BYTES: usize = 1 << 20;
 /// The checksum is verified over chunks of this size, each released from the resident
@@ -61,15 +69,29 @@ pub fn parse_file_name(name: &str) -> Option<SnapshotMeta> {
     })
 }
 
+fn conf_bytes(snap: &Snapshot) -> Bytes {
+    snap.conf
+        .as_ref()
+        .map(Membership::encode)
+        .unwrap_or_default()
+}
+
+/// Everything before the data: the fixed header and the membership block.
 fn header(snap: &Snapshot) -> Vec<u8> {
-    let mut h = Vec::with_capacity(HEADER_BYTES);
+    let conf = conf_bytes(snap);
+    let mut h = Vec::with_capacity(HEADER_BYTES + 4 + conf.len());
     h.extend_from_slice(MAGIC);
     h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     h.extend_from_slice(&snap.meta.index.to_le_bytes());
     h.extend_from_slice(&snap.meta.term.to_le_bytes());
     h.extend_from_slice(&(snap.data.len() as u64).to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&h), &snap.data);
-    h.extend_from_slice(&crc.to_le_bytes());
+    h.extend_from_slice(&[0; 4]); // the CRC, filled in below
+    h.extend_from_slice(&(conf.len() as u32).to_le_bytes());
+    h.extend_from_slice(&conf);
+    let crc = crc32c::crc32c(&h[..CRC_AT]);
+    let crc = crc32c::crc32c_append(crc, &h[HEADER_BYTES..]);
+    let crc = crc32c::crc32c_append(crc, &snap.data);
+    h[CRC_AT..HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
@@ -103,7 +125,7 @@ pub fn load(fs: &dyn FileSystem, path: &Path, meta: SnapshotMeta) -> Result<Snap
         ));
     }
     let version = u32::from_le_bytes(file[8..12].try_into().unwrap());
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
         return Err(OpenError::IncompatibleVersion {
             path: path.into(),
             found: version,
@@ -122,31 +144,57 @@ pub fn load(fs: &dyn FileSystem, path: &Path, meta: SnapshotMeta) -> Result<Snap
             format!("header says {found:?}, file name says {meta:?}"),
         ));
     }
+    let (conf_bytes, data_at) = conf_block(&file, version)
+        .map_err(|why| OpenError::corrupt(path, HEADER_BYTES as u64, why.to_string()))?;
     let data_len = u64_at(28);
-    if data_len != (file.len() - HEADER_BYTES) as u64 {
+    if data_len != (file.len() - data_at) as u64 {
         return Err(OpenError::corrupt(
             path,
             28,
             format!(
                 "data length {data_len} but file holds {}",
-                file.len() - HEADER_BYTES
+                file.len() - data_at
             ),
         ));
     }
-    let stored = u32::from_le_bytes(file[36..40].try_into().unwrap());
+    let stored = u32::from_le_bytes(file[CRC_AT..HEADER_BYTES].try_into().unwrap());
     if stored != checksum_streaming(&file) {
         return Err(OpenError::corrupt(path, 36, "snapshot checksum mismatch"));
     }
+    let conf = match conf_bytes {
+        Some(b) => Some(Membership::decode(&b).ok_or_else(|| {
+            OpenError::corrupt(path, HEADER_BYTES as u64 + 4, "undecodable membership")
+        })?),
+        None => None,
+    };
     Ok(Snapshot {
         meta,
-        data: data_of(file),
+        conf,
+        data: data_of(file, data_at),
     })
+}
+
+/// The membership bytes (a copy: they are small) and where the data starts.
+fn conf_block(file: &ReadOnlyFile, version: u32) -> Result<(Option<Vec<u8>>, usize), &'static str> {
+    if version == FORMAT_VERSION_V1 {
+        return Ok((None, HEADER_BYTES));
+    }
+    if file.len() < HEADER_BYTES + 4 {
+        return Err("file too short for the membership length");
+    }
+    let len = u32::from_le_bytes(file[HEADER_BYTES..HEADER_BYTES + 4].try_into().unwrap()) as usize;
+    let at = HEADER_BYTES + 4;
+    if file.len() - at < len {
+        return Err("membership runs past the end of the file");
+    }
+    let bytes = (len > 0).then(|| file[at..at + len].to_vec());
+    Ok((bytes, at + len))
 }
 
 /// CRC32C of header (less its checksum field) and data, in chunks, each released from the
 /// resident set once summed.
 fn checksum_streaming(file: &ReadOnlyFile) -> u32 {
-    let mut crc = crc32c::crc32c(&file[0..36]);
+    let mut crc = crc32c::crc32c(&file[0..CRC_AT]);
     let mut at = HEADER_BYTES;
     while at < file.len() {
         let end = file.len().min(at + VERIFY_CHUNK_BYTES);
@@ -157,13 +205,13 @@ fn checksum_streaming(file: &ReadOnlyFile) -> u32 {
     crc
 }
 
-/// The data part of a whole snapshot file, sharing its storage. Empty data holds nothing
-/// (not even the map of the 40-byte header).
-fn data_of(file: ReadOnlyFile) -> Bytes {
-    if file.len() <= HEADER_BYTES {
+/// The data part of a whole snapshot file (from `data_at`), sharing its storage. Empty
+/// data holds nothing (not even the map of the header).
+fn data_of(file: ReadOnlyFile, data_at: usize) -> Bytes {
+    if file.len() <= data_at {
         return Bytes::new();
     }
-    file.into_bytes().slice(HEADER_BYTES..)
+    file.into_bytes().slice(data_at..)
 }
 
 /// After `write(.., snap)` returned `path`: the same data as a view of that file, so the
@@ -175,10 +223,67 @@ pub fn map_written(fs: &dyn FileSystem, path: &Path, snap: &Snapshot) -> Bytes {
     if snap.data.is_empty() {
         return Bytes::new();
     }
+    let data_at = HEADER_BYTES + 4 + conf_bytes(snap).len();
     match fs.map_read(path) {
-        Ok(file) if file.is_mapped() && file.len() == HEADER_BYTES + snap.data.len() => {
-            data_of(file)
+        Ok(file) if file.is_mapped() && file.len() == data_at + snap.data.len() => {
+            data_of(file, data_at)
         }
         _ => snap.data.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::StdFs;
+
+    fn meta() -> SnapshotMeta {
+        SnapshotMeta { index: 7, term: 3 }
+    }
+
+    /// A version-1 file as builds before memberships wrote it.
+    fn v1_bytes(data: &[u8]) -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend_from_slice(MAGIC);
+        h.extend_from_slice(&FORMAT_VERSION_V1.to_le_bytes());
+        h.extend_from_slice(&7u64.to_le_bytes());
+        h.extend_from_slice(&3u64.to_le_bytes());
+        h.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&h), data);
+        h.extend_from_slice(&crc.to_le_bytes());
+        h.extend_from_slice(data);
+        h
+    }
+
+    #[test]
+    fn a_version_1_file_still_loads_without_a_membership() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(meta()));
+        std::fs::write(&path, v1_bytes(b"old state")).unwrap();
+        let snap = load(&StdFs, &path, meta()).unwrap();
+        assert_eq!(snap.conf, None);
+        assert_eq!(&snap.data[..], b"old state");
+    }
+
+    #[test]
+    fn version_2_keeps_the_membership_and_checks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conf = Membership::with_voters([1, 2, 3]);
+        conf.learners.insert(4);
+        conf.addrs.insert(4, "127.0.0.1:4".into());
+        let snap = Snapshot {
+            meta: meta(),
+            conf: Some(conf),
+            data: Bytes::from_static(b"state"),
+        };
+        let path = write(&StdFs, dir.path(), &snap).unwrap();
+        assert_eq!(load(&StdFs, &path, meta()).unwrap(), snap);
+        assert_eq!(map_written(&StdFs, &path, &snap), snap.data);
+        // A flipped bit inside the membership is caught by the checksum.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER_BYTES + 6] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = load(&StdFs, &path, meta()).unwrap_err().to_string();
+        assert!(err.contains("checksum"), "{err}");
     }
 }

@@ -11,10 +11,13 @@ pub fn ent(term: u64, index: u64) -> Entry {
     Entry::normal(term, index, Bytes::from(format!("e{index}t{term}")))
 }
 
-/// A snapshot at `index`/`term` with a small recognisable payload.
+/// A snapshot at `index`/`term` with a small recognisable payload and membership.
 pub fn snap(index: u64, term: u64) -> Snapshot {
+    let mut conf = raft::Membership::with_voters([1, 2, 3]);
+    conf.learners.insert(100 + index);
     Snapshot {
         meta: SnapshotMeta { index, term },
+        conf: Some(conf),
         data: Bytes::from(format!("snap{index}t{term}")),
     }
 }

@@ -145,6 +145,7 @@ impl Harness {
             Op::Compact { pick } if last > snap_index => {
                 let index = snap_index + 1 + pick % (last - snap_index);
                 let s = Snapshot {
+                    conf: None,
                     meta: SnapshotMeta {
                         index,
                         term: self.model.term(index).unwrap(),
@@ -168,6 +169,7 @@ impl Harness {
                     term
                 };
                 let s = Snapshot {
+                    conf: None,
                     meta: SnapshotMeta { index, term },
                     data: data(index, term, 9),
                 };

@@ -43,6 +43,7 @@ fn pattern(seed: u8, len: usize) -> Bytes {
 fn snapshot(index: u64, term: u64, data: Bytes) -> Snapshot {
     Snapshot {
         meta: SnapshotMeta { index, term },
+        conf: Some(raft::Membership::with_voters([1, 2, 3])),
         data,
     }
 }

@@ -58,6 +58,29 @@ impl Net {
         }
     }
 
+    /// Adds a fresh node `id` that knows no membership yet (it joins whatever group
+    /// its leader replicates to it).
+    pub fn add_joining(&mut self, id: NodeId) {
+        let mut cfg = Config::new(id, Vec::new());
+        cfg.election_ticks = 10;
+        cfg.heartbeat_ticks = 1;
+        self.nodes
+            .insert(id, RawNode::new(cfg, MemStorage::new()).unwrap());
+    }
+
+    /// Crashes and restarts `id` from what it persisted, with `peers` as its configured
+    /// bootstrap voters.
+    pub fn restart(&mut self, id: NodeId, peers: Vec<NodeId>) {
+        let node = self.nodes.remove(&id).unwrap();
+        let storage = node.into_storage();
+        let mut cfg = Config::new(id, peers);
+        cfg.election_ticks = 10;
+        cfg.heartbeat_ticks = 1;
+        cfg.applied = storage.first_index() - 1; // the application restored the snapshot
+        self.nodes.insert(id, RawNode::new(cfg, storage).unwrap());
+        self.drive(id); // re-apply the committed log, as the application would
+    }
+
     pub fn node(&mut self, id: NodeId) -> &mut RawNode<MemStorage> {
         self.nodes.get_mut(&id).unwrap()
     }

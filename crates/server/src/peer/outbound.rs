@@ -527,6 +527,7 @@ mod tests {
             to,
             term: 1,
             body: MessageBody::Snapshot {
+                conf: None,
                 meta,
                 offset: 0,
                 data,

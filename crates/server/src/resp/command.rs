@@ -2,6 +2,8 @@
 //! with Redis's error wording for unknown commands, wrong arity and syntax.
 //! Data commands (strings, counters, keys, expiry) become a `kv::Op`
 //! (see `data`); this file parses the rest.
+//! Arity and subcommand names are checked against the command table
+//! (`table::check`) first; server commands are parsed by `crate::servercmd`.
 //!
 //! Invariant: a `Command` is well-formed (arity checked, keys and values
 //! within kv's limits), so executing it never needs to re-validate.
@@ -16,9 +18,10 @@ pub enum Command {
     Ping(Option<Bytes>),
     /// A data command: replicated through the log, or a linearizable read.
     Data(kv::Op),
-    Info(Option<String>),
-    /// `COMMAND [COUNT | INFO name... | LIST | DOCS ...]` (see `table`).
-    CommandInfo(CommandQuery),
+    /// A connection or server command that needs no log (`ECHO`, `TIME`,
+    /// `SELECT`, `INFO`, `COMMAND`, `CLIENT`, `CONFIG`, `... HELP`): see
+    /// `crate::servercmd`.
+    Server(crate::servercmd::ServerCmd),
     /// `CLUSTER KEYSLOT | INFO | SLOTS | SHARDS | NODES | MYID`.
     Cluster(ClusterQuery),
     /// `QUIT`: reply `+OK`, then close.
@@ -30,17 +33,17 @@ pub enum Command {
         version: Option<i64>,
         /// `AUTH username password`.
         auth: Option<(Bytes, Bytes)>,
+        /// `SETNAME clientname` (checked like `CLIENT SETNAME` at parse).
+        setname: Option<Bytes>,
     },
     /// `AUTH [username] password` (handled by the connection).
     Auth {
         user: Option<Bytes>,
         password: Bytes,
     },
-    /// Connection housekeeping clients send on connect (`CLIENT SETINFO`,
-    /// `CLIENT SETNAME`, `SELECT 0`): acknowledged, no effect.
+    /// Redis Cluster's connection flags (`ASKING`, `READONLY`,
+    /// `READWRITE`): acknowledged, no effect.
     Acknowledge,
-    /// `CLIENT GETNAME`: no name is kept.
-    NoName,
     /// `SHARDCTL ...`: raftkv's own command to the shard controller.
     ShardCtl(ShardCtl),
 }
@@ -54,22 +57,6 @@ pub enum ShardCtl {
     Join(std::collections::BTreeMap<u64, Vec<(u64, String)>>),
     Leave(Vec<u64>),
     Move { shard: u32, gid: u64 },
-}
-
-/// The forms of `COMMAND` raftkv answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CommandQuery {
-    /// `COMMAND`: every command's row.
-    All,
-    /// `COMMAND COUNT`.
-    Count,
-    /// `COMMAND LIST`: the names.
-    List,
-    /// `COMMAND INFO [name ...]` (no name: all).
-    Info(Vec<Bytes>),
-    /// `COMMAND DOCS [...]`: no documentation is kept (an empty reply;
-    /// redis-cli asks on connect for its hints).
-    Docs,
 }
 
 /// The `CLUSTER` subcommands raftkv answers.
@@ -111,6 +98,13 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
     let Some((name, rest)) = args.split_first() else {
         return Err(CommandError("ERR empty command".into()));
     };
+    // Arity and subcommand names from the command table (Redis's wording
+    // for every command alike), then the server commands' own parser.
+    if let Some(spec) = super::table::check(&args)? {
+        if let Some(server) = crate::servercmd::parse(spec, &args) {
+            return server.map(Command::Server);
+        }
+    }
     let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
     if let Some(op) = super::data::parse(&upper, rest) {
         return op.map(Command::Data);
@@ -118,9 +112,6 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
     let cmd = match (upper.as_str(), rest) {
         ("PING", []) => Command::Ping(None),
         ("PING", [msg]) => Command::Ping(Some(msg.clone())),
-        ("INFO", []) => Command::Info(None),
-        ("INFO", [s]) => Command::Info(Some(String::from_utf8_lossy(s).to_ascii_lowercase())),
-        ("COMMAND", _) => command_query(rest)?,
         ("CLUSTER", [sub, ..]) => cluster(sub, rest)?,
         ("SHARDCTL", [sub, ..]) => Command::ShardCtl(shardctl(sub, &rest[1..])?),
         // Redis Cluster's connection flags: accepted, no effect (every node
@@ -137,12 +128,9 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
             password: pw.clone(),
         },
         ("AUTH", [_, _, _, ..]) => return Err(CommandError("ERR syntax error".into())),
-        ("SELECT", [db]) if db.as_ref() == b"0" => Command::Acknowledge,
-        ("SELECT", [_]) => return Err(CommandError("ERR DB index is out of range".into())),
-        ("CLIENT", [sub, ..]) => client(sub, rest)?,
         (
-            "PING" | "INFO" | "QUIT" | "AUTH" | "SELECT" | "CLIENT" | "CLUSTER" | "SHARDCTL"
-            | "ASKING" | "READONLY" | "READWRITE",
+            "PING" | "QUIT" | "AUTH" | "CLUSTER" | "SHARDCTL" | "ASKING" | "READONLY"
+            | "READWRITE",
             _,
         ) => return Err(CommandError::arity(&upper)),
         _ => return Err(unknown(name, rest)),
@@ -151,12 +139,13 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
 }
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`. The
-/// connection checks `AUTH` (see `crate::auth`); the name is not kept.
+/// connection checks `AUTH` (see `crate::auth`) and sets the name.
 fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
     let Some((ver, mut opts)) = rest.split_first() else {
         return Ok(Command::Hello {
             version: None,
             auth: None,
+            setname: None,
         });
     };
     let ver = std::str::from_utf8(ver)
@@ -165,7 +154,7 @@ fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
         .ok_or_else(|| {
             CommandError("ERR Protocol version is not an integer or out of range".into())
         })?;
-    let mut auth = None;
+    let (mut auth, mut setname) = (None, None);
     while let Some((opt, more)) = opts.split_first() {
         opts = match (
             String::from_utf8_lossy(opt).to_ascii_uppercase().as_str(),
@@ -175,7 +164,13 @@ fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
                 auth = Some((user.clone(), pw.clone()));
                 tail
             }
-            ("SETNAME", [_, tail @ ..]) => tail,
+            ("SETNAME", [name, tail @ ..]) => {
+                if !crate::clients::valid_attr(name) {
+                    return Err(CommandError(crate::servercmd::client::BAD_NAME.into()));
+                }
+                setname = Some(name.clone());
+                tail
+            }
             _ => {
                 return Err(CommandError(format!(
                     "ERR Syntax error in HELLO option '{}'",
@@ -187,23 +182,8 @@ fn hello(rest: &[Bytes]) -> Result<Command, CommandError> {
     Ok(Command::Hello {
         version: Some(ver),
         auth,
+        setname,
     })
-}
-
-fn command_query(rest: &[Bytes]) -> Result<Command, CommandError> {
-    let Some((sub, args)) = rest.split_first() else {
-        return Ok(Command::CommandInfo(CommandQuery::All));
-    };
-    let name = String::from_utf8_lossy(sub).to_ascii_uppercase();
-    let q = match (name.as_str(), args) {
-        ("COUNT", []) => CommandQuery::Count,
-        ("LIST", []) => CommandQuery::List,
-        ("INFO", names) => CommandQuery::Info(names.to_vec()),
-        ("DOCS", _) => CommandQuery::Docs,
-        ("COUNT" | "LIST", _) => return Err(sub_arity("command", &name)),
-        _ => return Err(unknown_sub("COMMAND", sub)),
-    };
-    Ok(Command::CommandInfo(q))
 }
 
 fn cluster(sub: &Bytes, rest: &[Bytes]) -> Result<Command, CommandError> {
@@ -301,22 +281,6 @@ fn unknown_sub(cmd: &str, sub: &[u8]) -> CommandError {
     ))
 }
 
-fn client(sub: &Bytes, rest: &[Bytes]) -> Result<Command, CommandError> {
-    let name = String::from_utf8_lossy(sub).to_ascii_uppercase();
-    match (name.as_str(), rest.len()) {
-        ("SETINFO", 3) | ("SETNAME", 2) => Ok(Command::Acknowledge),
-        ("GETNAME", 1) => Ok(Command::NoName),
-        ("SETINFO" | "SETNAME" | "GETNAME", _) => Err(CommandError(format!(
-            "ERR wrong number of arguments for 'client|{}' command",
-            name.to_ascii_lowercase()
-        ))),
-        _ => Err(CommandError(format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(sub)
-        ))),
-    }
-}
-
 fn bulk(frame: Frame) -> Result<Bytes, CommandError> {
     match frame {
         Frame::Bulk(b) => Ok(b),
@@ -377,16 +341,10 @@ mod tests {
         );
         assert_eq!(parse(&["READONLY"]), Ok(Command::Acknowledge));
         assert_eq!(parse(&["asking"]), Ok(Command::Acknowledge));
-        assert_eq!(
+        assert!(matches!(
             parse(&["COMMAND", "INFO", "get"]),
-            Ok(Command::CommandInfo(CommandQuery::Info(vec![Bytes::from(
-                "get"
-            )])))
-        );
-        assert_eq!(
-            parse(&["COMMAND"]),
-            Ok(Command::CommandInfo(CommandQuery::All))
-        );
+            Ok(Command::Server(_))
+        ));
         // Every command the parser knows has a row in the table.
         for c in super::super::table::COMMANDS {
             let data_args: Vec<&str>;
@@ -394,6 +352,8 @@ mod tests {
                 "cluster" => &["cluster", "info"],
                 "client" => &["client", "getname"],
                 "select" => &["select", "0"],
+                "echo" => &["echo", "x"],
+                "config" => &["config", "get", "x"],
                 "auth" | "quit" | "hello" => continue,
                 "shardctl" => &["shardctl", "query"],
                 "command" | "info" | "ping" | "asking" | "readonly" | "readwrite" => &[c.name],

@@ -1,5 +1,6 @@
 //! RESP frames: decoding (RESP2, what clients send) with limits, and encoding in
-//! RESP2 or, for a connection that said `HELLO 3`, RESP3 (null as `_`, maps as `%`).
+//! RESP2 or, for a connection that said `HELLO 3`, RESP3 (null as `_`, maps as
+//! `%`, sets as `~`, verbatim text as `=`).
 //!
 //! `parse_frame` looks at a buffer and returns `Ok(None)` when the frame is
 //! not complete yet (a normal outcome: read more bytes), `Ok(Some((frame,
@@ -24,6 +25,11 @@ pub enum Frame {
     Array(Vec<Frame>),
     /// A map (RESP3 `%`); RESP2 clients get a flat array of key, value, ...
     Map(Vec<(Frame, Frame)>),
+    /// A set (RESP3 `~`, e.g. `COMMAND`'s flags); RESP2 clients get an array.
+    Set(Vec<Frame>),
+    /// Text for humans (RESP3 verbatim `=` with format `txt`, as Redis
+    /// answers `INFO` and `CLIENT LIST`); RESP2 clients get a bulk string.
+    Verbatim(Bytes),
 }
 
 /// The reply encoding a connection negotiated (`HELLO 2` / `HELLO 3`).
@@ -206,6 +212,16 @@ impl Frame {
                     v.encode_as(proto, out);
                 }
             }
+            Frame::Set(items) if proto == Protocol::Resp3 => {
+                line(out, b'~', items.len().to_string().as_bytes());
+                items.iter().for_each(|f| f.encode_as(proto, out));
+            }
+            Frame::Verbatim(text) if proto == Protocol::Resp3 => {
+                line(out, b'=', (text.len() + 4).to_string().as_bytes());
+                out.put_slice(b"txt:");
+                out.put_slice(text);
+                out.put_slice(b"\r\n");
+            }
             Frame::Map(pairs) => {
                 line(out, b'*', (2 * pairs.len()).to_string().as_bytes());
                 for (k, v) in pairs {
@@ -217,12 +233,12 @@ impl Frame {
             Frame::Error(s) => line(out, b'-', s.as_bytes()),
             Frame::Integer(n) => line(out, b':', n.to_string().as_bytes()),
             Frame::Null => out.put_slice(b"$-1\r\n"),
-            Frame::Bulk(b) => {
+            Frame::Bulk(b) | Frame::Verbatim(b) => {
                 line(out, b'$', b.len().to_string().as_bytes());
                 out.put_slice(b);
                 out.put_slice(b"\r\n");
             }
-            Frame::Array(items) => {
+            Frame::Array(items) | Frame::Set(items) => {
                 line(out, b'*', items.len().to_string().as_bytes());
                 items.iter().for_each(|f| f.encode_as(proto, out));
             }

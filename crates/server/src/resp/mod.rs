@@ -16,6 +16,6 @@ pub mod decoder;
 pub mod frame;
 pub mod table;
 
-pub use command::{parse_command, ClusterQuery, Command, CommandError, CommandQuery, ShardCtl};
+pub use command::{parse_command, ClusterQuery, Command, CommandError, ShardCtl};
 pub use decoder::Decoder;
 pub use frame::{parse_frame, Frame, Limits, ParseError, Protocol};

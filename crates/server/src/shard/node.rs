@@ -29,6 +29,7 @@ use crate::forward::ForwardTable;
 use crate::listener;
 use crate::node::{Driver, NodeError, RunningNode};
 use crate::peer::{inbound, LinkTimeouts, Peers};
+use crate::port_state::{PortSettings, PortState};
 use crate::requests::Timeouts;
 use crate::service::Service;
 
@@ -129,8 +130,13 @@ pub async fn start_sharded_with(
         tokio::spawn(listener::accept_loop(
             client,
             Arc::new(Service::Sharded(router)),
-            base.max_connections,
-            Arc::new(base.client.clone()),
+            PortState::new(PortSettings {
+                listen: client_addr,
+                max_connections: base.max_connections,
+                client: base.client.clone(),
+                data_dir: base.data_dir.clone(),
+                sharded: true,
+            }),
             shutdown.clone(),
         )),
     ];
