@@ -129,8 +129,7 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         },
         ("AUTH", [_, _, _, ..]) => return Err(CommandError("ERR syntax error".into())),
         (
-            "PING" | "QUIT" | "AUTH" | "CLUSTER" | "SHARDCTL" | "ASKING" | "READONLY"
-            | "READWRITE",
+            "PING" | "QUIT" | "AUTH" | "CLUSTER" | "SHARDCTL" | "ASKING" | "READONLY" | "READWRITE",
             _,
         ) => return Err(CommandError::arity(&upper)),
         _ => return Err(unknown(name, rest)),
