@@ -165,6 +165,28 @@ pub enum Op {
     /// `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`. `Int` (-2: no key, -1:
     /// no TTL).
     Ttl { key: Bytes, query: TtlQuery },
+    /// `TYPE`. [`Reply::Status`] (`string`, `hash`, `none`).
+    Type { key: Bytes },
+    /// `RENAME` (`Done`) / `RENAMENX` (`nx`: `Int(1 | 0)`); the TTL moves too.
+    Rename { from: Bytes, to: Bytes, nx: bool },
+    /// `TOUCH`: `Int(existing)` (raftkv keeps no access times).
+    Touch { keys: Vec<Bytes> },
+    /// `DBSIZE`: `Int(live keys)`.
+    DbSize,
+    /// `KEYS pattern`: [`Reply::Array`].
+    Keys { pattern: Bytes },
+    /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`: [`Reply::Scan`]
+    /// (the cursor is a position in hash order, see `ops::keyspace`).
+    Scan {
+        cursor: u64,
+        pattern: Option<Bytes>,
+        count: u64,
+        kind: Option<Bytes>,
+    },
+    /// `RANDOMKEY`: `Value` (a live key chosen by the state, or null).
+    RandomKey,
+    /// `FLUSHALL` / `FLUSHDB`: `Done`.
+    FlushAll,
 }
 
 /// A client's operation inside its session: the unit of exactly-once.
@@ -226,6 +248,12 @@ pub enum Reply {
     /// A Redis error reply, decided by the command's semantics (and cached
     /// for a retry like any other reply).
     Error(CmdError),
+    /// A simple string (`+string` for `TYPE`).
+    Status(String),
+    /// An array of bulk strings.
+    Array(Vec<Bytes>),
+    /// A `SCAN` page: the next cursor (0: done) and the keys.
+    Scan { cursor: u64, keys: Vec<Bytes> },
 }
 
 /// The Redis error replies a data command can produce. `Display` is the
@@ -250,6 +278,12 @@ pub enum CmdError {
     /// layer refuses those earlier, as Redis Cluster does).
     #[error("CROSSSLOT Keys in request don't hash to the same slot")]
     CrossSlot,
+    #[error("ERR no such key")]
+    NoSuchKey,
+    /// A command on the whole key space (`DBSIZE`, `KEYS`, `SCAN`, ...)
+    /// reached a sharded group, where it has no single owner.
+    #[error("ERR this command has no key to route by; a sharded raftkv does not run it")]
+    Keyless,
     /// A write op reached the read-only path (a caller bug, answered rather
     /// than panicking).
     #[error("ERR internal error: a write was sent as a read")]
@@ -282,9 +316,10 @@ pub enum KvError {
 pub type Response = Result<Reply, KvError>;
 
 impl Op {
-    /// The first key the operation touches (for single-key routing).
-    pub fn key(&self) -> &Bytes {
-        self.keys().next().expect("every op names at least one key")
+    /// The first key the operation touches (for routing); `None` for an op
+    /// on the whole key space (`DBSIZE`, `KEYS`, `SCAN`, ...).
+    pub fn key(&self) -> Option<&Bytes> {
+        self.keys().next()
     }
 
     /// Every key the operation touches, in argument order.
@@ -304,8 +339,15 @@ impl Op {
             | Op::SetRange { key, .. }
             | Op::Expire { key, .. }
             | Op::Persist { key }
-            | Op::Ttl { key, .. } => Box::new(std::iter::once(key)),
-            Op::MGet { keys } | Op::Del { keys } | Op::Exists { keys } => Box::new(keys.iter()),
+            | Op::Ttl { key, .. }
+            | Op::Type { key } => Box::new(std::iter::once(key)),
+            Op::Rename { from, to, .. } => Box::new([from, to].into_iter()),
+            Op::MGet { keys } | Op::Del { keys } | Op::Exists { keys } | Op::Touch { keys } => {
+                Box::new(keys.iter())
+            }
+            Op::DbSize | Op::Keys { .. } | Op::Scan { .. } | Op::RandomKey | Op::FlushAll => {
+                Box::new(std::iter::empty())
+            }
             Op::MSet { pairs } | Op::MSetNx { pairs } => Box::new(pairs.iter().map(|(k, _)| k)),
         }
     }
@@ -332,6 +374,12 @@ impl Op {
                 | Op::GetRange { .. }
                 | Op::Exists { .. }
                 | Op::Ttl { .. }
+                | Op::Type { .. }
+                | Op::Touch { .. }
+                | Op::DbSize
+                | Op::Keys { .. }
+                | Op::Scan { .. }
+                | Op::RandomKey
         )
     }
 
@@ -344,7 +392,9 @@ impl Op {
             return Err("value over the limit");
         }
         let no_keys = match self {
-            Op::MGet { keys } | Op::Del { keys } | Op::Exists { keys } => keys.is_empty(),
+            Op::MGet { keys } | Op::Del { keys } | Op::Exists { keys } | Op::Touch { keys } => {
+                keys.is_empty()
+            }
             Op::MSet { pairs } | Op::MSetNx { pairs } => pairs.is_empty(),
             _ => false,
         };

@@ -60,6 +60,7 @@
 mod codec;
 mod command;
 mod config;
+pub mod glob;
 pub mod numbers;
 pub mod ops;
 pub mod session;

@@ -15,7 +15,9 @@
 //! version-1 snapshot kept under `testdata/`.
 //!
 //! Invariants: `decode(encode(sm)) == sm`; `decode` never panics and
-//! re-checks every limit and invariant (sorted, unique ids, sessions within
+//! accepts maps only in strictly increasing key order (so one state has
+//! one encoding, up to postcard's acceptance of non-canonical varints), and
+//! it re-checks every limit and invariant (sorted, unique ids, sessions within
 //! their window and consistent with the log position, the store's expiry
 //! index), so a corrupt-but-checksummed snapshot is an error rather than a
 //! later panic.

@@ -23,8 +23,16 @@
 //! means exactly "some entry wrote the key". A missing or dead key has version
 //! 0.
 //!
+//! # Hash order (for `SCAN`)
+//!
+//! Every key is also indexed by [`key_hash`] (64-bit FNV-1a of its bytes: a
+//! function of the key alone, the same on every replica and in every
+//! release), so `SCAN` can walk the keys in a fixed order that insertions
+//! and deletions of *other* keys do not shift (see `ops::keyspace`).
+//!
 //! Invariants (checked by [`Store::validate`]):
 //! - `expiries` holds exactly `(t, key)` for every item with `Some(t)`;
+//! - `by_hash` holds exactly `(key_hash(key), key)` for every key;
 //! - every key is at most [`MAX_KEY_BYTES`], every string at most
 //!   [`MAX_VALUE_BYTES`];
 //! - iteration is in key order (`BTreeMap`), so equal stores encode to equal
@@ -68,6 +76,15 @@ pub struct Store {
     data: BTreeMap<Bytes, Item>,
     // Invariant: exactly {(t, k) | data[k].expire_at_ms == Some(t)}.
     expiries: BTreeSet<(u64, Bytes)>,
+    // Invariant: exactly {(key_hash(k), k) | k in data}.
+    by_hash: BTreeSet<(u64, Bytes)>,
+}
+
+/// The fixed hash that orders `SCAN` (FNV-1a, 64 bits).
+pub fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Store {
@@ -81,7 +98,12 @@ impl Store {
             .iter()
             .filter_map(|(k, i)| i.expire_at_ms.map(|t| (t, k.clone())))
             .collect();
-        Store { data, expiries }
+        let by_hash = data.keys().map(|k| (key_hash(k), k.clone())).collect();
+        Store {
+            data,
+            expiries,
+            by_hash,
+        }
     }
 
     /// The item of `key` if it exists and is not dead at `now_ms`.
@@ -127,10 +149,13 @@ impl Store {
     /// Stores `item` under `key`, replacing what was there (dead or alive).
     pub fn put(&mut self, key: Bytes, item: Item) {
         debug_assert!(key.len() <= MAX_KEY_BYTES);
-        if let Some(old) = self.data.get(&key) {
-            if let Some(t) = old.expire_at_ms {
-                self.expiries.remove(&(t, key.clone()));
+        match self.data.get(&key) {
+            Some(old) => {
+                if let Some(t) = old.expire_at_ms {
+                    self.expiries.remove(&(t, key.clone()));
+                }
             }
+            None => drop(self.by_hash.insert((key_hash(&key), key.clone()))),
         }
         if let Some(t) = item.expire_at_ms {
             self.expiries.insert((t, key.clone()));
@@ -141,6 +166,7 @@ impl Store {
     /// Removes `key`; returns its item if it was live at `now_ms`.
     pub fn remove(&mut self, key: &[u8], now_ms: u64) -> Option<Item> {
         let (key, item) = self.data.remove_entry(key)?;
+        self.by_hash.remove(&(key_hash(&key), key.clone()));
         if let Some(t) = item.expire_at_ms {
             self.expiries.remove(&(t, key));
         }
@@ -175,6 +201,7 @@ impl Store {
                 Some((t, _)) if *t <= now_ms => {
                     let (_, key) = self.expiries.pop_first().expect("non-empty");
                     self.data.remove(&key);
+                    self.by_hash.remove(&(key_hash(&key), key));
                     purged += 1;
                 }
                 _ => break,
@@ -186,6 +213,43 @@ impl Store {
     /// The earliest expiry instant held (dead keys not yet purged included).
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.expiries.first().map(|(t, _)| *t)
+    }
+
+    /// Live keys at `now_ms`.
+    pub fn live_len(&self, now_ms: u64) -> usize {
+        let dead = match now_ms.checked_add(1) {
+            Some(end) => self.expiries.range(..(end, Bytes::new())).count(),
+            None => self.expiries.len(),
+        };
+        self.data.len() - dead
+    }
+
+    /// Up to `count` keys (more only to finish a run of equal hashes) in
+    /// hash order from hash `from`, dead ones included, and the hash where
+    /// the next call resumes (`None`: the end).
+    pub fn hash_range(&self, from: u64, count: usize) -> (Vec<Bytes>, Option<u64>) {
+        let mut keys = Vec::new();
+        let mut last = None;
+        for (h, k) in self.by_hash.range((from, Bytes::new())..) {
+            if keys.len() >= count && last != Some(*h) {
+                return (keys, Some(*h));
+            }
+            keys.push(k.clone());
+            last = Some(*h);
+        }
+        (keys, None)
+    }
+
+    /// The first live key in hash order at or after hash `from`, wrapping
+    /// around; `None` when no key is live.
+    pub fn live_key_from_hash(&self, from: u64, now_ms: u64) -> Option<Bytes> {
+        let after = self.by_hash.range((from, Bytes::new())..);
+        let before = self.by_hash.range(..(from, Bytes::new()));
+        after
+            .chain(before)
+            .map(|(_, k)| k)
+            .find(|k| self.live(k, now_ms).is_some())
+            .cloned()
     }
 
     /// Keys held, dead ones not yet purged included.
@@ -227,6 +291,14 @@ impl Store {
         }
         if expiring != self.expiries.len() {
             return Err("expiry index names keys without an expiry");
+        }
+        if self.by_hash.len() != self.data.len()
+            || self
+                .by_hash
+                .iter()
+                .any(|(h, k)| *h != key_hash(k) || !self.data.contains_key(k))
+        {
+            return Err("hash index and keys disagree");
         }
         Ok(())
     }
@@ -299,6 +371,31 @@ mod tests {
         assert_eq!(s.expiring_len(), 0);
         assert!(!s.set_expiry(b"zz", Some(1), 3));
         assert!(s.remove(b"a", 0).is_some());
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn hash_ranges_cover_every_key_once() {
+        let mut s = Store::new();
+        for i in 0..50 {
+            s.put(Bytes::from(format!("key{i}")), item("v", None));
+        }
+        let (mut seen, mut cursor) = (Vec::new(), 0);
+        loop {
+            let (keys, next) = s.hash_range(cursor, 7);
+            seen.extend(keys);
+            match next {
+                Some(n) => {
+                    assert!(n > cursor);
+                    cursor = n;
+                }
+                None => break,
+            }
+        }
+        seen.sort();
+        let all: Vec<Bytes> = s.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(seen, all);
+        assert_eq!(s.live_len(0), 50);
         s.validate().unwrap();
     }
 

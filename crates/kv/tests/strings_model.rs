@@ -1,4 +1,4 @@
-//! Strings, counters and expiry checked against a dumb model (STYLE.md
+//! Strings, counters, expiry and renames checked against a dumb model (STYLE.md
 //! habit 9): a `BTreeMap` of key -> (value, expiry instant) and a clock,
 //! written from Redis's documentation independently of `kv::ops`. Random
 //! command sequences with time passing run through the real state machine
@@ -78,10 +78,13 @@ fn op() -> impl Strategy<Value = Op> {
         pairs.prop_map(|pairs| Op::MSetNx { pairs }),
         (k.clone(), expiry, econd).prop_map(|(key, at, cond)| Op::Expire { key, at, cond }),
         k.clone().prop_map(|key| Op::Persist { key }),
-        k.prop_map(|key| Op::Ttl {
+        k.clone().prop_map(|key| Op::Ttl {
             key,
             query: TtlQuery::Millis
         }),
+        k.clone().prop_map(|key| Op::Type { key }),
+        (k.clone(), k, any::<bool>()).prop_map(|(from, to, nx)| Op::Rename { from, to, nx }),
+        Just(Op::DbSize),
     ]
 }
 
@@ -237,6 +240,29 @@ fn model(m: &mut Model, op: &Op, now: u64) -> Reply {
             Some((_, None)) => Reply::Int(-1),
             Some((_, Some(t))) => Reply::Int((t - now) as i64),
         },
+        Op::Type { key } => Reply::Status(
+            if live(m, key, now).is_some() {
+                "string"
+            } else {
+                "none"
+            }
+            .to_string(),
+        ),
+        Op::Rename { from, to, nx } => {
+            let Some(entry) = live(m, from, now) else {
+                return Reply::Error(CmdError::NoSuchKey);
+            };
+            if *nx && live(m, to, now).is_some() {
+                return Reply::Int(0);
+            }
+            m.remove(from);
+            m.insert(to.clone(), entry);
+            match nx {
+                true => Reply::Int(i64::from(from != to)),
+                false => Reply::Done,
+            }
+        }
+        Op::DbSize => Reply::Int(m.keys().filter(|k| live(m, k, now).is_some()).count() as i64),
         other => unreachable!("not generated: {other:?}"),
     }
 }

@@ -106,6 +106,12 @@ pub fn render(reply: kv::Reply) -> Frame {
         kv::Reply::Int(n) => Frame::Integer(n),
         kv::Reply::Values(vs) => Frame::Array(vs.into_iter().map(bulk_or_null).collect()),
         kv::Reply::Error(e) => Frame::Error(e.to_string()),
+        kv::Reply::Status(s) => Frame::Simple(s),
+        kv::Reply::Array(items) => Frame::Array(items.into_iter().map(Frame::Bulk).collect()),
+        kv::Reply::Scan { cursor, keys } => Frame::Array(vec![
+            Frame::Bulk(Bytes::from(cursor.to_string())),
+            Frame::Array(keys.into_iter().map(Frame::Bulk).collect()),
+        ]),
         kv::Reply::Registered { .. } => Frame::error("ERR unexpected session reply".to_string()),
     }
 }

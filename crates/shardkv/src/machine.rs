@@ -293,7 +293,10 @@ impl ShardKv {
     /// The shard every key of `op` belongs to if this group serves it;
     /// `Ok(Err(CrossSlot))` when the keys span shards.
     fn shard_of_op(&self, op: &Op) -> Result<Result<ShardId, CmdError>, WrongGroup> {
-        let shard = self.serving_shard_of(op.key())?;
+        let Some(first) = op.key() else {
+            return Ok(Err(CmdError::Keyless));
+        };
+        let shard = self.serving_shard_of(first)?;
         let one_shard = op.keys().all(|k| self.keyspace.shard_of_key(k) == shard);
         Ok(if one_shard {
             Ok(shard)

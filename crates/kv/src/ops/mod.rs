@@ -4,7 +4,8 @@
 //!
 //! Owns: [`apply`] (dispatch) and [`query`] (the read-only subset, for
 //! ReadIndex reads). The families live in their own files: `strings`
-//! (strings and counters) and `keys` (existence, deletion, expiry).
+//! (strings and counters), `keys` (existence, deletion, expiry) and
+//! `keyspace` (the key space as a whole: `TYPE`, `RENAME`, `SCAN`, ...).
 //!
 //! Rules every op keeps:
 //! - *determinism*: the outcome depends only on the store, the op and the
@@ -15,6 +16,7 @@
 //! - a Redis error reply ([`Reply::Error`]) changes nothing.
 
 mod keys;
+mod keyspace;
 mod strings;
 
 use crate::command::{Op, Reply, Response};
@@ -57,7 +59,15 @@ pub fn apply(store: &mut Store, op: &Op, ctx: Ctx) -> Response {
         Op::Del { keys } => Ok(keys::del(store, keys, ctx)),
         Op::Expire { key, at, cond } => Ok(keys::expire(store, key, *at, *cond, ctx)),
         Op::Persist { key } => Ok(keys::persist(store, key, ctx)),
-        Op::Get { .. }
+        Op::Rename { from, to, nx } => Ok(keyspace::rename(store, from, to, *nx, ctx)),
+        Op::FlushAll => Ok(keyspace::flush(store)),
+        Op::Type { .. }
+        | Op::Touch { .. }
+        | Op::DbSize
+        | Op::Keys { .. }
+        | Op::Scan { .. }
+        | Op::RandomKey
+        | Op::Get { .. }
         | Op::MGet { .. }
         | Op::StrLen { .. }
         | Op::GetRange { .. }
@@ -77,6 +87,25 @@ pub fn query(store: &Store, op: &Op, now_ms: u64) -> Reply {
         Op::GetRange { key, start, end } => strings::getrange(store, key, *start, *end, now_ms),
         Op::Exists { keys } => keys::exists(store, keys, now_ms),
         Op::Ttl { key, query } => keys::ttl(store, key, *query, now_ms),
+        Op::Type { key } => keyspace::type_of(store, key, now_ms),
+        Op::Touch { keys } => keys::exists(store, keys, now_ms),
+        Op::DbSize => keyspace::dbsize(store, now_ms),
+        Op::Keys { pattern } => keyspace::keys(store, pattern, now_ms),
+        Op::Scan {
+            cursor,
+            pattern,
+            count,
+            kind,
+        } => {
+            let args = keyspace::ScanArgs {
+                cursor: *cursor,
+                pattern: pattern.as_deref(),
+                count: *count,
+                kind: kind.as_deref(),
+            };
+            keyspace::scan(store, args, now_ms)
+        }
+        Op::RandomKey => keyspace::random_key(store, now_ms),
         _ => Reply::Error(crate::CmdError::NotReadOnly),
     }
 }

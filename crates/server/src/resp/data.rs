@@ -350,14 +350,72 @@ pub fn parse(name: &str, args: &[Bytes]) -> Option<Result<Op, CommandError>> {
         ("PTTL", [k]) => ttl(k, TtlQuery::Millis),
         ("EXPIRETIME", [k]) => ttl(k, TtlQuery::AtSeconds),
         ("PEXPIRETIME", [k]) => ttl(k, TtlQuery::AtMillis),
+        ("TYPE", [k]) => key(k).map(|key| Op::Type { key }),
+        ("RENAME" | "RENAMENX", [from, to]) => (|| {
+            Ok(Op::Rename {
+                from: key(from)?,
+                to: key(to)?,
+                nx: name == "RENAMENX",
+            })
+        })(),
+        ("TOUCH", [_, ..]) => keys(args).map(|keys| Op::Touch { keys }),
+        ("DBSIZE", []) => Ok(Op::DbSize),
+        ("KEYS", [p]) => Ok(Op::Keys { pattern: p.clone() }),
+        ("SCAN", _) => scan(args),
+        ("RANDOMKEY", []) => Ok(Op::RandomKey),
+        ("FLUSHALL" | "FLUSHDB", _) => flush(args),
         (
             "GET" | "SETNX" | "GETSET" | "GETDEL" | "MGET" | "INCR" | "DECR" | "INCRBY" | "DECRBY"
             | "INCRBYFLOAT" | "STRLEN" | "GETRANGE" | "SETRANGE" | "APPEND" | "DEL" | "UNLINK"
-            | "EXISTS" | "PERSIST" | "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME",
+            | "EXISTS" | "PERSIST" | "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" | "TYPE"
+            | "RENAME" | "RENAMENX" | "TOUCH" | "DBSIZE" | "KEYS" | "RANDOMKEY",
             _,
         ) => Err(arity(name)),
         _ => return None,
     })
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
+fn scan(args: &[Bytes]) -> Result<Op, CommandError> {
+    let [cursor, opts @ ..] = args else {
+        return Err(arity("scan"));
+    };
+    // Redis reads the cursor with strtoul: a negative number wraps.
+    let text = std::str::from_utf8(cursor).unwrap_or("");
+    let cursor = match text.parse::<u64>() {
+        Ok(c) => c,
+        Err(_) => text.parse::<i64>().map_err(|_| err("ERR invalid cursor"))? as u64,
+    };
+    let (mut pattern, mut count, mut kind) = (None, 10, None);
+    let mut i = 0;
+    while i < opts.len() {
+        let arg = opts.get(i + 1).ok_or_else(syntax)?;
+        match upper(&opts[i]).as_str() {
+            "MATCH" => pattern = Some(arg.clone()),
+            "TYPE" => kind = Some(arg.clone()),
+            "COUNT" => match int(arg)? {
+                n if n >= 1 => count = n as u64,
+                _ => return Err(syntax()),
+            },
+            _ => return Err(syntax()),
+        }
+        i += 2;
+    }
+    Ok(Op::Scan {
+        cursor,
+        pattern,
+        count,
+        kind,
+    })
+}
+
+/// `FLUSHALL` / `FLUSHDB [ASYNC | SYNC]` (both mean: now, through the log).
+fn flush(args: &[Bytes]) -> Result<Op, CommandError> {
+    match args {
+        [] => Ok(Op::FlushAll),
+        [m] if matches!(upper(m).as_str(), "ASYNC" | "SYNC") => Ok(Op::FlushAll),
+        _ => Err(syntax()),
+    }
 }
 
 fn ttl(k: &Bytes, query: TtlQuery) -> Result<Op, CommandError> {
@@ -477,10 +535,29 @@ mod tests {
                 "ERR invalid expire time in 'expire' command",
             ),
             (&["ttl"], "ERR wrong number of arguments for 'ttl' command"),
+            (&["scan", "x"], "ERR invalid cursor"),
+            (&["scan", "0", "count", "0"], "ERR syntax error"),
+            (&["scan", "0", "foo"], "ERR syntax error"),
+            (&["scan", "0", "match"], "ERR syntax error"),
+            (&["flushall", "foo"], "ERR syntax error"),
         ];
         for (args, want) in cases {
             assert_eq!(p(args).unwrap_err(), *want, "{args:?}");
         }
+    }
+
+    #[test]
+    fn scan_arguments() {
+        assert_eq!(
+            p(&["scan", "-1", "MATCH", "a*", "count", "5", "type", "string"]),
+            Ok(Op::Scan {
+                cursor: u64::MAX,
+                pattern: Some(b("a*")),
+                count: 5,
+                kind: Some(b("string")),
+            })
+        );
+        assert_eq!(p(&["flushdb", "async"]), Ok(Op::FlushAll));
     }
 
     #[test]

@@ -308,6 +308,11 @@ pub const COMMANDS: &[CommandSpec] = &[
             "A container for server configuration commands.",
         )
         .subs(CONFIG_SUBS),
+    spec("dbsize", 1, &["readonly", "fast"], NO_KEYS).doc(
+        "server",
+        "1.0.0",
+        "Returns the number of keys in the database.",
+    ),
     spec("decr", 2, &["write", "denyoom", "fast"], ONE_KEY).doc(
         "string",
         "1.0.0",
@@ -341,6 +346,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         "generic",
         "7.0.0",
         "Returns the expiration time of a key as a Unix timestamp.",
+    ),
+    spec("flushall", -1, &["write"], NO_KEYS).doc(
+        "server",
+        "1.0.0",
+        "Removes all keys from all databases (one log entry).",
+    ),
+    spec("flushdb", -1, &["write"], NO_KEYS).doc(
+        "server",
+        "1.0.0",
+        "Removes all keys from the current database (one log entry).",
     ),
     spec("get", 2, &["readonly", "fast"], ONE_KEY).doc(
         "string",
@@ -391,6 +406,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         "server",
         "1.0.0",
         "Returns information and statistics about the server.",
+    ),
+    spec("keys", 2, &["readonly"], NO_KEYS).doc(
+        "generic",
+        "1.0.0",
+        "Returns all key names that match a pattern.",
     ),
     spec("mget", -2, &["readonly", "fast"], ALL_KEYS).doc(
         "string",
@@ -443,6 +463,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Returns the expiration time in milliseconds of a key.",
     ),
     spec("quit", -1, NO_AUTH, NO_KEYS).doc("connection", "1.0.0", "Closes the connection."),
+    spec("randomkey", 1, &["readonly"], NO_KEYS).doc(
+        "generic",
+        "1.0.0",
+        "Returns a key name from the database (chosen by the replicated state, the same on every node).",
+    ),
     spec("readonly", 1, &["loading", "stale", "fast"], NO_KEYS).doc(
         "cluster",
         "3.0.0",
@@ -452,6 +477,21 @@ pub const COMMANDS: &[CommandSpec] = &[
         "cluster",
         "3.0.0",
         "Enables read-write queries for a connection to a Redis Cluster replica node (accepted, no effect).",
+    ),
+    spec("rename", 3, &["write"], (1, 2, 1)).doc(
+        "generic",
+        "1.0.0",
+        "Renames a key and overwrites the destination.",
+    ),
+    spec("renamenx", 3, &["write", "fast"], (1, 2, 1)).doc(
+        "generic",
+        "1.0.0",
+        "Renames a key only when the target key name doesn't exist.",
+    ),
+    spec("scan", -2, &["readonly"], NO_KEYS).doc(
+        "generic",
+        "2.8.0",
+        "Iterates over the key names in the database (cursor: a position in a fixed hash order).",
     ),
     spec("select", 2, &["loading", "stale", "fast"], NO_KEYS).doc(
         "connection",
@@ -495,10 +535,20 @@ pub const COMMANDS: &[CommandSpec] = &[
         "2.6.0",
         "Returns the server time.",
     ),
+    spec("touch", -2, &["readonly", "fast"], ALL_KEYS).doc(
+        "generic",
+        "3.2.1",
+        "Returns the number of existing keys out of those specified (raftkv keeps no access times).",
+    ),
     spec("ttl", 2, &["readonly", "fast"], ONE_KEY).doc(
         "generic",
         "1.0.0",
         "Returns the expiration time in seconds of a key.",
+    ),
+    spec("type", 2, &["readonly", "fast"], ONE_KEY).doc(
+        "generic",
+        "1.0.0",
+        "Determines the type of value stored at a key.",
     ),
     spec("unlink", -2, &["write", "fast"], ALL_KEYS).doc(
         "generic",
