@@ -282,4 +282,8 @@ impl rsm::StateMachine for StateMachine {
     fn purge_due(&self, now_ms: u64) -> bool {
         StateMachine::purge_due(self, now_ms)
     }
+
+    fn expiring_count(&self) -> usize {
+        self.expiring_len()
+    }
 }

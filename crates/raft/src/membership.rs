@@ -44,9 +44,10 @@
 //!
 //! Learners receive the log and snapshots but never campaign and are never counted in a
 //! commit, vote or check-quorum majority. A removed voter that is still running stops
-//! campaigning once it appends its own removal; one that never learned of it is kept out
-//! by pre-vote and check-quorum (its peers hear from a live leader and ignore it), and by
-//! members that know of the removal dropping its messages. A removed id stays in
+//! campaigning once it appends its own removal (the leader keeps replicating to it until
+//! the removal commits, so it usually does); one that never learned of it is kept out by
+//! pre-vote and the check-quorum lease: its peers hear from a live leader and ignore its
+//! pre-votes, so its term never rises and no member's does. A removed id stays in
 //! `removed` for good: it is never admitted again (its old data directory still claims it).
 //!
 //! Invariant: `voters`, `learners` and `removed` are pairwise disjoint; `addrs` only has

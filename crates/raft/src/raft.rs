@@ -164,17 +164,6 @@ impl<S: Storage> Raft<S> {
             .filter(|&p| p != self.id)
             .collect()
     }
-    /// Whether a message from `from` is heard: it is a member of the membership in force
-    /// or of the committed one (being removed), or the leader we follow (a removed leader
-    /// hands over with its last messages), or this node is not a member of any group it
-    /// knows of (joining: it learns the membership from whoever leads).
-    fn hears_from(&self, from: NodeId) -> bool {
-        let current = self.conf.current();
-        current.contains(from)
-            || self.leader == Some(from)
-            || self.conf.at(self.log.committed()).contains(from)
-            || !current.contains(self.id)
-    }
 
     pub(crate) fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
@@ -253,10 +242,16 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    /// Feeds one message in. Messages from unknown senders, to another node, or otherwise
-    /// malformed are dropped; none can make the node panic.
+    /// Feeds one message in. Messages to another node, from ourselves or from id 0, or
+    /// otherwise malformed are dropped; none can make the node panic.
+    ///
+    /// Senders outside our membership are heard on purpose: a lagging member must follow
+    /// a leader its log does not know yet, and a joining node knows no membership at all.
+    /// What keeps a removed (or unknown) node from disrupting the group is pre-vote and
+    /// the check-quorum lease (`reconcile_term`), and a leader ignores replies from nodes
+    /// it does not replicate to.
     pub fn step(&mut self, m: Message) {
-        if m.to != self.id || m.from == self.id || !self.hears_from(m.from) {
+        if m.to != self.id || m.from == self.id || m.from == 0 {
             return;
         }
         if m.check_bounds().is_err() {

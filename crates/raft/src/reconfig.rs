@@ -62,7 +62,12 @@ impl<S: Storage> Raft<S> {
         };
         self.append_as_leader(vec![entry]);
         self.conf.push(index, membership);
+        let known: Vec<_> = self.progress.keys().copied().collect();
         self.sync_progress();
+        // Probe a new member at once rather than at the next heartbeat.
+        if !known.contains(&id) && self.progress.contains_key(&id) {
+            self.send_append(id, true);
+        }
         // The voter set changed: the commit point may have moved (a removed voter no
         // longer holds it back).
         self.maybe_commit();

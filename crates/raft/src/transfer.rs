@@ -50,6 +50,16 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
+    /// Leader: the other voter whose log matches the most of ours (lowest id on a
+    /// tie), the natural target of a transfer; `None` on a follower or a lone voter.
+    pub fn best_transfer_target(&self) -> Option<NodeId> {
+        self.progress
+            .iter()
+            .filter(|(&id, _)| id != self.id && self.is_voter(id))
+            .max_by_key(|(&id, pr)| (pr.matched, std::cmp::Reverse(id)))
+            .map(|(&id, _)| id)
+    }
+
     /// Sends `TimeoutNow` if `to` is the transfer's target and holds the whole log.
     pub(crate) fn maybe_send_timeout_now(&mut self, to: NodeId) -> bool {
         let caught_up = self

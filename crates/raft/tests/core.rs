@@ -285,8 +285,11 @@ fn api_misuse_is_a_typed_error() {
     ));
 }
 
+/// Senders outside the membership are heard (a lagging member must follow a leader its
+/// log does not know yet), but a stranger's vote request inside the check-quorum lease
+/// changes nothing and gets no answer: it cannot depose a live leader.
 #[test]
-fn messages_from_unknown_senders_are_ignored() {
+fn a_strangers_vote_request_cannot_depose_a_live_leader() {
     let mut net = Net::new(3);
     net.elect(1);
     net.deliver_all();

@@ -58,6 +58,20 @@ pub enum Cmd {
     },
     /// Per node: id, role, term, leader, commit, applied, last index, snapshot index (sharded: per hosted group, with its shards).
     Status(Endpoints),
+    /// List or change the group's members (single group). Changes run on the leader: the endpoints are tried in order until the leader answers.
+    Member {
+        #[command(subcommand)]
+        op: MemberOp,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
+    /// Move leadership (single group).
+    Leader {
+        #[command(subcommand)]
+        op: LeaderOp,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
     /// Load generator: N clients for S seconds; prints throughput and latency percentiles.
     Bench(BenchArgs),
 }
@@ -72,6 +86,34 @@ pub struct Endpoints {
         global = true
     )]
     pub endpoints: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberOp {
+    /// One line per member: ID ROLE PEER-ADDR, "(leader)" on the leader's.
+    List,
+    /// Add a member: ID=HOST:PORT with its PEER address (start it first with `raftkv server --join`).
+    /// Prefer --learner, then `member promote` once it caught up: a voter that is down or far behind
+    /// counts against the quorum from the moment it is added.
+    Add {
+        member: String,
+        /// Add as a non-voting learner (receives the log, never votes or counts).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Make a learner a voter.
+    Promote { id: u64 },
+    /// Remove a member for good (its id can never be reused). Removing the leader hands leadership over.
+    Remove { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LeaderOp {
+    /// Hand leadership to --to (default: the most up-to-date other voter); returns once it leads.
+    Transfer {
+        #[arg(long)]
+        to: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,8 +140,19 @@ pub struct ServerArgs {
     #[arg(long)]
     pub id: u64,
     /// Single-group mode: every member with its PEER address, this node included: ID=HOST:PORT[,ID=HOST:PORT...].
+    /// On a fresh data directory without --join, these ids are the new group's voters. Once the group's
+    /// membership changes (`raftkv member ...`), the data directory's membership wins and members added
+    /// later are dialled at the address their change carried.
     #[arg(long, required_unless_present = "peers", conflicts_with = "peers")]
     pub cluster: Option<String>,
+    /// Single-group mode: join an EXISTING group instead of bootstrapping one (etcd's
+    /// --initial-cluster-state existing). The node starts as nobody's voter and never campaigns; --cluster
+    /// lists the group's current members and this node's own new id and peer address. Then, on any member:
+    /// `raftkv member add ID=PEER-HOST:PORT --learner`, wait until `raftkv status` shows it caught up,
+    /// and `raftkv member promote ID`. To replace a failed machine: `raftkv member remove OLD-ID`, then
+    /// join the new one under a NEW id with an empty data directory (a removed id is refused for good).
+    #[arg(long, conflicts_with = "peers")]
+    pub join: bool,
     /// Sharded mode: EVERY process of the deployment with its PEER address (also those that join later): ID=HOST:PORT[,...].
     #[arg(long, requires = "controllers")]
     pub peers: Option<String>,

@@ -6,7 +6,7 @@
 use server::client::Client;
 use server::resp::Frame;
 
-use crate::cli::{Cmd, ShardOp};
+use crate::cli::{Cmd, LeaderOp, MemberOp, ShardOp};
 
 pub async fn run(cmd: Cmd) -> Result<(), String> {
     let (args, endpoints): (Vec<String>, _) = match cmd {
@@ -16,6 +16,27 @@ pub async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Del { key, ep } => (vec!["DEL".into(), key], ep.endpoints),
         Cmd::Status(ep) => return status(&ep.endpoints).await,
         Cmd::Shard { op, ep } => (shard_args(op), ep.endpoints),
+        Cmd::Member { op, ep } => {
+            return match call_leader(&ep.endpoints, &member_args(op)?).await? {
+                Frame::Array(lines) => {
+                    for line in lines {
+                        if let Frame::Bulk(b) = line {
+                            println!("{}", String::from_utf8_lossy(&b));
+                        }
+                    }
+                    Ok(())
+                }
+                other => print_reply(other),
+            }
+        }
+        Cmd::Leader {
+            op: LeaderOp::Transfer { to },
+            ep,
+        } => {
+            let mut args = vec!["RAFT".to_string(), "TRANSFER".into()];
+            args.extend(to.map(|t| t.to_string()));
+            return print_reply(call_leader(&ep.endpoints, &args).await?);
+        }
         _ => unreachable!("handled in main"),
     };
     let reply = call_any(&endpoints, &args).await?;
@@ -43,6 +64,42 @@ fn shard_args(op: ShardOp) -> Vec<String> {
         }
     }
     args
+}
+
+/// `raftkv member ...` as the `RAFT MEMBER` command the leader answers.
+fn member_args(op: MemberOp) -> Result<Vec<String>, String> {
+    let mut args = vec!["RAFT".to_string(), "MEMBER".into()];
+    match op {
+        MemberOp::List => args.push("LIST".into()),
+        MemberOp::Add { member, learner } => {
+            let (id, addr) = member
+                .split_once('=')
+                .ok_or_else(|| format!("'{member}' is not ID=HOST:PORT"))?;
+            args.extend(["ADD".into(), id.trim().into(), addr.trim().into()]);
+            if learner {
+                args.push("LEARNER".into());
+            }
+        }
+        MemberOp::Promote { id } => args.extend(["PROMOTE".into(), id.to_string()]),
+        MemberOp::Remove { id } => args.extend(["REMOVE".into(), id.to_string()]),
+    }
+    Ok(args)
+}
+
+/// Like `call_any`, but a `-NOTLEADER` reply moves on to the next endpoint
+/// (admin commands run on the leader only).
+async fn call_leader(endpoints: &[String], args: &[String]) -> Result<Frame, String> {
+    let mut last = String::from("no endpoints");
+    for ep in endpoints {
+        match call_any(std::slice::from_ref(ep), args).await {
+            Ok(Frame::Error(e)) if e.starts_with("NOTLEADER") => last = format!("{ep}: {e}"),
+            Ok(reply) => return Ok(reply),
+            Err(e) => last = e,
+        }
+    }
+    Err(format!(
+        "no endpoint is the leader ({last}); list every node in --endpoints"
+    ))
 }
 
 async fn call_any(endpoints: &[String], args: &[String]) -> Result<Frame, String> {

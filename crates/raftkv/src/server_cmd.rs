@@ -25,6 +25,7 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
         server::config::listen_addr(&a.listen),
         a.data_dir,
     );
+    cfg.join = a.join;
     cfg.tick_ms = a.tick_ms;
     cfg.election_timeout_ms = a.election_timeout_ms;
     cfg.heartbeat_ms = a.heartbeat_ms;

@@ -13,9 +13,10 @@
 //!   slot is taken by another term's entry, or whose leader steps down, ends
 //!   [`Outcome::Unknown`] ("may or may not have taken effect": the client
 //!   retries with the same session and seq, which is exactly-once);
-//! - pending ReadIndex reads, batched: all reads queued between two `drive`s
-//!   share one `read_index` round, and each is served once the state machine
-//!   has applied its read index (dissertation §6.4);
+//! - pending ReadIndex reads, batched: one `read_index` round in flight at a
+//!   time, and all reads queued while it is out share the next one; each is
+//!   served once the state machine has applied its read index (dissertation
+//!   §6.4);
 //! - the leader's no-op (applied as an empty entry: only the index moves);
 //! - snapshots: when the persisted log reaches
 //!   [`Config::snapshot_threshold_bytes`] (or, if set, every

@@ -1,7 +1,12 @@
 //! Pending ReadIndex reads (dissertation §6.4), in three stages:
 //!
-//! 1. `queued`: accepted since the last drive; all of them share one
-//!    `read_index` call (one heartbeat round) when the driver next runs;
+//! 1. `queued`: accepted and not yet in a round; all of them share one
+//!    `read_index` call (one heartbeat round), started by the first drive
+//!    with no round of this node's in flight (etcd's read loop does the
+//!    same): reads that arrive while a round is out wait for it and then go
+//!    together, so a steady stream of reads costs one round per round trip,
+//!    not one per drive (each round is a heartbeat to and an answer from
+//!    every follower: messages and thread wake-ups on three nodes);
 //! 2. `confirming`: a `read_index(ctx)` is out, waiting for its `ReadState`;
 //! 3. `confirmed`: the read index is known; served once the state machine has
 //!    applied it.
@@ -68,9 +73,18 @@ impl<M: rsm::StateMachine> Reads<M> {
             + self.confirmed.iter().map(|(_, b)| b.len()).sum::<usize>()
     }
 
-    /// Takes the queued batch and names it with a fresh ctx, if there is one.
+    /// Whether `start_batch` would start a round: reads are queued and no
+    /// round is in flight.
+    pub fn can_start(&self) -> bool {
+        !self.queued.is_empty() && self.confirming.is_empty()
+    }
+
+    /// Takes the queued batch and names it with a fresh ctx, if there is one
+    /// and no earlier batch is still being confirmed (one round in flight:
+    /// the module docs). Call after `retain_term`, which ends batches of
+    /// other terms, so a stale batch never holds the queue back.
     pub fn start_batch(&mut self) -> Option<u64> {
-        if self.queued.is_empty() {
+        if !self.can_start() {
             return None;
         }
         self.next_ctx += 1;

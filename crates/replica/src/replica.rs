@@ -35,6 +35,8 @@ pub struct Status {
     pub log_bytes: u64,
     /// The state machine's `item_count` (kv: keys).
     pub keys: usize,
+    /// The state machine's `expiring_count` (kv: keys with a TTL).
+    pub expires: usize,
     pub sessions: usize,
 }
 
@@ -135,7 +137,8 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
 
     /// Queues a linearizable read (ReadIndex, no log entry), answered by the
     /// machine's `query` once it has applied the confirmed read index. Reads
-    /// queued before the next `drive` share one leadership confirmation.
+    /// queued while no confirmation is in flight share the next `drive`'s;
+    /// reads queued while one is in flight share the one after it.
     pub fn read(&mut self, token: Token, query: M::Query) -> Result<(), Rejected> {
         if !self.is_leader() {
             return Err(Rejected::NotLeader {
@@ -168,10 +171,18 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
     ) -> Result<(), ReplicaError> {
         let mut done = Vec::new();
         self.fail_stale(&mut done);
-        self.start_reads(&mut done);
-        while self.node.has_ready() {
-            let rd = self.node.ready();
-            self.handle_ready(rd, send, &mut done, complete)?;
+        loop {
+            self.start_reads(&mut done);
+            while self.node.has_ready() {
+                let rd = self.node.ready();
+                self.handle_ready(rd, send, &mut done, complete)?;
+            }
+            // The round in flight was confirmed in this drive: the reads that
+            // waited for it start theirs now, not at the next input (at most
+            // once more: no read is queued during a drive).
+            if !self.reads.can_start() {
+                break;
+            }
         }
         self.fail_stale(&mut done);
         self.reads.serve(&self.sm, &mut done);
@@ -285,6 +296,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             pending_reads: self.reads.len(),
             log_bytes: self.log_size.estimate_bytes(),
             keys: self.sm.item_count(),
+            expires: self.sm.expiring_count(),
             sessions: self.sm.session_count(),
         }
     }

@@ -240,6 +240,67 @@ fn reads_between_drives_share_one_round() {
         .all(|(_, c)| c.outcome == Outcome::Value(Some(Bytes::from("v")))));
 }
 
+/// The read rounds (heartbeats carrying a read round) node 1 sent.
+fn read_rounds(sent: &[Message]) -> BTreeSet<u64> {
+    sent.iter()
+        .filter_map(|m| match m.body {
+            MessageBody::Heartbeat { read_round, .. } if read_round > 0 && m.from == 1 => {
+                Some(read_round)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// One read round in flight at a time: reads queued in several drives while
+/// a round is out wait for it, then share one round (started by the drive
+/// that confirmed the first, without waiting for another input), and every
+/// read is answered with the value written before it.
+#[test]
+fn reads_queued_while_a_round_is_out_share_the_next_round() {
+    let mut h = Harness::new(None);
+    h.elect(1);
+    let client = h.register(1);
+    h.node(1).propose(5, put(client, 1, "k", "v"), 0).unwrap();
+    h.settle();
+    h.take_done();
+    h.sent.clear();
+    h.node(1).read(10, Bytes::from("k")).unwrap();
+    h.drive(1); // round 1 goes out; its acks stay in the inbox for now
+    assert_eq!(read_rounds(&h.sent).len(), 1);
+    for token in 11..14 {
+        h.node(1).read(token, Bytes::from("k")).unwrap();
+        h.drive(1); // a round is out: these wait
+    }
+    assert_eq!(
+        read_rounds(&h.sent).len(),
+        1,
+        "no second round while the first is out"
+    );
+    // The followers answer round 1; node 1 takes both answers in one drive,
+    // which confirms round 1 and sends round 2 at once.
+    for m in std::mem::take(&mut h.inbox) {
+        let to = m.to;
+        h.node(to).step(m);
+        h.drive(to);
+    }
+    for m in std::mem::take(&mut h.inbox) {
+        assert_eq!(m.to, 1, "{}", m.describe());
+        h.node(1).step(m);
+    }
+    h.drive(1);
+    let rounds = read_rounds(&h.sent);
+    assert_eq!(rounds.len(), 2, "one more round for the three: {rounds:?}");
+    h.settle();
+    assert_eq!(read_rounds(&h.sent).len(), 2);
+    let done = h.take_done();
+    let tokens: BTreeSet<u64> = done.iter().map(|(_, c)| c.token).collect();
+    assert_eq!(tokens, (10..14).collect::<BTreeSet<u64>>(), "{done:?}");
+    assert!(done
+        .iter()
+        .all(|(_, c)| c.outcome == Outcome::Value(Some(Bytes::from("v")))));
+}
+
 /// An isolated leader cannot confirm a read; it aborts it when it steps down.
 #[test]
 fn isolated_leader_never_serves_a_read() {

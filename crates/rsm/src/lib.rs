@@ -136,6 +136,12 @@ pub trait StateMachine {
         0
     }
 
+    /// How many of those items carry an expiry time (kv: keys with a TTL;
+    /// INFO's `db0:...,expires=`), for status reports. Default: 0.
+    fn expiring_count(&self) -> usize {
+        0
+    }
+
     /// How many client sessions are live, for status reports. Default: 0.
     fn session_count(&self) -> usize {
         0

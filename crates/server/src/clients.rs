@@ -8,7 +8,8 @@
 //! Ids are unique for the life of the process and increase, as Redis's.
 //!
 //! Cost: a connection updates its own entry once per command (one
-//! uncontended mutex); only `CLIENT LIST` and `INFO` take the registry lock.
+//! uncontended mutex); only `CLIENT LIST | KILL` and `INFO` take the
+//! registry lock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +35,9 @@ pub struct ClientEntry {
     pub fd: i64,
     created: Instant,
     state: Mutex<ClientState>,
+    /// `CLIENT KILL`: the connection closes once it sees this (after
+    /// sending what it has, so a client that kills itself gets its reply).
+    kill: tokio::sync::Notify,
 }
 
 /// What changes while a connection runs.
@@ -88,6 +92,7 @@ impl Clients {
             laddr,
             fd,
             created: now,
+            kill: tokio::sync::Notify::new(),
             state: Mutex::new(ClientState {
                 name: None,
                 lib_name: None,
@@ -132,6 +137,16 @@ impl Clients {
 impl ClientEntry {
     pub fn state(&self) -> ClientState {
         self.state.lock().expect("client lock").clone()
+    }
+
+    /// Asks the connection to close (`CLIENT KILL`).
+    pub fn kill(&self) {
+        self.kill.notify_one();
+    }
+
+    /// Completes once [`ClientEntry::kill`] was called.
+    pub async fn killed(&self) {
+        self.kill.notified().await
     }
 
     /// Changes this connection's state.

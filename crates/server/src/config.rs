@@ -20,6 +20,12 @@ pub struct NodeConfig {
     pub id: NodeId,
     /// Peer address of every member, this node included.
     pub members: BTreeMap<NodeId, String>,
+    /// Joining an existing group (`--join`): this node starts knowing no
+    /// membership and never campaigns until the group's log makes it a voter;
+    /// `members` then only says where the existing members are. Without it,
+    /// a fresh data directory bootstraps a group whose voters are `members`.
+    /// Once the data directory holds a membership, that wins either way.
+    pub join: bool,
     /// The RESP client address.
     pub listen: String,
     pub data_dir: PathBuf,
@@ -160,6 +166,7 @@ impl NodeConfig {
         NodeConfig {
             id,
             members,
+            join: false,
             listen,
             data_dir,
             tick_ms: 10,
@@ -211,7 +218,12 @@ impl NodeConfig {
 
     /// The replica's configuration derived from these settings.
     pub fn replica_config(&self) -> replica::Config {
-        let mut raft = raft::Config::new(self.id, self.members.keys().copied().collect());
+        let voters = if self.join {
+            Vec::new()
+        } else {
+            self.members.keys().copied().collect()
+        };
+        let mut raft = raft::Config::new(self.id, voters);
         raft.election_ticks = (self.election_timeout_ms / self.tick_ms).max(2) as u32;
         raft.heartbeat_ticks = (self.heartbeat_ms / self.tick_ms).max(1) as u32;
         raft.seed =

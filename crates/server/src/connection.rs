@@ -101,6 +101,7 @@ pub async fn serve(
         let n = tokio::select! {
             r = c.stream.read_buf(&mut c.inbuf) => r?,
             _ = shutdown.recv() => return Ok(()),
+            _ = c.me.killed() => return Ok(()), // CLIENT KILL
             _ = idle(c.port.settings.client.idle_timeout) => {
                 tracing::debug!("client idle timeout");
                 return Ok(());
@@ -186,9 +187,10 @@ impl Conn {
         let allowed = self.authenticated || is_auth_exempt(&frame);
         let name = full_name(&frame);
         let (qbuf, omem) = (self.inbuf.len(), self.out.len());
+        let started = std::time::Instant::now();
         self.me.update(|s| {
             s.last_cmd = name.unwrap_or(s.last_cmd);
-            s.last_active = std::time::Instant::now();
+            s.last_active = started;
             s.qbuf = qbuf;
             s.omem = omem;
         });
@@ -219,12 +221,14 @@ impl Conn {
             }
             Ok(cmd) => exec::execute(&self.node, &mut self.conn, cmd).await,
             Err(e) => {
-                self.port.stats.rejected_command(&e);
+                self.port.stats.rejected_command(name, &e);
                 Frame::Error(e).encode_as(self.conn.proto, &mut self.out);
                 return false;
             }
         };
-        self.port.stats.command_done(name, &reply);
+        self.port
+            .stats
+            .command_done(name, &reply, started.elapsed());
         reply.encode_as(self.conn.proto, &mut self.out);
         false
     }

@@ -43,6 +43,7 @@ type Outcome = replica::Outcome<kv::StateMachine>;
 use storage::DiskStorage;
 use tokio::sync::oneshot;
 
+use crate::admin::{AdminOp, AdminReply, AdminWaits};
 use crate::peer::Peers;
 
 /// Inputs queued for the driver before senders see `Busy`.
@@ -86,6 +87,11 @@ pub enum Input {
         key: Bytes,
         reply: oneshot::Sender<Answer>,
     },
+    /// Membership and leadership administration (`crate::admin`).
+    Admin {
+        op: AdminOp,
+        reply: oneshot::Sender<AdminReply>,
+    },
     Shutdown,
 }
 
@@ -121,6 +127,17 @@ impl DriverHandle {
     pub async fn read(&self, key: Bytes) -> Answer {
         let (reply, rx) = oneshot::channel();
         self.submit(Input::Read { key, reply }, rx).await
+    }
+
+    /// Runs an admin request on the driver thread (`crate::admin`).
+    pub async fn admin(&self, op: AdminOp) -> AdminReply {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Input::Admin { op, reply }) {
+            Ok(()) => rx.await.unwrap_or_else(|_| {
+                Err("TIMEOUT the node stopped before answering; the request may or may not have taken effect".into())
+            }),
+            Err(_) => Err("ERR the node is busy or stopping; try again".into()),
+        }
     }
 
     async fn submit(&self, input: Input, rx: oneshot::Receiver<Answer>) -> Answer {
@@ -176,6 +193,8 @@ pub fn start(
         leader: leader.clone(),
         last_role: None,
         last_snapshot_index: 0,
+        admin: AdminWaits::default(),
+        membership_index: None,
     };
     let join = std::thread::Builder::new()
         .name("raft-driver".into())
@@ -208,6 +227,9 @@ struct Driver {
     leader: Arc<AtomicU64>,
     last_role: Option<(raft::Role, u64, Option<NodeId>)>,
     last_snapshot_index: u64,
+    admin: AdminWaits,
+    /// Index of the membership last pushed to `peers` (new members' addresses).
+    membership_index: Option<raft::Index>,
 }
 
 impl Driver {
@@ -255,6 +277,7 @@ impl Driver {
         tracing::error!("cannot write the Raft log, disk full: {why}; refusing writes and retrying every {DISK_FULL_RETRY:?} (free space on the data directory's file system)");
         self.replica = None;
         self.pending.clear();
+        self.admin = AdminWaits::default();
         *self.disk_full.lock().expect("disk_full lock") = Some(why);
         // Reads may still go to another leader; never to ourselves.
         let own = self.status.lock().expect("status lock").raft.id;
@@ -268,6 +291,9 @@ impl Driver {
                 Ok(Input::Step(_)) => {}
                 Ok(Input::Propose { reply, .. } | Input::Read { reply, .. }) => {
                     let _ = reply.send(Answer::NotLeader { hint: None });
+                }
+                Ok(Input::Admin { reply, .. }) => {
+                    let _ = reply.send(Err("MISCONF the disk is full; this node takes no part in Raft until it has space".into()));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let reopen = self.reopen.as_mut().expect("reopen is set");
@@ -304,6 +330,12 @@ impl Driver {
                     Err(r) => drop(reply.send(rejected(r))),
                 }
             }
+            Input::Admin { op, reply } => {
+                let replica = self.replica.as_mut().expect("a replica while driving");
+                crate::admin::start(replica, op, reply, &mut self.admin);
+                // A member just added is dialled before its first Append leaves.
+                self.sync_peers();
+            }
             Input::Shutdown => return false,
         }
         true
@@ -319,8 +351,26 @@ impl Driver {
                 let _ = reply.send(outcome(c.outcome));
             }
         })?;
+        crate::admin::check(replica, &mut self.admin);
+        self.sync_peers();
         self.publish();
         Ok(())
+    }
+
+    /// Dials members the membership knows and the transport does not (added by a
+    /// membership change) at the address the change carried.
+    fn sync_peers(&mut self) {
+        let replica = self.replica.as_ref().expect("a replica while driving");
+        let raft = replica.raw_node().raft();
+        let index = raft.membership_index();
+        if self.membership_index == Some(index) {
+            return;
+        }
+        let addrs = raft.membership().addrs.clone();
+        for (id, addr) in addrs {
+            self.peers.ensure(id, &addr);
+        }
+        self.membership_index = Some(index);
     }
 
     fn publish(&mut self) {

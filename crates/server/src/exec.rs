@@ -53,10 +53,30 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
             ),
             Service::Sharded(r) => shard::admin::execute(r, c).await,
         },
+        Command::Raft(op) => match node {
+            Service::Single(r) => admin_reply(r.driver.admin(op).await),
+            Service::Sharded(_) => Frame::Error(
+                "ERR RAFT administers a single group; a sharded deployment moves replicas with SHARDCTL".into(),
+            ),
+        },
         Command::Quit | Command::Acknowledge => Frame::Simple("OK".into()),
         Command::Hello { .. } | Command::Auth { .. } | Command::Server(_) => {
             unreachable!("HELLO, AUTH and server commands are answered by the connection")
         }
+    }
+}
+
+/// `+OK`, the lines of a listing, or the error line.
+fn admin_reply(r: crate::admin::AdminReply) -> Frame {
+    match r {
+        Ok(lines) if lines.is_empty() => Frame::Simple("OK".into()),
+        Ok(lines) => Frame::Array(
+            lines
+                .into_iter()
+                .map(|l| Frame::Bulk(Bytes::from(l)))
+                .collect(),
+        ),
+        Err(e) => Frame::Error(e),
     }
 }
 

@@ -4,8 +4,9 @@
 //! Sections, in Redis's order: `server`, `clients`, `memory`,
 //! `persistence`, `stats`, `replication`, `cpu`, `modules`, `errorstats`,
 //! `cluster`, `keyspace`, then raftkv's own: `raft` (a single group's
-//! node) or `sharding` (a sharded process; also answered for `raft`). No
-//! argument, `default`, `all` or `everything` gives every section; several
+//! node) or `sharding` (a sharded process; also answered for `raft`); and
+//! `commandstats` (only when named, or with `all` / `everything`, as in
+//! Redis). No argument or `default` gives every other section; several
 //! arguments give their union; an unknown section gives nothing (as Redis).
 //! Field names appear once across the sections raftkv adds, except `role`:
 //! Redis's (`replication`, `master`) and Raft's (`raft`, `leader` ...),
@@ -21,7 +22,8 @@
 //!   whether the log can be written (`no_space` on a full disk).
 //! - `memory`: see [`crate::memory`]; `maxmemory:0` (no eviction).
 //! - `keyspace`: `db0:keys=N,expires=M,avg_ttl=0` from the replicated state
-//!   (omitted when empty, as Redis does); `expires` counts keys with a TTL.
+//!   (omitted when empty, as Redis does); `expires` counts keys with a TTL
+//!   (the state machine's `expiring_count`).
 //! - `stats`: keyspace hits and misses count the string reads whose reply
 //!   tells (`GET`, `GETEX`, `GETDEL`, `MGET`), see [`crate::stats`].
 
@@ -47,12 +49,16 @@ const SECTIONS: &[&str] = &[
     "replication",
     "cpu",
     "modules",
+    "commandstats",
     "errorstats",
     "cluster",
     "keyspace",
     "raft",
     "sharding",
 ];
+
+/// Sections only `all`, `everything` or their name give.
+const NOT_DEFAULT: &[&str] = &["commandstats"];
 
 /// What the replicated side contributes (single group or sharded).
 struct Replicated {
@@ -67,13 +73,13 @@ struct Replicated {
 
 /// INFO's text for `sections` (lower case; empty: the default set).
 pub fn render(port: &PortState, node: &Service, sections: &[String]) -> String {
-    let every = sections.is_empty()
-        || sections
-            .iter()
-            .any(|s| matches!(s.as_str(), "all" | "everything" | "default"));
+    let named = |n: &str| sections.iter().any(|s| s == n);
+    let all = named("all") || named("everything");
+    let default = sections.is_empty() || named("default") || all;
     let rep = replicated(node);
     let want = |name: &str| {
-        every
+        (default && !NOT_DEFAULT.contains(&name))
+            || all
             || sections.iter().any(|s| {
                 s == name || (name == rep.own_name && s == "raft") // `raft` answers sharding too
             })
@@ -92,6 +98,7 @@ pub fn render(port: &PortState, node: &Service, sections: &[String]) -> String {
             "replication" => replication(),
             "cpu" => cpu(),
             "modules" => String::new(),
+            "commandstats" => commandstats(port),
             "errorstats" => errorstats(port),
             "cluster" => format!("cluster_enabled:{}\r\n", u8::from(node.is_sharded())),
             "keyspace" => keyspace(&rep),
@@ -106,6 +113,7 @@ pub fn render(port: &PortState, node: &Service, sections: &[String]) -> String {
 fn title(name: &str) -> String {
     match name {
         "cpu" => "CPU".into(),
+        "commandstats" => "Commandstats".into(),
         "errorstats" => "Errorstats".into(),
         _ => {
             let mut t = name.to_string();
@@ -119,10 +127,10 @@ fn replicated(node: &Service) -> Replicated {
     match node {
         Service::Single(r) => single(r),
         Service::Sharded(r) => {
-            let (keys, own) = crate::shard::info::sharding(r);
+            let (keys, expires, own) = crate::shard::info::sharding(r);
             Replicated {
                 keys,
-                expires: 0,
+                expires,
                 log_write: ("ok", String::new()),
                 own,
                 own_name: "sharding",
@@ -157,7 +165,7 @@ fn single(node: &Requests) -> Replicated {
     );
     Replicated {
         keys: st.keys,
-        expires: 0,
+        expires: st.expires,
         log_write,
         own,
         own_name: "raft",
@@ -277,6 +285,25 @@ fn cpu() -> String {
         secs(12),
         secs(11),
     )
+}
+
+/// `cmdstat_<name>:calls=..,usec=..,usec_per_call=..,rejected_calls=..,failed_calls=..`.
+fn commandstats(port: &PortState) -> String {
+    port.stats
+        .per_command()
+        .into_iter()
+        .map(|(name, s)| {
+            let per_call = if s.calls > 0 {
+                s.usec as f64 / s.calls as f64
+            } else {
+                0.0
+            };
+            format!(
+                "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                s.calls, s.usec, s.rejected, s.failed
+            )
+        })
+        .collect()
 }
 
 fn errorstats(port: &PortState) -> String {

@@ -16,7 +16,8 @@
 //!  peers ──► peer::inbound ─► driver (Raft messages) ;  driver ─► peer::outbound (Raft messages, batched per peer)
 //! ```
 //!
-//! Files, one job each: `config` (settings, `--cluster` parsing), `node`
+//! Files, one job each: `config` (settings, `--cluster` parsing), `admin`
+//! (membership changes and leadership transfer: `RAFT MEMBER`, `RAFT TRANSFER`), `node`
 //! (start/stop), `driver` (the replica's thread: ticks, group commit),
 //! `peer::{wire, outbound, inbound}` (the transport), `forward` (requests
 //! handed to the leader), `sessions` (the node's kv sessions), `requests`
@@ -32,6 +33,7 @@
 //! port), `shard` (the sharded mode: its own module docs), `client` (a
 //! small RESP client).
 
+pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod clients;

@@ -101,6 +101,13 @@ pub async fn start_with(
     log_recovery(storage.recovery_report());
     let machine = kv::StateMachine::new(cfg.kv_config());
     let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
+    if replica.membership().removed.contains(&cfg.id) {
+        return Err(NodeError::Config(format!(
+            "node {} was removed from its group (its data directory {} says so) and cannot rejoin under that id; start a new node with a new id and an empty data directory (--join), then `raftkv member add`",
+            cfg.id,
+            cfg.data_dir.display()
+        )));
+    }
 
     let forwards = Arc::new(ForwardTable::default());
     let link_timeouts =

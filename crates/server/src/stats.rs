@@ -32,6 +32,8 @@ pub struct Stats {
     pub error_replies: AtomicU64,
     /// Error replies by their code (`ERR`, `MOVED`, `TIMEOUT` ...): INFO's errorstats.
     errors_by_code: Mutex<BTreeMap<String, u64>>,
+    /// Per command (table full name): INFO's commandstats.
+    per_command: Mutex<BTreeMap<&'static str, CommandStat>>,
     rates: Mutex<Rates>,
 }
 
@@ -44,6 +46,20 @@ struct Rates {
     next: usize,
 }
 
+/// One command's counters, as Redis's `cmdstat_<name>` line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandStat {
+    /// Executed calls, failed ones included.
+    pub calls: u64,
+    /// Microseconds spent executing them (from parse to reply, the
+    /// replication round trip included).
+    pub usec: u64,
+    /// Refused before running (arity, authentication).
+    pub rejected: u64,
+    /// Executed, answered with an error.
+    pub failed: u64,
+}
+
 /// The instantaneous rates, per second.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Instantaneous {
@@ -53,9 +69,18 @@ pub struct Instantaneous {
 }
 
 impl Stats {
-    /// Counts one executed command and what its reply says about the keyspace.
-    pub fn command_done(&self, name: Option<&str>, reply: &Frame) {
+    /// Counts one executed command (which took `took`) and what its reply
+    /// says about the keyspace.
+    pub fn command_done(&self, name: Option<&'static str>, reply: &Frame, took: Duration) {
         self.commands_processed.fetch_add(1, Relaxed);
+        let failed = matches!(reply, Frame::Error(_));
+        if let Some(name) = name {
+            let mut m = self.per_command.lock().expect("per-command lock");
+            let s = m.entry(name).or_default();
+            s.calls += 1;
+            s.usec += took.as_micros() as u64;
+            s.failed += u64::from(failed);
+        }
         if let Frame::Error(e) = reply {
             self.count_error(e);
             return;
@@ -70,9 +95,20 @@ impl Stats {
     }
 
     /// Counts an error reply to a request that did not become a command
-    /// (unknown command, wrong arity): Redis counts those too.
-    pub fn rejected_command(&self, error: &str) {
+    /// (unknown command, wrong arity, not authenticated): Redis counts those
+    /// too, and as a rejected call of a command it knows.
+    pub fn rejected_command(&self, name: Option<&'static str>, error: &str) {
+        if let Some(name) = name {
+            let mut m = self.per_command.lock().expect("per-command lock");
+            m.entry(name).or_default().rejected += 1;
+        }
         self.count_error(error);
+    }
+
+    /// Per-command counters, by name.
+    pub fn per_command(&self) -> Vec<(&'static str, CommandStat)> {
+        let m = self.per_command.lock().expect("per-command lock");
+        m.iter().map(|(k, v)| (*k, *v)).collect()
     }
 
     fn count_error(&self, error: &str) {
@@ -153,6 +189,7 @@ impl Stats {
         }
         *self.rates.lock().expect("rates lock") = Rates::default();
         self.errors_by_code.lock().expect("errors lock").clear();
+        self.per_command.lock().expect("per-command lock").clear();
     }
 }
 
@@ -187,8 +224,9 @@ mod tests {
     #[test]
     fn counts_commands_errors_and_lookups() {
         let s = Stats::default();
-        s.command_done(Some("get"), &Frame::Null);
-        s.command_done(Some("get"), &Frame::Bulk(Bytes::from("v")));
+        let us = Duration::from_micros(10);
+        s.command_done(Some("get"), &Frame::Null, us);
+        s.command_done(Some("get"), &Frame::Bulk(Bytes::from("v")), us);
         s.command_done(
             Some("mget"),
             &Frame::Array(vec![
@@ -196,20 +234,37 @@ mod tests {
                 Frame::Bulk(Bytes::from("v")),
                 Frame::Null,
             ]),
+            us,
         );
-        s.command_done(Some("set"), &Frame::Error("ERR x".into()));
-        s.command_done(Some("set"), &Frame::Simple("OK".into()));
+        s.command_done(Some("set"), &Frame::Error("ERR x".into()), us);
+        s.command_done(Some("set"), &Frame::Simple("OK".into()), us);
+        s.rejected_command(
+            Some("set"),
+            "ERR wrong number of arguments for 'set' command",
+        );
         assert_eq!(s.commands_processed.load(Relaxed), 5);
         assert_eq!(s.keyspace_hits.load(Relaxed), 2);
         assert_eq!(s.keyspace_misses.load(Relaxed), 3);
-        assert_eq!(s.error_replies.load(Relaxed), 1);
-        s.rejected_command("MOVED 1 127.0.0.1:1");
+        assert_eq!(s.error_replies.load(Relaxed), 2);
+        let per: BTreeMap<_, _> = s.per_command().into_iter().collect();
+        assert_eq!(
+            per["set"],
+            CommandStat {
+                calls: 2,
+                usec: 20,
+                rejected: 1,
+                failed: 1
+            }
+        );
+        assert_eq!(per["get"].calls, 2);
+        s.rejected_command(None, "MOVED 1 127.0.0.1:1");
         assert_eq!(
             s.errors_by_code(),
-            vec![("ERR".to_string(), 1), ("MOVED".to_string(), 1)]
+            vec![("ERR".to_string(), 2), ("MOVED".to_string(), 1)]
         );
         s.reset();
         assert_eq!(s.commands_processed.load(Relaxed), 0);
+        assert!(s.per_command().is_empty());
     }
 
     #[test]

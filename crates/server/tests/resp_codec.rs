@@ -286,7 +286,7 @@ fn connection_setup_commands_of_client_libraries_parse() {
             "{setup:?} does not parse"
         );
     }
-    assert!(cmd(&["CLIENT", "KILL", "x"])
+    assert!(cmd(&["CLIENT", "PAUSE", "x"])
         .unwrap_err()
         .0
         .contains("Try CLIENT HELP"));

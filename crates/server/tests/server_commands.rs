@@ -243,6 +243,18 @@ async fn info_has_the_fields_redis_tools_read() {
         n(&after, "keyspace_misses"),
         n(&before, "keyspace_misses") + 1
     );
+
+    // commandstats: on request or with `all`, not by default (as Redis).
+    c.call(&["GET"]).await.unwrap(); // rejected: wrong arity
+    let stats = server::info::parse(&text(c.call(&["INFO", "commandstats"]).await.unwrap()));
+    let get = &stats["cmdstat_get"];
+    assert!(
+        get.starts_with("calls=") && get.contains(",rejected_calls=1,failed_calls=0"),
+        "{get}"
+    );
+    assert!(stats.contains_key("cmdstat_info"));
+    assert!(!text(c.call(&["INFO"]).await.unwrap()).contains("# Commandstats"));
+    assert!(text(c.call(&["INFO", "all"]).await.unwrap()).contains("# Commandstats\r\ncmdstat_"));
 }
 
 #[tokio::test]
@@ -298,4 +310,68 @@ async fn config_and_command_answer_like_redis() {
         c.call(&["CLIENT", "NOSUCH"]).await.unwrap(),
         Frame::Error("ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.".into())
     );
+}
+
+/// Whether the server closed `c`'s connection (bounded wait).
+async fn closed(c: &mut Client) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(500), c.call(&["PING"])).await {
+            Ok(Err(_)) => return true,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn client_kill_closes_the_named_connections() {
+    let one = start_one().await;
+    let mut a = one.client().await;
+    let mut b = one.client().await;
+    let mut d = one.client().await;
+    let id_b = int(b.call(&["CLIENT", "ID"]).await.unwrap());
+    let id_a = int(a.call(&["CLIENT", "ID"]).await.unwrap());
+    // New form: the count; the caller is skipped by default.
+    assert_eq!(
+        int(a
+            .call(&["CLIENT", "KILL", "ID", &id_b.to_string()])
+            .await
+            .unwrap()),
+        1
+    );
+    assert!(closed(&mut b).await, "killed client still served");
+    assert_eq!(
+        int(a
+            .call(&["CLIENT", "KILL", "ID", &id_a.to_string()])
+            .await
+            .unwrap()),
+        0,
+        "SKIPME yes by default"
+    );
+    // Old form by address: OK, or Redis's error when nobody matches.
+    let info_d = text(d.call(&["CLIENT", "INFO"]).await.unwrap());
+    let addr_d = info_d
+        .split(' ')
+        .find_map(|f| f.strip_prefix("addr="))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        text(a.call(&["CLIENT", "KILL", &addr_d]).await.unwrap()),
+        "OK"
+    );
+    assert!(closed(&mut d).await);
+    assert_eq!(
+        a.call(&["CLIENT", "KILL", "127.0.0.1:1"]).await.unwrap(),
+        Frame::Error("ERR No such client".into())
+    );
+    // Killing yourself: the reply arrives, then the connection closes.
+    assert_eq!(
+        int(a
+            .call(&["CLIENT", "KILL", "ID", &id_a.to_string(), "SKIPME", "no"])
+            .await
+            .unwrap()),
+        1
+    );
+    assert!(closed(&mut a).await);
 }

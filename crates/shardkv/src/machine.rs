@@ -171,6 +171,11 @@ impl ShardKv {
         Ok(kv::ops::query(data, op, self.log_time_ms))
     }
 
+    /// Keys with an expiry over all shards (dead ones not yet purged included).
+    pub fn expiring_count(&self) -> usize {
+        self.shards.iter().map(|s| s.data.expiring_len()).sum()
+    }
+
     /// Whether a served shard holds a key dead by `leader_now_ms` (the
     /// leader then proposes a tick, which purges it).
     pub fn purge_due(&self, leader_now_ms: u64) -> bool {

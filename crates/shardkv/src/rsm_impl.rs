@@ -58,6 +58,10 @@ impl rsm::StateMachine for ShardKv {
     fn purge_due(&self, now_ms: u64) -> bool {
         ShardKv::purge_due(self, now_ms)
     }
+
+    fn expiring_count(&self) -> usize {
+        ShardKv::expiring_count(self)
+    }
 }
 
 #[cfg(test)]

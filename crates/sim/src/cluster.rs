@@ -16,7 +16,10 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use raft::{Config, Index, MemStorage, Message, MessageBody, NodeId, Role, Term};
+use raft::{
+    ConfChange, Config, Index, MemStorage, Membership, Message, MessageBody, NodeId, RaftError,
+    Role, Term,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replica::Outcome;
@@ -36,6 +39,9 @@ pub const SEC: Micros = 1_000_000;
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     pub servers: usize,
+    /// Extra nodes (ids after the servers) that start outside the group, knowing no
+    /// membership, ready to be added by a membership change.
+    pub spares: usize,
     pub seed: u64,
     pub unreliable: bool,
     /// Snapshot the applier state every this many applied entries (lab 2D), if set.
@@ -54,6 +60,7 @@ impl ClusterConfig {
     pub fn new(servers: usize, reliable: bool) -> Self {
         ClusterConfig {
             servers,
+            spares: 0,
             seed: seed_from_env(0x5eed),
             unreliable: !reliable,
             snapshot_interval: None,
@@ -146,7 +153,7 @@ impl<S: SimStore> Cluster<S> {
         let mut c = Cluster {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             now: 0,
-            net: Network::new(cfg.servers),
+            net: Network::new(cfg.servers + cfg.spares),
             queue: EventQueue::default(),
             nodes: BTreeMap::new(),
             crashed: BTreeMap::new(),
@@ -169,7 +176,13 @@ impl<S: SimStore> Cluster<S> {
         c
     }
 
+    /// Every node: the initial servers, then the spares.
     pub fn ids(&self) -> Vec<NodeId> {
+        (1..=(self.cfg.servers + self.cfg.spares) as NodeId).collect()
+    }
+
+    /// The group's initial voters.
+    pub fn initial_voters(&self) -> Vec<NodeId> {
         (1..=self.cfg.servers as NodeId).collect()
     }
 
@@ -182,7 +195,14 @@ impl<S: SimStore> Cluster<S> {
     }
 
     fn raft_config(&self, id: NodeId) -> Config {
-        let mut cfg = Config::new(id, self.ids());
+        let voters = self.initial_voters();
+        // A spare knows no group: it learns the membership from a leader that adds it.
+        let peers = if voters.contains(&id) {
+            voters
+        } else {
+            Vec::new()
+        };
+        let mut cfg = Config::new(id, peers);
         cfg.pre_vote = self.cfg.pre_vote;
         cfg.check_quorum = self.cfg.check_quorum;
         cfg.heartbeat_ticks = self.cfg.heartbeat_ticks;
@@ -473,6 +493,56 @@ impl<S: SimStore> Cluster<S> {
         Some((index, term))
     }
 
+    // ---- membership ---------------------------------------------------------------
+
+    /// The live node leading the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.raw().raft().role() == Role::Leader)
+            .max_by_key(|(_, n)| n.raw().raft().term())
+            .map(|(&id, _)| id)
+    }
+
+    /// The membership in force on live node `id`.
+    pub fn membership(&self, id: NodeId) -> Option<Membership> {
+        Some(self.nodes.get(&id)?.raw().raft().membership().clone())
+    }
+
+    /// Proposes `change` on live node `on` (which must lead to accept it) and drives it.
+    pub fn change_membership_on(
+        &mut self,
+        on: NodeId,
+        change: ConfChange,
+    ) -> Result<Index, RaftError> {
+        let node = self
+            .nodes
+            .get_mut(&on)
+            .ok_or(RaftError::NotLeader { hint: None })?;
+        let r = node.replica.propose_conf_change(change);
+        self.drive(on);
+        r
+    }
+
+    /// Proposes `change` on the current leader, if there is one.
+    pub fn change_membership(&mut self, change: ConfChange) -> Result<Index, RaftError> {
+        let leader = self.leader().ok_or(RaftError::NotLeader { hint: None })?;
+        self.change_membership_on(leader, change)
+    }
+
+    /// Asks the current leader to hand leadership to `to`.
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), RaftError> {
+        let leader = self.leader().ok_or(RaftError::NotLeader { hint: None })?;
+        let r = self
+            .nodes
+            .get_mut(&leader)
+            .expect("live leader")
+            .replica
+            .transfer_leader(to);
+        self.drive(leader);
+        r
+    }
+
     /// The lab's `checkOneLeader`: waits for exactly one leader among connected nodes.
     pub fn check_one_leader(&mut self) -> NodeId {
         for _ in 0..10 {
@@ -558,7 +628,7 @@ impl<S: SimStore> Cluster<S> {
         let mut starts = self.ids().into_iter().cycle();
         while self.now < deadline {
             let mut index = None;
-            for _ in 0..self.cfg.servers {
+            for _ in 0..self.ids().len() {
                 let id = starts.next().expect("cycle");
                 if !self.nodes.contains_key(&id) || !self.net.is_connected(id) {
                     continue;

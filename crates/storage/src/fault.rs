@@ -1,8 +1,12 @@
 //! A fault-injecting [`FileSystem`] wrapper for tests.
 //!
 //! [`FaultyFs`] forwards to [`StdFs`] but, when armed through its [`FaultHandle`], fails
-//! a chosen future file write (after writing half the buffer, as a full disk does:
-//! ENOSPC mid-write), every write while "full", or a chosen future fsync (EIO). It can
+//! a chosen future file write (after writing part of the buffer, as a full disk does:
+//! ENOSPC mid-write), every write while "full", or a chosen future fsync (EIO). A
+//! failed write leaves the whole 512-byte sectors of the first half of its buffer
+//! (file systems allocate and copy in blocks, so a short write ends on a block
+//! boundary; a byte-granular cut inside a sector would look, in the WAL's
+//! preallocated zeros, like a damaged record rather than a torn one). It can
 //! also skip fsync entirely, which keeps property tests fast (their crashes are modelled by dropping the store, which
 //! loses exactly the unsynced in-memory buffer, so fsync itself adds nothing). It counts
 //! positioned reads (entry-cache misses) and whole-file read-only views (`map_read`:
@@ -26,6 +30,8 @@ struct Plan {
     skip_sync: AtomicBool,
     /// Every write fails with ENOSPC, half-done, while set (a full disk).
     full: AtomicBool,
+    /// Every `zero_fill` fails with ENOSPC while set (too little room to preallocate).
+    no_room_to_preallocate: AtomicBool,
     /// Positioned reads served (cache misses of the entry cache).
     reads_at: AtomicI64,
     /// Whole-file read-only views handed out (`map_read`: snapshot files).
@@ -50,6 +56,12 @@ impl FaultHandle {
     pub fn set_full(&self, full: bool) {
         self.0.full.store(full, Ordering::SeqCst);
     }
+    /// While set, every `zero_fill` (WAL preallocation) fails with ENOSPC, writing
+    /// nothing, while record writes still succeed: a disk with too little room left for
+    /// the zeros but some for records.
+    pub fn set_no_room_to_preallocate(&self, on: bool) {
+        self.0.no_room_to_preallocate.store(on, Ordering::SeqCst);
+    }
     /// How many positioned reads (`read_at`) the store has made so far.
     pub fn reads_at(&self) -> i64 {
         self.0.reads_at.load(Ordering::SeqCst)
@@ -63,6 +75,7 @@ impl FaultHandle {
         self.fail_write_after(-1);
         self.fail_sync_after(-1);
         self.set_full(false);
+        self.set_no_room_to_preallocate(false);
     }
 }
 
@@ -103,18 +116,39 @@ impl FaultyFs {
     }
 }
 
+/// Sector size of the short writes a failed write leaves.
+const SECTOR_BYTES: u64 = 512;
+
 struct FaultyFile {
     inner: Box<dyn WritableFile>,
     fs: FaultyFs,
+    /// The append position (file offset of the next `write_all`).
+    pos: u64,
 }
 
 impl WritableFile for FaultyFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         if trip(&self.fs.plan.writes_left) || self.fs.plan.full.load(Ordering::SeqCst) {
-            self.inner.write_all(&buf[..buf.len() / 2])?;
+            // Whole sectors of the first half of the buffer.
+            let half_end = self.pos + buf.len() as u64 / 2;
+            let keep = (half_end / SECTOR_BYTES * SECTOR_BYTES).saturating_sub(self.pos);
+            self.inner.write_all(&buf[..keep as usize])?;
+            self.pos += keep;
             return Err(io::Error::from_raw_os_error(ENOSPC));
         }
-        self.inner.write_all(buf)
+        self.inner.write_all(buf)?;
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+    /// Fails (ENOSPC, nothing written) while the disk is "full" or has no room to
+    /// preallocate; not counted by `fail_write_after`, which counts record writes.
+    fn zero_fill(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        if self.fs.plan.full.load(Ordering::SeqCst)
+            || self.fs.plan.no_room_to_preallocate.load(Ordering::SeqCst)
+        {
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
+        self.inner.zero_fill(offset, len)
     }
     fn sync_data(&mut self) -> io::Result<()> {
         if self.fs.sync_fault()? {
@@ -146,12 +180,14 @@ impl FileSystem for FaultyFs {
         Ok(Box::new(FaultyFile {
             inner: self.inner.create(path)?,
             fs: self.clone(),
+            pos: 0,
         }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         Ok(Box::new(FaultyFile {
             inner: self.inner.open_append(path)?,
             fs: self.clone(),
+            pos: std::fs::metadata(path)?.len(),
         }))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {

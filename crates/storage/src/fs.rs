@@ -93,8 +93,16 @@ impl Debug for ReadOnlyFile {
 
 /// A file open for appending.
 pub trait WritableFile: Send {
-    /// Writes all of `buf` at the end of the file (not yet durable).
+    /// Writes all of `buf` at the append position, which it advances (not yet
+    /// durable). The position starts at the end of the file as opened; it is the
+    /// end of the file unless `zero_fill` wrote beyond it.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Writes `len` zero bytes at byte `offset` (at or after the append position),
+    /// leaving the append position where it is (not yet durable). The WAL uses it to
+    /// allocate a segment's blocks ahead of its records, so that a later `sync_data`
+    /// writes only data: the file's size and block map no longer change with every
+    /// append (on ext4 that saves an inode write per fdatasync).
+    fn zero_fill(&mut self, offset: u64, len: u64) -> io::Result<()>;
     /// Makes everything written so far durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
 }
@@ -136,6 +144,18 @@ struct StdFile(File);
 impl WritableFile for StdFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.0.write_all(buf)
+    }
+    fn zero_fill(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        const CHUNK: u64 = 64 << 10;
+        let zeros = vec![0u8; CHUNK.min(len) as usize];
+        let mut at = offset;
+        while at < offset + len {
+            let n = CHUNK.min(offset + len - at) as usize;
+            self.0.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
     }
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()
@@ -196,7 +216,10 @@ impl FileSystem for StdFs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let f = OpenOptions::new().append(true).open(path)?;
+        // Not O_APPEND: `zero_fill` may write past the append position (and Linux
+        // ignores pwrite's offset on an O_APPEND file).
+        let mut f = OpenOptions::new().write(true).open(path)?;
+        f.seek(SeekFrom::End(0))?;
         Ok(Box::new(StdFile(f)))
     }
 

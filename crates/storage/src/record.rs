@@ -205,8 +205,11 @@ const SECTOR_BYTES: u64 = 512;
 ///
 /// Torn (never acknowledged, safe to cut): the frame is incomplete; or everything from
 /// it to the end of file is zero; or it is the final frame, ends exactly at end of file,
-/// fails its checksum, and contains a whole sector of zeros. Anything else (notably any
-/// single flipped bit in a complete final frame) is corruption.
+/// fails its checksum, and contains a whole sector of zeros; or it fails its checksum
+/// and, from a sector boundary inside it, it and everything after it to the end of file
+/// are zero (a write into the WAL's preallocated zeros whose later sectors never
+/// reached the disk). Anything else (notably any single flipped bit in a complete final
+/// frame, whether the file ends there or preallocated zeros follow) is corruption.
 pub fn is_torn_tail(offset: u64, rest: &[u8], err: &FrameError) -> bool {
     if rest.iter().all(|b| *b == 0) {
         return true;
@@ -218,10 +221,26 @@ pub fn is_torn_tail(offset: u64, rest: &[u8], err: &FrameError) -> bool {
                 return true;
             }
             let len = u32::from_le_bytes(rest[0..4].try_into().unwrap()) as usize;
-            let complete_final = HEADER_BYTES + len == rest.len();
-            complete_final && has_zero_sector(offset, rest)
+            let frame = HEADER_BYTES + len;
+            let complete_final = frame == rest.len();
+            // `len` is trusted to place the frame's end only if it passes its check:
+            // a flipped bit in it must not stretch the frame over zeros that follow
+            // it (preallocated space) and so make it look torn.
+            let len_checked = rest[8] >> 4 == fold4(len as u32);
+            len_checked
+                && ((complete_final && has_zero_sector(offset, rest))
+                    || (frame <= rest.len() && zero_from_sector(offset, rest) < frame))
         }
     }
+}
+
+/// Where (relative to `bytes`, which start at file offset `offset`) the zeros that run
+/// to the end of `bytes` begin, rounded up to a sector boundary: every byte from there
+/// on is zero, as a sector never written reads.
+fn zero_from_sector(offset: u64, bytes: &[u8]) -> usize {
+    let written = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let boundary = (offset + written as u64).div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+    (boundary - offset) as usize
 }
 
 fn has_zero_sector(offset: u64, bytes: &[u8]) -> bool {
@@ -282,6 +301,46 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn entry_frame(data_len: usize) -> Vec<u8> {
+        let mut frame = Vec::new();
+        let data = Bytes::from(vec![0xAB; data_len]);
+        encode(&Record::Entry(Entry::normal(3, 7, data)), &mut frame);
+        frame
+    }
+
+    /// The WAL's preallocated zeros after the final frame must not make a flipped bit
+    /// in it (a flipped bit of its length above all) look like a torn write.
+    #[test]
+    fn a_flipped_bit_before_preallocated_zeros_is_corruption() {
+        let frame = entry_frame(600);
+        for offset in [0u64, 100, 500] {
+            for bit in 0..frame.len() * 8 {
+                let mut b = frame.clone();
+                b[bit / 8] ^= 1 << (bit % 8);
+                b.extend_from_slice(&[0u8; 4096]);
+                let err = decode(&b).unwrap_err();
+                assert!(
+                    !is_torn_tail(offset, &b, &err),
+                    "bit {bit} at offset {offset}"
+                );
+            }
+        }
+    }
+
+    /// A write into preallocated zeros whose later sectors never reached the disk
+    /// (they still read as zeros) is torn, whether more zeros follow or not.
+    #[test]
+    fn a_frame_missing_its_later_sectors_is_torn() {
+        let frame = entry_frame(600);
+        let offset = 100u64; // the frame spans bytes 100..735: sector 512.. is lost
+        let mut b = frame.clone();
+        b[(512 - offset) as usize..].fill(0);
+        let err = decode(&b).unwrap_err();
+        assert!(is_torn_tail(offset, &b, &err), "ends at end of file");
+        b.extend_from_slice(&[0u8; 4096]);
+        assert!(is_torn_tail(offset, &b, &err), "preallocated zeros follow");
     }
 
     #[test]

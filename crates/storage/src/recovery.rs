@@ -7,7 +7,8 @@
 //! Recovery repairs exactly two crash artefacts: a torn record at the end of the last
 //! segment (cut off), and a last segment whose header was never completely written
 //! (removed). Both are listed in the [`RecoveryReport`] so the caller can log loudly
-//! what was cut and why. Everything else that is wrong is an [`OpenError`]:
+//! what was cut and why. Zeros after the last segment's last record are the WAL's
+//! preallocated space (`wal`), not a repair: they are cut off without a report. Everything else that is wrong is an [`OpenError`]:
 //! damage names file and offset, and missing data ([`OpenError::MissingLog`]: a segment
 //! newer than any present is recorded in `WAL-HEAD`, or the hard state's commit index is
 //! beyond the recovered log) names the missing entry range and files. Invariant: open
@@ -123,12 +124,17 @@ pub fn recover(
     let mut replay = Replay::new(snapshot.meta, cache_max_bytes, seqs[0] == 1);
     let mut segments = Vec::with_capacity(seqs.len());
     let mut last_len = 0;
+    let mut cut_zeros = None;
     for (i, &seq) in seqs.iter().enumerate() {
         let is_last = i + 1 == seqs.len();
         let (info, len, cut) = replay_segment(fs, dir, seq, is_last, &mut replay)?;
         segments.push(info);
         last_len = len;
-        report.truncated = cut;
+        match cut {
+            Some(Cut::Torn(t)) => report.truncated = Some(t),
+            Some(Cut::Zeros(path)) => cut_zeros = Some(path),
+            None => {}
+        }
     }
     let (hard_state, log, repair) = replay.finish();
     let newest = *seqs.last().expect("non-empty");
@@ -138,6 +144,10 @@ pub fn recover(
         t.last_index = log.last_index();
         fs.truncate(&t.path, t.offset)
             .map_err(OpenError::io("truncate torn tail of", &t.path))?;
+    }
+    if let Some(path) = &cut_zeros {
+        fs.truncate(path, last_len)
+            .map_err(OpenError::io("truncate preallocated zeros of", path))?;
     }
     if head.is_none_or(|h| h < newest) {
         manifest::write(fs, dir, newest).map_err(OpenError::io("write WAL head in", dir))?;
@@ -336,6 +346,15 @@ fn fresh_wal(
     })
 }
 
+/// What to cut off the last segment.
+enum Cut {
+    /// A torn record (and whatever follows it): reported.
+    Torn(Truncation),
+    /// Only zeros after the last record: space the WAL preallocated and never wrote
+    /// (`wal`), holding no record. Cut without a report.
+    Zeros(PathBuf),
+}
+
 /// Replays one segment. Returns its info, its length once a torn tail is cut, and the
 /// cut to make (the caller makes it once every check passed, so a refused open leaves
 /// the files as it found them; `last_index` is filled in then too).
@@ -345,7 +364,7 @@ fn replay_segment(
     seq: u64,
     is_last: bool,
     replay: &mut Replay,
-) -> Result<(SegInfo, u64, Option<Truncation>), OpenError> {
+) -> Result<(SegInfo, u64, Option<Cut>), OpenError> {
     let path = dir.join(segment::file_name(seq));
     let buf = fs.read(&path).map_err(OpenError::io("read", &path))?;
     if buf.len() < segment::HEADER_BYTES {
@@ -364,6 +383,9 @@ fn replay_segment(
     })?;
     match end {
         ScanEnd::Clean => Ok((info, buf.len() as u64, None)),
+        ScanEnd::TornAt { offset, .. } if buf[offset as usize..].iter().all(|b| *b == 0) => {
+            Ok((info, offset, Some(Cut::Zeros(path))))
+        }
         ScanEnd::TornAt { offset, why } => {
             let cut = Truncation {
                 path,
@@ -372,7 +394,7 @@ fn replay_segment(
                 why,
                 last_index: 0,
             };
-            Ok((info, offset, Some(cut)))
+            Ok((info, offset, Some(Cut::Torn(cut))))
         }
     }
 }

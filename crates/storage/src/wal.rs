@@ -3,7 +3,19 @@
 //!
 //! Invariants:
 //! * Records are appended only to the last segment (`segments.last()`), whose file is
-//!   `active`; `active_bytes` is its length as written (not necessarily durable).
+//!   `active`; `active_bytes` is the end of its records as written (not necessarily
+//!   durable). Past that end the file may hold zeros up to `zeroed_to`
+//!   (preallocation, below), never anything else.
+//! * Preallocation: before records are written past `zeroed_to`, the next
+//!   `preallocate_bytes` of the segment are zero-filled and fdatasync'd on their own (one
+//!   extra fsync per chunk), never past `segment_max_bytes`; if the disk has no room for
+//!   the zeros, the WAL stops preallocating (until reopened) rather than refuse writes. Records then land in blocks
+//!   the file already has durably, so the fdatasync of a group commit writes only data,
+//!   not the file's size and block map too (on ext4: one inode write and one I/O fewer
+//!   per fsync, about half its CPU). Recovery cuts the zeros off the last segment
+//!   silently (they hold no record) and reads a torn record in them as torn
+//!   (`record::is_torn_tail`). A segment rolls only once its records reach
+//!   `segment_max_bytes`, so a sealed segment ends with its last record, as before.
 //! * Nothing is acknowledged before `sync` returns `Ok`: `pending` is lost on a crash.
 //! * A segment is fsync'd before its successor is created, the successor is durable
 //!   before `WAL-HEAD` names it (so recovery can refuse a deleted newest segment), and
@@ -41,8 +53,11 @@ pub struct Wal {
     segments: Vec<SegInfo>,
     active: Box<dyn WritableFile>,
     active_bytes: u64,
+    /// The active file holds durable zeros from `active_bytes` up to here (when larger).
+    zeroed_to: u64,
     pending: Vec<u8>,
     segment_max_bytes: u64,
+    preallocate_bytes: u64,
     write_buffer_max_bytes: usize,
     poisoned: Option<Poison>,
 }
@@ -74,6 +89,8 @@ fn is_no_space(e: &std::io::Error) -> bool {
 pub struct WalConfig {
     pub segment_max_bytes: u64,
     pub write_buffer_max_bytes: usize,
+    /// Zero-fill the active segment this far ahead of its records (0: never).
+    pub preallocate_bytes: u64,
 }
 
 impl Wal {
@@ -93,8 +110,10 @@ impl Wal {
             segments,
             active,
             active_bytes,
+            zeroed_to: active_bytes,
             pending: Vec::new(),
             segment_max_bytes: cfg.segment_max_bytes,
+            preallocate_bytes: cfg.preallocate_bytes,
             write_buffer_max_bytes: cfg.write_buffer_max_bytes,
             poisoned: None,
         }
@@ -181,6 +200,7 @@ impl Wal {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.preallocate()?;
         if let Err(e) = self.active.write_all(&self.pending) {
             let what = format!("write to {}: {e}", self.active_path().display());
             return Err(self.poison_as(what, is_no_space(&e)));
@@ -204,6 +224,41 @@ impl Wal {
         Ok(())
     }
 
+    /// Zero-fills and syncs the next chunk of the active segment if the buffered
+    /// records would run past the zeros already there (module docs: preallocation).
+    fn preallocate(&mut self) -> StorageResult<()> {
+        let end = self.active_bytes + self.pending.len() as u64;
+        if self.preallocate_bytes == 0 || end <= self.zeroed_to {
+            return Ok(());
+        }
+        let from = self.zeroed_to.max(self.active_bytes);
+        let to = (end + self.preallocate_bytes).min(self.segment_max_bytes);
+        if to <= from {
+            return Ok(()); // the segment is full: the last records extend it as they go
+        }
+        match self.active.zero_fill(from, to - from) {
+            Ok(()) => {}
+            // Too little space for the zeros: preallocation is only an optimisation,
+            // so this WAL goes on without it (until reopened) and writes its records
+            // into whatever space is left, as it would without preallocation. Zeros
+            // it wrote past its records are harmless (recovery cuts them).
+            Err(e) if is_no_space(&e) => {
+                self.preallocate_bytes = 0;
+                return Ok(());
+            }
+            Err(e) => {
+                let what = format!("preallocate {}: {e}", self.active_path().display());
+                return Err(self.poison(what));
+            }
+        }
+        if let Err(e) = self.active.sync_data() {
+            let path = self.active_path();
+            return Err(self.poison(format!("fdatasync {} (preallocated): {e}", path.display())));
+        }
+        self.zeroed_to = to;
+        Ok(())
+    }
+
     fn roll(&mut self, hs: HardState, snap: SnapshotMeta) -> StorageResult<()> {
         let seq = self.segments.last().expect("active segment").seq + 1;
         let (f, len) = match Self::create_segment(&*self.fs, &self.dir, seq, hs, snap) {
@@ -212,8 +267,13 @@ impl Wal {
                 return Err(self.poison(format!("create segment {}: {e}", segment::file_name(seq))))
             }
         };
+        debug_assert!(
+            self.zeroed_to <= self.active_bytes,
+            "a sealed segment ends with its last record"
+        );
         self.active = f;
         self.active_bytes = len;
+        self.zeroed_to = len;
         self.segments.push(SegInfo { seq, max_index: 0 });
         // Only now that the segment is durable may the head name it (see `manifest`).
         if let Err(e) = manifest::write(&*self.fs, &self.dir, seq) {

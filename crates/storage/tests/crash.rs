@@ -5,6 +5,9 @@
 //! * the last record of the last segment cut at ANY byte offset → cut off, open succeeds;
 //! * ANY single flipped bit in a complete record → `OpenError::Corrupt` at that record;
 //! * a zero-filled tail, or a final record containing a zeroed sector → cut off;
+//! * with preallocation: zeros after the last record → cut off, not reported; a final
+//!   record whose later sectors read as zeros → cut off and reported; a flipped bit in
+//!   it → `Corrupt`; sealed segments end with their last record;
 //! * damage in a sealed segment, a missing segment, a bad snapshot → `Corrupt`;
 //! * a different format version → `IncompatibleVersion`.
 
@@ -18,10 +21,21 @@ use storage::{DiskOptions, DiskStorage, OpenError};
 const N: u64 = 6;
 
 /// Real files, no fsync: these tests damage files by hand, so fsync adds only time.
+/// No preallocation: they place damage by offsets from the end of the file (the
+/// `preallocated_*` tests below turn it on).
 fn fast() -> DiskOptions {
     DiskOptions {
         fs: std::sync::Arc::new(storage::fault::FaultyFs::new(true).0),
+        preallocate_bytes: 0,
         ..DiskOptions::default()
+    }
+}
+
+/// `fast()` with the active segment zero-filled 64 KiB ahead of its records.
+fn preallocating() -> DiskOptions {
+    DiskOptions {
+        preallocate_bytes: 64 << 10,
+        ..fast()
     }
 }
 const HS: HardState = HardState {
@@ -47,7 +61,11 @@ fn frame_bytes(len: usize) -> usize {
 
 /// A store with entries 1..=N (entry N of `last_len` bytes, written last) in one segment.
 fn build(dir: &Path, last_len: usize) -> PathBuf {
-    let mut s = DiskStorage::open(dir, fast()).unwrap();
+    build_with(dir, last_len, fast())
+}
+
+fn build_with(dir: &Path, last_len: usize, opts: DiskOptions) -> PathBuf {
+    let mut s = DiskStorage::open(dir, opts).unwrap();
     s.set_hard_state(HS).unwrap();
     s.append(&(1..N).map(|i| entry(i, 40)).collect::<Vec<_>>())
         .unwrap();
@@ -501,4 +519,113 @@ fn head_behind_or_absent_is_accepted_and_rewritten() {
     fs::remove_file(&head).unwrap();
     assert_eq!(DiskStorage::open(dir.path(), opts).unwrap().last_index(), i);
     assert_eq!(fs::read(&head).unwrap(), head_at_2);
+}
+
+/// Where the records of a segment end: entry data is never zero (see `entry`), so the
+/// last non-zero byte ends the last record; preallocated zeros follow.
+fn records_end(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|b| *b != 0).unwrap() + 1
+}
+
+/// Preallocation (issue 15): the active segment carries zeros after its records. A
+/// reopen cuts them without reporting a repair, and appends continue right after the
+/// last record, not after the zeros.
+#[test]
+fn preallocated_zeros_are_cut_silently_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build_with(dir.path(), 300, preallocating());
+    let b = fs::read(&seg).unwrap();
+    let end = records_end(&b);
+    assert!(
+        b.len() >= end + (32 << 10),
+        "zeros ahead: {} of {}",
+        end,
+        b.len()
+    );
+    let mut s = DiskStorage::open(dir.path(), preallocating()).unwrap();
+    assert_prefix_intact(&s, N);
+    assert!(s.recovery_report().is_clean(), "{:?}", s.recovery_report());
+    assert_eq!(fs::metadata(&seg).unwrap().len(), end as u64);
+    s.append(&[entry(N + 1, 40)]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let s = DiskStorage::open(dir.path(), preallocating()).unwrap();
+    assert!(s.recovery_report().is_clean(), "{:?}", s.recovery_report());
+    assert_eq!(s.last_index(), N + 1);
+    assert_eq!(
+        s.entries(N + 1, N + 2, u64::MAX).unwrap(),
+        vec![entry(N + 1, 40)]
+    );
+    let before: Vec<Entry> = (1..=N)
+        .map(|i| if i == N { entry(i, 300) } else { entry(i, 40) })
+        .collect();
+    assert_eq!(s.entries(1, N + 1, u64::MAX).unwrap(), before);
+}
+
+/// A crash while writing into preallocated space: the last record's later sectors
+/// still read as zeros. It is torn: cut off and reported, the records before it kept.
+#[test]
+fn preallocated_torn_record_is_cut_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build_with(dir.path(), 2000, preallocating());
+    let mut b = fs::read(&seg).unwrap();
+    let end = records_end(&b);
+    let start = end - frame_bytes(2000);
+    let lost_from = (start + RECORD_HEADER_BYTES).div_ceil(512) * 512;
+    b[lost_from..end].fill(0);
+    fs::write(&seg, &b).unwrap();
+    let s = DiskStorage::open(dir.path(), preallocating()).unwrap();
+    assert_eq!(s.last_index(), N - 1);
+    let cut = s.recovery_report().truncated.clone().expect("reported");
+    assert_eq!(cut.offset, start as u64);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), start as u64);
+}
+
+/// Preallocated zeros after the last record do not make a flipped bit in it look torn.
+#[test]
+fn preallocated_flipped_bit_in_the_last_record_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = build_with(dir.path(), 300, preallocating());
+    let b = fs::read(&seg).unwrap();
+    let end = records_end(&b);
+    let start = end - frame_bytes(300);
+    for at in [start + 2, start + 5, start + 8, start + 20, end - 1] {
+        let mut d = b.clone();
+        d[at] ^= 0x04;
+        fs::write(&seg, &d).unwrap();
+        expect_corrupt(
+            DiskStorage::open(dir.path(), preallocating()),
+            &seg,
+            start as u64,
+            &format!("byte {at}"),
+        );
+    }
+}
+
+/// With preallocation, a segment still rolls only once its records fill it: every
+/// sealed segment ends with its last record (no zeros), and everything reopens.
+#[test]
+fn preallocated_segments_seal_without_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DiskOptions {
+        segment_max_bytes: 2000,
+        ..preallocating()
+    };
+    let mut s = DiskStorage::open(dir.path(), opts.clone()).unwrap();
+    for i in 1..=40 {
+        s.append(&[entry(i, 150)]).unwrap();
+        s.sync().unwrap();
+    }
+    let segments = s.segment_count() as u64;
+    assert!(segments >= 3, "{segments}");
+    drop(s);
+    for seq in 1..segments {
+        let b = fs::read(dir.path().join(segment_file_name(seq))).unwrap();
+        assert_eq!(records_end(&b), b.len(), "sealed segment {seq}");
+    }
+    let s = DiskStorage::open(dir.path(), opts).unwrap();
+    assert!(s.recovery_report().is_clean(), "{:?}", s.recovery_report());
+    assert_eq!(s.last_index(), 40);
+    let want: Vec<Entry> = (1..=40).map(|i| entry(i, 150)).collect();
+    assert_eq!(s.entries(1, 41, u64::MAX).unwrap(), want);
 }

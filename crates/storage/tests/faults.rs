@@ -192,3 +192,30 @@ fn failed_fsync_is_io_not_no_space() {
     h.heal();
     assert!(matches!(s.append(&[entry(1, 2)]), Err(StorageError::Io(_))));
 }
+
+/// Preallocation is an optimisation: a disk with no room for the WAL's zeros but room
+/// for its records keeps taking writes (issue 15), durably.
+#[test]
+fn no_room_to_preallocate_still_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, h) = FaultyFs::new(true);
+    let opts = DiskOptions {
+        preallocate_bytes: 64 << 10,
+        fs: Arc::new(fs),
+        ..DiskOptions::default()
+    };
+    let mut s = DiskStorage::open(dir.path(), opts).unwrap();
+    h.set_no_room_to_preallocate(true);
+    for i in 1..=3 {
+        s.append(&[entry(1, i)]).unwrap();
+        s.sync().unwrap();
+    }
+    assert!(!s.is_poisoned());
+    drop(s);
+    let r = reopen(dir.path());
+    assert!(r.recovery_report().is_clean(), "{:?}", r.recovery_report());
+    assert_eq!(
+        r.entries(1, 4, u64::MAX).unwrap(),
+        vec![entry(1, 1), entry(1, 2), entry(1, 3)]
+    );
+}

@@ -161,6 +161,25 @@ impl Cluster {
         self.views[id as usize - 1] = view;
     }
 
+    /// Node `id`'s `--cluster` list from its next `spawn` on: only `ids`
+    /// (its own included), at their real peer addresses. For a group that
+    /// starts smaller than the layout, and for nodes that join it.
+    pub fn set_members(&mut self, id: u64, ids: &[u64]) {
+        self.views[id as usize - 1] = ids
+            .iter()
+            .map(|&j| format!("{j}={}", self.nodes[j as usize - 1].peer))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+
+    /// `spawn` with extra flags for this start only (e.g. `--join`).
+    pub fn spawn_with(&mut self, id: u64, flags: &[&str]) {
+        let saved = self.extra.clone();
+        self.extra.extend(flags.iter().map(|s| s.to_string()));
+        self.spawn(id);
+        self.extra = saved;
+    }
+
     pub fn spawn(&mut self, id: u64) {
         let exe = env!("CARGO_BIN_EXE_raftkv");
         let node = &self.nodes[id as usize - 1];

@@ -121,7 +121,9 @@ impl Inbound {
                 self.self_id
             ));
         }
-        if from == self.self_id || !self.members.contains_key(&from) {
+        // A member added since start (a membership change) is known to `peers`.
+        let known = self.members.contains_key(&from) || self.peers.get(from).is_some();
+        if from == self.self_id || !known {
             return Err(format!("Hello from unknown node {from}"));
         }
         Ok(from)

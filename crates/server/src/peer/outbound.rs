@@ -108,6 +108,8 @@ impl Drop for Alive {
 /// The handle to one peer's sending task.
 #[derive(Clone)]
 pub struct PeerSender {
+    /// The address the link dials (shared: a sender is cloned per message).
+    addr: Arc<str>,
     shared: Arc<Shared>,
     _alive: Arc<Alive>,
 }
@@ -176,66 +178,130 @@ impl PeerSender {
     }
 }
 
-/// Every peer's sender, by id.
+/// Every peer's sender, by id. Peers can be added while running (a membership
+/// change brings a new member's address): every clone sees the same set.
 #[derive(Clone, Default)]
 pub struct Peers {
-    by_id: Arc<BTreeMap<NodeId, PeerSender>>,
+    inner: Arc<std::sync::RwLock<PeersInner>>,
+}
+
+#[derive(Default)]
+struct PeersInner {
+    by_id: BTreeMap<NodeId, PeerSender>,
+    /// What spawning a link needs; `None` for a `Default` (empty, fixed) set.
+    spawn: Option<SpawnContext>,
+}
+
+#[derive(Clone)]
+struct SpawnContext {
+    self_id: NodeId,
+    forwards: Arc<ForwardTable>,
+    timeouts: LinkTimeouts,
+    /// Links are spawned on this runtime, also from the driver's OS thread.
+    runtime: tokio::runtime::Handle,
+}
+
+impl SpawnContext {
+    fn spawn_link(&self, id: NodeId, addr: &str) -> PeerSender {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            connected: AtomicBool::new(false),
+            link: LinkState::default(),
+        });
+        let link = Link {
+            self_id: self.self_id,
+            peer: id,
+            addr: addr.to_string(),
+            shared: shared.clone(),
+            forwards: self.forwards.clone(),
+            timeouts: self.timeouts,
+        };
+        self.runtime.spawn(link.run());
+        PeerSender {
+            _alive: Arc::new(Alive(shared.clone())),
+            addr: Arc::from(addr),
+            shared,
+        }
+    }
 }
 
 impl Peers {
-    /// Spawns one sending task per peer (not `self_id`).
+    /// Spawns one sending task per peer (not `self_id`). Must be called within a
+    /// tokio runtime; later links (`ensure`) are spawned on the same one.
     pub fn start(
         self_id: NodeId,
         addrs: &BTreeMap<NodeId, String>,
         forwards: Arc<ForwardTable>,
         timeouts: LinkTimeouts,
     ) -> Peers {
-        let mut by_id = BTreeMap::new();
-        for (&id, addr) in addrs.iter().filter(|(&id, _)| id != self_id) {
-            let shared = Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                wake: Notify::new(),
-                connected: AtomicBool::new(false),
-                link: LinkState::default(),
-            });
-            let link = Link {
-                self_id,
-                peer: id,
-                addr: addr.clone(),
-                shared: shared.clone(),
-                forwards: forwards.clone(),
-                timeouts,
-            };
-            tokio::spawn(link.run());
-            by_id.insert(
-                id,
-                PeerSender {
-                    _alive: Arc::new(Alive(shared.clone())),
-                    shared,
-                },
-            );
-        }
+        let ctx = SpawnContext {
+            self_id,
+            forwards,
+            timeouts,
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let by_id = addrs
+            .iter()
+            .filter(|(&id, _)| id != self_id)
+            .map(|(&id, addr)| (id, ctx.spawn_link(id, addr)))
+            .collect();
         Peers {
-            by_id: Arc::new(by_id),
+            inner: Arc::new(std::sync::RwLock::new(PeersInner {
+                by_id,
+                spawn: Some(ctx),
+            })),
         }
     }
 
-    pub fn get(&self, id: NodeId) -> Option<&PeerSender> {
-        self.by_id.get(&id)
+    /// Makes sure there is a link to `id` at `addr`: adds one for a new peer, and
+    /// replaces one whose address changed (its old task ends once unreferenced).
+    /// Returns whether anything changed.
+    pub fn ensure(&self, id: NodeId, addr: &str) -> bool {
+        let mut inner = self.inner.write().expect("peers lock");
+        let Some(ctx) = inner.spawn.clone() else {
+            return false;
+        };
+        if id == ctx.self_id || inner.by_id.get(&id).is_some_and(|p| &*p.addr == addr) {
+            return false;
+        }
+        tracing::info!(peer = id, addr, "peer address added");
+        let sender = ctx.spawn_link(id, addr);
+        inner.by_id.insert(id, sender);
+        true
+    }
+
+    /// Every peer's id and address.
+    pub fn addrs(&self) -> BTreeMap<NodeId, String> {
+        let inner = self.inner.read().expect("peers lock");
+        inner
+            .by_id
+            .iter()
+            .map(|(&id, p)| (id, p.addr.to_string()))
+            .collect()
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<PeerSender> {
+        self.inner
+            .read()
+            .expect("peers lock")
+            .by_id
+            .get(&id)
+            .cloned()
     }
 
     /// How many peers (other nodes) there are.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.inner.read().expect("peers lock").by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.len() == 0
     }
 
     /// Sends group `group`'s Raft message to `msg.to` (dropped if unknown or full).
     pub fn send_group_raft(&self, group: GroupId, msg: Message) {
-        match self.by_id.get(&msg.to) {
+        match self.get(msg.to) {
             Some(p) => {
                 if !p.send(Outgoing::GroupRaft(group, msg)) {
                     tracing::trace!(
@@ -254,7 +320,7 @@ impl Peers {
 
     /// Sends a Raft message to `msg.to` (dropped if unknown or full).
     pub fn send_raft(&self, msg: Message) {
-        match self.by_id.get(&msg.to) {
+        match self.get(msg.to) {
             Some(p) => {
                 if !p.send(Outgoing::Raft(msg)) {
                     tracing::trace!("peer queue full or link down: dropped a raft message");

@@ -46,6 +46,9 @@ pub enum Command {
     Acknowledge,
     /// `SHARDCTL ...`: raftkv's own command to the shard controller.
     ShardCtl(ShardCtl),
+    /// `RAFT MEMBER ... | RAFT TRANSFER [ID]`: membership and leadership
+    /// administration of a single group (`crate::admin`).
+    Raft(crate::admin::AdminOp),
 }
 
 /// `SHARDCTL QUERY [NUM] | JOIN GID=ID@HOST:PORT,... [...] | LEAVE GID [GID ...]
@@ -114,6 +117,7 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("PING", [msg]) => Command::Ping(Some(msg.clone())),
         ("CLUSTER", [sub, ..]) => cluster(sub, rest)?,
         ("SHARDCTL", [sub, ..]) => Command::ShardCtl(shardctl(sub, &rest[1..])?),
+        ("RAFT", [_, ..]) => Command::Raft(raft_admin(rest)?),
         // Redis Cluster's connection flags: accepted, no effect (every node
         // serves every key, and reads are linearizable wherever they arrive).
         ("ASKING" | "READONLY" | "READWRITE", []) => Command::Acknowledge,
@@ -244,6 +248,50 @@ fn shardctl(sub: &Bytes, args: &[Bytes]) -> Result<ShardCtl, CommandError> {
     })
 }
 
+/// `RAFT MEMBER LIST | ADD ID HOST:PORT [LEARNER] | PROMOTE ID | REMOVE ID`,
+/// `RAFT TRANSFER [ID]`.
+fn raft_admin(args: &[Bytes]) -> Result<crate::admin::AdminOp, CommandError> {
+    use crate::admin::AdminOp;
+    use raft::ConfChange;
+    let words: Vec<String> = args
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let id = |w: &str| {
+        w.parse::<u64>()
+            .ok()
+            .filter(|&i| i > 0)
+            .ok_or_else(|| CommandError(format!("ERR node id '{w}' is not a positive integer")))
+    };
+    let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
+    Ok(match upper.as_slice() {
+        ["MEMBER", "LIST"] => AdminOp::List,
+        ["MEMBER", "ADD", _, _] | ["MEMBER", "ADD", _, _, "LEARNER"] => {
+            let (id, addr) = (id(&words[2])?, words[3].clone());
+            if !addr.contains(':') {
+                return Err(CommandError(format!(
+                    "ERR peer address '{addr}' is not HOST:PORT"
+                )));
+            }
+            AdminOp::Change(if upper.len() == 5 {
+                ConfChange::AddLearner { id, addr }
+            } else {
+                ConfChange::AddVoter { id, addr }
+            })
+        }
+        ["MEMBER", "PROMOTE", _] => AdminOp::Change(ConfChange::Promote { id: id(&words[2])? }),
+        ["MEMBER", "REMOVE", _] => AdminOp::Change(ConfChange::Remove { id: id(&words[2])? }),
+        ["TRANSFER"] => AdminOp::Transfer(None),
+        ["TRANSFER", _] => AdminOp::Transfer(Some(id(&words[1])?)),
+        _ => {
+            return Err(CommandError(
+                "ERR syntax: RAFT MEMBER LIST | MEMBER ADD ID HOST:PORT [LEARNER] | MEMBER PROMOTE ID | MEMBER REMOVE ID | TRANSFER [ID]".into(),
+            ))
+        }
+    })
+}
+
 /// `GID=ID@HOST:PORT,ID@HOST:PORT,...`.
 pub fn parse_join_group(s: &str) -> Result<(u64, Vec<(u64, String)>), CommandError> {
     let bad = || CommandError(format!("ERR '{s}' is not GID=ID@HOST:PORT,..."));
@@ -355,6 +403,7 @@ mod tests {
                 "config" => &["config", "get", "x"],
                 "auth" | "quit" | "hello" => continue,
                 "shardctl" => &["shardctl", "query"],
+                "raft" => &["raft", "member", "list"],
                 "command" | "info" | "ping" | "asking" | "readonly" | "readwrite" => &[c.name],
                 // A data command: as many "1"s as its arity asks for.
                 name => {

@@ -92,6 +92,11 @@ fn parse_at(buf: &[u8], pos: usize, limits: &Limits, depth: usize) -> Parsed {
     let Some(&tag) = buf.get(pos) else {
         return Ok(None);
     };
+    // A bad type byte is an error at once, before its line is complete (as
+    // the incremental `Decoder` decides: they must agree).
+    if !matches!(tag, b'+' | b'-' | b':' | b'$' | b'*') {
+        return Err(ParseError::Invalid("expected '$', '*', '+', '-' or ':'"));
+    }
     let Some((line, next)) = line_at(buf, pos + 1, limits)? else {
         return Ok(None);
     };

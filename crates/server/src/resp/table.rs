@@ -150,6 +150,11 @@ const CLIENT_SUBS: &[CommandSpec] = &[
         "6.2.0",
         "Returns information about the connection.",
     ),
+    spec("client|kill", -3, ADMIN, NO_KEYS).doc(
+        "connection",
+        "2.4.0",
+        "Terminates open connections.",
+    ),
     spec("client|list", -2, ADMIN, NO_KEYS).doc(
         "connection",
         "2.4.0",
@@ -463,6 +468,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Returns the expiration time in milliseconds of a key.",
     ),
     spec("quit", -1, NO_AUTH, NO_KEYS).doc("connection", "1.0.0", "Closes the connection."),
+    spec("raft", -2, &["admin"], NO_KEYS).doc(
+        "cluster",
+        "0.1.0",
+        "raftkv's own: lists and changes the group's members (MEMBER LIST, ADD, PROMOTE, REMOVE) and moves leadership (TRANSFER).",
+    ),
     spec("randomkey", 1, &["readonly"], NO_KEYS).doc(
         "generic",
         "1.0.0",
@@ -557,16 +567,27 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// The row of `name` (any case).
+/// The row of `name` (any case). A binary search without allocating: it
+/// runs for every request.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-    COMMANDS.iter().find(|c| c.name == lower)
+    find(COMMANDS, name, |c| c.name)
 }
 
 /// The subcommand row of `parent` named `sub` (any case).
-pub fn lookup_sub(parent: &CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
-    let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
-    parent.subcommands.iter().find(|c| c.short_name() == lower)
+pub fn lookup_sub(parent: &'static CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
+    find(parent.subcommands, sub, |c| c.short_name())
+}
+
+/// The row of `rows` (sorted by `key`, lower case) whose key is `name`,
+/// compared ASCII case-insensitively.
+fn find(
+    rows: &'static [CommandSpec],
+    name: &[u8],
+    key: impl Fn(&CommandSpec) -> &str,
+) -> Option<&'static CommandSpec> {
+    rows.binary_search_by(|c| key(c).bytes().cmp(name.iter().map(u8::to_ascii_lowercase)))
+        .ok()
+        .map(|i| &rows[i])
 }
 
 /// The row a request runs under (a subcommand's for a container command),

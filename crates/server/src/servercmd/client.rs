@@ -1,5 +1,5 @@
-//! `CLIENT ID | INFO | LIST | SETNAME | GETNAME | SETINFO | NO-EVICT |
-//! NO-TOUCH`, over the port's connection registry (`crate::clients`), with
+//! `CLIENT ID | INFO | LIST | SETNAME | GETNAME | SETINFO | KILL | NO-EVICT
+//! | NO-TOUCH`, over the port's connection registry (`crate::clients`), with
 //! Redis 7.2's replies and errors. `NO-EVICT` and `NO-TOUCH` are accepted
 //! and change nothing: raftkv never evicts clients and keeps no LRU.
 
@@ -21,8 +21,23 @@ pub enum ClientCmd {
     SetName(Bytes),
     GetName,
     SetInfo(LibAttr, Bytes),
+    Kill(Kill),
     /// `NO-EVICT` / `NO-TOUCH` `ON|OFF`.
     Accepted,
+}
+
+/// `CLIENT KILL addr` (old form: `OK` or `-ERR No such client`, may kill
+/// the caller) or `CLIENT KILL filter value ...` (the count killed; the
+/// caller is skipped unless `SKIPME no`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Kill {
+    pub old_form: bool,
+    pub id: Option<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    /// `TYPE`: `Some(false)` for a type no raftkv client has.
+    pub normal: Option<bool>,
+    pub skipme: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +94,12 @@ pub fn parse(spec: &CommandSpec, args: &[Bytes]) -> Result<ClientCmd, CommandErr
             }
             ClientCmd::SetInfo(which, value.clone())
         }
+        ("kill", [addr]) => ClientCmd::Kill(Kill {
+            old_form: true,
+            addr: Some(String::from_utf8_lossy(addr).into_owned()),
+            ..Kill::default()
+        }),
+        ("kill", filters) => ClientCmd::Kill(kill_filters(filters)?),
         ("no-evict" | "no-touch", [mode]) => match upper(mode).as_str() {
             "ON" | "OFF" => ClientCmd::Accepted,
             _ => return Err(syntax()),
@@ -110,6 +131,80 @@ pub fn parse(spec: &CommandSpec, args: &[Bytes]) -> Result<ClientCmd, CommandErr
     })
 }
 
+/// The filters of `CLIENT KILL filter value [filter value ...]`.
+fn kill_filters(args: &[Bytes]) -> Result<Kill, CommandError> {
+    let mut k = Kill {
+        skipme: true,
+        ..Kill::default()
+    };
+    if !args.len().is_multiple_of(2) {
+        return Err(syntax());
+    }
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    for pair in args.chunks(2) {
+        let (name, value) = (text(&pair[0]).to_ascii_uppercase(), &pair[1]);
+        match name.as_str() {
+            "ID" => {
+                k.id = Some(
+                    text(value)
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|&id| id > 0)
+                        .ok_or_else(|| {
+                            CommandError("ERR client-id should be greater than 0".into())
+                        })?,
+                )
+            }
+            "ADDR" => k.addr = Some(text(value)),
+            "LADDR" => k.laddr = Some(text(value)),
+            "TYPE" => {
+                k.normal = Some(match text(value).to_ascii_uppercase().as_str() {
+                    "NORMAL" => true,
+                    "MASTER" | "REPLICA" | "SLAVE" | "PUBSUB" => false,
+                    _ => {
+                        return Err(CommandError(format!(
+                            "ERR Unknown client type '{}'",
+                            text(value)
+                        )))
+                    }
+                })
+            }
+            "USER" if value.as_ref() == b"default" => {}
+            "USER" => return Err(CommandError(format!("ERR No such user '{}'", text(value)))),
+            "SKIPME" => {
+                k.skipme = match text(value).to_ascii_uppercase().as_str() {
+                    "YES" => true,
+                    "NO" => false,
+                    _ => return Err(syntax()),
+                }
+            }
+            _ => return Err(syntax()),
+        }
+    }
+    Ok(k)
+}
+
+/// Kills the matching connections; Redis's reply for the form used.
+fn kill(ctx: &Ctx<'_>, k: &Kill) -> Frame {
+    let mut killed = 0;
+    for c in ctx.port.clients.all() {
+        let matches = k.addr.as_ref().is_none_or(|a| *a == c.addr)
+            && k.laddr.as_ref().is_none_or(|a| *a == c.laddr)
+            && k.id.is_none_or(|id| id == c.id)
+            && k.normal != Some(false)
+            && !(k.skipme && c.id == ctx.me.id);
+        if matches {
+            c.kill();
+            killed += 1;
+        }
+    }
+    match (k.old_form, killed) {
+        (true, 0) => Frame::error("ERR No such client"),
+        (true, _) => Frame::Simple("OK".into()),
+        (false, n) => Frame::Integer(n),
+    }
+}
+
 pub fn execute(ctx: &Ctx<'_>, cmd: ClientCmd) -> Frame {
     let now = Instant::now();
     match cmd {
@@ -139,6 +234,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: ClientCmd) -> Frame {
             });
             Frame::Simple("OK".into())
         }
+        ClientCmd::Kill(k) => kill(ctx, &k),
         ClientCmd::Accepted => Frame::Simple("OK".into()),
     }
 }
@@ -201,6 +297,30 @@ mod tests {
             "ERR syntax error"
         );
         assert_eq!(p(&["client", "no-evict", "on"]), Ok(ClientCmd::Accepted));
+        assert!(matches!(
+            p(&["client", "kill", "127.0.0.1:5000"]),
+            Ok(ClientCmd::Kill(Kill { old_form: true, .. }))
+        ));
+        assert_eq!(
+            p(&["client", "kill", "id", "7", "skipme", "no"]),
+            Ok(ClientCmd::Kill(Kill {
+                id: Some(7),
+                skipme: false,
+                ..Kill::default()
+            }))
+        );
+        assert_eq!(
+            p(&["client", "kill", "id", "0"]).unwrap_err().0,
+            "ERR client-id should be greater than 0"
+        );
+        assert_eq!(
+            p(&["client", "kill", "user", "bob"]).unwrap_err().0,
+            "ERR No such user 'bob'"
+        );
+        assert_eq!(
+            p(&["client", "kill", "id", "1", "skipme"]).unwrap_err().0,
+            "ERR syntax error"
+        );
         assert_eq!(
             p(&["client", "no-touch", "maybe"]).unwrap_err().0,
             "ERR syntax error"

@@ -17,9 +17,9 @@ fn ranges(shards: &[u32]) -> String {
 use super::router::Router;
 use crate::info::role_name;
 
-/// The `sharding` section's body and the keys of the data groups this
-/// process hosts (INFO's keyspace).
-pub fn sharding(router: &Router) -> (usize, String) {
+/// The keys and keys with a TTL of the data groups this process hosts
+/// (INFO's keyspace), and the `sharding` section's body.
+pub fn sharding(router: &Router) -> (usize, usize, String) {
     let view = router.driver.view();
     let mut out = String::new();
     let _ = write!(
@@ -66,11 +66,13 @@ pub fn sharding(router: &Router) -> (usize, String) {
         }
         out.push_str("\r\n");
     }
-    let keys = view
-        .groups
-        .iter()
-        .filter(|(g, _)| **g != shardmeta::CONTROLLER_GROUP)
-        .map(|(_, g)| g.status.keys)
-        .sum();
-    (keys, out)
+    let data = || {
+        view.groups
+            .iter()
+            .filter(|(g, _)| **g != shardmeta::CONTROLLER_GROUP)
+            .map(|(_, g)| g.status)
+    };
+    let keys = data().map(|s| s.keys).sum();
+    let expires = data().map(|s| s.expires).sum();
+    (keys, expires, out)
 }
