@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Run one node of a replica group, or one process of a sharded deployment (--peers).
     Server(Box<ServerArgs>),
-    /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); Ctrl-C stops them.
+    /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); a node that dies is restarted; Ctrl-C stops them.
     Cluster(ClusterArgs),
     /// Drive the shard controller of a sharded deployment through any process's client port.
     Shard {
@@ -65,6 +65,11 @@ pub enum Cmd {
         #[command(flatten)]
         ep: Endpoints,
     },
+    /// Back up a live group's state to a file, or bootstrap a new group's data directories from one.
+    Snapshot {
+        #[command(subcommand)]
+        op: SnapshotOp,
+    },
     /// Move leadership (single group).
     Leader {
         #[command(subcommand)]
@@ -105,6 +110,35 @@ pub enum MemberOp {
     Promote { id: u64 },
     /// Remove a member for good (its id can never be reused). Removing the leader hands leadership over.
     Remove { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotOp {
+    /// Write a consistent, checksummed snapshot of the state machine, taken on the leader after a
+    /// linearizable read (it holds every write acknowledged before the command started).
+    Save {
+        file: PathBuf,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
+    /// Create ONE new node's data directory from a saved snapshot, as a member of a NEW group whose
+    /// voters are --cluster. Run it once per new node (same FILE and --cluster, each node's own --id and
+    /// --data-dir), then start each with `raftkv server` and the same --cluster. The old group is not touched.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    pub file: PathBuf,
+    /// The new node's data directory; must not exist or be empty.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The new node's id (one of --cluster's).
+    #[arg(long)]
+    pub id: u64,
+    /// The new group's members with their PEER addresses: ID=HOST:PORT[,...].
+    #[arg(long)]
+    pub cluster: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -226,11 +260,21 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
     pub shards: u32,
     /// Client port of process 1; process i listens on P+i-1, its peer port is P+10000+i-1.
+    /// Every port is checked free before anything starts.
     #[arg(long, default_value_t = 6379)]
     pub base_port: u16,
-    /// Data directory; node i uses DIR/node-i. Default: a new directory under the system temp dir.
+    /// Data directory, kept on exit: node i uses DIR/node-i, so the same command run again resumes
+    /// the cluster with its data (remove DIR to start empty). DIR records the layout (--nodes,
+    /// --groups, --shards, --base-port) and refuses another one.
+    #[arg(long, default_value = "raftkv-data")]
+    pub data_dir: PathBuf,
+    /// Seconds to wait before restarting a node that exited (doubled for each exit in a row
+    /// within 10 s of its start; a node that exits so 5 times in a row is left down).
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    pub restart_delay: std::time::Duration,
+    /// Leave a node that exits down instead of restarting it.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub no_restart: bool,
     /// Log filter passed to every node.
     #[arg(long, default_value = "warn")]
     pub log_level: String,
@@ -262,4 +306,14 @@ pub struct BenchArgs {
     /// write: SET only; read: GET only (keys preloaded); mixed: 50/50.
     #[arg(long, value_enum, default_value_t = Mix::Write)]
     pub mix: Mix,
+}
+
+/// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).
+pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=3600.0).contains(&x) => Ok(std::time::Duration::from_secs_f64(x)),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
 }

@@ -53,6 +53,10 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
             ),
             Service::Sharded(r) => shard::admin::execute(r, c).await,
         },
+        Command::Raft(crate::admin::AdminOp::Snapshot) => match node {
+            Service::Single(r) => backup(&r.driver).await,
+            Service::Sharded(_) => Frame::Error("ERR RAFT SNAPSHOT backs up a single group".into()),
+        },
         Command::Raft(op) => match node {
             Service::Single(r) => admin_reply(r.driver.admin(op).await),
             Service::Sharded(_) => Frame::Error(
@@ -63,6 +67,29 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
         Command::Hello { .. } | Command::Auth { .. } | Command::Server(_) => {
             unreachable!("HELLO, AUTH and server commands are answered by the connection")
         }
+    }
+}
+
+/// `RAFT SNAPSHOT` (see `crate::admin`): a ReadIndex read on this node, which
+/// must lead, then its state machine's snapshot.
+async fn backup(driver: &crate::driver::DriverHandle) -> Frame {
+    use crate::driver::Answer;
+    match driver
+        .read(Bytes::from_static(b"raftkv:backup-read-point"))
+        .await
+    {
+        Answer::Value(_) => {}
+        Answer::NotLeader { hint: Some(l) } => {
+            return Frame::Error(format!("NOTLEADER leader is node {l}"))
+        }
+        Answer::NotLeader { hint: None } => {
+            return Frame::Error("NOTLEADER no leader known".into())
+        }
+        other => return Frame::Error(format!("TRYAGAIN read point not confirmed ({other:?})")),
+    }
+    match driver.snapshot().await {
+        Some((index, data)) => Frame::Array(vec![Frame::Integer(index as i64), Frame::Bulk(data)]),
+        None => Frame::Error("TRYAGAIN the node is busy or stopping".into()),
     }
 }
 

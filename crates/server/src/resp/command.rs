@@ -267,6 +267,7 @@ fn raft_admin(args: &[Bytes]) -> Result<crate::admin::AdminOp, CommandError> {
     let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
     Ok(match upper.as_slice() {
         ["MEMBER", "LIST"] => AdminOp::List,
+        ["SNAPSHOT"] => AdminOp::Snapshot,
         ["MEMBER", "ADD", _, _] | ["MEMBER", "ADD", _, _, "LEARNER"] => {
             let (id, addr) = (id(&words[2])?, words[3].clone());
             if !addr.contains(':') {
@@ -286,7 +287,7 @@ fn raft_admin(args: &[Bytes]) -> Result<crate::admin::AdminOp, CommandError> {
         ["TRANSFER", _] => AdminOp::Transfer(Some(id(&words[1])?)),
         _ => {
             return Err(CommandError(
-                "ERR syntax: RAFT MEMBER LIST | MEMBER ADD ID HOST:PORT [LEARNER] | MEMBER PROMOTE ID | MEMBER REMOVE ID | TRANSFER [ID]".into(),
+                "ERR syntax: RAFT MEMBER LIST | MEMBER ADD ID HOST:PORT [LEARNER] | MEMBER PROMOTE ID | MEMBER REMOVE ID | TRANSFER [ID] | SNAPSHOT".into(),
             ))
         }
     })
