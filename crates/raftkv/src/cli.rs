@@ -56,14 +56,19 @@ pub enum Cmd {
         #[command(flatten)]
         ep: Endpoints,
     },
-    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index (sharded: per hosted group, with its shards).
-    Status(Endpoints),
+    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index, log size, version, errors (sharded: per hosted group, with its shards).
+    Status(StatusArgs),
     /// List or change the group's members (single group). Changes run on the leader: the endpoints are tried in order until the leader answers.
     Member {
         #[command(subcommand)]
         op: MemberOp,
         #[command(flatten)]
         ep: Endpoints,
+    },
+    /// Back up a live group's state to a file, or bootstrap a new group's data directories from one.
+    Snapshot {
+        #[command(subcommand)]
+        op: SnapshotOp,
     },
     /// Move leadership (single group).
     Leader {
@@ -88,6 +93,22 @@ pub struct Endpoints {
     pub endpoints: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub ep: Endpoints,
+    /// Seconds to wait for each endpoint (connect and replies together); a node that does not answer
+    /// in time shows as `timeout`. The endpoints are asked at once.
+    #[arg(long, default_value = "2", value_parser = parse_secs)]
+    pub timeout: std::time::Duration,
+    /// Print JSON (an array of rows; with --watch, one array per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every SECS seconds (default 2) until Ctrl-C, like `redis-cli --stat`.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2", value_parser = parse_secs)]
+    pub watch: Option<std::time::Duration>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum MemberOp {
     /// One line per member: ID ROLE PEER-ADDR, "(leader)" on the leader's.
@@ -105,6 +126,35 @@ pub enum MemberOp {
     Promote { id: u64 },
     /// Remove a member for good (its id can never be reused). Removing the leader hands leadership over.
     Remove { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotOp {
+    /// Write a consistent, checksummed snapshot of the state machine, taken on the leader after a
+    /// linearizable read (it holds every write acknowledged before the command started).
+    Save {
+        file: PathBuf,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
+    /// Create ONE new node's data directory from a saved snapshot, as a member of a NEW group whose
+    /// voters are --cluster. Run it once per new node (same FILE and --cluster, each node's own --id and
+    /// --data-dir), then start each with `raftkv server` and the same --cluster. The old group is not touched.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    pub file: PathBuf,
+    /// The new node's data directory; must not exist or be empty.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The new node's id (one of --cluster's).
+    #[arg(long)]
+    pub id: u64,
+    /// The new group's members with their PEER addresses: ID=HOST:PORT[,...].
+    #[arg(long)]
+    pub cluster: String,
 }
 
 #[derive(Subcommand, Debug)]

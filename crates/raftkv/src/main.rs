@@ -2,11 +2,13 @@
 //! command (one file each), and turns any failure into a one-line message on
 //! stderr and a non-zero exit status (DESIGN.md's CLI contract).
 
+mod backup;
 mod bench;
 mod cli;
 mod client_cmds;
 mod cluster;
 mod server_cmd;
+mod status;
 
 use std::io::Write;
 
@@ -24,6 +26,15 @@ fn main() {
         cli::Cmd::Bench(args) => {
             restore_sigpipe();
             runtime().block_on(bench::run(args))
+        }
+        cli::Cmd::Snapshot {
+            op: cli::SnapshotOp::Restore(args),
+        } => backup::restore(args),
+        cli::Cmd::Snapshot {
+            op: cli::SnapshotOp::Save { file, ep },
+        } => {
+            restore_sigpipe();
+            runtime().block_on(backup::save(file, ep.endpoints))
         }
         other => {
             restore_sigpipe();

@@ -141,7 +141,8 @@ fn print_copy_lines(plan: &Plan) -> Result<(), Failure> {
     ))?;
     say(&format!("  {redis} -p {p1} SET greeting hello"))?;
     say(&format!("  {redis} -p {last} GET greeting"))?;
-    say(&format!("  {me} status --endpoints {eps}"))
+    say(&format!("  {me} status --endpoints {eps}"))?;
+    say(&format!("  {me} status --watch --endpoints {eps}"))
 }
 
 /// How to name this program in a line to copy: as it was invoked, relative

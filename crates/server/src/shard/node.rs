@@ -154,6 +154,7 @@ pub async fn start_sharded_with(
         tasks,
         shutdown,
         fatal,
+        handoff: std::time::Duration::ZERO,
     })
 }
 
