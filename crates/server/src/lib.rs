@@ -29,7 +29,7 @@
 //! `info` (what the port knows about itself and reports), `glob` (Redis's
 //! patterns), `auth`
 //! (`--requirepass-file`), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
-//! `-MOVED`, `-CROSSSLOT`), `service` (single-group or sharded behind the
+//! `-MOVED`, `-CROSSSLOT`), `metrics` (`/metrics`), `service` (single-group or sharded behind the
 //! port), `shard` (the sharded mode: its own module docs), `client` (a
 //! small RESP client).
 
@@ -47,6 +47,7 @@ pub mod glob;
 pub mod info;
 pub mod listener;
 pub mod memory;
+pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod port_state;
