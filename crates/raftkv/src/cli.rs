@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Run one node of a replica group, or one process of a sharded deployment (--peers).
     Server(Box<ServerArgs>),
-    /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); Ctrl-C stops them.
+    /// Start a local cluster of `raftkv server` processes on 127.0.0.1 (sharded with --groups); a node that dies is restarted; Ctrl-C stops them.
     Cluster(ClusterArgs),
     /// Drive the shard controller of a sharded deployment through any process's client port.
     Shard {
@@ -56,14 +56,19 @@ pub enum Cmd {
         #[command(flatten)]
         ep: Endpoints,
     },
-    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index (sharded: per hosted group, with its shards).
-    Status(Endpoints),
+    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index, log size, version, errors (sharded: per hosted group, with its shards).
+    Status(StatusArgs),
     /// List or change the group's members (single group). Changes run on the leader: the endpoints are tried in order until the leader answers.
     Member {
         #[command(subcommand)]
         op: MemberOp,
         #[command(flatten)]
         ep: Endpoints,
+    },
+    /// Back up a live group's state to a file, or bootstrap a new group's data directories from one.
+    Snapshot {
+        #[command(subcommand)]
+        op: SnapshotOp,
     },
     /// Move leadership (single group).
     Leader {
@@ -88,6 +93,22 @@ pub struct Endpoints {
     pub endpoints: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub ep: Endpoints,
+    /// Seconds to wait for each endpoint (connect and replies together); a node that does not answer
+    /// in time shows as `timeout`. The endpoints are asked at once.
+    #[arg(long, default_value = "2", value_parser = parse_secs)]
+    pub timeout: std::time::Duration,
+    /// Print JSON (an array of rows; with --watch, one array per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every SECS seconds (default 2) until Ctrl-C, like `redis-cli --stat`.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2", value_parser = parse_secs)]
+    pub watch: Option<std::time::Duration>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum MemberOp {
     /// One line per member: ID ROLE PEER-ADDR, "(leader)" on the leader's.
@@ -105,6 +126,35 @@ pub enum MemberOp {
     Promote { id: u64 },
     /// Remove a member for good (its id can never be reused). Removing the leader hands leadership over.
     Remove { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotOp {
+    /// Write a consistent, checksummed snapshot of the state machine, taken on the leader after a
+    /// linearizable read (it holds every write acknowledged before the command started).
+    Save {
+        file: PathBuf,
+        #[command(flatten)]
+        ep: Endpoints,
+    },
+    /// Create ONE new node's data directory from a saved snapshot, as a member of a NEW group whose
+    /// voters are --cluster. Run it once per new node (same FILE and --cluster, each node's own --id and
+    /// --data-dir), then start each with `raftkv server` and the same --cluster. The old group is not touched.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    pub file: PathBuf,
+    /// The new node's data directory; must not exist or be empty.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The new node's id (one of --cluster's).
+    #[arg(long)]
+    pub id: u64,
+    /// The new group's members with their PEER addresses: ID=HOST:PORT[,...].
+    #[arg(long)]
+    pub cluster: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -206,9 +256,19 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
     /// File holding the password clients must AUTH with (Redis's requirepass; one trailing newline is ignored).
-    /// Without it, no AUTH is needed. Applies to client connections only: the peer port is not authenticated.
+    /// Without it, no AUTH is needed. Applies to client connections only (the peer port: --peer-secret-file).
     #[arg(long)]
     pub requirepass_file: Option<PathBuf>,
+    /// File holding the cluster's shared peer secret (at least 16 bytes; e.g. `openssl rand -hex 32 > FILE`, chmod 600),
+    /// the same on every node. Every peer connection then starts with an HMAC-SHA256 challenge-response in both
+    /// directions: a process that cannot prove the secret is refused before anything it sends is read.
+    /// Without it the peer port is unauthenticated (a warning at startup). It does not encrypt peer traffic.
+    #[arg(long)]
+    pub peer_secret_file: Option<PathBuf>,
+    /// The deployment's name, the same on every node; a peer naming another cluster is refused (both ids logged),
+    /// with or without a secret. 1-64 characters from A-Z a-z 0-9 . _ -
+    #[arg(long, default_value = server::peer::handshake::DEFAULT_CLUSTER_ID)]
+    pub cluster_id: String,
     /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `server=debug`); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -226,11 +286,23 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
     pub shards: u32,
     /// Client port of process 1; process i listens on P+i-1, its peer port is P+10000+i-1.
+    /// Every port is checked free before anything starts.
     #[arg(long, default_value_t = 6379)]
     pub base_port: u16,
-    /// Data directory; node i uses DIR/node-i. Default: a new directory under the system temp dir.
+    /// Data directory, kept on exit: node i uses DIR/node-i, so the same command run again resumes
+    /// the cluster with its data (remove DIR to start empty). DIR records the layout (--nodes,
+    /// --groups, --shards, --base-port) and refuses another one. A peer secret (DIR/peer-secret) and a
+    /// cluster id (DIR/cluster-id) are generated there on first use and passed to every node
+    /// (--peer-secret-file, --cluster-id).
+    #[arg(long, default_value = "raftkv-data")]
+    pub data_dir: PathBuf,
+    /// Seconds to wait before restarting a node that exited (doubled for each exit in a row
+    /// within 10 s of its start; a node that exits so 5 times in a row is left down).
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    pub restart_delay: std::time::Duration,
+    /// Leave a node that exits down instead of restarting it.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub no_restart: bool,
     /// Log filter passed to every node.
     #[arg(long, default_value = "warn")]
     pub log_level: String,
@@ -262,4 +334,14 @@ pub struct BenchArgs {
     /// write: SET only; read: GET only (keys preloaded); mixed: 50/50.
     #[arg(long, value_enum, default_value_t = Mix::Write)]
     pub mix: Mix,
+}
+
+/// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).
+pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=3600.0).contains(&x) => Ok(std::time::Duration::from_secs_f64(x)),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
 }

@@ -2,11 +2,15 @@
 //! command (one file each), and turns any failure into a one-line message on
 //! stderr and a non-zero exit status (DESIGN.md's CLI contract).
 
+mod backup;
 mod bench;
 mod cli;
 mod client_cmds;
 mod cluster;
 mod server_cmd;
+mod status;
+
+use std::io::Write;
 
 use clap::Parser;
 
@@ -19,21 +23,34 @@ fn main() {
     let result = match cli.command {
         cli::Cmd::Server(args) => server_cmd::run(*args),
         cli::Cmd::Cluster(args) => cluster::run(args),
-        cli::Cmd::Bench(args) => runtime().block_on(bench::run(args)),
+        cli::Cmd::Bench(args) => {
+            restore_sigpipe();
+            runtime().block_on(bench::run(args))
+        }
+        cli::Cmd::Snapshot {
+            op: cli::SnapshotOp::Restore(args),
+        } => backup::restore(args),
+        cli::Cmd::Snapshot {
+            op: cli::SnapshotOp::Save { file, ep },
+        } => {
+            restore_sigpipe();
+            runtime().block_on(backup::save(file, ep.endpoints))
+        }
         other => {
             restore_sigpipe();
             runtime().block_on(client_cmds::run(other))
         }
     };
     if let Err(msg) = result {
-        eprintln!("raftkv: {msg}");
+        let _ = writeln!(std::io::stderr(), "raftkv: {msg}");
         std::process::exit(1);
     }
 }
 
-/// Client commands print to stdout; piped into `head` or `grep -q`, a closed pipe
-/// should end them quietly like any Unix tool, not panic in `println!` (Rust ignores
-/// SIGPIPE by default). Servers keep ignoring it: a closed socket is an error value.
+/// Client commands and `bench` print to stdout; piped into `head` or `grep -q`, a
+/// closed pipe should end them quietly like any Unix tool, not panic in `println!`
+/// (Rust ignores SIGPIPE by default). Servers keep ignoring it: a closed socket is an
+/// error value; so does `cluster`, which stops its children on a closed stdout first.
 fn restore_sigpipe() {
     // SAFETY: setting a signal disposition to its default, before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };

@@ -12,7 +12,16 @@
 //! RAFT MEMBER REMOVE ID                 -> +OK once committed
 //! RAFT TRANSFER [ID]                    -> +OK once ID (default: the most
 //!                                          up-to-date other voter) leads
+//! RAFT SNAPSHOT                         -> [applied index (integer), state (bulk)]:
+//!                                          the state machine's snapshot (its own
+//!                                          checksummed frame), taken after a
+//!                                          linearizable read on the leader
 //! ```
+//!
+//! `RAFT SNAPSHOT` is consistent and linearizable: the leader first confirms a
+//! ReadIndex read (so it has applied everything committed before the request
+//! arrived), then copies its state machine as applied at that moment — a
+//! committed prefix of the log, taken within the request's lifetime.
 //!
 //! Changes and transfers run only on the leader; any other node answers
 //! `-NOTLEADER leader is node N` (or `... no leader known`), and the CLI tries
@@ -34,6 +43,8 @@ use crate::driver::KvReplica;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminOp {
     List,
+    /// Answered by `crate::exec` (a read, then the driver's snapshot).
+    Snapshot,
     Change(ConfChange),
     /// `None`: the most up-to-date other voter.
     Transfer(Option<NodeId>),
@@ -59,6 +70,7 @@ pub fn start(
 ) {
     match op {
         AdminOp::List => drop(reply.send(Ok(list(replica)))),
+        AdminOp::Snapshot => drop(reply.send(Err("ERR snapshot is not an admin op".into()))),
         AdminOp::Change(change) => match replica.propose_conf_change(change) {
             Ok(index) => {
                 let term = replica.raw_node().raft().term();

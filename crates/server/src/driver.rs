@@ -87,6 +87,11 @@ pub enum Input {
         key: Bytes,
         reply: oneshot::Sender<Answer>,
     },
+    /// The state machine's snapshot now, with its applied index (backups:
+    /// `crate::admin::backup`).
+    Snapshot {
+        reply: oneshot::Sender<(u64, Bytes)>,
+    },
     /// Membership and leadership administration (`crate::admin`).
     Admin {
         op: AdminOp,
@@ -127,6 +132,14 @@ impl DriverHandle {
     pub async fn read(&self, key: Bytes) -> Answer {
         let (reply, rx) = oneshot::channel();
         self.submit(Input::Read { key, reply }, rx).await
+    }
+
+    /// The state machine's current snapshot and applied index; `None` if the
+    /// driver is busy, stopping, or waiting for disk space.
+    pub async fn snapshot(&self) -> Option<(u64, Bytes)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.try_send(Input::Snapshot { reply }).ok()?;
+        rx.await.ok()
     }
 
     /// Runs an admin request on the driver thread (`crate::admin`).
@@ -292,6 +305,7 @@ impl Driver {
                 Ok(Input::Propose { reply, .. } | Input::Read { reply, .. }) => {
                     let _ = reply.send(Answer::NotLeader { hint: None });
                 }
+                Ok(Input::Snapshot { .. }) => {}
                 Ok(Input::Admin { reply, .. }) => {
                     let _ = reply.send(Err("MISCONF the disk is full; this node takes no part in Raft until it has space".into()));
                 }
@@ -329,6 +343,13 @@ impl Driver {
                     Ok(()) => drop(self.pending.insert(token, reply)),
                     Err(r) => drop(reply.send(rejected(r))),
                 }
+            }
+            Input::Snapshot { reply } => {
+                let sm = self.replica().state_machine();
+                let _ = reply.send((
+                    rsm::StateMachine::applied_index(sm),
+                    rsm::StateMachine::snapshot(sm),
+                ));
             }
             Input::Admin { op, reply } => {
                 let replica = self.replica.as_mut().expect("a replica while driving");

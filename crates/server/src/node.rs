@@ -63,6 +63,9 @@ pub struct RunningNode {
     pub(crate) tasks: Vec<JoinHandle<()>>,
     pub(crate) shutdown: broadcast::Sender<()>,
     pub(crate) fatal: oneshot::Receiver<String>,
+    /// How long a leader stopping gracefully waits for leadership to move
+    /// (two election timeouts); zero: no hand-off (sharded processes).
+    pub(crate) handoff: Duration,
 }
 
 /// Binds the addresses in `cfg` and starts the node.
@@ -112,7 +115,14 @@ pub async fn start_with(
     let forwards = Arc::new(ForwardTable::default());
     let link_timeouts =
         LinkTimeouts::for_election_timeout(Duration::from_millis(cfg.election_timeout_ms));
-    let peers = Peers::start(cfg.id, &cfg.members, forwards.clone(), link_timeouts);
+    let auth = Arc::new(cfg.peer_auth.clone());
+    let peers = Peers::start(
+        cfg.id,
+        &cfg.members,
+        forwards.clone(),
+        link_timeouts,
+        auth.clone(),
+    );
     let (fatal_tx, fatal) = oneshot::channel();
     let (driver, driver_thread) = driver::start(
         replica,
@@ -131,6 +141,7 @@ pub async fn start_with(
         peers: peers.clone(),
         forwards: forwards.clone(),
         timeouts: link_timeouts,
+        auth: auth.clone(),
     };
     let timeouts = Timeouts {
         request: Duration::from_millis(cfg.request_timeout_ms),
@@ -164,7 +175,8 @@ pub async fn start_with(
             shutdown.clone(),
         )),
     ];
-    tracing::info!(id = cfg.id, client = %client_addr, peer = %peer_addr, data_dir = %cfg.data_dir.display(), "node started");
+    tracing::info!(id = cfg.id, client = %client_addr, peer = %peer_addr, data_dir = %cfg.data_dir.display(), cluster = %auth.cluster, "node started");
+    auth.warn_if_open(&peer_addr);
     Ok(RunningNode {
         client_addr,
         peer_addr,
@@ -173,6 +185,7 @@ pub async fn start_with(
         tasks,
         shutdown,
         fatal,
+        handoff: Duration::from_millis(2 * cfg.election_timeout_ms),
     })
 }
 
@@ -212,10 +225,33 @@ impl RunningNode {
             _ = signal => None,
             r = &mut self.fatal => r.ok(),
         };
+        if failed.is_none() {
+            self.hand_off_leadership().await;
+        }
         self.stop().await;
         match failed {
             Some(e) => Err(NodeError::Fatal(e)),
             None => Ok(()),
+        }
+    }
+
+    /// A graceful stop of a leader first hands leadership to the most
+    /// up-to-date other voter (dissertation §3.10), so a rolling restart costs
+    /// no election timeout; if that does not finish within `handoff`, the node
+    /// stops anyway and the group elects a leader the usual way.
+    pub async fn hand_off_leadership(&self) {
+        let Driver::Single(driver) = &self.driver else {
+            return;
+        };
+        let st = driver.status();
+        if self.handoff.is_zero() || st.raft.role != raft::Role::Leader {
+            return;
+        }
+        let op = crate::admin::AdminOp::Transfer(None);
+        match tokio::time::timeout(self.handoff, driver.admin(op)).await {
+            Ok(Ok(_)) => tracing::info!("leadership handed over before stopping"),
+            Ok(Err(e)) => tracing::warn!("leadership hand-off before stopping failed: {e}"),
+            Err(_) => tracing::warn!("leadership hand-off before stopping timed out"),
         }
     }
 
