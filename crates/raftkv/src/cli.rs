@@ -334,6 +334,14 @@ pub struct BenchArgs {
     /// write: SET only; read: GET only (keys preloaded); mixed: 50/50.
     #[arg(long, value_enum, default_value_t = Mix::Write)]
     pub mix: Mix,
+    /// Open loop: send OPS requests per second in total (spread evenly over the clients) instead of
+    /// each client sending its next request as soon as the previous one answered. Latency is then
+    /// measured from when a request was due, so a slow server shows as latency, not as fewer requests.
+    #[arg(long, value_name = "OPS")]
+    pub rate: Option<f64>,
+    /// Also write the results (settings, counts, percentiles, histogram buckets) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
 }
 
 /// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).
