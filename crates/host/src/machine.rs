@@ -134,6 +134,13 @@ impl rsm::StateMachine for GroupMachine {
         }
     }
 
+    fn purge_due(&self, now_ms: u64) -> bool {
+        match self {
+            GroupMachine::Ctrl(m) => rsm::StateMachine::purge_due(m, now_ms),
+            GroupMachine::Data(m) => rsm::StateMachine::purge_due(m, now_ms),
+        }
+    }
+
     fn expiring_count(&self) -> usize {
         match self {
             GroupMachine::Ctrl(m) => rsm::StateMachine::expiring_count(m),

@@ -13,7 +13,9 @@
 //! - Varints are canonical (no redundant trailing zero groups), so every value
 //!   has exactly one encoding.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+#[cfg(test)]
+use bytes::{BufMut, BytesMut};
 
 /// Why some bytes could not be decoded. Never produced by valid input.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,14 +40,23 @@ pub enum DecodeError {
     TrailingBytes(usize),
     #[error("invalid utf-8 in {0}")]
     InvalidUtf8(&'static str),
+    /// A format-2 (postcard) body that does not decode.
+    #[error("undecodable body: {0}")]
+    Body(String),
+    /// Decoded, but breaks a limit or invariant.
+    #[error("invalid content: {0}")]
+    Invalid(&'static str),
 }
 
-/// Appends primitives to a growable buffer.
+/// Appends primitives to a growable buffer (format 1's encoders are kept
+/// for tests only, so this is too).
+#[cfg(test)]
 #[derive(Default)]
 pub struct Writer {
     buf: BytesMut,
 }
 
+#[cfg(test)]
 impl Writer {
     pub fn new() -> Self {
         Writer {
@@ -77,10 +88,6 @@ impl Writer {
 
     pub fn raw(&mut self, v: &[u8]) {
         self.buf.put_slice(v);
-    }
-
-    pub fn as_slice(&self) -> &[u8] {
-        &self.buf
     }
 
     pub fn finish(self) -> Bytes {

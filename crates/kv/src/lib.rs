@@ -5,7 +5,12 @@
 //! [`StateMachine::get`]. This crate owns:
 //!
 //! - the commands ([`Op`], [`Request`], [`Command`], [`Entry`]) and their
-//!   replies ([`Reply`], [`KvError`], [`Response`]);
+//!   replies ([`Reply`], [`CmdError`], [`KvError`], [`Response`]);
+//! - the typed key space ([`Store`]: values, expiry in log time, per-key
+//!   versions) and the meaning of every data op ([`ops::apply`] and
+//!   [`ops::query`]) — one implementation that `shardkv` runs on each of its
+//!   shards too;
+//! - Redis's number syntax ([`numbers`]), shared with the RESP parser;
 //! - their compact, versioned binary encoding ([`encode_entry`],
 //!   [`encode_request`], [`encode_response`] and the `decode_*` duals);
 //! - client sessions for exactly-once semantics (Raft dissertation §6.3),
@@ -55,17 +60,26 @@
 mod codec;
 mod command;
 mod config;
+pub mod glob;
+pub mod numbers;
+pub mod ops;
 pub mod session;
 mod snapshot;
+mod snapshot_v1;
 mod state_machine;
-mod store;
+pub mod store;
 mod wire;
+mod wire_v1;
 
 pub use codec::DecodeError;
-pub use command::{Command, Entry, KvError, Op, Reply, Request, Response};
+pub use command::{
+    CmdError, Command, Entry, ExpireCond, Expiry, GetExTtl, KvError, Op, Reply, Request, Response,
+    SetCond, SetTtl, TtlQuery,
+};
 pub use config::{Config, MAX_KEY_BYTES, MAX_REASON_BYTES, MAX_RESPONSE_WINDOW, MAX_VALUE_BYTES};
 pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
-pub use state_machine::StateMachine;
+pub use state_machine::{StateMachine, PURGE_PER_ENTRY};
+pub use store::Store;
 pub use wire::{
     decode_entry, decode_request, decode_response, encode_entry, encode_request, encode_response,
     WIRE_VERSION,

@@ -2,36 +2,43 @@
 //!
 //! Owns: `encode` and `decode` of a [`StateMachine`], and [`SnapshotError`].
 //!
-//! Layout (integers are LEB128 varints unless noted):
 //! ```text
-//! "RKVS" VERSION(u8)
-//! applied_index log_time_ms
-//! session_timeout_ms max_sessions response_window
-//! n_keys     { key value }*                       (strictly increasing keys)
-//! n_sessions { client_id last_active_ms last_index highest_seq
-//!              n_responses { seq response }* }*   (strictly increasing ids/seqs)
-//! crc32c(everything before it) as u32 little-endian
+//! "RKVS" VERSION(u8 = 2) postcard(body) crc32c(everything before it, u32 LE)
+//! body = applied_index log_time_ms
+//!        session_timeout_ms max_sessions response_window
+//!        store      (map key -> item {value, expire_at_ms, version}, key order)
+//!        sessions   [ {client_id last_active_ms last_index highest_seq
+//!                      responses: map seq -> response} ]  (client-id order)
 //! ```
-//! A handful of small keys and one session take well under 100 bytes.
+//! Version 2 added typed values, expiry and per-key versions. Version 1
+//! bodies (strings only) still load (`snapshot_v1`); a test restores a
+//! version-1 snapshot kept under `testdata/`.
 //!
-//! Invariants: `decode(encode(sm)) == sm`; `decode` never panics and accepts
-//! only canonical input (sorted, no duplicates, within every limit), and it
-//! re-checks the state machine's invariants before returning, so a
-//! corrupt-but-checksummed snapshot is an error rather than a later panic.
+//! Invariants: `decode(encode(sm)) == sm`; `decode` never panics and
+//! accepts maps only in strictly increasing key order (so one state has
+//! one encoding, up to postcard's acceptance of non-canonical varints), and
+//! it re-checks every limit and invariant (sorted, unique ids, sessions within
+//! their window and consistent with the log position, the store's expiry
+//! index), so a corrupt-but-checksummed snapshot is an error rather than a
+//! later panic.
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
-use crate::codec::{DecodeError, Reader, Writer};
-use crate::config::{Config, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::codec::DecodeError;
+use crate::command::Response;
+use crate::config::Config;
 use crate::session::{Session, SessionTable};
 use crate::state_machine::StateMachine;
 use crate::store::Store;
-use crate::wire::{read_response_body, write_response_body};
+use crate::wire::check_reply_limits;
 
 /// First bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"RKVS";
-/// Current snapshot format version.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// Current snapshot format version (1 is still read).
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// Why snapshot bytes were rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -50,53 +57,153 @@ pub enum SnapshotError {
     Invalid(&'static str),
 }
 
+#[derive(Serialize, Deserialize)]
+struct SessionRow {
+    client_id: u64,
+    last_active_ms: u64,
+    last_index: u64,
+    highest_seq: u64,
+    /// By seq, strictly increasing (a map, written as its pairs).
+    responses: Vec<(u64, Response)>,
+}
+
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    applied_index: u64,
+    log_time_ms: u64,
+    config: (u64, u64, u64),
+    store: &'a Store,
+    sessions: Vec<SessionRow>,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    applied_index: u64,
+    log_time_ms: u64,
+    config: (u64, u64, u64),
+    store: Store,
+    sessions: Vec<SessionRow>,
+}
+
 pub(crate) fn encode(sm: &StateMachine) -> Bytes {
-    let mut w = Writer::new();
-    w.raw(&SNAPSHOT_MAGIC);
-    w.u8(SNAPSHOT_VERSION);
-    w.varint(sm.applied_index);
-    w.varint(sm.log_time_ms);
-    write_config(&mut w, &sm.config);
-    w.varint(sm.store.len() as u64);
-    for (key, value) in sm.store.iter() {
-        w.bytes(key);
-        w.bytes(value);
-    }
-    w.varint(sm.sessions.len() as u64);
-    for (&id, session) in sm.sessions.iter() {
-        write_session(&mut w, id, session);
-    }
-    let crc = crc32c::crc32c(w.as_slice());
-    w.raw(&crc.to_le_bytes());
-    w.finish()
+    let c = &sm.config;
+    let sessions = sm
+        .sessions
+        .iter()
+        .map(|(&client_id, s)| SessionRow {
+            client_id,
+            last_active_ms: s.last_active_ms(),
+            last_index: s.last_index(),
+            highest_seq: s.highest_seq(),
+            responses: s.responses().iter().map(|(&q, r)| (q, r.clone())).collect(),
+        })
+        .collect();
+    let body = BodyRef {
+        applied_index: sm.applied_index,
+        log_time_ms: sm.log_time_ms,
+        config: (c.session_timeout_ms, c.max_sessions, c.response_window),
+        store: &sm.store,
+        sessions,
+    };
+    let mut out = SNAPSHOT_MAGIC.to_vec();
+    out.push(SNAPSHOT_VERSION);
+    let mut out = postcard::to_extend(&body, out).expect("serialising to a Vec cannot fail");
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Bytes::from(out)
 }
 
 pub(crate) fn decode(input: &[u8]) -> Result<StateMachine, SnapshotError> {
-    let body = check_frame(input)?;
-    let mut r = Reader::new(body);
-    let applied_index = r.varint()?;
-    let log_time_ms = r.varint()?;
-    let config = read_config(&mut r)?;
-    let store = read_store(&mut r)?;
-    let sessions = read_sessions(&mut r, &config, applied_index, log_time_ms)?;
-    r.finish()?;
-    let sm = StateMachine {
-        config,
-        applied_index,
-        log_time_ms,
-        store,
-        sessions,
+    let sm = match check_frame(input, SNAPSHOT_VERSION) {
+        Ok(body) => decode_body(body)?,
+        Err(SnapshotError::UnsupportedVersion(1)) => {
+            crate::snapshot_v1::decode_body(check_frame(input, 1)?)?
+        }
+        Err(e) => return Err(e),
     };
-    sm.sessions
-        .validate(config.max_sessions, config.response_window)
-        .map_err(SnapshotError::Invalid)?;
+    validate(&sm)?;
     Ok(sm)
 }
 
+fn decode_body(body: &[u8]) -> Result<StateMachine, SnapshotError> {
+    let (b, rest): (Body, _) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Body(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()).into());
+    }
+    let (session_timeout_ms, max_sessions, response_window) = b.config;
+    let config = Config {
+        session_timeout_ms,
+        max_sessions,
+        response_window,
+    };
+    config.validate().map_err(SnapshotError::Invalid)?;
+    if b.sessions.len() as u64 > config.max_sessions {
+        return Err(SnapshotError::Invalid("more sessions than max_sessions"));
+    }
+    let mut sessions = SessionTable::new();
+    let mut previous_id = None;
+    for row in b.sessions {
+        if previous_id.is_some_and(|p| p >= row.client_id) {
+            return Err(SnapshotError::Invalid(
+                "session ids not strictly increasing",
+            ));
+        }
+        previous_id = Some(row.client_id);
+        if row.responses.len() as u64 > config.response_window {
+            return Err(SnapshotError::Invalid(
+                "more cached responses than the window",
+            ));
+        }
+        if row
+            .responses
+            .iter()
+            .any(|(_, r)| check_reply_limits(r).is_err())
+        {
+            return Err(SnapshotError::Invalid("cached response over the limits"));
+        }
+        if row.responses.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(SnapshotError::Invalid(
+                "cached seqs not strictly increasing",
+            ));
+        }
+        let responses: BTreeMap<u64, Response> = row.responses.into_iter().collect();
+        let s = Session::restored(
+            row.last_active_ms,
+            row.last_index,
+            row.highest_seq,
+            responses,
+        );
+        sessions
+            .insert_restored(row.client_id, s)
+            .map_err(SnapshotError::Invalid)?;
+    }
+    Ok(StateMachine {
+        config,
+        applied_index: b.applied_index,
+        log_time_ms: b.log_time_ms,
+        store: b.store,
+        sessions,
+    })
+}
+
+/// The state machine's invariants, re-checked on what a snapshot held.
+fn validate(sm: &StateMachine) -> Result<(), SnapshotError> {
+    let c = &sm.config;
+    c.validate().map_err(SnapshotError::Invalid)?;
+    sm.store.validate().map_err(SnapshotError::Invalid)?;
+    sm.sessions
+        .validate_against_log(sm.applied_index, sm.log_time_ms, c.session_timeout_ms)
+        .map_err(SnapshotError::Invalid)?;
+    sm.sessions
+        .validate(c.max_sessions, c.response_window)
+        .map_err(SnapshotError::Invalid)
+}
+
 /// Checks magic, version and checksum (the shared `rsm::frame`); returns the body.
-fn check_frame(input: &[u8]) -> Result<&[u8], SnapshotError> {
+fn check_frame(input: &[u8], version: u8) -> Result<&[u8], SnapshotError> {
     use rsm::frame::FrameError;
-    rsm::frame::check_frame(input, &SNAPSHOT_MAGIC, SNAPSHOT_VERSION).map_err(|e| match e {
+    rsm::frame::check_frame(input, &SNAPSHOT_MAGIC, version).map_err(|e| match e {
         FrameError::TooShort(n) => SnapshotError::TooShort(n),
         FrameError::BadMagic => SnapshotError::BadMagic,
         FrameError::UnsupportedVersion(v) => SnapshotError::UnsupportedVersion(v),
@@ -104,112 +211,4 @@ fn check_frame(input: &[u8]) -> Result<&[u8], SnapshotError> {
             SnapshotError::ChecksumMismatch { stored, computed }
         }
     })
-}
-
-fn write_config(w: &mut Writer, c: &Config) {
-    w.varint(c.session_timeout_ms);
-    w.varint(c.max_sessions);
-    w.varint(c.response_window);
-}
-
-fn read_config(r: &mut Reader<'_>) -> Result<Config, SnapshotError> {
-    let config = Config {
-        session_timeout_ms: r.varint()?,
-        max_sessions: r.varint()?,
-        response_window: r.varint()?,
-    };
-    config.validate().map_err(SnapshotError::Invalid)?;
-    Ok(config)
-}
-
-fn read_store(r: &mut Reader<'_>) -> Result<Store, SnapshotError> {
-    let n_keys = r.varint()?;
-    let mut store = Store::new();
-    let mut previous: Option<Bytes> = None;
-    for _ in 0..n_keys {
-        let key = r.bytes("key", MAX_KEY_BYTES)?;
-        let value = r.bytes("value", MAX_VALUE_BYTES)?;
-        if previous.as_ref().is_some_and(|p| *p >= key) {
-            return Err(SnapshotError::Invalid("keys not strictly increasing"));
-        }
-        previous = Some(key.clone());
-        store.insert_restored(key, value);
-    }
-    Ok(store)
-}
-
-fn write_session(w: &mut Writer, id: u64, s: &Session) {
-    w.varint(id);
-    w.varint(s.last_active_ms);
-    w.varint(s.last_index);
-    w.varint(s.highest_seq);
-    w.varint(s.responses.len() as u64);
-    for (&seq, response) in &s.responses {
-        w.varint(seq);
-        write_response_body(w, response);
-    }
-}
-
-fn read_sessions(
-    r: &mut Reader<'_>,
-    config: &Config,
-    applied_index: u64,
-    log_time_ms: u64,
-) -> Result<SessionTable, SnapshotError> {
-    let n_sessions = r.varint()?;
-    if n_sessions > config.max_sessions {
-        return Err(SnapshotError::Invalid("more sessions than max_sessions"));
-    }
-    let mut table = SessionTable::new();
-    let mut previous_id = None;
-    for _ in 0..n_sessions {
-        let (id, session) = read_session(r, config)?;
-        if previous_id.is_some_and(|p| p >= id) {
-            return Err(SnapshotError::Invalid(
-                "session ids not strictly increasing",
-            ));
-        }
-        previous_id = Some(id);
-        table
-            .insert_restored(id, session)
-            .map_err(SnapshotError::Invalid)?;
-    }
-    table
-        .validate_against_log(applied_index, log_time_ms, config.session_timeout_ms)
-        .map_err(SnapshotError::Invalid)?;
-    Ok(table)
-}
-
-fn read_session(r: &mut Reader<'_>, config: &Config) -> Result<(u64, Session), SnapshotError> {
-    let id = r.varint()?;
-    let last_active_ms = r.varint()?;
-    let last_index = r.varint()?;
-    let highest_seq = r.varint()?;
-    let n_responses = r.varint()?;
-    if n_responses > config.response_window {
-        return Err(SnapshotError::Invalid(
-            "more cached responses than the window",
-        ));
-    }
-    let mut responses = std::collections::BTreeMap::new();
-    let mut previous_seq = None;
-    for _ in 0..n_responses {
-        let seq = r.varint()?;
-        if previous_seq.is_some_and(|p| p >= seq) {
-            return Err(SnapshotError::Invalid(
-                "cached seqs not strictly increasing",
-            ));
-        }
-        previous_seq = Some(seq);
-        responses.insert(seq, read_response_body(r)?);
-    }
-    Ok((
-        id,
-        Session {
-            last_active_ms,
-            last_index,
-            highest_seq,
-            responses,
-        },
-    ))
 }

@@ -2,7 +2,25 @@
 //!
 //! Owns: the applied index, log time, the data ([`Store`]) and the client
 //! sessions ([`SessionTable`]), and the order in which one entry touches
-//! them: advance log time, expire idle sessions, then run the command.
+//! them: advance log time, expire idle sessions, purge up to
+//! [`PURGE_PER_ENTRY`] dead keys, then run the command (its meaning is in
+//! `ops`, shared with `shardkv`).
+//!
+//! # Reads and expiry are linearizable
+//!
+//! A key's death is part of the replicated state: it is dead in the state
+//! after entry `i` iff its expiry instant is at or before the log time of
+//! entries `..= i` (the largest leader stamp applied). A ReadIndex read is
+//! answered from the state after some applied index `a >= read index`, and
+//! [`StateMachine::query`] judges expiry against *that state's* log time —
+//! never a local clock. So every read returns the state after a log prefix
+//! that includes every write acknowledged before the read began, as any
+//! linearizable read of this log-time object does; two reads on two
+//! replicas cannot disagree out of order because of their clocks. The cost:
+//! a key outlives its wall-clock instant until an entry stamped later is
+//! applied; the leader proposes a tick soon after a key dies
+//! ([`StateMachine::purge_due`], checked on every Raft tick), so that is a
+//! round trip, not the idle-tick interval.
 //!
 //! Determinism: the outcome of `apply` depends only on the state and the
 //! entry bytes (no clock, no randomness, ordered maps), so replicas fed the
@@ -17,12 +35,17 @@
 
 use bytes::Bytes;
 
-use crate::command::{Command, Entry, KvError, Reply, Request, Response};
+use crate::command::{Command, Entry, KvError, Op, Reply, Request, Response};
 use crate::config::Config;
+use crate::ops::{self, Ctx};
 use crate::session::{SessionTable, Verdict};
 use crate::snapshot::{self, SnapshotError};
 use crate::store::Store;
 use crate::wire::decode_entry;
+
+/// Dead keys removed per applied entry at most (active expiry stays cheap
+/// per entry; a leader with more to purge proposes ticks until done).
+pub const PURGE_PER_ENTRY: usize = 128;
 
 /// One replica's key-value state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,10 +105,31 @@ impl StateMachine {
         response
     }
 
-    /// A ReadIndex read: the current value, with no log entry. The caller
-    /// must first wait until `applied_index()` reaches the read index.
+    /// A ReadIndex read: the current string value, with no log entry (a
+    /// key dead at log time, or of another type, reads as missing). The
+    /// caller must first wait until `applied_index()` reaches the read index.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.store.get(key).cloned()
+        self.store.live_str(key, self.log_time_ms).cloned()
+    }
+
+    /// A ReadIndex read of any read-only op ([`Op::is_read_only`]),
+    /// judged at this state's log time (see the module docs).
+    pub fn query(&self, op: &Op) -> Reply {
+        ops::query(&self.store, op, self.log_time_ms)
+    }
+
+    /// Whether some key is dead by `leader_now_ms` (the leader's clock) and
+    /// not yet purged: the leader then proposes a tick, which advances log
+    /// time and purges.
+    pub fn purge_due(&self, leader_now_ms: u64) -> bool {
+        self.store
+            .next_expiry_ms()
+            .is_some_and(|t| t <= leader_now_ms)
+    }
+
+    /// Keys holding an expiry (dead ones not yet purged included).
+    pub fn expiring_len(&self) -> usize {
+        self.store.expiring_len()
     }
 
     /// Index of the last applied entry (0 before any).
@@ -121,9 +165,9 @@ impl StateMachine {
         self.sessions.contains(client_id)
     }
 
-    /// All data in key order.
+    /// Live string data in key order (dead keys and other types skipped).
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-        self.store.iter()
+        self.store.live_strings(self.log_time_ms)
     }
 
     /// Serialises the whole state (see `snapshot` module for the format).
@@ -148,6 +192,7 @@ impl StateMachine {
         self.log_time_ms = self.log_time_ms.max(entry.timestamp_ms);
         self.sessions
             .expire(self.log_time_ms, self.config.session_timeout_ms);
+        self.store.purge_expired(self.log_time_ms, PURGE_PER_ENTRY);
         match entry.cmd {
             Command::RegisterSession => {
                 self.sessions
@@ -170,7 +215,11 @@ impl StateMachine {
             Verdict::Stale => Err(KvError::StaleRequest { client_id, seq }),
             Verdict::Duplicate(response) => response,
             Verdict::New => {
-                let response = self.store.apply(&op);
+                let ctx = Ctx {
+                    now_ms: self.log_time_ms,
+                    index,
+                };
+                let response = ops::apply(&mut self.store, &op, ctx);
                 self.sessions
                     .record(client_id, seq, response.clone(), window);
                 response
@@ -228,5 +277,13 @@ impl rsm::StateMachine for StateMachine {
 
     fn session_count(&self) -> usize {
         StateMachine::session_count(self)
+    }
+
+    fn purge_due(&self, now_ms: u64) -> bool {
+        StateMachine::purge_due(self, now_ms)
+    }
+
+    fn expiring_count(&self) -> usize {
+        self.expiring_len()
     }
 }

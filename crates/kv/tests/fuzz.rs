@@ -137,8 +137,10 @@ proptest! {
         let framed = with_crc(body);
         if let Ok(sm) = StateMachine::restore(&framed) {
             sm.check_invariants();
-            let again = sm.snapshot();
-            prop_assert_eq!(&again[..], &framed[..]);
+            // Format 2 (postcard) reads a non-canonical varint too, so the
+            // bytes may re-encode differently; the state they mean may not.
+            let again = StateMachine::restore(&sm.snapshot()).expect("own snapshot");
+            prop_assert_eq!(again, sm);
         }
     }
 

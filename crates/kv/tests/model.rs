@@ -67,6 +67,7 @@ fn model_apply(model: &mut HashMap<Bytes, Bytes>, op: &Op) -> Response {
             Ok(Reply::Length(len))
         }
         Op::Delete { key } => Ok(Reply::Deleted(model.remove(key).is_some())),
+        other => unreachable!("this model generates no {other:?}"),
     }
 }
 

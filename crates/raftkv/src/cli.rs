@@ -56,8 +56,8 @@ pub enum Cmd {
         #[command(flatten)]
         ep: Endpoints,
     },
-    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index (sharded: per hosted group, with its shards).
-    Status(Endpoints),
+    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index, log size, version, errors (sharded: per hosted group, with its shards).
+    Status(StatusArgs),
     /// List or change the group's members (single group). Changes run on the leader: the endpoints are tried in order until the leader answers.
     Member {
         #[command(subcommand)]
@@ -91,6 +91,22 @@ pub struct Endpoints {
         global = true
     )]
     pub endpoints: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub ep: Endpoints,
+    /// Seconds to wait for each endpoint (connect and replies together); a node that does not answer
+    /// in time shows as `timeout`. The endpoints are asked at once.
+    #[arg(long, default_value = "2", value_parser = parse_secs)]
+    pub timeout: std::time::Duration,
+    /// Print JSON (an array of rows; with --watch, one array per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every SECS seconds (default 2) until Ctrl-C, like `redis-cli --stat`.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2", value_parser = parse_secs)]
+    pub watch: Option<std::time::Duration>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,9 +256,19 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
     /// File holding the password clients must AUTH with (Redis's requirepass; one trailing newline is ignored).
-    /// Without it, no AUTH is needed. Applies to client connections only: the peer port is not authenticated.
+    /// Without it, no AUTH is needed. Applies to client connections only (the peer port: --peer-secret-file).
     #[arg(long)]
     pub requirepass_file: Option<PathBuf>,
+    /// File holding the cluster's shared peer secret (at least 16 bytes; e.g. `openssl rand -hex 32 > FILE`, chmod 600),
+    /// the same on every node. Every peer connection then starts with an HMAC-SHA256 challenge-response in both
+    /// directions: a process that cannot prove the secret is refused before anything it sends is read.
+    /// Without it the peer port is unauthenticated (a warning at startup). It does not encrypt peer traffic.
+    #[arg(long)]
+    pub peer_secret_file: Option<PathBuf>,
+    /// The deployment's name, the same on every node; a peer naming another cluster is refused (both ids logged),
+    /// with or without a secret. 1-64 characters from A-Z a-z 0-9 . _ -
+    #[arg(long, default_value = server::peer::handshake::DEFAULT_CLUSTER_ID)]
+    pub cluster_id: String,
     /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `server=debug`); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -265,7 +291,9 @@ pub struct ClusterArgs {
     pub base_port: u16,
     /// Data directory, kept on exit: node i uses DIR/node-i, so the same command run again resumes
     /// the cluster with its data (remove DIR to start empty). DIR records the layout (--nodes,
-    /// --groups, --shards, --base-port) and refuses another one.
+    /// --groups, --shards, --base-port) and refuses another one. A peer secret (DIR/peer-secret) and a
+    /// cluster id (DIR/cluster-id) are generated there on first use and passed to every node
+    /// (--peer-secret-file, --cluster-id).
     #[arg(long, default_value = "raftkv-data")]
     pub data_dir: PathBuf,
     /// Seconds to wait before restarting a node that exited (doubled for each exit in a row

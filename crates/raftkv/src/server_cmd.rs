@@ -39,6 +39,10 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
     if let Some(file) = &a.requirepass_file {
         cfg.client.requirepass = Some(server::auth::Password::load(file)?);
     }
+    cfg.peer_auth.cluster = a.cluster_id.clone();
+    if let Some(file) = &a.peer_secret_file {
+        cfg.peer_auth.secret = Some(server::peer::PeerSecret::load(file)?);
+    }
     if sharded {
         let controllers = server::shard::parse_ids(
             "--controllers",

@@ -85,14 +85,18 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
     }
 
     /// One Raft tick at host time `now_ms`. A leader idle for the session tick
-    /// interval proposes the machine's `tick_command` so log time keeps moving.
+    /// interval proposes the machine's `tick_command` so log time keeps moving;
+    /// so does one whose machine has state due for purging (`purge_due`:
+    /// expired keys), at most every `rsm::PURGE_TICK_INTERVAL_MS`.
     pub fn tick(&mut self, now_ms: u64) {
         self.observe_time(now_ms);
         self.node.tick();
         let Some(interval) = self.session_tick_interval_ms else {
             return;
         };
-        if !self.is_leader() || self.now_ms.saturating_sub(self.last_proposal_ms) < interval {
+        let idle_ms = self.now_ms.saturating_sub(self.last_proposal_ms);
+        let purge = idle_ms >= rsm::PURGE_TICK_INTERVAL_MS && self.sm.purge_due(self.now_ms);
+        if !self.is_leader() || (idle_ms < interval && !purge) {
             return;
         }
         if let Some(data) = self.sm.tick_command(self.now_ms) {

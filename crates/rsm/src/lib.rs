@@ -79,6 +79,10 @@
 
 pub mod frame;
 
+/// How often (leader clock, ms) a leader whose machine reports
+/// [`StateMachine::purge_due`] proposes a tick at most.
+pub const PURGE_TICK_INTERVAL_MS: u64 = 100;
+
 use bytes::Bytes;
 
 /// A deterministic replicated state machine driven by `replica`.
@@ -141,6 +145,15 @@ pub trait StateMachine {
     /// How many client sessions are live, for status reports. Default: 0.
     fn session_count(&self) -> usize {
         0
+    }
+
+    /// Whether the machine holds state that is due for removal by log time
+    /// at the leader's clock `now_ms` (e.g. expired keys): a leader then
+    /// proposes [`StateMachine::tick_command`] soon (every
+    /// [`PURGE_TICK_INTERVAL_MS`] at most) rather than only when idle for
+    /// the session tick interval. Default: never.
+    fn purge_due(&self, _now_ms: u64) -> bool {
+        false
     }
 }
 

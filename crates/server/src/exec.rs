@@ -11,7 +11,6 @@
 use bytes::Bytes;
 
 use crate::cluster_view::{self, Layout, CLUSTER_DISABLED};
-use crate::requests::RequestError;
 use crate::resp::{ClusterQuery, Command, Frame, Protocol};
 use crate::service::Service;
 use crate::shard::{self, router::Router};
@@ -43,24 +42,7 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
     match cmd {
         Command::Ping(None) => Frame::Simple("PONG".into()),
         Command::Ping(Some(msg)) => Frame::Bulk(msg),
-        Command::Get(key) => reply(
-            node.read(key)
-                .await
-                .map(|v| v.map_or(Frame::Null, Frame::Bulk)),
-        ),
-        Command::Set(key, value) => reply(
-            node.write(kv::Op::Put { key, value })
-                .await
-                .map(|_| Frame::Simple("OK".into())),
-        ),
-        Command::Append(key, value) => reply(node.write(kv::Op::Append { key, value }).await.map(
-            |r| match r {
-                kv::Reply::Length(n) => Frame::Integer(n as i64),
-                other => Frame::error(format!("ERR unexpected reply {other:?}")),
-            },
-        )),
-        Command::Del(keys) => reply(del(node, keys).await),
-        Command::Exists(keys) => reply(exists(node, keys).await),
+        Command::Data(op) => data(node, op).await,
         Command::Cluster(q) => match node {
             Service::Single(r) => cluster_single(r.peers.len() + 1, q),
             Service::Sharded(r) => cluster_sharded(r, conn, q),
@@ -126,18 +108,17 @@ fn admin_reply(r: crate::admin::AdminReply) -> Frame {
 }
 
 /// The keys of a keyed command.
-fn keys_of(cmd: &Command) -> &[Bytes] {
+fn keys_of(cmd: &Command) -> Vec<Bytes> {
     match cmd {
-        Command::Get(k) | Command::Set(k, _) | Command::Append(k, _) => std::slice::from_ref(k),
-        Command::Del(keys) | Command::Exists(keys) => keys,
-        _ => &[],
+        Command::Data(op) => op.keys().cloned().collect(),
+        _ => Vec::new(),
     }
 }
 
 /// `-CROSSSLOT`, `-MOVED` or `-TRYAGAIN` instead of running `cmd` here.
 fn redirect(router: &Router, conn: &ConnState, cmd: &Command) -> Option<String> {
     let keys = keys_of(cmd);
-    if let Err(e) = cluster_view::same_slot(keys) {
+    if let Err(e) = cluster_view::same_slot(&keys) {
         return Some(e.to_string());
     }
     match keys.first() {
@@ -146,26 +127,40 @@ fn redirect(router: &Router, conn: &ConnState, cmd: &Command) -> Option<String> 
     }
 }
 
-/// DEL of several keys: one logged delete per key, in order. Not atomic
-/// across keys (each is linearizable on its own).
-async fn del(node: &Service, keys: Vec<Bytes>) -> Result<Frame, RequestError> {
-    let mut existed = 0;
-    for key in keys {
-        if let kv::Reply::Deleted(true) = node.write(kv::Op::Delete { key }).await? {
-            existed += 1;
-        }
+/// A data command. `GET` is a ReadIndex read (no log entry); every other
+/// op, writes and the other reads alike, is one log entry applied with
+/// exactly-once (a retried `INCR` is answered from the session's cache),
+/// and a multi-key op is atomic.
+async fn data(node: &Service, op: kv::Op) -> Frame {
+    let result = match op {
+        kv::Op::Get { key } => node.read(key).await.map(kv::Reply::Value),
+        op => node.write(op).await,
+    };
+    match result {
+        Ok(r) => render(r),
+        Err(e) => Frame::Error(e.to_string()),
     }
-    Ok(Frame::Integer(existed))
 }
 
-async fn exists(node: &Service, keys: Vec<Bytes>) -> Result<Frame, RequestError> {
-    let mut n = 0;
-    for key in keys {
-        if node.read(key).await?.is_some() {
-            n += 1;
-        }
+/// A data command's reply as RESP (Redis's reply type for each).
+pub fn render(reply: kv::Reply) -> Frame {
+    let bulk_or_null = |v: Option<Bytes>| v.map_or(Frame::Null, Frame::Bulk);
+    match reply {
+        kv::Reply::Value(v) => bulk_or_null(v),
+        kv::Reply::Done => Frame::Simple("OK".into()),
+        kv::Reply::Length(n) => Frame::Integer(n as i64),
+        kv::Reply::Deleted(existed) => Frame::Integer(i64::from(existed)),
+        kv::Reply::Int(n) => Frame::Integer(n),
+        kv::Reply::Values(vs) => Frame::Array(vs.into_iter().map(bulk_or_null).collect()),
+        kv::Reply::Error(e) => Frame::Error(e.to_string()),
+        kv::Reply::Status(s) => Frame::Simple(s),
+        kv::Reply::Array(items) => Frame::Array(items.into_iter().map(Frame::Bulk).collect()),
+        kv::Reply::Scan { cursor, keys } => Frame::Array(vec![
+            Frame::Bulk(Bytes::from(cursor.to_string())),
+            Frame::Array(keys.into_iter().map(Frame::Bulk).collect()),
+        ]),
+        kv::Reply::Registered { .. } => Frame::error("ERR unexpected session reply".to_string()),
     }
-    Ok(Frame::Integer(n))
 }
 
 /// `CLUSTER` on a single-group node: one group owns every slot; the
@@ -213,8 +208,4 @@ fn cluster_sharded(router: &Router, conn: &mut ConnState, q: ClusterQuery) -> Fr
             Frame::Bulk(Bytes::from(layout.nodes()))
         }
     }
-}
-
-fn reply(r: Result<Frame, RequestError>) -> Frame {
-    r.unwrap_or_else(|e| Frame::Error(e.to_string()))
 }

@@ -116,7 +116,14 @@ pub async fn start_with(
     let forwards = Arc::new(ForwardTable::default());
     let link_timeouts =
         LinkTimeouts::for_election_timeout(Duration::from_millis(cfg.election_timeout_ms));
-    let peers = Peers::start(cfg.id, &cfg.members, forwards.clone(), link_timeouts);
+    let auth = Arc::new(cfg.peer_auth.clone());
+    let peers = Peers::start(
+        cfg.id,
+        &cfg.members,
+        forwards.clone(),
+        link_timeouts,
+        auth.clone(),
+    );
     let (fatal_tx, fatal) = oneshot::channel();
     let (driver, driver_thread) = driver::start(
         replica,
@@ -135,6 +142,7 @@ pub async fn start_with(
         peers: peers.clone(),
         forwards: forwards.clone(),
         timeouts: link_timeouts,
+        auth: auth.clone(),
     };
     let timeouts = Timeouts {
         request: Duration::from_millis(cfg.request_timeout_ms),
@@ -168,7 +176,8 @@ pub async fn start_with(
             shutdown.clone(),
         )),
     ];
-    tracing::info!(id = cfg.id, client = %client_addr, peer = %peer_addr, data_dir = %cfg.data_dir.display(), "node started");
+    tracing::info!(id = cfg.id, client = %client_addr, peer = %peer_addr, data_dir = %cfg.data_dir.display(), cluster = %auth.cluster, "node started");
+    auth.warn_if_open(&peer_addr);
     Ok(RunningNode {
         client_addr,
         peer_addr,

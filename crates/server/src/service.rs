@@ -1,9 +1,8 @@
 //! What a RESP connection talks to: a single-group node ([`Requests`]) or a
 //! sharded process ([`Router`]). Both give the same linearizable
 //! read/write contract (`-CLUSTERDOWN` only when nothing may have been
-//! proposed, `-TIMEOUT` once it may have); this enum only translates the
-//! sharded groups' vocabulary (`shardkv`) to kv's, which the command layer
-//! (`exec`) speaks.
+//! proposed, `-TIMEOUT` once it may have) over one op vocabulary (`kv::Op`,
+//! which the sharded groups run too).
 
 use bytes::Bytes;
 use shardmeta::NodeId;
@@ -38,20 +37,7 @@ impl Service {
     pub async fn write(&self, op: kv::Op) -> Result<kv::Reply, RequestError> {
         match self {
             Service::Single(r) => r.write(op).await,
-            Service::Sharded(r) => {
-                let op = match op {
-                    kv::Op::Get { key } => shardkv::Op::Get { key },
-                    kv::Op::Put { key, value } => shardkv::Op::Put { key, value },
-                    kv::Op::Append { key, value } => shardkv::Op::Append { key, value },
-                    kv::Op::Delete { key } => shardkv::Op::Delete { key },
-                };
-                Ok(match r.write(op).await? {
-                    shardkv::Reply::Value(v) => kv::Reply::Value(v),
-                    shardkv::Reply::Done => kv::Reply::Done,
-                    shardkv::Reply::Length(n) => kv::Reply::Length(n),
-                    shardkv::Reply::Deleted(b) => kv::Reply::Deleted(b),
-                })
-            }
+            Service::Sharded(r) => r.write(op).await,
         }
     }
 }

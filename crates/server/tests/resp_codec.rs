@@ -174,7 +174,10 @@ fn inline_commands_parse() {
     assert_eq!(used, 10);
     assert_eq!(
         parse_command(f),
-        Ok(Command::Set(Bytes::from("a"), Bytes::from("b")))
+        Ok(Command::Data(kv::Op::Put {
+            key: Bytes::from("a"),
+            value: Bytes::from("b")
+        }))
     );
 }
 
@@ -198,12 +201,14 @@ fn command_errors_use_redis_wording() {
         "ERR unknown command 'foo', with args beginning with: 'a' "
     );
     assert_eq!(
-        cmd(&["set", "k", "v", "EX", "1"]).unwrap_err().0,
-        "ERR syntax error (raftkv's SET takes no options)"
+        cmd(&["set", "k", "v", "EX", "1", "PX", "5"]).unwrap_err().0,
+        "ERR syntax error"
     );
     assert_eq!(
         cmd(&["Exists", "a", "b"]),
-        Ok(Command::Exists(vec![Bytes::from("a"), Bytes::from("b")]))
+        Ok(Command::Data(kv::Op::Exists {
+            keys: vec![Bytes::from("a"), Bytes::from("b")]
+        }))
     );
     assert_eq!(
         cmd(&["ping", "hi"]),

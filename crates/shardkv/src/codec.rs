@@ -9,6 +9,11 @@
 //! entry / message = VERSION(u8) postcard(body)          (no trailing bytes)
 //! snapshot        = "SKVS" VERSION(u8) postcard(body) crc32c(all before it, u32 LE)
 //! ```
+//! Version 2 (entries, messages, snapshots) carries shard data as `kv`'s
+//! typed store (values with their expiry and version) and `kv`'s ops.
+//! Version-1 log entries and snapshots (string values only) still decode
+//! (`legacy`): a group restarted on a log or snapshot written then resumes.
+//! Messages between groups are version 2 only (both ends run one release).
 //! Why postcard rather than `kv`'s hand codec: the bodies here nest
 //! configurations, whole shards and session tables; a derived codec keeps
 //! them in step with the types, and postcard is compact (varints) and never
@@ -25,11 +30,11 @@ use crate::session::Sessions;
 use crate::settings::Settings;
 
 /// The version byte leading every log entry and inter-group message.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// First bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"SKVS";
-/// Current snapshot format version.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// Current snapshot format version (1 is still read).
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// Why an entry or message could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -68,9 +73,12 @@ pub fn encode_entry(entry: &Entry) -> Bytes {
     encode_versioned(entry)
 }
 
-/// Decodes a log entry payload strictly; never panics.
+/// Decodes a log entry payload (version 1 or 2) strictly; never panics.
 pub fn decode_entry(input: &[u8]) -> Result<Entry, DecodeError> {
-    let entry: Entry = decode_versioned(input)?;
+    let entry: Entry = match input.first() {
+        Some(&1) => crate::legacy::decode_entry_v1(&input[1..])?,
+        _ => decode_versioned(input)?,
+    };
     check_command(&entry.cmd)?;
     Ok(entry)
 }
@@ -86,6 +94,11 @@ pub(crate) fn decode_versioned<T: DeserializeOwned>(input: &[u8]) -> Result<T, D
     if version != WIRE_VERSION {
         return Err(DecodeError::UnsupportedVersion(version));
     }
+    decode_body(body)
+}
+
+/// A whole postcard body, nothing after it.
+pub(crate) fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     let (value, rest) =
         postcard::take_from_bytes(body).map_err(|e| DecodeError::Body(e.to_string()))?;
     match rest.len() {
@@ -113,22 +126,11 @@ fn check_command(cmd: &Command) -> Result<(), DecodeError> {
 }
 
 fn check_op(op: &Op) -> Result<(), DecodeError> {
-    if op.key().len() > kv::MAX_KEY_BYTES {
-        return Err(DecodeError::Invalid("key over the limit"));
-    }
-    if op.value().is_some_and(|v| v.len() > kv::MAX_VALUE_BYTES) {
-        return Err(DecodeError::Invalid("value over the limit"));
-    }
-    Ok(())
+    op.check_limits().map_err(DecodeError::Invalid)
 }
 
 pub(crate) fn check_shard_data(data: &ShardData) -> Result<(), DecodeError> {
-    let over =
-        |(k, v): (&Bytes, &Bytes)| k.len() > kv::MAX_KEY_BYTES || v.len() > kv::MAX_VALUE_BYTES;
-    match data.iter().any(over) {
-        true => Err(DecodeError::Invalid("key or value over the limit")),
-        false => Ok(()),
-    }
+    data.validate().map_err(DecodeError::Invalid)
 }
 
 pub(crate) fn check_sessions(sessions: &SessionExport) -> Result<(), DecodeError> {
@@ -150,14 +152,14 @@ struct SnapshotRef<'a> {
 }
 
 #[derive(Deserialize)]
-struct SnapshotBody {
-    settings: Settings,
-    applied_index: u64,
-    log_time_ms: u64,
-    config: Config,
-    prev: Config,
-    shards: Vec<Shard>,
-    sessions: SessionExport,
+pub(crate) struct SnapshotBody {
+    pub(crate) settings: Settings,
+    pub(crate) applied_index: u64,
+    pub(crate) log_time_ms: u64,
+    pub(crate) config: Config,
+    pub(crate) prev: Config,
+    pub(crate) shards: Vec<Shard>,
+    pub(crate) sessions: SessionExport,
 }
 
 pub(crate) fn encode_snapshot(sm: &ShardKv) -> Bytes {
@@ -180,15 +182,14 @@ pub(crate) fn encode_snapshot(sm: &ShardKv) -> Bytes {
 }
 
 pub(crate) fn decode_snapshot(input: &[u8]) -> Result<ShardKv, SnapshotError> {
-    let body = check_frame(input)?;
-    let (b, rest): (SnapshotBody, _) =
-        postcard::take_from_bytes(body).map_err(|e| SnapshotError::Body(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(SnapshotError::Body(format!(
-            "{} trailing bytes",
-            rest.len()
-        )));
+    let b = match check_frame(input, SNAPSHOT_VERSION) {
+        Ok(body) => decode_body::<SnapshotBody>(body),
+        Err(SnapshotError::UnsupportedVersion(1)) => {
+            crate::legacy::decode_snapshot_v1(check_frame(input, 1)?)
+        }
+        Err(e) => return Err(e),
     }
+    .map_err(|e| SnapshotError::Body(e.to_string()))?;
     b.settings
         .validate()
         .map_err(|why| SnapshotError::Invalid(why.into()))?;
@@ -208,9 +209,9 @@ pub(crate) fn decode_snapshot(input: &[u8]) -> Result<ShardKv, SnapshotError> {
 }
 
 /// Checks magic, version and checksum (the shared `rsm::frame`); returns the body.
-fn check_frame(input: &[u8]) -> Result<&[u8], SnapshotError> {
+fn check_frame(input: &[u8], version: u8) -> Result<&[u8], SnapshotError> {
     use rsm::frame::FrameError;
-    rsm::frame::check_frame(input, &SNAPSHOT_MAGIC, SNAPSHOT_VERSION).map_err(|e| match e {
+    rsm::frame::check_frame(input, &SNAPSHOT_MAGIC, version).map_err(|e| match e {
         FrameError::TooShort(n) => SnapshotError::TooShort(n),
         FrameError::BadMagic => SnapshotError::BadMagic,
         FrameError::UnsupportedVersion(v) => SnapshotError::UnsupportedVersion(v),

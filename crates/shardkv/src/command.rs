@@ -2,52 +2,21 @@
 //! commands that move shards, and what applying them answers. Plain data;
 //! encoding lives in `codec`, behaviour in `machine`.
 //!
-//! Why a mirror of `kv`'s [`Op`] / reply types rather than reusing them:
-//! these travel inside serde/postcard payloads (log entries, the session
-//! tables shipped between groups, snapshots) and `kv` deliberately has no
-//! serde dependency; and the error set differs — sessions here are created
-//! lazily (no `SessionExpired`), and a request can be refused with
-//! [`OpError::WrongGroup`]. The semantics of each op and the key/value limits
-//! are `kv`'s exactly ([`kv::MAX_KEY_BYTES`], [`kv::MAX_VALUE_BYTES`]).
+//! The client operations are `kv`'s ([`Op`], [`Reply`]): one vocabulary
+//! and one implementation of their meaning (`kv::ops`), which a group runs
+//! on the store of the key's shard. What differs here is the error set:
+//! sessions are created lazily (no `SessionExpired`), and a request can be
+//! refused with [`OpError::WrongGroup`]. The key/value limits are `kv`'s
+//! ([`kv::MAX_KEY_BYTES`], [`kv::MAX_VALUE_BYTES`]).
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shardmeta::{Config, ShardId};
 
 use crate::session::Session;
 
-/// One key-value operation, with `kv`'s semantics.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Op {
-    /// Read through the log. Replies [`Reply::Value`].
-    Get { key: Bytes },
-    /// Set `key` to `value`. Replies [`Reply::Done`].
-    Put { key: Bytes, value: Bytes },
-    /// Append (missing key = empty). Replies [`Reply::Length`].
-    Append { key: Bytes, value: Bytes },
-    /// Remove the key. Replies [`Reply::Deleted`].
-    Delete { key: Bytes },
-}
-
-impl Op {
-    /// The key the operation touches (it decides the shard).
-    pub fn key(&self) -> &Bytes {
-        match self {
-            Op::Get { key } | Op::Delete { key } => key,
-            Op::Put { key, .. } | Op::Append { key, .. } => key,
-        }
-    }
-
-    /// The value carried, if any.
-    pub fn value(&self) -> Option<&Bytes> {
-        match self {
-            Op::Put { value, .. } | Op::Append { value, .. } => Some(value),
-            Op::Get { .. } | Op::Delete { .. } => None,
-        }
-    }
-}
+pub use kv::{Op, Reply};
 
 /// A client operation in its session: the unit of exactly-once.
 ///
@@ -62,8 +31,9 @@ pub struct Request {
     pub op: Op,
 }
 
-/// The data of one shard: its keys in order.
-pub type ShardData = BTreeMap<Bytes, Bytes>;
+/// The data of one shard: its keys in order, with their types, expiries
+/// and versions (`kv`'s store).
+pub type ShardData = kv::Store;
 
 /// A session table as shipped between groups (client id -> session).
 pub type SessionExport = BTreeMap<u64, Session>;
@@ -102,15 +72,6 @@ pub enum Command {
 pub struct Entry {
     pub timestamp_ms: u64,
     pub cmd: Command,
-}
-
-/// A successful client operation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Reply {
-    Value(Option<Bytes>),
-    Done,
-    Length(u64),
-    Deleted(bool),
 }
 
 /// "This group does not serve that key now": the key's shard is not Serving

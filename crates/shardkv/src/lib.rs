@@ -16,8 +16,9 @@
 //!   has installed: the frozen copy is dropped (garbage collection).
 //! - [`Command::ConfirmGc`] — at the new owner, once the previous owner has
 //!   deleted: the shard leaves the Gc status.
-//! - [`Command::Request`] — Get/Put/Append/Delete with `kv`'s semantics,
-//!   applied only if the key's shard is served here, else
+//! - [`Command::Request`] — any of `kv`'s data ops ([`Op`]), with `kv`'s
+//!   semantics (`kv::ops`, the same code the single group runs), applied
+//!   to the key's shard only if that shard is served here, else
 //!   [`OpError::WrongGroup`].
 //!
 //! The [`Agent`] (run on a group's leader) asks the controller for the next
@@ -98,6 +99,7 @@
 mod agent;
 mod codec;
 mod command;
+mod legacy;
 mod machine;
 pub mod message;
 mod rsm_impl;

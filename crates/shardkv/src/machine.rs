@@ -29,10 +29,21 @@
 //! Everything else is ignored, so every command is idempotent and harmless
 //! when duplicated, reordered or stale.
 //!
+//! Client operations mean what `kv::ops` says (one implementation for both
+//! kinds of data machine), applied to the store of the key's shard at this
+//! group's log time; a multi-key op must name keys of one shard (the RESP
+//! layer already refuses keys of different slots with `-CROSSSLOT`).
+//! Expiry is `kv`'s: a key dead at log time is invisible, and every entry
+//! purges up to `kv::PURGE_PER_ENTRY` dead keys of the shards served here
+//! (a HandingOff shard is frozen: it is not purged; its dead keys travel
+//! and stay dead at the new owner, as their instants are absolute).
+//!
 //! Determinism: `apply` depends only on state and entry bytes (ordered
 //! maps everywhere, time only from entry stamps).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use kv::ops::Ctx;
+use kv::{CmdError, KvError};
 use serde::{Deserialize, Serialize};
 use shardmeta::{Config, GroupId, Keyspace, ShardId, NO_GROUP};
 
@@ -128,7 +139,7 @@ impl ShardKv {
         let response = match data {
             [] => Response::Done,
             bytes => match codec::decode_entry(bytes) {
-                Ok(entry) => self.apply_entry(entry),
+                Ok(entry) => self.apply_entry(index, entry),
                 Err(e) => Response::Malformed {
                     reason: e.to_string(),
                 },
@@ -145,7 +156,33 @@ impl ShardKv {
     /// configuration — never only when the request arrived.
     pub fn query(&self, key: &[u8]) -> Result<Option<Bytes>, WrongGroup> {
         let shard = self.serving_shard_of(key)?;
-        Ok(self.shards[shard as usize].data.get(key).cloned())
+        let data = &self.shards[shard as usize].data;
+        Ok(data.live_str(key, self.log_time_ms).cloned())
+    }
+
+    /// A ReadIndex read of any read-only op ([`Op::is_read_only`]), judged
+    /// at this state's log time, ownership checked as for [`ShardKv::query`].
+    pub fn query_op(&self, op: &Op) -> Result<Reply, WrongGroup> {
+        let shard = match self.shard_of_op(op)? {
+            Ok(shard) => shard,
+            Err(e) => return Ok(Reply::Error(e)),
+        };
+        let data = &self.shards[shard as usize].data;
+        Ok(kv::ops::query(data, op, self.log_time_ms))
+    }
+
+    /// Keys with an expiry over all shards (dead ones not yet purged included).
+    pub fn expiring_count(&self) -> usize {
+        self.shards.iter().map(|s| s.data.expiring_len()).sum()
+    }
+
+    /// Whether a served shard holds a key dead by `leader_now_ms` (the
+    /// leader then proposes a tick, which purges it).
+    pub fn purge_due(&self, leader_now_ms: u64) -> bool {
+        self.shards.iter().any(|s| {
+            matches!(s.status, ShardStatus::Serving | ShardStatus::Gc)
+                && s.data.next_expiry_ms().is_some_and(|t| t <= leader_now_ms)
+        })
     }
 
     /// Index of the last applied entry (0 before any).
@@ -209,7 +246,8 @@ impl ShardKv {
         &self.sessions
     }
 
-    /// Keys held, over all shards (frozen ones included).
+    /// Keys held, over all shards (frozen ones and dead ones not yet
+    /// purged included).
     pub fn key_count(&self) -> usize {
         self.shards.iter().map(|s| s.data.len()).sum()
     }
@@ -257,12 +295,42 @@ impl ShardKv {
         }
     }
 
-    fn apply_entry(&mut self, entry: Entry) -> Response {
+    /// The shard every key of `op` belongs to if this group serves it;
+    /// `Ok(Err(CrossSlot))` when the keys span shards.
+    fn shard_of_op(&self, op: &Op) -> Result<Result<ShardId, CmdError>, WrongGroup> {
+        let Some(first) = op.key() else {
+            return Ok(Err(CmdError::Keyless));
+        };
+        let shard = self.serving_shard_of(first)?;
+        let one_shard = op.keys().all(|k| self.keyspace.shard_of_key(k) == shard);
+        Ok(if one_shard {
+            Ok(shard)
+        } else {
+            Err(CmdError::CrossSlot)
+        })
+    }
+
+    /// Active expiry: removes up to `kv::PURGE_PER_ENTRY` dead keys of the
+    /// shards served here.
+    fn purge(&mut self) {
+        let mut budget = kv::PURGE_PER_ENTRY;
+        for shard in &mut self.shards {
+            if budget == 0 {
+                break;
+            }
+            if matches!(shard.status, ShardStatus::Serving | ShardStatus::Gc) {
+                budget -= shard.data.purge_expired(self.log_time_ms, budget);
+            }
+        }
+    }
+
+    fn apply_entry(&mut self, index: u64, entry: Entry) -> Response {
         self.log_time_ms = self.log_time_ms.max(entry.timestamp_ms);
         self.sessions
             .expire(self.log_time_ms, self.settings.session_timeout_ms);
+        self.purge();
         let changed = match entry.cmd {
-            Command::Request(req) => return Response::Op(self.apply_request(req)),
+            Command::Request(req) => return Response::Op(self.apply_request(index, req)),
             Command::Tick => return Response::Done,
             Command::NewConfig(config) => self.apply_new_config(config),
             Command::InstallShards {
@@ -280,9 +348,12 @@ impl ShardKv {
         Response::Control { changed }
     }
 
-    fn apply_request(&mut self, req: Request) -> OpResult {
+    fn apply_request(&mut self, index: u64, req: Request) -> OpResult {
         let Request { client_id, seq, op } = req;
-        let shard = self.serving_shard_of(op.key())?;
+        let shard = match self.shard_of_op(&op)? {
+            Ok(shard) => shard,
+            Err(e) => return Ok(Reply::Error(e)),
+        };
         let window = self.settings.response_window;
         match self.sessions.check(client_id, seq, window) {
             Verdict::Stale => Err(OpError::StaleRequest { client_id, seq }),
@@ -297,7 +368,11 @@ impl ShardKv {
                 if !self.sessions.touch(client_id, now, cap) {
                     return Err(OpError::SessionsFull);
                 }
-                let response = apply_op(&mut self.shards[shard as usize].data, &op);
+                let ctx = Ctx {
+                    now_ms: self.log_time_ms,
+                    index,
+                };
+                let response = apply_op(&mut self.shards[shard as usize].data, &op, ctx);
                 self.sessions
                     .record(client_id, seq, response.clone(), window);
                 response
@@ -322,7 +397,7 @@ impl ShardKv {
                 (false, false) => ShardStatus::NotOwned,
             };
             if shard.status == ShardStatus::NotOwned {
-                shard.data.clear();
+                shard.data = ShardData::new();
             }
         }
         self.prev = std::mem::replace(&mut self.config, next);
@@ -344,7 +419,7 @@ impl ShardKv {
             let Some(shard) = self.shards.get_mut(s as usize) else {
                 continue;
             };
-            if shard.status != ShardStatus::Pulling || !data.keys().all(belongs) {
+            if shard.status != ShardStatus::Pulling || !data.iter().all(|(k, _)| belongs(k)) {
                 continue;
             }
             shard.data = data;
@@ -377,7 +452,7 @@ impl ShardKv {
             if shard.status == from {
                 shard.status = to;
                 if to == ShardStatus::NotOwned {
-                    shard.data.clear();
+                    shard.data = ShardData::new();
                 }
                 changed = true;
             }
@@ -424,41 +499,24 @@ impl ShardKv {
                 shard.data.len()
             ));
         }
-        for (k, v) in &shard.data {
+        for (k, _) in shard.data.iter() {
             if self.keyspace.shard_of_key(k) != s {
                 return Err(format!("shard {s} holds a key of another shard"));
             }
-            if k.len() > kv::MAX_KEY_BYTES || v.len() > kv::MAX_VALUE_BYTES {
-                return Err(format!("shard {s} holds a key or value over the limit"));
-            }
         }
-        Ok(())
+        shard
+            .data
+            .validate()
+            .map_err(|why| format!("shard {s}: {why}"))
     }
 }
 
-/// `kv`'s semantics of one op on one shard's data.
-fn apply_op(data: &mut ShardData, op: &Op) -> OpResult {
-    match op {
-        Op::Get { key } => Ok(Reply::Value(data.get(key).cloned())),
-        Op::Put { key, value } => {
-            data.insert(key.clone(), value.clone());
-            Ok(Reply::Done)
-        }
-        Op::Append { key, value } => {
-            let old = data.get(key).map(Bytes::as_ref).unwrap_or_default();
-            let len = old.len() as u64 + value.len() as u64;
-            if len > kv::MAX_VALUE_BYTES as u64 {
-                return Err(OpError::ValueTooLarge {
-                    len,
-                    max: kv::MAX_VALUE_BYTES as u64,
-                });
-            }
-            let mut joined = BytesMut::with_capacity(len as usize);
-            joined.extend_from_slice(old);
-            joined.extend_from_slice(value);
-            data.insert(key.clone(), joined.freeze());
-            Ok(Reply::Length(len))
-        }
-        Op::Delete { key } => Ok(Reply::Deleted(data.remove(key).is_some())),
+/// `kv`'s semantics of one op on one shard's data (`kv::ops`, shared with
+/// the single-group machine).
+fn apply_op(data: &mut ShardData, op: &Op, ctx: Ctx) -> OpResult {
+    match kv::ops::apply(data, op, ctx) {
+        Ok(reply) => Ok(reply),
+        Err(KvError::ValueTooLarge { len, max }) => Err(OpError::ValueTooLarge { len, max }),
+        Err(other) => unreachable!("kv::ops answers no {other:?}"),
     }
 }

@@ -54,6 +54,14 @@ impl rsm::StateMachine for ShardKv {
     fn session_count(&self) -> usize {
         self.sessions().len()
     }
+
+    fn purge_due(&self, now_ms: u64) -> bool {
+        ShardKv::purge_due(self, now_ms)
+    }
+
+    fn expiring_count(&self) -> usize {
+        ShardKv::expiring_count(self)
+    }
 }
 
 #[cfg(test)]

@@ -111,12 +111,8 @@ pub fn check(req: &GroupForward) -> Result<(), String> {
     let key_ok = |k: &Bytes| k.len() <= kv::MAX_KEY_BYTES;
     match req {
         GroupForward::Write(r) => {
-            let value_ok = r.op.value().is_none_or(|v| v.len() <= kv::MAX_VALUE_BYTES);
-            if key_ok(r.op.key()) && value_ok {
-                Ok(())
-            } else {
-                Err("forwarded write beyond the key/value limits".into())
-            }
+            r.op.check_limits()
+                .map_err(|why| format!("forwarded write refused: {why}"))
         }
         GroupForward::Read { key } if !key_ok(key) => {
             Err("forwarded read of an oversized key".into())

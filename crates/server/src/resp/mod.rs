@@ -11,6 +11,7 @@
 //! property-tested against an independent encoder in `tests/resp_codec.rs`.
 
 pub mod command;
+pub mod data;
 pub mod decoder;
 pub mod frame;
 pub mod table;

@@ -114,6 +114,8 @@ impl CommandSpec {
 pub const NO_KEYS: (i64, i64, i64) = (0, 0, 0);
 pub const ONE_KEY: (i64, i64, i64) = (1, 1, 1);
 pub const ALL_KEYS: (i64, i64, i64) = (1, -1, 1);
+/// `MSET`-style: key, value, key, value, ...
+pub const PAIRS: (i64, i64, i64) = (1, -1, 2);
 
 const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 const CONN: &[&str] = &["noscript", "loading", "stale"];
@@ -311,6 +313,21 @@ pub const COMMANDS: &[CommandSpec] = &[
             "A container for server configuration commands.",
         )
         .subs(CONFIG_SUBS),
+    spec("dbsize", 1, &["readonly", "fast"], NO_KEYS).doc(
+        "server",
+        "1.0.0",
+        "Returns the number of keys in the database.",
+    ),
+    spec("decr", 2, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "string",
+        "1.0.0",
+        "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+    ),
+    spec("decrby", 3, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "string",
+        "1.0.0",
+        "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
+    ),
     spec("del", -2, &["write"], ALL_KEYS)
         .doc("generic", "1.0.0", "Deletes one or more keys.")
         .key_flags(&["RM", "delete"]),
@@ -320,31 +337,146 @@ pub const COMMANDS: &[CommandSpec] = &[
         "1.0.0",
         "Determines whether one or more keys exist.",
     ),
+    spec("expire", -3, &["write", "fast"], ONE_KEY).doc(
+        "generic",
+        "1.0.0",
+        "Sets the expiration time of a key in seconds.",
+    ),
+    spec("expireat", -3, &["write", "fast"], ONE_KEY).doc(
+        "generic",
+        "1.2.0",
+        "Sets the expiration time of a key to a Unix timestamp.",
+    ),
+    spec("expiretime", 2, &["readonly", "fast"], ONE_KEY).doc(
+        "generic",
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix timestamp.",
+    ),
+    spec("flushall", -1, &["write"], NO_KEYS).doc(
+        "server",
+        "1.0.0",
+        "Removes all keys from all databases (one log entry).",
+    ),
+    spec("flushdb", -1, &["write"], NO_KEYS).doc(
+        "server",
+        "1.0.0",
+        "Removes all keys from the current database (one log entry).",
+    ),
     spec("get", 2, &["readonly", "fast"], ONE_KEY).doc(
         "string",
         "1.0.0",
         "Returns the string value of a key.",
+    ),
+    spec("getdel", 2, &["write", "fast"], ONE_KEY).doc(
+        "string",
+        "6.2.0",
+        "Returns the string value of a key after deleting the key.",
+    ),
+    spec("getex", -2, &["write", "fast"], ONE_KEY).doc(
+        "string",
+        "6.2.0",
+        "Returns the string value of a key after setting its expiration time.",
+    ),
+    spec("getrange", 4, &["readonly"], ONE_KEY).doc(
+        "string",
+        "2.4.0",
+        "Returns a substring of the string stored at a key.",
+    ),
+    spec("getset", 3, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "string",
+        "1.0.0",
+        "Returns the previous string value of a key after setting it to a new value.",
     ),
     spec("hello", -1, NO_AUTH, NO_KEYS).doc(
         "connection",
         "6.0.0",
         "Handshakes with the server.",
     ),
+    spec("incr", 2, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+    ),
+    spec("incrby", 3, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+    ),
+    spec("incrbyfloat", 3, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "string",
+        "2.6.0",
+        "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+    ),
     spec("info", -1, LS, NO_KEYS).doc(
         "server",
         "1.0.0",
         "Returns information and statistics about the server.",
+    ),
+    spec("keys", 2, &["readonly"], NO_KEYS).doc(
+        "generic",
+        "1.0.0",
+        "Returns all key names that match a pattern.",
+    ),
+    spec("mget", -2, &["readonly", "fast"], ALL_KEYS).doc(
+        "string",
+        "1.0.0",
+        "Atomically returns the string values of one or more keys.",
+    ),
+    spec("mset", -3, &["write", "denyoom"], PAIRS).doc(
+        "string",
+        "1.0.1",
+        "Atomically creates or modifies the string values of one or more keys.",
+    ),
+    spec("msetnx", -3, &["write", "denyoom"], PAIRS).doc(
+        "string",
+        "1.0.1",
+        "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+    ),
+    spec("persist", 2, &["write", "fast"], ONE_KEY).doc(
+        "generic",
+        "2.2.0",
+        "Removes the expiration time of a key.",
+    ),
+    spec("pexpire", -3, &["write", "fast"], ONE_KEY).doc(
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key in milliseconds.",
+    ),
+    spec("pexpireat", -3, &["write", "fast"], ONE_KEY).doc(
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+    ),
+    spec("pexpiretime", 2, &["readonly", "fast"], ONE_KEY).doc(
+        "generic",
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix milliseconds timestamp.",
     ),
     spec("ping", -1, &["fast"], NO_KEYS).doc(
         "connection",
         "1.0.0",
         "Returns the server's liveliness response.",
     ),
+    spec("psetex", 4, &["write", "denyoom"], ONE_KEY).doc(
+        "string",
+        "2.6.0",
+        "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
+    ),
+    spec("pttl", 2, &["readonly", "fast"], ONE_KEY).doc(
+        "generic",
+        "2.6.0",
+        "Returns the expiration time in milliseconds of a key.",
+    ),
     spec("quit", -1, NO_AUTH, NO_KEYS).doc("connection", "1.0.0", "Closes the connection."),
     spec("raft", -2, &["admin"], NO_KEYS).doc(
         "cluster",
         "0.1.0",
         "raftkv's own: lists and changes the group's members (MEMBER LIST, ADD, PROMOTE, REMOVE) and moves leadership (TRANSFER).",
+    ),
+    spec("randomkey", 1, &["readonly"], NO_KEYS).doc(
+        "generic",
+        "1.0.0",
+        "Returns a key name from the database (chosen by the replicated state, the same on every node).",
     ),
     spec("readonly", 1, &["loading", "stale", "fast"], NO_KEYS).doc(
         "cluster",
@@ -355,6 +487,21 @@ pub const COMMANDS: &[CommandSpec] = &[
         "cluster",
         "3.0.0",
         "Enables read-write queries for a connection to a Redis Cluster replica node (accepted, no effect).",
+    ),
+    spec("rename", 3, &["write"], (1, 2, 1)).doc(
+        "generic",
+        "1.0.0",
+        "Renames a key and overwrites the destination.",
+    ),
+    spec("renamenx", 3, &["write", "fast"], (1, 2, 1)).doc(
+        "generic",
+        "1.0.0",
+        "Renames a key only when the target key name doesn't exist.",
+    ),
+    spec("scan", -2, &["readonly"], NO_KEYS).doc(
+        "generic",
+        "2.8.0",
+        "Iterates over the key names in the database (cursor: a position in a fixed hash order).",
     ),
     spec("select", 2, &["loading", "stale", "fast"], NO_KEYS).doc(
         "connection",
@@ -368,15 +515,55 @@ pub const COMMANDS: &[CommandSpec] = &[
             "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
         )
         .key_flags(&["RW", "access", "update", "variable_flags"]),
+    spec("setex", 4, &["write", "denyoom"], ONE_KEY).doc(
+        "string",
+        "2.0.0",
+        "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
+    ),
+    spec("setnx", 3, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "string",
+        "1.0.0",
+        "Set the string value of a key only when the key doesn't exist.",
+    ),
+    spec("setrange", 4, &["write", "denyoom"], ONE_KEY).doc(
+        "string",
+        "2.2.0",
+        "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
+    ),
     spec("shardctl", -2, &["admin"], NO_KEYS).doc(
         "cluster",
         "0.1.0",
         "raftkv's own: queries and changes the shard controller's configuration (QUERY, JOIN, LEAVE, MOVE).",
     ),
+    spec("strlen", 2, &["readonly", "fast"], ONE_KEY).doc(
+        "string",
+        "2.2.0",
+        "Returns the length of a string value.",
+    ),
     spec("time", 1, &["loading", "stale", "fast"], NO_KEYS).doc(
         "server",
         "2.6.0",
         "Returns the server time.",
+    ),
+    spec("touch", -2, &["readonly", "fast"], ALL_KEYS).doc(
+        "generic",
+        "3.2.1",
+        "Returns the number of existing keys out of those specified (raftkv keeps no access times).",
+    ),
+    spec("ttl", 2, &["readonly", "fast"], ONE_KEY).doc(
+        "generic",
+        "1.0.0",
+        "Returns the expiration time in seconds of a key.",
+    ),
+    spec("type", 2, &["readonly", "fast"], ONE_KEY).doc(
+        "generic",
+        "1.0.0",
+        "Determines the type of value stored at a key.",
+    ),
+    spec("unlink", -2, &["write", "fast"], ALL_KEYS).doc(
+        "generic",
+        "4.0.0",
+        "Asynchronously deletes one or more keys.",
     ),
 ];
 

@@ -150,8 +150,10 @@ impl Router {
     /// A write through the owning group's log, exactly once per call.
     pub async fn write(&self, op: shardkv::Op) -> Result<shardkv::Reply, RequestError> {
         let deadline = Instant::now() + self.timeouts.request;
+        let Some(key) = op.key().cloned() else {
+            return Ok(kv::Reply::Error(kv::CmdError::Keyless));
+        };
         let (client_id, seq) = self.take_seq(deadline).await?;
-        let key = op.key().clone();
         let req = GroupForward::Write(shardkv::Request { client_id, seq, op });
         let res = self.run(Target::Key(&key), &req, deadline).await;
         self.sessions.release(client_id, seq);

@@ -312,5 +312,6 @@ fn result_of(reply: kv::Reply) -> ClerkResult {
         kv::Reply::Done | kv::Reply::Registered { .. } => ClerkResult::Done,
         kv::Reply::Length(n) => ClerkResult::Length(n),
         kv::Reply::Deleted(b) => ClerkResult::Deleted(b),
+        other => unreachable!("no op the workload sends is answered {other:?}"),
     }
 }

@@ -362,5 +362,6 @@ fn result_of(reply: Reply) -> ClerkResult {
         Reply::Done => ClerkResult::Done,
         Reply::Length(n) => ClerkResult::Length(n),
         Reply::Deleted(b) => ClerkResult::Deleted(b),
+        other => unreachable!("no op the workload sends is answered {other:?}"),
     }
 }

@@ -700,7 +700,7 @@ impl ShardWorld {
                 let cached: usize = sessions.values().map(|s| s.responses.len()).sum();
                 let data: usize = (0..self.cfg.shards)
                     .filter_map(|s| sm.shard_data(s))
-                    .flat_map(|d| d.iter())
+                    .flat_map(|d| d.live_strings(0))
                     .map(|(k, v)| k.len() + v.len())
                     .sum();
                 eprintln!("  node {id} gid {gid} leader={} cfg={} applied={} {:?} sessions={} cached={} data={} snap={}", r.is_leader(), sm.config().num, sm.applied_index(), st, sessions.len(), cached, data, rsm::StateMachine::snapshot(sm).len());
