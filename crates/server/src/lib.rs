@@ -26,8 +26,7 @@
 //! (the RESP port; `connection` holds its per-connection limits), `servercmd`
 //! (commands that need no log: `ECHO`, `TIME`, `SELECT`, `INFO`, `COMMAND`,
 //! `CLIENT`, `CONFIG`), `port_state` + `clients` + `stats` + `memory` +
-//! `info` (what the port knows about itself and reports), `glob` (Redis's
-//! patterns), `auth`
+//! `info` (what the port knows about itself and reports), `auth`
 //! (`--requirepass-file`), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
 //! `-MOVED`, `-CROSSSLOT`), `metrics` (`/metrics`), `service` (single-group or sharded behind the
 //! port), `shard` (the sharded mode: its own module docs), `client` (a
@@ -43,7 +42,6 @@ pub mod connection;
 pub mod driver;
 pub mod exec;
 pub mod forward;
-pub mod glob;
 pub mod info;
 pub mod listener;
 pub mod memory;
