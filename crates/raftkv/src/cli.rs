@@ -269,6 +269,9 @@ pub struct ServerArgs {
     /// with or without a secret. 1-64 characters from A-Z a-z 0-9 . _ -
     #[arg(long, default_value = server::peer::handshake::DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
+    /// Serve Prometheus metrics (text format) at http://HOST:PORT/metrics; a bare PORT binds 127.0.0.1.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
     /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `server=debug`); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -285,7 +288,8 @@ pub struct ClusterArgs {
     /// Shards in the keyspace (with --groups).
     #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
     pub shards: u32,
-    /// Client port of process 1; process i listens on P+i-1, its peer port is P+10000+i-1.
+    /// Client port of process 1; process i listens on P+i-1, its peer port is P+10000+i-1,
+    /// its metrics port (http://127.0.0.1:PORT/metrics) P+20000+i-1.
     /// Every port is checked free before anything starts.
     #[arg(long, default_value_t = 6379)]
     pub base_port: u16,
@@ -334,6 +338,14 @@ pub struct BenchArgs {
     /// write: SET only; read: GET only (keys preloaded); mixed: 50/50.
     #[arg(long, value_enum, default_value_t = Mix::Write)]
     pub mix: Mix,
+    /// Open loop: send OPS requests per second in total (spread evenly over the clients) instead of
+    /// each client sending its next request as soon as the previous one answered. Latency is then
+    /// measured from when a request was due, so a slow server shows as latency, not as fewer requests.
+    #[arg(long, value_name = "OPS")]
+    pub rate: Option<f64>,
+    /// Also write the results (settings, counts, percentiles, histogram buckets) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
 }
 
 /// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).

@@ -108,10 +108,11 @@ fn run_cluster(a: ClusterArgs) -> Result<(), Failure> {
             None => String::new(),
         };
         say(&format!(
-            "{}{role}: client 127.0.0.1:{}  peer 127.0.0.1:{}",
+            "{}{role}: client 127.0.0.1:{}  peer 127.0.0.1:{}  metrics http://127.0.0.1:{}/metrics",
             plan.label(p.id),
             p.client_port,
-            p.peer_port
+            p.peer_port,
+            p.metrics_port
         ))?;
     }
     crate::runtime().block_on(async {
