@@ -181,10 +181,8 @@ impl DiskStorage {
         let path = match snapfile::write(&*self.fs, &self.dir, &snapshot) {
             Ok(path) => path,
             Err(e) => {
-                return Err(self.wal.poison(format!(
-                    "write snapshot {}: {e}",
-                    snapfile::file_name(snapshot.meta)
-                )))
+                let what = format!("write snapshot {}: {e}", snapfile::file_name(snapshot.meta));
+                return Err(self.wal.poison_io(what, &e));
             }
         };
         if !self.snapshot.is_empty() {

@@ -170,6 +170,13 @@ impl Wal {
         p.error(what)
     }
 
+    /// Poisons the WAL after `e` while creating a new file (a segment, the
+    /// manifest, a snapshot): `StorageError::NoSpace` if the disk was full
+    /// (the half-made file is never used; recovery removes it), else `Io`.
+    pub fn poison_io(&mut self, what: String, e: &std::io::Error) -> StorageError {
+        self.poison_as(what, is_no_space(e))
+    }
+
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
     }
@@ -264,7 +271,8 @@ impl Wal {
         let (f, len) = match Self::create_segment(&*self.fs, &self.dir, seq, hs, snap) {
             Ok(created) => created,
             Err(e) => {
-                return Err(self.poison(format!("create segment {}: {e}", segment::file_name(seq))))
+                let what = format!("create segment {}: {e}", segment::file_name(seq));
+                return Err(self.poison_io(what, &e));
             }
         };
         debug_assert!(
@@ -277,7 +285,7 @@ impl Wal {
         self.segments.push(SegInfo { seq, max_index: 0 });
         // Only now that the segment is durable may the head name it (see `manifest`).
         if let Err(e) = manifest::write(&*self.fs, &self.dir, seq) {
-            return Err(self.poison(format!("write {}: {e}", manifest::FILE_NAME)));
+            return Err(self.poison_io(format!("write {}: {e}", manifest::FILE_NAME), &e));
         }
         Ok(())
     }

@@ -219,3 +219,45 @@ fn no_room_to_preallocate_still_writes() {
         vec![entry(1, 1), entry(1, 2), entry(1, 3)]
     );
 }
+
+/// Issue 11: a full disk while writing a snapshot file, or while creating a
+/// WAL segment, is `NoSpace` (wait for space, then reopen), not `Io` (stop):
+/// the half-made file is never used. Reopened once space is back, nothing
+/// made durable is lost and writes work.
+#[test]
+fn enospc_creating_a_snapshot_or_a_segment_is_no_space() {
+    for roll in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        // Tiny segments: every sync rolls to a new segment.
+        let (mut s, h) = faulty(dir.path(), if roll { 64 } else { 1 << 20 });
+        s.append(&[entry(1, 1), entry(1, 2)]).unwrap();
+        s.sync().unwrap();
+        let res = if roll {
+            // The sync's record write succeeds; the roll's new segment does not.
+            s.append(&[entry(1, 3)]).unwrap();
+            h.fail_write_after(1);
+            s.sync()
+        } else {
+            h.set_full(true);
+            s.compact(snap(2, 1))
+        };
+        let made = if roll {
+            "create segment"
+        } else {
+            "write snapshot"
+        };
+        assert!(
+            matches!(&res, Err(StorageError::NoSpace(m)) if m.contains(made)),
+            "roll {roll}: {res:?}"
+        );
+        assert_refuses_writes(&mut s);
+        drop(s);
+        h.heal();
+        let mut r = reopen(dir.path());
+        // Entry 3 was fsynced before the failed roll.
+        let next = if roll { 4 } else { 3 };
+        assert_eq!(r.last_index(), next - 1);
+        r.append(&[entry(1, next)]).unwrap();
+        r.sync().unwrap();
+    }
+}
