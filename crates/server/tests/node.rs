@@ -381,3 +381,30 @@ async fn a_term_bomb_on_every_peer_port_changes_no_term() {
     }
     drop(bombs);
 }
+
+/// Issue 10's lockout: 100 idle sockets on a node's peer port (more than
+/// its 64 connection slots), none saying anything. A member dialling right
+/// after still completes its handshake at once: a connection beyond the
+/// 16 allowed in their handshake closes the oldest unauthenticated one,
+/// instead of the idle sockets holding every slot until their deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_unauthenticated_sockets_do_not_lock_members_out() {
+    let c = start_cluster(3).await;
+    let leader = c.wait_leader().await;
+    let (me, from) = (leader as u64 + 1, (leader as u64 + 1) % 3 + 1);
+    let peer = c.nodes[leader].peer_addr;
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(TcpStream::connect(peer).await.unwrap());
+    }
+    // Well inside the handshake deadline (2.4 s) that would free the slots.
+    let mut s = TcpStream::connect(peer).await.unwrap();
+    let auth = PeerAuth::default();
+    let dial = handshake::dial(&mut s, &auth, from, me);
+    let res = tokio::time::timeout(Duration::from_millis(1500), dial).await;
+    assert!(
+        matches!(res, Ok(Ok(()))),
+        "a member could not get in: {res:?}"
+    );
+    drop(idle);
+}

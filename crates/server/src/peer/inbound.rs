@@ -9,7 +9,10 @@
 //! message whose `from`/`to` disagree with the `Hello`, EOF mid-frame) is
 //! logged and closes that connection only. Until the handshake completes,
 //! frames are capped at `wire::HANDSHAKE_MAX_FRAME_BYTES`. At most
-//! [`MAX_PEER_CONNECTIONS`] are open at once. The handshake must complete
+//! [`MAX_PEER_CONNECTIONS`] are open at once, and at most
+//! [`MAX_PENDING_HANDSHAKES`] of them still in their handshake: a new one
+//! beyond that closes the oldest unauthenticated one (idle sockets cannot
+//! lock members out). The handshake must complete
 //! within `LinkTimeouts::dead_after`, and a connection on which no byte
 //! arrives for that long is closed (live links carry keepalives:
 //! `super::liveness`).
@@ -36,6 +39,8 @@ use crate::forward::{self, ForwardTable};
 use crate::peer::Peers;
 
 pub const MAX_PEER_CONNECTIONS: usize = 64;
+/// Most connections in their handshake at once (see `Pending`).
+pub const MAX_PENDING_HANDSHAKES: usize = 16;
 
 /// Where a sharded process takes the group-tagged frames
 /// (`shard::forward::Sink`). `Err` closes the connection.
@@ -64,6 +69,7 @@ type Frames = FramedRead<CountingRead<TcpStream>, tokio_util::codec::LengthDelim
 /// Accepts peer connections until the task is dropped.
 pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
     let limit = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
+    let pending = Arc::new(Pending::default());
     loop {
         let permit = limit
             .clone()
@@ -79,17 +85,83 @@ pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
             }
         };
         let ctx = ctx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = ctx.serve(stream, addr).await {
+        let guard = pending.enter();
+        let seq = guard.seq;
+        let task = tokio::spawn(async move {
+            if let Err(e) = ctx.serve(stream, addr, guard).await {
                 tracing::warn!(%addr, "peer connection closed: {e}");
             }
             drop(permit);
         });
+        pending.register(seq, task.abort_handle(), addr);
+    }
+}
+
+/// Connections still in their handshake, oldest first. At most
+/// [`MAX_PENDING_HANDSHAKES`]: one more aborts the oldest, so idle or slow
+/// unauthenticated sockets can never hold the peer port's connection slots
+/// against a member that reconnects (its handshake takes one round trip).
+#[derive(Default)]
+struct Pending {
+    next: std::sync::atomic::AtomicU64,
+    list: std::sync::Mutex<std::collections::VecDeque<(u64, Option<tokio::task::AbortHandle>)>>,
+}
+
+/// Removes its connection from [`Pending`] when the handshake ends (or the
+/// connection does).
+struct PendingGuard {
+    pending: Arc<Pending>,
+    seq: u64,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.pending.lock().retain(|(s, _)| *s != self.seq);
+    }
+}
+
+impl Pending {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::VecDeque<(u64, Option<tokio::task::AbortHandle>)>,
+    > {
+        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enter(self: &Arc<Self>) -> PendingGuard {
+        let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock().push_back((seq, None));
+        PendingGuard {
+            pending: self.clone(),
+            seq,
+        }
+    }
+
+    /// Attaches connection `seq`'s task (if it is still pending) and evicts
+    /// the oldest pending connections beyond the cap.
+    fn register(&self, seq: u64, task: tokio::task::AbortHandle, addr: SocketAddr) {
+        let mut list = self.lock();
+        if let Some(entry) = list.iter_mut().find(|(s, _)| *s == seq) {
+            entry.1 = Some(task);
+        }
+        while list.len() > MAX_PENDING_HANDSHAKES {
+            if let Some((_, Some(oldest))) = list.pop_front() {
+                oldest.abort();
+                tracing::debug!(%addr, "too many peer connections in their handshake: closed the oldest");
+            }
+        }
     }
 }
 
 impl Inbound {
-    async fn serve(&self, stream: TcpStream, addr: SocketAddr) -> Result<(), String> {
+    async fn serve(
+        &self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        pending: PendingGuard,
+    ) -> Result<(), String> {
         let _ = stream.set_nodelay(true);
         self.timeouts.set_tcp_keepalive(&stream);
         let mut frames = FramedRead::new(CountingRead::new(stream), wire::handshake_codec());
@@ -114,7 +186,8 @@ impl Inbound {
                 ))
             }
         };
-        // Authenticated: full-size frames from here on.
+        drop(pending); // authenticated: no longer counts against the handshake cap
+                       // Authenticated: full-size frames from here on.
         frames
             .decoder_mut()
             .set_max_frame_length(wire::MAX_FRAME_BYTES);
