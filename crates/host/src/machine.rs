@@ -127,6 +127,13 @@ impl rsm::StateMachine for GroupMachine {
         }
     }
 
+    fn snapshot_check(&self) -> Option<rsm::SnapshotCheck> {
+        match self {
+            GroupMachine::Ctrl(m) => rsm::StateMachine::snapshot_check(m),
+            GroupMachine::Data(m) => rsm::StateMachine::snapshot_check(m),
+        }
+    }
+
     fn item_count(&self) -> usize {
         match self {
             GroupMachine::Ctrl(m) => rsm::StateMachine::item_count(m),

@@ -271,6 +271,16 @@ impl rsm::StateMachine for StateMachine {
         Ok(())
     }
 
+    /// A full decode, as `restore` does (its config is adopted, so any
+    /// well-formed kv snapshot fits).
+    fn snapshot_check(&self) -> Option<rsm::SnapshotCheck> {
+        Some(Box::new(|data| {
+            StateMachine::restore(data)
+                .map(drop)
+                .map_err(rsm::SnapshotError::new)
+        }))
+    }
+
     fn item_count(&self) -> usize {
         self.len()
     }

@@ -1,5 +1,7 @@
 //! Configuration of one Raft node. Every limit has a unit in its name and a default.
 
+use std::sync::Arc;
+
 use crate::error::{RaftError, Result};
 use crate::types::{Index, NodeId};
 
@@ -36,6 +38,36 @@ pub struct Config {
     pub applied: Index,
     /// Seed of the election-timeout RNG. Same seed, same inputs: same outputs.
     pub seed: u64,
+    /// The application's check of a snapshot received from a leader, run once
+    /// its last chunk arrives and before anything of it is adopted: a snapshot
+    /// it refuses is dropped (counted in [`crate::Raft::rejected_snapshots`]),
+    /// never persisted or handed to the application. `None`: accept all.
+    pub snapshot_check: Option<SnapshotCheck>,
+}
+
+/// A check of a received snapshot's data (the application's decoder):
+/// `Err(why)` refuses it. Deterministic: depends only on the bytes.
+#[derive(Clone)]
+pub struct SnapshotCheck(Arc<CheckFn>);
+
+type CheckFn = dyn Fn(&[u8]) -> std::result::Result<(), String> + Send + Sync;
+
+impl SnapshotCheck {
+    pub fn new(
+        f: impl Fn(&[u8]) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        SnapshotCheck(Arc::new(f))
+    }
+
+    pub fn check(&self, data: &[u8]) -> std::result::Result<(), String> {
+        (self.0)(data)
+    }
+}
+
+impl std::fmt::Debug for SnapshotCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotCheck")
+    }
 }
 
 impl Config {
@@ -53,6 +85,7 @@ impl Config {
             max_uncommitted_bytes: 256 << 20,
             applied: 0,
             seed: id,
+            snapshot_check: None,
         }
     }
 

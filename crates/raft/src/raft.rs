@@ -58,6 +58,10 @@ pub struct Raft<S: Storage> {
     pub(crate) read_states: Vec<ReadState>,
     pub(crate) read_only: ReadOnly,
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// Snapshots from a leader that `Config::snapshot_check` refused, and why
+    /// the latest was (for the host to report; never persisted).
+    pub(crate) rejected_snapshots: u64,
+    pub(crate) last_snapshot_rejection: Option<String>,
     /// Leader: proposals appended since the last broadcast.
     pub(crate) pending_broadcast: bool,
     /// Leader: (index, bytes) of appended-but-uncommitted proposals, for flow control.
@@ -97,6 +101,8 @@ impl<S: Storage> Raft<S> {
             read_states: Vec::new(),
             read_only: ReadOnly::default(),
             incoming_snapshot: None,
+            rejected_snapshots: 0,
+            last_snapshot_rejection: None,
             pending_broadcast: false,
             uncommitted: VecDeque::new(),
             uncommitted_bytes: 0,
@@ -122,6 +128,14 @@ impl<S: Storage> Raft<S> {
     }
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
+    }
+    /// How many snapshots from a leader `Config::snapshot_check` refused,
+    /// and why it refused the latest.
+    pub fn rejected_snapshots(&self) -> (u64, Option<&str>) {
+        (
+            self.rejected_snapshots,
+            self.last_snapshot_rejection.as_deref(),
+        )
     }
     pub fn log(&self) -> &RaftLog<S> {
         &self.log

@@ -106,7 +106,15 @@ impl<S: Storage> Raft<S> {
         if self.role != Role::Leader {
             return;
         }
-        self.sync_progress();
+        // On the commit path: no allocation unless someone is being removed.
+        let current = self.conf.current();
+        let departing = self
+            .progress
+            .keys()
+            .any(|&id| id != self.id && !current.contains(id));
+        if departing {
+            self.sync_progress();
+        }
         let committed = self.log.committed();
         let removed = !self.conf.current().contains(self.id);
         if removed && self.conf.current_index() <= committed {

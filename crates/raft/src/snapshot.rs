@@ -124,6 +124,16 @@ impl<S: Storage> Raft<S> {
         };
         if done && received == offset + data.len() as u64 {
             let inc = self.incoming_snapshot.take().expect("incoming snapshot");
+            if let Some(why) = self.refuse_snapshot(&inc.buf) {
+                // Dropped whole: nothing adopted, nothing to persist, no ack
+                // (the leader resends once the transfer looks stalled).
+                self.rejected_snapshots += 1;
+                self.last_snapshot_rejection = Some(format!(
+                    "snapshot at index {} (term {}) from node {from}: {why}",
+                    meta.index, meta.term
+                ));
+                return;
+            }
             return self.install_snapshot(
                 from,
                 Snapshot {
@@ -141,6 +151,11 @@ impl<S: Storage> Raft<S> {
                 received,
             },
         );
+    }
+
+    /// Why the application refuses snapshot `data`, if it does.
+    fn refuse_snapshot(&self, data: &[u8]) -> Option<String> {
+        self.cfg.snapshot_check.as_ref()?.check(data).err()
     }
 
     fn install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {

@@ -127,6 +127,7 @@ pub fn restore(a: RestoreArgs) -> Result<(), String> {
     }
     std::fs::create_dir_all(&a.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", a.data_dir.display()))?;
+    server::node::check_identity(&a.data_dir, a.id)?;
     let mut s = storage::DiskStorage::open(&a.data_dir, storage::DiskOptions::default())
         .map_err(|e| e.to_string())?;
     let snapshot = Snapshot {

@@ -56,8 +56,8 @@ pub enum Cmd {
         #[command(flatten)]
         ep: Endpoints,
     },
-    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index (sharded: per hosted group, with its shards).
-    Status(Endpoints),
+    /// Per node: id, role, term, leader, commit, applied, last index, snapshot index, log size, version, errors (sharded: per hosted group, with its shards).
+    Status(StatusArgs),
     /// List or change the group's members (single group). Changes run on the leader: the endpoints are tried in order until the leader answers.
     Member {
         #[command(subcommand)]
@@ -91,6 +91,22 @@ pub struct Endpoints {
         global = true
     )]
     pub endpoints: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub ep: Endpoints,
+    /// Seconds to wait for each endpoint (connect and replies together); a node that does not answer
+    /// in time shows as `timeout`. The endpoints are asked at once.
+    #[arg(long, default_value = "2", value_parser = parse_secs)]
+    pub timeout: std::time::Duration,
+    /// Print JSON (an array of rows; with --watch, one array per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every SECS seconds (default 2) until Ctrl-C, like `redis-cli --stat`.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2", value_parser = parse_secs)]
+    pub watch: Option<std::time::Duration>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,9 +256,22 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
     /// File holding the password clients must AUTH with (Redis's requirepass; one trailing newline is ignored).
-    /// Without it, no AUTH is needed. Applies to client connections only: the peer port is not authenticated.
+    /// Without it, no AUTH is needed. Applies to client connections only (the peer port: --peer-secret-file).
     #[arg(long)]
     pub requirepass_file: Option<PathBuf>,
+    /// File holding the cluster's shared peer secret (at least 16 bytes; e.g. `openssl rand -hex 32 > FILE`, chmod 600),
+    /// the same on every node. Every peer connection then starts with an HMAC-SHA256 challenge-response in both
+    /// directions: a process that cannot prove the secret is refused before anything it sends is read.
+    /// Without it the peer port is unauthenticated (a warning at startup). It does not encrypt peer traffic.
+    #[arg(long)]
+    pub peer_secret_file: Option<PathBuf>,
+    /// The deployment's name, the same on every node; a peer naming another cluster is refused (both ids logged),
+    /// with or without a secret. 1-64 characters from A-Z a-z 0-9 . _ -
+    #[arg(long, default_value = server::peer::handshake::DEFAULT_CLUSTER_ID)]
+    pub cluster_id: String,
+    /// Serve Prometheus metrics (text format) at http://HOST:PORT/metrics; a bare PORT binds 127.0.0.1.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
     /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `server=debug`); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -259,13 +288,16 @@ pub struct ClusterArgs {
     /// Shards in the keyspace (with --groups).
     #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
     pub shards: u32,
-    /// Client port of process 1; process i listens on P+i-1, its peer port is P+10000+i-1.
+    /// Client port of process 1; process i listens on P+i-1, its peer port is P+10000+i-1,
+    /// its metrics port (http://127.0.0.1:PORT/metrics) P+20000+i-1.
     /// Every port is checked free before anything starts.
     #[arg(long, default_value_t = 6379)]
     pub base_port: u16,
     /// Data directory, kept on exit: node i uses DIR/node-i, so the same command run again resumes
     /// the cluster with its data (remove DIR to start empty). DIR records the layout (--nodes,
-    /// --groups, --shards, --base-port) and refuses another one.
+    /// --groups, --shards, --base-port) and refuses another one. A peer secret (DIR/peer-secret) and a
+    /// cluster id (DIR/cluster-id) are generated there on first use and passed to every node
+    /// (--peer-secret-file, --cluster-id).
     #[arg(long, default_value = "raftkv-data")]
     pub data_dir: PathBuf,
     /// Seconds to wait before restarting a node that exited (doubled for each exit in a row
@@ -306,6 +338,14 @@ pub struct BenchArgs {
     /// write: SET only; read: GET only (keys preloaded); mixed: 50/50.
     #[arg(long, value_enum, default_value_t = Mix::Write)]
     pub mix: Mix,
+    /// Open loop: send OPS requests per second in total (spread evenly over the clients) instead of
+    /// each client sending its next request as soon as the previous one answered. Latency is then
+    /// measured from when a request was due, so a slow server shows as latency, not as fewer requests.
+    #[arg(long, value_name = "OPS")]
+    pub rate: Option<f64>,
+    /// Also write the results (settings, counts, percentiles, histogram buckets) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
 }
 
 /// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).

@@ -1,7 +1,7 @@
-//! `get`, `put`, `append`, `del`, `shard ...`, `status`: one RESP command
+//! `get`, `put`, `append`, `del`, `shard ...`, `member ...`, `leader ...`: one RESP command
 //! per endpoint, trying the endpoints in order until one answers (any node
 //! forwards to the leader — `shard` commands to the controller's — so the
-//! first reachable one is enough).
+//! first reachable one is enough). `status` is in `status`.
 
 use server::client::Client;
 use server::resp::Frame;
@@ -14,7 +14,7 @@ pub async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Put { key, value, ep } => (vec!["SET".into(), key, value], ep.endpoints),
         Cmd::Append { key, value, ep } => (vec!["APPEND".into(), key, value], ep.endpoints),
         Cmd::Del { key, ep } => (vec!["DEL".into(), key], ep.endpoints),
-        Cmd::Status(ep) => return status(&ep.endpoints).await,
+        Cmd::Status(a) => return crate::status::run(a).await,
         Cmd::Shard { op, ep } => (shard_args(op), ep.endpoints),
         Cmd::Member { op, ep } => {
             return match call_leader(&ep.endpoints, &member_args(op)?).await? {
@@ -129,96 +129,4 @@ fn print_reply(reply: Frame) -> Result<(), String> {
         Frame::Map(m) => println!("{m:?}"),
     }
     Ok(())
-}
-
-async fn status(endpoints: &[String]) -> Result<(), String> {
-    let mut any_ok = false;
-    println!(
-        "{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}  group (sharded: ctrl or gN, then its shards)",
-        "endpoint", "id", "role", "term", "leader", "commit", "applied", "last", "snapshot"
-    );
-    for ep in endpoints {
-        let info = match Client::connect(ep).await {
-            Ok(mut c) => c.call(&["INFO", "raft"]).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match info {
-            Ok(Frame::Bulk(b)) if is_sharded(&b) => {
-                any_ok = true;
-                print_groups(ep, &String::from_utf8_lossy(&b));
-            }
-            Ok(Frame::Bulk(b)) => {
-                any_ok = true;
-                let f = server::info::parse(&String::from_utf8_lossy(&b));
-                let g = |k: &str| f.get(k).cloned().unwrap_or_default();
-                println!(
-                    "{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
-                    ep,
-                    g("id"),
-                    g("role"),
-                    g("term"),
-                    g("leader"),
-                    g("commit"),
-                    g("applied"),
-                    g("last_index"),
-                    g("snapshot_index")
-                );
-            }
-            Ok(other) => println!("{ep:<22} unexpected reply {other:?}"),
-            Err(e) => println!("{ep:<22} unreachable: {e}"),
-        }
-    }
-    if any_ok {
-        Ok(())
-    } else {
-        Err("no endpoint answered".into())
-    }
-}
-
-fn is_sharded(info: &[u8]) -> bool {
-    String::from_utf8_lossy(info).contains("# Sharding")
-}
-
-/// A sharded process's `INFO raft`: one row per hosted group.
-fn print_groups(ep: &str, info: &str) {
-    let f = server::info::parse(info);
-    let g = |k: &str| f.get(k).cloned().unwrap_or_default();
-    for (key, value) in &f {
-        let Some(gid) = key.strip_prefix("group_") else {
-            continue;
-        };
-        let fields: std::collections::BTreeMap<&str, &str> = value
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .collect();
-        let h = |k: &str| fields.get(k).copied().unwrap_or("");
-        let group = if h("kind") == "controller" {
-            "ctrl".to_string()
-        } else {
-            format!("g{gid}")
-        };
-        let mut shards = String::new();
-        if h("kind") == "data" {
-            shards = format!(
-                "config {} serving {} pulling {} handing-off {} gc {}",
-                h("config"),
-                h("serving"),
-                h("pulling"),
-                h("handing_off"),
-                h("gc")
-            );
-        }
-        println!(
-            "{:<22} {:>4} {:<13} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}  {group:<5} {shards}",
-            ep,
-            g("id"),
-            h("role"),
-            h("term"),
-            h("leader"),
-            h("commit"),
-            h("applied"),
-            h("last_index"),
-            h("snapshot_index"),
-        );
-    }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod client_cmds;
 mod cluster;
 mod server_cmd;
+mod status;
 
 use std::io::Write;
 

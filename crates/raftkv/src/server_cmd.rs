@@ -7,6 +7,7 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
     init_logging(&a.log_level);
     raise_fd_limit();
     let sharded = a.peers.is_some();
+    let metrics = a.metrics_listen.clone();
     let list = a
         .peers
         .as_deref()
@@ -39,6 +40,10 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
     if let Some(file) = &a.requirepass_file {
         cfg.client.requirepass = Some(server::auth::Password::load(file)?);
     }
+    cfg.peer_auth.cluster = a.cluster_id.clone();
+    if let Some(file) = &a.peer_secret_file {
+        cfg.peer_auth.secret = Some(server::peer::PeerSecret::load(file)?);
+    }
     if sharded {
         let controllers = server::shard::parse_ids(
             "--controllers",
@@ -49,9 +54,10 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
         cfg.shards = a.shards;
         cfg.validate()?;
         return crate::runtime().block_on(async move {
-            let node = server::shard::start_sharded(cfg)
+            let mut node = server::shard::start_sharded(cfg)
                 .await
                 .map_err(|e| e.to_string())?;
+            serve_metrics(&mut node, metrics.as_deref()).await?;
             node.run_until(shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
@@ -62,11 +68,23 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
     }
     cfg.validate()?;
     crate::runtime().block_on(async move {
-        let node = server::start(cfg).await.map_err(|e| e.to_string())?;
+        let mut node = server::start(cfg).await.map_err(|e| e.to_string())?;
+        serve_metrics(&mut node, metrics.as_deref()).await?;
         node.run_until(shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+/// With `--metrics-listen`, binds it and serves `/metrics` there.
+async fn serve_metrics(node: &mut server::RunningNode, addr: Option<&str>) -> Result<(), String> {
+    let Some(addr) = addr else { return Ok(()) };
+    let addr = server::config::listen_addr(addr);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (metrics port, --metrics-listen): {e}"))?;
+    node.serve_metrics(listener);
+    Ok(())
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

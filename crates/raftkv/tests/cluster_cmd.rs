@@ -18,15 +18,17 @@ use server::resp::Frame;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A base port P whose client ports P.. and peer ports P+10000.. (for
-/// `procs` processes) all bind now, below the ephemeral range.
+/// A base port P whose client ports P.., peer ports P+10000.. and metrics
+/// ports P+20000.. (for `procs` processes) all bind now, below the ephemeral
+/// range.
 fn base_port(procs: u16) -> u16 {
     let seed = std::process::id() as u16;
     for k in 0..500u16 {
-        let p = 2000 + (seed.wrapping_add(k.wrapping_mul(97)) % 200) * 100;
+        let p = 2000 + (seed.wrapping_add(k.wrapping_mul(97)) % 100) * 100;
         let free = (0..procs).all(|i| {
-            TcpListener::bind(("127.0.0.1", p + i)).is_ok()
-                && TcpListener::bind(("127.0.0.1", p + 10_000 + i)).is_ok()
+            [p + i, p + 10_000 + i, p + 20_000 + i]
+                .iter()
+                .all(|&q| TcpListener::bind(("127.0.0.1", q)).is_ok())
         });
         if free {
             return p;

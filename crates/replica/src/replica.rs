@@ -38,6 +38,10 @@ pub struct Status {
     /// The state machine's `expiring_count` (kv: keys with a TTL).
     pub expires: usize,
     pub sessions: usize,
+    /// Snapshots from a leader dropped because they would not restore
+    /// (`rsm::StateMachine::snapshot_check`); the host logs when it grows,
+    /// with [`Replica::last_snapshot_rejection`].
+    pub snapshots_rejected: u64,
 }
 
 pub struct Replica<S: Storage, M: rsm::StateMachine> {
@@ -70,6 +74,13 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         }
         let mut raft_cfg = cfg.raft;
         raft_cfg.applied = snap.meta.index;
+        if let Some(check) = sm.snapshot_check() {
+            // A leader's snapshot that would not restore is dropped by Raft
+            // before it is persisted (see `Status::snapshots_rejected`).
+            raft_cfg.snapshot_check = Some(raft::SnapshotCheck::new(move |data| {
+                check(data).map_err(|e| e.to_string())
+            }));
+        }
         let log_size = LogSize::new(cfg.snapshot_threshold_bytes, &storage);
         Ok(Replica {
             node: RawNode::new(raft_cfg, storage)?,
@@ -298,7 +309,14 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             keys: self.sm.item_count(),
             expires: self.sm.expiring_count(),
             sessions: self.sm.session_count(),
+            snapshots_rejected: self.node.raft().rejected_snapshots().0,
         }
+    }
+
+    /// Why the latest snapshot from a leader was dropped (see
+    /// `Status::snapshots_rejected`).
+    pub fn last_snapshot_rejection(&self) -> Option<&str> {
+        self.node.raft().rejected_snapshots().1
     }
 
     /// The state machine (tests, metrics; serve client reads through `read`).

@@ -377,3 +377,64 @@ fn snapshots_every_n_entries_when_asked() {
         );
     }
 }
+
+/// A leader's snapshot message carrying `data` for index `index` (term 1).
+fn snapshot_msg(index: u64, data: Bytes) -> Message {
+    Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        body: MessageBody::Snapshot {
+            meta: raft::SnapshotMeta { index, term: 1 },
+            conf: None,
+            offset: 0,
+            data,
+            done: true,
+        },
+    }
+}
+
+/// Issue 10: a snapshot from the leader that does not decode is dropped by
+/// Raft before anything of it is persisted or applied; the follower keeps
+/// running (no `Err` from `drive`, the host does not stop) and counts it.
+/// A good snapshot sent after it installs as usual. Without the check, the
+/// bad one was persisted, then `restore` failed and `drive` returned `Err`
+/// (the server then stops the node).
+#[test]
+fn an_undecodable_leader_snapshot_is_dropped_and_the_follower_keeps_running() {
+    let mut f = boot(config(1, None), MemStorage::new());
+    let mut good = kv::StateMachine::new(kv::Config::default());
+    for i in 1..=10 {
+        let _ = rsm::StateMachine::apply(&mut good, i, &[]); // no-ops: only the index moves
+    }
+    let good = rsm::StateMachine::snapshot(&good);
+    let mut garbled = good.to_vec();
+    let mid = garbled.len() / 2;
+    garbled[mid] ^= 0xff;
+    let bad_inputs = [Bytes::from_static(b"not a snapshot"), Bytes::from(garbled)];
+    for (n, bad) in bad_inputs.into_iter().enumerate() {
+        f.step(snapshot_msg(10, bad));
+        let mut sent = Vec::new();
+        f.drive(&mut |m| sent.push(m))
+            .expect("the follower keeps running");
+        let st = f.status();
+        assert_eq!(st.snapshots_rejected, n as u64 + 1);
+        assert_eq!(st.raft.applied, 0, "nothing of a bad snapshot is applied");
+        assert_eq!(st.raft.snapshot_index, 0);
+        assert!(f.storage().snapshot().unwrap().is_empty(), "nor persisted");
+        assert!(
+            sent.is_empty(),
+            "a dropped snapshot is not acknowledged: {sent:?}"
+        );
+        let why = f.last_snapshot_rejection().unwrap();
+        assert!(
+            why.contains("snapshot at index 10") && why.contains("from node 2"),
+            "{why}"
+        );
+    }
+    f.step(snapshot_msg(10, good));
+    f.drive(&mut |_| {}).unwrap();
+    let st = f.status();
+    assert_eq!((st.raft.applied, st.raft.snapshot_index), (10, 10));
+    assert_eq!(st.snapshots_rejected, 2);
+}

@@ -147,6 +147,15 @@ pub trait StateMachine {
         0
     }
 
+    /// A check that snapshot bytes would `restore` into this machine,
+    /// usable apart from it: Raft runs it on a leader's snapshot before
+    /// adopting anything of it, so bytes that would not restore are dropped
+    /// (and the node keeps running) instead of being persisted and then
+    /// failing. Deterministic, never panics. Default: `None` (no check).
+    fn snapshot_check(&self) -> Option<SnapshotCheck> {
+        None
+    }
+
     /// Whether the machine holds state that is due for removal by log time
     /// at the leader's clock `now_ms` (e.g. expired keys): a leader then
     /// proposes [`StateMachine::tick_command`] soon (every
@@ -156,6 +165,9 @@ pub trait StateMachine {
         false
     }
 }
+
+/// See [`StateMachine::snapshot_check`].
+pub type SnapshotCheck = Box<dyn Fn(&[u8]) -> Result<(), SnapshotError> + Send + Sync>;
 
 /// Why snapshot bytes could not be restored. Wraps the machine's own error
 /// (reach it with [`SnapshotError::downcast_ref`]); displays as it.

@@ -9,8 +9,8 @@
 //!
 //! Scope: client connections only. Requests a follower forwards to the
 //! leader over the peer transport are not client-authenticated again (the
-//! follower authenticated the client); the peer port itself has no
-//! authentication yet.
+//! follower authenticated the client); the peer port has its own
+//! authentication (`peer::handshake`).
 
 use std::path::Path;
 
@@ -59,7 +59,7 @@ impl Password {
                 path.display()
             ));
         }
-        warn_if_others_can_read(path);
+        warn_if_others_can_read(path, "--requirepass-file");
         Ok(Password::new(pw))
     }
 
@@ -78,13 +78,14 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-fn warn_if_others_can_read(path: &Path) {
+/// Warns when `path` (a secret named by `flag`) is readable by group or others.
+pub(crate) fn warn_if_others_can_read(path: &Path, flag: &str) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o077 != 0 {
             tracing::warn!(
                 file = %path.display(),
-                "--requirepass-file is readable by other users; chmod 600 it"
+                "{flag} is readable by other users; chmod 600 it"
             );
         }
     }

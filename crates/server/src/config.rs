@@ -43,6 +43,9 @@ pub struct NodeConfig {
     /// The store's options (segment size, caches; tests swap in a
     /// fault-injecting file system).
     pub storage: storage::DiskOptions,
+    /// The cluster id and shared secret of the peer port
+    /// (`--cluster-id`, `--peer-secret-file`; `peer::handshake`).
+    pub peer_auth: crate::peer::PeerAuth,
 }
 
 /// The client port's per-connection limits (Redis's names) and password.
@@ -177,6 +180,7 @@ impl NodeConfig {
             max_connections: 10_000,
             client: ClientPortConfig::default(),
             storage: storage::DiskOptions::default(),
+            peer_auth: crate::peer::PeerAuth::default(),
         }
     }
 
@@ -201,6 +205,7 @@ impl NodeConfig {
         if self.max_connections == 0 || self.request_timeout_ms == 0 {
             return Err("--max-connections and --request-timeout-ms must be positive".into());
         }
+        self.peer_auth.validate()?;
         self.client.validate()
     }
 

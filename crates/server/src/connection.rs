@@ -22,6 +22,10 @@
 //! instead of a reset. A command error keeps the connection open; EOF
 //! mid-request just closes; shutdown closes between requests.
 //!
+//! Each connection is registered in its port's registry while it lives
+//! (`CLIENT LIST`, `CLIENT KILL`, INFO's `connected_clients`), and counts
+//! its commands, errors and bytes in the port's stats (INFO).
+//!
 //! Authentication: with a password configured, every command but `AUTH`,
 //! `HELLO` and `QUIT` gets `-NOAUTH` until `AUTH` (or `HELLO ... AUTH`)
 //! succeeds (see [`crate::auth`]).

@@ -206,6 +206,7 @@ pub fn start(
         leader: leader.clone(),
         last_role: None,
         last_snapshot_index: 0,
+        snapshots_rejected: 0,
         admin: AdminWaits::default(),
         membership_index: None,
     };
@@ -240,6 +241,8 @@ struct Driver {
     leader: Arc<AtomicU64>,
     last_role: Option<(raft::Role, u64, Option<NodeId>)>,
     last_snapshot_index: u64,
+    /// Leader snapshots dropped as undecodable, as last logged.
+    snapshots_rejected: u64,
     admin: AdminWaits,
     /// Index of the membership last pushed to `peers` (new members' addresses).
     membership_index: Option<raft::Index>,
@@ -409,6 +412,8 @@ impl Driver {
             );
             self.last_snapshot_index = st.raft.snapshot_index;
         }
+        let why = self.replica().last_snapshot_rejection().map(str::to_string);
+        log_rejected_snapshots(None, &mut self.snapshots_rejected, &st, why.as_deref());
         self.leader
             .store(st.raft.leader.unwrap_or(0), Ordering::Release);
         *self.status.lock().expect("status lock") = st;
@@ -437,6 +442,28 @@ fn outcome(o: Outcome) -> Answer {
 }
 
 /// Wall-clock milliseconds: the log time stamped on entries (session expiry).
+/// Logs (at ERROR) leader snapshots the replica dropped since `seen`
+/// because they would not restore: the node keeps running, behind, until
+/// the leader sends one that does.
+pub(crate) fn log_rejected_snapshots(
+    group: Option<u64>,
+    seen: &mut u64,
+    st: &replica::Status,
+    why: Option<&str>,
+) {
+    if st.snapshots_rejected > *seen {
+        tracing::error!(
+            ?group,
+            dropped = st.snapshots_rejected - *seen,
+            total = st.snapshots_rejected,
+            "dropped a snapshot from the leader that does not decode (nothing of it was persisted or applied; \
+             this node stays behind until the leader sends a good one): {}",
+            why.unwrap_or("?")
+        );
+        *seen = st.snapshots_rejected;
+    }
+}
+
 pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -26,10 +26,9 @@
 //! (the RESP port; `connection` holds its per-connection limits), `servercmd`
 //! (commands that need no log: `ECHO`, `TIME`, `SELECT`, `INFO`, `COMMAND`,
 //! `CLIENT`, `CONFIG`), `port_state` + `clients` + `stats` + `memory` +
-//! `info` (what the port knows about itself and reports), `glob` (Redis's
-//! patterns), `auth`
+//! `info` (what the port knows about itself and reports), `auth`
 //! (`--requirepass-file`), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
-//! `-MOVED`, `-CROSSSLOT`), `service` (single-group or sharded behind the
+//! `-MOVED`, `-CROSSSLOT`), `metrics` (`/metrics`), `service` (single-group or sharded behind the
 //! port), `shard` (the sharded mode: its own module docs), `client` (a
 //! small RESP client).
 
@@ -43,10 +42,10 @@ pub mod connection;
 pub mod driver;
 pub mod exec;
 pub mod forward;
-pub mod glob;
 pub mod info;
 pub mod listener;
 pub mod memory;
+pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod port_state;

@@ -222,6 +222,24 @@ async fn info_has_the_fields_redis_tools_read() {
     assert_eq!(f["role"], "leader");
     assert_eq!(f["keys"], "1");
 
+    // A key with a TTL counts in `expires` (published after the reply: poll).
+    assert_eq!(
+        text(c.call(&["SET", "ttl", "v", "EX", "1000"]).await.unwrap()),
+        "OK"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ks = server::info::parse(&text(c.call(&["INFO", "keyspace"]).await.unwrap()));
+        if ks.get("db0").map(String::as_str) == Some("keys=2,expires=1,avg_ttl=0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keyspace never counted the TTL: {ks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // Sections on request, several at once, case-insensitive; unknown: empty.
     let two = text(c.call(&["INFO", "Server", "clients"]).await.unwrap());
     let headers: Vec<&str> = two.lines().filter(|l| l.starts_with('#')).collect();

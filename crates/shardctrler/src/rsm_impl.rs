@@ -48,6 +48,15 @@ impl rsm::StateMachine for Controller {
         Ok(())
     }
 
+    /// A full decode, as `restore` does.
+    fn snapshot_check(&self) -> Option<rsm::SnapshotCheck> {
+        Some(Box::new(|data| {
+            Controller::restore(data)
+                .map(drop)
+                .map_err(rsm::SnapshotError::new)
+        }))
+    }
+
     /// Configurations held (the history grows by one per change).
     fn item_count(&self) -> usize {
         self.configs().len()

@@ -47,6 +47,16 @@ impl rsm::StateMachine for ShardKv {
         ShardKv::restore(self, data).map_err(rsm::SnapshotError::new)
     }
 
+    /// What `restore` checks: a full decode, of this group and shard count.
+    fn snapshot_check(&self) -> Option<rsm::SnapshotCheck> {
+        let settings = self.settings;
+        Some(Box::new(move |data| {
+            ShardKv::new(settings)
+                .restore(data)
+                .map_err(rsm::SnapshotError::new)
+        }))
+    }
+
     fn item_count(&self) -> usize {
         self.key_count()
     }

@@ -3,7 +3,8 @@
 //!
 //! Order: the layout is decided and every client and peer port is checked
 //! free (`plan`), the data directory is created or checked against the
-//! layout that made it, the children start (`supervisor`); sharded
+//! layout that made it, the peer secret and cluster id are made or read
+//! there (`credentials`), the children start (`supervisor`); sharded
 //! (`--groups G`), the G groups are then joined in one `SHARDCTL JOIN` (a
 //! restart over an existing data dir finds them joined already); single
 //! group, we wait for a leader. Then we print the lines to copy (`redis-cli`,
@@ -18,6 +19,7 @@
 //! head -2`), we stop the children and exit quietly as a Unix tool killed by
 //! SIGPIPE would, instead of panicking in `println!`.
 
+mod credentials;
 mod plan;
 mod supervisor;
 
@@ -70,9 +72,13 @@ fn say(line: &str) -> Result<(), Failure> {
 }
 
 fn run_cluster(a: ClusterArgs) -> Result<(), Failure> {
-    let plan = Plan::new(&a)?;
+    let mut plan = Plan::new(&a)?;
     plan.check_ports()?;
     let resumed = plan.prepare_dir()?;
+    let creds = credentials::Credentials::ensure(&plan.dir)?;
+    for p in &mut plan.procs {
+        p.args.extend(creds.flags());
+    }
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot find the raftkv executable: {e}"))?;
     let restart = (!a.no_restart).then_some(a.restart_delay);
@@ -89,6 +95,11 @@ fn run_cluster(a: ClusterArgs) -> Result<(), Failure> {
             dir.display()
         )
     })?;
+    say(&format!(
+        "peer links: cluster id {}, secret in {}",
+        creds.cluster_id,
+        plan::short(&creds.secret_file).display()
+    ))?;
     for p in &plan.procs {
         sup.start(p.id, plan.label(p.id), p.args.clone())?;
         let role = match p.group {
@@ -97,10 +108,11 @@ fn run_cluster(a: ClusterArgs) -> Result<(), Failure> {
             None => String::new(),
         };
         say(&format!(
-            "{}{role}: client 127.0.0.1:{}  peer 127.0.0.1:{}",
+            "{}{role}: client 127.0.0.1:{}  peer 127.0.0.1:{}  metrics http://127.0.0.1:{}/metrics",
             plan.label(p.id),
             p.client_port,
-            p.peer_port
+            p.peer_port,
+            p.metrics_port
         ))?;
     }
     crate::runtime().block_on(async {
@@ -130,7 +142,8 @@ fn print_copy_lines(plan: &Plan) -> Result<(), Failure> {
     ))?;
     say(&format!("  {redis} -p {p1} SET greeting hello"))?;
     say(&format!("  {redis} -p {last} GET greeting"))?;
-    say(&format!("  {me} status --endpoints {eps}"))
+    say(&format!("  {me} status --endpoints {eps}"))?;
+    say(&format!("  {me} status --watch --endpoints {eps}"))
 }
 
 /// How to name this program in a line to copy: as it was invoked, relative

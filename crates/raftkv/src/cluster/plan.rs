@@ -3,7 +3,7 @@
 //! port is free; and the data directory's layout stamp.
 //!
 //! Ports: process i (from 1) listens for clients on P+i-1, for peers on
-//! P+10000+i-1 (P = `--base-port`).
+//! P+10000+i-1, for metrics scrapes on P+20000+i-1 (P = `--base-port`).
 //!
 //! Invariant: a data directory is only ever resumed with the layout that
 //! created it (the stamp file `raftkv-cluster.txt` records it), because the
@@ -18,6 +18,8 @@ use crate::cli::ClusterArgs;
 
 /// Offset of the peer ports from the client ports.
 pub const PEER_OFFSET: u32 = 10_000;
+/// Offset of the metrics ports from the client ports.
+pub const METRICS_OFFSET: u32 = 20_000;
 /// Most processes one `raftkv cluster` starts.
 const MAX_PROCS: u64 = 99;
 /// The file in the data directory that records the layout.
@@ -28,6 +30,7 @@ pub struct Proc {
     pub id: u64,
     pub client_port: u16,
     pub peer_port: u16,
+    pub metrics_port: u16,
     /// `raftkv server ...` flags (without the program name).
     pub args: Vec<String>,
     /// Sharded: the data group it belongs to (group 1 also hosts the controller).
@@ -48,14 +51,14 @@ pub struct Plan {
 impl Plan {
     pub fn new(a: &ClusterArgs) -> Result<Plan, String> {
         let procs = process_count(a)?;
-        let top = u32::from(a.base_port) + PEER_OFFSET + procs as u32 - 1;
+        let top = u32::from(a.base_port) + METRICS_OFFSET + procs as u32 - 1;
         if a.base_port == 0 || top > 65_535 {
             return Err(format!(
-                "--base-port {} leaves no room for {procs} client ports and {procs} peer ports \
-                 (P..P+{} and P+{PEER_OFFSET}..): pick one between 1 and {}",
+                "--base-port {} leaves no room for {procs} client, peer and metrics ports \
+                 (P..P+{}, P+{PEER_OFFSET}.., P+{METRICS_OFFSET}..): pick one between 1 and {}",
                 a.base_port,
                 procs - 1,
-                65_535 - PEER_OFFSET - procs as u32 + 1
+                65_535 - METRICS_OFFSET - procs as u32 + 1
             ));
         }
         let port = |i: u64, off: u32| (u32::from(a.base_port) + off + i as u32 - 1) as u16;
@@ -77,6 +80,8 @@ impl Plan {
                     format!("127.0.0.1:{}", port(i, 0)),
                     "--data-dir".into(),
                     data_dir.to_string_lossy().into_owned(),
+                    "--metrics-listen".into(),
+                    format!("127.0.0.1:{}", port(i, METRICS_OFFSET)),
                     "--log-level".into(),
                     a.log_level.clone(),
                 ]);
@@ -84,6 +89,7 @@ impl Plan {
                     id: i,
                     client_port: port(i, 0),
                     peer_port: port(i, PEER_OFFSET),
+                    metrics_port: port(i, METRICS_OFFSET),
                     args,
                     group: a.groups.map(|_| (i - 1) / a.nodes + 1),
                 }
@@ -123,11 +129,16 @@ impl Plan {
             .join(",")
     }
 
-    /// Binds every client and peer port on 127.0.0.1 once (then lets go), so
+    /// Binds every client, peer and metrics port on 127.0.0.1 once (then lets go), so
     /// a port in use fails the command before any process starts.
     pub fn check_ports(&self) -> Result<(), String> {
         for p in &self.procs {
-            for (port, what) in [(p.client_port, "client"), (p.peer_port, "peer")] {
+            let ports = [
+                (p.client_port, "client"),
+                (p.peer_port, "peer"),
+                (p.metrics_port, "metrics"),
+            ];
+            for (port, what) in ports {
                 if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
                     return Err(format!(
                         "port {port} ({what} port of {}) is not free on 127.0.0.1: {e}; \
@@ -183,12 +194,12 @@ fn process_count(a: &ClusterArgs) -> Result<u64, String> {
 fn suggestion(procs: u32) -> String {
     let free = |p: u32| {
         (0..procs).all(|i| {
-            [p + i, p + PEER_OFFSET + i]
+            [p + i, p + PEER_OFFSET + i, p + METRICS_OFFSET + i]
                 .iter()
                 .all(|&q| TcpListener::bind(("127.0.0.1", q as u16)).is_ok())
         })
     };
-    (7000..20_000)
+    (7000..12_000)
         .step_by(100)
         .find(|&p| free(p))
         .map(|p| format!(" (e.g. --base-port {p}, free now)"))

@@ -86,6 +86,27 @@ pub fn port_below_ephemeral(mut pick: impl FnMut() -> u16) -> u16 {
     panic!("no free port below the ephemeral range after 1000 tries");
 }
 
+/// Every real-process cluster runs as a deployment should: peer links
+/// authenticated with a shared secret (written under `root`) and a cluster id.
+pub fn peer_auth_flags(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root).unwrap();
+    let secret = root.join("peer-secret");
+    if !secret.exists() {
+        // Written aside and renamed: a node starting meanwhile never reads half of it.
+        let tmp = root.join("peer-secret.tmp");
+        std::fs::write(&tmp, "a test secret, not a good one\n").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, &secret).unwrap();
+    }
+    vec![
+        "--peer-secret-file".into(),
+        secret.display().to_string(),
+        "--cluster-id".into(),
+        "test".into(),
+    ]
+}
+
 impl Cluster {
     /// Starts `n` nodes with `extra` server flags.
     pub fn start(n: u64, extra: &[&str]) -> Cluster {
@@ -128,10 +149,12 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let views = vec![cluster_arg; nodes.len()];
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        extra.extend(peer_auth_flags(root));
         Cluster {
             nodes,
             views,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra,
             log_level: "warn".into(),
             log_dir: None,
             _dir: None,

@@ -124,6 +124,7 @@ impl ShardCluster {
             .args(["--listen", &p.client, "--log-level", &self.log_level])
             .arg("--data-dir")
             .arg(&p.data)
+            .args(super::peer_auth_flags(self._dir.path()))
             .stdin(Stdio::null());
         for (g, members) in &self.groups {
             cmd.args(["--group", &format!("{g}={}", ids(members))]);

@@ -1,18 +1,26 @@
-//! Inbound peer connections: accept, check the `Hello`, then read frames and
-//! dispatch them (Raft messages to the driver, forwarded requests to
-//! `forward::serve`, replies to the forward table).
+//! Inbound peer connections: accept, run the acceptor's side of the
+//! handshake (`super::handshake`: cluster id, node ids, proof of the shared
+//! secret), then read frames and dispatch them (Raft messages to the driver,
+//! forwarded requests to `forward::serve`, replies to the forward table).
 //!
-//! Invariants: a connection is read-only; every failure (oversized frame,
-//! undecodable bytes, a `Hello` naming an unknown node or another node than
-//! us, a message whose `from`/`to` disagree with the `Hello`, EOF mid-frame)
-//! is logged and closes that connection only. At most
-//! [`MAX_PEER_CONNECTIONS`] are open at once. A connection must say `Hello`
-//! within `LinkTimeouts::dead_after`, and one on which no byte arrives for
-//! that long is closed (live links carry keepalives: `super::liveness`).
+//! Invariants: after the handshake a connection is read-only; every failure
+//! (oversized frame, undecodable bytes, a `Hello` naming an unknown node or
+//! another node than us, another cluster, a missing or wrong proof, a
+//! message whose `from`/`to` disagree with the `Hello`, EOF mid-frame) is
+//! logged and closes that connection only. Until the handshake completes,
+//! frames are capped at `wire::HANDSHAKE_MAX_FRAME_BYTES`. At most
+//! [`MAX_PEER_CONNECTIONS`] are open at once, and at most
+//! [`MAX_PENDING_HANDSHAKES`] of them still in their handshake: a new one
+//! beyond that closes the oldest unauthenticated one (idle sockets cannot
+//! lock members out). The handshake must complete
+//! within `LinkTimeouts::dead_after`, and a connection on which no byte
+//! arrives for that long is closed (live links carry keepalives:
+//! `super::liveness`).
 //! The peer's keepalives name its connection (so our reports back count the
 //! bytes read on its newest one) and report what it read of ours.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 
+use super::handshake::{self, HandshakeError, PeerAuth};
 use super::liveness::{CountingRead, LinkTimeouts};
 use super::shard_wire::ShardFrame;
 use super::wire::{self, PeerFrame};
@@ -30,6 +39,8 @@ use crate::forward::{self, ForwardTable};
 use crate::peer::Peers;
 
 pub const MAX_PEER_CONNECTIONS: usize = 64;
+/// Most connections in their handshake at once (see `Pending`).
+pub const MAX_PENDING_HANDSHAKES: usize = 16;
 
 /// Where a sharded process takes the group-tagged frames
 /// (`shard::forward::Sink`). `Err` closes the connection.
@@ -49,6 +60,8 @@ pub struct Inbound {
     pub peers: Peers,
     pub forwards: Arc<ForwardTable>,
     pub timeouts: LinkTimeouts,
+    /// The cluster id and secret peers must prove (`super::handshake`).
+    pub auth: Arc<PeerAuth>,
 }
 
 type Frames = FramedRead<CountingRead<TcpStream>, tokio_util::codec::LengthDelimitedCodec>;
@@ -56,6 +69,7 @@ type Frames = FramedRead<CountingRead<TcpStream>, tokio_util::codec::LengthDelim
 /// Accepts peer connections until the task is dropped.
 pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
     let limit = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
+    let pending = Arc::new(Pending::default());
     loop {
         let permit = limit
             .clone()
@@ -71,29 +85,112 @@ pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
             }
         };
         let ctx = ctx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = ctx.serve(stream).await {
+        let guard = pending.enter();
+        let seq = guard.seq;
+        let task = tokio::spawn(async move {
+            if let Err(e) = ctx.serve(stream, addr, guard).await {
                 tracing::warn!(%addr, "peer connection closed: {e}");
             }
             drop(permit);
         });
+        pending.register(seq, task.abort_handle(), addr);
+    }
+}
+
+/// Connections still in their handshake, oldest first. At most
+/// [`MAX_PENDING_HANDSHAKES`]: one more aborts the oldest, so idle or slow
+/// unauthenticated sockets can never hold the peer port's connection slots
+/// against a member that reconnects (its handshake takes one round trip).
+#[derive(Default)]
+struct Pending {
+    next: std::sync::atomic::AtomicU64,
+    list: std::sync::Mutex<std::collections::VecDeque<(u64, Option<tokio::task::AbortHandle>)>>,
+}
+
+/// Removes its connection from [`Pending`] when the handshake ends (or the
+/// connection does).
+struct PendingGuard {
+    pending: Arc<Pending>,
+    seq: u64,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.pending.lock().retain(|(s, _)| *s != self.seq);
+    }
+}
+
+impl Pending {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::VecDeque<(u64, Option<tokio::task::AbortHandle>)>,
+    > {
+        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enter(self: &Arc<Self>) -> PendingGuard {
+        let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock().push_back((seq, None));
+        PendingGuard {
+            pending: self.clone(),
+            seq,
+        }
+    }
+
+    /// Attaches connection `seq`'s task (if it is still pending) and evicts
+    /// the oldest pending connections beyond the cap.
+    fn register(&self, seq: u64, task: tokio::task::AbortHandle, addr: SocketAddr) {
+        let mut list = self.lock();
+        if let Some(entry) = list.iter_mut().find(|(s, _)| *s == seq) {
+            entry.1 = Some(task);
+        }
+        while list.len() > MAX_PENDING_HANDSHAKES {
+            if let Some((_, Some(oldest))) = list.pop_front() {
+                oldest.abort();
+                tracing::debug!(%addr, "too many peer connections in their handshake: closed the oldest");
+            }
+        }
     }
 }
 
 impl Inbound {
-    async fn serve(&self, stream: TcpStream) -> Result<(), String> {
+    async fn serve(
+        &self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        pending: PendingGuard,
+    ) -> Result<(), String> {
         let _ = stream.set_nodelay(true);
         self.timeouts.set_tcp_keepalive(&stream);
-        let mut frames = FramedRead::new(CountingRead::new(stream), wire::codec());
+        let mut frames = FramedRead::new(CountingRead::new(stream), wire::handshake_codec());
         let deadline = self.timeouts.dead_after;
-        let hello = tokio::time::timeout(deadline, next(&mut frames))
-            .await
-            .map_err(|_| format!("no Hello within {} ms", deadline.as_millis()))?;
-        let from = match hello? {
-            Some(PeerFrame::Hello { from, to }) => self.check_hello(from, to)?,
-            Some(_) => return Err("first frame is not Hello".into()),
-            None => return Ok(()),
+        // A member added since start (a membership change) is known to `peers`.
+        let is_member = |id| self.members.contains_key(&id) || self.peers.get(id).is_some();
+        let handshake = handshake::accept(&mut frames, &self.auth, self.self_id, is_member);
+        let from = match tokio::time::timeout(deadline, handshake).await {
+            Ok(Ok(from)) => from,
+            Ok(Err(HandshakeError::Refused(e))) => {
+                tracing::warn!(%addr, "peer refused: {e}");
+                return Ok(());
+            }
+            Ok(Err(HandshakeError::Io(e))) => {
+                tracing::debug!(%addr, "peer connection closed: {e}");
+                return Ok(());
+            }
+            Err(_) => {
+                return Err(format!(
+                    "no complete handshake within {} ms",
+                    deadline.as_millis()
+                ))
+            }
         };
+        drop(pending); // authenticated: no longer counts against the handshake cap
+                       // Authenticated: full-size frames from here on.
+        frames
+            .decoder_mut()
+            .set_max_frame_length(wire::MAX_FRAME_BYTES);
         tracing::info!(peer = from, "peer connected");
         while let Some(frame) = next_live(&mut frames, deadline).await? {
             if let PeerFrame::Keepalive {
@@ -114,24 +211,11 @@ impl Inbound {
         Ok(())
     }
 
-    fn check_hello(&self, from: NodeId, to: NodeId) -> Result<NodeId, String> {
-        if to != self.self_id {
-            return Err(format!(
-                "Hello for node {to}, but this is node {}",
-                self.self_id
-            ));
-        }
-        // A member added since start (a membership change) is known to `peers`.
-        let known = self.members.contains_key(&from) || self.peers.get(from).is_some();
-        if from == self.self_id || !known {
-            return Err(format!("Hello from unknown node {from}"));
-        }
-        Ok(from)
-    }
-
     fn dispatch(&self, from: NodeId, frame: PeerFrame) -> Result<(), String> {
         match frame {
-            PeerFrame::Hello { .. } => return Err("second Hello".into()),
+            PeerFrame::Hello { .. } | PeerFrame::Challenge { .. } | PeerFrame::Proof { .. } => {
+                return Err("a handshake frame after the handshake".into())
+            }
             PeerFrame::Shard(frame) => match &self.shard {
                 Some(sink) => sink.on_frame(from, frame)?,
                 None => return Err("a sharded frame on a single-group node".into()),

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// The bounds of link liveness (module docs).
@@ -176,7 +176,8 @@ impl Progress {
     }
 }
 
-/// A reader that counts the bytes read through it.
+/// A reader that counts the bytes read through it (writes pass through
+/// uncounted: the acceptor answers the handshake on the same stream).
 pub struct CountingRead<S> {
     inner: S,
     read: Arc<AtomicU64>,
@@ -214,6 +215,24 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingRead<S> {
             self.read.fetch_add(n, Ordering::Relaxed);
         }
         res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountingRead<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Outbound connections: one task per peer that dials it, says `Hello`, and
-//! writes everything queued for it, batching what has piled up into as few
+//! Outbound connections: one task per peer that dials it, runs the dialer's
+//! side of the handshake (`super::handshake`), and writes everything queued
+//! for it, batching what has piled up into as few
 //! frames and writes as it can.
 //!
 //! Fast path: when nothing is queued or half-written for a peer, `send`
@@ -18,7 +19,10 @@
 //! Reconnects back off from 10 ms to 1 s. Every link writes a `Keepalive`
 //! each [`LinkTimeouts::keepalive`] and is closed and re-dialled once the
 //! peer has reported no new bytes from us for [`LinkTimeouts::dead_after`]
-//! (see [`super::liveness`]); dials give up after [`LinkTimeouts::connect`].
+//! (see [`super::liveness`]); dials, and then handshakes, give up after
+//! [`LinkTimeouts::connect`]. A peer that refuses us (another cluster, a
+//! different secret) is logged at WARN once per reason and re-dialled with
+//! backoff.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -32,6 +36,7 @@ use shardmeta::GroupId;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::handshake::{self, HandshakeError, PeerAuth};
 use super::liveness::{new_conn_id, LinkState, LinkTimeouts, Progress};
 use super::shard_wire::ShardFrame;
 use super::wire::{
@@ -197,6 +202,7 @@ struct SpawnContext {
     self_id: NodeId,
     forwards: Arc<ForwardTable>,
     timeouts: LinkTimeouts,
+    auth: Arc<PeerAuth>,
     /// Links are spawned on this runtime, also from the driver's OS thread.
     runtime: tokio::runtime::Handle,
 }
@@ -216,6 +222,7 @@ impl SpawnContext {
             shared: shared.clone(),
             forwards: self.forwards.clone(),
             timeouts: self.timeouts,
+            auth: self.auth.clone(),
         };
         self.runtime.spawn(link.run());
         PeerSender {
@@ -234,11 +241,13 @@ impl Peers {
         addrs: &BTreeMap<NodeId, String>,
         forwards: Arc<ForwardTable>,
         timeouts: LinkTimeouts,
+        auth: Arc<PeerAuth>,
     ) -> Peers {
         let ctx = SpawnContext {
             self_id,
             forwards,
             timeouts,
+            auth,
             runtime: tokio::runtime::Handle::current(),
         };
         let by_id = addrs
@@ -338,33 +347,29 @@ struct Link {
     shared: Arc<Shared>,
     forwards: Arc<ForwardTable>,
     timeouts: LinkTimeouts,
+    auth: Arc<PeerAuth>,
 }
 
 impl Link {
     /// Runs until every `PeerSender` is dropped.
     async fn run(self) {
         let mut backoff = BACKOFF_MIN;
+        // The last refusal logged at WARN: a misconfigured peer is reported
+        // once per distinct reason, not once per retry.
+        let mut last_refusal: Option<String> = None;
         loop {
             if self.drop_queued() {
                 return;
             }
-            match self.connect().await {
+            match self.open().await {
                 Ok(stream) => {
+                    last_refusal = None;
                     let connected_at = Instant::now();
-                    let _ = stream.set_nodelay(true);
-                    self.timeouts.set_tcp_keepalive(&stream);
                     tracing::info!(peer = self.peer, addr = %self.addr, "connected to peer");
                     let stream = Arc::new(stream);
                     {
                         let mut st = self.shared.lock();
                         st.out.clear();
-                        encode_into(
-                            &PeerFrame::Hello {
-                                from: self.self_id,
-                                to: self.peer,
-                            },
-                            &mut st.out,
-                        );
                         st.conn = Some(stream.clone());
                     }
                     self.shared.connected.store(true, Ordering::Relaxed);
@@ -381,6 +386,10 @@ impl Link {
                         Err(e) => tracing::info!(peer = self.peer, "peer connection lost: {e}"),
                     }
                 }
+                Err(HandshakeError::Refused(e)) if last_refusal.as_ref() != Some(&e) => {
+                    tracing::warn!(peer = self.peer, addr = %self.addr, "{e}");
+                    last_refusal = Some(e);
+                }
                 Err(e) => {
                     tracing::debug!(peer = self.peer, addr = %self.addr, "connect failed: {e}")
                 }
@@ -390,13 +399,22 @@ impl Link {
         }
     }
 
-    async fn connect(&self) -> io::Result<TcpStream> {
-        match tokio::time::timeout(self.timeouts.connect, TcpStream::connect(&self.addr)).await {
-            Ok(res) => res,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("no connection within {:?}", self.timeouts.connect),
-            )),
+    /// Dials the peer and runs the dialer's side of the handshake, each
+    /// bounded by `LinkTimeouts::connect`.
+    async fn open(&self) -> Result<TcpStream, HandshakeError> {
+        let bound = self.timeouts.connect;
+        let late = |what| HandshakeError::Io(format!("no {what} within {bound:?}"));
+        let mut stream = match tokio::time::timeout(bound, TcpStream::connect(&self.addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(HandshakeError::Io(e.to_string())),
+            Err(_) => return Err(late("connection")),
+        };
+        let _ = stream.set_nodelay(true);
+        self.timeouts.set_tcp_keepalive(&stream);
+        let dial = handshake::dial(&mut stream, &self.auth, self.self_id, self.peer);
+        match tokio::time::timeout(bound, dial).await {
+            Ok(res) => res.map(|()| stream),
+            Err(_) => Err(late("handshake answer")),
         }
     }
 
@@ -581,6 +599,23 @@ mod tests {
     use raft::MessageBody;
     use tokio_util::codec::FramedRead;
 
+    type Frames = FramedRead<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
+
+    fn start(addrs: &BTreeMap<NodeId, String>, timeouts: LinkTimeouts) -> Peers {
+        let auth = Arc::new(PeerAuth::default());
+        Peers::start(1, addrs, Arc::new(ForwardTable::default()), timeouts, auth)
+    }
+
+    /// Node 2's side of the handshake with node 1 on `stream`; then the
+    /// frames that follow it.
+    async fn handshaken(stream: TcpStream) -> Frames {
+        let mut frames = FramedRead::new(stream, wire::handshake_codec());
+        let from = handshake::accept(&mut frames, &PeerAuth::default(), 2, |id| id == 1).await;
+        assert_eq!(from, Ok(1));
+        frames.decoder_mut().set_max_frame_length(MAX_FRAME_BYTES);
+        frames
+    }
+
     fn snapshot_chunk(to: NodeId, seq: u64) -> Message {
         // A large message, so that socket buffers fill and writes go partial.
         let data = bytes::Bytes::from(vec![seq as u8; 16 * 1024]);
@@ -603,16 +638,17 @@ mod tests {
     }
 
     /// Fast-path writes from several threads, partial writes and queued
-    /// batches interleave without reordering or tearing a frame: the reader
-    /// sees the `Hello`, then each sender's messages in its order.
+    /// batches interleave without reordering or tearing a frame: after the
+    /// handshake the reader sees each sender's messages in its order.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn frames_arrive_whole_and_in_order_under_a_slow_reader() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let addrs: BTreeMap<NodeId, String> = [(1, "127.0.0.1:1".to_string()), (2, addr)].into();
         let timeouts = LinkTimeouts::for_election_timeout(Duration::from_millis(300));
-        let peers = Peers::start(1, &addrs, Arc::new(ForwardTable::default()), timeouts);
+        let peers = start(&addrs, timeouts);
         let (stream, _) = listener.accept().await.unwrap();
+        let mut frames = handshaken(stream).await;
         while !peers.get(2).unwrap().is_connected() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -629,12 +665,6 @@ mod tests {
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(200)).await; // let the socket fill up
-        let mut frames = FramedRead::new(stream, wire::codec());
-        let first = wire::decode(&frames.next().await.unwrap().unwrap()).unwrap();
-        assert!(
-            matches!(first, PeerFrame::Hello { from: 1, to: 2 }),
-            "{first:?}"
-        );
         for s in senders {
             s.join().unwrap();
         }
@@ -720,15 +750,12 @@ mod tests {
             keepalive: Duration::from_millis(20),
             dead_after: Duration::from_millis(300),
         };
-        let peers = Peers::start(1, &addrs, Arc::new(ForwardTable::default()), timeouts);
-        let swallow = |mut s: TcpStream| {
-            tokio::spawn(async move {
-                use tokio::io::AsyncReadExt;
-                let mut buf = vec![0u8; 4096];
-                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
-            })
+        let peers = start(&addrs, timeouts);
+        let swallow = |mut frames: Frames| {
+            tokio::spawn(async move { while let Some(Ok(_)) = frames.next().await {} })
         };
         let (first, _) = listener.accept().await.unwrap();
+        let first = handshaken(first).await;
         let t0 = Instant::now();
         swallow(first);
         let (second, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
@@ -739,8 +766,8 @@ mod tests {
         assert!(waited >= timeouts.dead_after, "re-dialled after {waited:?}");
         // Now an attentive peer: it reports progress, so the link stays.
         let sender = peers.get(2).unwrap().clone();
+        let mut frames = handshaken(second).await;
         let reporter = tokio::spawn(async move {
-            let mut frames = FramedRead::new(second, wire::codec());
             let mut n = 0u64;
             while let Some(Ok(body)) = frames.next().await {
                 n += body.len() as u64;

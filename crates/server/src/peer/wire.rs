@@ -14,10 +14,15 @@ use raft::{Message, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
+use super::handshake::{Nonce, Tag};
+
 /// Largest frame accepted or sent. A frame holds either a batch of Raft
 /// messages (bounded by [`MAX_BATCH_BYTES`], but one entry may hold a value
 /// of up to `kv::MAX_VALUE_BYTES`) or one forwarded request.
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
+/// Largest frame read before the handshake completes: its frames are tiny,
+/// and an unauthenticated peer must not make the node allocate more.
+pub const HANDSHAKE_MAX_FRAME_BYTES: usize = 4 << 10;
 /// A batch of Raft messages is closed once it reaches this many bytes.
 pub const MAX_BATCH_BYTES: u64 = 4 << 20;
 /// Most messages in one batch frame.
@@ -26,8 +31,23 @@ pub const MAX_BATCH_MESSAGES: usize = 1024;
 /// What flows over a peer connection.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum PeerFrame {
-    /// First frame of every connection: who is dialling whom.
-    Hello { from: NodeId, to: NodeId },
+    /// First frame of every connection: who is dialling whom, in which
+    /// cluster, and the dialer's challenge nonce (`super::handshake`).
+    Hello {
+        from: NodeId,
+        to: NodeId,
+        cluster: String,
+        nonce: Nonce,
+    },
+    /// The acceptor's answer to `Hello`: its cluster, its challenge nonce,
+    /// and its proof of the shared secret (`None` without a secret).
+    Challenge {
+        cluster: String,
+        nonce: Nonce,
+        proof: Option<Tag>,
+    },
+    /// The dialer's proof of the shared secret; the handshake's last frame.
+    Proof { proof: Option<Tag> },
     /// Raft messages, in send order.
     Raft(Vec<Message>),
     /// A client request a non-leader hands to the leader it knows.
@@ -75,6 +95,16 @@ pub enum ForwardReply {
 pub fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME_BYTES)
+        .new_codec()
+}
+
+/// The length-prefix codec for a connection still in its handshake; raise
+/// its cap to [`MAX_FRAME_BYTES`] once the peer is authenticated.
+/// `LengthDelimitedCodec` checks an announced length against the cap before
+/// it reserves any buffer for the frame.
+pub fn handshake_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(HANDSHAKE_MAX_FRAME_BYTES)
         .new_codec()
 }
 

@@ -1,7 +1,9 @@
 //! RESP, the Redis wire protocol: frames ([`frame`]), the commands raftkv
-//! understands ([`command`]) and how `COMMAND` describes them ([`table`]). Requests are RESP2 arrays (what every client
-//! sends); replies are RESP2, or RESP3 after `HELLO 3` (newer client libraries,
-//! e.g. redis-py 8, negotiate it on connect).
+//! understands ([`command`]) and the one table of them ([`table`]: arity
+//! checks for the parser, and what `COMMAND` says). Requests are RESP2
+//! arrays (what every client sends); replies are RESP2, or RESP3 after
+//! `HELLO 3` (newer client libraries, e.g. redis-py 8, negotiate it on
+//! connect).
 //!
 //! Why not a crate: `redis-protocol` fits, but its API has changed shape
 //! across every major version and its decoder does not bound bulk lengths

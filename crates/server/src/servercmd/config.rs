@@ -153,7 +153,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: ConfigCmd) -> Frame {
                 .filter(|p| {
                     patterns
                         .iter()
-                        .any(|pat| crate::glob::matches(pat, p.name.as_bytes(), true))
+                        .any(|pat| kv::glob::matches(&pat.to_ascii_lowercase(), p.name.as_bytes()))
                 })
                 .map(|p| (bulk(p.name), bulk(&(p.value)(settings))))
                 .collect(),

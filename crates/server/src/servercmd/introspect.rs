@@ -78,7 +78,9 @@ pub fn execute(q: CommandQuery) -> Frame {
                     ListFilter::AclCat(cat) => table::acl_categories(c)
                         .iter()
                         .any(|a| a.trim_start_matches('@') == cat.trim_start_matches('@')),
-                    ListFilter::Pattern(p) => crate::glob::matches(p, c.name.as_bytes(), true),
+                    ListFilter::Pattern(p) => {
+                        kv::glob::matches(&p.to_ascii_lowercase(), c.name.as_bytes())
+                    }
                     ListFilter::Module => false,
                 })
                 .map(|c| bulk(c.name))

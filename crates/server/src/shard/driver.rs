@@ -195,6 +195,7 @@ pub fn start(
         next_token: 0,
         view: view.clone(),
         last_roles: BTreeMap::new(),
+        snapshots_rejected: BTreeMap::new(),
         poll_rr: cfg.id as usize,
         next_poll: Instant::now(),
         large_replies: HashMap::new(),
@@ -221,6 +222,8 @@ struct Driver {
     next_token: Token,
     view: Arc<Mutex<View>>,
     last_roles: BTreeMap<GroupId, (raft::Role, u64, Option<NodeId>, u64)>,
+    /// Per group: leader snapshots dropped as undecodable, as last logged.
+    snapshots_rejected: BTreeMap<GroupId, u64>,
     poll_rr: usize,
     next_poll: Instant,
     /// (requesting process, its group, configuration) -> when a large pull
@@ -507,6 +510,12 @@ impl Driver {
                 continue;
             };
             let st = r.status();
+            crate::driver::log_rejected_snapshots(
+                Some(g),
+                self.snapshots_rejected.entry(g).or_default(),
+                &st,
+                r.last_snapshot_rejection(),
+            );
             let mut view = GroupView {
                 status: st,
                 config_num: 0,

@@ -69,11 +69,13 @@ pub async fn start_sharded_with(
 
     let link_timeouts =
         LinkTimeouts::for_election_timeout(Duration::from_millis(base.election_timeout_ms));
+    let auth = Arc::new(base.peer_auth.clone());
     let peers = Peers::start(
         base.id,
         &base.members,
         Arc::new(ForwardTable::default()),
         link_timeouts,
+        auth.clone(),
     );
     let (fatal_tx, fatal) = oneshot::channel();
     let dcfg = DriverConfig {
@@ -99,6 +101,7 @@ pub async fn start_sharded_with(
         peers: peers.clone(),
         forwards: Arc::new(ForwardTable::default()),
         timeouts: link_timeouts,
+        auth: auth.clone(),
     };
     let timeouts = Timeouts {
         request: Duration::from_millis(base.request_timeout_ms),
@@ -141,7 +144,8 @@ pub async fn start_sharded_with(
         )),
     ];
     tracing::info!(id = base.id, client = %client_addr, peer = %peer_addr, data_dir = %base.data_dir.display(),
-        controller = cfg.hosts_controller(), groups = ?cfg.hosted_groups(), "sharded process started");
+        controller = cfg.hosts_controller(), groups = ?cfg.hosted_groups(), cluster = %auth.cluster, "sharded process started");
+    auth.warn_if_open(&peer_addr);
     Ok(RunningNode {
         client_addr,
         peer_addr,
