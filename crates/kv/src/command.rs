@@ -187,6 +187,52 @@ pub enum Op {
     RandomKey,
     /// `FLUSHALL` / `FLUSHDB`: `Done`.
     FlushAll,
+    /// `WATCH`: the keys' current versions ([`Reply::Versions`]; 0 for a
+    /// missing key), which the connection keeps for `EXEC`.
+    Watch { keys: Vec<Bytes> },
+    /// `EXEC` of a `MULTI` block: if every watched key still has its
+    /// version, all `ops` in order, atomically, in this one entry
+    /// (`Multi(Some(replies))`); else nothing (`Multi(None)`).
+    Exec {
+        ops: Vec<Op>,
+        watch: Vec<(Bytes, u64)>,
+    },
+    /// `HSET key field value [field value ...]`: `Int(fields added)`.
+    HSet {
+        key: Bytes,
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// `HSETNX`: `Int(1 | 0)`.
+    HSetNx {
+        key: Bytes,
+        field: Bytes,
+        value: Bytes,
+    },
+    /// `HGET`: `Value`.
+    HGet { key: Bytes, field: Bytes },
+    /// `HMGET`: `Values`.
+    HMGet { key: Bytes, fields: Vec<Bytes> },
+    /// `HDEL`: `Int(removed)`; an emptied hash is deleted.
+    HDel { key: Bytes, fields: Vec<Bytes> },
+    /// `HEXISTS`: `Int(1 | 0)`.
+    HExists { key: Bytes, field: Bytes },
+    /// `HLEN`: `Int`.
+    HLen { key: Bytes },
+    /// `HSTRLEN`: `Int`.
+    HStrLen { key: Bytes, field: Bytes },
+    /// `HGETALL`: [`Reply::Map`].
+    HGetAll { key: Bytes },
+    /// `HKEYS`: `Array`.
+    HKeys { key: Bytes },
+    /// `HVALS`: `Array`.
+    HVals { key: Bytes },
+    /// `HINCRBY`: `Int(new value)`.
+    HIncrBy { key: Bytes, field: Bytes, by: i64 },
+    /// `HINCRBYFLOAT` (`by` as text, like `IncrByFloat`): `Value`.
+    HIncrByFloat { key: Bytes, field: Bytes, by: Bytes },
+    /// `HSCAN key cursor [MATCH pattern] [COUNT n]`: one page with every
+    /// matching field and value (cursor 0).
+    HScan { key: Bytes, pattern: Option<Bytes> },
 }
 
 /// A client's operation inside its session: the unit of exactly-once.
@@ -254,6 +300,12 @@ pub enum Reply {
     Array(Vec<Bytes>),
     /// A `SCAN` page: the next cursor (0: done) and the keys.
     Scan { cursor: u64, keys: Vec<Bytes> },
+    /// `WATCH`'s key versions, in argument order.
+    Versions(Vec<u64>),
+    /// `EXEC`: each queued op's reply, or `None` when a watched key changed.
+    Multi(Option<Vec<Reply>>),
+    /// Field-value pairs (`HGETALL`): a map in RESP3, a flat array in RESP2.
+    Map(Vec<(Bytes, Bytes)>),
 }
 
 /// The Redis error replies a data command can produce. `Display` is the
@@ -280,6 +332,10 @@ pub enum CmdError {
     CrossSlot,
     #[error("ERR no such key")]
     NoSuchKey,
+    #[error("ERR hash value is not an integer")]
+    HashNotInteger,
+    #[error("ERR hash value is not a float")]
+    HashNotFloat,
     /// A command on the whole key space (`DBSIZE`, `KEYS`, `SCAN`, ...)
     /// reached a sharded group, where it has no single owner.
     #[error("ERR this command has no key to route by; a sharded raftkv does not run it")]
@@ -340,11 +396,32 @@ impl Op {
             | Op::Expire { key, .. }
             | Op::Persist { key }
             | Op::Ttl { key, .. }
-            | Op::Type { key } => Box::new(std::iter::once(key)),
+            | Op::Type { key }
+            | Op::HSet { key, .. }
+            | Op::HSetNx { key, .. }
+            | Op::HGet { key, .. }
+            | Op::HMGet { key, .. }
+            | Op::HDel { key, .. }
+            | Op::HExists { key, .. }
+            | Op::HLen { key }
+            | Op::HStrLen { key, .. }
+            | Op::HGetAll { key }
+            | Op::HKeys { key }
+            | Op::HVals { key }
+            | Op::HIncrBy { key, .. }
+            | Op::HIncrByFloat { key, .. }
+            | Op::HScan { key, .. } => Box::new(std::iter::once(key)),
             Op::Rename { from, to, .. } => Box::new([from, to].into_iter()),
-            Op::MGet { keys } | Op::Del { keys } | Op::Exists { keys } | Op::Touch { keys } => {
-                Box::new(keys.iter())
-            }
+            Op::MGet { keys }
+            | Op::Del { keys }
+            | Op::Exists { keys }
+            | Op::Touch { keys }
+            | Op::Watch { keys } => Box::new(keys.iter()),
+            Op::Exec { ops, watch } => Box::new(
+                ops.iter()
+                    .flat_map(|o| o.keys())
+                    .chain(watch.iter().map(|(k, _)| k)),
+            ),
             Op::DbSize | Op::Keys { .. } | Op::Scan { .. } | Op::RandomKey | Op::FlushAll => {
                 Box::new(std::iter::empty())
             }
@@ -360,6 +437,9 @@ impl Op {
             | Op::Set { value, .. }
             | Op::SetRange { value, .. } => Box::new(std::iter::once(value)),
             Op::MSet { pairs } | Op::MSetNx { pairs } => Box::new(pairs.iter().map(|(_, v)| v)),
+            Op::Exec { ops, .. } => Box::new(ops.iter().flat_map(|o| o.values())),
+            Op::HSet { pairs, .. } => Box::new(pairs.iter().map(|(_, v)| v)),
+            Op::HSetNx { value, .. } => Box::new(std::iter::once(value)),
             _ => Box::new(std::iter::empty()),
         }
     }
@@ -380,6 +460,16 @@ impl Op {
                 | Op::Keys { .. }
                 | Op::Scan { .. }
                 | Op::RandomKey
+                | Op::Watch { .. }
+                | Op::HGet { .. }
+                | Op::HMGet { .. }
+                | Op::HExists { .. }
+                | Op::HLen { .. }
+                | Op::HStrLen { .. }
+                | Op::HGetAll { .. }
+                | Op::HKeys { .. }
+                | Op::HVals { .. }
+                | Op::HScan { .. }
         )
     }
 
@@ -392,9 +482,13 @@ impl Op {
             return Err("value over the limit");
         }
         let no_keys = match self {
-            Op::MGet { keys } | Op::Del { keys } | Op::Exists { keys } | Op::Touch { keys } => {
-                keys.is_empty()
-            }
+            Op::MGet { keys }
+            | Op::Del { keys }
+            | Op::Exists { keys }
+            | Op::Touch { keys }
+            | Op::Watch { keys } => keys.is_empty(),
+            Op::HSet { pairs, .. } => pairs.is_empty(),
+            Op::HMGet { fields, .. } | Op::HDel { fields, .. } => fields.is_empty(),
             Op::MSet { pairs } | Op::MSetNx { pairs } => pairs.is_empty(),
             _ => false,
         };

@@ -1,7 +1,7 @@
 //! Format 1 of the snapshot body (the hand codec raftkv wrote before
 //! format 2), decode only: a replica restarted from a snapshot taken then,
 //! or sent one by a peer still running that version, loads it. Strings
-//! only, no expiries; keys get version 0.
+//! only, no expiries; every key gets the applied index as its version.
 //!
 //! Layout (integers are LEB128 varints):
 //! ```text
@@ -30,7 +30,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<StateMachine, SnapshotError> {
     let applied_index = r.varint()?;
     let log_time_ms = r.varint()?;
     let config = read_config(&mut r)?;
-    let store = read_store(&mut r)?;
+    let store = read_store(&mut r, applied_index)?;
     let sessions = read_sessions(&mut r, &config)?;
     r.finish()?;
     Ok(StateMachine {
@@ -50,7 +50,8 @@ fn read_config(r: &mut Reader<'_>) -> Result<Config, SnapshotError> {
     })
 }
 
-fn read_store(r: &mut Reader<'_>) -> Result<Store, SnapshotError> {
+/// Keys get version `applied_index` (see `Store::from_strings`).
+fn read_store(r: &mut Reader<'_>, applied_index: u64) -> Result<Store, SnapshotError> {
     let n_keys = r.varint()?;
     let mut data = Vec::new();
     let mut previous: Option<Bytes> = None;
@@ -63,7 +64,7 @@ fn read_store(r: &mut Reader<'_>) -> Result<Store, SnapshotError> {
         previous = Some(key.clone());
         data.push((key, value));
     }
-    Ok(Store::from_strings(data))
+    Ok(Store::from_strings(data, applied_index))
 }
 
 fn read_sessions(r: &mut Reader<'_>, config: &Config) -> Result<SessionTable, SnapshotError> {

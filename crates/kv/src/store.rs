@@ -49,6 +49,8 @@ use crate::config::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
     Str(Bytes),
+    /// Field -> value, in field order.
+    Hash(BTreeMap<Bytes, Bytes>),
 }
 
 /// One key's value with its expiry and version.
@@ -132,14 +134,15 @@ impl Store {
             })
     }
 
-    /// A store of plain strings (no expiry, version 0): for tests and
-    /// conversions from formats that knew only strings.
-    pub fn from_strings(pairs: impl IntoIterator<Item = (Bytes, Bytes)>) -> Self {
+    /// A store of plain strings (no expiry) at `version`: for tests and for
+    /// formats that knew only strings (there, the applied index: every key
+    /// was last written at or before it, and every later write is after).
+    pub fn from_strings(pairs: impl IntoIterator<Item = (Bytes, Bytes)>, version: u64) -> Self {
         let items = pairs.into_iter().map(|(k, v)| {
             let item = Item {
                 value: Value::Str(v),
                 expire_at_ms: None,
-                version: 0,
+                version,
             };
             (k, item)
         });
@@ -215,6 +218,11 @@ impl Store {
         self.expiries.first().map(|(t, _)| *t)
     }
 
+    /// The version of `key` at `now_ms` (0 when missing or dead).
+    pub fn version_of(&self, key: &[u8], now_ms: u64) -> u64 {
+        self.live(key, now_ms).map_or(0, |i| i.version)
+    }
+
     /// Live keys at `now_ms`.
     pub fn live_len(&self, now_ms: u64) -> usize {
         let dead = match now_ms.checked_add(1) {
@@ -281,6 +289,15 @@ impl Store {
             match &item.value {
                 Value::Str(s) if s.len() > MAX_VALUE_BYTES => return Err("value over the limit"),
                 Value::Str(_) => {}
+                Value::Hash(h) if h.is_empty() => return Err("an empty hash"),
+                Value::Hash(h) => {
+                    let over = |(f, v): (&Bytes, &Bytes)| {
+                        f.len() > MAX_KEY_BYTES || v.len() > MAX_VALUE_BYTES
+                    };
+                    if h.iter().any(over) {
+                        return Err("hash field or value over the limit");
+                    }
+                }
             }
             if let Some(t) = item.expire_at_ms {
                 expiring += 1;

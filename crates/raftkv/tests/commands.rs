@@ -147,3 +147,112 @@ async fn a_counter_counts_each_incr_once_across_a_killed_leader() {
     );
     assert!(value >= last, "final {value} below an acknowledged {last}");
 }
+
+/// MULTI/EXEC through a follower: queued replies, one atomic block, a
+/// WATCHed key written by another client makes EXEC answer null; hashes
+/// and WRONGTYPE as Redis answers them; SCAN visits every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_hashes_and_scan_answer_as_redis_does() {
+    use server::client::Client;
+    let _g = serial();
+    let c = Cluster::start(3, FLAGS);
+    let leader = c.wait_leader(&[1, 2, 3], ELECTION).await;
+    let f = *[1, 2, 3].iter().find(|&&i| i != leader).unwrap();
+    let fe = c.endpoint(f);
+    let ok = Frame::Simple("OK".into());
+    let queued = Frame::Simple("QUEUED".into());
+    let mut a = Client::connect(&fe).await.unwrap();
+    let q = |args: &'static [&'static str]| {
+        let args: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        args
+    };
+    assert_eq!(a.call(&q(&["MULTI"])).await.unwrap(), ok);
+    assert_eq!(a.call(&q(&["INCR", "n"])).await.unwrap(), queued);
+    assert_eq!(
+        a.call(&q(&["HSET", "h", "f", "1", "g", "2"]))
+            .await
+            .unwrap(),
+        queued
+    );
+    assert_eq!(
+        a.call(&q(&["HINCRBY", "h", "f", "41"])).await.unwrap(),
+        queued
+    );
+    assert_eq!(
+        a.call(&q(&["EXEC"])).await.unwrap(),
+        Frame::Array(vec![
+            Frame::Integer(1),
+            Frame::Integer(2),
+            Frame::Integer(42)
+        ])
+    );
+    assert_eq!(
+        a.call(&q(&["EXEC"])).await.unwrap(),
+        Frame::Error("ERR EXEC without MULTI".into())
+    );
+    // WATCH, another client writes, EXEC is null and nothing ran.
+    assert_eq!(a.call(&q(&["WATCH", "n"])).await.unwrap(), ok);
+    assert_eq!(
+        call(&c.endpoint(leader), &[b"INCR", b"n"]).await,
+        Some(Frame::Integer(2))
+    );
+    assert_eq!(a.call(&q(&["MULTI"])).await.unwrap(), ok);
+    assert_eq!(a.call(&q(&["SET", "n", "100"])).await.unwrap(), queued);
+    assert_eq!(a.call(&q(&["EXEC"])).await.unwrap(), Frame::Null);
+    assert_eq!(call(&fe, &[b"GET", b"n"]).await, Some(bulk("2")));
+    // A refused command dooms the block.
+    assert_eq!(a.call(&q(&["MULTI"])).await.unwrap(), ok);
+    assert!(matches!(
+        a.call(&q(&["INCRBY", "n"])).await.unwrap(),
+        Frame::Error(_)
+    ));
+    assert_eq!(
+        a.call(&q(&["EXEC"])).await.unwrap(),
+        Frame::Error("EXECABORT Transaction discarded because of previous errors.".into())
+    );
+    assert_eq!(
+        call(&fe, &[b"GET", b"h"]).await,
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(
+        call(&fe, &[b"HGETALL", b"h"]).await,
+        Some(Frame::Array(vec![
+            bulk("f"),
+            bulk("42"),
+            bulk("g"),
+            bulk("2")
+        ]))
+    );
+    assert_eq!(
+        call(&fe, &[b"TYPE", b"h"]).await,
+        Some(Frame::Simple("hash".into()))
+    );
+    for i in 0..30 {
+        let k = format!("s{i}");
+        assert_eq!(
+            call(&fe, &[b"SET", k.as_bytes(), b"v"]).await,
+            Some(ok.clone())
+        );
+    }
+    let (mut cursor, mut seen) = ("0".to_string(), std::collections::BTreeSet::new());
+    loop {
+        let Some(Frame::Array(page)) = call(
+            &fe,
+            &[b"SCAN", cursor.as_bytes(), b"MATCH", b"s*", b"COUNT", b"5"],
+        )
+        .await
+        else {
+            panic!("SCAN")
+        };
+        let [Frame::Bulk(next), Frame::Array(keys)] = &page[..] else {
+            panic!("SCAN page {page:?}")
+        };
+        seen.extend(keys.iter().map(|k| format!("{k:?}")));
+        cursor = String::from_utf8_lossy(next).into_owned();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 30);
+    assert_eq!(call(&fe, &[b"DBSIZE"]).await, Some(Frame::Integer(32)));
+}

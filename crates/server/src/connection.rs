@@ -214,6 +214,10 @@ impl Conn {
                 setname,
             }) => self.hello(version, auth, setname),
             Ok(Command::Auth { user, password }) => self.auth(user.as_deref(), &password),
+            Ok(Command::Server(_)) if self.conn.tx.in_multi() => {
+                self.conn.tx.dirty = true;
+                Frame::Error(exec::NOT_QUEUEABLE.into())
+            }
             Ok(Command::Server(cmd)) => {
                 let ctx = servercmd::Ctx {
                     port: &self.port,
@@ -225,6 +229,10 @@ impl Conn {
             }
             Ok(cmd) => exec::execute(&self.node, &mut self.conn, cmd).await,
             Err(e) => {
+                // As in Redis, a refused command inside MULTI dooms the block.
+                if self.conn.tx.in_multi() {
+                    self.conn.tx.dirty = true;
+                }
                 self.port.stats.rejected_command(name, &e);
                 Frame::Error(e).encode_as(self.conn.proto, &mut self.out);
                 return false;

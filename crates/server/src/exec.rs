@@ -16,21 +16,41 @@ use crate::service::Service;
 use crate::shard::{self, router::Router};
 
 /// Per-connection state the commands see.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnState {
     pub proto: Protocol,
     /// The client asked for the cluster layout: it follows `-MOVED`.
     pub cluster_aware: bool,
+    pub tx: Transaction,
 }
 
-impl Default for ConnState {
-    fn default() -> Self {
-        ConnState {
-            proto: Protocol::Resp2,
-            cluster_aware: false,
-        }
+/// A connection's `MULTI` / `WATCH` state. Nothing of it is replicated
+/// until `EXEC`, which sends the queued ops and the watched versions as one
+/// `kv::Op::Exec` (one log entry, applied atomically, exactly once).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transaction {
+    /// `Some` between `MULTI` and `EXEC` / `DISCARD`: the queued ops.
+    pub queued: Option<Vec<kv::Op>>,
+    /// A command was refused while queueing: `EXEC` aborts (`EXECABORT`).
+    pub dirty: bool,
+    /// `WATCH`ed keys and the versions read then.
+    pub watched: Vec<(Bytes, u64)>,
+}
+
+impl Transaction {
+    pub fn in_multi(&self) -> bool {
+        self.queued.is_some()
+    }
+
+    /// Ends the transaction (`EXEC`, `DISCARD`): queue and watches dropped.
+    fn reset(&mut self) {
+        *self = Transaction::default();
     }
 }
+
+/// Redis's words for a command a `MULTI` block cannot queue here.
+pub const NOT_QUEUEABLE: &str =
+    "ERR raftkv queues only data commands (strings, counters, keys, expiry, hashes) inside MULTI";
 
 /// Runs `cmd`; the reply frame to send.
 pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Frame {
@@ -39,10 +59,24 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
             return Frame::Error(err);
         }
     }
+    if conn.tx.in_multi() {
+        return queue(node, conn, cmd).await;
+    }
     match cmd {
         Command::Ping(None) => Frame::Simple("PONG".into()),
         Command::Ping(Some(msg)) => Frame::Bulk(msg),
         Command::Data(op) => data(node, op).await,
+        Command::Multi => {
+            conn.tx.queued = Some(Vec::new());
+            Frame::Simple("OK".into())
+        }
+        Command::Exec => Frame::Error("ERR EXEC without MULTI".into()),
+        Command::Discard => Frame::Error("ERR DISCARD without MULTI".into()),
+        Command::Watch(keys) => watch(node, conn, keys).await,
+        Command::Unwatch => {
+            conn.tx.watched.clear();
+            Frame::Simple("OK".into())
+        }
         Command::Cluster(q) => match node {
             Service::Single(r) => cluster_single(r.peers.len() + 1, q),
             Service::Sharded(r) => cluster_sharded(r, conn, q),
@@ -107,6 +141,72 @@ fn admin_reply(r: crate::admin::AdminReply) -> Frame {
     }
 }
 
+/// A command between `MULTI` and `EXEC`: data commands are queued
+/// (`+QUEUED`); `EXEC` runs the block, `DISCARD` drops it.
+async fn queue(node: &Service, conn: &mut ConnState, cmd: Command) -> Frame {
+    match cmd {
+        Command::Data(op) => {
+            conn.tx.queued.get_or_insert_with(Vec::new).push(op);
+            Frame::Simple("QUEUED".into())
+        }
+        Command::Exec => exec_block(node, conn).await,
+        Command::Discard => {
+            conn.tx.reset();
+            Frame::Simple("OK".into())
+        }
+        Command::Multi => Frame::Error("ERR MULTI calls can not be nested".into()),
+        Command::Watch(_) => Frame::Error("ERR WATCH inside MULTI is not allowed".into()),
+        _ => {
+            conn.tx.dirty = true;
+            Frame::Error(NOT_QUEUEABLE.into())
+        }
+    }
+}
+
+/// `EXEC`: the queued ops and watched versions as one `kv::Op::Exec`.
+async fn exec_block(node: &Service, conn: &mut ConnState) -> Frame {
+    let tx = std::mem::take(&mut conn.tx);
+    if tx.dirty {
+        return Frame::Error("EXECABORT Transaction discarded because of previous errors.".into());
+    }
+    let ops = tx.queued.unwrap_or_default();
+    if ops.is_empty() && tx.watched.is_empty() {
+        return Frame::Array(vec![]);
+    }
+    let op = kv::Op::Exec {
+        ops,
+        watch: tx.watched,
+    };
+    if node.is_sharded() {
+        let keys: Vec<Bytes> = op.keys().cloned().collect();
+        if let Err(e) = cluster_view::same_slot(&keys) {
+            return Frame::Error(e.to_string());
+        }
+    }
+    match node.write(op).await {
+        Ok(r) => render(r),
+        Err(e) => Frame::Error(e.to_string()),
+    }
+}
+
+/// `WATCH key...`: reads the keys' versions (through the log, so the read
+/// is linearizable) and keeps them for `EXEC`.
+async fn watch(node: &Service, conn: &mut ConnState, keys: Vec<Bytes>) -> Frame {
+    if node.is_sharded() {
+        if let Err(e) = cluster_view::same_slot(&keys) {
+            return Frame::Error(e.to_string());
+        }
+    }
+    match node.write(kv::Op::Watch { keys: keys.clone() }).await {
+        Ok(kv::Reply::Versions(versions)) => {
+            conn.tx.watched.extend(keys.into_iter().zip(versions));
+            Frame::Simple("OK".into())
+        }
+        Ok(other) => render(other),
+        Err(e) => Frame::Error(e.to_string()),
+    }
+}
+
 /// The keys of a keyed command.
 fn keys_of(cmd: &Command) -> Vec<Bytes> {
     match cmd {
@@ -127,13 +227,20 @@ fn redirect(router: &Router, conn: &ConnState, cmd: &Command) -> Option<String> 
     }
 }
 
-/// A data command. `GET` is a ReadIndex read (no log entry); every other
+/// A data command. `GET` of a string is a ReadIndex read (no log entry); every other
 /// op, writes and the other reads alike, is one log entry applied with
 /// exactly-once (a retried `INCR` is answered from the session's cache),
 /// and a multi-key op is atomic.
 async fn data(node: &Service, op: kv::Op) -> Frame {
     let result = match op {
-        kv::Op::Get { key } => node.read(key).await.map(kv::Reply::Value),
+        // A ReadIndex query answers strings only; a miss may be a key of
+        // another type, so it is asked again through the log, which can
+        // answer WRONGTYPE (that second read is linearizable on its own).
+        kv::Op::Get { key } => match node.read(key.clone()).await {
+            Ok(Some(v)) => Ok(kv::Reply::Value(Some(v))),
+            Ok(None) => node.write(kv::Op::Get { key }).await,
+            Err(e) => Err(e),
+        },
         op => node.write(op).await,
     };
     match result {
@@ -155,6 +262,17 @@ pub fn render(reply: kv::Reply) -> Frame {
         kv::Reply::Error(e) => Frame::Error(e.to_string()),
         kv::Reply::Status(s) => Frame::Simple(s),
         kv::Reply::Array(items) => Frame::Array(items.into_iter().map(Frame::Bulk).collect()),
+        kv::Reply::Map(pairs) => Frame::Map(
+            pairs
+                .into_iter()
+                .map(|(f, v)| (Frame::Bulk(f), Frame::Bulk(v)))
+                .collect(),
+        ),
+        kv::Reply::Multi(None) => Frame::Null,
+        kv::Reply::Multi(Some(replies)) => Frame::Array(replies.into_iter().map(render).collect()),
+        kv::Reply::Versions(vs) => {
+            Frame::Array(vs.into_iter().map(|v| Frame::Integer(v as i64)).collect())
+        }
         kv::Reply::Scan { cursor, keys } => Frame::Array(vec![
             Frame::Bulk(Bytes::from(cursor.to_string())),
             Frame::Array(keys.into_iter().map(Frame::Bulk).collect()),

@@ -204,7 +204,7 @@ pub(crate) fn decode_snapshot(input: &[u8]) -> Result<ShardKv, SnapshotError> {
         shards: b.shards,
         sessions: Sessions::from_export(b.sessions),
     };
-    sm.validate().map_err(SnapshotError::Invalid)?;
+    sm.validate(true).map_err(SnapshotError::Invalid)?;
     Ok(sm)
 }
 

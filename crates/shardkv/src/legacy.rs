@@ -5,7 +5,9 @@
 //! unchanged in encoding (`kv::Op` and `kv::Reply` only appended variants),
 //! so only the shapes that held shard data are mirrored.
 //!
-//! Converted keys get no expiry and version 0 (no write seen yet).
+//! Converted keys get no expiry; their version (for `WATCH`) is the
+//! snapshot's applied index, or 0 for shards in an old `InstallShards`
+//! entry (a `WATCH` spanning that upgrade may miss one change).
 
 use std::collections::BTreeMap;
 
@@ -63,8 +65,8 @@ struct SnapshotBodyV1 {
     sessions: SessionExport,
 }
 
-fn convert(data: DataV1) -> ShardData {
-    ShardData::from_strings(data)
+fn convert(data: DataV1, version: u64) -> ShardData {
+    ShardData::from_strings(data, version)
 }
 
 /// A version-1 entry body (after the version byte).
@@ -79,7 +81,10 @@ pub(crate) fn decode_entry_v1(body: &[u8]) -> Result<Entry, DecodeError> {
             sessions,
         } => Command::InstallShards {
             num,
-            shards: shards.into_iter().map(|(s, d)| (s, convert(d))).collect(),
+            shards: shards
+                .into_iter()
+                .map(|(s, d)| (s, convert(d, 0)))
+                .collect(),
             sessions,
         },
         CommandV1::DeleteShards { num, shards } => Command::DeleteShards { num, shards },
@@ -100,7 +105,7 @@ pub(crate) fn decode_snapshot_v1(body: &[u8]) -> Result<SnapshotBody, DecodeErro
         .into_iter()
         .map(|s| Shard {
             status: s.status,
-            data: convert(s.data),
+            data: convert(s.data, b.applied_index),
         })
         .collect();
     Ok(SnapshotBody {

@@ -111,7 +111,7 @@ fn a_pulling_group_asks_each_previous_owner_and_rotates_members_on_resend() {
 fn replies_become_commands_only_while_they_still_move_a_shard() {
     let mut m = pulling_group();
     let mut agent = Agent::new(2, 100);
-    let data = shardkv::ShardData::from_strings([(Bytes::from("a"), Bytes::from("1"))]);
+    let data = shardkv::ShardData::from_strings([(Bytes::from("a"), Bytes::from("1"))], 0);
     let shards = [(2, data.clone()), (3, Default::default())].into();
     let reply = GroupReply::Pull(PullReply::Shards {
         num: 2,

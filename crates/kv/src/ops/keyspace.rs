@@ -21,6 +21,7 @@ use crate::store::{Item, Store, Value};
 pub(crate) fn type_name(item: &Item) -> &'static str {
     match item.value {
         Value::Str(_) => "string",
+        Value::Hash(_) => "hash",
     }
 }
 

@@ -5,7 +5,8 @@
 //! Owns: [`apply`] (dispatch) and [`query`] (the read-only subset, for
 //! ReadIndex reads). The families live in their own files: `strings`
 //! (strings and counters), `keys` (existence, deletion, expiry) and
-//! `keyspace` (the key space as a whole: `TYPE`, `RENAME`, `SCAN`, ...).
+//! `keyspace` (the key space as a whole: `TYPE`, `RENAME`, `SCAN`, ...) and
+//! `transaction` (`WATCH` versions and `EXEC`) and `hashes`.
 //!
 //! Rules every op keeps:
 //! - *determinism*: the outcome depends only on the store, the op and the
@@ -15,9 +16,11 @@
 //! - *versions*: every op that changes a key stamps it with `ctx.index`;
 //! - a Redis error reply ([`Reply::Error`]) changes nothing.
 
+mod hashes;
 mod keys;
 mod keyspace;
 mod strings;
+mod transaction;
 
 use crate::command::{Op, Reply, Response};
 use crate::store::Store;
@@ -61,12 +64,28 @@ pub fn apply(store: &mut Store, op: &Op, ctx: Ctx) -> Response {
         Op::Persist { key } => Ok(keys::persist(store, key, ctx)),
         Op::Rename { from, to, nx } => Ok(keyspace::rename(store, from, to, *nx, ctx)),
         Op::FlushAll => Ok(keyspace::flush(store)),
+        Op::Exec { ops, watch } => Ok(transaction::exec(store, ops, watch, ctx)),
+        Op::HSet { key, pairs } => Ok(hashes::hset(store, key, pairs, ctx)),
+        Op::HSetNx { key, field, value } => Ok(hashes::hsetnx(store, key, field, value, ctx)),
+        Op::HDel { key, fields } => Ok(hashes::hdel(store, key, fields, ctx)),
+        Op::HIncrBy { key, field, by } => Ok(hashes::hincrby(store, key, field, *by, ctx)),
+        Op::HIncrByFloat { key, field, by } => Ok(hashes::hincrbyfloat(store, key, field, by, ctx)),
         Op::Type { .. }
         | Op::Touch { .. }
         | Op::DbSize
         | Op::Keys { .. }
         | Op::Scan { .. }
         | Op::RandomKey
+        | Op::Watch { .. }
+        | Op::HGet { .. }
+        | Op::HMGet { .. }
+        | Op::HExists { .. }
+        | Op::HLen { .. }
+        | Op::HStrLen { .. }
+        | Op::HGetAll { .. }
+        | Op::HKeys { .. }
+        | Op::HVals { .. }
+        | Op::HScan { .. }
         | Op::Get { .. }
         | Op::MGet { .. }
         | Op::StrLen { .. }
@@ -106,6 +125,16 @@ pub fn query(store: &Store, op: &Op, now_ms: u64) -> Reply {
             keyspace::scan(store, args, now_ms)
         }
         Op::RandomKey => keyspace::random_key(store, now_ms),
+        Op::Watch { keys } => transaction::versions(store, keys, now_ms),
+        Op::HGet { key, field } => hashes::hget(store, key, field, now_ms),
+        Op::HMGet { key, fields } => hashes::hmget(store, key, fields, now_ms),
+        Op::HExists { key, field } => hashes::hexists(store, key, field, now_ms),
+        Op::HLen { key } => hashes::hlen(store, key, now_ms),
+        Op::HStrLen { key, field } => hashes::hstrlen(store, key, field, now_ms),
+        Op::HGetAll { key } => hashes::hgetall(store, key, now_ms),
+        Op::HKeys { key } => hashes::hkeys(store, key, now_ms),
+        Op::HVals { key } => hashes::hvals(store, key, now_ms),
+        Op::HScan { key, pattern } => hashes::hscan(store, key, pattern.as_deref(), now_ms),
         _ => Reply::Error(crate::CmdError::NotReadOnly),
     }
 }

@@ -24,12 +24,15 @@ fn string_at<'a>(store: &'a Store, key: &[u8], now_ms: u64) -> Result<Option<&'a
                 ..
             },
         ) => Ok(Some(item)),
+        Some(_) => Err(CmdError::WrongType),
     }
 }
 
+/// The string of an item `string_at` returned.
 fn str_of(item: &Item) -> &Bytes {
     match &item.value {
         Value::Str(s) => s,
+        Value::Hash(_) => unreachable!("string_at returns strings only"),
     }
 }
 

@@ -49,6 +49,13 @@ pub enum Command {
     /// `RAFT MEMBER ... | RAFT TRANSFER [ID]`: membership and leadership
     /// administration of a single group (`crate::admin`).
     Raft(crate::admin::AdminOp),
+    /// `MULTI`, `EXEC`, `DISCARD`, `WATCH key...`, `UNWATCH` (the
+    /// connection's transaction state: see `exec`).
+    Multi,
+    Exec,
+    Discard,
+    Watch(Vec<Bytes>),
+    Unwatch,
 }
 
 /// `SHARDCTL QUERY [NUM] | JOIN GID=ID@HOST:PORT,... [...] | LEAVE GID [GID ...]
@@ -122,6 +129,11 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         // serves every key, and reads are linearizable wherever they arrive).
         ("ASKING" | "READONLY" | "READWRITE", []) => Command::Acknowledge,
         ("QUIT", []) => Command::Quit,
+        ("MULTI", []) => Command::Multi,
+        ("EXEC", []) => Command::Exec,
+        ("DISCARD", []) => Command::Discard,
+        ("UNWATCH", []) => Command::Unwatch,
+        ("WATCH", [_, ..]) => Command::Watch(rest.to_vec()),
         ("HELLO", _) => hello(rest)?,
         ("AUTH", [pw]) => Command::Auth {
             user: None,
@@ -133,7 +145,8 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         },
         ("AUTH", [_, _, _, ..]) => return Err(CommandError("ERR syntax error".into())),
         (
-            "PING" | "QUIT" | "AUTH" | "CLUSTER" | "SHARDCTL" | "ASKING" | "READONLY" | "READWRITE",
+            "PING" | "QUIT" | "AUTH" | "CLUSTER" | "SHARDCTL" | "ASKING" | "READONLY" | "READWRITE"
+            | "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH",
             _,
         ) => return Err(CommandError::arity(&upper)),
         _ => return Err(unknown(name, rest)),

@@ -364,11 +364,63 @@ pub fn parse(name: &str, args: &[Bytes]) -> Option<Result<Op, CommandError>> {
         ("SCAN", _) => scan(args),
         ("RANDOMKEY", []) => Ok(Op::RandomKey),
         ("FLUSHALL" | "FLUSHDB", _) => flush(args),
+        ("HSET", _) => hset(args),
+        ("HSETNX", [k, f, v]) => (|| {
+            Ok(Op::HSetNx {
+                key: key(k)?,
+                field: key(f)?,
+                value: value(v)?,
+            })
+        })(),
+        ("HGET", [k, f]) => key(k).map(|key| Op::HGet {
+            key,
+            field: f.clone(),
+        }),
+        ("HMGET", [k, _, ..]) => key(k).map(|key| Op::HMGet {
+            key,
+            fields: args[1..].to_vec(),
+        }),
+        ("HDEL", [k, _, ..]) => key(k).map(|key| Op::HDel {
+            key,
+            fields: args[1..].to_vec(),
+        }),
+        ("HEXISTS", [k, f]) => key(k).map(|key| Op::HExists {
+            key,
+            field: f.clone(),
+        }),
+        ("HLEN", [k]) => key(k).map(|key| Op::HLen { key }),
+        ("HSTRLEN", [k, f]) => key(k).map(|key| Op::HStrLen {
+            key,
+            field: f.clone(),
+        }),
+        ("HGETALL", [k]) => key(k).map(|key| Op::HGetAll { key }),
+        ("HKEYS", [k]) => key(k).map(|key| Op::HKeys { key }),
+        ("HVALS", [k]) => key(k).map(|key| Op::HVals { key }),
+        ("HINCRBY", [k, f, n]) => (|| {
+            Ok(Op::HIncrBy {
+                key: key(k)?,
+                field: key(f)?,
+                by: int(n)?,
+            })
+        })(),
+        ("HINCRBYFLOAT", [k, f, n]) => match parse_f64(n) {
+            Some(_) => (|| {
+                Ok(Op::HIncrByFloat {
+                    key: key(k)?,
+                    field: key(f)?,
+                    by: n.clone(),
+                })
+            })(),
+            None => Err(err("ERR value is not a valid float")),
+        },
+        ("HSCAN", _) => hscan(args),
         (
             "GET" | "SETNX" | "GETSET" | "GETDEL" | "MGET" | "INCR" | "DECR" | "INCRBY" | "DECRBY"
             | "INCRBYFLOAT" | "STRLEN" | "GETRANGE" | "SETRANGE" | "APPEND" | "DEL" | "UNLINK"
             | "EXISTS" | "PERSIST" | "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" | "TYPE"
-            | "RENAME" | "RENAMENX" | "TOUCH" | "DBSIZE" | "KEYS" | "RANDOMKEY",
+            | "RENAME" | "RENAMENX" | "TOUCH" | "DBSIZE" | "KEYS" | "RANDOMKEY" | "HSETNX" | "HGET"
+            | "HMGET" | "HDEL" | "HEXISTS" | "HLEN" | "HSTRLEN" | "HGETALL" | "HKEYS" | "HVALS"
+            | "HINCRBY" | "HINCRBYFLOAT",
             _,
         ) => Err(arity(name)),
         _ => return None,
@@ -406,6 +458,44 @@ fn scan(args: &[Bytes]) -> Result<Op, CommandError> {
         pattern,
         count,
         kind,
+    })
+}
+
+/// `HSCAN key cursor [MATCH pattern] [COUNT count]` (one page: every
+/// matching field, cursor 0).
+fn hscan(args: &[Bytes]) -> Result<Op, CommandError> {
+    let [k, cursor, opts @ ..] = args else {
+        return Err(arity("hscan"));
+    };
+    let text = std::str::from_utf8(cursor).unwrap_or("");
+    if text.parse::<u64>().is_err() && text.parse::<i64>().is_err() {
+        return Err(err("ERR invalid cursor"));
+    }
+    let mut pattern = None;
+    let mut i = 0;
+    while i < opts.len() {
+        let arg = opts.get(i + 1).ok_or_else(syntax)?;
+        match upper(&opts[i]).as_str() {
+            "MATCH" => pattern = Some(arg.clone()),
+            "COUNT" if int(arg)? >= 1 => {}
+            _ => return Err(syntax()),
+        }
+        i += 2;
+    }
+    Ok(Op::HScan {
+        key: key(k)?,
+        pattern,
+    })
+}
+
+/// `HSET key field value [field value ...]`.
+fn hset(args: &[Bytes]) -> Result<Op, CommandError> {
+    let [k, rest @ ..] = args else {
+        return Err(arity("hset"));
+    };
+    Ok(Op::HSet {
+        key: key(k)?,
+        pairs: pairs(rest, "hset")?,
     })
 }
 
@@ -540,6 +630,23 @@ mod tests {
             (&["scan", "0", "foo"], "ERR syntax error"),
             (&["scan", "0", "match"], "ERR syntax error"),
             (&["flushall", "foo"], "ERR syntax error"),
+            (
+                &["hset", "h", "f"],
+                "ERR wrong number of arguments for 'hset' command",
+            ),
+            (
+                &["hset", "h", "f", "v", "g"],
+                "ERR wrong number of arguments for 'hset' command",
+            ),
+            (
+                &["hincrby", "h", "f", "x"],
+                "ERR value is not an integer or out of range",
+            ),
+            (
+                &["hincrbyfloat", "h", "f", "x"],
+                "ERR value is not a valid float",
+            ),
+            (&["hscan", "h", "x"], "ERR invalid cursor"),
         ];
         for (args, want) in cases {
             assert_eq!(p(args).unwrap_err(), *want, "{args:?}");

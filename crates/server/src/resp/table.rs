@@ -331,7 +331,17 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("del", -2, &["write"], ALL_KEYS)
         .doc("generic", "1.0.0", "Deletes one or more keys.")
         .key_flags(&["RM", "delete"]),
+    spec("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS).doc(
+        "transactions",
+        "2.0.0",
+        "Discards a transaction.",
+    ),
     spec("echo", 2, &["fast"], NO_KEYS).doc("connection", "1.0.0", "Returns the given string."),
+    spec("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], NO_KEYS).doc(
+        "transactions",
+        "1.2.0",
+        "Executes all commands in a transaction (one log entry, applied atomically).",
+    ),
     spec("exists", -2, &["readonly", "fast"], ALL_KEYS).doc(
         "generic",
         "1.0.0",
@@ -387,10 +397,80 @@ pub const COMMANDS: &[CommandSpec] = &[
         "1.0.0",
         "Returns the previous string value of a key after setting it to a new value.",
     ),
+    spec("hdel", -3, &["write", "fast"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.",
+    ),
     spec("hello", -1, NO_AUTH, NO_KEYS).doc(
         "connection",
         "6.0.0",
         "Handshakes with the server.",
+    ),
+    spec("hexists", 3, &["readonly", "fast"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Determines whether a field exists in a hash.",
+    ),
+    spec("hget", 3, &["readonly", "fast"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Returns the value of a field in a hash.",
+    ),
+    spec("hgetall", 2, &["readonly"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Returns all fields and values in a hash.",
+    ),
+    spec("hincrby", 4, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.",
+    ),
+    spec("hincrbyfloat", 4, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "hash",
+        "2.6.0",
+        "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.",
+    ),
+    spec("hkeys", 2, &["readonly"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Returns all fields in a hash.",
+    ),
+    spec("hlen", 2, &["readonly", "fast"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Returns the number of fields in a hash.",
+    ),
+    spec("hmget", -3, &["readonly", "fast"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Returns the values of all fields in a hash.",
+    ),
+    spec("hscan", -3, &["readonly"], ONE_KEY).doc(
+        "hash",
+        "2.8.0",
+        "Iterates over fields and values of a hash (raftkv answers every field in one page).",
+    ),
+    spec("hset", -4, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Creates or modifies the value of a field in a hash.",
+    ),
+    spec("hsetnx", 4, &["write", "denyoom", "fast"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Sets the value of a field in a hash only when the field doesn't exist.",
+    ),
+    spec("hstrlen", 3, &["readonly", "fast"], ONE_KEY).doc(
+        "hash",
+        "3.2.0",
+        "Returns the length of the value of a field.",
+    ),
+    spec("hvals", 2, &["readonly"], ONE_KEY).doc(
+        "hash",
+        "2.0.0",
+        "Returns all values in a hash.",
     ),
     spec("incr", 2, &["write", "denyoom", "fast"], ONE_KEY).doc(
         "string",
@@ -431,6 +511,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         "string",
         "1.0.1",
         "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+    ),
+    spec("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS).doc(
+        "transactions",
+        "1.2.0",
+        "Starts a transaction.",
     ),
     spec("persist", 2, &["write", "fast"], ONE_KEY).doc(
         "generic",
@@ -564,6 +649,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         "generic",
         "4.0.0",
         "Asynchronously deletes one or more keys.",
+    ),
+    spec("unwatch", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS).doc(
+        "transactions",
+        "2.2.0",
+        "Forgets about watched keys of a transaction.",
+    ),
+    spec("watch", -2, &["noscript", "loading", "stale", "fast", "allow_busy"], ALL_KEYS).doc(
+        "transactions",
+        "2.2.0",
+        "Monitors changes to keys to determine the execution of a transaction.",
     ),
 ];
 
