@@ -356,7 +356,7 @@ async fn join_and_leave_under_load_with_leaders_killed_mid_migration() {
     c.signal(victim, libc::SIGSTOP);
     let join = c.join_arg(4);
     assert_eq!(c.shardctl(9, &["JOIN", &join], SETTLE).await, "config 2");
-    c.wait_pulling(4, SETTLE).await;
+    c.wait_pulling(4, 2, SETTLE).await;
     c.kill(victim);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     c.spawn(victim);
@@ -368,7 +368,7 @@ async fn join_and_leave_under_load_with_leaders_killed_mid_migration() {
     let victim = c.group_leader(4).await.expect("group 4 has a leader");
     c.signal(victim, libc::SIGSTOP);
     assert_eq!(c.shardctl(7, &["LEAVE", "1"], SETTLE).await, "config 3");
-    c.wait_pulling(2, SETTLE).await;
+    c.wait_pulling(2, 3, SETTLE).await;
     c.kill(victim);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     c.spawn(victim);

@@ -216,22 +216,32 @@ impl ShardCluster {
         None
     }
 
-    /// Waits until some replica of group `gid` reports a shard it is pulling.
-    pub async fn wait_pulling(&self, gid: u64, within: Duration) {
+    /// Waits until some replica of group `gid` reports a shard it is pulling
+    /// for configuration `num`, or has already finished pulling for it.
+    ///
+    /// A pull can start and finish between two polls (the source group
+    /// elects a new leader around a frozen one and serves the shard at
+    /// once); waiting only for the transient "pulling" state then waits
+    /// forever. Either way the caller's next fault lands during or right
+    /// after the migration; which one happened is printed.
+    pub async fn wait_pulling(&self, gid: u64, num: u64, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             for &id in &self.groups[&gid] {
-                let pulling = self
-                    .groups_of(id)
-                    .await
-                    .and_then(|g| g.get(&gid)?.get("pulling").cloned());
-                if pulling.is_some_and(|p| p != "-") {
+                let fields = self.groups_of(id).await.and_then(|g| g.get(&gid).cloned());
+                let Some(f) = fields else { continue };
+                if f.get("pulling").is_some_and(|p| p != "-") {
+                    return;
+                }
+                let config = f.get("config").and_then(|c| c.parse::<u64>().ok());
+                if config.is_some_and(|c| c >= num) {
+                    eprintln!("group {gid} finished pulling for config {num} between two polls");
                     return;
                 }
             }
             assert!(
                 Instant::now() < deadline,
-                "group {gid} never pulled a shard within {within:?}"
+                "group {gid} never pulled a shard for config {num} within {within:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
