@@ -5,26 +5,9 @@
 mod common;
 
 use common::*;
-use kv::{CmdError, Config, ExpireCond, Expiry, Op, Reply, StateMachine, TtlQuery};
-
-struct T {
-    h: Harness,
-    client: u64,
-    seq: u64,
-}
+use kv::{CmdError, ExpireCond, Expiry, Op, Reply, StateMachine, TtlQuery};
 
 impl T {
-    fn new() -> Self {
-        let mut h = Harness::new(Config::default());
-        let client = h.register();
-        T { h, client, seq: 0 }
-    }
-
-    fn run(&mut self, op: Op) -> Reply {
-        self.seq += 1;
-        self.h.request(self.client, self.seq, op).expect("applied")
-    }
-
     fn hset(&mut self, k: &str, pairs: &[(&str, &str)]) -> Reply {
         let pairs = pairs.iter().map(|(f, v)| (b(f), b(v))).collect();
         self.run(Op::HSet { key: b(k), pairs })

@@ -8,26 +8,9 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use common::*;
-use kv::{CmdError, Config, Expiry, Op, Reply, SetCond, SetTtl, StateMachine};
-
-struct T {
-    h: Harness,
-    client: u64,
-    seq: u64,
-}
+use kv::{CmdError, Expiry, Op, Reply, SetCond, SetTtl, StateMachine};
 
 impl T {
-    fn new() -> Self {
-        let mut h = Harness::new(Config::default());
-        let client = h.register();
-        T { h, client, seq: 0 }
-    }
-
-    fn run(&mut self, op: Op) -> Reply {
-        self.seq += 1;
-        self.h.request(self.client, self.seq, op).expect("applied")
-    }
-
     fn put(&mut self, k: &str, v: &str) {
         self.run(Op::Put {
             key: b(k),

@@ -7,28 +7,10 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use kv::{
-    CmdError, Config, ExpireCond, Expiry, GetExTtl, Op, Reply, SetCond, SetTtl, StateMachine,
-    TtlQuery,
+    CmdError, ExpireCond, Expiry, GetExTtl, Op, Reply, SetCond, SetTtl, StateMachine, TtlQuery,
 };
 
-struct T {
-    h: Harness,
-    client: u64,
-    seq: u64,
-}
-
 impl T {
-    fn new() -> Self {
-        let mut h = Harness::new(Config::default());
-        let client = h.register();
-        T { h, client, seq: 0 }
-    }
-
-    fn run(&mut self, op: Op) -> Reply {
-        self.seq += 1;
-        self.h.request(self.client, self.seq, op).expect("applied")
-    }
-
     fn wait(&mut self, ms: u64) {
         self.h.now_ms += ms;
         self.h.tick().unwrap();

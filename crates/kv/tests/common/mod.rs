@@ -85,3 +85,31 @@ impl Harness {
         self.apply_cmd(Command::Tick)
     }
 }
+
+/// One registered client of a fresh state machine, numbering its requests
+/// 1, 2, 3, ...; the command-by-command tests add their helpers to it.
+pub struct T {
+    pub h: Harness,
+    pub client: u64,
+    pub seq: u64,
+}
+
+impl Default for T {
+    fn default() -> Self {
+        T::new()
+    }
+}
+
+impl T {
+    pub fn new() -> Self {
+        let mut h = Harness::new(Config::default());
+        let client = h.register();
+        T { h, client, seq: 0 }
+    }
+
+    /// Applies `op` as this client's next request; panics if it was refused.
+    pub fn run(&mut self, op: Op) -> Reply {
+        self.seq += 1;
+        self.h.request(self.client, self.seq, op).expect("applied")
+    }
+}
