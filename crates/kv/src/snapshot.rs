@@ -105,12 +105,9 @@ pub(crate) fn encode(sm: &StateMachine) -> Bytes {
         store: &sm.store,
         sessions,
     };
-    let mut out = SNAPSHOT_MAGIC.to_vec();
-    out.push(SNAPSHOT_VERSION);
-    let mut out = postcard::to_extend(&body, out).expect("serialising to a Vec cannot fail");
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    Bytes::from(out)
+    rsm::frame::seal_frame(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION, |out| {
+        postcard::to_extend(&body, out).expect("serialising to a Vec cannot fail")
+    })
 }
 
 pub(crate) fn decode(input: &[u8]) -> Result<StateMachine, SnapshotError> {

@@ -1,7 +1,8 @@
 //! The frame every snapshot format here shares: `magic (4 bytes) | version
 //! (1 byte) | body | crc32c (4 bytes, little-endian, over everything
 //! before it)`. Each machine keeps its own magic, version and body; this
-//! checks the frame once, for all of them.
+//! writes ([`seal_frame`]) and checks ([`check_frame`]) the frame once, for
+//! all of them.
 
 /// Why a frame was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +18,22 @@ pub enum FrameError {
 }
 
 const CRC_BYTES: usize = 4;
+
+/// Writes a frame: the header, then whatever `write_body` appends to the
+/// buffer it is given (which already holds the header), then the checksum
+/// over all of it.
+pub fn seal_frame(
+    magic: &[u8; 4],
+    version: u8,
+    write_body: impl FnOnce(Vec<u8>) -> Vec<u8>,
+) -> bytes::Bytes {
+    let mut header = magic.to_vec();
+    header.push(version);
+    let mut out = write_body(header);
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    bytes::Bytes::from(out)
+}
 
 /// Checks magic, checksum and version (in that order); returns the body.
 pub fn check_frame<'a>(

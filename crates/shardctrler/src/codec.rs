@@ -149,12 +149,9 @@ pub(crate) fn encode_snapshot(c: &Controller) -> Bytes {
         configs: &c.configs,
         sessions,
     };
-    let mut header = SNAPSHOT_MAGIC.to_vec();
-    header.push(SNAPSHOT_VERSION);
-    let mut out = postcard::to_extend(&body, header).expect("serialising to a Vec cannot fail");
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    Bytes::from(out)
+    rsm::frame::seal_frame(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION, |out| {
+        postcard::to_extend(&body, out).expect("serialising to a Vec cannot fail")
+    })
 }
 
 pub(crate) fn decode_snapshot(input: &[u8]) -> Result<Controller, SnapshotError> {
