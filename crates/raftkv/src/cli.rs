@@ -346,6 +346,14 @@ pub struct BenchArgs {
     /// Also write the results (settings, counts, percentiles, histogram buckets) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
+    /// Memory mode instead of a timed run: write N distinct keys (`key:0` .. `key:N-1`, values of
+    /// --value-size bytes) once, pipelined, then wait until every endpoint holds them and print each
+    /// endpoint's memory (RSS, peak RSS, used_memory) and bytes per key. Works against redis-server.
+    #[arg(long, value_name = "N")]
+    pub load_keys: Option<u64>,
+    /// Memory mode: commands in flight per client connection.
+    #[arg(long, default_value_t = 64, value_name = "P")]
+    pub pipeline: usize,
 }
 
 /// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).
