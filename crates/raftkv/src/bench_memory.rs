@@ -1,6 +1,6 @@
 //! `raftkv bench --load-keys N`: what a data set costs in memory. Writes N
 //! distinct keys once (pipelined `SET key:I VALUE`, spread over the
-//! endpoints), waits until every endpoint reports them in `INFO keyspace`
+//! endpoints), waits until every endpoint reports at least N keys in `INFO keyspace`
 //! (its own applied state: followers included), and prints per endpoint the
 //! resident set, its peak, `used_memory` and bytes per key.
 //!
@@ -51,7 +51,9 @@ pub async fn run(a: &BenchArgs, n: u64) -> Result<(), String> {
     );
     let mut after = Vec::new();
     for ep in &a.ep.endpoints {
-        after.push(settle(ep, before_keys(&before, ep, a) + n).await?);
+        // At least N keys (more if the endpoint held other keys already;
+        // a second load over the same keys overwrites them).
+        after.push(settle(ep, before_keys(&before, ep, a).max(n)).await?);
     }
     println!(
         "keys={n} value_size={} clients={} pipeline={} load_s={load_s:.1}",
@@ -85,39 +87,72 @@ fn before_keys(before: &[Memory], ep: &str, a: &BenchArgs) -> u64 {
 }
 
 /// Writes `key:0..key:n` once: `a.clients` connections, each keeping
-/// `a.pipeline` SETs in flight.
+/// `a.pipeline` SETs in flight. A SET answered with a transient error
+/// (`-TIMEOUT`, `-CLUSTERDOWN`, `-TRYAGAIN`: a leader change or a stall) is
+/// sent again (a SET is idempotent), at most `MAX_RETRIES` times per client.
 async fn load(a: &BenchArgs, n: u64, value: &[u8]) -> Result<(), String> {
     let workers = (a.clients as u64).min(n);
     let mut tasks = Vec::new();
     for w in 0..workers {
         let ep = a.ep.endpoints[w as usize % a.ep.endpoints.len()].clone();
-        let (value, depth) = (value.to_vec(), a.pipeline);
-        tasks.push(tokio::spawn(async move {
-            let mut c = Client::connect(&ep)
-                .await
-                .map_err(|e| format!("cannot connect to {ep}: {e}"))?;
-            let mut keys = (w..n).step_by(workers as usize).peekable();
-            while keys.peek().is_some() {
-                let batch: Vec<u64> = keys.by_ref().take(depth).collect();
-                for k in &batch {
-                    c.queue(&[b"SET".as_slice(), format!("key:{k}").as_bytes(), &value]);
-                }
-                c.flush().await.map_err(|e| format!("{ep}: {e}"))?;
-                for _ in &batch {
-                    match c.read_reply().await {
-                        Ok(Frame::Error(e)) => return Err(format!("{ep}: SET answered {e}")),
-                        Err(e) => return Err(format!("{ep}: {e}")),
-                        Ok(_) => {}
-                    }
-                }
-            }
-            Ok::<(), String>(())
-        }));
+        let keys: Vec<u64> = (w..n).step_by(workers as usize).collect();
+        tasks.push(tokio::spawn(load_keys(
+            ep,
+            keys,
+            value.to_vec(),
+            a.pipeline,
+        )));
     }
+    let mut retried = 0;
     for t in tasks {
-        t.await.map_err(|e| e.to_string())??;
+        retried += t.await.map_err(|e| e.to_string())??;
+    }
+    if retried > 0 {
+        eprintln!("{retried} SETs answered a transient error and were sent again");
     }
     Ok(())
+}
+
+/// Retries of transient errors one loading client allows itself.
+const MAX_RETRIES: u64 = 10_000;
+
+/// One client's share of the load; returns how many SETs it sent again.
+async fn load_keys(
+    ep: String,
+    keys: Vec<u64>,
+    value: Vec<u8>,
+    depth: usize,
+) -> Result<u64, String> {
+    let mut c = Client::connect(&ep)
+        .await
+        .map_err(|e| format!("cannot connect to {ep}: {e}"))?;
+    let mut todo: std::collections::VecDeque<u64> = keys.into();
+    let mut retried = 0;
+    while !todo.is_empty() {
+        let batch: Vec<u64> = todo.drain(..depth.min(todo.len())).collect();
+        for k in &batch {
+            c.queue(&[b"SET".as_slice(), format!("key:{k}").as_bytes(), &value]);
+        }
+        c.flush().await.map_err(|e| format!("{ep}: {e}"))?;
+        for k in &batch {
+            match c.read_reply().await {
+                Ok(Frame::Error(e)) if transient(&e) && retried < MAX_RETRIES => {
+                    retried += 1;
+                    todo.push_back(*k);
+                }
+                Ok(Frame::Error(e)) => return Err(format!("{ep}: SET answered {e}")),
+                Err(e) => return Err(format!("{ep}: {e}")),
+                Ok(_) => {}
+            }
+        }
+    }
+    Ok(retried)
+}
+
+fn transient(error: &str) -> bool {
+    ["TIMEOUT", "CLUSTERDOWN", "TRYAGAIN"]
+        .iter()
+        .any(|p| error.starts_with(p))
 }
 
 /// Polls `ep` until it holds at least `keys` keys, then measures it.

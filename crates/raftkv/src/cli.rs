@@ -230,9 +230,14 @@ pub struct ServerArgs {
     /// Leader heartbeat period in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
-    /// Snapshot and compact the log once it reaches this many bytes (0 = never).
+    /// Snapshot and compact the log once it reaches this many bytes (0 = never). Also bounds the
+    /// log kept after a snapshot: on disk, plus 32 bytes per entry in memory.
     #[arg(long, default_value_t = 64 << 20)]
     pub snapshot_threshold_bytes: u64,
+    /// Newest log entries kept in memory, in bytes (older ones are read back from the WAL when a
+    /// lagging follower needs them). Single-group mode; sharded groups use the default.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub log_cache_bytes: u64,
     /// A command not answered in this many milliseconds gets -CLUSTERDOWN (never reached a leader) or -TIMEOUT (may have taken effect).
     #[arg(long, default_value_t = 3000)]
     pub request_timeout_ms: u64,

@@ -43,7 +43,9 @@ pub struct DiskOptions {
     /// A segment is sealed and a new one started once it reaches this many bytes.
     pub segment_max_bytes: u64,
     /// Bound on entry bytes kept in memory (by `Entry::size_bytes`); older entries are
-    /// read back from their segment on demand.
+    /// read back from their segment on demand. The default (16 MiB) holds far more than a
+    /// follower keeping up lags by (appends go out in batches of about 1 MiB); a
+    /// follower further behind is served from the segment files.
     pub cache_max_bytes: u64,
     /// Buffered records are written to the file (not fsync'd) once they exceed this.
     pub write_buffer_max_bytes: usize,
@@ -58,7 +60,7 @@ impl Default for DiskOptions {
     fn default() -> Self {
         DiskOptions {
             segment_max_bytes: 64 << 20,
-            cache_max_bytes: 64 << 20,
+            cache_max_bytes: 16 << 20,
             write_buffer_max_bytes: 4 << 20,
             preallocate_bytes: 1 << 20,
             fs: Arc::new(StdFs),
