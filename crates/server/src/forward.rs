@@ -85,6 +85,11 @@ impl ForwardTable {
         Ok(())
     }
 
+    /// The last id issued (ids are 1, 2, ...; 0: none yet).
+    pub fn issued(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
     /// `id` was dropped before it was written to any socket.
     pub fn not_sent(&self, id: u64) {
         if let Some(w) = self.waiting().remove(&id) {

@@ -66,6 +66,8 @@ pub struct RunningNode {
     /// How long a leader stopping gracefully waits for leadership to move
     /// (two election timeouts); zero: no hand-off (sharded processes).
     pub(crate) handoff: Duration,
+    /// The single-group node's forwarded requests (`None` when sharded).
+    pub(crate) forwards: Option<Arc<ForwardTable>>,
 }
 
 /// Binds the addresses in `cfg` and starts the node.
@@ -152,7 +154,7 @@ pub async fn start_with(
         cfg.id,
         driver.clone(),
         peers,
-        forwards,
+        forwards.clone(),
         KV_RESPONSE_WINDOW,
         timeouts,
     )));
@@ -188,6 +190,7 @@ pub async fn start_with(
         shutdown,
         fatal,
         handoff: Duration::from_millis(2 * cfg.election_timeout_ms),
+        forwards: Some(forwards),
     })
 }
 
@@ -318,6 +321,12 @@ impl RunningNode {
                     .status
             }
         }
+    }
+
+    /// How many requests this single-group node has forwarded to a leader
+    /// so far (the last forwarded request's id); `None` when sharded.
+    pub fn forwards_issued(&self) -> Option<u64> {
+        self.forwards.as_ref().map(|f| f.issued())
     }
 
     /// A sharded process's groups and routing configuration.

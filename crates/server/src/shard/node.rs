@@ -156,6 +156,7 @@ pub async fn start_sharded_with(
         shutdown,
         fatal,
         handoff: std::time::Duration::ZERO,
+        forwards: None,
     })
 }
 
