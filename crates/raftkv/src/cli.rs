@@ -269,10 +269,15 @@ pub struct ServerArgs {
     /// the same on every node. Every peer connection then starts with an HMAC-SHA256 challenge-response in both
     /// directions: a process that cannot prove the secret is refused before anything it sends is read.
     /// Without it the peer port is unauthenticated (a warning at startup). It does not encrypt peer traffic.
+    /// Fixed peer-port limits, with or without it: 64 connections, 16 of them in their handshake and 8 of those
+    /// from one source address (more closes the busiest address's oldest), a handshake within the link's
+    /// dead-after bound (8 election timeouts within 2-60 s: 2.4 s by default), frames of at most 4 KiB before the
+    /// handshake and 64 MiB after it, memory for a frame taken only as its bytes arrive.
     #[arg(long)]
     pub peer_secret_file: Option<PathBuf>,
     /// The deployment's name, the same on every node; a peer naming another cluster is refused (both ids logged),
-    /// with or without a secret. 1-64 characters from A-Z a-z 0-9 . _ -
+    /// with or without a secret. 1-64 characters from A-Z a-z 0-9 . _ -. Give each deployment its own: the default
+    /// is shared by every deployment that keeps it (a warning at startup); it is a label, only the secret keeps others out.
     #[arg(long, default_value = server::peer::handshake::DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
     /// Serve Prometheus metrics (text format) at http://HOST:PORT/metrics; a bare PORT binds 127.0.0.1.

@@ -181,6 +181,7 @@ pub async fn start_with(
     ];
     tracing::info!(id = cfg.id, client = %client_addr, peer = %peer_addr, data_dir = %cfg.data_dir.display(), cluster = %auth.cluster, "node started");
     auth.warn_if_open(&peer_addr);
+    auth.warn_if_default_cluster(cfg.members.len());
     Ok(RunningNode {
         client_addr,
         peer_addr,

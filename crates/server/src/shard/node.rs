@@ -147,6 +147,7 @@ pub async fn start_sharded_with(
     tracing::info!(id = base.id, client = %client_addr, peer = %peer_addr, data_dir = %base.data_dir.display(),
         controller = cfg.hosts_controller(), groups = ?cfg.hosted_groups(), cluster = %auth.cluster, "sharded process started");
     auth.warn_if_open(&peer_addr);
+    auth.warn_if_default_cluster(base.members.len());
     Ok(RunningNode {
         client_addr,
         peer_addr,
