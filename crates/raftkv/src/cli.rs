@@ -233,6 +233,12 @@ pub struct ServerArgs {
     /// Snapshot and compact the log once it reaches this many bytes (0 = never).
     #[arg(long, default_value_t = 64 << 20)]
     pub snapshot_threshold_bytes: u64,
+    /// Refuse new writes (-MISCONF; reads and Raft go on) while the data directory's file system has less free space than this, so a group
+    /// whose members fill alike stops taking writes before any member's disk is full, instead of every member hitting ENOSPC at once.
+    /// Measured with statvfs (space available to this user); writes resume by themselves once space is freed. 0 turns it off.
+    /// Sizes take Redis's units: 65536, 64kb, 16mb, 1gb.
+    #[arg(long, default_value = "64mb", value_parser = server::config::parse_bytes)]
+    pub min_free_bytes: u64,
     /// A command not answered in this many milliseconds gets -CLUSTERDOWN (never reached a leader) or -TIMEOUT (may have taken effect).
     #[arg(long, default_value_t = 3000)]
     pub request_timeout_ms: u64,

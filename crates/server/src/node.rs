@@ -127,12 +127,14 @@ pub async fn start_with(
         auth.clone(),
     );
     let (fatal_tx, fatal) = oneshot::channel();
+    let reserve = crate::space::Reserve::new(&cfg.data_dir, cfg.reserve.clone());
     let (driver, driver_thread) = driver::start(
         replica,
         DriverConfig { tick: cfg.tick() },
         peers.clone(),
         fatal_tx,
         Some(reopen(&cfg)),
+        reserve.clone(),
     );
 
     let members: Arc<BTreeMap<_, _>> = Arc::new(cfg.members.clone());
@@ -157,6 +159,7 @@ pub async fn start_with(
         forwards.clone(),
         KV_RESPONSE_WINDOW,
         timeouts,
+        reserve,
     )));
     let (shutdown, _) = broadcast::channel(1);
     let (client_addr, peer_addr) = (
