@@ -56,6 +56,7 @@ pub mod servercmd;
 pub mod service;
 pub mod sessions;
 pub mod shard;
+pub mod space;
 pub mod stats;
 pub mod stream;
 pub mod tls;
