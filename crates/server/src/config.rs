@@ -43,6 +43,9 @@ pub struct NodeConfig {
     /// The store's options (segment size, caches; tests swap in a
     /// fault-injecting file system).
     pub storage: storage::DiskOptions,
+    /// The free-space floor below which new writes are refused
+    /// (`--min-free-bytes`; `crate::space`).
+    pub reserve: crate::space::ReserveConfig,
     /// The cluster id and shared secret of the peer port
     /// (`--cluster-id`, `--peer-secret-file`; `peer::handshake`).
     pub peer_auth: crate::peer::PeerAuth,
@@ -76,6 +79,8 @@ pub struct ClientPortConfig {
     pub idle_timeout: Option<Duration>,
     /// `--requirepass-file`: clients must `AUTH` first.
     pub requirepass: Option<crate::auth::Password>,
+    /// `--tls-cert-file`: the port speaks TLS only (`crate::tls`).
+    pub tls: Option<crate::tls::Acceptor>,
 }
 
 impl Default for ClientPortConfig {
@@ -86,6 +91,7 @@ impl Default for ClientPortConfig {
             output_buffer_limit_bytes: 64 << 20,
             idle_timeout: None,
             requirepass: None,
+            tls: None,
         }
     }
 }
@@ -180,6 +186,7 @@ impl NodeConfig {
             max_connections: 10_000,
             client: ClientPortConfig::default(),
             storage: storage::DiskOptions::default(),
+            reserve: crate::space::ReserveConfig::default(),
             peer_auth: crate::peer::PeerAuth::default(),
         }
     }
