@@ -76,10 +76,12 @@
 //! ```
 //!
 //! Files, one job each: `config`, `error`, `outcome` (the API's data),
+//! `counters` (monotonic counts of the replica's work, for metrics),
 //! `proposals` and `reads` (pending requests), `log_size` (the snapshot
 //! trigger), `replica` (the driver loop).
 
 mod config;
+mod counters;
 mod error;
 mod log_size;
 mod outcome;
@@ -88,6 +90,7 @@ mod reads;
 mod replica;
 
 pub use config::{Config, HARD_STATE_BYTES};
+pub use counters::Counters;
 pub use error::{Rejected, ReplicaError};
 pub use log_size::exact_bytes as persisted_log_bytes;
 pub use outcome::{Completion, Outcome, Token};

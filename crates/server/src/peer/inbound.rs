@@ -18,9 +18,12 @@
 //! `super::liveness`).
 //! The peer's keepalives name its connection (so our reports back count the
 //! bytes read on its newest one) and report what it read of ours.
+//! Refusals and closes are counted in [`Rejections`] (held by `Peers`), and
+//! bytes read after the handshake in the peer's `LinkState`, for `/metrics`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +65,20 @@ pub struct Inbound {
     pub timeouts: LinkTimeouts,
     /// The cluster id and secret peers must prove (`super::handshake`).
     pub auth: Arc<PeerAuth>,
+}
+
+/// Inbound connections and messages refused, counted for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Rejections {
+    /// Handshakes refused: another cluster, a wrong secret, a non-member.
+    pub handshakes_refused: AtomicU64,
+    /// Handshakes not completed in time.
+    pub handshakes_timed_out: AtomicU64,
+    /// Authenticated connections closed for what they sent (a bad or
+    /// undecodable frame, a message naming the wrong sender) or for silence.
+    pub connections_closed: AtomicU64,
+    /// Raft messages dropped for impossible fields (never stepped).
+    pub messages_dropped: AtomicU64,
 }
 
 type Frames = FramedRead<CountingRead<TcpStream>, tokio_util::codec::LengthDelimitedCodec>;
@@ -172,6 +189,7 @@ impl Inbound {
         let from = match tokio::time::timeout(deadline, handshake).await {
             Ok(Ok(from)) => from,
             Ok(Err(HandshakeError::Refused(e))) => {
+                count(&self.peers.rejections().handshakes_refused);
                 tracing::warn!(%addr, "peer refused: {e}");
                 return Ok(());
             }
@@ -180,10 +198,11 @@ impl Inbound {
                 return Ok(());
             }
             Err(_) => {
+                count(&self.peers.rejections().handshakes_timed_out);
                 return Err(format!(
                     "no complete handshake within {} ms",
                     deadline.as_millis()
-                ))
+                ));
             }
         };
         drop(pending); // authenticated: no longer counts against the handshake cap
@@ -192,7 +211,24 @@ impl Inbound {
             .decoder_mut()
             .set_max_frame_length(wire::MAX_FRAME_BYTES);
         tracing::info!(peer = from, "peer connected");
-        while let Some(frame) = next_live(&mut frames, deadline).await? {
+        let link = self.peers.get(from);
+        let mut counted = frames.get_ref().read_bytes();
+        loop {
+            let next = next_live(&mut frames, deadline).await;
+            if let Some(p) = &link {
+                let read = frames.get_ref().read_bytes();
+                let received = &p.link().received_bytes;
+                received.fetch_add(read - counted, Ordering::Relaxed);
+                counted = read;
+            }
+            let frame = match next {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    count(&self.peers.rejections().connections_closed);
+                    return Err(e);
+                }
+            };
             if let PeerFrame::Keepalive {
                 conn,
                 heard_conn,
@@ -205,7 +241,10 @@ impl Inbound {
                 }
                 continue;
             }
-            self.dispatch(from, frame)?;
+            if let Err(e) = self.dispatch(from, frame) {
+                count(&self.peers.rejections().connections_closed);
+                return Err(e);
+            }
         }
         tracing::info!(peer = from, "peer disconnected");
         Ok(())
@@ -235,6 +274,7 @@ impl Inbound {
                     if let Err(field) = m.check_bounds() {
                         // Corrupt or hostile (issue 10's term bomb): never
                         // stepped, so never adopted or persisted.
+                        count(&self.peers.rejections().messages_dropped);
                         tracing::warn!(
                             peer = from,
                             "dropped a raft message with an impossible {field}: {}",
@@ -258,6 +298,10 @@ impl Inbound {
         }
         Ok(())
     }
+}
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The next frame; an error once no byte has arrived for `silence`

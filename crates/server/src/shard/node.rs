@@ -27,6 +27,8 @@ use super::forward::{Forwards, Sink};
 use super::router::{ClientIds, Router};
 use crate::forward::ForwardTable;
 use crate::listener;
+use crate::metrics::disk::MeteredFs;
+use crate::metrics::{Sources, Telemetry};
 use crate::node::{Driver, NodeError, RunningNode};
 use crate::peer::{inbound, LinkTimeouts, Peers};
 use crate::port_state::{PortSettings, PortState};
@@ -65,7 +67,12 @@ pub async fn start_sharded_with(
     };
     std::fs::create_dir_all(&base.data_dir).map_err(dir_err(&base.data_dir))?;
     let epoch = bump_epoch(&base.data_dir).map_err(dir_err(&base.data_dir))?;
-    let node = boot(&cfg).await?;
+    let mut hosted: BTreeSet<GroupId> = cfg.hosted_groups().into_iter().collect();
+    if cfg.hosts_controller() {
+        hosted.insert(CONTROLLER_GROUP);
+    }
+    let telemetry = Telemetry::new(hosted.iter().copied());
+    let node = boot(&cfg, &telemetry).await?;
 
     let link_timeouts =
         LinkTimeouts::for_election_timeout(Duration::from_millis(base.election_timeout_ms));
@@ -84,6 +91,7 @@ pub async fn start_sharded_with(
         config_poll: Duration::from_millis(cfg.config_poll_ms),
         controllers: cfg.controllers.clone(),
         shards: cfg.shards,
+        telemetry: telemetry.clone(),
     };
     let (driver, driver_thread) = driver::start(node, dcfg, peers.clone(), fatal_tx);
 
@@ -107,10 +115,17 @@ pub async fn start_sharded_with(
         request: Duration::from_millis(base.request_timeout_ms),
         forward_attempt: Duration::from_millis((base.election_timeout_ms * 2).clamp(200, 2000)),
     };
-    let mut hosted: BTreeSet<GroupId> = cfg.hosted_groups().into_iter().collect();
-    if cfg.hosts_controller() {
-        hosted.insert(CONTROLLER_GROUP);
-    }
+    let metrics = Sources {
+        port: PortState::new(PortSettings {
+            listen: client.local_addr().expect("bound"),
+            max_connections: base.max_connections,
+            client: base.client.clone(),
+            data_dir: base.data_dir.clone(),
+            sharded: true,
+        }),
+        peers: peers.clone(),
+        telemetry,
+    };
     let router = Router::new(
         base.id,
         Keyspace::new(cfg.shards).expect("validated"),
@@ -133,13 +148,7 @@ pub async fn start_sharded_with(
         tokio::spawn(listener::accept_loop(
             client,
             Arc::new(Service::Sharded(router)),
-            PortState::new(PortSettings {
-                listen: client_addr,
-                max_connections: base.max_connections,
-                client: base.client.clone(),
-                data_dir: base.data_dir.clone(),
-                sharded: true,
-            }),
+            metrics.port.clone(),
             shutdown.clone(),
         )),
     ];
@@ -155,14 +164,15 @@ pub async fn start_sharded_with(
         shutdown,
         fatal,
         handoff: std::time::Duration::ZERO,
+        metrics,
     })
 }
 
 /// Opens every hosted group's storage and adds its replica.
-async fn boot(cfg: &ShardedConfig) -> Result<driver::Node, NodeError> {
+async fn boot(cfg: &ShardedConfig, telemetry: &Telemetry) -> Result<driver::Node, NodeError> {
     let mut node = ShardNode::new(cfg.base.id, cfg.controllers.clone(), cfg.agent_resend_ms);
     if cfg.hosts_controller() {
-        let storage = open(cfg, CONTROLLER_GROUP).await?;
+        let storage = open(cfg, CONTROLLER_GROUP, telemetry).await?;
         node.add_controller(
             cfg.replica_config(CONTROLLER_GROUP),
             storage,
@@ -170,19 +180,24 @@ async fn boot(cfg: &ShardedConfig) -> Result<driver::Node, NodeError> {
         )?;
     }
     for gid in cfg.hosted_groups() {
-        let storage = open(cfg, gid).await?;
+        let storage = open(cfg, gid, telemetry).await?;
         node.add_data_group(cfg.replica_config(gid), storage, cfg.group_settings(gid))?;
     }
     Ok(node)
 }
 
-async fn open(cfg: &ShardedConfig, gid: GroupId) -> Result<storage::DiskStorage, NodeError> {
+/// Opens group `gid`'s storage, its writes and fsyncs measured (`/metrics`).
+async fn open(
+    cfg: &ShardedConfig,
+    gid: GroupId,
+    telemetry: &Telemetry,
+) -> Result<storage::DiskStorage, NodeError> {
     let dir = cfg.group_dir(gid);
-    let storage = tokio::task::spawn_blocking(move || {
-        storage::DiskStorage::open(&dir, storage::DiskOptions::default())
-    })
-    .await
-    .expect("storage open task")?;
+    let mut opts = storage::DiskOptions::default();
+    opts.fs = MeteredFs::wrap(opts.fs, telemetry.group(gid));
+    let storage = tokio::task::spawn_blocking(move || storage::DiskStorage::open(&dir, opts))
+        .await
+        .expect("storage open task")?;
     Ok(storage)
 }
 
