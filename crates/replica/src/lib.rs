@@ -78,7 +78,8 @@
 //! Files, one job each: `config`, `error`, `outcome` (the API's data),
 //! `counters` (monotonic counts of the replica's work, for metrics),
 //! `proposals` and `reads` (pending requests), `log_size` (the snapshot
-//! trigger), `replica` (the driver loop).
+//! trigger), `replica` (the driver loop), `space` (what a host does while
+//! the disk is full).
 
 mod config;
 mod counters;
@@ -88,6 +89,7 @@ mod outcome;
 mod proposals;
 mod reads;
 mod replica;
+pub mod space;
 
 pub use config::{Config, HARD_STATE_BYTES};
 pub use counters::Counters;
@@ -95,3 +97,4 @@ pub use error::{Rejected, ReplicaError};
 pub use log_size::exact_bytes as persisted_log_bytes;
 pub use outcome::{Completion, Outcome, Token};
 pub use replica::{Replica, Status};
+pub use space::{SpaceWait, DISK_FULL_RETRY_MS};
