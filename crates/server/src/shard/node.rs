@@ -127,7 +127,7 @@ pub async fn start_sharded_with(
         peers: peers.clone(),
         telemetry,
     };
-    let router = Router::new(
+    let mut router = Router::new(
         base.id,
         Keyspace::new(cfg.shards).expect("validated"),
         cfg.controllers.clone(),
@@ -140,6 +140,7 @@ pub async fn start_sharded_with(
         ClientIds::new(base.id, epoch),
         crate::space::Reserve::new(&base.data_dir, base.reserve.clone()),
     );
+    router.probe_tls = base.client.tls.as_ref().map(|t| t.probe.clone());
     let (shutdown, _) = broadcast::channel(1);
     let (client_addr, peer_addr) = (
         client.local_addr().expect("bound"),
