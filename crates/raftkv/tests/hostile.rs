@@ -341,6 +341,7 @@ fn member_auth() -> PeerAuth {
     PeerAuth {
         cluster: "test".into(),
         secret: Some(PeerSecret::new(b"a test secret, not a good one").unwrap()),
+        tls: None,
     }
 }
 
