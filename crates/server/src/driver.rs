@@ -75,6 +75,8 @@ pub enum Answer {
     ReadAborted,
     /// Never reached a leader (peer not connected, queue full): no effect.
     NotSent,
+    /// What a forwarded admin request came to on the leader.
+    Admin(crate::admin::AdminOutcome),
 }
 
 pub enum Input {

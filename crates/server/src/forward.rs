@@ -34,6 +34,8 @@ pub enum Expect {
     Applied,
     /// A read: `Value` or a refusal.
     Value,
+    /// An admin request: `Admin` or a refusal.
+    Admin,
 }
 
 struct Waiter {
@@ -103,6 +105,7 @@ fn fits(expect: Expect, answer: &Answer) -> bool {
     match answer {
         Answer::Applied(_) => expect == Expect::Applied,
         Answer::Value(_) | Answer::ReadAborted => expect == Expect::Value,
+        Answer::Admin(_) => expect == Expect::Admin,
         Answer::NotLeader { .. } | Answer::Busy | Answer::Unknown | Answer::NotSent => true,
     }
 }
@@ -121,6 +124,10 @@ pub fn serve(driver: DriverHandle, peers: Peers, from: NodeId, id: u64, req: For
                 }
             },
             ForwardRequest::Read { key } => driver.read(key).await,
+            ForwardRequest::Admin(op) => Answer::Admin(fit_frame(
+                crate::admin::run_local(&driver, op).await,
+                driver.status().raft.id,
+            )),
         };
         if let Some(p) = peers.get(from) {
             p.send(Outgoing::Reply {
@@ -131,6 +138,23 @@ pub fn serve(driver: DriverHandle, peers: Peers, from: NodeId, id: u64, req: For
     });
 }
 
+/// A snapshot too large for one peer frame is refused with what to do instead.
+fn fit_frame(outcome: crate::admin::AdminOutcome, me: NodeId) -> crate::admin::AdminOutcome {
+    use crate::admin::AdminOutcome;
+    const ROOM_BYTES: usize = 64 << 10;
+    match outcome {
+        AdminOutcome::Snapshot { data, .. }
+            if data.len() + ROOM_BYTES > crate::peer::wire::MAX_FRAME_BYTES =>
+        {
+            AdminOutcome::Error(format!(
+                "ERR the snapshot ({} bytes) is too large to pass between nodes; ask the leader (node {me}) directly: put its client address in --endpoints",
+                data.len()
+            ))
+        }
+        other => other,
+    }
+}
+
 pub fn to_wire(a: Answer) -> ForwardReply {
     match a {
         Answer::Applied(resp) => ForwardReply::Applied(kv::encode_response(&resp)),
@@ -139,6 +163,7 @@ pub fn to_wire(a: Answer) -> ForwardReply {
         Answer::Busy | Answer::NotSent => ForwardReply::Busy,
         Answer::Unknown => ForwardReply::Unknown,
         Answer::ReadAborted => ForwardReply::ReadAborted,
+        Answer::Admin(o) => ForwardReply::Admin(o),
     }
 }
 
@@ -153,6 +178,7 @@ pub fn from_wire(r: ForwardReply) -> Answer {
         ForwardReply::Busy => Answer::Busy,
         ForwardReply::Unknown => Answer::Unknown,
         ForwardReply::ReadAborted => Answer::ReadAborted,
+        ForwardReply::Admin(o) => Answer::Admin(o),
     }
 }
 

@@ -75,6 +75,9 @@ pub enum ForwardRequest {
     Write(Bytes),
     /// A linearizable read (ReadIndex on the leader).
     Read { key: Bytes },
+    /// A membership, leadership or backup request (`crate::admin`), run on
+    /// the leader itself (never forwarded again).
+    Admin(crate::admin::AdminOp),
 }
 
 /// The leader's answer; mirrors [`crate::driver::Answer`].
@@ -89,6 +92,8 @@ pub enum ForwardReply {
     Busy,
     Unknown,
     ReadAborted,
+    /// The answer to `ForwardRequest::Admin`.
+    Admin(crate::admin::AdminOutcome),
 }
 
 /// The length-prefix codec with our frame cap.
