@@ -14,10 +14,10 @@
 //! ids were recorded (`raftkv node 3` alone) is adopted into the cluster of
 //! the node that opens it and rewritten.
 //!
-//! The default cluster id (`raftkv`) is recorded like any other, so every
-//! deployment that kept the default looks alike: a node starting a new
-//! directory under it says so in its log (give each deployment its own
-//! `--cluster-id`; `raftkv cluster` generates one).
+//! The default cluster id (`raftkv`) is recorded like any other, so the
+//! directories of deployments that all kept it cannot be told apart (a node
+//! with peers warns about the default at startup: `PeerAuth`; `raftkv
+//! cluster` generates an id).
 
 use std::io::Write;
 use std::path::Path;
@@ -110,14 +110,6 @@ fn write(dir: &Path, text: &str) -> std::io::Result<()> {
 pub fn log(checked: &Checked, dir: &Path, id: NodeId, cluster: &str) {
     match checked {
         Checked::Same => {}
-        Checked::Created if cluster == crate::peer::handshake::DEFAULT_CLUSTER_ID => {
-            tracing::warn!(
-                data_dir = %dir.display(),
-                "data directory now belongs to node {id} of cluster '{cluster}', the default --cluster-id: \
-                 data directories of deployments that all kept the default cannot be told apart; \
-                 give each deployment its own --cluster-id"
-            )
-        }
         Checked::Created => tracing::info!(
             data_dir = %dir.display(),
             "data directory now belongs to node {id} of cluster '{cluster}'"
