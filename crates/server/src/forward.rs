@@ -87,6 +87,11 @@ impl ForwardTable {
         Ok(())
     }
 
+    /// The last id issued (ids are 1, 2, ...; 0: none yet).
+    pub fn issued(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
     /// `id` was dropped before it was written to any socket.
     pub fn not_sent(&self, id: u64) {
         if let Some(w) = self.waiting().remove(&id) {
@@ -106,7 +111,11 @@ fn fits(expect: Expect, answer: &Answer) -> bool {
         Answer::Applied(_) => expect == Expect::Applied,
         Answer::Value(_) | Answer::ReadAborted => expect == Expect::Value,
         Answer::Admin(_) => expect == Expect::Admin,
-        Answer::NotLeader { .. } | Answer::Busy | Answer::Unknown | Answer::NotSent => true,
+        Answer::NotLeader { .. }
+        | Answer::Busy
+        | Answer::Unknown
+        | Answer::NotSent
+        | Answer::NoSpace(_) => true,
     }
 }
 
@@ -163,6 +172,7 @@ pub fn to_wire(a: Answer) -> ForwardReply {
         Answer::Busy | Answer::NotSent => ForwardReply::Busy,
         Answer::Unknown => ForwardReply::Unknown,
         Answer::ReadAborted => ForwardReply::ReadAborted,
+        Answer::NoSpace(why) => ForwardReply::NoSpace(why),
         Answer::Admin(o) => ForwardReply::Admin(o),
     }
 }
@@ -178,6 +188,7 @@ pub fn from_wire(r: ForwardReply) -> Answer {
         ForwardReply::Busy => Answer::Busy,
         ForwardReply::Unknown => Answer::Unknown,
         ForwardReply::ReadAborted => Answer::ReadAborted,
+        ForwardReply::NoSpace(why) => Answer::NoSpace(why),
         ForwardReply::Admin(o) => Answer::Admin(o),
     }
 }

@@ -92,6 +92,8 @@ pub enum ForwardReply {
     Busy,
     Unknown,
     ReadAborted,
+    /// The leader's file system is below `--min-free-bytes`: refused, no effect.
+    NoSpace(String),
     /// The answer to `ForwardRequest::Admin`.
     Admin(crate::admin::AdminOutcome),
 }

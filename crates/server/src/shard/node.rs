@@ -125,6 +125,7 @@ pub async fn start_sharded_with(
         timeouts,
         cfg.group_settings(1).response_window,
         ClientIds::new(base.id, epoch),
+        crate::space::Reserve::new(&base.data_dir, base.reserve.clone()),
     );
     let (shutdown, _) = broadcast::channel(1);
     let (client_addr, peer_addr) = (
@@ -159,6 +160,7 @@ pub async fn start_sharded_with(
         shutdown,
         fatal,
         handoff: std::time::Duration::ZERO,
+        forwards: None,
     })
 }
 

@@ -26,7 +26,10 @@
 //! space; `shard::driver`), writes for it entering this process are refused
 //! at once with `-MISCONF` (certainly no effect); reads for it go to another
 //! member (a hint, else round robin), and only a read that finds no leader in
-//! time is answered `-MISCONF` instead of `-CLUSTERDOWN`.
+//! time is answered `-MISCONF` instead of `-CLUSTERDOWN`. Writes entering a
+//! process whose file system is below `--min-free-bytes` are refused with
+//! `-MISCONF` too (`crate::space`; unlike the single-group leader, a sharded
+//! group's leader does not yet refuse writes forwarded to it on that ground).
 //!
 //! Controller commands (`SHARDCTL`) go the same way to the controller group,
 //! inside one kv-style session per process, one at a time.
@@ -101,6 +104,9 @@ pub struct Router {
     pub peers: Peers,
     pub forwards: Arc<Forwards>,
     pub timeouts: Timeouts,
+    /// The process's free-space floor (`crate::space`): writes entering here
+    /// are refused while its file system is below it.
+    pub reserve: crate::space::Reserve,
     sessions: SessionPool,
     ids: ClientIds,
     /// Presumed leaders of groups, learned from `NotLeader` hints.
@@ -122,8 +128,10 @@ impl Router {
         timeouts: Timeouts,
         response_window: u64,
         ids: ClientIds,
+        reserve: crate::space::Reserve,
     ) -> Self {
         Router {
+            reserve,
             id,
             keyspace,
             controllers,
@@ -159,6 +167,9 @@ impl Router {
         let Some(key) = op.key().cloned() else {
             return Ok(kv::Reply::Error(kv::CmdError::Keyless));
         };
+        if let Some(why) = self.reserve.low() {
+            return Err(RequestError::NoSpace(why));
+        }
         let (client_id, seq) = self.take_seq(deadline).await?;
         let req = GroupForward::Write(shardkv::Request { client_id, seq, op });
         let res = self.run(Target::Key(&key), &req, deadline).await;
