@@ -101,6 +101,7 @@ pub async fn start_sharded_with(
 
     let forwards = Arc::new(Forwards::default());
     let sink = Sink {
+        self_id: base.id,
         driver: driver.clone(),
         peers: peers.clone(),
         forwards: forwards.clone(),
