@@ -43,11 +43,16 @@ use storage::DiskStorage;
 use tokio::sync::oneshot;
 
 use crate::admin::{AdminOp, AdminReply, AdminWaits};
+use crate::metrics::GroupMetrics;
 use crate::peer::Peers;
 use crate::space::Reserve;
 
 /// Inputs queued for the driver before senders see `Busy`.
 pub const QUEUE_INPUTS: usize = 65_536;
+/// How often the driver takes the snapshot file's pages out of the resident set
+/// (`storage::DiskStorage::release_snapshot_pages`).
+const SNAPSHOT_RELEASE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Inputs handled between two drives, so a flood cannot starve ticks.
 pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
 /// Rebuilds the replica from the data directory (open the store, boot a fresh
@@ -101,9 +106,11 @@ pub enum Input {
 }
 
 /// Driver settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DriverConfig {
     pub tick: Duration,
+    /// Where [`DriverHandle::propose`] records its latency (`/metrics`).
+    pub metrics: Arc<GroupMetrics>,
 }
 
 /// Cloneable access to the driver thread.
@@ -116,6 +123,7 @@ pub struct DriverHandle {
     leader: Arc<AtomicU64>,
     /// Why the log cannot be written (disk full), while it cannot.
     disk_full: Arc<Mutex<Option<String>>>,
+    metrics: Arc<GroupMetrics>,
 }
 
 impl DriverHandle {
@@ -124,9 +132,14 @@ impl DriverHandle {
         let _ = self.tx.try_send(Input::Step(msg));
     }
 
+    /// Proposes `cmd`; the time to its answer goes to the proposal
+    /// latency histogram (measured here, at the edge: the replica has no clock).
     pub async fn propose(&self, cmd: kv::Command) -> Answer {
+        let started = Instant::now();
         let (reply, rx) = oneshot::channel();
-        self.submit(Input::Propose { cmd, reply }, rx).await
+        let answer = self.submit(Input::Propose { cmd, reply }, rx).await;
+        self.metrics.proposal_latency.observe(started.elapsed());
+        answer
     }
 
     pub async fn read(&self, key: Bytes) -> Answer {
@@ -196,6 +209,7 @@ pub fn start(
     let status = Arc::new(Mutex::new(replica.status()));
     let leader = Arc::new(AtomicU64::new(replica.leader().unwrap_or(0)));
     let disk_full = Arc::new(Mutex::new(None));
+    let metrics = cfg.metrics.clone();
     let mut driver = Driver {
         replica: Some(replica),
         reopen,
@@ -226,6 +240,7 @@ pub fn start(
         status,
         leader,
         disk_full,
+        metrics,
     };
     (handle, join)
 }
@@ -255,6 +270,7 @@ struct Driver {
 impl Driver {
     fn run(&mut self, rx: Receiver<Input>, cfg: DriverConfig) -> Result<(), ReplicaError> {
         let mut next_tick = Instant::now() + cfg.tick;
+        let mut next_release = Instant::now();
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             let first = match rx.recv_timeout(wait) {
@@ -275,6 +291,12 @@ impl Driver {
             if now >= next_tick {
                 self.replica().tick(unix_ms());
                 next_tick = (next_tick + cfg.tick).max(now);
+            }
+            if now >= next_release {
+                // Restoring from the snapshot file or streaming it to a follower maps its
+                // pages in; without this they stay in RSS, a snapshot's worth.
+                self.replica().storage().release_snapshot_pages();
+                next_release = now + SNAPSHOT_RELEASE_INTERVAL;
             }
             match self.drive() {
                 Err(e) if self.reopen.is_some() => match SpaceWait::from_error(&e, unix_ms()) {
