@@ -306,9 +306,15 @@ pub struct ServerArgs {
     /// Leader heartbeat period in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
-    /// Snapshot and compact the log once it reaches this many bytes (0 = never).
+    /// Snapshot and compact the log once it reaches this many bytes (0 = never). Also bounds the
+    /// log kept after a snapshot: on disk, plus 32 bytes per entry in memory.
     #[arg(long, default_value_t = 64 << 20)]
     pub snapshot_threshold_bytes: u64,
+    /// Newest log entries kept in memory, in bytes (older ones are read back from the WAL when a
+    /// lagging follower needs them). Single-group mode; sharded groups use the default. Sizes as
+    /// for --min-free-bytes.
+    #[arg(long, default_value = "16mb", value_parser = parse_bytes_u64)]
+    pub log_cache_bytes: u64,
     /// Refuse new writes (-MISCONF; reads and Raft go on) while the data directory's file system has less free space than this, so a group
     /// whose members fill alike stops taking writes before any member's disk is full, instead of every member hitting ENOSPC at once.
     /// Measured with statvfs (space available to this user); writes resume by themselves once space is freed. 0 turns it off.
@@ -478,6 +484,14 @@ pub struct BenchArgs {
     /// Also write the results (settings, counts, percentiles, histogram buckets) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
+    /// Memory mode instead of a timed run: write N distinct keys (`key:0` .. `key:N-1`, values of
+    /// --value-size bytes) once, pipelined, then wait until every endpoint holds them and print each
+    /// endpoint's memory (RSS, peak RSS, used_memory) and bytes per key. Works against redis-server.
+    #[arg(long, value_name = "N")]
+    pub load_keys: Option<u64>,
+    /// Memory mode: commands in flight per client connection.
+    #[arg(long, default_value_t = 64, value_name = "P")]
+    pub pipeline: usize,
 }
 
 /// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).
