@@ -60,14 +60,29 @@ const MAX_TERM_RISE: u64 = 1000;
 
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
-/// Counts every panic in this test process (a node's task, its driver
-/// thread, a test), once for both tests: any panic fails the run.
+/// Threads running a test body: their panics are test failures, not a
+/// node's (so one failing test does not fail the others).
+static TEST_THREADS: std::sync::Mutex<Vec<std::thread::ThreadId>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Counts every panic of a node in this process (its tasks, its driver
+/// thread); the hook is installed once for all tests.
 fn count_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    let me = std::thread::current().id();
+    TEST_THREADS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(me);
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
+            let me = std::thread::current().id();
+            let tests = TEST_THREADS.lock().unwrap_or_else(|e| e.into_inner());
+            if !tests.contains(&me) {
+                PANICS.fetch_add(1, Ordering::SeqCst);
+            }
+            drop(tests);
             previous(info);
         }));
     });
@@ -790,4 +805,71 @@ async fn fuzzed_sharded_peer_frames_never_panic_or_stop_a_process() {
         started.elapsed().as_secs_f64(),
         sharded_max_term(&nodes)
     );
+}
+
+/// Found by the sharded fuzzer: a sharded process stepped Raft messages
+/// addressed to *another* process into its own groups (votes and
+/// `TimeoutNow`s meant for others started elections: 12,426 terms in
+/// 167,000 inputs, against 913 in 200,000 once refused). Now the link is
+/// closed on such a message, as a single-group node's is: a heartbeat a
+/// term ahead sent right behind it is never read, while the same heartbeat
+/// on a fresh link is (so the closing, not a broken path, kept it out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_process_refuses_raft_messages_addressed_to_another() {
+    count_panics();
+    let (nodes, auth, _dir) = start_sharded().await;
+    let target = &nodes[0];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while target.status().raft.leader.is_none() {
+        assert!(Instant::now() < deadline, "no controller leader");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let term = target.status().raft.term;
+    let msg = |to, body| Message {
+        from: 2,
+        to,
+        term: term + 1,
+        body,
+    };
+    let heartbeat = PeerFrame::Shard(ShardFrame::Raft(vec![(
+        0,
+        msg(
+            1,
+            MessageBody::Heartbeat {
+                commit: 0,
+                read_round: 0,
+            },
+        ),
+    )]));
+    let elsewhere = PeerFrame::Shard(ShardFrame::Raft(vec![(
+        0,
+        msg(3, MessageBody::HeartbeatResponse { read_round: 0 }),
+    )]));
+    let mut s = TcpStream::connect(target.peer_addr).await.unwrap();
+    handshake::dial(&mut s, &auth, 2, 1).await.unwrap();
+    for f in [&elsewhere, &heartbeat] {
+        s.write_all(&frame_bytes(&wire::encode(f))).await.unwrap();
+    }
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the link stayed open");
+    assert_eq!(
+        target.status().raft.term,
+        term,
+        "process 1 read on after a message addressed to process 3"
+    );
+
+    let mut s = TcpStream::connect(target.peer_addr).await.unwrap();
+    handshake::dial(&mut s, &auth, 2, 1).await.unwrap();
+    s.write_all(&frame_bytes(&wire::encode(&heartbeat)))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while target.status().raft.term <= term {
+        assert!(
+            Instant::now() < deadline,
+            "a well-addressed heartbeat was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
