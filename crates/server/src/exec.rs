@@ -79,7 +79,7 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
         }
         Command::Cluster(q) => match node {
             Service::Single(r) => cluster_single(r.peers.len() + 1, q),
-            Service::Sharded(r) => cluster_sharded(r, conn, q),
+            Service::Sharded(r) => cluster_sharded(r, conn, q).await,
         },
         Command::ShardCtl(c) => match node {
             Service::Single(_) => Frame::Error(
@@ -108,10 +108,10 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
 /// must lead, then its state machine's snapshot.
 async fn backup(driver: &crate::driver::DriverHandle) -> Frame {
     use crate::driver::Answer;
-    match driver
-        .read(Bytes::from_static(b"raftkv:backup-read-point"))
-        .await
-    {
+    let point = kv::Op::Get {
+        key: Bytes::from_static(b"raftkv:backup-read-point"),
+    };
+    match driver.read(point).await {
         Answer::Value(_) => {}
         Answer::NotLeader { hint: Some(l) } => {
             return Frame::Error(format!("NOTLEADER leader is node {l}"))
@@ -227,21 +227,16 @@ fn redirect(router: &Router, conn: &ConnState, cmd: &Command) -> Option<String> 
     }
 }
 
-/// A data command. `GET` of a string is a ReadIndex read (no log entry); every other
-/// op, writes and the other reads alike, is one log entry applied with
+/// A data command. A pure read (`kv::Op::is_read_only`: `GET`, `MGET`,
+/// `EXISTS`, `TTL`, `TYPE`, the hash reads, `SCAN`, `DBSIZE` ...) is a
+/// ReadIndex read, no log entry; every write is one log entry applied with
 /// exactly-once (a retried `INCR` is answered from the session's cache),
 /// and a multi-key op is atomic.
 async fn data(node: &Service, op: kv::Op) -> Frame {
-    let result = match op {
-        // A ReadIndex query answers strings only; a miss may be a key of
-        // another type, so it is asked again through the log, which can
-        // answer WRONGTYPE (that second read is linearizable on its own).
-        kv::Op::Get { key } => match node.read(key.clone()).await {
-            Ok(Some(v)) => Ok(kv::Reply::Value(Some(v))),
-            Ok(None) => node.write(kv::Op::Get { key }).await,
-            Err(e) => Err(e),
-        },
-        op => node.write(op).await,
+    let result = if op.is_read_only() {
+        node.read(op).await
+    } else {
+        node.write(op).await
     };
     match result {
         Ok(r) => render(r),
@@ -300,7 +295,16 @@ fn cluster_single(nodes: usize, q: ClusterQuery) -> Frame {
 
 /// `CLUSTER` on a sharded process, from its routing configuration. Asking
 /// for the layout marks the connection cluster-aware (it will get `-MOVED`).
-fn cluster_sharded(router: &Router, conn: &mut ConnState, q: ClusterQuery) -> Frame {
+/// Before the layout is rendered, a group whose leader this process has no
+/// idea of is asked once (`Router::learn_leaders`), so the master it lists
+/// is the process that answers for those slots (`shard::keyspace`).
+async fn cluster_sharded(router: &Router, conn: &mut ConnState, q: ClusterQuery) -> Frame {
+    if matches!(
+        q,
+        ClusterQuery::Slots | ClusterQuery::Shards | ClusterQuery::Nodes
+    ) {
+        router.learn_leaders().await;
+    }
     let (config, _) = router.driver.routing();
     let leaders = router.leaders(&config);
     let layout = Layout {
