@@ -198,7 +198,11 @@ async fn transactions_hashes_and_scan_answer_as_redis_does() {
     );
     assert_eq!(a.call(&q(&["MULTI"])).await.unwrap(), ok);
     assert_eq!(a.call(&q(&["SET", "n", "100"])).await.unwrap(), queued);
-    assert_eq!(a.call(&q(&["EXEC"])).await.unwrap(), Frame::Null);
+    assert_eq!(
+        a.call(&q(&["EXEC"])).await.unwrap(),
+        Frame::NullArray,
+        "*-1, as Redis"
+    );
     assert_eq!(call(&fe, &[b"GET", b"n"]).await, Some(bulk("2")));
     // A refused command dooms the block.
     assert_eq!(a.call(&q(&["MULTI"])).await.unwrap(), ok);

@@ -189,15 +189,15 @@ async fn exec_block(node: &Service, conn: &mut ConnState) -> Frame {
     }
 }
 
-/// `WATCH key...`: reads the keys' versions (through the log, so the read
-/// is linearizable) and keeps them for `EXEC`.
+/// `WATCH key...`: reads the keys' versions (a ReadIndex read, so
+/// linearizable) and keeps them for `EXEC`.
 async fn watch(node: &Service, conn: &mut ConnState, keys: Vec<Bytes>) -> Frame {
     if node.is_sharded() {
         if let Err(e) = cluster_view::same_slot(&keys) {
             return Frame::Error(e.to_string());
         }
     }
-    match node.write(kv::Op::Watch { keys: keys.clone() }).await {
+    match node.read(kv::Op::Watch { keys: keys.clone() }).await {
         Ok(kv::Reply::Versions(versions)) => {
             conn.tx.watched.extend(keys.into_iter().zip(versions));
             Frame::Simple("OK".into())
@@ -263,7 +263,7 @@ pub fn render(reply: kv::Reply) -> Frame {
                 .map(|(f, v)| (Frame::Bulk(f), Frame::Bulk(v)))
                 .collect(),
         ),
-        kv::Reply::Multi(None) => Frame::Null,
+        kv::Reply::Multi(None) => Frame::NullArray,
         kv::Reply::Multi(Some(replies)) => Frame::Array(replies.into_iter().map(render).collect()),
         kv::Reply::Versions(vs) => {
             Frame::Array(vs.into_iter().map(|v| Frame::Integer(v as i64)).collect())
