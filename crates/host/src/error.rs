@@ -15,6 +15,10 @@ pub enum Refused {
     /// A peer message addressed to another process.
     #[error("message for node {to} delivered to node {node}")]
     Misaddressed { to: NodeId, node: NodeId },
+    /// `group` is parked: its log write found the disk full and it takes no
+    /// part in Raft until it is reopened (`Host` docs).
+    #[error("group {group} cannot write its log (disk full)")]
+    DiskFull { group: GroupId },
     /// The group's replica refused the request (not the leader, busy).
     #[error("group {group}: {rejected}")]
     Rejected { group: GroupId, rejected: Rejected },

@@ -7,13 +7,25 @@
 //!   stepped, or given a request since its last drive (or its last drive
 //!   failed);
 //! - outputs are tagged with the group that produced them, and groups are
-//!   driven in ascending id order (a run is a function of its inputs).
+//!   driven in ascending id order (a run is a function of its inputs);
+//! - a group is hosted (has a replica) or parked (waiting for disk space),
+//!   never both.
+//!
+//! Disk full: a group whose drive fails with `StorageError::NoSpace` is
+//! parked, not fatal (`replica::space` has the policy, shared with the
+//! single-group server driver): its replica is dropped (its pending requests
+//! get no completion, as in a crash; its directory lock is released),
+//! requests and messages for it are refused with [`Refused::DiskFull`], the
+//! other groups go on, and once [`Host::parked_due`] names it the host's host
+//! rebuilds it from its directory with [`Host::add_group`] (or reports a
+//! failed attempt with [`Host::reopen_failed`]). Any other failure still
+//! ends the drive with an error.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use raft::{Message, Storage};
-use replica::{Completion, Replica, Token};
+use replica::{Completion, Replica, SpaceWait, Token};
 use shardmeta::{GroupId, NodeId};
 
 use crate::error::{HostError, Refused};
@@ -59,6 +71,10 @@ pub struct Host<S: Storage, M: rsm::StateMachine> {
     groups: BTreeMap<GroupId, Replica<S, M>>,
     // Invariant: a subset of `groups`' keys.
     with_input: BTreeSet<GroupId>,
+    // Invariant: disjoint from `groups`' keys.
+    parked: BTreeMap<GroupId, SpaceWait>,
+    /// The time of the latest tick (when a group parked by a drive started waiting).
+    now_ms: u64,
 }
 
 impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
@@ -68,6 +84,8 @@ impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
             node_id,
             groups: BTreeMap::new(),
             with_input: BTreeSet::new(),
+            parked: BTreeMap::new(),
+            now_ms: 0,
         }
     }
 
@@ -78,7 +96,8 @@ impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
     /// Starts hosting `group`: boots its replica from `storage` with the
     /// fresh machine `sm` (restoring the storage's snapshot, if any). The
     /// group's Raft membership is `cfg.raft.voters`; `cfg.raft.id` must be
-    /// this node's id. Give each group its own `cfg.raft.seed`.
+    /// this node's id. Give each group its own `cfg.raft.seed`. A parked
+    /// group (disk full) is resumed this way, from its reopened storage.
     pub fn add_group(
         &mut self,
         group: GroupId,
@@ -98,6 +117,7 @@ impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
         }
         let replica = Replica::new(cfg, storage, sm)
             .map_err(|source| HostError::Replica { group, source })?;
+        self.parked.remove(&group);
         self.groups.insert(group, replica);
         self.with_input.insert(group);
         Ok(())
@@ -108,11 +128,13 @@ impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
     /// for it are refused from now on.
     pub fn remove_group(&mut self, group: GroupId) -> Option<Replica<S, M>> {
         self.with_input.remove(&group);
+        self.parked.remove(&group);
         self.groups.remove(&group)
     }
 
     /// One Raft tick at host time `now_ms` for every group.
     pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
         for (&group, replica) in &mut self.groups {
             replica.tick(now_ms);
             self.with_input.insert(group);
@@ -156,8 +178,10 @@ impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
     /// driver loop. Each outgoing message goes to `send` and each finished
     /// request to `complete` as soon as it is known (a committed write before
     /// the fsync of the Ready that carried its commit, as
-    /// `Replica::drive_with`). On `Err` the failed group keeps its input
-    /// flag and the groups after it are not driven; the host should stop.
+    /// `Replica::drive_with`). A group whose log write finds the disk full is
+    /// parked (module docs) and the others are driven on. On `Err` the failed
+    /// group keeps its input flag and the groups after it are not driven; the
+    /// host should stop.
     pub fn drive_with(
         &mut self,
         send: &mut dyn FnMut(Envelope),
@@ -172,12 +196,42 @@ impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
                 &mut |msg| send(Envelope { group, msg }),
                 &mut |completion| complete(GroupCompletion { group, completion }),
             );
-            if let Err(source) = result {
-                self.with_input.insert(group);
-                return Err(HostError::Replica { group, source });
+            let Err(source) = result else {
+                continue;
+            };
+            if let Some(wait) = SpaceWait::from_error(&source, self.now_ms) {
+                self.groups.remove(&group);
+                self.parked.insert(group, wait);
+                continue;
             }
+            self.with_input.insert(group);
+            return Err(HostError::Replica { group, source });
         }
         Ok(())
+    }
+
+    // ---- disk full -------------------------------------------------------------
+
+    /// The groups waiting for disk space, and why.
+    pub fn parked(&self) -> impl Iterator<Item = (GroupId, &SpaceWait)> + '_ {
+        self.parked.iter().map(|(&g, w)| (g, w))
+    }
+
+    /// The parked groups whose reopen is due at `now_ms`.
+    pub fn parked_due(&self, now_ms: u64) -> Vec<GroupId> {
+        self.parked
+            .iter()
+            .filter(|(_, w)| w.due(now_ms))
+            .map(|(&g, _)| g)
+            .collect()
+    }
+
+    /// Reopening parked `group` at `now_ms` failed: it stays parked and is
+    /// due again [`replica::DISK_FULL_RETRY_MS`] later.
+    pub fn reopen_failed(&mut self, group: GroupId, now_ms: u64) {
+        if let Some(w) = self.parked.get_mut(&group) {
+            w.reopen_failed(now_ms);
+        }
     }
 
     /// [`Host::drive_with`], collecting the outputs.
@@ -215,6 +269,9 @@ impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
     }
 
     fn replica_for_input(&mut self, group: GroupId) -> Result<&mut Replica<S, M>, Refused> {
+        if self.parked.contains_key(&group) {
+            return Err(Refused::DiskFull { group });
+        }
         let replica = self
             .groups
             .get_mut(&group)

@@ -131,6 +131,13 @@ impl<S: Storage> ShardNode<S> {
             .collect()
     }
 
+    /// Reopening parked `group` (disk full) at `now_ms` failed; see
+    /// [`Host::reopen_failed`]. A parked group resumes through
+    /// [`ShardNode::add_controller`] / [`ShardNode::add_data_group`].
+    pub fn reopen_failed(&mut self, group: GroupId, now_ms: u64) {
+        self.host.reopen_failed(group, now_ms);
+    }
+
     /// The applied data-group machine hosted here, if any.
     pub fn data(&self, group: GroupId) -> Option<&ShardKv> {
         self.host.replica(group)?.state_machine().as_data()

@@ -266,7 +266,8 @@ pub struct ServerArgs {
     #[arg(long)]
     pub peer_secret_file: Option<PathBuf>,
     /// The deployment's name, the same on every node; a peer naming another cluster is refused (both ids logged),
-    /// with or without a secret. 1-64 characters from A-Z a-z 0-9 . _ -
+    /// with or without a secret. 1-64 characters from A-Z a-z 0-9 . _ -. Give each deployment its own: the default
+    /// is shared by every deployment that keeps it (a warning at startup); it is a label, only the secret keeps others out.
     #[arg(long, default_value = server::peer::handshake::DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
     /// Serve Prometheus metrics (text format) at http://HOST:PORT/metrics; a bare PORT binds 127.0.0.1.

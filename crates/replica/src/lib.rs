@@ -77,7 +77,8 @@
 //!
 //! Files, one job each: `config`, `error`, `outcome` (the API's data),
 //! `proposals` and `reads` (pending requests), `log_size` (the snapshot
-//! trigger), `replica` (the driver loop).
+//! trigger), `replica` (the driver loop), `space` (what a host does while
+//! the disk is full).
 
 mod config;
 mod error;
@@ -86,9 +87,11 @@ mod outcome;
 mod proposals;
 mod reads;
 mod replica;
+pub mod space;
 
 pub use config::{Config, HARD_STATE_BYTES};
 pub use error::{Rejected, ReplicaError};
 pub use log_size::exact_bytes as persisted_log_bytes;
 pub use outcome::{Completion, Outcome, Token};
 pub use replica::{Replica, Status};
+pub use space::{SpaceWait, DISK_FULL_RETRY_MS};

@@ -19,8 +19,8 @@
 //! unsynced was acknowledged): the driver drops the replica (pending
 //! requests end unknown), publishes the condition ([`DriverHandle::disk_full`]:
 //! writes get `-MISCONF`, INFO shows it), refuses forwarded requests with
-//! `NotLeader`, and every [`DISK_FULL_RETRY`] rebuilds the replica from the
-//! data directory with the host's `reopen` — exactly what a restart would do
+//! `NotLeader`, and every [`replica::DISK_FULL_RETRY_MS`] rebuilds the replica
+//! from the data directory with the host's `reopen` — exactly what a restart would do
 //! (recovery cuts the half-written record), in-process. Until that works the
 //! node takes no part in Raft: to its peers it is down. Any other storage
 //! failure, above all a failed fsync (its data may be lost from the page cache
@@ -33,9 +33,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use raft::StorageError;
 use raft::{Message, NodeId};
-use replica::{Rejected, ReplicaError, Status};
+use replica::{Rejected, ReplicaError, SpaceWait, Status};
 
 /// The replica this driver hosts: the kv state machine over the disk WAL.
 pub type KvReplica = replica::Replica<DiskStorage, kv::StateMachine>;
@@ -50,9 +49,6 @@ use crate::peer::Peers;
 pub const QUEUE_INPUTS: usize = 65_536;
 /// Inputs handled between two drives, so a flood cannot starve ticks.
 pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
-/// How often a node whose disk is full tries to reopen its store and resume.
-pub const DISK_FULL_RETRY: Duration = Duration::from_secs(1);
-
 /// Rebuilds the replica from the data directory (open the store, boot a fresh
 /// state machine from it): how a driver resumes after a full disk. The old
 /// replica, and with it the directory's lock, is dropped before it is called.
@@ -276,11 +272,14 @@ impl Driver {
                 next_tick = (next_tick + cfg.tick).max(now);
             }
             match self.drive() {
-                Err(ReplicaError::Storage(StorageError::NoSpace(why))) if self.reopen.is_some() => {
-                    if !self.wait_for_space(&rx, why) {
-                        return Ok(());
+                Err(e) if self.reopen.is_some() => match SpaceWait::from_error(&e, unix_ms()) {
+                    Some(wait) => {
+                        if !self.wait_for_space(&rx, wait) {
+                            return Ok(());
+                        }
                     }
-                }
+                    None => return Err(e),
+                },
                 done => done?,
             }
         }
@@ -290,22 +289,24 @@ impl Driver {
         self.replica.as_mut().expect("a replica while driving")
     }
 
-    /// Disk full: drops the replica and rebuilds it every [`DISK_FULL_RETRY`]
-    /// until that works (true) or the driver is shut down (false).
-    fn wait_for_space(&mut self, rx: &Receiver<Input>, why: String) -> bool {
-        tracing::error!("cannot write the Raft log, disk full: {why}; refusing writes and retrying every {DISK_FULL_RETRY:?} (free space on the data directory's file system)");
+    /// Disk full: drops the replica and rebuilds it every
+    /// [`replica::DISK_FULL_RETRY_MS`] until that works (true) or the driver
+    /// is shut down (false). The policy is `replica::space`'s, shared with
+    /// the sharded host.
+    fn wait_for_space(&mut self, rx: &Receiver<Input>, mut wait: SpaceWait) -> bool {
+        tracing::error!("{}", wait.describe());
         self.replica = None;
         self.pending.clear();
         self.admin = AdminWaits::default();
-        *self.disk_full.lock().expect("disk_full lock") = Some(why);
+        *self.disk_full.lock().expect("disk_full lock") = Some(wait.why().to_string());
         // Reads may still go to another leader; never to ourselves.
         let own = self.status.lock().expect("status lock").raft.id;
         let _ = self
             .leader
             .compare_exchange(own, 0, Ordering::AcqRel, Ordering::Acquire);
-        let mut next_try = Instant::now() + DISK_FULL_RETRY;
         loop {
-            match rx.recv_timeout(next_try.saturating_duration_since(Instant::now())) {
+            let wait_ms = wait.next_try_ms().saturating_sub(unix_ms());
+            match rx.recv_timeout(Duration::from_millis(wait_ms)) {
                 Ok(Input::Shutdown) | Err(RecvTimeoutError::Disconnected) => return false,
                 Ok(Input::Step(_)) => {}
                 Ok(Input::Propose { reply, .. } | Input::Read { reply, .. }) => {
@@ -315,14 +316,15 @@ impl Driver {
                 Ok(Input::Admin { reply, .. }) => {
                     let _ = reply.send(Err("MISCONF the disk is full; this node takes no part in Raft until it has space".into()));
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Err(RecvTimeoutError::Timeout) if wait.due(unix_ms()) => {
                     let reopen = self.reopen.as_mut().expect("reopen is set");
                     match reopen() {
                         Ok(replica) => break self.replica = Some(replica),
                         Err(e) => tracing::debug!("disk full: reopening failed: {e}"),
                     }
-                    next_try = Instant::now() + DISK_FULL_RETRY;
+                    wait.reopen_failed(unix_ms());
                 }
+                Err(RecvTimeoutError::Timeout) => {}
             }
         }
         tracing::warn!("the Raft log is writable again; node resumed from its data directory");

@@ -131,7 +131,7 @@ fn replicated(node: &Service) -> Replicated {
             Replicated {
                 keys,
                 expires,
-                log_write: ("ok", String::new()),
+                log_write: crate::shard::info::log_write(r),
                 own,
                 own_name: "sharding",
             }

@@ -102,7 +102,7 @@ pub async fn start_with(
     let storage = tokio::task::spawn_blocking(move || storage::DiskStorage::open(&dir, opts))
         .await
         .expect("storage open task")?;
-    log_recovery(storage.recovery_report());
+    log_recovery(None, storage.recovery_report());
     let machine = kv::StateMachine::new(cfg.kv_config());
     let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
     if replica.membership().removed.contains(&cfg.id) {
@@ -178,6 +178,7 @@ pub async fn start_with(
     ];
     tracing::info!(id = cfg.id, client = %client_addr, peer = %peer_addr, data_dir = %cfg.data_dir.display(), cluster = %auth.cluster, "node started");
     auth.warn_if_open(&peer_addr);
+    auth.warn_if_default_cluster(cfg.members.len());
     Ok(RunningNode {
         client_addr,
         peer_addr,
@@ -229,22 +230,23 @@ fn reopen(cfg: &NodeConfig) -> driver::Reopen {
     Box::new(move || {
         let storage = storage::DiskStorage::open(&cfg.data_dir, cfg.storage.clone())
             .map_err(|e| e.to_string())?;
-        log_recovery(storage.recovery_report());
+        log_recovery(None, storage.recovery_report());
         let machine = kv::StateMachine::new(cfg.kv_config());
         replica::Replica::new(cfg.replica_config(), storage, machine).map_err(|e| e.to_string())
     })
 }
 
-/// Storage does not log; what its recovery repaired on disk is said here, loudly.
-fn log_recovery(report: &storage::RecoveryReport) {
+/// Storage does not log; what its recovery repaired on disk is said here,
+/// loudly (`group`: which hosted group's directory, in a sharded process).
+pub(crate) fn log_recovery(group: Option<u64>, report: &storage::RecoveryReport) {
     if let Some(cut) = &report.truncated {
-        tracing::warn!("storage recovery: {cut}");
+        tracing::warn!(?group, "storage recovery: {cut}");
     }
     if let Some(path) = &report.removed_unborn_segment {
-        tracing::warn!(path = %path.display(), "storage recovery: removed a WAL segment whose header was never completely written (a crash while creating it)");
+        tracing::warn!(?group, path = %path.display(), "storage recovery: removed a WAL segment whose header was never completely written (a crash while creating it)");
     }
     for path in &report.removed_temp_files {
-        tracing::info!(path = %path.display(), "storage recovery: removed a temporary file left by a crash");
+        tracing::info!(?group, path = %path.display(), "storage recovery: removed a temporary file left by a crash");
     }
 }
 

@@ -71,6 +71,10 @@ impl Nodes {
 }
 
 async fn write_frame(s: &mut TcpStream, f: &PeerFrame) {
+    write_frame_to(s, f).await
+}
+
+async fn write_frame_to(s: &mut (impl tokio::io::AsyncWrite + Unpin), f: &PeerFrame) {
     let body = wire::encode(f);
     s.write_all(&(body.len() as u32).to_be_bytes())
         .await
@@ -407,4 +411,110 @@ async fn idle_unauthenticated_sockets_do_not_lock_members_out() {
         "a member could not get in: {res:?}"
     );
     drop(idle);
+}
+
+/// A connection to `peer` whose bytes towards the node each wait `delay`
+/// (a member far away): its handshake spans many flood connections.
+async fn slow_link(peer: std::net::SocketAddr, delay: Duration) -> tokio::io::DuplexStream {
+    let (mine, theirs) = tokio::io::duplex(64 << 10);
+    let (mut sr, mut sw) = TcpStream::connect(peer).await.unwrap().into_split();
+    let (mut tr, mut tw) = tokio::io::split(theirs);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n @ 1..) = tr.read(&mut buf).await {
+            tokio::time::sleep(delay).await;
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut sr, &mut tw).await;
+        let _ = tw.shutdown().await;
+    });
+    mine
+}
+
+/// Issue 10's per-source cap: one address (127.0.0.2) floods the leader's
+/// peer port with connections that never say anything, as fast as it can.
+/// A member dialling from another address (127.0.0.1), over a link that
+/// delays each of its writes by 100 ms, still gets in: its heartbeat (a
+/// term ahead) is read. A connection beyond the handshake caps closes one of
+/// the flooding address's own, never the member's; with a global
+/// oldest-first eviction the flood evicts the member mid-handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_flooding_the_peer_port_cannot_evict_a_members_handshake() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let c = start_cluster(3).await;
+    let leader = c.wait_leader().await;
+    let (me, from) = (leader as u64 + 1, (leader as u64 + 1) % 3 + 1);
+    let node = &c.nodes[leader];
+    let peer = node.peer_addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooded = Arc::new(AtomicU64::new(0));
+    let mut flood = Vec::new();
+    for _ in 0..4 {
+        let (stop, flooded) = (stop.clone(), flooded.clone());
+        flood.push(tokio::spawn(async move {
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let s = tokio::net::TcpSocket::new_v4().unwrap();
+                if s.bind("127.0.0.2:0".parse().unwrap()).is_err() {
+                    return false; // no 127.0.0.2 here
+                }
+                if let Ok(conn) = s.connect(peer).await {
+                    held.push(conn);
+                    flooded.fetch_add(1, Ordering::Relaxed);
+                }
+                if held.len() >= 100 {
+                    held.clear();
+                }
+            }
+            true
+        }));
+    }
+    while flooded.load(Ordering::Relaxed) < 100 {
+        assert!(
+            !flood.iter().all(|t| t.is_finished()),
+            "cannot bind 127.0.0.2"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let auth = PeerAuth::default();
+    for attempt in 0..3 {
+        let term = node.status().raft.term;
+        let mut s = slow_link(peer, Duration::from_millis(100)).await;
+        let dial = handshake::dial(&mut s, &auth, from, me);
+        let res = tokio::time::timeout(Duration::from_secs(5), dial).await;
+        assert!(matches!(res, Ok(Ok(()))), "attempt {attempt}: {res:?}");
+        write_frame_to(
+            &mut s,
+            &PeerFrame::Raft(vec![heartbeat(from, me, term + 1)]),
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut byte = [0u8; 1];
+        while node.status().raft.term <= term {
+            let closed = tokio::time::timeout(Duration::from_millis(20), s.read(&mut byte)).await;
+            assert!(
+                closed.is_err(),
+                "attempt {attempt}: the member's connection was closed during the flood \
+                 ({} flood connections so far): {closed:?}",
+                flooded.load(Ordering::Relaxed)
+            );
+            assert!(
+                Instant::now() < deadline,
+                "attempt {attempt}: heartbeat not read"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in flood {
+        assert!(t.await.unwrap());
+    }
+    eprintln!(
+        "flood: {} connections from 127.0.0.2",
+        flooded.load(Ordering::Relaxed)
+    );
 }

@@ -43,7 +43,7 @@ use raft::NodeId;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::FramedRead;
 
 use super::wire::{self, PeerFrame};
 
@@ -147,6 +147,20 @@ impl Default for PeerAuth {
 impl PeerAuth {
     pub fn validate(&self) -> Result<(), String> {
         validate_cluster_id(&self.cluster)
+    }
+
+    /// Says at startup when a node with peers keeps the default cluster id:
+    /// two deployments that both keep it accept each other's nodes as far
+    /// as the id goes (only a different secret still keeps them apart).
+    pub fn warn_if_default_cluster(&self, members: usize) {
+        if members > 1 && self.cluster == DEFAULT_CLUSTER_ID {
+            tracing::warn!(
+                cluster = %self.cluster,
+                "--cluster-id is the default '{DEFAULT_CLUSTER_ID}', which every deployment that \
+                 keeps it shares: a node of another such deployment (a copied --cluster list, a \
+                 reused address) is not refused for its cluster id; give each deployment its own"
+            );
+        }
     }
 
     /// Says at startup, loudly, when the peer port takes anyone.
@@ -300,7 +314,7 @@ where
 /// dialer's `Hello` names us and a member, its cluster is ours, and its
 /// proof (if we have a secret) is right.
 pub async fn accept<S>(
-    frames: &mut FramedRead<S, LengthDelimitedCodec>,
+    frames: &mut FramedRead<S, wire::FrameDecoder>,
     auth: &PeerAuth,
     self_id: NodeId,
     is_member: impl Fn(NodeId) -> bool,
@@ -385,7 +399,7 @@ async fn write_frame<W: AsyncWrite + Unpin>(
 }
 
 async fn read_frame<S: AsyncRead + Unpin>(
-    frames: &mut FramedRead<S, LengthDelimitedCodec>,
+    frames: &mut FramedRead<S, wire::FrameDecoder>,
 ) -> Result<PeerFrame, HandshakeError> {
     match frames.next().await {
         None => Err(io_err(

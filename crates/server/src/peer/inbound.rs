@@ -10,17 +10,19 @@
 //! logged and closes that connection only. Until the handshake completes,
 //! frames are capped at `wire::HANDSHAKE_MAX_FRAME_BYTES`. At most
 //! [`MAX_PEER_CONNECTIONS`] are open at once, and at most
-//! [`MAX_PENDING_HANDSHAKES`] of them still in their handshake: a new one
-//! beyond that closes the oldest unauthenticated one (idle sockets cannot
-//! lock members out). The handshake must complete
+//! [`MAX_PENDING_HANDSHAKES`] of them still in their handshake, at most
+//! [`MAX_PENDING_PER_SOURCE`] from one address: a new one beyond that
+//! closes an unauthenticated one of the busiest source (idle sockets cannot
+//! lock members out, and one address cannot evict another's handshake).
+//! The handshake must complete
 //! within `LinkTimeouts::dead_after`, and a connection on which no byte
 //! arrives for that long is closed (live links carry keepalives:
 //! `super::liveness`).
 //! The peer's keepalives name its connection (so our reports back count the
 //! bytes read on its newest one) and report what it read of ours.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +43,8 @@ use crate::peer::Peers;
 pub const MAX_PEER_CONNECTIONS: usize = 64;
 /// Most connections in their handshake at once (see `Pending`).
 pub const MAX_PENDING_HANDSHAKES: usize = 16;
+/// Most connections in their handshake from one source address.
+pub const MAX_PENDING_PER_SOURCE: usize = 4;
 
 /// Where a sharded process takes the group-tagged frames
 /// (`shard::forward::Sink`). `Err` closes the connection.
@@ -64,7 +68,7 @@ pub struct Inbound {
     pub auth: Arc<PeerAuth>,
 }
 
-type Frames = FramedRead<CountingRead<TcpStream>, tokio_util::codec::LengthDelimitedCodec>;
+type Frames = FramedRead<CountingRead<TcpStream>, wire::FrameDecoder>;
 
 /// Accepts peer connections until the task is dropped.
 pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
@@ -85,7 +89,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
             }
         };
         let ctx = ctx.clone();
-        let guard = pending.enter();
+        let guard = pending.enter(addr.ip());
         let seq = guard.seq;
         let task = tokio::spawn(async move {
             if let Err(e) = ctx.serve(stream, addr, guard).await {
@@ -98,13 +102,24 @@ pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
 }
 
 /// Connections still in their handshake, oldest first. At most
-/// [`MAX_PENDING_HANDSHAKES`]: one more aborts the oldest, so idle or slow
-/// unauthenticated sockets can never hold the peer port's connection slots
-/// against a member that reconnects (its handshake takes one round trip).
+/// [`MAX_PENDING_HANDSHAKES`] in all and [`MAX_PENDING_PER_SOURCE`] from one
+/// source address: one more closes the oldest of its own source if that
+/// source is at its cap, else the oldest of the source holding the most
+/// (see [`victim`]). So idle or slow unauthenticated sockets can never hold
+/// the peer port's connection slots against a member that reconnects (its
+/// handshake takes one round trip), and one address flooding the port only
+/// ever evicts its own connections, never a member's handshake from
+/// another address.
 #[derive(Default)]
 struct Pending {
     next: std::sync::atomic::AtomicU64,
-    list: std::sync::Mutex<std::collections::VecDeque<(u64, Option<tokio::task::AbortHandle>)>>,
+    list: std::sync::Mutex<VecDeque<PendingConn>>,
+}
+
+struct PendingConn {
+    seq: u64,
+    source: IpAddr,
+    task: Option<tokio::task::AbortHandle>,
 }
 
 /// Removes its connection from [`Pending`] when the handshake ends (or the
@@ -116,23 +131,22 @@ struct PendingGuard {
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        self.pending.lock().retain(|(s, _)| *s != self.seq);
+        self.pending.lock().retain(|c| c.seq != self.seq);
     }
 }
 
 impl Pending {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::VecDeque<(u64, Option<tokio::task::AbortHandle>)>,
-    > {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<PendingConn>> {
         self.list.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn enter(self: &Arc<Self>) -> PendingGuard {
+    fn enter(self: &Arc<Self>, source: IpAddr) -> PendingGuard {
         let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.lock().push_back((seq, None));
+        self.lock().push_back(PendingConn {
+            seq,
+            source,
+            task: None,
+        });
         PendingGuard {
             pending: self.clone(),
             seq,
@@ -140,19 +154,45 @@ impl Pending {
     }
 
     /// Attaches connection `seq`'s task (if it is still pending) and evicts
-    /// the oldest pending connections beyond the cap.
+    /// pending connections beyond the caps.
     fn register(&self, seq: u64, task: tokio::task::AbortHandle, addr: SocketAddr) {
         let mut list = self.lock();
-        if let Some(entry) = list.iter_mut().find(|(s, _)| *s == seq) {
-            entry.1 = Some(task);
+        if let Some(c) = list.iter_mut().find(|c| c.seq == seq) {
+            c.task = Some(task);
         }
-        while list.len() > MAX_PENDING_HANDSHAKES {
-            if let Some((_, Some(oldest))) = list.pop_front() {
-                oldest.abort();
-                tracing::debug!(%addr, "too many peer connections in their handshake: closed the oldest");
+        while let Some(i) = victim(&sources_of(&list), addr.ip()) {
+            let gone = list.remove(i).expect("victim is an index of the list");
+            if let Some(task) = gone.task {
+                task.abort();
             }
+            tracing::debug!(%addr, source = %gone.source, "too many peer connections in their handshake: closed the oldest of the busiest source");
         }
     }
+}
+
+fn sources_of(list: &VecDeque<PendingConn>) -> Vec<IpAddr> {
+    list.iter().map(|c| c.source).collect()
+}
+
+/// Which pending connection to close (an index into `sources`, the source
+/// address of each pending connection, oldest first) after one from
+/// `newest` arrived; `None` once within both caps. The oldest from `newest`
+/// if that source is over [`MAX_PENDING_PER_SOURCE`]; else, while over
+/// [`MAX_PENDING_HANDSHAKES`], the oldest from the source holding the most
+/// (ties: the source whose oldest is oldest).
+fn victim(sources: &[IpAddr], newest: IpAddr) -> Option<usize> {
+    let mut count: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    for s in sources {
+        *count.entry(*s).or_default() += 1;
+    }
+    if count.get(&newest).copied().unwrap_or(0) > MAX_PENDING_PER_SOURCE {
+        return sources.iter().position(|s| *s == newest);
+    }
+    if sources.len() <= MAX_PENDING_HANDSHAKES {
+        return None;
+    }
+    let most = count.values().copied().max()?;
+    sources.iter().position(|s| count[s] == most)
 }
 
 impl Inbound {
@@ -280,5 +320,57 @@ async fn next(frames: &mut Frames) -> Result<Option<PeerFrame>, String> {
         Some(Ok(body)) => wire::decode(&body)
             .map(Some)
             .map_err(|e| format!("undecodable frame: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    /// One address flooding the port only ever evicts its own handshakes;
+    /// with many sources, the busiest loses its oldest.
+    #[test]
+    fn the_busiest_source_loses_its_oldest_handshake() {
+        let mut list = vec![ip(1)];
+        // An attacker at .2 connects again and again.
+        for _ in 0..100 {
+            list.push(ip(2));
+            while let Some(i) = victim(&list, ip(2)) {
+                assert_eq!(list[i], ip(2), "evicted another source's handshake");
+                list.remove(i);
+            }
+        }
+        assert_eq!(
+            list.iter().filter(|s| **s == ip(2)).count(),
+            MAX_PENDING_PER_SOURCE
+        );
+        assert_eq!(list[0], ip(1), "the member's handshake stays");
+
+        // Many sources at their per-source cap: over the global cap, the
+        // source with the most (oldest first among equals) loses its oldest.
+        let mut list: Vec<IpAddr> = (0..MAX_PENDING_HANDSHAKES)
+            .map(|i| ip(10 + (i % 4) as u8))
+            .collect();
+        assert_eq!(victim(&list, ip(13)), None);
+        list.push(ip(99));
+        assert_eq!(
+            victim(&list, ip(99)),
+            Some(0),
+            "the oldest of the busiest (.10)"
+        );
+        list.remove(0);
+        assert_eq!(victim(&list, ip(99)), None);
+        list.insert(0, ip(1));
+        list.push(ip(14));
+        let i = victim(&list, ip(14)).unwrap();
+        assert_ne!(
+            list[i],
+            ip(1),
+            "a lone member's handshake is never the busiest"
+        );
     }
 }

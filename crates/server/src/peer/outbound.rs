@@ -518,7 +518,7 @@ impl Link {
 }
 
 /// Appends `frame` with its 4-byte big-endian length (the peer's
-/// `LengthDelimitedCodec`). False, and nothing appended, if it is too large.
+/// `wire::FrameDecoder`). False, and nothing appended, if it is too large.
 fn encode_into(frame: &PeerFrame, out: &mut BytesMut) -> bool {
     let body = wire::encode(frame);
     if body.len() > MAX_FRAME_BYTES {
@@ -599,7 +599,7 @@ mod tests {
     use raft::MessageBody;
     use tokio_util::codec::FramedRead;
 
-    type Frames = FramedRead<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
+    type Frames = FramedRead<TcpStream, wire::FrameDecoder>;
 
     fn start(addrs: &BTreeMap<NodeId, String>, timeouts: LinkTimeouts) -> Peers {
         let auth = Arc::new(PeerAuth::default());

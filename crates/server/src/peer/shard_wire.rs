@@ -62,6 +62,13 @@ pub enum GroupForward {
     CtrlRead(Option<u64>),
 }
 
+impl GroupForward {
+    /// Whether it goes through the log (a write) rather than being a read.
+    pub fn is_write(&self) -> bool {
+        matches!(self, GroupForward::Write(_) | GroupForward::Ctrl(_))
+    }
+}
+
 /// How a request to a group ended, on the wire and inside the process.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupAnswer {

@@ -1,6 +1,6 @@
-//! Peer frames on the wire: a 4-byte big-endian length (tokio-util's
-//! `LengthDelimitedCodec`, capped at [`MAX_FRAME_BYTES`]) followed by the
-//! postcard encoding of one [`PeerFrame`].
+//! Peer frames on the wire: a 4-byte big-endian length (capped at
+//! [`MAX_FRAME_BYTES`]; read by [`FrameDecoder`]) followed by the postcard
+//! encoding of one [`PeerFrame`].
 //!
 //! Why postcard: `raft::Message` already derives serde; postcard is compact
 //! (varint integers, no field names, no per-field tags: an empty heartbeat is
@@ -9,10 +9,10 @@
 //! lengths in the input. bincode 1 uses fixed-width integers by default
 //! (3-4x larger heartbeats) and bincode 2 changed its API wholesale.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use raft::{Message, NodeId};
 use serde::{Deserialize, Serialize};
-use tokio_util::codec::LengthDelimitedCodec;
+use tokio_util::codec::Decoder;
 
 use super::handshake::{Nonce, Tag};
 
@@ -92,21 +92,67 @@ pub enum ForwardReply {
     ReadAborted,
 }
 
-/// The length-prefix codec with our frame cap.
-pub fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME_BYTES)
-        .new_codec()
+/// Bytes of the length prefix.
+const HEAD_BYTES: usize = 4;
+
+/// Reads length-prefixed frames, refusing an announced length over its cap
+/// as soon as the 4-byte head arrives (before any of the frame is kept).
+///
+/// Unlike tokio-util's `LengthDelimitedCodec`, it never reserves room for
+/// the announced length: the read buffer grows only as bytes arrive
+/// (`FramedRead` doubles it when full), so a peer announcing a 64 MiB frame
+/// and sending nothing more holds a few KiB, not 64 MiB (issue 10).
+#[derive(Clone, Debug)]
+pub struct FrameDecoder {
+    max_frame_bytes: usize,
 }
 
-/// The length-prefix codec for a connection still in its handshake; raise
-/// its cap to [`MAX_FRAME_BYTES`] once the peer is authenticated.
-/// `LengthDelimitedCodec` checks an announced length against the cap before
-/// it reserves any buffer for the frame.
-pub fn handshake_codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(HANDSHAKE_MAX_FRAME_BYTES)
-        .new_codec()
+impl FrameDecoder {
+    pub fn new(max_frame_bytes: usize) -> Self {
+        FrameDecoder { max_frame_bytes }
+    }
+
+    /// Raises (or lowers) the cap, e.g. once the handshake completed.
+    pub fn set_max_frame_length(&mut self, max_frame_bytes: usize) {
+        self.max_frame_bytes = max_frame_bytes;
+    }
+}
+
+impl Decoder for FrameDecoder {
+    type Item = BytesMut;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
+        let Some(head) = src.get(..HEAD_BYTES) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(head.try_into().expect("4 bytes")) as usize;
+        if len > self.max_frame_bytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "a frame of {len} bytes announced, over the {}-byte limit",
+                    self.max_frame_bytes
+                ),
+            ));
+        }
+        if src.len() < HEAD_BYTES + len {
+            return Ok(None);
+        }
+        src.advance(HEAD_BYTES);
+        Ok(Some(src.split_to(len)))
+    }
+}
+
+/// The frame reader with our full frame cap (an authenticated peer).
+pub fn codec() -> FrameDecoder {
+    FrameDecoder::new(MAX_FRAME_BYTES)
+}
+
+/// The frame reader for a connection still in its handshake; raise its cap
+/// to [`MAX_FRAME_BYTES`] once the peer is authenticated.
+pub fn handshake_codec() -> FrameDecoder {
+    FrameDecoder::new(HANDSHAKE_MAX_FRAME_BYTES)
 }
 
 pub fn encode(frame: &PeerFrame) -> Bytes {
@@ -116,4 +162,40 @@ pub fn encode(frame: &PeerFrame) -> Bytes {
 /// Decodes one frame body. Garbage is an `Err`, never a panic.
 pub fn decode(body: &[u8]) -> Result<PeerFrame, postcard::Error> {
     postcard::from_bytes(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame's head announcing the cap is accepted, one byte more is
+    /// refused at once; the buffer is never grown for what is announced.
+    #[test]
+    fn announced_lengths_are_capped_and_never_reserved() {
+        let mut d = FrameDecoder::new(1000);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&1000u32.to_be_bytes());
+        buf.extend_from_slice(b"abc");
+        let cap = buf.capacity();
+        assert!(d.decode(&mut buf).unwrap().is_none());
+        assert_eq!(
+            buf.capacity(),
+            cap,
+            "nothing reserved for the announced length"
+        );
+        buf.extend_from_slice(&[7; 997]);
+        let body = d.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(body.len(), 1000);
+        assert!(buf.is_empty());
+
+        buf.extend_from_slice(&1001u32.to_be_bytes());
+        let err = d.decode(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("1001 bytes"), "{err}");
+
+        let mut d = FrameDecoder::new(4);
+        let mut buf = BytesMut::from(&[0, 0, 0, 2, 1, 2, 0, 0][..]);
+        assert_eq!(&d.decode(&mut buf).unwrap().unwrap()[..], &[1, 2]);
+        assert!(d.decode(&mut buf).unwrap().is_none(), "half a head");
+    }
 }

@@ -13,11 +13,20 @@
 //! publish each group's status and the routing configuration.
 //!
 //! Invariants: every accepted request's `oneshot` is answered exactly once,
-//! or dropped when the driver stops (the waiter treats that as unknown); the
-//! published routing configuration's number never decreases; a
-//! `HostError` stops the driver and is reported through `fatal`.
+//! or dropped when the driver stops or its group is parked (the waiter treats
+//! that as unknown); the published routing configuration's number never
+//! decreases; a `HostError` stops the driver and is reported through `fatal`.
+//!
+//! Disk full: the host parks a group whose log write found no space instead
+//! of failing the drive (`host::Host` docs; the policy is `replica::space`,
+//! the single-group driver's too). This driver logs it, drops the group's
+//! pending requests, publishes it ([`View::disk_full`]: the router refuses
+//! the group's writes with `-MISCONF`, forwards its reads to another member,
+//! INFO shows it), and whenever the host says a reopen is due rebuilds the
+//! group from its directory with the [`Reopen`] it was given — the other
+//! groups of the process go on meanwhile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,6 +58,10 @@ pub const LARGE_REPLY_BYTES: usize = 1 << 20;
 pub const LARGE_REPLY_HOLD: Duration = Duration::from_secs(2);
 
 pub type Node = ShardNode<DiskStorage>;
+
+/// Rebuilds a parked group from its data directory and adds it back to the
+/// node (what a restart would do for it): how a group resumes after a full disk.
+pub type Reopen = Box<dyn FnMut(&mut Node, GroupId) -> Result<(), String> + Send>;
 
 pub enum Input {
     Step(GroupId, Message),
@@ -91,6 +104,8 @@ pub struct View {
     /// group told the router it applied (see `router`): a routing
     /// configuration older than this is behind.
     pub seen_applied: u64,
+    /// Hosted groups that cannot write their log (disk full), and why.
+    pub disk_full: BTreeMap<GroupId, String>,
 }
 
 /// Cloneable access to the driver thread.
@@ -152,6 +167,12 @@ impl DriverHandle {
 
     /// Records that some group applied configuration `num` (a router's
     /// `WrongGroup` answer) and asks the driver to poll for it.
+    /// While hosted `group` cannot write its log (disk full): why.
+    pub fn disk_full(&self, group: GroupId) -> Option<String> {
+        let v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        v.disk_full.get(&group).cloned()
+    }
+
     pub fn saw_applied(&self, num: u64) {
         {
             let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -175,21 +196,26 @@ pub struct DriverConfig {
     pub shards: u32,
 }
 
-/// Starts the driver thread over `node`.
+/// Starts the driver thread over `node`; `reopen` resumes groups parked
+/// by a full disk.
 pub fn start(
     node: Node,
     cfg: DriverConfig,
     peers: Peers,
     fatal: oneshot::Sender<String>,
+    reopen: Reopen,
 ) -> (DriverHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
     let view = Arc::new(Mutex::new(View {
         groups: BTreeMap::new(),
         routing: Arc::new(Config::initial(cfg.shards)),
         seen_applied: 0,
+        disk_full: BTreeMap::new(),
     }));
     let mut driver = Driver {
         node,
+        reopen,
+        parked: BTreeSet::new(),
         peers,
         pending: HashMap::new(),
         next_token: 0,
@@ -216,9 +242,13 @@ pub fn start(
 
 struct Driver {
     node: Node,
+    reopen: Reopen,
+    /// The groups the host had parked at the latest drive (disk full).
+    parked: BTreeSet<GroupId>,
     peers: Peers,
-    /// Invariant: exactly the tokens accepted by the node and not yet completed.
-    pending: HashMap<Token, oneshot::Sender<GroupAnswer>>,
+    /// Invariant: exactly the tokens accepted by the node and not yet
+    /// completed, with their group.
+    pending: HashMap<Token, (GroupId, oneshot::Sender<GroupAnswer>)>,
     next_token: Token,
     view: Arc<Mutex<View>>,
     last_roles: BTreeMap<GroupId, (raft::Role, u64, Option<NodeId>, u64)>,
@@ -271,7 +301,7 @@ impl Driver {
             Input::Propose { group, cmd, reply } => {
                 let token = self.token();
                 match self.node.propose(group, token, cmd, unix_ms()) {
-                    Ok(()) => drop(self.pending.insert(token, reply)),
+                    Ok(()) => drop(self.pending.insert(token, (group, reply))),
                     Err(r) => drop(reply.send(refused(r))),
                 }
             }
@@ -282,7 +312,7 @@ impl Driver {
             } => {
                 let token = self.token();
                 match self.node.read(group, token, query) {
-                    Ok(()) => drop(self.pending.insert(token, reply)),
+                    Ok(()) => drop(self.pending.insert(token, (group, reply))),
                     Err(r) => drop(reply.send(refused(r))),
                 }
             }
@@ -401,6 +431,55 @@ impl Driver {
         if Instant::now() >= self.next_poll {
             self.poll_config();
         }
+        self.reopen_due(now);
+    }
+
+    /// Rebuilds the parked groups whose reopen is due (`host::Host` docs).
+    fn reopen_due(&mut self, now: u64) {
+        for g in self.node.host().parked_due(now) {
+            match (self.reopen)(&mut self.node, g) {
+                Ok(()) => {
+                    tracing::warn!(
+                        group = g,
+                        "the Raft log is writable again; group resumed from its data directory"
+                    );
+                    self.last_roles.remove(&g);
+                }
+                Err(e) => {
+                    tracing::debug!(group = g, "disk full: reopening failed: {e}");
+                    self.node.reopen_failed(g, now);
+                }
+            }
+        }
+    }
+
+    /// Logs groups the last drive parked and ends their pending requests
+    /// (dropped: the waiters see unknown, as in a crash).
+    fn note_parked(&mut self) {
+        let now: BTreeMap<GroupId, String> = self
+            .node
+            .host()
+            .parked()
+            .map(|(g, w)| (g, w.why().to_string()))
+            .collect();
+        for (g, w) in self.node.host().parked() {
+            if !self.parked.contains(&g) {
+                tracing::error!(group = g, "{}", w.describe());
+            }
+        }
+        let newly: BTreeSet<GroupId> = now
+            .keys()
+            .filter(|g| !self.parked.contains(g))
+            .copied()
+            .collect();
+        if !newly.is_empty() {
+            self.pending.retain(|_, (g, _)| !newly.contains(g));
+        }
+        self.parked = now.keys().copied().collect();
+        self.view
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .disk_full = now;
     }
 
     fn group_request(
@@ -491,10 +570,11 @@ impl Driver {
             .node
             .drive(&mut |env| peers.send_group_raft(env.group, env.msg))?;
         for gc in done {
-            if let Some(reply) = self.pending.remove(&gc.completion.token) {
+            if let Some((_, reply)) = self.pending.remove(&gc.completion.token) {
                 let _ = reply.send(answer(gc.completion.outcome));
             }
         }
+        self.note_parked();
         self.publish();
         Ok(())
     }
@@ -576,7 +656,7 @@ fn refused(r: Refused) -> GroupAnswer {
             rejected: Rejected::Busy { .. },
             ..
         } => GroupAnswer::Busy,
-        Refused::NoSuchGroup { .. } | Refused::Misaddressed { .. } => {
+        Refused::NoSuchGroup { .. } | Refused::Misaddressed { .. } | Refused::DiskFull { .. } => {
             GroupAnswer::NotLeader { hint: None }
         }
     }

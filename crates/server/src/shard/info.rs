@@ -4,7 +4,9 @@
 //! routing configuration, and one `group_<gid>:` line per hosted group
 //! (kind, role, term, leader, commit, applied, last index, snapshot index,
 //! keys; data groups also their applied configuration and shards by status,
-//! as ranges joined by `+`, e.g. `serving=0-5+9`).
+//! as ranges joined by `+`, e.g. `serving=0-5+9`), and `disk_full:` the
+//! hosted groups that cannot write their log (comma-separated, empty when
+//! none; such a group has no `group_<gid>:` line until it resumes).
 
 use std::fmt::Write;
 
@@ -34,6 +36,8 @@ pub fn sharding(router: &Router) -> (usize, usize, String) {
             .collect::<Vec<_>>()
             .join(",")
     );
+    let full: Vec<String> = view.disk_full.keys().map(|g| g.to_string()).collect();
+    let _ = write!(out, "disk_full:{}\r\n", full.join(","));
     for (gid, g) in &view.groups {
         let st = &g.status;
         let kind = if *gid == shardmeta::CONTROLLER_GROUP {
@@ -75,4 +79,20 @@ pub fn sharding(router: &Router) -> (usize, usize, String) {
     let keys = data().map(|s| s.keys).sum();
     let expires = data().map(|s| s.expires).sum();
     (keys, expires, out)
+}
+
+/// INFO persistence's `log_write_status` / `log_write_error` for a sharded
+/// process: `no_space` while any hosted group cannot write its log, with
+/// each such group and why.
+pub fn log_write(router: &Router) -> (&'static str, String) {
+    let view = router.driver.view();
+    if view.disk_full.is_empty() {
+        return ("ok", String::new());
+    }
+    let why: Vec<String> = view
+        .disk_full
+        .iter()
+        .map(|(g, why)| format!("group {g}: {}", why.replace(['\r', '\n'], " ")))
+        .collect();
+    ("no_space", why.join("; "))
 }

@@ -85,7 +85,7 @@ pub async fn start_sharded_with(
         controllers: cfg.controllers.clone(),
         shards: cfg.shards,
     };
-    let (driver, driver_thread) = driver::start(node, dcfg, peers.clone(), fatal_tx);
+    let (driver, driver_thread) = driver::start(node, dcfg, peers.clone(), fatal_tx, reopen(&cfg));
 
     let forwards = Arc::new(Forwards::default());
     let sink = Sink {
@@ -146,6 +146,7 @@ pub async fn start_sharded_with(
     tracing::info!(id = base.id, client = %client_addr, peer = %peer_addr, data_dir = %base.data_dir.display(),
         controller = cfg.hosts_controller(), groups = ?cfg.hosted_groups(), cluster = %auth.cluster, "sharded process started");
     auth.warn_if_open(&peer_addr);
+    auth.warn_if_default_cluster(base.members.len());
     Ok(RunningNode {
         client_addr,
         peer_addr,
@@ -161,29 +162,59 @@ pub async fn start_sharded_with(
 /// Opens every hosted group's storage and adds its replica.
 async fn boot(cfg: &ShardedConfig) -> Result<driver::Node, NodeError> {
     let mut node = ShardNode::new(cfg.base.id, cfg.controllers.clone(), cfg.agent_resend_ms);
+    let mut groups = cfg.hosted_groups();
     if cfg.hosts_controller() {
-        let storage = open(cfg, CONTROLLER_GROUP).await?;
-        node.add_controller(
-            cfg.replica_config(CONTROLLER_GROUP),
-            storage,
-            cfg.controller_settings(),
-        )?;
+        groups.insert(0, CONTROLLER_GROUP);
     }
-    for gid in cfg.hosted_groups() {
+    for gid in groups {
         let storage = open(cfg, gid).await?;
-        node.add_data_group(cfg.replica_config(gid), storage, cfg.group_settings(gid))?;
+        add_group(&mut node, cfg, gid, storage)?;
     }
     Ok(node)
 }
 
-async fn open(cfg: &ShardedConfig, gid: GroupId) -> Result<storage::DiskStorage, NodeError> {
-    let dir = cfg.group_dir(gid);
-    let storage = tokio::task::spawn_blocking(move || {
-        storage::DiskStorage::open(&dir, storage::DiskOptions::default())
-    })
-    .await
-    .expect("storage open task")?;
+/// Adds hosted group `gid`'s replica over its opened storage (at boot, and
+/// when a group parked by a full disk is reopened).
+fn add_group(
+    node: &mut driver::Node,
+    cfg: &ShardedConfig,
+    gid: GroupId,
+    storage: storage::DiskStorage,
+) -> Result<(), host::HostError> {
+    if gid == CONTROLLER_GROUP {
+        node.add_controller(cfg.replica_config(gid), storage, cfg.controller_settings())
+    } else {
+        node.add_data_group(cfg.replica_config(gid), storage, cfg.group_settings(gid))
+    }
+}
+
+/// Opens group `gid`'s store with the process's storage options (`--data-dir`
+/// layout in the module docs) and logs what recovery repaired.
+fn open_blocking(
+    cfg: &ShardedConfig,
+    gid: GroupId,
+) -> Result<storage::DiskStorage, storage::OpenError> {
+    let storage = storage::DiskStorage::open(&cfg.group_dir(gid), cfg.base.storage.clone())?;
+    crate::node::log_recovery(Some(gid), storage.recovery_report());
     Ok(storage)
+}
+
+async fn open(cfg: &ShardedConfig, gid: GroupId) -> Result<storage::DiskStorage, NodeError> {
+    let cfg = cfg.clone();
+    let storage = tokio::task::spawn_blocking(move || open_blocking(&cfg, gid))
+        .await
+        .expect("storage open task")?;
+    Ok(storage)
+}
+
+/// How the driver rebuilds a group parked by a full disk once there is
+/// space: what a restart does for it (open, log the repairs, boot).
+fn reopen(cfg: &ShardedConfig) -> driver::Reopen {
+    let cfg = cfg.clone();
+    Box::new(move |node, gid| {
+        let storage = open_blocking(&cfg, gid).map_err(|e| e.to_string())?;
+        add_group(node, &cfg, gid, storage).map_err(|e| e.to_string())
+    })
 }
 
 /// Reads, increments and durably rewrites `DIR/client-epoch`; returns the new epoch.

@@ -22,6 +22,12 @@
 //! session timeout, and the session pool never runs more than the response
 //! window ahead of a session's oldest unanswered seq.
 //!
+//! Disk full: while a group hosted here is parked (its log write found no
+//! space; `shard::driver`), writes for it entering this process are refused
+//! at once with `-MISCONF` (certainly no effect); reads for it go to another
+//! member (a hint, else round robin), and only a read that finds no leader in
+//! time is answered `-MISCONF` instead of `-CLUSTERDOWN`.
+//!
 //! Controller commands (`SHARDCTL`) go the same way to the controller group,
 //! inside one kv-style session per process, one at a time.
 
@@ -316,7 +322,12 @@ impl Router {
         let mut handed = false;
         loop {
             let answer = match self.group_of(target) {
-                Some((gid, members)) => self.attempt(gid, &members, req, deadline).await,
+                Some((gid, members)) => {
+                    if let Some(why) = self.disk_full(gid).filter(|_| req.is_write()) {
+                        return Err(RequestError::NoSpace(why));
+                    }
+                    self.attempt(gid, &members, req, deadline).await
+                }
                 None => {
                     self.driver.saw_applied(0); // no owner yet: poll the controller
                     GroupAnswer::NotLeader { hint: None }
@@ -342,13 +353,22 @@ impl Router {
                 | GroupAnswer::ReadAborted => {}
             }
             if pause(deadline).await.is_err() {
-                return Err(if handed {
-                    RequestError::Timeout
-                } else {
-                    RequestError::ClusterDown
+                let full = self.group_of(target).and_then(|(g, _)| self.disk_full(g));
+                return Err(match (handed, full) {
+                    (true, _) => RequestError::Timeout,
+                    (false, Some(why)) => RequestError::NoSpace(why),
+                    (false, None) => RequestError::ClusterDown,
                 });
             }
         }
+    }
+
+    /// Why hosted group `gid` cannot write its log here, while it cannot.
+    fn disk_full(&self, gid: GroupId) -> Option<String> {
+        if !self.hosted.contains(&gid) {
+            return None;
+        }
+        self.driver.disk_full(gid)
     }
 
     /// The group `target` goes to now and its members (process ids).
@@ -370,20 +390,28 @@ impl Router {
     }
 
     /// The process presumed to lead `gid`.
+    /// A group parked here (disk full) counts as not hosted, minus this process.
     fn presumed_leader(&self, gid: GroupId, members: &[NodeId]) -> Option<NodeId> {
-        if self.hosted.contains(&gid) {
+        let parked = self.disk_full(gid).is_some();
+        let local = self.hosted.contains(&gid) && !parked;
+        if local {
             if let Some(Some(l)) = self.driver.leader(gid) {
                 return Some(l);
             }
         }
+        let others: Vec<NodeId> = members
+            .iter()
+            .copied()
+            .filter(|&m| !parked || m != self.id)
+            .collect();
         let hints = self.hints.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&h) = hints.get(&gid).filter(|h| members.contains(h)) {
+        if let Some(&h) = hints.get(&gid).filter(|h| others.contains(h)) {
             return Some(h);
         }
-        if self.hosted.contains(&gid) {
+        if local || others.is_empty() {
             return None; // our own replica knows no leader yet: wait for the election
         }
-        Some(members[self.rr.fetch_add(1, Ordering::Relaxed) % members.len()])
+        Some(others[self.rr.fetch_add(1, Ordering::Relaxed) % others.len()])
     }
 
     /// The leader this process currently presumes for `gid`, if any.

@@ -192,9 +192,9 @@ fn refusal(result: Result<(), Refused>) -> Option<Rejected> {
     match result {
         Ok(()) => None,
         Err(Refused::Rejected { rejected, .. }) => Some(rejected),
-        Err(Refused::NoSuchGroup { .. } | Refused::Misaddressed { .. }) => {
-            Some(Rejected::NotLeader { hint: None })
-        }
+        Err(
+            Refused::NoSuchGroup { .. } | Refused::Misaddressed { .. } | Refused::DiskFull { .. },
+        ) => Some(Rejected::NotLeader { hint: None }),
     }
 }
 
