@@ -316,10 +316,10 @@ fn forward_id(rng: &mut ChaCha8Rng, t: &Target) -> u64 {
 fn forward_reply(rng: &mut ChaCha8Rng) -> ForwardReply {
     match rng.gen_range(0..6) {
         0 => ForwardReply::Applied(Bytes::from(random_bytes(rng, 32))),
-        1 => ForwardReply::Value(
+        1 => ForwardReply::Value(kv::Reply::Value(
             rng.gen_bool(0.5)
                 .then(|| Bytes::from(random_bytes(rng, 32))),
-        ),
+        )),
         2 => ForwardReply::NotLeader {
             hint: rng.gen_bool(0.5).then(|| rng.gen_range(0..5)),
         },
@@ -346,9 +346,9 @@ fn peer_frame(rng: &mut ChaCha8Rng, t: &Target) -> PeerFrame {
             req: match rng.gen_range(0..3) {
                 0 => ForwardRequest::Register,
                 1 => ForwardRequest::Write(Bytes::from(random_bytes(rng, 64))),
-                _ => ForwardRequest::Read {
+                _ => ForwardRequest::Read(kv::Op::Get {
                     key: Bytes::from(random_bytes(rng, 16)),
-                },
+                }),
             },
         },
         14 | 15 => PeerFrame::Keepalive {
