@@ -233,6 +233,12 @@ pub struct ServerArgs {
     /// Snapshot and compact the log once it reaches this many bytes (0 = never).
     #[arg(long, default_value_t = 64 << 20)]
     pub snapshot_threshold_bytes: u64,
+    /// Refuse new writes (-MISCONF; reads and Raft go on) while the data directory's file system has less free space than this, so a group
+    /// whose members fill alike stops taking writes before any member's disk is full, instead of every member hitting ENOSPC at once.
+    /// Measured with statvfs (space available to this user); writes resume by themselves once space is freed. 0 turns it off.
+    /// Sizes take Redis's units: 65536, 64kb, 16mb, 1gb.
+    #[arg(long, default_value = "64mb", value_parser = server::config::parse_bytes)]
+    pub min_free_bytes: u64,
     /// A command not answered in this many milliseconds gets -CLUSTERDOWN (never reached a leader) or -TIMEOUT (may have taken effect).
     #[arg(long, default_value_t = 3000)]
     pub request_timeout_ms: u64,
@@ -263,6 +269,10 @@ pub struct ServerArgs {
     /// the same on every node. Every peer connection then starts with an HMAC-SHA256 challenge-response in both
     /// directions: a process that cannot prove the secret is refused before anything it sends is read.
     /// Without it the peer port is unauthenticated (a warning at startup). It does not encrypt peer traffic.
+    /// Fixed peer-port limits, with or without it: 64 connections, 16 of them in their handshake and 8 of those
+    /// from one source address (more closes the busiest address's oldest), a handshake within the link's
+    /// dead-after bound (8 election timeouts within 2-60 s: 2.4 s by default), frames of at most 4 KiB before the
+    /// handshake and 64 MiB after it, memory for a frame taken only as its bytes arrive.
     #[arg(long)]
     pub peer_secret_file: Option<PathBuf>,
     /// The deployment's name, the same on every node; a peer naming another cluster is refused (both ids logged),

@@ -43,6 +43,9 @@ pub struct NodeConfig {
     /// The store's options (segment size, caches; tests swap in a
     /// fault-injecting file system).
     pub storage: storage::DiskOptions,
+    /// The free-space floor below which new writes are refused
+    /// (`--min-free-bytes`; `crate::space`).
+    pub reserve: crate::space::ReserveConfig,
     /// The cluster id and shared secret of the peer port
     /// (`--cluster-id`, `--peer-secret-file`; `peer::handshake`).
     pub peer_auth: crate::peer::PeerAuth,
@@ -180,6 +183,7 @@ impl NodeConfig {
             max_connections: 10_000,
             client: ClientPortConfig::default(),
             storage: storage::DiskOptions::default(),
+            reserve: crate::space::ReserveConfig::default(),
             peer_auth: crate::peer::PeerAuth::default(),
         }
     }

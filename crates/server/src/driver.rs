@@ -44,6 +44,7 @@ use tokio::sync::oneshot;
 
 use crate::admin::{AdminOp, AdminReply, AdminWaits};
 use crate::peer::Peers;
+use crate::space::Reserve;
 
 /// Inputs queued for the driver before senders see `Busy`.
 pub const QUEUE_INPUTS: usize = 65_536;
@@ -72,6 +73,9 @@ pub enum Answer {
     ReadAborted,
     /// Never reached a leader (peer not connected, queue full): no effect.
     NotSent,
+    /// Refused by a leader whose file system is below `--min-free-bytes`
+    /// (`crate::space`): nothing started.
+    NoSpace(String),
 }
 
 pub enum Input {
@@ -189,6 +193,7 @@ pub fn start(
     peers: Peers,
     fatal: oneshot::Sender<String>,
     reopen: Option<Reopen>,
+    reserve: Reserve,
 ) -> (DriverHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
     let status = Arc::new(Mutex::new(replica.status()));
@@ -197,6 +202,7 @@ pub fn start(
     let mut driver = Driver {
         replica: Some(replica),
         reopen,
+        reserve,
         disk_full: disk_full.clone(),
         peers,
         pending: HashMap::new(),
@@ -231,6 +237,8 @@ struct Driver {
     /// Invariant: `Some` except while waiting for disk space.
     replica: Option<KvReplica>,
     reopen: Option<Reopen>,
+    /// Client writes are refused while its floor is not met.
+    reserve: Reserve,
     disk_full: Arc<Mutex<Option<String>>>,
     peers: Peers,
     /// Invariant: exactly the tokens accepted by the replica and not yet completed.
@@ -339,6 +347,10 @@ impl Driver {
         match input {
             Input::Step(msg) => self.replica().step(msg),
             Input::Propose { cmd, reply } => {
+                if let (kv::Command::Request(_), Some(why)) = (&cmd, self.reserve.low()) {
+                    let _ = reply.send(Answer::NoSpace(why));
+                    return true;
+                }
                 let token = self.token();
                 match self.replica().propose(token, cmd, unix_ms()) {
                     Ok(()) => drop(self.pending.insert(token, reply)),

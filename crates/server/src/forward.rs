@@ -85,6 +85,11 @@ impl ForwardTable {
         Ok(())
     }
 
+    /// The last id issued (ids are 1, 2, ...; 0: none yet).
+    pub fn issued(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
     /// `id` was dropped before it was written to any socket.
     pub fn not_sent(&self, id: u64) {
         if let Some(w) = self.waiting().remove(&id) {
@@ -103,7 +108,11 @@ fn fits(expect: Expect, answer: &Answer) -> bool {
     match answer {
         Answer::Applied(_) => expect == Expect::Applied,
         Answer::Value(_) | Answer::ReadAborted => expect == Expect::Value,
-        Answer::NotLeader { .. } | Answer::Busy | Answer::Unknown | Answer::NotSent => true,
+        Answer::NotLeader { .. }
+        | Answer::Busy
+        | Answer::Unknown
+        | Answer::NotSent
+        | Answer::NoSpace(_) => true,
     }
 }
 
@@ -139,6 +148,7 @@ pub fn to_wire(a: Answer) -> ForwardReply {
         Answer::Busy | Answer::NotSent => ForwardReply::Busy,
         Answer::Unknown => ForwardReply::Unknown,
         Answer::ReadAborted => ForwardReply::ReadAborted,
+        Answer::NoSpace(why) => ForwardReply::NoSpace(why),
     }
 }
 
@@ -153,6 +163,7 @@ pub fn from_wire(r: ForwardReply) -> Answer {
         ForwardReply::Busy => Answer::Busy,
         ForwardReply::Unknown => Answer::Unknown,
         ForwardReply::ReadAborted => Answer::ReadAborted,
+        ForwardReply::NoSpace(why) => Answer::NoSpace(why),
     }
 }
 

@@ -19,7 +19,8 @@
 //!   Raft role is in the `raft` section.
 //! - `persistence`: no RDB and no fork; `aof_enabled:1` because every
 //!   acknowledged write is fsync'd in the Raft log; `log_write_status` says
-//!   whether the log can be written (`no_space` on a full disk).
+//!   whether the log can be written (`no_space` on a full disk, `low_space`
+//!   while the file system is below `--min-free-bytes`: writes refused).
 //! - `memory`: see [`crate::memory`]; `maxmemory:0` (no eviction).
 //! - `keyspace`: `db0:keys=N,expires=M,avg_ttl=0` from the replicated state
 //!   (omitted when empty, as Redis does); `expires` counts keys with a TTL
@@ -141,9 +142,10 @@ fn replicated(node: &Service) -> Replicated {
 
 fn single(node: &Requests) -> Replicated {
     let st = node.driver.status();
-    let log_write = match node.driver.disk_full() {
-        None => ("ok", String::new()),
-        Some(why) => ("no_space", why.replace(['\r', '\n'], " ")),
+    let log_write = match (node.driver.disk_full(), node.reserve.low()) {
+        (None, None) => ("ok", String::new()),
+        (Some(why), _) => ("no_space", why.replace(['\r', '\n'], " ")),
+        (None, Some(why)) => ("low_space", why.replace(['\r', '\n'], " ")),
     };
     let mut own = String::new();
     let _ = write!(

@@ -55,6 +55,7 @@ pub mod servercmd;
 pub mod service;
 pub mod sessions;
 pub mod shard;
+pub mod space;
 pub mod stats;
 
 pub use config::{parse_cluster, NodeConfig};

@@ -66,6 +66,8 @@ pub struct RunningNode {
     /// How long a leader stopping gracefully waits for leadership to move
     /// (two election timeouts); zero: no hand-off (sharded processes).
     pub(crate) handoff: Duration,
+    /// The single-group node's forwarded requests (`None` when sharded).
+    pub(crate) forwards: Option<Arc<ForwardTable>>,
 }
 
 /// Binds the addresses in `cfg` and starts the node.
@@ -125,12 +127,14 @@ pub async fn start_with(
         auth.clone(),
     );
     let (fatal_tx, fatal) = oneshot::channel();
+    let reserve = crate::space::Reserve::new(&cfg.data_dir, cfg.reserve.clone());
     let (driver, driver_thread) = driver::start(
         replica,
         DriverConfig { tick: cfg.tick() },
         peers.clone(),
         fatal_tx,
         Some(reopen(&cfg)),
+        reserve.clone(),
     );
 
     let members: Arc<BTreeMap<_, _>> = Arc::new(cfg.members.clone());
@@ -152,9 +156,10 @@ pub async fn start_with(
         cfg.id,
         driver.clone(),
         peers,
-        forwards,
+        forwards.clone(),
         KV_RESPONSE_WINDOW,
         timeouts,
+        reserve,
     )));
     let (shutdown, _) = broadcast::channel(1);
     let (client_addr, peer_addr) = (
@@ -188,6 +193,7 @@ pub async fn start_with(
         shutdown,
         fatal,
         handoff: Duration::from_millis(2 * cfg.election_timeout_ms),
+        forwards: Some(forwards),
     })
 }
 
@@ -318,6 +324,12 @@ impl RunningNode {
                     .status
             }
         }
+    }
+
+    /// How many requests this single-group node has forwarded to a leader
+    /// so far (the last forwarded request's id); `None` when sharded.
+    pub fn forwards_issued(&self) -> Option<u64> {
+        self.forwards.as_ref().map(|f| f.issued())
     }
 
     /// A sharded process's groups and routing configuration.

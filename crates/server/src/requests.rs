@@ -35,9 +35,10 @@ pub enum RequestError {
     /// It may have been proposed; its outcome is unknown.
     #[error("TIMEOUT no answer in time; the command may or may not have taken effect")]
     Timeout,
-    /// This node cannot write its log (disk full): the write was refused and
-    /// certainly did not take effect. Redis's reply for a node that cannot persist.
-    #[error("MISCONF this node cannot write its Raft log ({0}); writes are refused until space is freed on its data directory's file system, then it resumes by itself; the command did not take effect")]
+    /// The log cannot take writes (disk full, or below `--min-free-bytes`):
+    /// the write was refused and certainly did not take effect. Redis's reply
+    /// for a node that cannot persist.
+    #[error("MISCONF the Raft log cannot take writes ({0}); writes are refused until space is freed on its data directory's file system, then it resumes by itself; the command did not take effect")]
     NoSpace(String),
     /// The state machine refused it (e.g. a value too large).
     #[error("ERR {0}")]
@@ -67,6 +68,9 @@ pub struct Requests {
     pub forwards: Arc<ForwardTable>,
     pub sessions: SessionPool,
     pub timeouts: Timeouts,
+    /// The free-space floor (`crate::space`): writes entering here are
+    /// refused while this node's file system is below it.
+    pub reserve: crate::space::Reserve,
     registering: tokio::sync::Mutex<()>,
 }
 
@@ -78,8 +82,10 @@ impl Requests {
         forwards: Arc<ForwardTable>,
         window: u64,
         timeouts: Timeouts,
+        reserve: crate::space::Reserve,
     ) -> Self {
         Requests {
+            reserve,
             id,
             driver,
             peers,
@@ -118,7 +124,7 @@ impl Requests {
     /// A write through the log, exactly once per call.
     pub async fn write(&self, op: kv::Op) -> Result<kv::Reply, RequestError> {
         let deadline = Instant::now() + self.timeouts.request;
-        if let Some(why) = self.driver.disk_full() {
+        if let Some(why) = self.driver.disk_full().or_else(|| self.reserve.low()) {
             return Err(RequestError::NoSpace(why));
         }
         loop {
@@ -194,8 +200,14 @@ impl Requests {
             match self.attempt(work, deadline).await {
                 a @ (Answer::Applied(_) | Answer::Value(_)) => return Ok((a, handed)),
                 Answer::Unknown => handed = true,
-                Answer::NotLeader { .. } | Answer::Busy | Answer::NotSent | Answer::ReadAborted => {
-                }
+                // A leader below its free-space floor: certainly no effect, so
+                // say so at once — unless an earlier attempt may have taken effect.
+                Answer::NoSpace(why) if !handed => return Err(RequestError::NoSpace(why)),
+                Answer::NotLeader { .. }
+                | Answer::Busy
+                | Answer::NotSent
+                | Answer::ReadAborted
+                | Answer::NoSpace(_) => {}
             }
             if pause(deadline).await.is_err() {
                 return Err(if handed {

@@ -144,7 +144,8 @@ struct Target {
     claimed: u64,
     term: u64,
     commit: u64,
-    /// About how many requests the target has forwarded so far.
+    /// The last id the target issued to a forwarded request (the latest
+    /// few are awaited right now, under the background load).
     forwarded: u64,
 }
 
@@ -307,9 +308,8 @@ fn forward_id(rng: &mut ChaCha8Rng, t: &Target) -> u64 {
         0 => 0,
         1 => u64::MAX,
         2 => rng.gen(),
-        // Around the ids issued last (about one per background request):
-        // some are awaited right now.
-        _ => (t.forwarded + 2).saturating_sub(rng.gen_range(0..8)),
+        // The ids issued last: some are awaited right now.
+        _ => (t.forwarded + 1).saturating_sub(rng.gen_range(0..6)),
     }
 }
 
@@ -425,8 +425,14 @@ fn raises_term(body: &[u8], t: &Target) -> bool {
 /// Opens one authenticated connection to `t.me` as `t.claimed`, writes up
 /// to `n` inputs, half-closes and waits until the node has hung up (so it
 /// has read, or refused, everything). Returns how many inputs were written.
-async fn session(peer: &str, auth: &PeerAuth, t: Target, n: u64, rng: &mut ChaCha8Rng) -> u64 {
-    let mut s = TcpStream::connect(peer).await.unwrap();
+async fn session(
+    node: &RunningNode,
+    auth: &PeerAuth,
+    mut t: Target,
+    n: u64,
+    rng: &mut ChaCha8Rng,
+) -> u64 {
+    let mut s = TcpStream::connect(node.peer_addr).await.unwrap();
     let dial = handshake::dial(&mut s, auth, t.claimed, t.me);
     match tokio::time::timeout(Duration::from_secs(10), dial).await {
         Ok(Ok(())) => {}
@@ -434,6 +440,7 @@ async fn session(peer: &str, auth: &PeerAuth, t: Target, n: u64, rng: &mut ChaCh
     }
     let mut written = 0;
     for _ in 0..n {
+        t.forwarded = node.forwards_issued().expect("a single-group node");
         let bytes = input(rng, &t);
         written += 1;
         if s.write_all(&bytes).await.is_err() {
@@ -498,10 +505,10 @@ async fn fuzzed_peer_frames_never_panic_or_stop_a_node() {
     let c = start_cluster().await;
     let (_, f, _) = c.roles().await;
     let target = c.node(f);
-    let (endpoint, peer) = (target.client_addr.to_string(), target.peer_addr.to_string());
+    let endpoint = target.client_addr.to_string();
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
-    for _ in 0..4 {
+    for _ in 0..8 {
         background_load(endpoint.clone(), stop.clone(), sent.clone());
     }
     still_serves(&endpoint, "warmup").await;
@@ -527,10 +534,10 @@ async fn fuzzed_peer_frames_never_panic_or_stop_a_node() {
                 },
                 term: st.term,
                 commit: st.commit,
-                forwarded: sent.load(Ordering::Relaxed),
+                forwarded: 0, // read before each input
             };
             let n = rng.gen_range(1..=24).min(batch_end - done);
-            done += session(&peer, &c.auth, t, n, &mut rng).await;
+            done += session(target, &c.auth, t, n, &mut rng).await;
             sessions += 1;
         }
         batch += 1;
@@ -556,9 +563,10 @@ async fn fuzzed_peer_frames_never_panic_or_stop_a_node() {
     let rejected: u64 = c.nodes.iter().map(|n| n.status().snapshots_rejected).sum();
     eprintln!(
         "peer fuzz: seed {seed}: {done} inputs in {sessions} sessions, {batch} batches, {:.1} s; \
-         term {start_term} -> {}; {rejected} undecodable snapshots rejected; {} background requests",
+         term {start_term} -> {}; {rejected} undecodable snapshots rejected; {} background requests, {} forwarded",
         started.elapsed().as_secs_f64(),
         c.max_term(),
-        sent.load(Ordering::Relaxed)
+        sent.load(Ordering::Relaxed),
+        target.forwards_issued().unwrap_or(0)
     );
 }

@@ -30,8 +30,8 @@ pub enum OpenError {
         supported: u32,
     },
     /// Log entries this directory once held durably are gone: a segment file was deleted
-    /// (the WAL head names a newer segment than any present) or the log was cut below the
-    /// durable commit index. Starting anyway would silently rewind the node, so it is
+    /// (the WAL head names a newer segment than any present, or the segment numbers have
+    /// a gap) or the log was cut below the durable commit index. Starting anyway would silently rewind the node, so it is
     /// refused; `first..=last` is the missing range (`last` is `None` when only its start
     /// is known), `files` the files that should hold it.
     #[error(

@@ -10,8 +10,9 @@
 //! (never acknowledged) and says so in [`DiskStorage::recovery_report`] (storage does
 //! not log; the host logs the report), and refuses, with an [`OpenError`], anything else
 //! that is damaged (naming file and offset) or missing (naming the entry range and the
-//! files: a deleted newest segment is caught by the `WAL-HEAD` file, a log cut below the
-//! durable commit index by the hard state). It never silently rewinds the log.
+//! files: a deleted newest segment is caught by the `WAL-HEAD` file, a deleted middle one
+//! by the gap in segment numbers, a log cut below the durable commit index by the hard
+//! state). It never silently rewinds the log.
 //!
 //! Limits, on purpose: one record (entry) is at most 64 MiB; entry data kept in memory
 //! is bounded by `DiskOptions::cache_max_bytes` (older entries are read back from their

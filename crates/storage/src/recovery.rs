@@ -10,8 +10,9 @@
 //! what was cut and why. Zeros after the last segment's last record are the WAL's
 //! preallocated space (`wal`), not a repair: they are cut off without a report. Everything else that is wrong is an [`OpenError`]:
 //! damage names file and offset, and missing data ([`OpenError::MissingLog`]: a segment
-//! newer than any present is recorded in `WAL-HEAD`, or the hard state's commit index is
-//! beyond the recovered log) names the missing entry range and files. Invariant: open
+//! newer than any present is recorded in `WAL-HEAD`, a segment is gone from between two
+//! present ones, or the hard state's commit index is beyond the recovered log) names the
+//! missing entry range and files. Invariant: open
 //! never silently rewinds the log below what it had made durable.
 
 use crate::error::OpenError;
@@ -114,7 +115,6 @@ pub fn recover(
         .filter_map(|n| segment::parse_file_name(n))
         .collect();
     seqs.sort_unstable();
-    check_contiguous(dir, &seqs)?;
     report.removed_unborn_segment = drop_unborn_last_segment(fs, dir, &mut seqs)?;
     if seqs.is_empty() {
         check_head(dir, head, 0, snapshot.meta.index)?;
@@ -127,6 +127,16 @@ pub fn recover(
     let mut cut_zeros = None;
     for (i, &seq) in seqs.iter().enumerate() {
         let is_last = i + 1 == seqs.len();
+        if i > 0 && seq != seqs[i - 1] + 1 {
+            return Err(missing_segments(
+                fs,
+                dir,
+                seqs[i - 1],
+                seq,
+                is_last,
+                &replay,
+            ));
+        }
         let (info, len, cut) = replay_segment(fs, dir, seq, is_last, &mut replay)?;
         segments.push(info);
         last_len = len;
@@ -271,14 +281,60 @@ fn load_newest_snapshot(
     Ok(snap)
 }
 
-fn check_contiguous(dir: &Path, seqs: &[u64]) -> Result<(), OpenError> {
-    for w in seqs.windows(2) {
-        if w[1] != w[0] + 1 {
-            let missing = dir.join(segment::file_name(w[0] + 1));
-            return Err(OpenError::corrupt(missing, 0, "WAL segment is missing"));
-        }
+/// Segments `before + 1 .. after` are gone from between two present ones
+/// (segments are only ever deleted oldest first, once a snapshot covers them):
+/// refused naming the entries they held — from the one after the last entry
+/// replayed so far to the one before segment `after`'s first entry (open-ended
+/// if `after` holds no entry, or cannot be read).
+fn missing_segments(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    before: u64,
+    after: u64,
+    after_is_last: bool,
+    replay: &Replay,
+) -> OpenError {
+    let first = replay.last_index() + 1;
+    let next = first_entry_index(fs, dir, after, after_is_last);
+    OpenError::MissingLog {
+        dir: dir.to_path_buf(),
+        first,
+        last: next.filter(|&n| n > first).map(|n| n - 1),
+        files: (before + 1..after)
+            .map(|s| dir.join(segment::file_name(s)))
+            .collect(),
+        reason: format!(
+            "WAL segments {} and {} are present but the {} between them {} missing; the \
+             log replayed up to {} ends at index {}{}",
+            segment::file_name(before),
+            segment::file_name(after),
+            after - before - 1,
+            if after - before == 2 { "is" } else { "are" },
+            segment::file_name(before),
+            first - 1,
+            match next {
+                Some(n) => format!(" and {} starts at index {n}", segment::file_name(after)),
+                None => String::new(),
+            }
+        ),
     }
-    Ok(())
+}
+
+/// The index of the first entry in segment `seq`, if it holds one and reads cleanly.
+fn first_entry_index(fs: &dyn FileSystem, dir: &Path, seq: u64, is_last: bool) -> Option<u64> {
+    let path = dir.join(segment::file_name(seq));
+    let buf = fs.read(&path).ok()?;
+    if buf.len() < segment::HEADER_BYTES {
+        return None;
+    }
+    let mut first = None;
+    let _ = segment::scan(&path, &buf, seq, is_last, |rec, _| {
+        if let (Record::Entry(e), None) = (&rec, first) {
+            first = Some(e.index);
+        }
+        Ok(())
+    });
+    first
 }
 
 /// A crash while creating a segment can leave it shorter than its header; it never

@@ -45,6 +45,11 @@ impl Replay {
         }
     }
 
+    /// The last index of the log replayed so far (the snapshot's if no entry followed it).
+    pub fn last_index(&self) -> Index {
+        self.log.last_index()
+    }
+
     pub fn apply(&mut self, record: Record, loc: Loc) -> Result<(), String> {
         match record {
             Record::HardState(hs) => self.hard_state = hs,

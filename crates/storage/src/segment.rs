@@ -2,7 +2,8 @@
 //!
 //! A segment is `{seq:016x}.wal`: a 24-byte header (magic, format version, sequence
 //! number, CRC32C of those) followed by record frames (see [`crate::record`]).
-//! Sequence numbers are contiguous across the directory; a missing one is corruption.
+//! Sequence numbers are contiguous across the directory; a gap is refused by recovery
+//! as missing log data (`OpenError::MissingLog`, naming the entries and files).
 //! Invariant: only the segment with the highest sequence number is ever appended to,
 //! and a segment is fsync'd before the next one is created, so only that last segment
 //! can legitimately end in a torn record.

@@ -8,7 +8,9 @@
 //! * with preallocation: zeros after the last record → cut off, not reported; a final
 //!   record whose later sectors read as zeros → cut off and reported; a flipped bit in
 //!   it → `Corrupt`; sealed segments end with their last record;
-//! * damage in a sealed segment, a missing segment, a bad snapshot → `Corrupt`;
+//! * damage in a sealed segment, missing first segments, a bad snapshot → `Corrupt`;
+//! * a missing middle or newest segment, a log cut below its commit index → `MissingLog`
+//!   naming the entry range;
 //! * a different format version → `IncompatibleVersion`.
 
 use raft::{Entry, HardState, Storage};
@@ -251,18 +253,51 @@ fn damage_in_a_sealed_segment_is_corruption() {
     );
 }
 
+/// The last index a directory holding only segments `1..=upto` of `dir` recovers.
+fn last_index_of_prefix(dir: &Path, upto: u64, opts: &DiskOptions) -> u64 {
+    let copy = tempfile::tempdir().unwrap();
+    for seq in 1..=upto {
+        fs::copy(
+            dir.join(segment_file_name(seq)),
+            copy.path().join(segment_file_name(seq)),
+        )
+        .unwrap();
+    }
+    DiskStorage::open(copy.path(), opts.clone())
+        .unwrap()
+        .last_index()
+}
+
+/// Issue 11: a deleted middle segment was refused as `Corrupt` naming the file; now it
+/// is missing log data naming the entry range it held (and the file).
 #[test]
-fn missing_segment_is_corruption() {
+fn missing_middle_segment_is_refused_naming_the_range() {
     let dir = tempfile::tempdir().unwrap();
     let opts = build_multi_segment(dir.path());
+    let (end_of_1, end_of_2) = (
+        last_index_of_prefix(dir.path(), 1, &opts),
+        last_index_of_prefix(dir.path(), 2, &opts),
+    );
+    assert!(end_of_2 > end_of_1, "segment 2 holds entries");
     let seg = dir.path().join(segment_file_name(2));
     fs::remove_file(&seg).unwrap();
-    expect_corrupt(
-        DiskStorage::open(dir.path(), opts.clone()),
-        &seg,
-        0,
-        "missing middle segment",
-    );
+    match DiskStorage::open(dir.path(), opts.clone()) {
+        Err(e @ OpenError::MissingLog { .. }) => {
+            let msg = e.to_string();
+            eprintln!("{msg}");
+            let OpenError::MissingLog {
+                first, last, files, ..
+            } = e
+            else {
+                unreachable!()
+            };
+            assert_eq!((first, last), (end_of_1 + 1, Some(end_of_2)));
+            assert_eq!(files, vec![seg.clone()]);
+            let range = format!("log entries {}..={} are missing", end_of_1 + 1, end_of_2);
+            assert!(msg.contains(&range), "{msg}");
+        }
+        other => panic!("a missing middle segment must be refused, got {other:?}"),
+    }
     let first = dir.path().join(segment_file_name(1));
     fs::remove_file(&first).unwrap();
     match DiskStorage::open(dir.path(), opts) {

@@ -44,7 +44,7 @@ pub const MAX_PEER_CONNECTIONS: usize = 64;
 /// Most connections in their handshake at once (see `Pending`).
 pub const MAX_PENDING_HANDSHAKES: usize = 16;
 /// Most connections in their handshake from one source address.
-pub const MAX_PENDING_PER_SOURCE: usize = 4;
+pub const MAX_PENDING_PER_SOURCE: usize = 8;
 
 /// Where a sharded process takes the group-tagged frames
 /// (`shard::forward::Sink`). `Err` closes the connection.

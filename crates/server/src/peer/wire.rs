@@ -90,6 +90,8 @@ pub enum ForwardReply {
     Busy,
     Unknown,
     ReadAborted,
+    /// The leader's file system is below `--min-free-bytes`: refused, no effect.
+    NoSpace(String),
 }
 
 /// Bytes of the length prefix.

@@ -83,11 +83,15 @@ pub fn sharding(router: &Router) -> (usize, usize, String) {
 
 /// INFO persistence's `log_write_status` / `log_write_error` for a sharded
 /// process: `no_space` while any hosted group cannot write its log, with
-/// each such group and why.
+/// each such group and why; else `low_space` while the file system is below
+/// `--min-free-bytes` (`crate::space`).
 pub fn log_write(router: &Router) -> (&'static str, String) {
     let view = router.driver.view();
     if view.disk_full.is_empty() {
-        return ("ok", String::new());
+        return match router.reserve.low() {
+            Some(why) => ("low_space", why.replace(['\r', '\n'], " ")),
+            None => ("ok", String::new()),
+        };
     }
     let why: Vec<String> = view
         .disk_full

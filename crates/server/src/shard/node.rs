@@ -122,6 +122,7 @@ pub async fn start_sharded_with(
         timeouts,
         cfg.group_settings(1).response_window,
         ClientIds::new(base.id, epoch),
+        crate::space::Reserve::new(&base.data_dir, base.reserve.clone()),
     );
     let (shutdown, _) = broadcast::channel(1);
     let (client_addr, peer_addr) = (
@@ -156,6 +157,7 @@ pub async fn start_sharded_with(
         shutdown,
         fatal,
         handoff: std::time::Duration::ZERO,
+        forwards: None,
     })
 }
 

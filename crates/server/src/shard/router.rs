@@ -26,7 +26,10 @@
 //! space; `shard::driver`), writes for it entering this process are refused
 //! at once with `-MISCONF` (certainly no effect); reads for it go to another
 //! member (a hint, else round robin), and only a read that finds no leader in
-//! time is answered `-MISCONF` instead of `-CLUSTERDOWN`.
+//! time is answered `-MISCONF` instead of `-CLUSTERDOWN`. Writes entering a
+//! process whose file system is below `--min-free-bytes` are refused with
+//! `-MISCONF` too (`crate::space`; unlike the single-group leader, a sharded
+//! group's leader does not yet refuse writes forwarded to it on that ground).
 //!
 //! Controller commands (`SHARDCTL`) go the same way to the controller group,
 //! inside one kv-style session per process, one at a time.
@@ -106,6 +109,9 @@ pub struct Router {
     pub peers: Peers,
     pub forwards: Arc<Forwards>,
     pub timeouts: Timeouts,
+    /// The process's free-space floor (`crate::space`): writes entering here
+    /// are refused while its file system is below it.
+    pub reserve: crate::space::Reserve,
     sessions: SessionPool,
     ids: ClientIds,
     /// Presumed leaders of groups, learned from `NotLeader` hints.
@@ -127,8 +133,10 @@ impl Router {
         timeouts: Timeouts,
         response_window: u64,
         ids: ClientIds,
+        reserve: crate::space::Reserve,
     ) -> Self {
         Router {
+            reserve,
             id,
             keyspace,
             controllers,
@@ -213,6 +221,9 @@ impl Router {
         op: shardkv::Op,
     ) -> Result<shardkv::Reply, RequestError> {
         let deadline = Instant::now() + self.timeouts.request;
+        if let Some(why) = self.reserve.low() {
+            return Err(RequestError::NoSpace(why));
+        }
         let (client_id, seq) = self.take_seq(deadline).await?;
         let req = GroupForward::Write(shardkv::Request { client_id, seq, op });
         let res = self.run(target, &req, deadline).await;
