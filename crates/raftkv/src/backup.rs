@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use raft::{HardState, Membership, Snapshot, SnapshotMeta, Storage};
-use server::client::Client;
 use server::resp::Frame;
 
 use crate::cli::RestoreArgs;
@@ -42,7 +41,7 @@ pub async fn save(file: PathBuf, endpoints: Vec<String>) -> Result<(), String> {
 async fn fetch(endpoints: &[String]) -> Result<(u64, Bytes), String> {
     let mut last = String::from("no endpoints");
     for ep in endpoints {
-        let reply = match Client::connect(ep).await {
+        let reply = match crate::connect::connect(ep).await {
             Ok(mut c) => c.call(&["RAFT", "SNAPSHOT"]).await,
             Err(e) => {
                 last = format!("cannot connect to {ep}: {e}");

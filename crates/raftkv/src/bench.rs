@@ -46,7 +46,7 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
     let mut tasks = Vec::new();
     for c in 0..a.clients {
         let ep = a.ep.endpoints[c % a.ep.endpoints.len()].clone();
-        let client = Client::connect(&ep)
+        let client = crate::connect::connect(&ep)
             .await
             .map_err(|e| format!("cannot connect to {ep}: {e}"))?;
         let pace = a
@@ -172,7 +172,7 @@ async fn preload(a: &BenchArgs, value: &[u8]) -> Result<(), String> {
         let ep = a.ep.endpoints[w % a.ep.endpoints.len()].clone();
         let (keys, value) = (a.keys, value.to_vec());
         tasks.push(tokio::spawn(async move {
-            let mut c = Client::connect(&ep)
+            let mut c = crate::connect::connect(&ep)
                 .await
                 .map_err(|e| format!("cannot connect to {ep}: {e}"))?;
             for k in (w as u64..keys).step_by(workers) {

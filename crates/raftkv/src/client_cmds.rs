@@ -3,7 +3,6 @@
 //! forwards to the leader — `shard` commands to the controller's — so the
 //! first reachable one is enough). `status` is in `status`.
 
-use server::client::Client;
 use server::resp::Frame;
 
 use crate::cli::{Cmd, LeaderOp, MemberOp, ShardOp};
@@ -105,7 +104,7 @@ async fn call_leader(endpoints: &[String], args: &[String]) -> Result<Frame, Str
 async fn call_any(endpoints: &[String], args: &[String]) -> Result<Frame, String> {
     let mut last = String::from("no endpoints");
     for ep in endpoints {
-        match Client::connect(ep).await {
+        match crate::connect::connect(ep).await {
             Ok(mut c) => match c.call(args).await {
                 Ok(reply) => return Ok(reply),
                 Err(e) => last = format!("{ep}: {e}"),

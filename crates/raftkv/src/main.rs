@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod client_cmds;
 mod cluster;
+mod connect;
 mod server_cmd;
 mod status;
 
@@ -20,6 +21,15 @@ static ALLOC: server::memory::CountingAlloc = server::memory::CountingAlloc;
 
 fn main() {
     let cli = cli::Cli::parse(); // bad flags: clap prints usage and exits 2
+    if let Some(ep) = cli.command.endpoints() {
+        match ep.tls.load() {
+            Ok(tls) => connect::init(tls),
+            Err(msg) => {
+                let _ = writeln!(std::io::stderr(), "raftkv: {msg}");
+                std::process::exit(1);
+            }
+        }
+    }
     let result = match cli.command {
         cli::Cmd::Server(args) => server_cmd::run(*args),
         cli::Cmd::Cluster(args) => cluster::run(args),

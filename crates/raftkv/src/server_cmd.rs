@@ -45,6 +45,10 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
     if let Some(file) = &a.peer_secret_file {
         cfg.peer_auth.secret = Some(server::peer::PeerSecret::load(file)?);
     }
+    if let Some(tls) = tls_files(&a.tls).load(a.id, &a.cluster_id)? {
+        cfg.client.tls = tls.client;
+        cfg.peer_auth.tls = tls.peers;
+    }
     if sharded {
         let controllers = server::shard::parse_ids(
             "--controllers",
@@ -75,6 +79,22 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+fn tls_files(a: &crate::cli::ServerTlsArgs) -> server::tls::TlsFiles {
+    use crate::cli::TlsAuthClients as A;
+    use server::tls::AuthClients;
+    server::tls::TlsFiles {
+        cert: a.tls_cert_file.clone(),
+        key: a.tls_key_file.clone(),
+        ca: a.tls_ca_cert_file.clone(),
+        auth_clients: match a.tls_auth_clients {
+            A::No => AuthClients::No,
+            A::Optional => AuthClients::Optional,
+            A::Yes => AuthClients::Yes,
+        },
+        peers: a.tls_peers,
+    }
 }
 
 /// With `--metrics-listen`, binds it and serves `/metrics` there.

@@ -96,7 +96,9 @@ async fn collect(endpoints: &[String], timeout: Duration) -> Vec<Row> {
 
 async fn ask(ep: String, timeout: Duration) -> Vec<Row> {
     let fut = async {
-        let mut c = Client::connect(&ep).await.map_err(|e| e.to_string())?;
+        let mut c = crate::connect::connect(&ep)
+            .await
+            .map_err(|e| e.to_string())?;
         let server = info(&mut c, "server").await?;
         let raft = info(&mut c, "raft").await?;
         Ok::<_, String>((server, raft))

@@ -341,6 +341,7 @@ fn member_auth() -> PeerAuth {
     PeerAuth {
         cluster: "test".into(),
         secret: Some(PeerSecret::new(b"a test secret, not a good one").unwrap()),
+        tls: None,
     }
 }
 
@@ -401,4 +402,91 @@ async fn peers_announcing_huge_frames_get_nothing_reserved() {
     others_are_served(&c, "huge-frames").await;
     drop(bogus);
     watch.check("64 MiB announcements", SLACK, Some(4 * SLACK));
+}
+
+fn heartbeat(from: u64, to: u64, term: u64) -> raft::Message {
+    raft::Message {
+        from,
+        to,
+        term,
+        body: raft::MessageBody::Heartbeat {
+            commit: 0,
+            read_round: 0,
+        },
+    }
+}
+
+async fn write_frame(s: &mut TcpStream, f: &PeerFrame) -> std::io::Result<()> {
+    let body = wire::encode(f);
+    s.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    s.write_all(&body).await
+}
+
+async fn terms(c: &Cluster) -> Vec<u64> {
+    let mut out = Vec::new();
+    for id in 1..=3 {
+        let info = c.info(id).await.expect("INFO raft");
+        out.push(common::num(&info, "term"));
+    }
+    out
+}
+
+/// Issue 10's term bomb and impersonation against every node's peer port:
+/// an impostor's `Hello` claiming to be a member, with no proof, followed by
+/// a heartbeat of term 2^64-1, is closed before the heartbeat is read; a
+/// member holding the secret sending heartbeats of term 2^64-1 and
+/// `raft::MAX_TERM + 1` has them dropped. No node's term or leader changes,
+/// and after a kill -9 and restart of every node the cluster elects a
+/// leader and takes writes (the bomb used to be persisted: no election
+/// could ever succeed again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_term_bomb_and_an_impostor_leave_every_term_alone() {
+    let _g = serial();
+    let (mut c, leader) = cluster(&[]).await;
+    others_are_served(&c, "before").await;
+    let before = terms(&c).await;
+    for id in 1..=3u64 {
+        let peer = c.nodes[id as usize - 1].peer.clone();
+        let from = id % 3 + 1;
+        let mut s = TcpStream::connect(&peer).await.unwrap();
+        let hello = PeerFrame::Hello {
+            from,
+            to: id,
+            cluster: "test".into(),
+            nonce: [5; 32],
+        };
+        write_frame(&mut s, &hello).await.unwrap();
+        let _ = write_frame(&mut s, &PeerFrame::Proof { proof: None }).await;
+        let bomb = PeerFrame::Raft(vec![heartbeat(from, id, u64::MAX)]);
+        let _ = write_frame(&mut s, &bomb).await;
+        let mut out = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        assert!(closed.is_ok(), "node {id} kept an impostor's connection");
+
+        let mut s = TcpStream::connect(&peer).await.unwrap();
+        handshake::dial(&mut s, &member_auth(), from, id)
+            .await
+            .unwrap();
+        for term in [u64::MAX, raft::MAX_TERM + 1] {
+            let bomb = PeerFrame::Raft(vec![heartbeat(from, id, term)]);
+            write_frame(&mut s, &bomb).await.unwrap();
+        }
+    }
+    others_are_served(&c, "bombed").await;
+    assert_eq!(terms(&c).await, before, "a term changed");
+    assert_eq!(c.wait_leader(&[1, 2, 3], ELECTION).await, leader);
+
+    for id in 1..=3 {
+        c.kill(id);
+    }
+    for id in 1..=3 {
+        c.spawn(id);
+    }
+    c.wait_leader(&[1, 2, 3], ELECTION).await;
+    others_are_served(&c, "restarted").await;
+    assert!(
+        terms(&c).await.iter().all(|&t| t < before[0] + 100),
+        "terms after restart: {:?}",
+        terms(&c).await
+    );
 }

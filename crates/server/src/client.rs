@@ -1,15 +1,30 @@
 //! A minimal async RESP client (the CLI, `raftkv bench` and tests use it):
-//! send a command, read one reply frame. Replies are parsed with the same
-//! bounded decoder as the server's requests.
+//! send a command, read one reply frame, over TCP or TLS ([`ClientTls`]).
+//! Replies are parsed with the same bounded decoder as the server's
+//! requests.
+
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::resp::{parse_frame, Frame, Limits};
 
+/// How to reach a TLS client port: the rustls settings (trusted CA, our
+/// certificate if any: `crate::tls::client_config`) and the name to verify
+/// (`None`: the host of the address dialled).
+#[derive(Clone)]
+pub struct ClientTls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub sni: Option<String>,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     inbuf: BytesMut,
     outbuf: BytesMut,
     limits: Limits,
@@ -17,8 +32,22 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: &str) -> std::io::Result<Client> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        Self::connect_with(addr, None).await
+    }
+
+    /// Connects to `addr`, with TLS when `tls` is given.
+    pub async fn connect_with(addr: &str, tls: Option<&ClientTls>) -> std::io::Result<Client> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream: Box<dyn Io> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let name = crate::tls::server_name_for(addr, tls.sni.as_deref())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                Box::new(connector.connect(name, tcp).await?)
+            }
+        };
         let limits = Limits {
             max_bulk_bytes: 512 << 20,
             ..Limits::default()
@@ -45,6 +74,7 @@ impl Client {
 
     pub async fn flush(&mut self) -> std::io::Result<()> {
         self.stream.write_all(&self.outbuf).await?;
+        self.stream.flush().await?;
         self.outbuf.clear();
         Ok(())
     }
@@ -56,7 +86,8 @@ impl Client {
 
     /// Writes raw bytes (tests of malformed input).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes).await
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
     }
 
     pub async fn read_reply(&mut self) -> std::io::Result<Frame> {

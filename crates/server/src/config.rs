@@ -79,6 +79,8 @@ pub struct ClientPortConfig {
     pub idle_timeout: Option<Duration>,
     /// `--requirepass-file`: clients must `AUTH` first.
     pub requirepass: Option<crate::auth::Password>,
+    /// `--tls-cert-file`: the port speaks TLS only (`crate::tls`).
+    pub tls: Option<crate::tls::Acceptor>,
 }
 
 impl Default for ClientPortConfig {
@@ -89,6 +91,7 @@ impl Default for ClientPortConfig {
             output_buffer_limit_bytes: 64 << 20,
             idle_timeout: None,
             requirepass: None,
+            tls: None,
         }
     }
 }

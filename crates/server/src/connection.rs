@@ -36,7 +36,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
 use crate::auth;
@@ -46,6 +45,7 @@ use crate::port_state::PortState;
 use crate::resp::{parse_command, table, Command, Decoder, Frame, Protocol};
 use crate::servercmd::{self, client::set_name};
 use crate::service::Service;
+use crate::stream::Stream;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Pending replies beyond this are handed to the kernel before the next
@@ -68,7 +68,7 @@ enum End {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     node: Arc<Service>,
     port: Arc<PortState>,
     /// This connection's entry in the port's registry (`CLIENT LIST`).
@@ -81,13 +81,13 @@ struct Conn {
 }
 
 pub async fn serve(
-    stream: TcpStream,
+    stream: Stream,
     node: Arc<Service>,
     port: Arc<PortState>,
     mut shutdown: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let me = register(&port, &stream);
+    let _ = stream.tcp().set_nodelay(true);
+    let me = register(&port, stream.tcp());
     let cfg = &port.settings.client;
     let mut c = Conn {
         stream,
@@ -138,7 +138,7 @@ pub async fn serve(
 }
 
 /// Registers a new connection in the port's registry.
-fn register(port: &Arc<PortState>, stream: &TcpStream) -> Registered {
+fn register(port: &Arc<PortState>, stream: &tokio::net::TcpStream) -> Registered {
     use std::os::fd::AsRawFd;
     let addr = |a: std::io::Result<std::net::SocketAddr>| {
         a.map_or_else(|_| "?:0".to_string(), |a| a.to_string())
@@ -327,6 +327,11 @@ impl Conn {
             }
             self.count_output(n);
             self.out.advance(n);
+        }
+        // TLS: what rustls still holds goes out too (a no-op on plain TCP).
+        tokio::select! {
+            r = self.stream.flush() => r?,
+            _ = shutdown.recv() => return Ok(false),
         }
         Ok(true)
     }

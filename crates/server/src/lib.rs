@@ -28,7 +28,8 @@
 //! `CLIENT`, `CONFIG`), `port_state` + `clients` + `stats` + `memory` +
 //! `info` (what the port knows about itself and reports), `auth`
 //! (`--requirepass-file`), `cluster_view` (Redis Cluster's replies: `CLUSTER ...`,
-//! `-MOVED`, `-CROSSSLOT`), `metrics` (`/metrics`), `service` (single-group or sharded behind the
+//! `-MOVED`, `-CROSSSLOT`), `metrics` (`/metrics`), `tls` + `stream` (TLS on both
+//! ports: `--tls-*`), `tls_certs` (throwaway certificates: `raftkv cluster --tls`), `service` (single-group or sharded behind the
 //! port), `shard` (the sharded mode: its own module docs), `client` (a
 //! small RESP client).
 
@@ -57,6 +58,9 @@ pub mod sessions;
 pub mod shard;
 pub mod space;
 pub mod stats;
+pub mod stream;
+pub mod tls;
+pub mod tls_certs;
 
 pub use config::{parse_cluster, NodeConfig};
 pub use node::{start, start_with, NodeError, RunningNode};

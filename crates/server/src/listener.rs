@@ -8,6 +8,12 @@
 //! ([`MAX_REFUSING`] at once, each at most [`REFUSE_TIMEOUT`]); beyond that
 //! a client is closed without the message, so a flood costs a bounded
 //! number of descriptors.
+//!
+//! With TLS (`--tls-cert-file`), each connection's task first runs the TLS
+//! handshake, bounded by [`TLS_HANDSHAKE_TIMEOUT`]; a client that fails it
+//! (plaintext RESP on the TLS port, an untrusted client certificate) is
+//! closed, logged at DEBUG. Refusals at the cap are written in plaintext
+//! (no handshake is spent on a client that cannot be served).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -21,6 +27,7 @@ use crate::connection;
 use crate::port_state::PortState;
 use crate::service::Service;
 use crate::stats::SAMPLE_EVERY;
+use crate::stream::Stream;
 
 /// Redis's reply to a client over `maxclients`.
 pub const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -28,6 +35,9 @@ pub const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n"
 pub const MAX_REFUSING: usize = 64;
 /// How long one refusal may take (write the error, let the client read it).
 pub const REFUSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a client may take to complete its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts clients until aborted; between accepts, samples the port's
 /// instantaneous rates every [`SAMPLE_EVERY`] (INFO's `instantaneous_*`).
@@ -71,8 +81,16 @@ pub async fn accept_loop(
         port.stats.connections_received.fetch_add(1, Relaxed);
         let (node, port, rx) = (node.clone(), port.clone(), shutdown.subscribe());
         tokio::spawn(async move {
-            if let Err(e) = connection::serve(stream, node, port, rx).await {
-                tracing::debug!("client connection ended: {e}");
+            let tls = port.settings.client.tls.as_ref().map(|a| &a.acceptor);
+            let handshake = Stream::accept(stream, tls);
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(stream)) => {
+                    if let Err(e) = connection::serve(stream, node, port, rx).await {
+                        tracing::debug!("client connection ended: {e}");
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!("client TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!("client TLS handshake timed out"),
             }
             drop(permit);
         });

@@ -247,6 +247,7 @@ async fn a_peer_that_cannot_prove_the_secret_is_refused() {
     let auth = PeerAuth {
         cluster: "blue".into(),
         secret: Some(secret),
+        tls: None,
     };
     let c = start_cluster_with(3, auth.clone()).await;
     let leader = c.wait_leader().await;

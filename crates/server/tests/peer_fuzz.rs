@@ -75,6 +75,7 @@ async fn start_cluster() -> Nodes {
     let auth = PeerAuth {
         cluster: "fuzz".into(),
         secret: Some(PeerSecret::new(b"peer fuzzing secret, 16+ bytes").unwrap()),
+        tls: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let mut peers = Vec::new();

@@ -4,8 +4,11 @@
 //! hex digits) and read back when the cluster is resumed, so every child
 //! gets the same `--peer-secret-file` and `--cluster-id`.
 //!
-//! Invariant: an existing secret or id is never replaced (a resumed cluster
-//! keeps talking to itself).
+//! With `--tls`, also a throwaway CA and a certificate per process in
+//! `DIR/tls` (`server::tls_certs`), made once and reused on resume.
+//!
+//! Invariant: an existing secret, id or certificate is never replaced (a
+//! resumed cluster keeps talking to itself).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -60,4 +63,44 @@ impl Credentials {
             self.cluster_id.clone(),
         ]
     }
+}
+
+/// `DIR/tls`: made with a new CA on first use, else checked complete.
+pub fn ensure_tls(
+    dir: &Path,
+    ids: &[u64],
+    cluster_id: &str,
+) -> Result<server::tls_certs::ClusterFiles, String> {
+    let files = server::tls_certs::ClusterFiles {
+        dir: dir.join("tls"),
+    };
+    if !files.ca().exists() {
+        return server::tls_certs::write_cluster(&files.dir, ids, cluster_id);
+    }
+    for &id in ids {
+        for f in [files.cert(id), files.key(id)] {
+            if !f.exists() {
+                return Err(format!(
+                    "{} is missing (remove {} to make new certificates)",
+                    f.display(),
+                    files.dir.display()
+                ));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The `raftkv server` flags for process `id`'s certificates.
+pub fn tls_flags(files: &server::tls_certs::ClusterFiles, id: u64) -> Vec<String> {
+    let path = |p: PathBuf| p.to_string_lossy().into_owned();
+    vec![
+        "--tls-cert-file".into(),
+        path(files.cert(id)),
+        "--tls-key-file".into(),
+        path(files.key(id)),
+        "--tls-ca-cert-file".into(),
+        path(files.ca()),
+        "--tls-peers".into(),
+    ]
 }

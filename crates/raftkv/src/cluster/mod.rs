@@ -3,8 +3,8 @@
 //!
 //! Order: the layout is decided and every client and peer port is checked
 //! free (`plan`), the data directory is created or checked against the
-//! layout that made it, the peer secret and cluster id are made or read
-//! there (`credentials`), the children start (`supervisor`); sharded
+//! layout that made it, the peer secret and cluster id (and with `--tls` the
+//! certificates) are made or read there (`credentials`), the children start (`supervisor`); sharded
 //! (`--groups G`), the G groups are then joined in one `SHARDCTL JOIN` (a
 //! restart over an existing data dir finds them joined already); single
 //! group, we wait for a leader. Then we print the lines to copy (`redis-cli`,
@@ -26,7 +26,6 @@ mod supervisor;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use server::client::Client;
 use server::resp::Frame;
 
 use crate::cli::ClusterArgs;
@@ -79,6 +78,19 @@ fn run_cluster(a: ClusterArgs) -> Result<(), Failure> {
     for p in &mut plan.procs {
         p.args.extend(creds.flags());
     }
+    let tls = match a.tls {
+        false => None,
+        true => {
+            let ids: Vec<u64> = plan.procs.iter().map(|p| p.id).collect();
+            let files = credentials::ensure_tls(&plan.dir, &ids, &creds.cluster_id)?;
+            for p in &mut plan.procs {
+                p.args.extend(credentials::tls_flags(&files, p.id));
+            }
+            let config = server::tls::client_config(&files.ca(), None)?;
+            crate::connect::init(Some(server::client::ClientTls { config, sni: None }));
+            Some(files)
+        }
+    };
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot find the raftkv executable: {e}"))?;
     let restart = (!a.no_restart).then_some(a.restart_delay);
@@ -100,6 +112,12 @@ fn run_cluster(a: ClusterArgs) -> Result<(), Failure> {
         creds.cluster_id,
         plan::short(&creds.secret_file).display()
     ))?;
+    if let Some(files) = &tls {
+        say(&format!(
+            "TLS: client ports and peer links (mutual); CA and certificates in {}",
+            plan::short(&files.dir).display()
+        ))?;
+    }
     for p in &plan.procs {
         sup.start(p.id, plan.label(p.id), p.args.clone())?;
         let role = match p.group {
@@ -121,22 +139,25 @@ fn run_cluster(a: ClusterArgs) -> Result<(), Failure> {
             None => wait_leader(&plan, &mut sup).await?,
         };
         say(&ready)?;
-        print_copy_lines(&plan)?;
+        print_copy_lines(&plan, tls.as_ref())?;
         supervise(&mut sup, plan.procs.len()).await
     })
 }
 
 /// The commands to copy for the ports in use.
-fn print_copy_lines(plan: &Plan) -> Result<(), Failure> {
+fn print_copy_lines(
+    plan: &Plan,
+    tls: Option<&server::tls_certs::ClusterFiles>,
+) -> Result<(), Failure> {
     let p1 = plan.procs[0].client_port;
     let last = plan.procs[plan.procs.len() - 1].client_port;
     let me = program();
-    let eps = plan.endpoints();
-    let redis = if plan.groups.is_some() {
-        "redis-cli -c"
-    } else {
-        "redis-cli"
-    };
+    let tls_flags = tls.map_or(String::new(), |f| {
+        format!(" --tls --cacert {}", plan::short(&f.ca()).display())
+    });
+    let eps = format!("{}{tls_flags}", plan.endpoints());
+    let cluster = if plan.groups.is_some() { " -c" } else { "" };
+    let redis = format!("redis-cli{cluster}{tls_flags}");
     say(&format!(
         "Ctrl-C stops it; a node that dies is restarted. Try (any port {p1}-{last}):"
     ))?;
@@ -183,7 +204,7 @@ async fn wait_leader(plan: &Plan, sup: &mut Supervisor) -> Result<String, Failur
 /// `INFO raft` of one node, bounded by a second.
 async fn info_raft(ep: &str) -> Option<std::collections::BTreeMap<String, String>> {
     let fut = async {
-        let mut c = Client::connect(ep).await.ok()?;
+        let mut c = crate::connect::connect(ep).await.ok()?;
         match c.call(&["INFO", "raft"]).await.ok()? {
             Frame::Bulk(b) => Some(server::info::parse(&String::from_utf8_lossy(&b))),
             _ => None,
@@ -218,7 +239,7 @@ async fn join_all(plan: &Plan, groups: u64, sup: &mut Supervisor) -> Result<Stri
     let mut last = String::new();
     while Instant::now() < deadline {
         sup.check_none_exited()?;
-        match Client::connect(&ep).await {
+        match crate::connect::connect(&ep).await {
             Ok(mut c) => match c.call(&args).await {
                 Ok(Frame::Bulk(b)) => {
                     say(&format!(

@@ -50,6 +50,12 @@ pub struct Cluster {
     /// When set, each child's stdout and stderr append to `node-{id}.log`
     /// here (across restarts); else they are inherited.
     pub log_dir: Option<PathBuf>,
+    /// Flags for one node only (its certificate: `use_tls`).
+    per_node: BTreeMap<u64, Vec<String>>,
+    /// With TLS on the client ports: how the harness's own calls connect.
+    pub client_tls: Option<server::client::ClientTls>,
+    /// With `--requirepass-file`: the harness's own calls `AUTH` first.
+    pub password: Option<String>,
     /// The temp dir holding the data dirs, when the cluster owns one.
     _dir: Option<tempfile::TempDir>,
 }
@@ -157,8 +163,36 @@ impl Cluster {
             extra,
             log_level: "warn".into(),
             log_dir: None,
+            per_node: BTreeMap::new(),
+            client_tls: None,
+            password: None,
             _dir: None,
         }
+    }
+
+    /// TLS on every client port and mutual TLS on the peer links, with the
+    /// throwaway certificates of `files` (made for cluster id `test`, the
+    /// harness's): from each node's next `spawn` on.
+    pub fn use_tls(&mut self, files: &server::tls_certs::ClusterFiles) {
+        for n in &self.nodes {
+            let flags = [
+                "--tls-cert-file".to_string(),
+                files.cert(n.id).display().to_string(),
+                "--tls-key-file".into(),
+                files.key(n.id).display().to_string(),
+                "--tls-ca-cert-file".into(),
+                files.ca().display().to_string(),
+                "--tls-peers".into(),
+            ];
+            self.per_node.insert(n.id, flags.to_vec());
+        }
+        let config = server::tls::client_config(&files.ca(), None).expect("client TLS config");
+        self.client_tls = Some(server::client::ClientTls { config, sni: None });
+    }
+
+    /// The flags of node `id`'s own (the per-node part of its command line).
+    pub fn node_flags(&mut self, id: u64) -> &mut Vec<String> {
+        self.per_node.entry(id).or_default()
     }
 
     /// Node `id`'s `--cluster` list from its next `spawn` on: `addr(j)` is
@@ -221,6 +255,7 @@ impl Cluster {
         .arg(&node.data)
         .args(["--log-level", &self.log_level])
         .args(&self.extra)
+        .args(self.per_node.get(&id).into_iter().flatten())
         .stdin(Stdio::null());
         if let Some(dir) = &self.log_dir {
             let log = std::fs::OpenOptions::new()
@@ -285,7 +320,12 @@ impl Cluster {
     /// One INFO section (`all` for every field) of one node, if it answers.
     pub async fn info_section(&self, id: u64, section: &str) -> Option<BTreeMap<String, String>> {
         let fut = async {
-            let mut c = Client::connect(&self.endpoint(id)).await.ok()?;
+            let mut c = Client::connect_with(&self.endpoint(id), self.client_tls.as_ref())
+                .await
+                .ok()?;
+            if let Some(pw) = &self.password {
+                c.call(&["AUTH", pw]).await.ok()?;
+            }
             match c.call(&["INFO", section]).await.ok()? {
                 Frame::Bulk(b) => Some(server::info::parse(&String::from_utf8_lossy(&b))),
                 _ => None,

@@ -25,9 +25,19 @@
 //! A secret on one side only is refused by both, with a message that says so.
 //!
 //! Scope (what this does not do): the handshake authenticates who opened the
-//! connection; frames after it are neither encrypted nor MACed, so an
-//! attacker *on the network path* can read them and could inject into an
-//! established connection. Use a private network or a tunnel for that threat.
+//! connection; without TLS, frames after it are neither encrypted nor MACed,
+//! so an attacker *on the network path* can read them and could inject into
+//! an established connection.
+//!
+//! With `--tls-peers` the same three frames run *inside* mutual TLS
+//! (`crate::tls`), which complements rather than replaces them: TLS
+//! encrypts and authenticates every byte and proves who holds which
+//! certificate, and the `Hello` stays the one place a peer's id enters; the
+//! acceptor refuses a `Hello` whose `from` is not the node the dialer's
+//! certificate names (the `identity` check of [`accept`]) before it answers.
+//! The cluster id is still checked, and a secret, if also given, still
+//! proven (defence in depth; not needed with TLS). One protocol for both
+//! settings: no second handshake to keep correct.
 //!
 //! Invariant: the acceptor reads nothing but the handshake until the
 //! dialer's proof has been verified; handshake frames are capped at
@@ -131,8 +141,12 @@ pub fn random_hex(bytes: usize) -> Result<String, String> {
 pub struct PeerAuth {
     /// `--cluster-id`: peers must name the same one.
     pub cluster: String,
-    /// `--peer-secret-file`: `None` leaves the peer port unauthenticated.
+    /// `--peer-secret-file`: `None` leaves the peer port unauthenticated
+    /// unless `tls` is set.
     pub secret: Option<PeerSecret>,
+    /// `--tls-peers`: links run inside mutual TLS, and a `Hello`'s `from`
+    /// must be the node its certificate names (`crate::tls`).
+    pub tls: Option<Arc<crate::tls::PeerTls>>,
 }
 
 impl Default for PeerAuth {
@@ -140,6 +154,7 @@ impl Default for PeerAuth {
         PeerAuth {
             cluster: DEFAULT_CLUSTER_ID.into(),
             secret: None,
+            tls: None,
         }
     }
 }
@@ -165,13 +180,13 @@ impl PeerAuth {
 
     /// Says at startup, loudly, when the peer port takes anyone.
     pub fn warn_if_open(&self, peer_addr: &std::net::SocketAddr) {
-        if self.secret.is_none() {
+        if self.secret.is_none() && self.tls.is_none() {
             tracing::warn!(
                 peer = %peer_addr,
                 cluster = %self.cluster,
                 "the peer port is unauthenticated: anyone who can reach it can act as a member \
                  (send Raft messages, run forwarded requests); start every node with \
-                 --peer-secret-file (see the README, 'Securing a deployment')"
+                 --tls-peers or --peer-secret-file (see the README, 'Securing a deployment')"
             );
         }
     }
@@ -230,6 +245,18 @@ fn refused(s: impl Into<String>) -> HandshakeError {
 
 fn io_err(e: impl std::fmt::Display) -> HandshakeError {
     HandshakeError::Io(format!("handshake: {e}"))
+}
+
+/// A failed TLS handshake on a peer link: a certificate or protocol problem
+/// (rustls reports `InvalidData`: not signed by the CA, not the node asked
+/// for, plaintext on a TLS port) is a refusal; anything else is I/O.
+pub fn tls_failure(e: std::io::Error) -> HandshakeError {
+    let msg = format!("TLS handshake: {e}");
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        HandshakeError::Refused(msg)
+    } else {
+        HandshakeError::Io(msg)
+    }
 }
 
 fn fresh_nonce() -> Result<Nonce, HandshakeError> {
@@ -311,13 +338,16 @@ where
 
 /// The acceptor's side, reading through `frames` (capped at the handshake
 /// frame size) and answering on the same stream. `Ok(peer id)` once the
-/// dialer's `Hello` names us and a member, its cluster is ours, and its
-/// proof (if we have a secret) is right.
+/// dialer's `Hello` names us and a member, `identity` accepts the id it
+/// claims (with TLS: its certificate names that node; checked before we
+/// answer), its cluster is ours, and its proof (if we have a secret) is
+/// right.
 pub async fn accept<S>(
     frames: &mut FramedRead<S, wire::FrameDecoder>,
     auth: &PeerAuth,
     self_id: NodeId,
     is_member: impl Fn(NodeId) -> bool,
+    identity: impl Fn(NodeId) -> Result<(), String>,
 ) -> Result<NodeId, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -339,6 +369,7 @@ where
     if from == self_id || !is_member(from) {
         return Err(refused(format!("Hello from unknown node {from}")));
     }
+    identity(from).map_err(refused)?;
     let acceptor_nonce = fresh_nonce()?;
     let t = Transcript {
         cluster: &auth.cluster,
@@ -423,6 +454,7 @@ mod tests {
         PeerAuth {
             cluster: cluster.into(),
             secret: secret.map(|s| PeerSecret::new(s).unwrap()),
+            tls: None,
         }
     }
 
@@ -435,7 +467,7 @@ mod tests {
         let (mut a, b) = tokio::io::duplex(4096);
         let acc = tokio::spawn(async move {
             let mut frames = FramedRead::new(b, wire::handshake_codec());
-            accept(&mut frames, &acceptor, 1, |id| id == 2).await
+            accept(&mut frames, &acceptor, 1, |id| id == 2, |_| Ok(())).await
         });
         let d = dial(&mut a, &dialer, 2, 1).await;
         drop(a);

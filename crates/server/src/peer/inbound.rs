@@ -1,11 +1,14 @@
-//! Inbound peer connections: accept, run the acceptor's side of the
-//! handshake (`super::handshake`: cluster id, node ids, proof of the shared
+//! Inbound peer connections: accept, with `--tls-peers` run the server side
+//! of mutual TLS (a client certificate signed by the cluster CA required),
+//! run the acceptor's side of the handshake (`super::handshake`: cluster id,
+//! node ids, the certificate naming the claimed id, proof of the shared
 //! secret), then read frames and dispatch them (Raft messages to the driver,
 //! forwarded requests to `forward::serve`, replies to the forward table).
 //!
 //! Invariants: after the handshake a connection is read-only; every failure
 //! (oversized frame, undecodable bytes, a `Hello` naming an unknown node or
-//! another node than us, another cluster, a missing or wrong proof, a
+//! another node than us, another cluster, a failed TLS handshake, a
+//! certificate that does not name the claimed node, a missing or wrong proof, a
 //! message whose `from`/`to` disagree with the `Hello`, EOF mid-frame) is
 //! logged and closes that connection only. Until the handshake completes,
 //! frames are capped at `wire::HANDSHAKE_MAX_FRAME_BYTES`. At most
@@ -14,7 +17,7 @@
 //! [`MAX_PENDING_PER_SOURCE`] from one address: a new one beyond that
 //! closes an unauthenticated one of the busiest source (idle sockets cannot
 //! lock members out, and one address cannot evict another's handshake).
-//! The handshake must complete
+//! The handshakes (TLS and ours) must complete
 //! within `LinkTimeouts::dead_after`, and a connection on which no byte
 //! arrives for that long is closed (live links carry keepalives:
 //! `super::liveness`).
@@ -39,6 +42,7 @@ use super::wire::{self, PeerFrame};
 use crate::driver::DriverHandle;
 use crate::forward::{self, ForwardTable};
 use crate::peer::Peers;
+use crate::stream::Stream;
 
 pub const MAX_PEER_CONNECTIONS: usize = 64;
 /// Most connections in their handshake at once (see `Pending`).
@@ -68,7 +72,7 @@ pub struct Inbound {
     pub auth: Arc<PeerAuth>,
 }
 
-type Frames = FramedRead<CountingRead<TcpStream>, wire::FrameDecoder>;
+type Frames = FramedRead<CountingRead<Stream>, wire::FrameDecoder>;
 
 /// Accepts peer connections until the task is dropped.
 pub async fn accept_loop(listener: TcpListener, ctx: Inbound) {
@@ -204,12 +208,26 @@ impl Inbound {
     ) -> Result<(), String> {
         let _ = stream.set_nodelay(true);
         self.timeouts.set_tcp_keepalive(&stream);
-        let mut frames = FramedRead::new(CountingRead::new(stream), wire::handshake_codec());
         let deadline = self.timeouts.dead_after;
-        // A member added since start (a membership change) is known to `peers`.
-        let is_member = |id| self.members.contains_key(&id) || self.peers.get(id).is_some();
-        let handshake = handshake::accept(&mut frames, &self.auth, self.self_id, is_member);
-        let from = match tokio::time::timeout(deadline, handshake).await {
+        let handshakes = async {
+            let tls = self.auth.tls.as_ref().map(|t| &t.acceptor);
+            let stream = Stream::accept(stream, tls)
+                .await
+                .map_err(handshake::tls_failure)?;
+            let cert = stream.peer_certificate();
+            let mut frames = FramedRead::new(CountingRead::new(stream), wire::handshake_codec());
+            // A member added since start (a membership change) is known to `peers`.
+            let is_member = |id| self.members.contains_key(&id) || self.peers.get(id).is_some();
+            let identity = |id| match &self.auth.tls {
+                Some(tls) => tls.check_identity(cert.as_ref(), id),
+                None => Ok(()),
+            };
+            let from =
+                handshake::accept(&mut frames, &self.auth, self.self_id, is_member, identity)
+                    .await?;
+            Ok::<_, HandshakeError>((from, frames))
+        };
+        let (from, mut frames) = match tokio::time::timeout(deadline, handshakes).await {
             Ok(Ok(from)) => from,
             Ok(Err(HandshakeError::Refused(e))) => {
                 tracing::warn!(%addr, "peer refused: {e}");
@@ -316,6 +334,14 @@ async fn next_live(frames: &mut Frames, silence: Duration) -> Result<Option<Peer
 async fn next(frames: &mut Frames) -> Result<Option<PeerFrame>, String> {
     match frames.next().await {
         None => Ok(None),
+        // TLS: the dialer dropped its link without a close_notify. Between
+        // frames that is a plain disconnect, as EOF is on TCP (frames are
+        // self-contained; a cut inside one is still an error).
+        Some(Err(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof && frames.read_buffer().is_empty() =>
+        {
+            Ok(None)
+        }
         Some(Err(e)) => Err(format!("bad frame: {e}")),
         Some(Ok(body)) => wire::decode(&body)
             .map(Some)

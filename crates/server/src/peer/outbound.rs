@@ -12,7 +12,11 @@
 //!
 //! Invariants: bytes reach the socket in send order: the fast path is taken
 //! only when the queue and the unwritten buffer are both empty, and every
-//! write (fast path or task) happens under the peer's state lock. The queue
+//! write (fast path or task) happens under the peer's state lock. With
+//! `--tls-peers` the link keeps its rustls session beside the socket and
+//! frames are encrypted into records under that same lock as they are
+//! appended to the unwritten buffer, so both paths keep writing plain
+//! socket bytes in order (the TLS stream is only used for the handshakes). The queue
 //! is bounded ([`QUEUE_ITEMS`]); `send` never blocks. While disconnected,
 //! queued items are dropped (Raft retransmits; a forwarded request is failed
 //! as not sent, so the client path knows it never reached a leader).
@@ -86,9 +90,14 @@ struct State {
     /// The live connection (its `Hello` is written or in `out`); `None`
     /// while connecting, and after a fast-path write failed.
     conn: Option<Arc<TcpStream>>,
+    /// With `--tls-peers`: the connection's TLS session, set and cleared
+    /// with `conn`. Frames are sealed into records under this lock as they
+    /// are appended to `out`, so records leave in the order they were made.
+    tls: Option<rustls::ClientConnection>,
     /// Items for the task to encode and write.
     queue: VecDeque<Outgoing>,
-    /// Encoded bytes not yet written: the next bytes on the connection.
+    /// Encoded (with TLS: encrypted) bytes not yet written: the next bytes
+    /// on the connection.
     out: BytesMut,
     /// Every `PeerSender` is gone: the task ends.
     closed: bool,
@@ -146,7 +155,7 @@ impl PeerSender {
             Outgoing::Shard(f) => PeerFrame::Shard(f),
         };
         let mut buf = BytesMut::new();
-        if !encode_into(&frame, &mut buf) {
+        if !encode_sealed(&[frame], st.tls.as_mut(), &mut buf) {
             return false;
         }
         let conn = st.conn.as_ref().expect("checked by the caller");
@@ -158,6 +167,7 @@ impl PeerSender {
                 // next write and reconnects; until then items queue.
                 tracing::debug!("peer write failed: {e}");
                 st.conn = None;
+                st.tls = None;
                 drop(st);
                 self.shared.wake.notify_one();
                 return false;
@@ -362,7 +372,7 @@ impl Link {
                 return;
             }
             match self.open().await {
-                Ok(stream) => {
+                Ok((stream, tls)) => {
                     last_refusal = None;
                     let connected_at = Instant::now();
                     tracing::info!(peer = self.peer, addr = %self.addr, "connected to peer");
@@ -371,6 +381,7 @@ impl Link {
                         let mut st = self.shared.lock();
                         st.out.clear();
                         st.conn = Some(stream.clone());
+                        st.tls = tls;
                     }
                     self.shared.connected.store(true, Ordering::Relaxed);
                     let res = self.pump(&stream).await;
@@ -379,7 +390,11 @@ impl Link {
                         // middlebox accepting and closing at once is a failed dial.
                         backoff = BACKOFF_MIN;
                     }
-                    self.shared.lock().conn = None;
+                    {
+                        let mut st = self.shared.lock();
+                        st.conn = None;
+                        st.tls = None;
+                    }
                     self.shared.connected.store(false, Ordering::Relaxed);
                     match res {
                         Ok(()) => return,
@@ -399,9 +414,13 @@ impl Link {
         }
     }
 
-    /// Dials the peer and runs the dialer's side of the handshake, each
-    /// bounded by `LinkTimeouts::connect`.
-    async fn open(&self) -> Result<TcpStream, HandshakeError> {
+    /// Dials the peer and runs the dialer's side of the handshakes (with
+    /// `--tls-peers`: TLS, asking for the peer's node name, then ours
+    /// inside it), each bounded by `LinkTimeouts::connect`. Returns the
+    /// socket and, with TLS, the session that seals what we write on it
+    /// (the acceptor writes nothing after the handshake, so nothing is
+    /// left to read).
+    async fn open(&self) -> Result<(TcpStream, Option<rustls::ClientConnection>), HandshakeError> {
         let bound = self.timeouts.connect;
         let late = |what| HandshakeError::Io(format!("no {what} within {bound:?}"));
         let mut stream = match tokio::time::timeout(bound, TcpStream::connect(&self.addr)).await {
@@ -411,9 +430,26 @@ impl Link {
         };
         let _ = stream.set_nodelay(true);
         self.timeouts.set_tcp_keepalive(&stream);
-        let dial = handshake::dial(&mut stream, &self.auth, self.self_id, self.peer);
+        let (from, to) = (self.self_id, self.peer);
+        let dial = async move {
+            let Some(tls) = &self.auth.tls else {
+                handshake::dial(&mut stream, &self.auth, from, to).await?;
+                return Ok((stream, None));
+            };
+            let name = tls.server_name(to).map_err(HandshakeError::Refused)?;
+            let mut stream = tls
+                .connector
+                .connect(name, stream)
+                .await
+                .map_err(handshake::tls_failure)?;
+            handshake::dial(&mut stream, &self.auth, from, to).await?;
+            let (tcp, mut session) = stream.into_inner();
+            // `encode_sealed` drains every record at once: no limit needed.
+            session.set_buffer_limit(None);
+            Ok((tcp, Some(session)))
+        };
         match tokio::time::timeout(bound, dial).await {
-            Ok(res) => res.map(|()| stream),
+            Ok(res) => res,
             Err(_) => Err(late("handshake answer")),
         }
     }
@@ -437,10 +473,10 @@ impl Link {
                     return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write failed"));
                 }
                 if st.out.is_empty() {
-                    let State { queue, out, .. } = &mut *st;
-                    for frame in batch(queue) {
-                        encode_into(&frame, out);
-                    }
+                    let State {
+                        queue, out, tls, ..
+                    } = &mut *st;
+                    encode_sealed(&batch(queue), tls.as_mut(), out);
                 }
                 if st.out.is_empty() {
                     if st.closed {
@@ -499,7 +535,8 @@ impl Link {
             heard_conn,
             read,
         };
-        encode_into(&frame, &mut st.out);
+        let State { out, tls, .. } = &mut *st;
+        encode_sealed(&[frame], tls.as_mut(), out);
         Ok(())
     }
 
@@ -528,6 +565,43 @@ fn encode_into(frame: &PeerFrame, out: &mut BytesMut) -> bool {
     out.reserve(4 + body.len());
     out.put_u32(body.len() as u32);
     out.put_slice(&body);
+    true
+}
+
+/// Appends `frames` as they go on the wire: each length-prefixed, all of
+/// them sealed into TLS records when the link runs TLS. A frame over the
+/// size limit is dropped (the others still go); false if nothing was
+/// appended, or sealing failed (the link then fails on its next write, as
+/// nothing of these frames went out).
+fn encode_sealed(
+    frames: &[PeerFrame],
+    tls: Option<&mut rustls::ClientConnection>,
+    out: &mut BytesMut,
+) -> bool {
+    let Some(tls) = tls else {
+        return frames
+            .iter()
+            .fold(false, |any, f| encode_into(f, out) | any);
+    };
+    let mut plain = BytesMut::new();
+    if !frames
+        .iter()
+        .fold(false, |any, f| encode_into(f, &mut plain) | any)
+    {
+        return false;
+    }
+    use std::io::Write;
+    if let Err(e) = tls.writer().write_all(&plain) {
+        tracing::warn!("TLS refused a peer frame: {e}");
+        return false;
+    }
+    let mut w = out.writer();
+    while tls.wants_write() {
+        if let Err(e) = tls.write_tls(&mut w) {
+            tracing::warn!("TLS failed to seal a peer frame: {e}");
+            return false;
+        }
+    }
     true
 }
 
@@ -610,7 +684,14 @@ mod tests {
     /// frames that follow it.
     async fn handshaken(stream: TcpStream) -> Frames {
         let mut frames = FramedRead::new(stream, wire::handshake_codec());
-        let from = handshake::accept(&mut frames, &PeerAuth::default(), 2, |id| id == 1).await;
+        let from = handshake::accept(
+            &mut frames,
+            &PeerAuth::default(),
+            2,
+            |id| id == 1,
+            |_| Ok(()),
+        )
+        .await;
         assert_eq!(from, Ok(1));
         frames.decoder_mut().set_max_frame_length(MAX_FRAME_BYTES);
         frames

@@ -73,7 +73,7 @@ async fn run(router: &Router, cmd: ShardCtl) -> Result<String, String> {
 }
 
 /// A joining member must be a process of this deployment (`--peers`) whose
-/// client address answers `PING`.
+/// client address answers `PING` (over TLS when our client port speaks it).
 async fn probe(router: &Router, id: u64, addr: &str) -> Result<(), String> {
     if id != router.id && router.peers.get(id).is_none() {
         return Err(format!(
@@ -81,7 +81,7 @@ async fn probe(router: &Router, id: u64, addr: &str) -> Result<(), String> {
         ));
     }
     let ping = async {
-        let mut c = Client::connect(addr).await?;
+        let mut c = Client::connect_with(addr, router.probe_tls.as_ref()).await?;
         c.call(&["PING"]).await
     };
     match tokio::time::timeout(PROBE_TIMEOUT, ping).await {

@@ -111,7 +111,7 @@ pub async fn start_sharded_with(
     if cfg.hosts_controller() {
         hosted.insert(CONTROLLER_GROUP);
     }
-    let router = Router::new(
+    let mut router = Router::new(
         base.id,
         Keyspace::new(cfg.shards).expect("validated"),
         cfg.controllers.clone(),
@@ -124,6 +124,7 @@ pub async fn start_sharded_with(
         ClientIds::new(base.id, epoch),
         crate::space::Reserve::new(&base.data_dir, base.reserve.clone()),
     );
+    router.probe_tls = base.client.tls.as_ref().map(|t| t.probe.clone());
     let (shutdown, _) = broadcast::channel(1);
     let (client_addr, peer_addr) = (
         client.local_addr().expect("bound"),

@@ -118,6 +118,9 @@ pub struct Router {
     hints: Mutex<BTreeMap<GroupId, NodeId>>,
     pub(super) rr: AtomicUsize,
     ctrl: tokio::sync::Mutex<Option<CtrlSession>>,
+    /// With TLS on client ports: how `SHARDCTL JOIN` PINGs a member's
+    /// client address (`crate::tls::Acceptor::probe`).
+    pub probe_tls: Option<crate::client::ClientTls>,
 }
 
 impl Router {
@@ -150,6 +153,7 @@ impl Router {
             hints: Mutex::new(BTreeMap::new()),
             rr: AtomicUsize::new(0),
             ctrl: tokio::sync::Mutex::new(None),
+            probe_tls: None,
         }
     }
 
