@@ -1,7 +1,8 @@
 //! `raftkv cluster` as a user runs it: a node killed with -9 is told on
 //! stderr and restarted while writes continue through the others; a port in
 //! use fails before anything starts, naming `--base-port`; a closed stdout
-//! ends the command quietly with its children stopped.
+//! ends the command quietly with its children stopped; with `--tls --groups`
+//! every advertised client port speaks TLS.
 
 mod common;
 
@@ -258,4 +259,118 @@ async fn a_closed_stdout_stops_the_cluster_quietly() {
             "a node outlived the cluster"
         );
     }
+}
+
+/// `raftkv cluster --tls --groups 2`: every client port speaks TLS with the
+/// certificates it made in DIR/tls, `CLUSTER SLOTS` advertises those TLS
+/// ports, a plaintext client is refused, and redis-py's `RedisCluster`
+/// with `ssl=True` follows the layout (skipped, saying so, without it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_sharded_cluster_advertises_its_tls_ports() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = base_port(6);
+    let base = p.to_string();
+    let mut cmd = ClusterCmd::start(
+        &[
+            "--tls",
+            "--groups",
+            "2",
+            "--base-port",
+            &base,
+            "--no-restart",
+        ],
+        dir.path(),
+    );
+    cmd.wait_line(true, "TLS: client ports and peer links");
+    cmd.wait_line(true, "sharded cluster of 2 groups");
+    let ca = dir.path().join("tls/ca.crt");
+    let tls = server::client::ClientTls {
+        config: server::tls::client_config(&ca, None).unwrap(),
+        sni: None,
+    };
+    let ep = format!("127.0.0.1:{p}");
+    let mut c = Client::connect_with(&ep, Some(&tls)).await.unwrap();
+    // Until process 1 has applied the joined configuration, no slot is owned.
+    let deadline = Instant::now() + WAIT;
+    let ranges = loop {
+        match c.call(&["CLUSTER", "SLOTS"]).await.unwrap() {
+            Frame::Array(r) if r.len() >= 2 => break r,
+            other => assert!(Instant::now() < deadline, "CLUSTER SLOTS: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut ports = std::collections::BTreeSet::new();
+    for range in ranges {
+        let Frame::Array(parts) = range else {
+            panic!("a slot range is not an array")
+        };
+        for node in &parts[2..] {
+            let Frame::Array(node) = node else {
+                panic!("a node is not an array")
+            };
+            let Frame::Integer(port) = node[1] else {
+                panic!("no port: {node:?}")
+            };
+            ports.insert(port as u16);
+        }
+    }
+    assert_eq!(ports, (p..p + 6).collect(), "advertised ports");
+    for port in ports {
+        let ep = format!("127.0.0.1:{port}");
+        let mut c = Client::connect_with(&ep, Some(&tls)).await.unwrap();
+        assert_eq!(
+            c.call(&["PING"]).await.unwrap(),
+            Frame::Simple("PONG".into())
+        );
+        assert!(refuses_plaintext(&ep).await, "{ep} answered plaintext");
+    }
+    redis_py_cluster_tls(&ep, &ca);
+    assert!(cmd.stop().success());
+}
+
+/// A plaintext PING on a TLS port gets no answer (bounded).
+async fn refuses_plaintext(ep: &str) -> bool {
+    let ping = async {
+        let mut c = Client::connect(ep).await?;
+        c.call(&["PING"]).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), ping).await,
+        Ok(Err(_))
+    )
+}
+
+fn redis_py_cluster_tls(seed: &str, ca: &Path) {
+    let probe = Command::new("python3")
+        .args(["-c", "import redis.cluster"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED redis-py RedisCluster ssl=True: python3 or redis-py is missing; `.ci/run` installs it");
+        return;
+    }
+    let (host, port) = seed.rsplit_once(':').unwrap();
+    let script = r#"
+import sys, redis
+from redis.cluster import RedisCluster
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rc = RedisCluster(host=host, port=port, ssl=True, ssl_ca_certs=ca, socket_timeout=20)
+for i in range(40):
+    assert rc.set(f"k{i}", f"v{i}") is True
+for i in range(40):
+    assert rc.get(f"k{i}") == f"v{i}".encode()
+nodes = sorted(n.port for n in rc.get_nodes())
+print("redis-py", redis.__version__, "RedisCluster ssl=True: 40 keys over nodes", nodes)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, host, port, &ca.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "redis-py RedisCluster failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
 }

@@ -76,11 +76,13 @@
 //! ```
 //!
 //! Files, one job each: `config`, `error`, `outcome` (the API's data),
+//! `counters` (monotonic counts of the replica's work, for metrics),
 //! `proposals` and `reads` (pending requests), `log_size` (the snapshot
 //! trigger), `replica` (the driver loop), `space` (what a host does while
 //! the disk is full).
 
 mod config;
+mod counters;
 mod error;
 mod log_size;
 mod outcome;
@@ -90,6 +92,7 @@ mod replica;
 pub mod space;
 
 pub use config::{Config, HARD_STATE_BYTES};
+pub use counters::Counters;
 pub use error::{Rejected, ReplicaError};
 pub use log_size::exact_bytes as persisted_log_bytes;
 pub use outcome::{Completion, Outcome, Token};

@@ -18,6 +18,7 @@
 use raft::{EntryKind, Message, RawNode, Ready, Role, Storage};
 
 use crate::config::Config;
+use crate::counters::Counters;
 use crate::error::{Rejected, ReplicaError};
 use crate::log_size::LogSize;
 use crate::outcome::{Completion, Token};
@@ -42,6 +43,8 @@ pub struct Status {
     /// (`rsm::StateMachine::snapshot_check`); the host logs when it grows,
     /// with [`Replica::last_snapshot_rejection`].
     pub snapshots_rejected: u64,
+    /// What the replica has done since it was created (`/metrics`).
+    pub counters: Counters,
 }
 
 pub struct Replica<S: Storage, M: rsm::StateMachine> {
@@ -56,6 +59,9 @@ pub struct Replica<S: Storage, M: rsm::StateMachine> {
     now_ms: u64,
     /// When this node last proposed anything (for the session tick).
     last_proposal_ms: u64,
+    counters: Counters,
+    /// The latest term in which a leader was counted (`Counters::leader_changes`).
+    leader_term: raft::Term,
 }
 
 impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
@@ -92,6 +98,8 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             log_size,
             now_ms: 0,
             last_proposal_ms: 0,
+            counters: Counters::default(),
+            leader_term: 0,
         })
     }
 
@@ -127,10 +135,13 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
     pub fn propose(&mut self, token: Token, cmd: M::Command, now_ms: u64) -> Result<(), Rejected> {
         self.observe_time(now_ms);
         let data = self.sm.encode_command(&cmd, self.now_ms);
-        match self.node.propose(data) {
+        let result = self.node.propose(data);
+        self.counters.proposals_rejected += u64::from(result.is_err());
+        match result {
             Ok(index) => {
                 self.proposals.insert(index, self.node.raft().term(), token);
                 self.last_proposal_ms = self.now_ms;
+                self.counters.proposals += 1;
                 Ok(())
             }
             Err(raft::RaftError::ProposalDropped { uncommitted_bytes }) => {
@@ -199,6 +210,9 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         self.reads.serve(&self.sm, &mut done);
         done.drain(..).for_each(&mut *complete);
         self.maybe_snapshot()?;
+        let raft = self.node.raft();
+        let (term, leader) = (raft.term(), raft.leader());
+        self.counters.on_leader(&mut self.leader_term, term, leader);
         Ok(())
     }
 
@@ -215,9 +229,10 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         done: &mut Vec<Completion<M>>,
         complete: &mut dyn FnMut(Completion<M>),
     ) -> Result<(), ReplicaError> {
-        std::mem::take(&mut rd.messages)
-            .into_iter()
-            .for_each(&mut *send);
+        for m in std::mem::take(&mut rd.messages) {
+            self.counters.on_send(&m);
+            send(m);
+        }
         for e in &rd.committed_entries {
             // No-ops and membership changes advance the machine's applied index only.
             let data: &[u8] = if e.kind == EntryKind::Normal {
@@ -231,11 +246,14 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         done.drain(..).for_each(&mut *complete);
         self.node.persist(&rd)?;
         self.log_size.on_appended(&rd.entries);
-        std::mem::take(&mut rd.persisted_messages)
-            .into_iter()
-            .for_each(&mut *send);
+        for m in std::mem::take(&mut rd.persisted_messages) {
+            self.counters.on_send(&m);
+            send(m);
+        }
         if let Some(snap) = &rd.snapshot {
             restore(&mut self.sm, snap.meta.index, &snap.data)?;
+            self.counters.snapshots_installed += 1;
+            self.counters.snapshot_bytes_installed += snap.data.len() as u64;
             self.proposals.on_snapshot(snap.meta.index, done);
             self.log_size.measure(self.node.storage());
         }
@@ -264,6 +282,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         let Some(ctx) = self.reads.start_batch() else {
             return;
         };
+        self.counters.read_index_rounds += 1;
         if self.node.read_index(ctx).is_err() {
             self.reads.abort_batch(ctx, self.node.raft().leader(), done);
         }
@@ -282,6 +301,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         }
         self.node.compact(status.applied, self.sm.snapshot())?;
         self.log_size.measure(self.node.storage());
+        self.counters.snapshots_taken += 1;
         Ok(())
     }
 
@@ -310,6 +330,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             expires: self.sm.expiring_count(),
             sessions: self.sm.session_count(),
             snapshots_rejected: self.node.raft().rejected_snapshots().0,
+            counters: self.counters,
         }
     }
 

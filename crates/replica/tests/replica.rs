@@ -252,6 +252,14 @@ fn reads_between_drives_share_one_round() {
     assert!(done
         .iter()
         .all(|(_, c)| c.outcome == Outcome::Value(kv::Reply::Value(Some(Bytes::from("v"))))));
+    // The counters /metrics exports agree: one read round for the batch,
+    // the registration and the put proposed, one leadership seen by all.
+    let c = h.node(1).status().counters;
+    assert_eq!(c.read_index_rounds, 1);
+    assert_eq!(c.proposals, 2);
+    assert_eq!(c.leader_changes, 1);
+    assert_eq!(h.node(2).status().counters.leader_changes, 1);
+    assert_eq!(h.node(2).status().counters.proposals, 0);
 }
 
 /// The read rounds (heartbeats carrying a read round) node 1 sent.

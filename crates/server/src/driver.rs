@@ -43,6 +43,7 @@ use storage::DiskStorage;
 use tokio::sync::oneshot;
 
 use crate::admin::{AdminOp, AdminReply, AdminWaits};
+use crate::metrics::GroupMetrics;
 use crate::peer::Peers;
 use crate::space::Reserve;
 
@@ -103,9 +104,11 @@ pub enum Input {
 }
 
 /// Driver settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DriverConfig {
     pub tick: Duration,
+    /// Where [`DriverHandle::propose`] records its latency (`/metrics`).
+    pub metrics: Arc<GroupMetrics>,
 }
 
 /// Cloneable access to the driver thread.
@@ -118,6 +121,7 @@ pub struct DriverHandle {
     leader: Arc<AtomicU64>,
     /// Why the log cannot be written (disk full), while it cannot.
     disk_full: Arc<Mutex<Option<String>>>,
+    metrics: Arc<GroupMetrics>,
 }
 
 impl DriverHandle {
@@ -126,9 +130,14 @@ impl DriverHandle {
         let _ = self.tx.try_send(Input::Step(msg));
     }
 
+    /// Proposes `cmd`; the time to its answer goes to the proposal
+    /// latency histogram (measured here, at the edge: the replica has no clock).
     pub async fn propose(&self, cmd: kv::Command) -> Answer {
+        let started = Instant::now();
         let (reply, rx) = oneshot::channel();
-        self.submit(Input::Propose { cmd, reply }, rx).await
+        let answer = self.submit(Input::Propose { cmd, reply }, rx).await;
+        self.metrics.proposal_latency.observe(started.elapsed());
+        answer
     }
 
     /// A ReadIndex read of a read-only op.
@@ -199,6 +208,7 @@ pub fn start(
     let status = Arc::new(Mutex::new(replica.status()));
     let leader = Arc::new(AtomicU64::new(replica.leader().unwrap_or(0)));
     let disk_full = Arc::new(Mutex::new(None));
+    let metrics = cfg.metrics.clone();
     let mut driver = Driver {
         replica: Some(replica),
         reopen,
@@ -229,6 +239,7 @@ pub fn start(
         status,
         leader,
         disk_full,
+        metrics,
     };
     (handle, join)
 }

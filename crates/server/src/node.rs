@@ -17,6 +17,8 @@ use crate::config::{NodeConfig, KV_RESPONSE_WINDOW};
 use crate::driver::{self, DriverConfig, DriverHandle};
 use crate::forward::ForwardTable;
 use crate::listener;
+use crate::metrics::disk::MeteredFs;
+use crate::metrics::{Sources, Telemetry};
 use crate::peer::{inbound, LinkTimeouts, Peers};
 use crate::port_state::{PortSettings, PortState};
 use crate::requests::{Requests, Timeouts};
@@ -66,6 +68,8 @@ pub struct RunningNode {
     /// How long a leader stopping gracefully waits for leadership to move
     /// (two election timeouts); zero: no hand-off (sharded processes).
     pub(crate) handoff: Duration,
+    /// What `/metrics` reads besides the driver's status.
+    pub(crate) metrics: Sources,
     /// The single-group node's forwarded requests (`None` when sharded).
     pub(crate) forwards: Option<Arc<ForwardTable>>,
 }
@@ -90,11 +94,14 @@ async fn bind(addr: &str, what: &'static str) -> Result<TcpListener, NodeError> 
 
 /// Starts the node on listeners the caller bound (tests use port 0).
 pub async fn start_with(
-    cfg: NodeConfig,
+    mut cfg: NodeConfig,
     client: TcpListener,
     peer: TcpListener,
 ) -> Result<RunningNode, NodeError> {
     cfg.validate().map_err(NodeError::Config)?;
+    // The group's disk writes and fsyncs are measured at the file-system seam.
+    let telemetry = Telemetry::new([0]);
+    cfg.storage.fs = MeteredFs::wrap(cfg.storage.fs.clone(), telemetry.group(0));
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
         path: cfg.data_dir.display().to_string(),
         source,
@@ -130,7 +137,10 @@ pub async fn start_with(
     let reserve = crate::space::Reserve::new(&cfg.data_dir, cfg.reserve.clone());
     let (driver, driver_thread) = driver::start(
         replica,
-        DriverConfig { tick: cfg.tick() },
+        DriverConfig {
+            tick: cfg.tick(),
+            metrics: telemetry.group(0),
+        },
         peers.clone(),
         fatal_tx,
         Some(reopen(&cfg)),
@@ -152,6 +162,17 @@ pub async fn start_with(
         request: Duration::from_millis(cfg.request_timeout_ms),
         forward_attempt: Duration::from_millis((cfg.election_timeout_ms * 2).clamp(200, 2000)),
     };
+    let metrics = Sources {
+        port: PortState::new(PortSettings {
+            listen: client.local_addr().expect("bound"),
+            max_connections: cfg.max_connections,
+            client: cfg.client.clone(),
+            data_dir: cfg.data_dir.clone(),
+            sharded: false,
+        }),
+        peers: peers.clone(),
+        telemetry,
+    };
     let requests = Arc::new(Service::Single(Requests::new(
         cfg.id,
         driver.clone(),
@@ -171,13 +192,7 @@ pub async fn start_with(
         tokio::spawn(listener::accept_loop(
             client,
             requests,
-            PortState::new(PortSettings {
-                listen: client_addr,
-                max_connections: cfg.max_connections,
-                client: cfg.client.clone(),
-                data_dir: cfg.data_dir.clone(),
-                sharded: false,
-            }),
+            metrics.port.clone(),
             shutdown.clone(),
         )),
     ];
@@ -193,6 +208,7 @@ pub async fn start_with(
         shutdown,
         fatal,
         handoff: Duration::from_millis(2 * cfg.election_timeout_ms),
+        metrics,
         forwards: Some(forwards),
     })
 }

@@ -35,6 +35,8 @@ pub struct Stats {
     /// Per command (table full name): INFO's commandstats.
     per_command: Mutex<BTreeMap<&'static str, CommandStat>>,
     rates: Mutex<Rates>,
+    /// The same events for `/metrics` (lock-free, never reset).
+    pub commands: crate::metrics::commands::CommandMetrics,
 }
 
 /// The last samples of each instantaneous rate.
@@ -73,7 +75,12 @@ impl Stats {
     /// says about the keyspace.
     pub fn command_done(&self, name: Option<&'static str>, reply: &Frame, took: Duration) {
         self.commands_processed.fetch_add(1, Relaxed);
-        let failed = matches!(reply, Frame::Error(_));
+        let error = match reply {
+            Frame::Error(e) => Some(e.as_str()),
+            _ => None,
+        };
+        self.commands.done(name, error, took);
+        let failed = error.is_some();
         if let Some(name) = name {
             let mut m = self.per_command.lock().expect("per-command lock");
             let s = m.entry(name).or_default();
@@ -98,6 +105,7 @@ impl Stats {
     /// (unknown command, wrong arity, not authenticated): Redis counts those
     /// too, and as a rejected call of a command it knows.
     pub fn rejected_command(&self, name: Option<&'static str>, error: &str) {
+        self.commands.refused(name, error);
         if let Some(name) = name {
             let mut m = self.per_command.lock().expect("per-command lock");
             m.entry(name).or_default().rejected += 1;

@@ -12,11 +12,17 @@
 //! requests, keepalives, handshake frames after the handshake, sharded frames
 //! on a single-group node. After every batch of inputs it checks that no
 //! thread panicked, that `F` still serves a write and that no node's term
-//! jumped (the fuzzer never sends an in-range term beyond the current one,
-//! so a big jump means an impossible term was adopted).
+//! jumped within the batch (the fuzzer never sends an in-range term beyond
+//! the current one, so a big jump means an impossible term was adopted).
 //!
-//! One input is one frame written. CI runs a few thousand (seconds); run
-//! it by hand for more (`PEER_FUZZ_INPUTS`, `PEER_FUZZ_SEED`):
+//! A second test does the same through a sharded process's inbound path
+//! (three processes hosting the controller and one data group): group-tagged
+//! Raft messages for hosted, unknown and absurd groups, configuration
+//! queries and replies, undecodable migration traffic, forwarded reads and
+//! replies.
+//!
+//! One input is one frame written. CI runs a few thousand per test
+//! (seconds); run them by hand for more (`PEER_FUZZ_INPUTS`, `PEER_FUZZ_SEED`):
 //!
 //! ```text
 //! PEER_FUZZ_INPUTS=1000000 PEER_FUZZ_SEED=7 cargo test --release -p server --test peer_fuzz -- --nocapture
@@ -47,15 +53,24 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Inputs per batch: the node's health is checked between batches.
 const BATCH: u64 = 500;
+/// Most a term may rise in one batch: the elections the fuzzer's votes and
+/// `TimeoutNow`s cause are far fewer; an impossible or far-ahead term
+/// adopted is far more.
+const MAX_TERM_RISE: u64 = 1000;
 
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
+/// Counts every panic in this test process (a node's task, its driver
+/// thread, a test), once for both tests: any panic fails the run.
 fn count_panics() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        PANICS.fetch_add(1, Ordering::SeqCst);
-        previous(info);
-    }));
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            previous(info);
+        }));
+    });
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -65,6 +80,15 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Every node's (and the fuzzer's) cluster id and secret.
+fn fuzz_auth() -> PeerAuth {
+    PeerAuth {
+        cluster: "fuzz".into(),
+        secret: Some(PeerSecret::new(b"peer fuzzing secret, 16+ bytes").unwrap()),
+        tls: None,
+    }
+}
+
 struct Nodes {
     nodes: Vec<RunningNode>,
     auth: PeerAuth,
@@ -72,11 +96,7 @@ struct Nodes {
 }
 
 async fn start_cluster() -> Nodes {
-    let auth = PeerAuth {
-        cluster: "fuzz".into(),
-        secret: Some(PeerSecret::new(b"peer fuzzing secret, 16+ bytes").unwrap()),
-        tls: None,
-    };
+    let auth = fuzz_auth();
     let dir = tempfile::tempdir().unwrap();
     let mut peers = Vec::new();
     let mut members = BTreeMap::new();
@@ -514,6 +534,7 @@ async fn fuzzed_peer_frames_never_panic_or_stop_a_node() {
     }
     still_serves(&endpoint, "warmup").await;
     let start_term = c.max_term();
+    let mut batch_term = start_term;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let started = Instant::now();
@@ -556,9 +577,10 @@ async fn fuzzed_peer_frames_never_panic_or_stop_a_node() {
         still_serves(&endpoint, &format!("after{batch}")).await;
         let term = c.max_term();
         assert!(
-            term < start_term + 10_000,
-            "a term jumped from {start_term} to {term} (seed {seed}, batch {batch})"
+            term < batch_term + MAX_TERM_RISE,
+            "a term jumped from {batch_term} to {term} (seed {seed}, batch {batch})"
         );
+        batch_term = term;
     }
     stop.store(true, Ordering::Relaxed);
     let rejected: u64 = c.nodes.iter().map(|n| n.status().snapshots_rejected).sum();
@@ -569,5 +591,203 @@ async fn fuzzed_peer_frames_never_panic_or_stop_a_node() {
         c.max_term(),
         sent.load(Ordering::Relaxed),
         target.forwards_issued().unwrap_or(0)
+    );
+}
+
+/// A sharded deployment's frames (`ShardFrame`), for a process hosting the
+/// controller (group 0) and data group 1.
+fn shard_frame(rng: &mut ChaCha8Rng, t: &Target) -> PeerFrame {
+    use server::peer::{GroupAnswer, GroupForward};
+    let group = |rng: &mut ChaCha8Rng| [0, 1, 1, 2, u64::MAX][rng.gen_range(0..5)];
+    let frame = match rng.gen_range(0..12) {
+        0..=4 => ShardFrame::Raft(
+            (0..rng.gen_range(1..6))
+                .map(|_| (group(rng), raft_message(rng, t)))
+                .collect(),
+        ),
+        5 => ShardFrame::ConfigQuery {
+            for_group: group(rng),
+            num: rng.gen_range(0..5),
+        },
+        6 => ShardFrame::ConfigReply {
+            for_group: group(rng),
+            config: None,
+        },
+        7 => ShardFrame::GroupRequest {
+            from_group: group(rng),
+            to_group: group(rng),
+            request: Bytes::from(random_bytes(rng, 64)),
+        },
+        8 => ShardFrame::GroupReply {
+            to_group: group(rng),
+            reply: Bytes::from(random_bytes(rng, 64)),
+        },
+        9 => ShardFrame::Forward {
+            id: rng.gen(),
+            group: group(rng),
+            req: if rng.gen_bool(0.5) {
+                GroupForward::Read(shardkv::Query::Op(kv::Op::Get {
+                    key: Bytes::from(random_bytes(rng, 16)),
+                }))
+            } else {
+                GroupForward::CtrlRead(rng.gen_bool(0.5).then(|| rng.gen_range(0..5)))
+            },
+        },
+        _ => ShardFrame::ForwardReply {
+            id: if rng.gen_bool(0.5) {
+                rng.gen_range(0..200)
+            } else {
+                rng.gen()
+            },
+            answer: match rng.gen_range(0..6) {
+                0 => GroupAnswer::Value(Ok(kv::Reply::Value(None))),
+                1 => GroupAnswer::NotLeader {
+                    hint: Some(rng.gen_range(0..5)),
+                },
+                2 => GroupAnswer::Busy,
+                3 => GroupAnswer::Unknown,
+                4 => GroupAnswer::ReadAborted,
+                _ => GroupAnswer::NotSent,
+            },
+        },
+    };
+    PeerFrame::Shard(frame)
+}
+
+/// One input for a sharded process: mostly sharded frames (some mutated),
+/// now and then any frame (single-group ones close the link).
+fn sharded_input(rng: &mut ChaCha8Rng, t: &Target) -> Vec<u8> {
+    match rng.gen_range(0..10) {
+        0 => input(rng, t),
+        1 | 2 => loop {
+            let valid = wire::encode(&shard_frame(rng, t)).to_vec();
+            let body = mutated(rng, valid);
+            if !raises_term(&body, t) {
+                break frame_bytes(&body);
+            }
+        },
+        _ => frame_bytes(&wire::encode(&shard_frame(rng, t))),
+    }
+}
+
+async fn start_sharded() -> (Vec<RunningNode>, PeerAuth, tempfile::TempDir) {
+    let auth = fuzz_auth();
+    let dir = tempfile::tempdir().unwrap();
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3u64 {
+        let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        members.insert(id, peer.local_addr().unwrap().to_string());
+        listeners.push((peer, TcpListener::bind("127.0.0.1:0").await.unwrap()));
+    }
+    let mut nodes = Vec::new();
+    for (i, (peer, client)) in listeners.into_iter().enumerate() {
+        let id = i as u64 + 1;
+        let mut base = NodeConfig::new(
+            id,
+            members.clone(),
+            String::new(),
+            dir.path().join(format!("p{id}")),
+        );
+        base.request_timeout_ms = 2000;
+        base.peer_auth = auth.clone();
+        let cfg = server::shard::ShardedConfig::new(
+            base,
+            vec![1, 2, 3],
+            BTreeMap::from([(1, vec![1, 2, 3])]),
+        );
+        let node = server::shard::start_sharded_with(cfg, client, peer)
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    (nodes, auth, dir)
+}
+
+fn sharded_max_term(nodes: &[RunningNode]) -> u64 {
+    nodes
+        .iter()
+        .flat_map(|n| n.shard_view().unwrap().groups.into_values())
+        .map(|g| g.status.raft.term)
+        .max()
+        .unwrap()
+}
+
+/// The same through a sharded process's inbound path (`shard::forward::Sink`):
+/// group-tagged Raft messages for hosted, unknown and absurd groups,
+/// configuration queries and replies, undecodable migration requests and
+/// replies, forwarded reads, replies to forwarded requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzed_sharded_peer_frames_never_panic_or_stop_a_process() {
+    count_panics();
+    let inputs = env_u64("PEER_FUZZ_INPUTS", 4000);
+    let seed = env_u64("PEER_FUZZ_SEED", 10);
+    let (nodes, auth, _dir) = start_sharded().await;
+    let addrs: Vec<String> = nodes.iter().map(|n| n.client_addr.to_string()).collect();
+    let join = format!("1=1@{},2@{},3@{}", addrs[0], addrs[1], addrs[2]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut c) = Client::connect(&addrs[0]).await {
+            if let Ok(Frame::Bulk(_)) = c.call(&["SHARDCTL", "JOIN", &join]).await {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "group 1 never joined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let target = &nodes[0];
+    still_serves(&addrs[0], "warmup").await;
+    let start_term = sharded_max_term(&nodes);
+    let mut batch_term = start_term;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let started = Instant::now();
+    let (mut done, mut sessions, mut batch) = (0u64, 0u64, 0u64);
+    while done < inputs {
+        let st = target.status().raft;
+        let batch_end = (done + BATCH).min(inputs);
+        while done < batch_end {
+            let t = Target {
+                me: 1,
+                claimed: rng.gen_range(2..=3),
+                term: st.term,
+                commit: st.commit,
+                forwarded: 0,
+            };
+            let n = rng.gen_range(1..=24).min(batch_end - done);
+            let mut s = TcpStream::connect(target.peer_addr).await.unwrap();
+            let dial = handshake::dial(&mut s, &auth, t.claimed, t.me);
+            let ok = tokio::time::timeout(Duration::from_secs(10), dial).await;
+            assert!(matches!(ok, Ok(Ok(()))), "handshake: {ok:?}");
+            for _ in 0..n {
+                done += 1;
+                if s.write_all(&sharded_input(&mut rng, &t)).await.is_err() {
+                    break;
+                }
+            }
+            let _ = s.shutdown().await;
+            let mut sink = Vec::new();
+            let closed =
+                tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink)).await;
+            assert!(closed.is_ok(), "the process kept a half-closed link open");
+            sessions += 1;
+        }
+        batch += 1;
+        assert_eq!(
+            PANICS.load(Ordering::SeqCst),
+            0,
+            "a thread panicked (seed {seed}, batch {batch})"
+        );
+        still_serves(&addrs[0], &format!("after{batch}")).await;
+        let term = sharded_max_term(&nodes);
+        assert!(
+            term < batch_term + MAX_TERM_RISE,
+            "a term jumped from {batch_term} to {term} (seed {seed}, batch {batch})"
+        );
+        batch_term = term;
+    }
+    eprintln!(
+        "sharded peer fuzz: seed {seed}: {done} inputs in {sessions} sessions, {batch} batches, {:.1} s; term {start_term} -> {}",
+        started.elapsed().as_secs_f64(),
+        sharded_max_term(&nodes)
     );
 }

@@ -23,9 +23,12 @@
 //! `super::liveness`).
 //! The peer's keepalives name its connection (so our reports back count the
 //! bytes read on its newest one) and report what it read of ours.
+//! Refusals and closes are counted in [`Rejections`] (held by `Peers`), and
+//! bytes read after the handshake in the peer's `LinkState`, for `/metrics`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +73,20 @@ pub struct Inbound {
     pub timeouts: LinkTimeouts,
     /// The cluster id and secret peers must prove (`super::handshake`).
     pub auth: Arc<PeerAuth>,
+}
+
+/// Inbound connections and messages refused, counted for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Rejections {
+    /// Handshakes refused: another cluster, a wrong secret, a non-member.
+    pub handshakes_refused: AtomicU64,
+    /// Handshakes not completed in time.
+    pub handshakes_timed_out: AtomicU64,
+    /// Authenticated connections closed for what they sent (a bad or
+    /// undecodable frame, a message naming the wrong sender) or for silence.
+    pub connections_closed: AtomicU64,
+    /// Raft messages dropped for impossible fields (never stepped).
+    pub messages_dropped: AtomicU64,
 }
 
 type Frames = FramedRead<CountingRead<Stream>, wire::FrameDecoder>;
@@ -230,6 +247,7 @@ impl Inbound {
         let (from, mut frames) = match tokio::time::timeout(deadline, handshakes).await {
             Ok(Ok(from)) => from,
             Ok(Err(HandshakeError::Refused(e))) => {
+                count(&self.peers.rejections().handshakes_refused);
                 tracing::warn!(%addr, "peer refused: {e}");
                 return Ok(());
             }
@@ -238,10 +256,11 @@ impl Inbound {
                 return Ok(());
             }
             Err(_) => {
+                count(&self.peers.rejections().handshakes_timed_out);
                 return Err(format!(
                     "no complete handshake within {} ms",
                     deadline.as_millis()
-                ))
+                ));
             }
         };
         drop(pending); // authenticated: no longer counts against the handshake cap
@@ -250,7 +269,24 @@ impl Inbound {
             .decoder_mut()
             .set_max_frame_length(wire::MAX_FRAME_BYTES);
         tracing::info!(peer = from, "peer connected");
-        while let Some(frame) = next_live(&mut frames, deadline).await? {
+        let link = self.peers.get(from);
+        let mut counted = frames.get_ref().read_bytes();
+        loop {
+            let next = next_live(&mut frames, deadline).await;
+            if let Some(p) = &link {
+                let read = frames.get_ref().read_bytes();
+                let received = &p.link().received_bytes;
+                received.fetch_add(read - counted, Ordering::Relaxed);
+                counted = read;
+            }
+            let frame = match next {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    count(&self.peers.rejections().connections_closed);
+                    return Err(e);
+                }
+            };
             if let PeerFrame::Keepalive {
                 conn,
                 heard_conn,
@@ -263,7 +299,10 @@ impl Inbound {
                 }
                 continue;
             }
-            self.dispatch(from, frame)?;
+            if let Err(e) = self.dispatch(from, frame) {
+                count(&self.peers.rejections().connections_closed);
+                return Err(e);
+            }
         }
         tracing::info!(peer = from, "peer disconnected");
         Ok(())
@@ -293,6 +332,7 @@ impl Inbound {
                     if let Err(field) = m.check_bounds() {
                         // Corrupt or hostile (issue 10's term bomb): never
                         // stepped, so never adopted or persisted.
+                        count(&self.peers.rejections().messages_dropped);
                         tracing::warn!(
                             peer = from,
                             "dropped a raft message with an impossible {field}: {}",
@@ -316,6 +356,10 @@ impl Inbound {
         }
         Ok(())
     }
+}
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The next frame; an error once no byte has arrived for `silence`

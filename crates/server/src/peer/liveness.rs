@@ -112,6 +112,12 @@ pub struct LinkState {
     report: Mutex<(u64, u64)>,
     /// Our newest inbound connection from the peer: (its id, bytes read).
     inbound: Mutex<(u64, Arc<AtomicU64>)>,
+    /// Totals over every connection, for `/metrics`: bytes written to the
+    /// peer, bytes read from it after its handshakes, and items the link
+    /// refused to send (queue full, or the write failed).
+    pub sent_bytes: AtomicU64,
+    pub received_bytes: AtomicU64,
+    pub dropped_sends: AtomicU64,
 }
 
 impl LinkState {

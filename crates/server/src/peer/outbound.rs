@@ -132,6 +132,17 @@ impl PeerSender {
     /// Sends `item`, on this thread if the link is idle, else through the
     /// task; false if it was dropped (queue full, or the connection failed).
     pub fn send(&self, item: Outgoing) -> bool {
+        let sent = self.try_send(item);
+        if !sent {
+            self.shared
+                .link
+                .dropped_sends
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    fn try_send(&self, item: Outgoing) -> bool {
         let mut st = self.shared.lock();
         if st.queue.is_empty() && st.out.is_empty() && st.conn.is_some() {
             return self.send_now(st, item);
@@ -173,6 +184,10 @@ impl PeerSender {
                 return false;
             }
         };
+        self.shared
+            .link
+            .sent_bytes
+            .fetch_add(written as u64, Ordering::Relaxed);
         if written == buf.len() {
             return true;
         }
@@ -198,6 +213,8 @@ impl PeerSender {
 #[derive(Clone, Default)]
 pub struct Peers {
     inner: Arc<std::sync::RwLock<PeersInner>>,
+    /// What our inbound side refused (counted there, exported by `/metrics`).
+    rejections: Arc<super::inbound::Rejections>,
 }
 
 #[derive(Default)]
@@ -270,7 +287,13 @@ impl Peers {
                 by_id,
                 spawn: Some(ctx),
             })),
+            rejections: Arc::default(),
         }
+    }
+
+    /// Inbound connections and messages refused so far.
+    pub fn rejections(&self) -> &super::inbound::Rejections {
+        &self.rejections
     }
 
     /// Makes sure there is a link to `id` at `addr`: adds one for a new peer, and
@@ -490,6 +513,8 @@ impl Link {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(n) => {
                             st.out.advance(n);
+                            let sent = &self.shared.link.sent_bytes;
+                            sent.fetch_add(n as u64, Ordering::Relaxed);
                             continue;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Wait::Writable,

@@ -113,6 +113,7 @@ pub struct View {
 pub struct DriverHandle {
     tx: SyncSender<Input>,
     view: Arc<Mutex<View>>,
+    telemetry: Arc<crate::metrics::Telemetry>,
 }
 
 impl DriverHandle {
@@ -122,9 +123,16 @@ impl DriverHandle {
         let _ = self.tx.try_send(input);
     }
 
+    /// Proposes `cmd` to `group`; the time to its answer goes to the
+    /// group's proposal latency histogram (measured here, at the edge).
     pub async fn propose(&self, group: GroupId, cmd: GroupCommand) -> GroupAnswer {
+        let started = Instant::now();
         let (reply, rx) = oneshot::channel();
-        self.submit(Input::Propose { group, cmd, reply }, rx).await
+        let answer = self.submit(Input::Propose { group, cmd, reply }, rx).await;
+        if let Some(m) = self.telemetry.get(group) {
+            m.proposal_latency.observe(started.elapsed());
+        }
+        answer
     }
 
     pub async fn read(&self, group: GroupId, query: GroupQuery) -> GroupAnswer {
@@ -194,6 +202,8 @@ pub struct DriverConfig {
     pub config_poll: Duration,
     pub controllers: Vec<NodeId>,
     pub shards: u32,
+    /// Where [`DriverHandle::propose`] records each group's latency.
+    pub telemetry: Arc<crate::metrics::Telemetry>,
 }
 
 /// Starts the driver thread over `node`; `reopen` resumes groups parked
@@ -206,6 +216,7 @@ pub fn start(
     reopen: Reopen,
 ) -> (DriverHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
+    let telemetry = cfg.telemetry.clone();
     let view = Arc::new(Mutex::new(View {
         groups: BTreeMap::new(),
         routing: Arc::new(Config::initial(cfg.shards)),
@@ -237,7 +248,14 @@ pub fn start(
             }
         })
         .expect("spawn driver thread");
-    (DriverHandle { tx, view }, join)
+    (
+        DriverHandle {
+            tx,
+            view,
+            telemetry,
+        },
+        join,
+    )
 }
 
 struct Driver {

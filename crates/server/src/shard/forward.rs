@@ -125,6 +125,8 @@ pub fn serve(
 
 /// Where the inbound peer connections deliver sharded frames.
 pub struct Sink {
+    /// This process's id: every Raft message it reads must be addressed to it.
+    pub self_id: NodeId,
     pub driver: DriverHandle,
     pub peers: Peers,
     pub forwards: std::sync::Arc<Forwards>,
@@ -135,10 +137,10 @@ impl ShardSink for Sink {
         match frame {
             ShardFrame::Raft(msgs) => {
                 for (group, m) in msgs {
-                    if m.from != from {
+                    if m.from != from || m.to != self.self_id {
                         return Err(format!(
-                            "group {group} message from {} on the link from {from}",
-                            m.from
+                            "group {group} message {}->{} on the link from {from}",
+                            m.from, m.to
                         ));
                     }
                     if let Err(field) = m.check_bounds() {

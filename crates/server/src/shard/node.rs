@@ -27,6 +27,8 @@ use super::forward::{Forwards, Sink};
 use super::router::{ClientIds, Router};
 use crate::forward::ForwardTable;
 use crate::listener;
+use crate::metrics::disk::MeteredFs;
+use crate::metrics::{Sources, Telemetry};
 use crate::node::{Driver, NodeError, RunningNode};
 use crate::peer::{inbound, LinkTimeouts, Peers};
 use crate::port_state::{PortSettings, PortState};
@@ -65,7 +67,12 @@ pub async fn start_sharded_with(
     };
     std::fs::create_dir_all(&base.data_dir).map_err(dir_err(&base.data_dir))?;
     let epoch = bump_epoch(&base.data_dir).map_err(dir_err(&base.data_dir))?;
-    let node = boot(&cfg).await?;
+    let mut hosted: BTreeSet<GroupId> = cfg.hosted_groups().into_iter().collect();
+    if cfg.hosts_controller() {
+        hosted.insert(CONTROLLER_GROUP);
+    }
+    let telemetry = Telemetry::new(hosted.iter().copied());
+    let node = boot(&cfg, &telemetry).await?;
 
     let link_timeouts =
         LinkTimeouts::for_election_timeout(Duration::from_millis(base.election_timeout_ms));
@@ -84,11 +91,14 @@ pub async fn start_sharded_with(
         config_poll: Duration::from_millis(cfg.config_poll_ms),
         controllers: cfg.controllers.clone(),
         shards: cfg.shards,
+        telemetry: telemetry.clone(),
     };
-    let (driver, driver_thread) = driver::start(node, dcfg, peers.clone(), fatal_tx, reopen(&cfg));
+    let reopen = reopen(&cfg, telemetry.clone());
+    let (driver, driver_thread) = driver::start(node, dcfg, peers.clone(), fatal_tx, reopen);
 
     let forwards = Arc::new(Forwards::default());
     let sink = Sink {
+        self_id: base.id,
         driver: driver.clone(),
         peers: peers.clone(),
         forwards: forwards.clone(),
@@ -107,10 +117,17 @@ pub async fn start_sharded_with(
         request: Duration::from_millis(base.request_timeout_ms),
         forward_attempt: Duration::from_millis((base.election_timeout_ms * 2).clamp(200, 2000)),
     };
-    let mut hosted: BTreeSet<GroupId> = cfg.hosted_groups().into_iter().collect();
-    if cfg.hosts_controller() {
-        hosted.insert(CONTROLLER_GROUP);
-    }
+    let metrics = Sources {
+        port: PortState::new(PortSettings {
+            listen: client.local_addr().expect("bound"),
+            max_connections: base.max_connections,
+            client: base.client.clone(),
+            data_dir: base.data_dir.clone(),
+            sharded: true,
+        }),
+        peers: peers.clone(),
+        telemetry,
+    };
     let mut router = Router::new(
         base.id,
         Keyspace::new(cfg.shards).expect("validated"),
@@ -135,13 +152,7 @@ pub async fn start_sharded_with(
         tokio::spawn(listener::accept_loop(
             client,
             Arc::new(Service::Sharded(router)),
-            PortState::new(PortSettings {
-                listen: client_addr,
-                max_connections: base.max_connections,
-                client: base.client.clone(),
-                data_dir: base.data_dir.clone(),
-                sharded: true,
-            }),
+            metrics.port.clone(),
             shutdown.clone(),
         )),
     ];
@@ -158,19 +169,20 @@ pub async fn start_sharded_with(
         shutdown,
         fatal,
         handoff: std::time::Duration::ZERO,
+        metrics,
         forwards: None,
     })
 }
 
 /// Opens every hosted group's storage and adds its replica.
-async fn boot(cfg: &ShardedConfig) -> Result<driver::Node, NodeError> {
+async fn boot(cfg: &ShardedConfig, telemetry: &Arc<Telemetry>) -> Result<driver::Node, NodeError> {
     let mut node = ShardNode::new(cfg.base.id, cfg.controllers.clone(), cfg.agent_resend_ms);
     let mut groups = cfg.hosted_groups();
     if cfg.hosts_controller() {
         groups.insert(0, CONTROLLER_GROUP);
     }
     for gid in groups {
-        let storage = open(cfg, gid).await?;
+        let storage = open(cfg, gid, telemetry).await?;
         add_group(&mut node, cfg, gid, storage)?;
     }
     Ok(node)
@@ -192,19 +204,27 @@ fn add_group(
 }
 
 /// Opens group `gid`'s store with the process's storage options (`--data-dir`
-/// layout in the module docs) and logs what recovery repaired.
+/// layout in the module docs), its writes and fsyncs measured (`/metrics`),
+/// and logs what recovery repaired.
 fn open_blocking(
     cfg: &ShardedConfig,
     gid: GroupId,
+    telemetry: &Telemetry,
 ) -> Result<storage::DiskStorage, storage::OpenError> {
-    let storage = storage::DiskStorage::open(&cfg.group_dir(gid), cfg.base.storage.clone())?;
+    let mut opts = cfg.base.storage.clone();
+    opts.fs = MeteredFs::wrap(opts.fs, telemetry.group(gid));
+    let storage = storage::DiskStorage::open(&cfg.group_dir(gid), opts)?;
     crate::node::log_recovery(Some(gid), storage.recovery_report());
     Ok(storage)
 }
 
-async fn open(cfg: &ShardedConfig, gid: GroupId) -> Result<storage::DiskStorage, NodeError> {
-    let cfg = cfg.clone();
-    let storage = tokio::task::spawn_blocking(move || open_blocking(&cfg, gid))
+async fn open(
+    cfg: &ShardedConfig,
+    gid: GroupId,
+    telemetry: &Arc<Telemetry>,
+) -> Result<storage::DiskStorage, NodeError> {
+    let (cfg, telemetry) = (cfg.clone(), telemetry.clone());
+    let storage = tokio::task::spawn_blocking(move || open_blocking(&cfg, gid, &telemetry))
         .await
         .expect("storage open task")?;
     Ok(storage)
@@ -212,10 +232,10 @@ async fn open(cfg: &ShardedConfig, gid: GroupId) -> Result<storage::DiskStorage,
 
 /// How the driver rebuilds a group parked by a full disk once there is
 /// space: what a restart does for it (open, log the repairs, boot).
-fn reopen(cfg: &ShardedConfig) -> driver::Reopen {
+fn reopen(cfg: &ShardedConfig, telemetry: Arc<Telemetry>) -> driver::Reopen {
     let cfg = cfg.clone();
     Box::new(move |node, gid| {
-        let storage = open_blocking(&cfg, gid).map_err(|e| e.to_string())?;
+        let storage = open_blocking(&cfg, gid, &telemetry).map_err(|e| e.to_string())?;
         add_group(node, &cfg, gid, storage).map_err(|e| e.to_string())
     })
 }
