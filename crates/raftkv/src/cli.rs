@@ -58,7 +58,7 @@ pub enum Cmd {
     },
     /// Per node: id, role, term, leader, commit, applied, last index, snapshot index, log size, version, errors (sharded: per hosted group, with its shards).
     Status(StatusArgs),
-    /// List or change the group's members (single group). Changes run on the leader: the endpoints are tried in order until the leader answers.
+    /// List or change the group's members (single group). Any node takes a change and forwards it to the leader; the endpoints are tried in order until one answers.
     Member {
         #[command(subcommand)]
         op: MemberOp,
@@ -184,18 +184,34 @@ pub enum MemberOp {
     /// One line per member: ID ROLE PEER-ADDR, "(leader)" on the leader's.
     List,
     /// Add a member: ID=HOST:PORT with its PEER address (start it first with `raftkv server --join`).
-    /// Prefer --learner, then `member promote` once it caught up: a voter that is down or far behind
-    /// counts against the quorum from the moment it is added.
+    /// Add it with --learner, then `member promote` once it caught up: adding a voter directly is
+    /// refused without --force, since it would count toward the quorum from the moment it is added,
+    /// while still down or far behind.
     Add {
         member: String,
         /// Add as a non-voting learner (receives the log, never votes or counts).
         #[arg(long)]
         learner: bool,
+        /// Add as a voter at once (without --learner), knowing the group needs it for its quorum.
+        #[arg(long)]
+        force: bool,
     },
-    /// Make a learner a voter.
-    Promote { id: u64 },
+    /// Make a learner a voter. Refused (unless --force) while the leader does not hear from it or it
+    /// holds less than 90% of the committed log.
+    Promote {
+        id: u64,
+        /// Promote even a silent or lagging learner.
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove a member for good (its id can never be reused). Removing the leader hands leadership over.
-    Remove { id: u64 },
+    /// Refused (unless --force) when fewer of the remaining voters than a quorum answer the leader.
+    Remove {
+        id: u64,
+        /// Remove it even though the remaining voters the leader hears from are too few to commit.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,8 +224,9 @@ pub enum SnapshotOp {
         ep: Endpoints,
     },
     /// Create ONE new node's data directory from a saved snapshot, as a member of a NEW group whose
-    /// voters are --cluster. Run it once per new node (same FILE and --cluster, each node's own --id and
-    /// --data-dir), then start each with `raftkv server` and the same --cluster. The old group is not touched.
+    /// voters are --cluster, under a NEW cluster id (printed). Run it once per new node (same FILE and
+    /// --cluster, each node's own --id and --data-dir), then start each with `raftkv server`, the same
+    /// --cluster and the printed --cluster-id. The old group is not touched.
     Restore(RestoreArgs),
 }
 
@@ -225,6 +242,11 @@ pub struct RestoreArgs {
     /// The new group's members with their PEER addresses: ID=HOST:PORT[,...].
     #[arg(long)]
     pub cluster: String,
+    /// The new group's cluster id (see `raftkv server --cluster-id`). Default: `restored-` and 16 hex
+    /// digits derived from FILE's contents and --cluster, so every node restored with the same FILE and
+    /// --cluster gets the same id, and none of the old group's data directories can join the new group.
+    #[arg(long)]
+    pub cluster_id: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -224,7 +224,9 @@ async fn metrics_parse_and_follow_writes() {
 }
 
 /// Three nodes, each with its own metrics port: a follower counts the
-/// `NOTLEADER` it answers, the leader's proposals count the writes, and
+/// commands it forwards and the error reply the leader's state machine gave
+/// one (`ERR`; `NOTLEADER` now needs an unreachable leader, so it is not
+/// provoked here), the leader's proposals count the writes, and
 /// every node's peer links are up with bytes both ways. Then: every name
 /// the dashboard and the Prometheus files reference is exported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,18 +251,16 @@ async fn peers_errors_and_the_dashboard_names() {
         )
         .await;
     }
-    // `RAFT SNAPSHOT` needs the leader: a follower answers NOTLEADER.
-    let refused = call(&c.endpoint(follower), &[b"RAFT", b"SNAPSHOT"]).await;
+    // The leader's state machine refuses it; the follower that forwarded
+    // it counts the error reply it gave its client.
+    let refused = call(&c.endpoint(follower), &[b"INCR", b"k0"]).await;
     assert!(
-        matches!(&refused, Some(Frame::Error(e)) if e.starts_with("NOTLEADER")),
+        matches!(&refused, Some(Frame::Error(e)) if e.starts_with("ERR")),
         "{refused:?}"
     );
     let f = scrape(&metrics(follower));
     assert_eq!(
-        value(
-            &f,
-            "raftkv_command_errors_total{cmd=\"raft\",kind=\"NOTLEADER\"}"
-        ),
+        value(&f, "raftkv_command_errors_total{cmd=\"incr\",kind=\"ERR\"}"),
         1.0
     );
     assert!(value(&f, "raftkv_commands_total{cmd=\"set\"}") >= 3.0);

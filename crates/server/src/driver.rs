@@ -80,6 +80,8 @@ pub enum Answer {
     /// Refused by a leader whose file system is below `--min-free-bytes`
     /// (`crate::space`): nothing started.
     NoSpace(String),
+    /// What a forwarded admin request came to on the leader.
+    Admin(crate::admin::AdminOutcome),
 }
 
 pub enum Input {

@@ -140,7 +140,7 @@ async fn below_the_free_space_floor_writes_are_refused_and_reads_served() {
     .await;
 
     free.store(1 << 20, Ordering::SeqCst);
-    // The figure is re-read at most every 200 ms: a write may still pass meanwhile.
+    // The figure is re-read at most every 10 ms: a write may still pass meanwhile.
     let mut last = "v1";
     eventually(2, "writes refused below the floor", async || {
         match call(&mut c, &["SET", "k", "v2"]).await {

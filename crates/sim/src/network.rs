@@ -6,8 +6,18 @@
 //! short delay; unreliable mode drops 10% of messages, delays others up to 27 ms and
 //! duplicates 2%; long reordering (as labrpc) delays two thirds of *replies* by
 //! 200 ms + rand(1 + rand(2000)) ms, so replies arrive long after newer ones.
-//! A message crosses only if both ends are connected and in the same partition, both when
-//! it is sent and when it arrives.
+//! A message crosses only if both ends are connected and in the same partition, and its
+//! direction of the link is not silent, both when it is sent and when it arrives.
+//!
+//! A silent link ([`Network::silence`]) is one direction of one node pair that accepts
+//! everything and delivers nothing, until [`Network::unsilence_all`] or [`Network::heal`]:
+//! what a real half-open TCP connection does (a middlebox that accepted the connection
+//! and swallows it, a peer whose socket never drains). The sender sees no error — in this
+//! message-passing model no send ever does — so the fault differs from a partition only
+//! in being per direction and per pair: one way silent and the other open is the
+//! asymmetric case (a leader whose heartbeats arrive but whose acks never return).
+
+use std::collections::BTreeSet;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -23,6 +33,8 @@ pub struct Network {
     connected: Vec<bool>,
     /// Partition group of each node; messages cross only within a group.
     group: Vec<u32>,
+    /// Silent directions (from, to): they deliver nothing.
+    silent: BTreeSet<(NodeId, NodeId)>,
 }
 
 /// What happens to one sent message.
@@ -39,6 +51,7 @@ impl Network {
             long_reordering: false,
             connected: vec![true; n + 1],
             group: vec![0; n + 1],
+            silent: BTreeSet::new(),
         }
     }
 
@@ -66,14 +79,28 @@ impl Network {
         }
     }
 
+    /// Makes the `from` → `to` direction silent (see the module docs).
+    pub fn silence(&mut self, from: NodeId, to: NodeId) {
+        self.silent.insert((from, to));
+    }
+
+    /// Every silent direction delivers again (partitions are left as they are).
+    pub fn unsilence_all(&mut self) {
+        self.silent.clear();
+    }
+
     pub fn heal(&mut self) {
         self.group.iter_mut().for_each(|g| *g = 0);
         self.connected.iter_mut().for_each(|c| *c = true);
+        self.silent.clear();
     }
 
     pub fn link_up(&self, from: NodeId, to: NodeId) -> bool {
         let (f, t) = (from as usize, to as usize);
-        self.connected[f] && self.connected[t] && self.group[f] == self.group[t]
+        self.connected[f]
+            && self.connected[t]
+            && self.group[f] == self.group[t]
+            && !self.silent.contains(&(from, to))
     }
 
     pub fn fate(&self, rng: &mut ChaCha8Rng, is_reply: bool) -> Fate {

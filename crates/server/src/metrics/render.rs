@@ -270,10 +270,13 @@ fn peers(links: &[PeerSample], p: &Process) -> Vec<Family> {
         "peer_up",
         "1 while the outbound link to the peer is connected",
     );
-    let mut sent = Family::counter("peer_sent_bytes", "Bytes written to the peer");
+    let mut sent = Family::counter(
+        "peer_sent_bytes",
+        "Bytes written to the peer's socket (TLS records included)",
+    );
     let mut received = Family::counter(
         "peer_received_bytes",
-        "Bytes read from the peer after its handshakes",
+        "Frame bytes read from the peer after its handshakes (decrypted, with TLS)",
     );
     let mut dropped = Family::counter(
         "peer_dropped_sends",
