@@ -109,7 +109,9 @@ impl StateMachine {
     /// key dead at log time, or of another type, reads as missing). The
     /// caller must first wait until `applied_index()` reaches the read index.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.store.live_str(key, self.log_time_ms).cloned()
+        self.store
+            .live_str(key, self.log_time_ms)
+            .map(Bytes::copy_from_slice)
     }
 
     /// A ReadIndex read of any read-only op ([`Op::is_read_only`]),
@@ -166,7 +168,8 @@ impl StateMachine {
     }
 
     /// Live string data in key order (dead keys and other types skipped).
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+    /// Sorts the keys: for tests and tools.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.store.live_strings(self.log_time_ms)
     }
 

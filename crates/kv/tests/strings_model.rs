@@ -313,7 +313,11 @@ proptest! {
             h.sm.check_invariants();
         }
         let now = h.sm.log_time_ms();
-        let held: Vec<(Bytes, Bytes)> = h.sm.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let held: Vec<(Bytes, Bytes)> = h
+            .sm
+            .iter()
+            .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
+            .collect();
         let want: Vec<(Bytes, Bytes)> = m
             .iter()
             .filter(|(_, (_, t))| t.is_none_or(|t| now < t))

@@ -9,7 +9,7 @@
 //! `membership` (who votes, changes through the log, the safety argument),
 //! `progress` + `quorum` (leader bookkeeping and majority math), `raft` (state and
 //! dispatch), `election`, `replication` (leader), `append` (follower), `snapshot`,
-//! `read_index`, `reconfig` (membership changes on the leader), `transfer` (leadership transfer), `raw_node` (the Ready interface).
+//! `read_index`, `reconfig` (membership changes on the leader), `hazard` (changes that would risk availability), `transfer` (leadership transfer), `raw_node` (the Ready interface).
 
 pub mod config;
 pub mod error;
@@ -25,6 +25,7 @@ pub mod types;
 
 mod append;
 mod election;
+mod hazard;
 mod read_index;
 mod reconfig;
 mod replication;

@@ -45,6 +45,8 @@ pub struct Progress {
     pub inflight: VecDeque<Index>,
     /// Heard from within the current check-quorum period.
     pub recent_active: bool,
+    /// Leader ticks since this follower last answered (`hazard`).
+    pub silent_ticks: u32,
     pub snapshot: Option<SnapshotSend>,
 }
 
@@ -57,6 +59,7 @@ impl Progress {
             probe_sent: false,
             inflight: VecDeque::new(),
             recent_active: false,
+            silent_ticks: 0,
             snapshot: None,
         }
     }

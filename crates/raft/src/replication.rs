@@ -28,6 +28,9 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
+        for pr in self.progress.values_mut() {
+            pr.silent_ticks = pr.silent_ticks.saturating_add(1);
+        }
         self.tick_transfer();
         if self.election_elapsed >= self.cfg.election_ticks {
             self.election_elapsed = 0;
@@ -128,6 +131,7 @@ impl<S: Storage> Raft<S> {
             return; // not (or no longer) a node we replicate to
         };
         pr.recent_active = true;
+        pr.silent_ticks = 0;
         match m.body {
             AppendResponse {
                 reject: false,

@@ -423,3 +423,99 @@ fn a_follower_reverts_a_membership_change_a_new_leader_overwrites() {
     assert!(!net.node(2).raft().membership().contains(6), "2 reverted");
     assert_eq!(voters(&mut net, 2), vec![1, 2, 3, 4, 5]);
 }
+
+/// Ticks the leader `ticks` times, delivering everything but what `drop` matches.
+fn tick_leader_dropping(
+    net: &mut Net,
+    leader: NodeId,
+    ticks: u32,
+    drop: impl Fn(&raft::Message) -> bool,
+) {
+    for _ in 0..ticks {
+        net.node(leader).tick();
+        net.deliver(|m| !drop(m));
+    }
+}
+
+#[test]
+fn adding_a_voter_directly_is_a_hazard_a_learner_is_not() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let hazard = net.node(1).raft().conf_change_hazard(&add_voter(4));
+    assert!(
+        hazard
+            .as_deref()
+            .is_some_and(|h| h.contains("add it as a learner first")),
+        "{hazard:?}"
+    );
+    assert_eq!(net.node(1).raft().conf_change_hazard(&add_learner(4)), None);
+    // A change the membership refuses anyway is left to `propose_conf_change`.
+    assert_eq!(net.node(1).raft().conf_change_hazard(&add_voter(2)), None);
+    // Followers judge nothing.
+    assert_eq!(net.node(2).raft().conf_change_hazard(&add_voter(4)), None);
+}
+
+#[test]
+fn promoting_a_silent_or_lagging_learner_is_a_hazard() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.add_joining(4);
+    net.add_joining(5);
+    change(&mut net, 1, add_learner(4));
+    let promote = |id| ConfChange::Promote { id };
+    assert_eq!(
+        net.node(1).raft().conf_change_hazard(&promote(4)),
+        None,
+        "caught up"
+    );
+    // Node 4 goes silent for an election timeout.
+    tick_leader_dropping(&mut net, 1, 10, |m| m.to == 4 || m.from == 4);
+    let hazard = net.node(1).raft().conf_change_hazard(&promote(4));
+    assert!(
+        hazard
+            .as_deref()
+            .is_some_and(|h| h.contains("has not answered")),
+        "{hazard:?}"
+    );
+    // Node 5 answers heartbeats but never gets the log.
+    let is_append_to_5 = |m: &raft::Message| m.to == 5 && m.body.kind() == "Append";
+    net.node(1).propose_conf_change(add_learner(5)).unwrap();
+    net.deliver(|m| !is_append_to_5(m));
+    for i in 0..20u8 {
+        net.node(1).propose(Bytes::from(vec![i])).unwrap();
+    }
+    tick_leader_dropping(&mut net, 1, 3, is_append_to_5);
+    let hazard = net.node(1).raft().conf_change_hazard(&promote(5));
+    assert!(
+        hazard
+            .as_deref()
+            .is_some_and(|h| h.contains("has not caught up")),
+        "{hazard:?}"
+    );
+    // Once the log flows, it is caught up.
+    tick_leader_dropping(&mut net, 1, 2, |_| false);
+    assert_eq!(net.node(1).raft().conf_change_hazard(&promote(5)), None);
+}
+
+#[test]
+fn a_removal_that_leaves_too_few_heard_voters_is_a_hazard() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let remove = |id| ConfChange::Remove { id };
+    assert_eq!(net.node(1).raft().conf_change_hazard(&remove(2)), None);
+    // Node 3 goes silent for an election timeout (1 and 2 keep the quorum).
+    tick_leader_dropping(&mut net, 1, 10, |m| m.to == 3 || m.from == 3);
+    assert_eq!(net.node(1).raft().role(), Role::Leader);
+    let hazard = net.node(1).raft().conf_change_hazard(&remove(2));
+    assert!(
+        hazard
+            .as_deref()
+            .is_some_and(|h| h.contains("hears from 1 of the 2 remaining voters (not from node 3)")),
+        "{hazard:?}"
+    );
+    // Removing the silent node itself leaves two voters that answer.
+    assert_eq!(net.node(1).raft().conf_change_hazard(&remove(3)), None);
+    // Once node 3 answers again, removing 2 is fine.
+    tick_leader_dropping(&mut net, 1, 1, |_| false);
+    assert_eq!(net.node(1).raft().conf_change_hazard(&remove(2)), None);
+}

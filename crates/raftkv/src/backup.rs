@@ -9,9 +9,11 @@
 //!
 //! `restore` writes one new node's data directory: the state as a Raft
 //! snapshot at its applied index (term 1), with the new group's voters as
-//! its membership, and a hard state committing it. Started with the same
-//! `--cluster`, the nodes elect a leader and serve the restored keys; the new
-//! group shares nothing with the old one but the data.
+//! its membership, a hard state committing it, and the directory's identity
+//! (`server::identity`) under a new cluster id. Started with the same
+//! `--cluster` and that `--cluster-id`, the nodes elect a leader and serve
+//! the restored keys; the new group shares nothing with the old one but the
+//! data, and no node or data directory of the old group can talk to it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,7 +39,8 @@ pub async fn save(file: PathBuf, endpoints: Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// `RAFT SNAPSHOT` on each endpoint in turn until the leader answers.
+/// `RAFT SNAPSHOT` on each endpoint in turn until one answers (any node
+/// forwards it to the leader).
 async fn fetch(endpoints: &[String]) -> Result<(u64, Bytes), String> {
     let mut last = String::from("no endpoints");
     for ep in endpoints {
@@ -61,7 +64,7 @@ async fn fetch(endpoints: &[String]) -> Result<(u64, Bytes), String> {
         }
     }
     Err(format!(
-        "no leader answered ({last}); list every node in --endpoints"
+        "no endpoint could reach the leader ({last}); is a quorum of the group up?"
     ))
 }
 
@@ -126,7 +129,12 @@ pub fn restore(a: RestoreArgs) -> Result<(), String> {
     }
     std::fs::create_dir_all(&a.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", a.data_dir.display()))?;
-    server::node::check_identity(&a.data_dir, a.id)?;
+    let cluster_id = match &a.cluster_id {
+        Some(c) => c.clone(),
+        None => derived_cluster_id(&bytes, &members),
+    };
+    server::peer::handshake::validate_cluster_id(&cluster_id)?;
+    server::identity::check(&a.data_dir, a.id, &cluster_id)?;
     let mut s = storage::DiskStorage::open(&a.data_dir, storage::DiskOptions::default())
         .map_err(|e| e.to_string())?;
     let snapshot = Snapshot {
@@ -144,11 +152,25 @@ pub fn restore(a: RestoreArgs) -> Result<(), String> {
         .and_then(|_| s.sync())
         .map_err(|e| format!("cannot write {}: {e}", a.data_dir.display()))?;
     println!(
-        "node {} of a new group restored at index {index} into {}",
+        "node {} of a new group restored at index {index} into {}; start it with --cluster-id {cluster_id}",
         a.id,
         a.data_dir.display()
     );
     Ok(())
+}
+
+/// The restored group's cluster id when none is given: the same for every node
+/// restored from the same file into the same `--cluster` (the restores of one
+/// new group agree without talking), and, being `restored-...`, never the old
+/// group's (unless it was itself restored from the same file into the same
+/// addresses, which then replaces it).
+fn derived_cluster_id(file: &[u8], members: &std::collections::BTreeMap<u64, String>) -> String {
+    let cluster: String = members.iter().map(|(id, a)| format!("{id}={a},")).collect();
+    let hi = crc32c::crc32c_append(crc32c::crc32c(b"raftkv restore hi"), file);
+    let hi = crc32c::crc32c_append(hi, cluster.as_bytes());
+    let lo = crc32c::crc32c_append(crc32c::crc32c(b"raftkv restore lo"), cluster.as_bytes());
+    let lo = crc32c::crc32c_append(lo, file);
+    format!("restored-{hi:08x}{lo:08x}")
 }
 
 #[cfg(test)]
@@ -164,5 +186,17 @@ mod tests {
         assert!(decode(&bad).unwrap_err().contains("checksum"));
         assert!(decode(&b[..b.len() - 1]).unwrap_err().contains("truncated"));
         assert!(decode(b"nope").unwrap_err().contains("magic"));
+    }
+
+    #[test]
+    fn a_restored_group_gets_one_new_cluster_id_per_file_and_cluster() {
+        let members = server::parse_cluster("1=a:1,2=b:2,3=c:3").unwrap();
+        let other = server::parse_cluster("1=a:1,2=b:2,3=d:3").unwrap();
+        let (f, g) = (encode(7, b"state"), encode(8, b"state"));
+        let id = derived_cluster_id(&f, &members);
+        assert_eq!(id, derived_cluster_id(&f, &members), "every node agrees");
+        assert_ne!(id, derived_cluster_id(&g, &members));
+        assert_ne!(id, derived_cluster_id(&f, &other));
+        server::peer::handshake::validate_cluster_id(&id).unwrap();
     }
 }

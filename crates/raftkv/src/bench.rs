@@ -3,7 +3,8 @@
 //! for a duration, uniform keys, fixed-size values; a progress line every
 //! second on stderr; then throughput, latency percentiles and a latency
 //! histogram on stdout (and as JSON with `--json FILE`). Error replies are
-//! counted, not retried.
+//! counted, not retried. `--load-keys N` measures memory instead
+//! (`bench_memory`).
 //!
 //! Closed loop by default (each client sends when its previous request was
 //! answered). With `--rate OPS`, open loop: client c's k-th request is due at
@@ -34,6 +35,9 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
         return Err("--rate must be a positive number of operations per second".into());
     }
     crate::server_cmd::raise_fd_limit();
+    if let Some(n) = a.load_keys {
+        return crate::bench_memory::run(&a, n).await;
+    }
     let value = vec![b'x'; a.value_size];
     if a.mix != Mix::Write {
         preload(&a, &value).await?;

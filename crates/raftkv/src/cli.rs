@@ -58,7 +58,7 @@ pub enum Cmd {
     },
     /// Per node: id, role, term, leader, commit, applied, last index, snapshot index, log size, version, errors (sharded: per hosted group, with its shards).
     Status(StatusArgs),
-    /// List or change the group's members (single group). Changes run on the leader: the endpoints are tried in order until the leader answers.
+    /// List or change the group's members (single group). Any node takes a change and forwards it to the leader; the endpoints are tried in order until one answers.
     Member {
         #[command(subcommand)]
         op: MemberOp,
@@ -184,18 +184,34 @@ pub enum MemberOp {
     /// One line per member: ID ROLE PEER-ADDR, "(leader)" on the leader's.
     List,
     /// Add a member: ID=HOST:PORT with its PEER address (start it first with `raftkv server --join`).
-    /// Prefer --learner, then `member promote` once it caught up: a voter that is down or far behind
-    /// counts against the quorum from the moment it is added.
+    /// Add it with --learner, then `member promote` once it caught up: adding a voter directly is
+    /// refused without --force, since it would count toward the quorum from the moment it is added,
+    /// while still down or far behind.
     Add {
         member: String,
         /// Add as a non-voting learner (receives the log, never votes or counts).
         #[arg(long)]
         learner: bool,
+        /// Add as a voter at once (without --learner), knowing the group needs it for its quorum.
+        #[arg(long)]
+        force: bool,
     },
-    /// Make a learner a voter.
-    Promote { id: u64 },
+    /// Make a learner a voter. Refused (unless --force) while the leader does not hear from it or it
+    /// holds less than 90% of the committed log.
+    Promote {
+        id: u64,
+        /// Promote even a silent or lagging learner.
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove a member for good (its id can never be reused). Removing the leader hands leadership over.
-    Remove { id: u64 },
+    /// Refused (unless --force) when fewer of the remaining voters than a quorum answer the leader.
+    Remove {
+        id: u64,
+        /// Remove it even though the remaining voters the leader hears from are too few to commit.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,8 +224,9 @@ pub enum SnapshotOp {
         ep: Endpoints,
     },
     /// Create ONE new node's data directory from a saved snapshot, as a member of a NEW group whose
-    /// voters are --cluster. Run it once per new node (same FILE and --cluster, each node's own --id and
-    /// --data-dir), then start each with `raftkv server` and the same --cluster. The old group is not touched.
+    /// voters are --cluster, under a NEW cluster id (printed). Run it once per new node (same FILE and
+    /// --cluster, each node's own --id and --data-dir), then start each with `raftkv server`, the same
+    /// --cluster and the printed --cluster-id. The old group is not touched.
     Restore(RestoreArgs),
 }
 
@@ -225,6 +242,11 @@ pub struct RestoreArgs {
     /// The new group's members with their PEER addresses: ID=HOST:PORT[,...].
     #[arg(long)]
     pub cluster: String,
+    /// The new group's cluster id (see `raftkv server --cluster-id`). Default: `restored-` and 16 hex
+    /// digits derived from FILE's contents and --cluster, so every node restored with the same FILE and
+    /// --cluster gets the same id, and none of the old group's data directories can join the new group.
+    #[arg(long)]
+    pub cluster_id: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -306,9 +328,15 @@ pub struct ServerArgs {
     /// Leader heartbeat period in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
-    /// Snapshot and compact the log once it reaches this many bytes (0 = never).
+    /// Snapshot and compact the log once it reaches this many bytes (0 = never). Also bounds the
+    /// log kept after a snapshot: on disk, plus 32 bytes per entry in memory.
     #[arg(long, default_value_t = 64 << 20)]
     pub snapshot_threshold_bytes: u64,
+    /// Newest log entries kept in memory, in bytes (older ones are read back from the WAL when a
+    /// lagging follower needs them). Single-group mode; sharded groups use the default. Sizes as
+    /// for --min-free-bytes.
+    #[arg(long, default_value = "16mb", value_parser = parse_bytes_u64)]
+    pub log_cache_bytes: u64,
     /// Refuse new writes (-MISCONF; reads and Raft go on) while the data directory's file system has less free space than this, so a group
     /// whose members fill alike stops taking writes before any member's disk is full, instead of every member hitting ENOSPC at once.
     /// Measured with statvfs (space available to this user); writes resume by themselves once space is freed. 0 turns it off.
@@ -478,6 +506,14 @@ pub struct BenchArgs {
     /// Also write the results (settings, counts, percentiles, histogram buckets) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
+    /// Memory mode instead of a timed run: write N distinct keys (`key:0` .. `key:N-1`, values of
+    /// --value-size bytes) once, pipelined, then wait until every endpoint holds them and print each
+    /// endpoint's memory (RSS, peak RSS, used_memory) and bytes per key. Works against redis-server.
+    #[arg(long, value_name = "N")]
+    pub load_keys: Option<u64>,
+    /// Memory mode: commands in flight per client connection.
+    #[arg(long, default_value_t = 64, value_name = "P")]
+    pub pipeline: usize,
 }
 
 /// Seconds as a duration: a decimal number from 0 to 3600 (`0.5`, `2`).

@@ -70,7 +70,11 @@ fn member_args(op: MemberOp) -> Result<Vec<String>, String> {
     let mut args = vec!["RAFT".to_string(), "MEMBER".into()];
     match op {
         MemberOp::List => args.push("LIST".into()),
-        MemberOp::Add { member, learner } => {
+        MemberOp::Add {
+            member,
+            learner,
+            force,
+        } => {
             let (id, addr) = member
                 .split_once('=')
                 .ok_or_else(|| format!("'{member}' is not ID=HOST:PORT"))?;
@@ -78,15 +82,28 @@ fn member_args(op: MemberOp) -> Result<Vec<String>, String> {
             if learner {
                 args.push("LEARNER".into());
             }
+            push_force(&mut args, force);
         }
-        MemberOp::Promote { id } => args.extend(["PROMOTE".into(), id.to_string()]),
-        MemberOp::Remove { id } => args.extend(["REMOVE".into(), id.to_string()]),
+        MemberOp::Promote { id, force } => {
+            args.extend(["PROMOTE".into(), id.to_string()]);
+            push_force(&mut args, force);
+        }
+        MemberOp::Remove { id, force } => {
+            args.extend(["REMOVE".into(), id.to_string()]);
+            push_force(&mut args, force);
+        }
     }
     Ok(args)
 }
 
-/// Like `call_any`, but a `-NOTLEADER` reply moves on to the next endpoint
-/// (admin commands run on the leader only).
+fn push_force(args: &mut Vec<String>, force: bool) {
+    if force {
+        args.push("FORCE".into());
+    }
+}
+
+/// Like `call_any`, but a `-NOTLEADER` reply (the node knows no leader, or
+/// cannot reach it) moves on to the next endpoint.
 async fn call_leader(endpoints: &[String], args: &[String]) -> Result<Frame, String> {
     let mut last = String::from("no endpoints");
     for ep in endpoints {
@@ -97,7 +114,7 @@ async fn call_leader(endpoints: &[String], args: &[String]) -> Result<Frame, Str
         }
     }
     Err(format!(
-        "no endpoint is the leader ({last}); list every node in --endpoints"
+        "no endpoint could reach the leader ({last}); is a quorum of the group up?"
     ))
 }
 

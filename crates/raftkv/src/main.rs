@@ -4,6 +4,7 @@
 
 mod backup;
 mod bench;
+mod bench_memory;
 mod cli;
 mod client_cmds;
 mod cluster;

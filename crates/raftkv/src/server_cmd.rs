@@ -31,6 +31,7 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
     cfg.election_timeout_ms = a.election_timeout_ms;
     cfg.heartbeat_ms = a.heartbeat_ms;
     cfg.snapshot_threshold_bytes = a.snapshot_threshold_bytes;
+    cfg.storage.cache_max_bytes = a.log_cache_bytes;
     cfg.reserve.min_free_bytes = a.min_free_bytes;
     cfg.request_timeout_ms = a.request_timeout_ms;
     cfg.max_connections = a.max_connections;

@@ -137,6 +137,10 @@ async fn corrupt_data_dir_is_refused_naming_the_file() {
         &c.endpoint(1),
         "--data-dir",
         data.to_str().unwrap(),
+        // The cluster the directory belongs to (`common::peer_auth_flags`):
+        // under another id it is refused before storage is opened.
+        "--cluster-id",
+        "test",
     ]);
     assert_fails_with(&out, seg.file_name().unwrap().to_str().unwrap());
     one_line(&out);

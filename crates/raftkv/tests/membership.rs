@@ -1,7 +1,8 @@
 //! Membership changes on real processes, through the `raftkv` CLI, under a
 //! concurrent client load whose history is checked for linearizability:
 //! grow 3 → 5 (join as learner, catch up, promote), move leadership, shrink
-//! 5 → 3 (the leader included), and refuse a removed node's restart.
+//! 5 → 3 (the leader included), and refuse a removed node's restart; every
+//! operation through a follower alone, and the guard rails on bad input.
 //! Each step's wall time is printed (`--nocapture`) for the operations notes.
 
 mod common;
@@ -306,12 +307,15 @@ async fn snapshot_save_under_load_and_restore_into_a_new_group() {
     );
 
     let mut fresh = Cluster::new(3, FLAGS);
+    let logs = tempfile::tempdir().unwrap();
+    fresh.log_dir = Some(logs.path().to_path_buf());
     let cluster_arg: Vec<String> = fresh
         .nodes
         .iter()
         .map(|n| format!("{}={}", n.id, n.peer))
         .collect();
     let t = Instant::now();
+    let mut new_ids = Vec::new();
     for n in &fresh.nodes {
         let args = vec![
             "snapshot".to_string(),
@@ -324,9 +328,36 @@ async fn snapshot_save_under_load_and_restore_into_a_new_group() {
             "--cluster".into(),
             cluster_arg.join(","),
         ];
-        let (ok, _, err) = raftkv(args).await;
+        let (ok, out, err) = raftkv(args).await;
         assert!(ok, "restore node {}: {err}", n.id);
+        let id = out.trim_end().rsplit(' ').next().unwrap().to_string();
+        new_ids.push(id);
     }
+    // The new group has a new cluster id, the same on every restored node.
+    let new_id = new_ids[0].clone();
+    assert!(new_ids.iter().all(|i| *i == new_id), "{new_ids:?}");
+    assert!(new_id.starts_with("restored-"), "{new_id}");
+    // A restored data directory started under the old group's cluster id is
+    // refused, naming both ids: it never joins the old group.
+    fresh.spawn(1);
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = fresh.exited(1) {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 1 of the restore ran under the old cluster id"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!status.success());
+    let log = std::fs::read_to_string(logs.path().join("node-1.log")).unwrap();
+    assert!(
+        log.contains(&format!("cluster '{new_id}'")) && log.contains("cluster 'test'"),
+        "the refusal names both cluster ids: {log}"
+    );
+    fresh.set_cluster_id(&new_id);
     for id in 1..=3 {
         fresh.spawn(id);
     }
@@ -411,4 +442,178 @@ async fn replace_a_node_killed_with_its_data_dir_deleted() {
     let history = rec.lock().unwrap().history().to_vec();
     assert!(completed_between(&history, 0, u64::MAX) > 100);
     assert_linearizable(&history);
+}
+
+/// `raftkv ARGS --endpoints EP`: one node only.
+async fn at(ep: &str, args: &[&str]) -> (bool, String, String) {
+    let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    full.extend(["--endpoints".into(), ep.to_string()]);
+    raftkv(full).await
+}
+
+/// `at`, retried (bounded) until it succeeds: for a step that may be refused
+/// for a moment (a promotion before the leader saw the learner catch up).
+async fn at_until_ok(ep: &str, args: &[&str]) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (ok, out, err) = at(ep, args).await;
+        if ok {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "raftkv {args:?} at {ep} kept failing: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `member list` on `ep` shows a line that contains every one of `parts`.
+async fn wait_listed(ep: &str, parts: &[&str]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, out, _) = at(ep, &["member", "list"]).await;
+        if out.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{parts:?} never listed: {out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every admin operation through a follower only (it forwards to the
+/// leader), and the guard rails: a voter added directly, a removal that
+/// would leave too few reachable voters, a reused id, and a second change
+/// while one is pending are each refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_through_any_node_and_bad_input_refused() {
+    use common::call;
+    use server::resp::Frame;
+    let _g = serial();
+    // A long election timeout: the pending-change step stops a voter briefly,
+    // and the leader must not step down meanwhile.
+    let flags = [
+        "--request-timeout-ms",
+        "2000",
+        "--election-timeout-ms",
+        "1000",
+    ];
+    let mut c = Cluster::new(4, &flags);
+    for id in 1..=3 {
+        c.set_members(id, &[1, 2, 3]);
+        c.spawn(id);
+    }
+    let leader = c.wait_leader(&[1, 2, 3], WAIT).await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    let other = 6 - leader - follower;
+    let via = c.endpoint(follower);
+    let peer4 = format!("4={}", c.nodes[3].peer);
+
+    // A voter added directly is refused, pointing at learner-first.
+    let (ok, _, err) = at(&via, &["member", "add", &peer4]).await;
+    assert!(!ok && err.contains("add it as a learner first"), "{err}");
+    assert!(err.contains("--force"), "says how to insist: {err}");
+
+    // Grow through the follower: learner, then promote once caught up.
+    c.set_members(4, &[1, 2, 3, 4]);
+    c.spawn_with(4, &["--join"]);
+    let t = Instant::now();
+    at_until_ok(&via, &["member", "add", &peer4, "--learner"]).await;
+    timed("member add 4 --learner via a follower", t);
+    let t = Instant::now();
+    at_until_ok(&via, &["member", "promote", "4"]).await;
+    timed(
+        "member promote 4 via a follower (retried until caught up)",
+        t,
+    );
+    wait_members(&c, &[1, 2, 3, 4], &[]).await;
+
+    // Transfer and backup through a follower.
+    let t = Instant::now();
+    let to = follower.to_string();
+    at_until_ok(&c.endpoint(other), &["leader", "transfer", "--to", &to]).await;
+    timed("leader transfer via a follower", t);
+    assert_eq!(c.wait_leader(&[1, 2, 3, 4], WAIT).await, follower);
+    let leader = follower;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.snap");
+    let out = at_until_ok(
+        &c.endpoint(other),
+        &["snapshot", "save", file.to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("saved"), "{out}");
+
+    // Shrink back through a follower; the removed id is never reused.
+    at_until_ok(&c.endpoint(other), &["member", "remove", "4"]).await;
+    wait_members(&c, &[1, 2, 3], &[]).await;
+    c.kill(4);
+    let (ok, _, err) = at(&c.endpoint(other), &["member", "add", &peer4, "--learner"]).await;
+    assert!(!ok && err.contains("cannot be reused"), "{err}");
+
+    // Node `other` dies; removing the last other live voter is refused with
+    // the reason; removing the dead one is fine.
+    let survivor = 6 - leader - other;
+    c.kill(other);
+    let dead = format!("{other} voter");
+    wait_listed(&c.endpoint(leader), &[&dead, "(unreachable)"]).await;
+    let (ok, _, err) = at(
+        &c.endpoint(survivor),
+        &["member", "remove", &survivor.to_string()],
+    )
+    .await;
+    assert!(
+        !ok && err.contains(&format!("not from node {other}")),
+        "a removal leaving no quorum is refused, naming the silent node: {err}"
+    );
+    let t = Instant::now();
+    at_until_ok(
+        &c.endpoint(survivor),
+        &["member", "remove", &other.to_string()],
+    )
+    .await;
+    timed("member remove (dead) via a follower", t);
+    wait_members(&c, &sorted(&[leader, survivor]), &[]).await;
+
+    // A second change while one is pending: stop the only other voter so the
+    // first change (a learner, no guard rail) cannot commit.
+    c.signal(survivor, libc::SIGSTOP);
+    let ep = c.endpoint(leader);
+    let first = tokio::spawn({
+        let ep = ep.clone();
+        async move {
+            call(
+                &ep,
+                &[b"RAFT", b"MEMBER", b"ADD", b"5", b"127.0.0.1:9", b"LEARNER"],
+            )
+            .await
+        }
+    });
+    wait_listed(&ep, &["5 learner"]).await;
+    let second = call(
+        &ep,
+        &[b"RAFT", b"MEMBER", b"ADD", b"6", b"127.0.0.1:9", b"LEARNER"],
+    )
+    .await;
+    c.signal(survivor, libc::SIGCONT);
+    match second {
+        Some(Frame::Error(e)) => {
+            assert!(e.contains("already in progress"), "{e}")
+        }
+        other => panic!("a second pending change must be refused: {other:?}"),
+    }
+    assert_eq!(first.await.unwrap(), Some(Frame::Simple("OK".into())));
+    // What the guard rail refuses, --force does: a voter added directly (it
+    // does not even run; the two live voters still make a quorum of three).
+    at_until_ok(&ep, &["member", "add", "6=127.0.0.1:9", "--force"]).await;
+    wait_members(&c, &sorted(&[leader, survivor, 6]), &[5]).await;
+    at_until_ok(&ep, &["member", "remove", "6"]).await;
+    at_until_ok(&ep, &["member", "remove", "5"]).await;
+    wait_members(&c, &sorted(&[leader, survivor]), &[]).await;
+}
+
+fn sorted(ids: &[u64]) -> Vec<u64> {
+    let mut v = ids.to_vec();
+    v.sort();
+    v
 }

@@ -7,6 +7,8 @@
 //!   CA, or with node 2's certificate claiming to be node 3, or without TLS,
 //!   is refused, while the right certificate gets through; the cluster
 //!   elects and serves writes with TLS on;
+//! - with `--tls-auth-clients yes` only clients with a certificate from the
+//!   CA are served;
 //! - bad certificate flags stop a server with a one-line message.
 //!
 //! redis-cli and redis-py are skipped, with a printed reason, when missing.
@@ -486,4 +488,52 @@ fn bad_tls_flags_stop_the_server_with_one_line() {
         assert!(!err.contains("panicked"), "{err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_auth_clients_yes_needs_a_client_certificate_from_the_ca() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, files) = tls_cluster(1, &["--tls-auth-clients", "yes"], dir.path());
+    // The harness presents node 1's certificate (it has the clientAuth usage).
+    let with_cert = ClientTls {
+        config: server::tls::client_config(&files.ca(), Some((&files.cert(1), &files.key(1))))
+            .unwrap(),
+        sni: None,
+    };
+    c.client_tls = Some(with_cert.clone());
+    c.spawn(1);
+    c.wait_leader(&[1], ELECTION).await;
+    let ep = c.endpoint(1);
+    let set = tls_call_ok(&ep, &with_cert, None, &["SET", "a", "1"]).await;
+    assert_eq!(set, Frame::Simple("OK".into()));
+    // Without a certificate: the server ends the handshake (TLS 1.3 tells
+    // the client when it first reads).
+    let without = async {
+        let mut c = Client::connect_with(&ep, Some(&client_tls(&files.ca()))).await?;
+        c.call(&["GET", "a"]).await
+    };
+    let res = tokio::time::timeout(Duration::from_secs(10), without)
+        .await
+        .expect("answered or closed at once");
+    assert!(res.is_err(), "a client without a certificate got {res:?}");
+    // With a certificate from another CA: refused as well.
+    let other = tempfile::tempdir().unwrap();
+    let foreign = write_cluster(other.path(), &[1], CLUSTER_ID).unwrap();
+    let stranger = ClientTls {
+        config: server::tls::client_config(&files.ca(), Some((&foreign.cert(1), &foreign.key(1))))
+            .unwrap(),
+        sni: None,
+    };
+    let res = async {
+        let mut c = Client::connect_with(&ep, Some(&stranger)).await?;
+        c.call(&["GET", "a"]).await
+    };
+    let res = tokio::time::timeout(Duration::from_secs(10), res)
+        .await
+        .unwrap();
+    assert!(
+        res.is_err(),
+        "a client certificate from another CA got {res:?}"
+    );
 }

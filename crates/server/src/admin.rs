@@ -6,10 +6,14 @@
 //!
 //! ```text
 //! RAFT MEMBER LIST                      -> array of "ID ROLE PEER-ADDR" (ROLE: voter, learner;
-//!                                          "(leader)" appended to the leader's line)
-//! RAFT MEMBER ADD ID HOST:PORT [LEARNER] -> +OK once the change commits
-//! RAFT MEMBER PROMOTE ID                -> +OK once committed
-//! RAFT MEMBER REMOVE ID                 -> +OK once committed
+//!                                          "(leader)" appended to the leader's line; on the
+//!                                          leader, "(unreachable)" to a member it has not
+//!                                          heard from for an election timeout, "(catching
+//!                                          up)" to one holding < 90% of the committed log)
+//! RAFT MEMBER ADD ID HOST:PORT [LEARNER] [FORCE]
+//!                                       -> +OK once the change commits
+//! RAFT MEMBER PROMOTE ID [FORCE]        -> +OK once committed
+//! RAFT MEMBER REMOVE ID [FORCE]         -> +OK once committed
 //! RAFT TRANSFER [ID]                    -> +OK once ID (default: the most
 //!                                          up-to-date other voter) leads
 //! RAFT SNAPSHOT                         -> [applied index (integer), state (bulk)]:
@@ -23,29 +27,43 @@
 //! arrived), then copies its state machine as applied at that moment — a
 //! committed prefix of the log, taken within the request's lifetime.
 //!
-//! Changes and transfers run only on the leader; any other node answers
-//! `-NOTLEADER leader is node N` (or `... no leader known`), and the CLI tries
-//! its next endpoint. Refusals carry the core's reason (`-ERR membership
-//! change for node 4 refused: already a member`, `-ERR a membership change is
-//! already in progress ...`). A change whose leader loses leadership before it
-//! commits answers `-TIMEOUT` (it may or may not take effect, as for writes).
+//! Changes, transfers and snapshots run on the leader. Any node takes them: a
+//! follower forwards them over the peer link to the leader it knows
+//! (`Requests::admin`, the client requests' forwarding path) and relays the
+//! answer; `-NOTLEADER ...` only when it knows no leader or cannot reach it.
+//! `MEMBER LIST` too (the leader knows who answers), or from the node's own
+//! view when the leader cannot be asked.
+//!
+//! Refusals carry the reason: the core's (`-ERR membership change for node 4
+//! refused: already a member`, `-ERR a membership change is already in
+//! progress ...`), or the guard rail's (`raft::hazard`): adding a voter
+//! directly, promoting a learner that is silent or behind, or a removal that
+//! leaves fewer heard voters than a quorum is refused unless `FORCE` is given.
+//! A change whose leader loses leadership before it commits answers
+//! `-TIMEOUT` (it may or may not take effect, as for writes).
 //!
 //! Invariant: every accepted admin request's reply is sent exactly once: when
 //! its condition holds, when leadership is lost, or when the driver stops
 //! (dropped: the waiter reports it as unknown).
 
+use bytes::Bytes;
 use raft::{ConfChange, Index, NodeId, RaftError, Role, Term};
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::driver::KvReplica;
+use crate::driver::{Answer, DriverHandle, KvReplica};
 
-/// One admin request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One admin request (also as forwarded to the leader).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdminOp {
     List,
-    /// Answered by `crate::exec` (a read, then the driver's snapshot).
+    /// Answered by [`run_local`] (a read, then the driver's snapshot).
     Snapshot,
-    Change(ConfChange),
+    /// `force`: skip the guard rail (`raft::hazard`), not the core's rules.
+    Change {
+        change: ConfChange,
+        force: bool,
+    },
     /// `None`: the most up-to-date other voter.
     Transfer(Option<NodeId>),
 }
@@ -53,6 +71,56 @@ pub enum AdminOp {
 /// An admin reply: lines for `LIST`, nothing for the others; `Err` is the
 /// complete error line (`NOTLEADER ...`, `ERR ...`, `TIMEOUT ...`).
 pub type AdminReply = Result<Vec<String>, String>;
+
+/// What an admin request came to: what the RESP reply is made of, and what a
+/// leader sends back for a forwarded one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminOutcome {
+    /// `+OK` (no lines) or a listing.
+    Lines(Vec<String>),
+    /// `RAFT SNAPSHOT`: the applied index and the state machine's snapshot.
+    Snapshot { index: u64, data: Bytes },
+    /// The complete error line.
+    Error(String),
+}
+
+impl From<AdminReply> for AdminOutcome {
+    fn from(r: AdminReply) -> Self {
+        match r {
+            Ok(lines) => AdminOutcome::Lines(lines),
+            Err(e) => AdminOutcome::Error(e),
+        }
+    }
+}
+
+/// Runs `op` on this node's replica, without forwarding: what the leader does
+/// for a request it got from a client or from a follower.
+pub async fn run_local(driver: &DriverHandle, op: AdminOp) -> AdminOutcome {
+    match op {
+        AdminOp::Snapshot => snapshot(driver).await,
+        op => driver.admin(op).await.into(),
+    }
+}
+
+/// `RAFT SNAPSHOT`: a ReadIndex read on this node, which must lead, then its
+/// state machine's snapshot.
+async fn snapshot(driver: &DriverHandle) -> AdminOutcome {
+    let refused = match driver
+        .read(Bytes::from_static(b"raftkv:backup-read-point"))
+        .await
+    {
+        Answer::Value(_) => None,
+        Answer::NotLeader { hint } => Some(refusal(&RaftError::NotLeader { hint })),
+        other => Some(format!("TRYAGAIN read point not confirmed ({other:?})")),
+    };
+    if let Some(e) = refused {
+        return AdminOutcome::Error(e);
+    }
+    match driver.snapshot().await {
+        Some((index, data)) => AdminOutcome::Snapshot { index, data },
+        None => AdminOutcome::Error("TRYAGAIN the node is busy or stopping".into()),
+    }
+}
 
 /// Admin requests waiting for their change to commit or their transfer to end.
 #[derive(Default)]
@@ -71,12 +139,12 @@ pub fn start(
     match op {
         AdminOp::List => drop(reply.send(Ok(list(replica)))),
         AdminOp::Snapshot => drop(reply.send(Err("ERR snapshot is not an admin op".into()))),
-        AdminOp::Change(change) => match replica.propose_conf_change(change) {
+        AdminOp::Change { change, force } => match propose(replica, change, force) {
             Ok(index) => {
                 let term = replica.raw_node().raft().term();
                 waits.changes.push((index, term, reply));
             }
-            Err(e) => drop(reply.send(Err(refusal(&e)))),
+            Err(e) => drop(reply.send(Err(e))),
         },
         AdminOp::Transfer(to) => {
             let target = to.or_else(|| replica.raw_node().raft().best_transfer_target());
@@ -90,6 +158,18 @@ pub fn start(
             }
         }
     }
+}
+
+/// Proposes `change` unless the guard rail finds it hazardous and `force` is off.
+fn propose(replica: &mut KvReplica, change: ConfChange, force: bool) -> Result<Index, String> {
+    let hazard = replica.raw_node().raft().conf_change_hazard(&change);
+    if let Some(why) = hazard.filter(|_| !force) {
+        return Err(format!(
+            "ERR membership change for node {} refused: {why} (to do it anyway: --force, RAFT MEMBER ... FORCE)",
+            change.id()
+        ));
+    }
+    replica.propose_conf_change(change).map_err(|e| refusal(&e))
 }
 
 /// After a drive: answers the requests whose outcome is now known.
@@ -151,7 +231,13 @@ fn list(replica: &KvReplica) -> Vec<String> {
             } else {
                 ""
             };
-            format!("{id} {role} {addr}{lead}")
+            // Only the leader knows who answers and how far each member is.
+            let seen = match raft.role() {
+                Role::Leader if !raft.hears_from(id) => " (unreachable)",
+                Role::Leader if !raft.is_caught_up(id) => " (catching up)",
+                _ => "",
+            };
+            format!("{id} {role} {addr}{lead}{seen}")
         })
         .collect()
 }

@@ -49,6 +49,10 @@ use crate::space::Reserve;
 
 /// Inputs queued for the driver before senders see `Busy`.
 pub const QUEUE_INPUTS: usize = 65_536;
+/// How often the driver takes the snapshot file's pages out of the resident set
+/// (`storage::DiskStorage::release_snapshot_pages`).
+const SNAPSHOT_RELEASE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Inputs handled between two drives, so a flood cannot starve ticks.
 pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
 /// Rebuilds the replica from the data directory (open the store, boot a fresh
@@ -76,6 +80,8 @@ pub enum Answer {
     /// Refused by a leader whose file system is below `--min-free-bytes`
     /// (`crate::space`): nothing started.
     NoSpace(String),
+    /// What a forwarded admin request came to on the leader.
+    Admin(crate::admin::AdminOutcome),
 }
 
 pub enum Input {
@@ -266,6 +272,7 @@ struct Driver {
 impl Driver {
     fn run(&mut self, rx: Receiver<Input>, cfg: DriverConfig) -> Result<(), ReplicaError> {
         let mut next_tick = Instant::now() + cfg.tick;
+        let mut next_release = Instant::now();
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             let first = match rx.recv_timeout(wait) {
@@ -286,6 +293,12 @@ impl Driver {
             if now >= next_tick {
                 self.replica().tick(unix_ms());
                 next_tick = (next_tick + cfg.tick).max(now);
+            }
+            if now >= next_release {
+                // Restoring from the snapshot file or streaming it to a follower maps its
+                // pages in; without this they stay in RSS, a snapshot's worth.
+                self.replica().storage().release_snapshot_pages();
+                next_release = now + SNAPSHOT_RELEASE_INTERVAL;
             }
             match self.drive() {
                 Err(e) if self.reopen.is_some() => match SpaceWait::from_error(&e, unix_ms()) {

@@ -87,12 +87,8 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
             ),
             Service::Sharded(r) => shard::admin::execute(r, c).await,
         },
-        Command::Raft(crate::admin::AdminOp::Snapshot) => match node {
-            Service::Single(r) => backup(&r.driver).await,
-            Service::Sharded(_) => Frame::Error("ERR RAFT SNAPSHOT backs up a single group".into()),
-        },
         Command::Raft(op) => match node {
-            Service::Single(r) => admin_reply(r.driver.admin(op).await),
+            Service::Single(r) => admin_reply(r.admin(op).await),
             Service::Sharded(_) => Frame::Error(
                 "ERR RAFT administers a single group; a sharded deployment moves replicas with SHARDCTL".into(),
             ),
@@ -104,40 +100,21 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
     }
 }
 
-/// `RAFT SNAPSHOT` (see `crate::admin`): a ReadIndex read on this node, which
-/// must lead, then its state machine's snapshot.
-async fn backup(driver: &crate::driver::DriverHandle) -> Frame {
-    use crate::driver::Answer;
-    match driver
-        .read(Bytes::from_static(b"raftkv:backup-read-point"))
-        .await
-    {
-        Answer::Value(_) => {}
-        Answer::NotLeader { hint: Some(l) } => {
-            return Frame::Error(format!("NOTLEADER leader is node {l}"))
-        }
-        Answer::NotLeader { hint: None } => {
-            return Frame::Error("NOTLEADER no leader known".into())
-        }
-        other => return Frame::Error(format!("TRYAGAIN read point not confirmed ({other:?})")),
-    }
-    match driver.snapshot().await {
-        Some((index, data)) => Frame::Array(vec![Frame::Integer(index as i64), Frame::Bulk(data)]),
-        None => Frame::Error("TRYAGAIN the node is busy or stopping".into()),
-    }
-}
-
-/// `+OK`, the lines of a listing, or the error line.
-fn admin_reply(r: crate::admin::AdminReply) -> Frame {
+/// `+OK`, the lines of a listing, a snapshot, or the error line.
+fn admin_reply(r: crate::admin::AdminOutcome) -> Frame {
+    use crate::admin::AdminOutcome;
     match r {
-        Ok(lines) if lines.is_empty() => Frame::Simple("OK".into()),
-        Ok(lines) => Frame::Array(
+        AdminOutcome::Lines(lines) if lines.is_empty() => Frame::Simple("OK".into()),
+        AdminOutcome::Lines(lines) => Frame::Array(
             lines
                 .into_iter()
                 .map(|l| Frame::Bulk(Bytes::from(l)))
                 .collect(),
         ),
-        Err(e) => Frame::Error(e),
+        AdminOutcome::Snapshot { index, data } => {
+            Frame::Array(vec![Frame::Integer(index as i64), Frame::Bulk(data)])
+        }
+        AdminOutcome::Error(e) => Frame::Error(e),
     }
 }
 

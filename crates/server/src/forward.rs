@@ -34,6 +34,8 @@ pub enum Expect {
     Applied,
     /// A read: `Value` or a refusal.
     Value,
+    /// An admin request: `Admin` or a refusal.
+    Admin,
 }
 
 struct Waiter {
@@ -108,6 +110,7 @@ fn fits(expect: Expect, answer: &Answer) -> bool {
     match answer {
         Answer::Applied(_) => expect == Expect::Applied,
         Answer::Value(_) | Answer::ReadAborted => expect == Expect::Value,
+        Answer::Admin(_) => expect == Expect::Admin,
         Answer::NotLeader { .. }
         | Answer::Busy
         | Answer::Unknown
@@ -130,6 +133,10 @@ pub fn serve(driver: DriverHandle, peers: Peers, from: NodeId, id: u64, req: For
                 }
             },
             ForwardRequest::Read { key } => driver.read(key).await,
+            ForwardRequest::Admin(op) => Answer::Admin(fit_frame(
+                crate::admin::run_local(&driver, op).await,
+                driver.status().raft.id,
+            )),
         };
         if let Some(p) = peers.get(from) {
             p.send(Outgoing::Reply {
@@ -138,6 +145,23 @@ pub fn serve(driver: DriverHandle, peers: Peers, from: NodeId, id: u64, req: For
             });
         }
     });
+}
+
+/// A snapshot too large for one peer frame is refused with what to do instead.
+fn fit_frame(outcome: crate::admin::AdminOutcome, me: NodeId) -> crate::admin::AdminOutcome {
+    use crate::admin::AdminOutcome;
+    const ROOM_BYTES: usize = 64 << 10;
+    match outcome {
+        AdminOutcome::Snapshot { data, .. }
+            if data.len() + ROOM_BYTES > crate::peer::wire::MAX_FRAME_BYTES =>
+        {
+            AdminOutcome::Error(format!(
+                "ERR the snapshot ({} bytes) is too large to pass between nodes; ask the leader (node {me}) directly: put its client address in --endpoints",
+                data.len()
+            ))
+        }
+        other => other,
+    }
 }
 
 pub fn to_wire(a: Answer) -> ForwardReply {
@@ -149,6 +173,7 @@ pub fn to_wire(a: Answer) -> ForwardReply {
         Answer::Unknown => ForwardReply::Unknown,
         Answer::ReadAborted => ForwardReply::ReadAborted,
         Answer::NoSpace(why) => ForwardReply::NoSpace(why),
+        Answer::Admin(o) => ForwardReply::Admin(o),
     }
 }
 
@@ -164,6 +189,7 @@ pub fn from_wire(r: ForwardReply) -> Answer {
         ForwardReply::Unknown => Answer::Unknown,
         ForwardReply::ReadAborted => Answer::ReadAborted,
         ForwardReply::NoSpace(why) => Answer::NoSpace(why),
+        ForwardReply::Admin(o) => Answer::Admin(o),
     }
 }
 

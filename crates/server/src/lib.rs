@@ -16,7 +16,8 @@
 //!  peers ──► peer::inbound ─► driver (Raft messages) ;  driver ─► peer::outbound (Raft messages, batched per peer)
 //! ```
 //!
-//! Files, one job each: `config` (settings, `--cluster` parsing), `admin`
+//! Files, one job each: `config` (settings, `--cluster` parsing), `identity` (the
+//! data directory's node id and cluster id), `admin`
 //! (membership changes and leadership transfer: `RAFT MEMBER`, `RAFT TRANSFER`), `node`
 //! (start/stop), `driver` (the replica's thread: ticks, group commit),
 //! `peer::{wire, outbound, inbound}` (the transport), `forward` (requests
@@ -43,6 +44,7 @@ pub mod connection;
 pub mod driver;
 pub mod exec;
 pub mod forward;
+pub mod identity;
 pub mod info;
 pub mod listener;
 pub mod memory;

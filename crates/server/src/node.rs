@@ -106,7 +106,9 @@ pub async fn start_with(
         path: cfg.data_dir.display().to_string(),
         source,
     })?;
-    check_identity(&cfg.data_dir, cfg.id).map_err(NodeError::Config)?;
+    let checked = crate::identity::check(&cfg.data_dir, cfg.id, &cfg.peer_auth.cluster)
+        .map_err(NodeError::Config)?;
+    crate::identity::log(&checked, &cfg.data_dir, cfg.id, &cfg.peer_auth.cluster);
     let (dir, opts) = (cfg.data_dir.clone(), cfg.storage.clone());
     let storage = tokio::task::spawn_blocking(move || storage::DiskStorage::open(&dir, opts))
         .await
@@ -211,38 +213,6 @@ pub async fn start_with(
         metrics,
         forwards: Some(forwards),
     })
-}
-
-/// The file in a data directory that names the node it belongs to.
-pub const IDENTITY_FILE: &str = "NODE-ID";
-
-/// A data directory remembers which node it belongs to (written, and synced,
-/// on the node's first start): a node started on another node's directory is
-/// refused with a clear message instead of joining with a wrong identity.
-pub fn check_identity(dir: &std::path::Path, id: raft::NodeId) -> Result<(), String> {
-    let path = dir.join(IDENTITY_FILE);
-    let line = format!("raftkv node {id}\n");
-    match std::fs::read_to_string(&path) {
-        Ok(found) if found == line => Ok(()),
-        Ok(found) => Err(format!(
-            "data directory {} belongs to another node ({} says {:?}); this is --id {id}: use that node's id or another directory",
-            dir.display(),
-            path.display(),
-            found.trim_end()
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let write = || -> std::io::Result<()> {
-                let tmp = dir.join("NODE-ID.tmp");
-                let mut f = std::fs::File::create(&tmp)?;
-                std::io::Write::write_all(&mut f, line.as_bytes())?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                std::fs::File::open(dir)?.sync_all()
-            };
-            write().map_err(|e| format!("cannot write {}: {e}", path.display()))
-        }
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
 }
 
 /// How the driver rebuilds the replica from the data directory once a full
@@ -354,17 +324,5 @@ impl RunningNode {
             Driver::Single(_) => None,
             Driver::Sharded(d) => Some(d.view()),
         }
-    }
-}
-
-#[cfg(test)]
-mod identity_tests {
-    #[test]
-    fn a_data_dir_remembers_its_node() {
-        let dir = tempfile::tempdir().unwrap();
-        super::check_identity(dir.path(), 3).unwrap();
-        super::check_identity(dir.path(), 3).unwrap();
-        let err = super::check_identity(dir.path(), 4).unwrap_err();
-        assert!(err.contains("belongs to another node"), "{err}");
     }
 }

@@ -11,6 +11,9 @@
 //! written to) sets it; refusals that started nothing (`NotLeader`, `Busy`,
 //! `NotSent`, `ReadAborted`) do not. At the deadline: `handed` → `Timeout`
 //! (may or may not have taken effect), else `ClusterDown` (certainly not).
+//!
+//! Admin requests (`Requests::admin`) take the same forwarding path, once:
+//! a membership change is not idempotent, so it is never retried here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +22,7 @@ use bytes::Bytes;
 use raft::NodeId;
 use tokio::time::Instant;
 
+use crate::admin::{AdminOp, AdminOutcome};
 use crate::driver::{Answer, DriverHandle};
 use crate::forward::{Expect, ForwardTable};
 use crate::peer::{ForwardRequest, Outgoing, Peers};
@@ -198,7 +202,9 @@ impl Requests {
         loop {
             match self.attempt(work, deadline).await {
                 a @ (Answer::Applied(_) | Answer::Value(_)) => return Ok((a, handed)),
-                Answer::Unknown => handed = true,
+                // `Admin` never answers a client request (the forward table checks
+                // the kind); the safe side if it did.
+                Answer::Unknown | Answer::Admin(_) => handed = true,
                 // A leader below its free-space floor: certainly no effect, so
                 // say so at once — unless an earlier attempt may have taken effect.
                 Answer::NoSpace(why) if !handed => return Err(RequestError::NoSpace(why)),
@@ -269,6 +275,63 @@ impl Requests {
             }
         }
     }
+}
+
+impl Requests {
+    /// An admin request (`crate::admin`) through this node, run on the leader:
+    /// here if this node leads (or knows no leader: the local refusal says
+    /// so), else forwarded once to the leader it knows, which runs it locally
+    /// and never forwards it again. `MEMBER LIST` falls back to this node's
+    /// own view when the leader does not answer.
+    pub async fn admin(&self, op: AdminOp) -> AdminOutcome {
+        let to = self.driver.leader().filter(|&l| l != self.id);
+        let Some(to) = to else {
+            return crate::admin::run_local(&self.driver, op).await;
+        };
+        if op == AdminOp::List {
+            return match self.forward_admin(to, op.clone()).await {
+                AdminOutcome::Error(_) => crate::admin::run_local(&self.driver, op).await,
+                listed => listed,
+            };
+        }
+        self.forward_admin(to, op).await
+    }
+
+    async fn forward_admin(&self, to: NodeId, op: AdminOp) -> AdminOutcome {
+        let Some(peer) = self.peers.get(to).filter(|p| p.is_connected()) else {
+            return not_reached(to);
+        };
+        let (id, rx) = self.forwards.register(to, Expect::Admin);
+        let req = ForwardRequest::Admin(op);
+        if !peer.send(Outgoing::Forward { id, req }) {
+            self.forwards.forget(id);
+            return not_reached(to);
+        }
+        match tokio::time::timeout(self.timeouts.request, rx).await {
+            Ok(Ok(Answer::Admin(outcome))) => outcome,
+            Ok(Ok(Answer::NotLeader { hint })) => AdminOutcome::Error(match hint {
+                Some(h) => format!("NOTLEADER leader is node {h}"),
+                None => "NOTLEADER no leader known".into(),
+            }),
+            Ok(Ok(Answer::NotSent)) => not_reached(to),
+            other => {
+                if other.is_err() {
+                    self.forwards.forget(id);
+                }
+                AdminOutcome::Error(format!(
+                    "TIMEOUT no answer from the leader (node {to}) within {} ms; the request may or may not have taken effect (check RAFT MEMBER LIST)",
+                    self.timeouts.request.as_millis()
+                ))
+            }
+        }
+    }
+}
+
+/// The leader is known but this node cannot reach it: nothing was started.
+fn not_reached(leader: NodeId) -> AdminOutcome {
+    AdminOutcome::Error(format!(
+        "NOTLEADER leader is node {leader}, which this node cannot reach now; try again or ask another node"
+    ))
 }
 
 /// Sleeps `RETRY_PAUSE`, or fails if that would pass the deadline.

@@ -157,7 +157,9 @@ impl ShardKv {
     pub fn query(&self, key: &[u8]) -> Result<Option<Bytes>, WrongGroup> {
         let shard = self.serving_shard_of(key)?;
         let data = &self.shards[shard as usize].data;
-        Ok(data.live_str(key, self.log_time_ms).cloned())
+        Ok(data
+            .live_str(key, self.log_time_ms)
+            .map(Bytes::copy_from_slice))
     }
 
     /// A ReadIndex read of any read-only op ([`Op::is_read_only`]), judged
@@ -418,7 +420,7 @@ impl ShardKv {
         }
         let mut installed = false;
         for (s, data) in shards {
-            let belongs = |k: &Bytes| self.keyspace.shard_of_key(k) == s;
+            let belongs = |k: &[u8]| self.keyspace.shard_of_key(k) == s;
             let Some(shard) = self.shards.get_mut(s as usize) else {
                 continue;
             };

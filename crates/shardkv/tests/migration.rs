@@ -553,7 +553,7 @@ proptest! {
                     g.sm.shard_data(s)
                         .unwrap()
                         .live_strings(0)
-                        .map(|(k, v)| (k.clone(), v.clone())),
+                        .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v))),
                 );
             }
         }

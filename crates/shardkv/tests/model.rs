@@ -144,7 +144,7 @@ proptest! {
                 sm.shard_data(s)
                     .unwrap()
                     .live_strings(0)
-                    .map(|(k, v)| (k.clone(), v.clone())),
+                    .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v))),
             );
         }
         prop_assert_eq!(held, data);

@@ -134,5 +134,5 @@ fn version_1_snapshot_and_entries_still_load() {
     };
     assert_eq!(num, 2);
     let data: Vec<_> = shards[&0].live_strings(0).collect();
-    assert_eq!(data, vec![(&Bytes::from("k"), &Bytes::from("v"))]);
+    assert_eq!(data, vec![(b"k".as_slice(), b"v".as_slice())]);
 }

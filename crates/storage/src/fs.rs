@@ -13,6 +13,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::{Deref, Range};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A whole file, read-only, from [`FileSystem::map_read`]: a memory map of it (no copy:
 /// its pages come from the page cache as they are touched) or, for a file system that
@@ -21,7 +22,64 @@ pub struct ReadOnlyFile(Inner);
 
 enum Inner {
     Heap(Bytes),
-    Mapped(Mmap),
+    Mapped(Arc<Mmap>),
+}
+
+/// The owner of a mapped file's `Bytes` views (the map is shared with [`Residency`]).
+struct MapOwner(Arc<Mmap>);
+
+impl AsRef<[u8]> for MapOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A handle on a mapped file kept beside the `Bytes` views handed out, to take its pages
+/// out of this process's resident set when nobody is reading them (see
+/// [`ReadOnlyFile::release`]). Empty for a file held on the heap.
+#[derive(Clone, Default)]
+pub struct Residency(Option<Arc<Mmap>>);
+
+impl Residency {
+    /// Drops every page of the file from the resident set; a later read faults it back
+    /// in from the page cache (or the disk), unchanged.
+    pub fn release_all(&self) {
+        if let Some(map) = &self.0 {
+            dont_need(map, 0..map.len());
+        }
+    }
+}
+
+impl Debug for Residency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.0.as_ref().map(|m| m.len());
+        f.debug_struct("Residency")
+            .field("mapped_len", &len)
+            .finish()
+    }
+}
+
+/// `MADV_DONTNEED` over `range` of a read-only file map.
+fn dont_need(map: &Mmap, range: Range<usize>) {
+    #[cfg(unix)]
+    {
+        let range = range.start.min(map.len())..range.end.min(map.len());
+        if !range.is_empty() {
+            // SAFETY: MADV_DONTNEED on a shared, read-only file mapping only drops page
+            // table entries: a later read faults the same bytes back in from the file,
+            // which is never modified in place (the contract of `map_read`). No
+            // reference observes different bytes. A failure is only a lost hint.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    range.start,
+                    range.len(),
+                )
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (map, range);
 }
 
 impl ReadOnlyFile {
@@ -35,25 +93,17 @@ impl ReadOnlyFile {
     /// cache and fault back in, unchanged, if read again. A no-op for heap bytes. Lets a
     /// pass over a large file (checksum verification) run in bounded resident memory.
     pub fn release(&self, range: Range<usize>) {
-        #[cfg(unix)]
         if let Inner::Mapped(map) = &self.0 {
-            let range = range.start.min(map.len())..range.end.min(map.len());
-            if !range.is_empty() {
-                // SAFETY: MADV_DONTNEED on a shared, read-only file mapping only drops page
-                // table entries: a later read faults the same bytes back in from the file,
-                // which is never modified in place (the contract of `map_read`). No
-                // reference observes different bytes. A failure is only a lost hint.
-                let _ = unsafe {
-                    map.unchecked_advise_range(
-                        memmap2::UncheckedAdvice::DontNeed,
-                        range.start,
-                        range.len(),
-                    )
-                };
-            }
+            dont_need(map, range);
         }
-        #[cfg(not(unix))]
-        let _ = range;
+    }
+
+    /// A handle that can release this file's pages later, after it became `Bytes`.
+    pub fn residency(&self) -> Residency {
+        match &self.0 {
+            Inner::Heap(_) => Residency(None),
+            Inner::Mapped(map) => Residency(Some(map.clone())),
+        }
     }
 
     /// The whole file as `Bytes`, without copying: a mapped file becomes the owner of the
@@ -61,7 +111,7 @@ impl ReadOnlyFile {
     pub fn into_bytes(self) -> Bytes {
         match self.0 {
             Inner::Heap(b) => b,
-            Inner::Mapped(map) => Bytes::from_owner(map),
+            Inner::Mapped(map) => Bytes::from_owner(MapOwner(map)),
         }
     }
 }
@@ -195,7 +245,7 @@ impl FileSystem for StdFs {
         // trait method's contract); unlinking or renaming over the file is harmless, as the
         // inode lives on while mapped. The map does not depend on `f` staying open.
         let map = unsafe { Mmap::map(&f)? };
-        Ok(ReadOnlyFile(Inner::Mapped(map)))
+        Ok(ReadOnlyFile(Inner::Mapped(Arc::new(map))))
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {

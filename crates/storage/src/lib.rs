@@ -48,7 +48,7 @@ mod wal;
 
 pub use disk::{DiskOptions, DiskStorage};
 pub use error::OpenError;
-pub use fs::{FileSystem, ReadOnlyFile, StdFs, WritableFile};
+pub use fs::{FileSystem, ReadOnlyFile, Residency, StdFs, WritableFile};
 pub use recovery::{RecoveryReport, Truncation};
 
 /// Format details exposed for crash tests and tools (frame and header sizes).

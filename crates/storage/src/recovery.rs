@@ -16,7 +16,7 @@
 //! never silently rewinds the log below what it had made durable.
 
 use crate::error::OpenError;
-use crate::fs::{FileSystem, WritableFile};
+use crate::fs::{FileSystem, Residency, WritableFile};
 use crate::log::Log;
 use crate::manifest;
 use crate::record::Record;
@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 pub struct Recovered {
     pub hard_state: HardState,
     pub snapshot: Snapshot,
+    /// Releases the snapshot file's pages (see `DiskStorage::release_snapshot_pages`).
+    pub snapshot_pages: Residency,
     pub log: Log,
     pub segments: Vec<SegInfo>,
     pub active: Box<dyn WritableFile>,
@@ -109,7 +111,7 @@ pub fn recover(
         ..RecoveryReport::default()
     };
     let head = manifest::read(fs, dir, &names)?;
-    let snapshot = load_newest_snapshot(fs, dir, &names)?;
+    let (snapshot, snapshot_pages) = load_newest_snapshot(fs, dir, &names)?;
     let mut seqs: Vec<u64> = names
         .iter()
         .filter_map(|n| segment::parse_file_name(n))
@@ -169,6 +171,7 @@ pub fn recover(
     Ok(Recovered {
         hard_state,
         snapshot,
+        snapshot_pages,
         log,
         segments,
         active,
@@ -262,23 +265,23 @@ fn load_newest_snapshot(
     fs: &dyn FileSystem,
     dir: &Path,
     names: &[String],
-) -> Result<Snapshot, OpenError> {
+) -> Result<(Snapshot, Residency), OpenError> {
     let mut metas: Vec<SnapshotMeta> = names
         .iter()
         .filter_map(|n| snapfile::parse_file_name(n))
         .collect();
     metas.sort_by_key(|m| m.index);
     let Some(newest) = metas.pop() else {
-        return Ok(Snapshot::default());
+        return Ok((Snapshot::default(), Residency::default()));
     };
     let path = dir.join(snapfile::file_name(newest));
-    let snap = snapfile::load(fs, &path, newest)?;
+    let loaded = snapfile::load(fs, &path, newest)?;
     for old in metas {
         let p = dir.join(snapfile::file_name(old));
         fs.remove_file(&p)
             .map_err(OpenError::io("remove superseded snapshot", &p))?;
     }
-    Ok(snap)
+    Ok(loaded)
 }
 
 /// Segments `before + 1 .. after` are gone from between two present ones
@@ -393,6 +396,7 @@ fn fresh_wal(
     Ok(Recovered {
         hard_state: HardState::default(),
         snapshot,
+        snapshot_pages: Residency::default(),
         log,
         segments,
         active,

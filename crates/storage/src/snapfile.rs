@@ -32,7 +32,7 @@
 //! directory, as it does for the WAL), and platforms that refuse to unlink mapped files.
 
 use crate::error::OpenError;
-use crate::fs::{FileSystem, ReadOnlyFile};
+use crate::fs::{FileSystem, ReadOnlyFile, Residency};
 use bytes::Bytes;
 use raft::{Membership, Snapshot, SnapshotMeta};
 use std::io;
@@ -112,8 +112,12 @@ pub fn write(fs: &dyn FileSystem, dir: &Path, snap: &Snapshot) -> io::Result<Pat
 }
 
 /// Opens and verifies the snapshot file at `path`, named for `meta`. The data is a view of
-/// the file (see the module docs), not a copy.
-pub fn load(fs: &dyn FileSystem, path: &Path, meta: SnapshotMeta) -> Result<Snapshot, OpenError> {
+/// the file (see the module docs), not a copy; the [`Residency`] releases its pages.
+pub fn load(
+    fs: &dyn FileSystem,
+    path: &Path,
+    meta: SnapshotMeta,
+) -> Result<(Snapshot, Residency), OpenError> {
     let file = fs
         .map_read(path)
         .map_err(OpenError::io("read snapshot", path))?;
@@ -167,11 +171,13 @@ pub fn load(fs: &dyn FileSystem, path: &Path, meta: SnapshotMeta) -> Result<Snap
         })?),
         None => None,
     };
-    Ok(Snapshot {
+    let pages = file.residency();
+    let snap = Snapshot {
         meta,
         conf,
         data: data_of(file, data_at),
-    })
+    };
+    Ok((snap, pages))
 }
 
 /// The membership bytes (a copy: they are small) and where the data starts.
@@ -219,16 +225,21 @@ fn data_of(file: ReadOnlyFile, data_at: usize) -> Bytes {
 /// the page cache already holds the bytes). Not re-verified: this process just wrote and
 /// fsync'd it. Falls back to `snap.data` (shared, not copied) if the file cannot be
 /// mapped or is not the expected size.
-pub fn map_written(fs: &dyn FileSystem, path: &Path, snap: &Snapshot) -> Bytes {
+///
+/// Also returns the map's [`Residency`], so the store can drop the file's pages from the
+/// resident set once they were read (restoring the state machine from them at boot, or
+/// sending them to a follower, touches every page).
+pub fn map_written(fs: &dyn FileSystem, path: &Path, snap: &Snapshot) -> (Bytes, Residency) {
     if snap.data.is_empty() {
-        return Bytes::new();
+        return (Bytes::new(), Residency::default());
     }
     let data_at = HEADER_BYTES + 4 + conf_bytes(snap).len();
     match fs.map_read(path) {
         Ok(file) if file.is_mapped() && file.len() == data_at + snap.data.len() => {
-            data_of(file, data_at)
+            let pages = file.residency();
+            (data_of(file, data_at), pages)
         }
-        _ => snap.data.clone(),
+        _ => (snap.data.clone(), Residency::default()),
     }
 }
 
@@ -260,7 +271,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name(meta()));
         std::fs::write(&path, v1_bytes(b"old state")).unwrap();
-        let snap = load(&StdFs, &path, meta()).unwrap();
+        let (snap, _) = load(&StdFs, &path, meta()).unwrap();
         assert_eq!(snap.conf, None);
         assert_eq!(&snap.data[..], b"old state");
     }
@@ -277,8 +288,8 @@ mod tests {
             data: Bytes::from_static(b"state"),
         };
         let path = write(&StdFs, dir.path(), &snap).unwrap();
-        assert_eq!(load(&StdFs, &path, meta()).unwrap(), snap);
-        assert_eq!(map_written(&StdFs, &path, &snap), snap.data);
+        assert_eq!(load(&StdFs, &path, meta()).unwrap().0, snap);
+        assert_eq!(map_written(&StdFs, &path, &snap).0, snap.data);
         // A flipped bit inside the membership is caught by the checksum.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[HEADER_BYTES + 6] ^= 1;

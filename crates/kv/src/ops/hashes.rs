@@ -14,16 +14,16 @@ use super::Ctx;
 use crate::command::{CmdError, Reply};
 use crate::glob;
 use crate::numbers::{format_f64, parse_f64, parse_i64};
-use crate::store::{Item, Store, Value};
+use crate::store::{Item, ItemRef, Store, Value, ValueRef};
 
 type Fields = BTreeMap<Bytes, Bytes>;
 
 /// The live hash at `key`: `Ok(None)` when missing or dead, `WrongType`
 /// when it holds another type.
 fn hash_at<'a>(store: &'a Store, key: &[u8], now_ms: u64) -> Result<Option<&'a Fields>, CmdError> {
-    match store.live(key, now_ms).map(|i| &i.value) {
+    match store.live(key, now_ms).map(|i| i.value) {
         None => Ok(None),
-        Some(Value::Hash(h)) => Ok(Some(h)),
+        Some(ValueRef::Hash(h)) => Ok(Some(h)),
         Some(_) => Err(CmdError::WrongType),
     }
 }
@@ -38,11 +38,11 @@ fn update<T>(
 ) -> Result<T, CmdError> {
     let (mut fields, expire_at_ms) = match store.live(key, ctx.now_ms) {
         None => (Fields::new(), None),
-        Some(Item {
-            value: Value::Hash(h),
+        Some(ItemRef {
+            value: ValueRef::Hash(h),
             expire_at_ms,
             ..
-        }) => (h.clone(), *expire_at_ms),
+        }) => (h.clone(), expire_at_ms),
         Some(_) => return Err(CmdError::WrongType),
     };
     let out = change(&mut fields)?;

@@ -15,18 +15,18 @@ use bytes::Bytes;
 use super::Ctx;
 use crate::command::{CmdError, Reply};
 use crate::glob;
-use crate::store::{Item, Store, Value};
+use crate::store::{ItemRef, Store, ValueRef};
 
 /// Redis's name of a value's type.
-pub(crate) fn type_name(item: &Item) -> &'static str {
+pub(crate) fn type_name(item: &ItemRef<'_>) -> &'static str {
     match item.value {
-        Value::Str(_) => "string",
-        Value::Hash(_) => "hash",
+        ValueRef::Str(_) => "string",
+        ValueRef::Hash(_) => "hash",
     }
 }
 
 pub(super) fn type_of(store: &Store, key: &[u8], now_ms: u64) -> Reply {
-    let name = store.live(key, now_ms).map_or("none", type_name);
+    let name = store.live(key, now_ms).map_or("none", |i| type_name(&i));
     Reply::Status(name.to_string())
 }
 
@@ -56,11 +56,13 @@ pub(super) fn dbsize(store: &Store, now_ms: u64) -> Reply {
 }
 
 pub(super) fn keys(store: &Store, pattern: &[u8], now_ms: u64) -> Reply {
-    let keys = store
+    let mut keys: Vec<Bytes> = store
         .iter()
         .filter(|(k, item)| item.is_live(now_ms) && glob::matches(pattern, k))
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| Bytes::copy_from_slice(k))
         .collect();
+    // In key order, as before the store kept hash order (Redis promises none).
+    keys.sort_unstable();
     Reply::Array(keys)
 }
 
@@ -81,7 +83,7 @@ pub(super) fn scan(store: &Store, a: ScanArgs<'_>, now_ms: u64) -> Reply {
             Some(item) => {
                 a.pattern.is_none_or(|p| glob::matches(p, k))
                     && a.kind
-                        .is_none_or(|t| t.eq_ignore_ascii_case(type_name(item).as_bytes()))
+                        .is_none_or(|t| t.eq_ignore_ascii_case(type_name(&item).as_bytes()))
             }
         })
         .collect();

@@ -11,16 +11,20 @@ use super::Ctx;
 use crate::command::{CmdError, GetExTtl, KvError, Reply, Response, SetCond, SetTtl};
 use crate::config::MAX_VALUE_BYTES;
 use crate::numbers::{format_f64, parse_f64, parse_i64};
-use crate::store::{Item, Store, Value};
+use crate::store::{Item, ItemRef, Store, Value, ValueRef};
 
 /// The live string at `key`: `Ok(None)` when missing or dead, `WrongType`
 /// when it holds another type.
-fn string_at<'a>(store: &'a Store, key: &[u8], now_ms: u64) -> Result<Option<&'a Item>, CmdError> {
+fn string_at<'a>(
+    store: &'a Store,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<ItemRef<'a>>, CmdError> {
     match store.live(key, now_ms) {
         None => Ok(None),
         Some(
-            item @ Item {
-                value: Value::Str(_),
+            item @ ItemRef {
+                value: ValueRef::Str(_),
                 ..
             },
         ) => Ok(Some(item)),
@@ -29,10 +33,10 @@ fn string_at<'a>(store: &'a Store, key: &[u8], now_ms: u64) -> Result<Option<&'a
 }
 
 /// The string of an item `string_at` returned.
-fn str_of(item: &Item) -> &Bytes {
-    match &item.value {
-        Value::Str(s) => s,
-        Value::Hash(_) => unreachable!("string_at returns strings only"),
+fn str_of<'a>(item: &ItemRef<'a>) -> &'a [u8] {
+    match item.value {
+        ValueRef::Str(s) => s,
+        ValueRef::Hash(_) => unreachable!("string_at returns strings only"),
     }
 }
 
@@ -48,7 +52,7 @@ fn write(store: &mut Store, key: &Bytes, value: Bytes, expire_at_ms: Option<u64>
 
 pub(super) fn get(store: &Store, key: &[u8], now_ms: u64) -> Reply {
     match string_at(store, key, now_ms) {
-        Ok(item) => Reply::Value(item.map(|i| str_of(i).clone())),
+        Ok(item) => Reply::Value(item.map(|i| Bytes::copy_from_slice(str_of(&i)))),
         Err(e) => Reply::Error(e),
     }
 }
@@ -60,7 +64,7 @@ pub(super) fn put(store: &mut Store, key: &Bytes, value: &Bytes, ctx: Ctx) -> Re
 
 pub(super) fn append(store: &mut Store, key: &Bytes, suffix: &Bytes, ctx: Ctx) -> Response {
     let (old, expire_at_ms) = match string_at(store, key, ctx.now_ms) {
-        Ok(Some(item)) => (str_of(item).as_ref(), item.expire_at_ms),
+        Ok(Some(item)) => (str_of(&item), item.expire_at_ms),
         Ok(None) => (&[][..], None),
         Err(e) => return Ok(Reply::Error(e)),
     };
@@ -90,7 +94,7 @@ pub(super) fn set(
     // without, SET overwrites a key of any type.
     let old_value = match (get, string_at(store, key, ctx.now_ms)) {
         (true, Err(e)) => return Reply::Error(e),
-        (_, Ok(item)) => item.map(|i| str_of(i).clone()),
+        (_, Ok(item)) => item.map(|i| Bytes::copy_from_slice(str_of(&i))),
         (false, Err(_)) => None,
     };
     let old = store.live(key, ctx.now_ms);
@@ -129,7 +133,10 @@ pub(super) fn getdel(store: &mut Store, key: &Bytes, ctx: Ctx) -> Reply {
     match string_at(store, key, ctx.now_ms) {
         Ok(Some(_)) => {
             let item = store.remove(key, ctx.now_ms).expect("live");
-            Reply::Value(Some(str_of(&item).clone()))
+            match item.value {
+                Value::Str(s) => Reply::Value(Some(s)),
+                Value::Hash(_) => unreachable!("string_at saw a string"),
+            }
         }
         Ok(None) => Reply::Value(None),
         Err(e) => Reply::Error(e),
@@ -138,7 +145,7 @@ pub(super) fn getdel(store: &mut Store, key: &Bytes, ctx: Ctx) -> Reply {
 
 pub(super) fn getex(store: &mut Store, key: &Bytes, ttl: GetExTtl, ctx: Ctx) -> Reply {
     let value = match string_at(store, key, ctx.now_ms) {
-        Ok(Some(item)) => str_of(item).clone(),
+        Ok(Some(item)) => Bytes::copy_from_slice(str_of(&item)),
         Ok(None) => return Reply::Value(None),
         Err(e) => return Reply::Error(e),
     };
@@ -164,7 +171,7 @@ pub(super) fn getex(store: &mut Store, key: &Bytes, ttl: GetExTtl, ctx: Ctx) -> 
 pub(super) fn mget(store: &Store, keys: &[Bytes], now_ms: u64) -> Reply {
     let values = keys
         .iter()
-        .map(|k| store.live_str(k, now_ms).cloned())
+        .map(|k| store.live_str(k, now_ms).map(Bytes::copy_from_slice))
         .collect();
     Reply::Values(values)
 }
@@ -193,9 +200,9 @@ fn counter<'a>(
     store: &'a Store,
     key: &[u8],
     now_ms: u64,
-) -> Result<(Option<&'a Bytes>, Option<u64>), CmdError> {
+) -> Result<(Option<&'a [u8]>, Option<u64>), CmdError> {
     Ok(match string_at(store, key, now_ms)? {
-        Some(item) => (Some(str_of(item)), item.expire_at_ms),
+        Some(item) => (Some(str_of(&item)), item.expire_at_ms),
         None => (None, None),
     })
 }
@@ -205,7 +212,7 @@ pub(super) fn incr_by(store: &mut Store, key: &Bytes, by: i64, ctx: Ctx) -> Repl
         Ok(c) => c,
         Err(e) => return Reply::Error(e),
     };
-    let old: i64 = match old.map(|v| parse_i64(v)) {
+    let old: i64 = match old.map(parse_i64) {
         None => 0,
         Some(Some(n)) => n,
         Some(None) => return Reply::Error(CmdError::NotInteger),
@@ -222,7 +229,7 @@ pub(super) fn incr_by_float(store: &mut Store, key: &Bytes, by: &[u8], ctx: Ctx)
         Ok(c) => c,
         Err(e) => return Reply::Error(e),
     };
-    let old = match old.map(|v| parse_f64(v)) {
+    let old = match old.map(parse_f64) {
         None => 0.0,
         Some(Some(x)) => x,
         Some(None) => return Reply::Error(CmdError::NotFloat),
@@ -241,7 +248,7 @@ pub(super) fn incr_by_float(store: &mut Store, key: &Bytes, by: &[u8], ctx: Ctx)
 
 pub(super) fn strlen(store: &Store, key: &[u8], now_ms: u64) -> Reply {
     match string_at(store, key, now_ms) {
-        Ok(item) => Reply::Int(item.map_or(0, |i| str_of(i).len() as i64)),
+        Ok(item) => Reply::Int(item.map_or(0, |i| str_of(&i).len() as i64)),
         Err(e) => Reply::Error(e),
     }
 }
@@ -249,7 +256,7 @@ pub(super) fn strlen(store: &Store, key: &[u8], now_ms: u64) -> Reply {
 /// `GETRANGE`, with Redis's clamping (`getrangeCommand`).
 pub(super) fn getrange(store: &Store, key: &[u8], start: i64, end: i64, now_ms: u64) -> Reply {
     let s = match string_at(store, key, now_ms) {
-        Ok(Some(item)) => str_of(item),
+        Ok(Some(item)) => str_of(&item),
         Ok(None) => return Reply::Value(Some(Bytes::new())),
         Err(e) => return Reply::Error(e),
     };
@@ -262,7 +269,9 @@ pub(super) fn getrange(store: &Store, key: &[u8], start: i64, end: i64, now_ms: 
     if len == 0 || start > end {
         return Reply::Value(Some(Bytes::new()));
     }
-    Reply::Value(Some(s.slice(start as usize..=end as usize)))
+    Reply::Value(Some(Bytes::copy_from_slice(
+        &s[start as usize..=end as usize],
+    )))
 }
 
 /// `SETRANGE` (`setrangeCommand`): an empty value changes nothing and
@@ -278,7 +287,7 @@ pub(super) fn setrange(
         Ok(c) => c,
         Err(e) => return Reply::Error(e),
     };
-    let old_len = old.map_or(0, Bytes::len) as u64;
+    let old_len = old.map_or(0, <[u8]>::len) as u64;
     if value.is_empty() {
         return Reply::Int(old_len as i64);
     }

@@ -229,6 +229,16 @@ impl Cluster {
             .join(",");
     }
 
+    /// Every node's `--cluster-id` from its next `spawn` on.
+    pub fn set_cluster_id(&mut self, id: &str) {
+        let at = self
+            .extra
+            .iter()
+            .position(|f| f == "--cluster-id")
+            .expect("peer_auth_flags sets --cluster-id");
+        self.extra[at + 1] = id.to_string();
+    }
+
     /// `spawn` with extra flags for this start only (e.g. `--join`).
     pub fn spawn_with(&mut self, id: u64, flags: &[&str]) {
         let saved = self.extra.clone();

@@ -75,6 +75,9 @@ pub enum ForwardRequest {
     Write(Bytes),
     /// A linearizable read (ReadIndex on the leader).
     Read { key: Bytes },
+    /// A membership, leadership or backup request (`crate::admin`), run on
+    /// the leader itself (never forwarded again).
+    Admin(crate::admin::AdminOp),
 }
 
 /// The leader's answer; mirrors [`crate::driver::Answer`].
@@ -91,6 +94,8 @@ pub enum ForwardReply {
     ReadAborted,
     /// The leader's file system is below `--min-free-bytes`: refused, no effect.
     NoSpace(String),
+    /// The answer to `ForwardRequest::Admin`.
+    Admin(crate::admin::AdminOutcome),
 }
 
 /// Bytes of the length prefix.

@@ -261,8 +261,17 @@ fn shardctl(sub: &Bytes, args: &[Bytes]) -> Result<ShardCtl, CommandError> {
     })
 }
 
-/// `RAFT MEMBER LIST | ADD ID HOST:PORT [LEARNER] | PROMOTE ID | REMOVE ID`,
-/// `RAFT TRANSFER [ID]`.
+/// Whether `flags` are distinct words from `known`.
+fn known_flags(flags: &[&str], known: &[&str]) -> bool {
+    flags.iter().all(|f| known.contains(f))
+        && flags
+            .iter()
+            .enumerate()
+            .all(|(i, f)| !flags[..i].contains(f))
+}
+
+/// `RAFT MEMBER LIST | ADD ID HOST:PORT [LEARNER] [FORCE] | PROMOTE ID [FORCE] |
+/// REMOVE ID [FORCE]`, `RAFT TRANSFER [ID]`, `RAFT SNAPSHOT`.
 fn raft_admin(args: &[Bytes]) -> Result<crate::admin::AdminOp, CommandError> {
     use crate::admin::AdminOp;
     use raft::ConfChange;
@@ -281,26 +290,35 @@ fn raft_admin(args: &[Bytes]) -> Result<crate::admin::AdminOp, CommandError> {
     Ok(match upper.as_slice() {
         ["MEMBER", "LIST"] => AdminOp::List,
         ["SNAPSHOT"] => AdminOp::Snapshot,
-        ["MEMBER", "ADD", _, _] | ["MEMBER", "ADD", _, _, "LEARNER"] => {
+        ["MEMBER", "ADD", _, _, flags @ ..] if known_flags(flags, &["LEARNER", "FORCE"]) => {
             let (id, addr) = (id(&words[2])?, words[3].clone());
             if !addr.contains(':') {
                 return Err(CommandError(format!(
                     "ERR peer address '{addr}' is not HOST:PORT"
                 )));
             }
-            AdminOp::Change(if upper.len() == 5 {
-                ConfChange::AddLearner { id, addr }
-            } else {
-                ConfChange::AddVoter { id, addr }
-            })
+            AdminOp::Change {
+                change: if flags.contains(&"LEARNER") {
+                    ConfChange::AddLearner { id, addr }
+                } else {
+                    ConfChange::AddVoter { id, addr }
+                },
+                force: flags.contains(&"FORCE"),
+            }
         }
-        ["MEMBER", "PROMOTE", _] => AdminOp::Change(ConfChange::Promote { id: id(&words[2])? }),
-        ["MEMBER", "REMOVE", _] => AdminOp::Change(ConfChange::Remove { id: id(&words[2])? }),
+        ["MEMBER", "PROMOTE", _, flags @ ..] if known_flags(flags, &["FORCE"]) => AdminOp::Change {
+            change: ConfChange::Promote { id: id(&words[2])? },
+            force: !flags.is_empty(),
+        },
+        ["MEMBER", "REMOVE", _, flags @ ..] if known_flags(flags, &["FORCE"]) => AdminOp::Change {
+            change: ConfChange::Remove { id: id(&words[2])? },
+            force: !flags.is_empty(),
+        },
         ["TRANSFER"] => AdminOp::Transfer(None),
         ["TRANSFER", _] => AdminOp::Transfer(Some(id(&words[1])?)),
         _ => {
             return Err(CommandError(
-                "ERR syntax: RAFT MEMBER LIST | MEMBER ADD ID HOST:PORT [LEARNER] | MEMBER PROMOTE ID | MEMBER REMOVE ID | TRANSFER [ID] | SNAPSHOT".into(),
+                "ERR syntax: RAFT MEMBER LIST | MEMBER ADD ID HOST:PORT [LEARNER] [FORCE] | MEMBER PROMOTE ID [FORCE] | MEMBER REMOVE ID [FORCE] | TRANSFER [ID] | SNAPSHOT".into(),
             ))
         }
     })

@@ -556,7 +556,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("raft", -2, &["admin"], NO_KEYS).doc(
         "cluster",
         "0.1.0",
-        "raftkv's own: lists and changes the group's members (MEMBER LIST, ADD, PROMOTE, REMOVE) and moves leadership (TRANSFER).",
+        "raftkv's own: lists and changes the group's members (MEMBER LIST, ADD, PROMOTE, REMOVE), moves leadership (TRANSFER), takes a backup (SNAPSHOT); any node forwards to the leader.",
     ),
     spec("randomkey", 1, &["readonly"], NO_KEYS).doc(
         "generic",

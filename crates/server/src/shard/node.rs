@@ -66,6 +66,9 @@ pub async fn start_sharded_with(
         move |source| NodeError::DataDir { path, source }
     };
     std::fs::create_dir_all(&base.data_dir).map_err(dir_err(&base.data_dir))?;
+    let checked = crate::identity::check(&base.data_dir, base.id, &base.peer_auth.cluster)
+        .map_err(NodeError::Config)?;
+    crate::identity::log(&checked, &base.data_dir, base.id, &base.peer_auth.cluster);
     let epoch = bump_epoch(&base.data_dir).map_err(dir_err(&base.data_dir))?;
     let mut hosted: BTreeSet<GroupId> = cfg.hosted_groups().into_iter().collect();
     if cfg.hosts_controller() {
