@@ -51,7 +51,7 @@ use crate::space::Reserve;
 pub const QUEUE_INPUTS: usize = 65_536;
 /// How often the driver takes the snapshot file's pages out of the resident set
 /// (`storage::DiskStorage::release_snapshot_pages`).
-const SNAPSHOT_RELEASE_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const SNAPSHOT_RELEASE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Inputs handled between two drives, so a flood cannot starve ticks.
 pub const MAX_INPUTS_PER_DRIVE: usize = 8192;

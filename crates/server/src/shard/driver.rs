@@ -283,6 +283,7 @@ struct Driver {
 impl Driver {
     fn run(&mut self, rx: Receiver<Input>) -> Result<(), host::HostError> {
         let mut next_tick = Instant::now() + self.cfg.tick;
+        let mut next_release = Instant::now();
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             let first = match rx.recv_timeout(wait) {
@@ -304,7 +305,23 @@ impl Driver {
                 self.tick();
                 next_tick = (next_tick + self.cfg.tick).max(now);
             }
+            if now >= next_release {
+                self.release_snapshot_pages();
+                next_release = now + crate::driver::SNAPSHOT_RELEASE_INTERVAL;
+            }
             self.drive()?;
+        }
+    }
+
+    /// Takes every hosted group's snapshot file pages out of the resident set (see
+    /// `storage::DiskStorage::release_snapshot_pages`): booting from a snapshot or sending
+    /// one to a follower maps them in.
+    fn release_snapshot_pages(&self) {
+        let host = self.node.host();
+        for group in host.groups() {
+            if let Some(r) = host.replica(group) {
+                r.storage().release_snapshot_pages();
+            }
         }
     }
 
