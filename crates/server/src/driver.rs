@@ -331,8 +331,17 @@ impl Driver {
         self.pending.clear();
         self.admin = AdminWaits::default();
         *self.disk_full.lock().expect("disk_full lock") = Some(wait.why().to_string());
-        // Reads may still go to another leader; never to ourselves.
-        let own = self.status.lock().expect("status lock").raft.id;
+        // Reads may still go to another leader; never to ourselves. The status
+        // stops claiming a role this node no longer plays (it takes no part in
+        // Raft): a follower of nobody until it resumes.
+        let own = {
+            let mut st = self.status.lock().expect("status lock");
+            if st.raft.leader == Some(st.raft.id) {
+                st.raft.leader = None;
+            }
+            st.raft.role = raft::Role::Follower;
+            st.raft.id
+        };
         let _ = self
             .leader
             .compare_exchange(own, 0, Ordering::AcqRel, Ordering::Acquire);

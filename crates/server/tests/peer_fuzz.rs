@@ -450,10 +450,10 @@ fn mutated(rng: &mut ChaCha8Rng, mut body: Vec<u8>) -> Vec<u8> {
 /// current one: a flipped bit in a varint can make one, and a member holding
 /// the secret may raise the term (out of scope, see the module docs).
 fn raises_term(body: &[u8], t: &Target) -> bool {
+    let raises = |m: &Message| m.term > t.term && m.term <= raft::MAX_TERM;
     match wire::decode(body) {
-        Ok(PeerFrame::Raft(msgs)) => msgs
-            .iter()
-            .any(|m| m.term > t.term && m.term <= raft::MAX_TERM),
+        Ok(PeerFrame::Raft(msgs)) => msgs.iter().any(raises),
+        Ok(PeerFrame::Shard(ShardFrame::Raft(msgs))) => msgs.iter().any(|(_, m)| raises(m)),
         _ => false,
     }
 }
