@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use shardctrler::Controller;
-use shardkv::{ShardKv, WrongGroup};
+use shardkv::ShardKv;
 use shardmeta::Config;
 
 /// A controller or a data group.
@@ -37,14 +37,14 @@ pub enum GroupResponse {
 pub enum GroupQuery {
     /// A configuration by number (`None`: the latest).
     Ctrl(Option<u64>),
-    /// A key's value, if the group serves its shard.
-    Data(Bytes),
+    /// A data group's read-only op (`shardkv::Query`).
+    Data(shardkv::Query),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GroupQueryResult {
     Ctrl(Config),
-    Data(Result<Option<Bytes>, WrongGroup>),
+    Data(shardkv::QueryResult),
 }
 
 impl GroupMachine {
@@ -106,8 +106,8 @@ impl rsm::StateMachine for GroupMachine {
             (GroupMachine::Ctrl(m), GroupQuery::Ctrl(num)) => {
                 GroupQueryResult::Ctrl(rsm::StateMachine::query(m, num))
             }
-            (GroupMachine::Data(m), GroupQuery::Data(key)) => {
-                GroupQueryResult::Data(rsm::StateMachine::query(m, key))
+            (GroupMachine::Data(m), GroupQuery::Data(q)) => {
+                GroupQueryResult::Data(rsm::StateMachine::query(m, q))
             }
             (m, q) => panic!("query {q:?} for a machine of the other kind ({})", kind(m)),
         }

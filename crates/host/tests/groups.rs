@@ -139,11 +139,17 @@ impl World {
     fn read(&mut self, group: GroupId, token: u64, key: &str) -> Option<Bytes> {
         let leader = self.await_leader(group);
         self.host(leader)
-            .read(group, token, Bytes::from(key.to_string()))
+            .read(
+                group,
+                token,
+                kv::Op::Get {
+                    key: Bytes::from(key.to_string()),
+                },
+            )
             .unwrap();
         self.tick(1);
         match self.take(group, token) {
-            Outcome::Value(v) => v,
+            Outcome::Value(kv::Reply::Value(v)) => v,
             other => panic!("read {token} of group {group}: {other:?}"),
         }
     }
@@ -310,7 +316,13 @@ fn bad_calls_are_refused_with_what_was_wrong() {
         Err(Refused::Misaddressed { to: 2, node: 1 })
     );
     assert!(matches!(
-        h.read(1, 1, Bytes::from("k")),
+        h.read(
+            1,
+            1,
+            kv::Op::Get {
+                key: Bytes::from("k")
+            }
+        ),
         Err(Refused::Rejected {
             group: 1,
             rejected: replica::Rejected::NotLeader { .. }

@@ -16,7 +16,26 @@
 //! never a local clock. So every read returns the state after a log prefix
 //! that includes every write acknowledged before the read began, as any
 //! linearizable read of this log-time object does; two reads on two
-//! replicas cannot disagree out of order because of their clocks. The cost:
+//! replicas cannot disagree out of order because of their clocks.
+//!
+//! Why that is linearizable and not only "fresh": the object the log
+//! replicates is the pair (keys, log time), and log time moves only when an
+//! entry is applied. Expiry is therefore not something that happens between
+//! entries; a key dies *at* the entry whose stamp passes its instant, an
+//! event of the log like any write. A ReadIndex read answered at applied
+//! index `a` is a pure function of the state after entries `..= a`; `a` is
+//! at least the commit index when the read began (so it follows every
+//! write, and every expiry, acknowledged before) and at most the commit
+//! index when it is answered (so nothing it saw can be undone). Placing the
+//! read right after entry `a` in the total order of the log is thus a
+//! linearization point inside the read's real-time interval, the same
+//! argument as for `GET`, and it holds for every read-only op
+//! ([`Op::is_read_only`]: `MGET`, `EXISTS`, `TTL`, `TYPE`, `SCAN`,
+//! `DBSIZE`, the hash reads, `WATCH`'s versions ...): TTL's remaining time
+//! is computed from the same log time, so it is what a log entry placed
+//! there would have answered. What a ReadIndex read does *not* do is
+//! advance log time (a read through the log would stamp it first); it
+//! never needs to, since only an entry can make a key die. The cost:
 //! a key outlives its wall-clock instant until an entry stamped later is
 //! applied; the leader proposes a tick soon after a key dies
 //! ([`StateMachine::purge_due`], checked on every Raft tick), so that is a
@@ -233,13 +252,14 @@ impl StateMachine {
 
 /// The seam `replica` drives: a command is stamped with the proposing
 /// leader's `now_ms` (log time), an idle leader's tick is a
-/// [`Command::Tick`], a ReadIndex query is a key. The inherent methods of the
+/// [`Command::Tick`], a ReadIndex query is a read-only [`Op`] (any other op
+/// answers [`crate::CmdError::NotReadOnly`]). The inherent methods of the
 /// same names are these exactly; kv's users need not import the trait.
 impl rsm::StateMachine for StateMachine {
     type Command = Command;
     type Response = Response;
-    type Query = Bytes;
-    type QueryResult = Option<Bytes>;
+    type Query = Op;
+    type QueryResult = Reply;
 
     fn encode_command(&self, cmd: &Command, now_ms: u64) -> Bytes {
         crate::wire::encode_entry(&Entry {
@@ -260,8 +280,8 @@ impl rsm::StateMachine for StateMachine {
         self.applied_index
     }
 
-    fn query(&self, key: &Bytes) -> Option<Bytes> {
-        self.get(key)
+    fn query(&self, op: &Op) -> Reply {
+        StateMachine::query(self, op)
     }
 
     fn snapshot(&self) -> Bytes {

@@ -38,7 +38,8 @@
 //!
 //! Files, one job each: `history` (the operation record), `recorder`
 //! (building a history as a test runs), `model` (the sequential spec trait),
-//! `kv` (the key-value spec), `check` (partitioning and entry points),
+//! `kv` (the key-value spec), `redis` (strings, counters, expiry as far as
+//! a client can observe it, and `MULTI`/`EXEC` blocks), `check` (partitioning and entry points),
 //! `search` (the per-partition search), `entries` (the event list it walks),
 //! `bitset` and `fxhash` (memoisation key and its hasher), `verdict` (results
 //! and explanations), `synth` (seeded synthetic histories for tests and
@@ -52,6 +53,7 @@ mod history;
 pub mod kv;
 mod model;
 mod recorder;
+pub mod redis;
 mod search;
 pub mod synth;
 mod verdict;
@@ -61,4 +63,5 @@ pub use history::{Operation, Return};
 pub use kv::{KvInput, KvModel, KvOperation, KvOutput};
 pub use model::Model;
 pub use recorder::{HistoryRecorder, OpHandle};
+pub use redis::{RedisInput, RedisModel, RedisOperation, RedisOutput, TtlKind};
 pub use verdict::{describe, CheckResult, Violation};

@@ -139,7 +139,7 @@ fn print_reply(reply: Frame) -> Result<(), String> {
         Frame::Bulk(b) | Frame::Verbatim(b) => {
             println!("{}", String::from_utf8_lossy(&b).trim_end())
         }
-        Frame::Null => println!("(nil)"),
+        Frame::Null | Frame::NullArray => println!("(nil)"),
         Frame::Error(e) => return Err(e),
         Frame::Array(a) | Frame::Set(a) => println!("{a:?}"),
         Frame::Map(m) => println!("{m:?}"),

@@ -6,9 +6,12 @@
 //! never counted as a pass in the output.
 //!
 //! Every client connects to a follower as well as to the leader, so the
-//! forwarding path answers them too. redis-py's `RedisCluster` also runs
-//! against a sharded deployment (two groups of three processes): it routes
-//! by `CLUSTER SLOTS` and by the key positions it parses from `COMMAND`.
+//! forwarding path answers them too. redis-py's `RedisCluster` and
+//! ioredis's `Cluster` also run against a sharded deployment (two groups of
+//! three processes): they route by `CLUSTER SLOTS` and by the key positions
+//! parsed from `COMMAND`, and send the keyless commands (`DBSIZE`, `KEYS`,
+//! `SCAN`, `FLUSHALL`) to every master, which answers for its own slots —
+//! checked over raw RESP too, with no client library.
 
 mod common;
 
@@ -17,7 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::sharded::ShardCluster;
-use common::{call_ok, serial, Cluster};
+use common::{call, call_ok, serial, Cluster};
 use redis::{ProtocolVersion, Value};
 use server::resp::Frame;
 
@@ -208,13 +211,7 @@ async fn redis_py_cluster_client_on_a_sharded_deployment() {
         return;
     }
     let _g = serial();
-    let settle = Duration::from_secs(60);
-    let mut c = ShardCluster::new(2, 3);
-    c.spawn_all();
-    let join = ["JOIN".to_string(), c.join_arg(1), c.join_arg(2)];
-    let join: Vec<&str> = join.iter().map(String::as_str).collect();
-    assert_eq!(c.shardctl(1, &join, settle).await, "config 1");
-    c.wait_settled(&[1, 2], 1, settle).await;
+    let c = settled_shard_cluster().await;
     let seed = c.endpoint(4);
     tokio::task::spawn_blocking(move || {
         run_script(
@@ -225,4 +222,149 @@ async fn redis_py_cluster_client_on_a_sharded_deployment() {
     })
     .await
     .unwrap();
+}
+
+/// Two groups of three `raftkv server` processes, joined and settled.
+async fn settled_shard_cluster() -> ShardCluster {
+    let settle = Duration::from_secs(60);
+    let mut c = ShardCluster::new(2, 3);
+    c.spawn_all();
+    let join = ["JOIN".to_string(), c.join_arg(1), c.join_arg(2)];
+    let join: Vec<&str> = join.iter().map(String::as_str).collect();
+    assert_eq!(c.shardctl(1, &join, settle).await, "config 1");
+    c.wait_settled(&[1, 2], 1, settle).await;
+    c
+}
+
+/// ioredis's `Cluster`: keys over many slots, then `SCAN` and `DBSIZE` on
+/// every master it found in `CLUSTER SLOTS` find every key exactly once
+/// (each process answers for the slots it is master of).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ioredis_cluster_scans_every_master() {
+    let probe = Command::new("node")
+        .args(["-e", "require('ioredis')"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED ioredis Cluster: node or ioredis is missing; `.ci/run` installs it");
+        return;
+    }
+    let _g = serial();
+    let c = settled_shard_cluster().await;
+    let seed = c.endpoint(1);
+    tokio::task::spawn_blocking(move || {
+        run_script(
+            "ioredis Cluster",
+            Command::new("node").args(["-e", "require('ioredis')"]),
+            Command::new("node").args([&script("ioredis.js"), "--cluster", &seed]),
+        )
+    })
+    .await
+    .unwrap();
+}
+
+/// The masters `CLUSTER SLOTS` lists (client addresses), deduplicated.
+async fn masters(endpoint: &str) -> Vec<String> {
+    let reply = call_ok(endpoint, &[b"CLUSTER", b"SLOTS"], Duration::from_secs(10)).await;
+    let Frame::Array(rows) = reply else {
+        panic!("CLUSTER SLOTS: {reply:?}")
+    };
+    let mut out: Vec<String> = rows
+        .iter()
+        .map(|row| match row {
+            Frame::Array(r) => match &r[2] {
+                Frame::Array(m) => match (&m[0], &m[1]) {
+                    (Frame::Bulk(ip), Frame::Integer(port)) => {
+                        format!("{}:{port}", String::from_utf8_lossy(ip))
+                    }
+                    other => panic!("master: {other:?}"),
+                },
+                other => panic!("row: {other:?}"),
+            },
+            other => panic!("row: {other:?}"),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn int(f: Option<Frame>) -> i64 {
+    match f {
+        Some(Frame::Integer(n)) => n,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+fn bulks(f: &Frame) -> Vec<String> {
+    match f {
+        Frame::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("not a bulk: {other:?}"),
+            })
+            .collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+/// Redis Cluster's keyless commands over raw RESP on a sharded deployment:
+/// each master `CLUSTER SLOTS` lists answers `DBSIZE`, `KEYS`, `SCAN`,
+/// `RANDOMKEY` and `FLUSHALL` for its own slots, so over the masters every
+/// key is counted, listed and scanned exactly once, and flushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_commands_answer_per_master_on_a_sharded_deployment() {
+    let _g = serial();
+    let c = settled_shard_cluster().await;
+    let within = Duration::from_secs(20);
+    let keys: Vec<String> = (0..60).map(|i| format!("ks:{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        // A plain connection: the node forwards to the owner.
+        let ep = c.endpoint(1 + (i as u64 % 6));
+        call_ok(&ep, &[b"SET", k.as_bytes(), b"v"], within).await;
+    }
+    let masters = masters(&c.endpoint(1)).await;
+    assert_eq!(masters.len(), 2, "one master per group: {masters:?}");
+    let (mut size, mut listed, mut scanned) = (0, Vec::new(), Vec::new());
+    for m in &masters {
+        size += int(call(m, &[b"DBSIZE"]).await);
+        listed.extend(bulks(&call_ok(m, &[b"KEYS", b"ks:*"], within).await));
+        let mut cursor = b"0".to_vec();
+        loop {
+            let page = call_ok(m, &[b"SCAN", &cursor, b"COUNT", b"4"], within).await;
+            let Frame::Array(parts) = page else {
+                panic!("SCAN: {page:?}")
+            };
+            scanned.extend(bulks(&parts[1]));
+            let Frame::Bulk(next) = &parts[0] else {
+                panic!("cursor: {:?}", parts[0])
+            };
+            if next.as_ref() == b"0" {
+                break;
+            }
+            cursor = next.to_vec();
+        }
+        match call(m, &[b"RANDOMKEY"]).await {
+            Some(Frame::Bulk(k)) => assert!(keys.contains(&String::from_utf8_lossy(&k).into())),
+            other => panic!("RANDOMKEY: {other:?}"),
+        }
+    }
+    let mut want = keys.clone();
+    want.sort();
+    listed.sort();
+    scanned.sort();
+    assert_eq!(size, 60, "DBSIZE summed over the masters");
+    assert_eq!(listed, want, "KEYS over the masters: each key once");
+    assert_eq!(scanned, want, "SCAN over the masters: each key once");
+    for m in &masters {
+        assert_eq!(
+            call(m, &[b"FLUSHALL"]).await,
+            Some(Frame::Simple("OK".into()))
+        );
+    }
+    let mut left = 0;
+    for m in &masters {
+        left += int(call(m, &[b"DBSIZE"]).await);
+    }
+    assert_eq!(left, 0, "FLUSHALL on every master empties the cluster");
 }

@@ -198,7 +198,11 @@ async fn transactions_hashes_and_scan_answer_as_redis_does() {
     );
     assert_eq!(a.call(&q(&["MULTI"])).await.unwrap(), ok);
     assert_eq!(a.call(&q(&["SET", "n", "100"])).await.unwrap(), queued);
-    assert_eq!(a.call(&q(&["EXEC"])).await.unwrap(), Frame::Null);
+    assert_eq!(
+        a.call(&q(&["EXEC"])).await.unwrap(),
+        Frame::NullArray,
+        "*-1, as Redis"
+    );
     assert_eq!(call(&fe, &[b"GET", b"n"]).await, Some(bulk("2")));
     // A refused command dooms the block.
     assert_eq!(a.call(&q(&["MULTI"])).await.unwrap(), ok);
@@ -255,4 +259,78 @@ async fn transactions_hashes_and_scan_answer_as_redis_does() {
     }
     assert_eq!(seen.len(), 30);
     assert_eq!(call(&fe, &[b"DBSIZE"]).await, Some(Frame::Integer(32)));
+}
+
+/// Every pure read is served after a ReadIndex round, not as a log entry:
+/// a hundred reads of every kind (through a follower, so forwarded, and
+/// through the leader) leave the log where it was (give or take the
+/// leader's idle ticks), and answer from the state the writes left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_every_kind_add_no_log_entries() {
+    let _g = serial();
+    let c = Cluster::start(3, FLAGS);
+    let leader = c.wait_leader(&[1, 2, 3], ELECTION).await;
+    let f = *[1, 2, 3].iter().find(|&&i| i != leader).unwrap();
+    let (le, fe) = (c.endpoint(leader), c.endpoint(f));
+    let ok = Some(Frame::Simple("OK".into()));
+    assert_eq!(
+        call(&le, &[b"SET", b"s", b"hello", b"EX", b"100"]).await,
+        ok
+    );
+    assert_eq!(
+        call(&le, &[b"HSET", b"h", b"f", b"v"]).await,
+        Some(Frame::Integer(1))
+    );
+    let reads: [&[&[u8]]; 12] = [
+        &[b"GET", b"s"],
+        &[b"MGET", b"s", b"nope"],
+        &[b"EXISTS", b"s", b"h"],
+        &[b"STRLEN", b"s"],
+        &[b"GETRANGE", b"s", b"0", b"1"],
+        &[b"TTL", b"h"],
+        &[b"TYPE", b"h"],
+        &[b"HGET", b"h", b"f"],
+        &[b"HGETALL", b"h"],
+        &[b"DBSIZE"],
+        &[b"SCAN", b"0"],
+        &[b"GET", b"h"],
+    ];
+    let expected = [
+        Some(bulk("hello")),
+        Some(Frame::Array(vec![bulk("hello"), Frame::Null])),
+        Some(Frame::Integer(2)),
+        Some(Frame::Integer(5)),
+        Some(bulk("he")),
+        Some(Frame::Integer(-1)),
+        Some(Frame::Simple("hash".into())),
+        Some(bulk("v")),
+        Some(Frame::Array(vec![bulk("f"), bulk("v")])),
+        Some(Frame::Integer(2)),
+        None, // SCAN: order of the two keys is the hash order
+        Some(Frame::Error(
+            "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
+        )),
+    ];
+    let last_index = |id| {
+        let c = &c;
+        async move { common::num(&c.info(id).await.expect("INFO"), "last_index") }
+    };
+    let before = last_index(leader).await;
+    for round in 0..9 {
+        let ep = if round % 2 == 0 { &fe } else { &le };
+        for (args, want) in reads.iter().zip(&expected) {
+            let got = call(ep, args).await;
+            match want {
+                Some(_) => assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(args[0])),
+                None => assert!(matches!(got, Some(Frame::Array(_))), "SCAN: {got:?}"),
+            }
+        }
+    }
+    let after = last_index(leader).await;
+    // 108 reads; through the log they would add 108 entries. The leader
+    // may append a few idle ticks meanwhile.
+    assert!(
+        after - before < 20,
+        "reads went through the log: last_index {before} -> {after}"
+    );
 }

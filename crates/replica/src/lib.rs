@@ -69,10 +69,10 @@
 //!
 //! let put = Op::Put { key: Bytes::from("k"), value: Bytes::from("v") };
 //! r.propose(2, Command::Request(Request { client_id, seq: 1, op: put }), 310).unwrap();
-//! r.read(3, Bytes::from("k")).unwrap();
+//! r.read(3, kv::Op::Get { key: Bytes::from("k") }).unwrap();
 //! let done = r.drive(&mut send).unwrap();
 //! assert!(done.iter().any(|c| c.token == 2 && c.outcome == Outcome::Applied(Ok(Reply::Done))));
-//! assert!(done.iter().any(|c| c.token == 3 && c.outcome == Outcome::Value(Some(Bytes::from("v")))));
+//! assert!(done.iter().any(|c| c.token == 3 && c.outcome == Outcome::Value(kv::Reply::Value(Some(Bytes::from("v"))))));
 //! ```
 //!
 //! Files, one job each: `config`, `error`, `outcome` (the API's data),

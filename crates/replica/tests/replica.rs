@@ -143,7 +143,14 @@ fn followers_refuse_with_a_leader_hint() {
         .unwrap_err();
     assert_eq!(err, Rejected::NotLeader { hint: Some(1) });
     assert_eq!(
-        h.node(3).read(2, Bytes::from("k")).unwrap_err(),
+        h.node(3)
+            .read(
+                2,
+                kv::Op::Get {
+                    key: Bytes::from("k")
+                }
+            )
+            .unwrap_err(),
         Rejected::NotLeader { hint: Some(1) }
     );
 }
@@ -215,7 +222,14 @@ fn reads_between_drives_share_one_round() {
     h.take_done();
     h.sent.clear();
     for token in 10..15 {
-        h.node(1).read(token, Bytes::from("k")).unwrap();
+        h.node(1)
+            .read(
+                token,
+                kv::Op::Get {
+                    key: Bytes::from("k"),
+                },
+            )
+            .unwrap();
     }
     h.settle();
     let rounds: BTreeSet<u64> = h
@@ -237,7 +251,7 @@ fn reads_between_drives_share_one_round() {
     assert_eq!(done.len(), 5);
     assert!(done
         .iter()
-        .all(|(_, c)| c.outcome == Outcome::Value(Some(Bytes::from("v")))));
+        .all(|(_, c)| c.outcome == Outcome::Value(kv::Reply::Value(Some(Bytes::from("v"))))));
     // The counters /metrics exports agree: one read round for the batch,
     // the registration and the put proposed, one leadership seen by all.
     let c = h.node(1).status().counters;
@@ -273,11 +287,25 @@ fn reads_queued_while_a_round_is_out_share_the_next_round() {
     h.settle();
     h.take_done();
     h.sent.clear();
-    h.node(1).read(10, Bytes::from("k")).unwrap();
+    h.node(1)
+        .read(
+            10,
+            kv::Op::Get {
+                key: Bytes::from("k"),
+            },
+        )
+        .unwrap();
     h.drive(1); // round 1 goes out; its acks stay in the inbox for now
     assert_eq!(read_rounds(&h.sent).len(), 1);
     for token in 11..14 {
-        h.node(1).read(token, Bytes::from("k")).unwrap();
+        h.node(1)
+            .read(
+                token,
+                kv::Op::Get {
+                    key: Bytes::from("k"),
+                },
+            )
+            .unwrap();
         h.drive(1); // a round is out: these wait
     }
     assert_eq!(
@@ -306,7 +334,7 @@ fn reads_queued_while_a_round_is_out_share_the_next_round() {
     assert_eq!(tokens, (10..14).collect::<BTreeSet<u64>>(), "{done:?}");
     assert!(done
         .iter()
-        .all(|(_, c)| c.outcome == Outcome::Value(Some(Bytes::from("v")))));
+        .all(|(_, c)| c.outcome == Outcome::Value(kv::Reply::Value(Some(Bytes::from("v"))))));
 }
 
 /// An isolated leader cannot confirm a read; it aborts it when it steps down.
@@ -315,7 +343,14 @@ fn isolated_leader_never_serves_a_read() {
     let mut h = Harness::new(None);
     h.elect(1);
     h.isolated.insert(1);
-    h.node(1).read(3, Bytes::from("k")).unwrap();
+    h.node(1)
+        .read(
+            3,
+            kv::Op::Get {
+                key: Bytes::from("k"),
+            },
+        )
+        .unwrap();
     h.tick_all(80);
     let done = h.take_done();
     assert_eq!(done.len(), 1, "{done:?}");

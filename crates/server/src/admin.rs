@@ -105,10 +105,10 @@ pub async fn run_local(driver: &DriverHandle, op: AdminOp) -> AdminOutcome {
 /// `RAFT SNAPSHOT`: a ReadIndex read on this node, which must lead, then its
 /// state machine's snapshot.
 async fn snapshot(driver: &DriverHandle) -> AdminOutcome {
-    let refused = match driver
-        .read(Bytes::from_static(b"raftkv:backup-read-point"))
-        .await
-    {
+    let point = kv::Op::Get {
+        key: Bytes::from_static(b"raftkv:backup-read-point"),
+    };
+    let refused = match driver.read(point).await {
         Answer::Value(_) => None,
         Answer::NotLeader { hint } => Some(refusal(&RaftError::NotLeader { hint })),
         other => Some(format!("TRYAGAIN read point not confirmed ({other:?})")),

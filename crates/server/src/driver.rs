@@ -64,7 +64,8 @@ pub type Reopen = Box<dyn FnMut() -> Result<KvReplica, String> + Send>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     Applied(kv::Response),
-    Value(Option<Bytes>),
+    /// A ReadIndex read's reply.
+    Value(kv::Reply),
     /// Refused: nothing was started.
     NotLeader {
         hint: Option<NodeId>,
@@ -90,8 +91,9 @@ pub enum Input {
         cmd: kv::Command,
         reply: oneshot::Sender<Answer>,
     },
+    /// A ReadIndex read of a read-only op (`kv::Op::is_read_only`).
     Read {
-        key: Bytes,
+        op: kv::Op,
         reply: oneshot::Sender<Answer>,
     },
     /// The state machine's snapshot now, with its applied index (backups:
@@ -144,9 +146,10 @@ impl DriverHandle {
         answer
     }
 
-    pub async fn read(&self, key: Bytes) -> Answer {
+    /// A ReadIndex read of a read-only op.
+    pub async fn read(&self, op: kv::Op) -> Answer {
         let (reply, rx) = oneshot::channel();
-        self.submit(Input::Read { key, reply }, rx).await
+        self.submit(Input::Read { op, reply }, rx).await
     }
 
     /// The state machine's current snapshot and applied index; `None` if the
@@ -328,8 +331,17 @@ impl Driver {
         self.pending.clear();
         self.admin = AdminWaits::default();
         *self.disk_full.lock().expect("disk_full lock") = Some(wait.why().to_string());
-        // Reads may still go to another leader; never to ourselves.
-        let own = self.status.lock().expect("status lock").raft.id;
+        // Reads may still go to another leader; never to ourselves. The status
+        // stops claiming a role this node no longer plays (it takes no part in
+        // Raft): a follower of nobody until it resumes.
+        let own = {
+            let mut st = self.status.lock().expect("status lock");
+            if st.raft.leader == Some(st.raft.id) {
+                st.raft.leader = None;
+            }
+            st.raft.role = raft::Role::Follower;
+            st.raft.id
+        };
         let _ = self
             .leader
             .compare_exchange(own, 0, Ordering::AcqRel, Ordering::Acquire);
@@ -378,9 +390,9 @@ impl Driver {
                     Err(r) => drop(reply.send(rejected(r))),
                 }
             }
-            Input::Read { key, reply } => {
+            Input::Read { op, reply } => {
                 let token = self.token();
-                match self.replica().read(token, key) {
+                match self.replica().read(token, op) {
                     Ok(()) => drop(self.pending.insert(token, reply)),
                     Err(r) => drop(reply.send(rejected(r))),
                 }

@@ -79,7 +79,7 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
         }
         Command::Cluster(q) => match node {
             Service::Single(r) => cluster_single(r.peers.len() + 1, q),
-            Service::Sharded(r) => cluster_sharded(r, conn, q),
+            Service::Sharded(r) => cluster_sharded(r, conn, q).await,
         },
         Command::ShardCtl(c) => match node {
             Service::Single(_) => Frame::Error(
@@ -166,15 +166,15 @@ async fn exec_block(node: &Service, conn: &mut ConnState) -> Frame {
     }
 }
 
-/// `WATCH key...`: reads the keys' versions (through the log, so the read
-/// is linearizable) and keeps them for `EXEC`.
+/// `WATCH key...`: reads the keys' versions (a ReadIndex read, so
+/// linearizable) and keeps them for `EXEC`.
 async fn watch(node: &Service, conn: &mut ConnState, keys: Vec<Bytes>) -> Frame {
     if node.is_sharded() {
         if let Err(e) = cluster_view::same_slot(&keys) {
             return Frame::Error(e.to_string());
         }
     }
-    match node.write(kv::Op::Watch { keys: keys.clone() }).await {
+    match node.read(kv::Op::Watch { keys: keys.clone() }).await {
         Ok(kv::Reply::Versions(versions)) => {
             conn.tx.watched.extend(keys.into_iter().zip(versions));
             Frame::Simple("OK".into())
@@ -204,21 +204,16 @@ fn redirect(router: &Router, conn: &ConnState, cmd: &Command) -> Option<String> 
     }
 }
 
-/// A data command. `GET` of a string is a ReadIndex read (no log entry); every other
-/// op, writes and the other reads alike, is one log entry applied with
+/// A data command. A pure read (`kv::Op::is_read_only`: `GET`, `MGET`,
+/// `EXISTS`, `TTL`, `TYPE`, the hash reads, `SCAN`, `DBSIZE` ...) is a
+/// ReadIndex read, no log entry; every write is one log entry applied with
 /// exactly-once (a retried `INCR` is answered from the session's cache),
 /// and a multi-key op is atomic.
 async fn data(node: &Service, op: kv::Op) -> Frame {
-    let result = match op {
-        // A ReadIndex query answers strings only; a miss may be a key of
-        // another type, so it is asked again through the log, which can
-        // answer WRONGTYPE (that second read is linearizable on its own).
-        kv::Op::Get { key } => match node.read(key.clone()).await {
-            Ok(Some(v)) => Ok(kv::Reply::Value(Some(v))),
-            Ok(None) => node.write(kv::Op::Get { key }).await,
-            Err(e) => Err(e),
-        },
-        op => node.write(op).await,
+    let result = if op.is_read_only() {
+        node.read(op).await
+    } else {
+        node.write(op).await
     };
     match result {
         Ok(r) => render(r),
@@ -245,7 +240,7 @@ pub fn render(reply: kv::Reply) -> Frame {
                 .map(|(f, v)| (Frame::Bulk(f), Frame::Bulk(v)))
                 .collect(),
         ),
-        kv::Reply::Multi(None) => Frame::Null,
+        kv::Reply::Multi(None) => Frame::NullArray,
         kv::Reply::Multi(Some(replies)) => Frame::Array(replies.into_iter().map(render).collect()),
         kv::Reply::Versions(vs) => {
             Frame::Array(vs.into_iter().map(|v| Frame::Integer(v as i64)).collect())
@@ -277,7 +272,16 @@ fn cluster_single(nodes: usize, q: ClusterQuery) -> Frame {
 
 /// `CLUSTER` on a sharded process, from its routing configuration. Asking
 /// for the layout marks the connection cluster-aware (it will get `-MOVED`).
-fn cluster_sharded(router: &Router, conn: &mut ConnState, q: ClusterQuery) -> Frame {
+/// Before the layout is rendered, a group whose leader this process has no
+/// idea of is asked once (`Router::learn_leaders`), so the master it lists
+/// is the process that answers for those slots (`shard::keyspace`).
+async fn cluster_sharded(router: &Router, conn: &mut ConnState, q: ClusterQuery) -> Frame {
+    if matches!(
+        q,
+        ClusterQuery::Slots | ClusterQuery::Shards | ClusterQuery::Nodes
+    ) {
+        router.learn_leaders().await;
+    }
     let (config, _) = router.driver.routing();
     let leaders = router.leaders(&config);
     let layout = Layout {

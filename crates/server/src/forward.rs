@@ -132,7 +132,7 @@ pub fn serve(driver: DriverHandle, peers: Peers, from: NodeId, id: u64, req: For
                     return;
                 }
             },
-            ForwardRequest::Read { key } => driver.read(key).await,
+            ForwardRequest::Read(op) => driver.read(op).await,
             ForwardRequest::Admin(op) => Answer::Admin(fit_frame(
                 crate::admin::run_local(&driver, op).await,
                 driver.status().raft.id,
@@ -205,7 +205,8 @@ mod tests {
         let t = ForwardTable::default();
         let (id, mut rx) = t.register(2, Expect::Value);
         assert!(
-            t.complete(3, id, Answer::Value(None)).is_err(),
+            t.complete(3, id, Answer::Value(kv::Reply::Value(None)))
+                .is_err(),
             "wrong peer"
         );
         assert!(rx.try_recv().is_err(), "the waiter must still wait");
@@ -214,8 +215,12 @@ mod tests {
             "never issued"
         );
         assert!(t.complete(2, 0, Answer::Busy).is_err(), "never issued");
-        t.complete(2, id, Answer::Value(None)).unwrap();
-        assert!(matches!(rx.try_recv(), Ok(Answer::Value(None))));
+        t.complete(2, id, Answer::Value(kv::Reply::Value(None)))
+            .unwrap();
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Answer::Value(kv::Reply::Value(None)))
+        ));
         assert!(
             t.complete(2, id, Answer::Busy).is_ok(),
             "a late reply is fine"
@@ -223,7 +228,8 @@ mod tests {
 
         let (id, mut rx) = t.register(2, Expect::Applied);
         assert!(
-            t.complete(2, id, Answer::Value(None)).is_err(),
+            t.complete(2, id, Answer::Value(kv::Reply::Value(None)))
+                .is_err(),
             "wrong kind"
         );
         assert!(matches!(rx.try_recv(), Ok(Answer::Unknown)));

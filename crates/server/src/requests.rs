@@ -18,7 +18,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use raft::NodeId;
 use tokio::time::Instant;
 
@@ -62,7 +61,7 @@ pub struct Timeouts {
 enum Work {
     Register,
     Write(kv::Request),
-    Read(Bytes),
+    Read(kv::Op),
 }
 
 /// The node's client-facing core, shared by all connections.
@@ -101,9 +100,11 @@ impl Requests {
         }
     }
 
-    /// A linearizable read (ReadIndex on the leader).
+    /// A linearizable read of a read-only op (`kv::Op::is_read_only`):
+    /// ReadIndex on the leader, no log entry (why that is linearizable,
+    /// expiry included: `kv::state_machine`'s module docs).
     /// With a full disk it still forwards to another leader it knows of.
-    pub async fn read(&self, key: Bytes) -> Result<Option<Bytes>, RequestError> {
+    pub async fn read(&self, op: kv::Op) -> Result<kv::Reply, RequestError> {
         let deadline = Instant::now() + self.timeouts.request;
         if let Some(why) = self.driver.disk_full() {
             if self.driver.leader().is_none_or(|l| l == self.id) {
@@ -111,7 +112,7 @@ impl Requests {
             }
         }
         match self
-            .run(&Work::Read(key), deadline)
+            .run(&Work::Read(op), deadline)
             .await
             .map_err(|e| self.explain(e))?
         {
@@ -237,7 +238,7 @@ impl Requests {
             match work {
                 Work::Register => self.driver.propose(kv::Command::RegisterSession).await,
                 Work::Write(r) => self.driver.propose(kv::Command::Request(r.clone())).await,
-                Work::Read(key) => self.driver.read(key.clone()).await,
+                Work::Read(op) => self.driver.read(op.clone()).await,
             }
         };
         tokio::time::timeout_at(deadline, fut)
@@ -255,7 +256,7 @@ impl Requests {
         let req = match work {
             Work::Register => ForwardRequest::Register,
             Work::Write(r) => ForwardRequest::Write(kv::encode_request(r)),
-            Work::Read(key) => ForwardRequest::Read { key: key.clone() },
+            Work::Read(op) => ForwardRequest::Read(op.clone()),
         };
         let expect = match work {
             Work::Read(_) => Expect::Value,

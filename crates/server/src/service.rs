@@ -4,7 +4,6 @@
 //! proposed, `-TIMEOUT` once it may have) over one op vocabulary (`kv::Op`,
 //! which the sharded groups run too).
 
-use bytes::Bytes;
 use shardmeta::NodeId;
 
 use crate::requests::{RequestError, Requests};
@@ -27,10 +26,11 @@ impl Service {
         matches!(self, Service::Sharded(_))
     }
 
-    pub async fn read(&self, key: Bytes) -> Result<Option<Bytes>, RequestError> {
+    /// A linearizable read of a read-only op (ReadIndex, no log entry).
+    pub async fn read(&self, op: kv::Op) -> Result<kv::Reply, RequestError> {
         match self {
-            Service::Single(r) => r.read(key).await,
-            Service::Sharded(r) => r.read(key).await,
+            Service::Single(r) => r.read(op).await,
+            Service::Sharded(r) => r.read(op).await,
         }
     }
 

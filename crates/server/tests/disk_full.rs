@@ -73,6 +73,10 @@ async fn disk_full_refuses_writes_with_misconf_and_resumes_when_space_returns() 
     let info = call(&mut c, &["INFO", "persistence"]).await;
     assert_eq!(info_field(&info, "log_write_status"), "no_space");
     assert!(info_field(&info, "log_write_error").contains("No space left"));
+    // It led before; while it takes no part in Raft it must not say it leads.
+    let raft = call(&mut c, &["INFO", "raft"]).await;
+    assert_eq!(info_field(&raft, "role"), "follower");
+    assert_eq!(info_field(&raft, "leader"), "0");
 
     disk.set_full(false);
     eventually(10, "writes resume once space returns", async || {

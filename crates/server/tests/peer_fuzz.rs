@@ -352,10 +352,10 @@ fn forward_id(rng: &mut ChaCha8Rng, t: &Target) -> u64 {
 fn forward_reply(rng: &mut ChaCha8Rng) -> ForwardReply {
     match rng.gen_range(0..6) {
         0 => ForwardReply::Applied(Bytes::from(random_bytes(rng, 32))),
-        1 => ForwardReply::Value(
+        1 => ForwardReply::Value(kv::Reply::Value(
             rng.gen_bool(0.5)
                 .then(|| Bytes::from(random_bytes(rng, 32))),
-        ),
+        )),
         2 => ForwardReply::NotLeader {
             hint: rng.gen_bool(0.5).then(|| rng.gen_range(0..5)),
         },
@@ -382,9 +382,9 @@ fn peer_frame(rng: &mut ChaCha8Rng, t: &Target) -> PeerFrame {
             req: match rng.gen_range(0..3) {
                 0 => ForwardRequest::Register,
                 1 => ForwardRequest::Write(Bytes::from(random_bytes(rng, 64))),
-                _ => ForwardRequest::Read {
+                _ => ForwardRequest::Read(kv::Op::Get {
                     key: Bytes::from(random_bytes(rng, 16)),
-                },
+                }),
             },
         },
         14 | 15 => PeerFrame::Keepalive {
@@ -450,10 +450,10 @@ fn mutated(rng: &mut ChaCha8Rng, mut body: Vec<u8>) -> Vec<u8> {
 /// current one: a flipped bit in a varint can make one, and a member holding
 /// the secret may raise the term (out of scope, see the module docs).
 fn raises_term(body: &[u8], t: &Target) -> bool {
+    let raises = |m: &Message| m.term > t.term && m.term <= raft::MAX_TERM;
     match wire::decode(body) {
-        Ok(PeerFrame::Raft(msgs)) => msgs
-            .iter()
-            .any(|m| m.term > t.term && m.term <= raft::MAX_TERM),
+        Ok(PeerFrame::Raft(msgs)) => msgs.iter().any(raises),
+        Ok(PeerFrame::Shard(ShardFrame::Raft(msgs))) => msgs.iter().any(|(_, m)| raises(m)),
         _ => false,
     }
 }
@@ -641,9 +641,9 @@ fn shard_frame(rng: &mut ChaCha8Rng, t: &Target) -> PeerFrame {
             id: rng.gen(),
             group: group(rng),
             req: if rng.gen_bool(0.5) {
-                GroupForward::Read {
+                GroupForward::Read(shardkv::Query::Op(kv::Op::Get {
                     key: Bytes::from(random_bytes(rng, 16)),
-                }
+                }))
             } else {
                 GroupForward::CtrlRead(rng.gen_bool(0.5).then(|| rng.gen_range(0..5)))
             },
@@ -655,7 +655,7 @@ fn shard_frame(rng: &mut ChaCha8Rng, t: &Target) -> PeerFrame {
                 rng.gen()
             },
             answer: match rng.gen_range(0..6) {
-                0 => GroupAnswer::Value(Ok(None)),
+                0 => GroupAnswer::Value(Ok(kv::Reply::Value(None))),
                 1 => GroupAnswer::NotLeader {
                     hint: Some(rng.gen_range(0..5)),
                 },

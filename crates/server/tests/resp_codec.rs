@@ -14,6 +14,7 @@ fn naive(f: &Frame) -> Vec<u8> {
         Frame::Error(s) => format!("-{s}\r\n").into_bytes(),
         Frame::Integer(n) => format!(":{n}\r\n").into_bytes(),
         Frame::Null => b"$-1\r\n".to_vec(),
+        Frame::NullArray => b"*-1\r\n".to_vec(),
         Frame::Bulk(b) => [
             format!("${}\r\n", b.len()).into_bytes(),
             b.to_vec(),
@@ -37,6 +38,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         "[a-zA-Z0-9 ]{0,20}".prop_map(Frame::Error),
         any::<i64>().prop_map(Frame::Integer),
         Just(Frame::Null),
+        Just(Frame::NullArray),
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| Frame::Bulk(Bytes::from(v))),
     ];
     leaf.prop_recursive(3, 32, 6, |inner| {

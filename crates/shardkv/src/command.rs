@@ -84,6 +84,24 @@ pub struct WrongGroup {
     pub config_num: u64,
 }
 
+/// A ReadIndex read of a sharded group (`rsm::StateMachine::Query`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    /// A keyed read-only op ([`Op::is_read_only`]), answered by the shard
+    /// of its keys if this group serves it.
+    Op(Op),
+    /// A keyless read-only op (`DBSIZE`, `KEYS`, `RANDOMKEY`, `SCAN`) over
+    /// exactly `shards`, every one of which this group must serve (else
+    /// [`WrongGroup`] for the first that is not). `DBSIZE` sums, `KEYS`
+    /// concatenates, `RANDOMKEY` takes the first live key from a shard
+    /// chosen by log time; `SCAN` scans the first shard only (its cursor is
+    /// a position in that shard's hash order).
+    Shards { shards: Vec<ShardId>, op: Op },
+}
+
+/// What a [`Query`] answers.
+pub type QueryResult = Result<Reply, WrongGroup>;
+
 /// Expected failures of a client operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum OpError {

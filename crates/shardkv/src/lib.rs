@@ -112,8 +112,8 @@ pub use codec::{
     WIRE_VERSION,
 };
 pub use command::{
-    Command, Entry, Op, OpError, OpResult, Reply, Request, Response, SessionExport, ShardData,
-    WrongGroup,
+    Command, Entry, Op, OpError, OpResult, Query, QueryResult, Reply, Request, Response,
+    SessionExport, ShardData, WrongGroup,
 };
 pub use machine::{ShardKv, ShardStatus};
 pub use message::{DeleteReply, DeleteShards, GroupReply, GroupRequest, PullReply, PullShards};

@@ -49,8 +49,8 @@ use shardmeta::{Config, GroupId, Keyspace, ShardId, NO_GROUP};
 
 use crate::codec::{self, SnapshotError};
 use crate::command::{
-    Command, Entry, Op, OpError, OpResult, Reply, Request, Response, SessionExport, ShardData,
-    WrongGroup,
+    Command, Entry, Op, OpError, OpResult, Query, QueryResult, Reply, Request, Response,
+    SessionExport, ShardData, WrongGroup,
 };
 use crate::session::{Sessions, Verdict};
 use crate::settings::Settings;
@@ -171,6 +171,65 @@ impl ShardKv {
         };
         let data = &self.shards[shard as usize].data;
         Ok(kv::ops::query(data, op, self.log_time_ms))
+    }
+
+    /// A ReadIndex read ([`Query`]), judged at this state's log time, with
+    /// ownership checked against the applied configuration.
+    pub fn query_any(&self, q: &Query) -> QueryResult {
+        match q {
+            Query::Op(op) => self.query_op(op),
+            Query::Shards { shards, op } => self.query_shards(shards, op),
+        }
+    }
+
+    /// A keyless read-only op over `shards` (see [`Query::Shards`]).
+    fn query_shards(&self, shards: &[ShardId], op: &Op) -> QueryResult {
+        for &shard in shards {
+            let serving = matches!(self.status(shard), ShardStatus::Serving | ShardStatus::Gc);
+            if !serving {
+                return Err(WrongGroup {
+                    shard,
+                    config_num: self.config.num,
+                });
+            }
+        }
+        let now = self.log_time_ms;
+        let ask = |shard: ShardId| kv::ops::query(&self.shards[shard as usize].data, op, now);
+        Ok(match op {
+            Op::DbSize => Reply::Int(
+                shards
+                    .iter()
+                    .map(|&s| match ask(s) {
+                        Reply::Int(n) => n,
+                        _ => 0,
+                    })
+                    .sum(),
+            ),
+            Op::Keys { .. } => Reply::Array(
+                shards
+                    .iter()
+                    .flat_map(|&s| match ask(s) {
+                        Reply::Array(keys) => keys,
+                        _ => Vec::new(),
+                    })
+                    .collect(),
+            ),
+            Op::RandomKey if !shards.is_empty() => {
+                let start = (now % shards.len() as u64) as usize;
+                let order = shards[start..].iter().chain(&shards[..start]);
+                let found = order.map(|&s| ask(s)).find(|r| *r != Reply::Value(None));
+                found.unwrap_or(Reply::Value(None))
+            }
+            Op::Scan { .. } => match shards.first() {
+                Some(&s) => ask(s),
+                None => Reply::Scan {
+                    cursor: 0,
+                    keys: Vec::new(),
+                },
+            },
+            Op::RandomKey => Reply::Value(None),
+            _ => Reply::Error(CmdError::NotReadOnly),
+        })
     }
 
     /// Keys with an expiry over all shards (dead ones not yet purged included).
@@ -315,6 +374,16 @@ impl ShardKv {
         })
     }
 
+    /// `FLUSHALL`: empties every shard served here (Serving or Gc). A shard
+    /// in transit (Pulling, HandingOff) is not served, so not flushed.
+    fn flush_served(&mut self) {
+        for shard in &mut self.shards {
+            if matches!(shard.status, ShardStatus::Serving | ShardStatus::Gc) {
+                shard.data = ShardData::new();
+            }
+        }
+    }
+
     /// Active expiry: removes up to `kv::PURGE_PER_ENTRY` dead keys of the
     /// shards served here.
     fn purge(&mut self) {
@@ -355,9 +424,13 @@ impl ShardKv {
 
     fn apply_request(&mut self, index: u64, req: Request) -> OpResult {
         let Request { client_id, seq, op } = req;
-        let shard = match self.shard_of_op(&op)? {
-            Ok(shard) => shard,
-            Err(e) => return Ok(Reply::Error(e)),
+        // `FLUSHALL` has no key: it empties every shard this group serves.
+        let shard = match op {
+            Op::FlushAll => None,
+            _ => match self.shard_of_op(&op)? {
+                Ok(shard) => Some(shard),
+                Err(e) => return Ok(Reply::Error(e)),
+            },
         };
         let window = self.settings.response_window;
         match self.sessions.check(client_id, seq, window) {
@@ -377,7 +450,13 @@ impl ShardKv {
                     now_ms: self.log_time_ms,
                     index,
                 };
-                let response = apply_op(&mut self.shards[shard as usize].data, &op, ctx);
+                let response = match shard {
+                    Some(shard) => apply_op(&mut self.shards[shard as usize].data, &op, ctx),
+                    None => {
+                        self.flush_served();
+                        Ok(Reply::Done)
+                    }
+                };
                 self.sessions
                     .record(client_id, seq, response.clone(), window);
                 response

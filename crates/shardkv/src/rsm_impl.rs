@@ -2,20 +2,21 @@
 //! multi-group host above it) drives a sharded group like any other
 //! machine. Every method forwards to the inherent one of the same name.
 //!
-//! A ReadIndex read is a key; its result is the value, or [`WrongGroup`]
-//! when the key's shard is not served in the configuration applied by the
-//! time the read is answered (`applied_index >= read index`).
+//! A ReadIndex read is a [`Query`] (a read-only op, keyed or over named
+//! shards); its result is the op's reply, or [`WrongGroup`] when a shard it
+//! reads is not served in the configuration applied by the time the read is
+//! answered (`applied_index >= read index`).
 
 use bytes::Bytes;
 
-use crate::command::{Command, Response, WrongGroup};
+use crate::command::{Command, Query, QueryResult, Response};
 use crate::machine::ShardKv;
 
 impl rsm::StateMachine for ShardKv {
     type Command = Command;
     type Response = Response;
-    type Query = Bytes;
-    type QueryResult = Result<Option<Bytes>, WrongGroup>;
+    type Query = Query;
+    type QueryResult = QueryResult;
 
     fn encode_command(&self, cmd: &Command, now_ms: u64) -> Bytes {
         ShardKv::encode_command(self, cmd, now_ms)
@@ -33,8 +34,8 @@ impl rsm::StateMachine for ShardKv {
         ShardKv::applied_index(self)
     }
 
-    fn query(&self, key: &Bytes) -> Result<Option<Bytes>, WrongGroup> {
-        ShardKv::query(self, key)
+    fn query(&self, q: &Query) -> QueryResult {
+        ShardKv::query_any(self, q)
     }
 
     fn snapshot(&self) -> Bytes {
@@ -79,13 +80,13 @@ mod tests {
     use rsm::StateMachine;
 
     use super::*;
-    use crate::{Op, Request, Settings};
+    use crate::{Op, Request, Settings, WrongGroup};
 
     /// The trait path behaves as the inherent one: a key of a shard not
     /// served answers WrongGroup; snapshots round-trip; garbage is refused.
     #[test]
     fn drives_through_the_trait() {
-        fn drive<M: StateMachine<Command = Command, Query = Bytes>>(m: &mut M) -> M::QueryResult {
+        fn drive<M: StateMachine<Command = Command, Query = Query>>(m: &mut M) -> M::QueryResult {
             let op = Op::Put {
                 key: Bytes::from("k"),
                 value: Bytes::from("v"),
@@ -100,7 +101,9 @@ mod tests {
             );
             m.apply(1, &[]);
             m.apply(2, &put);
-            m.query(&Bytes::from("k"))
+            m.query(&Query::Op(Op::Get {
+                key: Bytes::from("k"),
+            }))
         }
         let mut sm = ShardKv::new(Settings::new(1, 10));
         assert!(matches!(

@@ -63,17 +63,19 @@ fn a_group_runs_under_the_replica_and_restores_mid_migration() {
     };
     r.propose(2, Command::Request(request.clone()), 300)
         .unwrap();
-    r.read(3, key.clone()).unwrap();
+    r.read(3, shardkv::Query::Op(Op::Get { key: key.clone() }))
+        .unwrap();
     let done = drive(&mut r);
     assert!(done.contains(&(2, Outcome::Applied(Response::Op(Ok(Reply::Done))))));
-    assert!(done.contains(&(3, Outcome::Value(Ok(Some(Bytes::from("v")))))));
+    assert!(done.contains(&(3, Outcome::Value(Ok(Reply::Value(Some(Bytes::from("v"))))))));
 
     // Config 2 gives the key's shard to group 2: frozen here, reads refused.
     let mut owners = vec![1; 10];
     owners[shard as usize] = 2;
     r.propose(4, Command::NewConfig(config(2, owners)), 310)
         .unwrap();
-    r.read(5, key.clone()).unwrap();
+    r.read(5, shardkv::Query::Op(Op::Get { key: key.clone() }))
+        .unwrap();
     let mut retry = request;
     retry.seq = 2;
     r.propose(6, Command::Request(retry), 310).unwrap();

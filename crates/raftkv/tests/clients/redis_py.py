@@ -79,6 +79,14 @@ def check_cluster(endpoint, protocol):
         decode_responses=True,
     )
     tag = f"cluster {endpoint} resp{protocol}"
+    # FLUSHALL, DBSIZE, KEYS and SCAN go to every primary, each answering
+    # for the slots it is primary of; redis-py merges.
+    flushed = rc.flushall()
+    assert flushed is True or flushed == "OK" or (isinstance(flushed, dict) and all(flushed.values())), (tag, flushed)
+    # redis-py 8 sends DBSIZE and KEYS to its default node only (against a
+    # Redis Cluster too); asked of every primary, it sums / concatenates.
+    primaries = RedisCluster.PRIMARIES
+    assert rc.dbsize(target_nodes=primaries) == 0, tag
     keys = [f"pyc:{protocol}:{i}" for i in range(100)]
     for k in keys:
         assert rc.set(k, k) is True, (tag, k)
@@ -89,6 +97,15 @@ def check_cluster(endpoint, protocol):
         pipe.get(k)
     assert pipe.execute() == keys, tag
     assert rc.delete(*keys[:10]) == 10, tag
+    rc.hset(f"pyc:{protocol}:hash", "f", "v")
+    left = sorted(keys[10:])
+    assert rc.dbsize(target_nodes=primaries) == 91, tag
+    listed = rc.keys(f"pyc:{protocol}:[0-9]*", target_nodes=primaries)
+    assert sorted(listed) == left, (tag, len(listed))
+    scanned = list(rc.scan_iter(match=f"pyc:{protocol}:*", count=7, _type="string"))
+    assert sorted(scanned) == left, (tag, len(scanned))
+    assert sorted(rc.scan_iter(_type="hash")) == [f"pyc:{protocol}:hash"], tag
+    assert rc.randomkey() in set(left) | {f"pyc:{protocol}:hash"}, tag
     nodes = rc.get_nodes()
     assert len(nodes) >= 2, (tag, nodes)
     info = rc.info("server", target_nodes=RedisCluster.PRIMARIES)

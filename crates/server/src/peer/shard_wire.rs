@@ -54,8 +54,8 @@ pub enum ShardFrame {
 pub enum GroupForward {
     /// Propose a data group's client request.
     Write(shardkv::Request),
-    /// A linearizable read of a key (ReadIndex on the group's leader).
-    Read { key: Bytes },
+    /// A linearizable read-only op (ReadIndex on the group's leader).
+    Read(shardkv::Query),
     /// Propose a controller command.
     Ctrl(shardctrler::Command),
     /// A linearizable read of a configuration (`None`: the latest).
@@ -75,7 +75,7 @@ pub enum GroupAnswer {
     /// A data group applied the request.
     Applied(shardkv::OpResult),
     /// A data group's read (or `WrongGroup`).
-    Value(Result<Option<Bytes>, shardkv::WrongGroup>),
+    Value(shardkv::QueryResult),
     /// The controller applied the command.
     Ctrl(shardctrler::Response),
     /// The controller's configuration read.
@@ -98,11 +98,11 @@ impl GroupAnswer {
     pub fn fits(&self, req: &GroupForward) -> bool {
         match self {
             GroupAnswer::Applied(_) => matches!(req, GroupForward::Write(_)),
-            GroupAnswer::Value(_) => matches!(req, GroupForward::Read { .. }),
+            GroupAnswer::Value(_) => matches!(req, GroupForward::Read(_)),
             GroupAnswer::Ctrl(_) => matches!(req, GroupForward::Ctrl(_)),
             GroupAnswer::Config(_) => matches!(req, GroupForward::CtrlRead(_)),
             GroupAnswer::ReadAborted => {
-                matches!(req, GroupForward::Read { .. } | GroupForward::CtrlRead(_))
+                matches!(req, GroupForward::Read(_) | GroupForward::CtrlRead(_))
             }
             GroupAnswer::NotLeader { .. }
             | GroupAnswer::Busy
@@ -115,14 +115,15 @@ impl GroupAnswer {
 /// Refuses a forwarded request a correct peer never sends: keys or values
 /// beyond kv's limits.
 pub fn check(req: &GroupForward) -> Result<(), String> {
-    let key_ok = |k: &Bytes| k.len() <= kv::MAX_KEY_BYTES;
     match req {
         GroupForward::Write(r) => {
             r.op.check_limits()
                 .map_err(|why| format!("forwarded write refused: {why}"))
         }
-        GroupForward::Read { key } if !key_ok(key) => {
-            Err("forwarded read of an oversized key".into())
+        GroupForward::Read(shardkv::Query::Op(op) | shardkv::Query::Shards { op, .. })
+            if op.check_limits().is_err() =>
+        {
+            Err("forwarded read beyond kv's limits".into())
         }
         _ => Ok(()),
     }

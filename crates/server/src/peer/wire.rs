@@ -73,8 +73,8 @@ pub enum ForwardRequest {
     Register,
     /// Propose `kv::Command::Request`, encoded with `kv::encode_request`.
     Write(Bytes),
-    /// A linearizable read (ReadIndex on the leader).
-    Read { key: Bytes },
+    /// A linearizable read of a read-only op (ReadIndex on the leader).
+    Read(kv::Op),
     /// A membership, leadership or backup request (`crate::admin`), run on
     /// the leader itself (never forwarded again).
     Admin(crate::admin::AdminOp),
@@ -85,7 +85,8 @@ pub enum ForwardRequest {
 pub enum ForwardReply {
     /// Applied: `kv::encode_response` bytes.
     Applied(Bytes),
-    Value(Option<Bytes>),
+    /// A ReadIndex read's reply.
+    Value(kv::Reply),
     NotLeader {
         hint: Option<NodeId>,
     },

@@ -113,7 +113,8 @@ impl Decoder {
         self.consume(buf, end + 2);
         match parsed {
             Header::Item(f) => Ok(Step::Item(f)),
-            Header::Bulk(-1) | Header::Array(-1) => Ok(Step::Item(Frame::Null)),
+            Header::Bulk(-1) => Ok(Step::Item(Frame::Null)),
+            Header::Array(-1) => Ok(Step::Item(Frame::NullArray)),
             Header::Bulk(len) => self.open_bulk(len),
             Header::Array(len) => self.open_array(len),
         }

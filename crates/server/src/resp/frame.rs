@@ -20,8 +20,10 @@ pub enum Frame {
     Error(String),
     Integer(i64),
     Bulk(Bytes),
-    /// The null bulk string (`$-1`), also used for a null array; RESP3's `_`.
+    /// The null bulk string (`$-1`); RESP3's `_`.
     Null,
+    /// The null array (`*-1`: an aborted `EXEC`); RESP3's `_`.
+    NullArray,
     Array(Vec<Frame>),
     /// A map (RESP3 `%`); RESP2 clients get a flat array of key, value, ...
     Map(Vec<(Frame, Frame)>),
@@ -132,7 +134,7 @@ fn parse_bulk(buf: &[u8], len: i64, start: usize, limits: &Limits) -> Parsed {
 
 fn parse_array(buf: &[u8], len: i64, start: usize, limits: &Limits, depth: usize) -> Parsed {
     if len == -1 {
-        return Ok(Some((Frame::Null, start)));
+        return Ok(Some((Frame::NullArray, start)));
     }
     if len < 0 || len as u64 > limits.max_array_len as u64 {
         return Err(ParseError::Invalid("invalid multibulk length"));
@@ -209,7 +211,7 @@ impl Frame {
     /// Appends the encoding of `self` in `proto` to `out`.
     pub fn encode_as(&self, proto: Protocol, out: &mut BytesMut) {
         match self {
-            Frame::Null if proto == Protocol::Resp3 => out.put_slice(b"_\r\n"),
+            Frame::Null | Frame::NullArray if proto == Protocol::Resp3 => out.put_slice(b"_\r\n"),
             Frame::Map(pairs) if proto == Protocol::Resp3 => {
                 line(out, b'%', pairs.len().to_string().as_bytes());
                 for (k, v) in pairs {
@@ -238,6 +240,7 @@ impl Frame {
             Frame::Error(s) => line(out, b'-', s.as_bytes()),
             Frame::Integer(n) => line(out, b':', n.to_string().as_bytes()),
             Frame::Null => out.put_slice(b"$-1\r\n"),
+            Frame::NullArray => out.put_slice(b"*-1\r\n"),
             Frame::Bulk(b) | Frame::Verbatim(b) => {
                 line(out, b'$', b.len().to_string().as_bytes());
                 out.put_slice(b);
@@ -272,4 +275,30 @@ fn line(out: &mut BytesMut, tag: u8, body: &[u8]) {
             .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
     );
     out.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(f: &Frame, proto: Protocol) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        f.encode_as(proto, &mut out);
+        out.to_vec()
+    }
+
+    /// An aborted `EXEC` is Redis's null array: `*-1` in RESP2, `_` in
+    /// RESP3; a missing value is the null bulk `$-1` / `_`.
+    #[test]
+    fn null_array_and_null_bulk_as_redis_writes_them() {
+        assert_eq!(encoded(&Frame::NullArray, Protocol::Resp2), b"*-1\r\n");
+        assert_eq!(encoded(&Frame::NullArray, Protocol::Resp3), b"_\r\n");
+        assert_eq!(encoded(&Frame::Null, Protocol::Resp2), b"$-1\r\n");
+        assert_eq!(encoded(&Frame::Null, Protocol::Resp3), b"_\r\n");
+        let limits = Limits::default();
+        assert_eq!(
+            parse_frame(b"*-1\r\n", &limits),
+            Ok(Some((Frame::NullArray, 5)))
+        );
+    }
 }

@@ -106,7 +106,7 @@ pub fn serve(
                     .propose(group, GroupCommand::Data(shardkv::Command::Request(r)))
                     .await
             }
-            GroupForward::Read { key } => driver.read(group, GroupQuery::Data(key)).await,
+            GroupForward::Read(q) => driver.read(group, GroupQuery::Data(q)).await,
             GroupForward::Ctrl(cmd) if group == CONTROLLER_GROUP => {
                 driver.propose(group, GroupCommand::Ctrl(cmd)).await
             }
@@ -184,12 +184,13 @@ mod tests {
     #[test]
     fn replies_are_checked_for_sender_id_and_kind() {
         let t = Forwards::default();
-        let read = GroupForward::Read {
+        let read = GroupForward::Read(shardkv::Query::Op(shardkv::Op::Get {
             key: Bytes::from("k"),
-        };
+        }));
         let (id, mut rx) = t.register(2, read.clone());
         assert!(
-            t.complete(3, id, GroupAnswer::Value(Ok(None))).is_err(),
+            t.complete(3, id, GroupAnswer::Value(Ok(kv::Reply::Value(None))))
+                .is_err(),
             "wrong process"
         );
         assert!(rx.try_recv().is_err(), "the waiter must still wait");
@@ -197,8 +198,12 @@ mod tests {
             t.complete(2, id + 100, GroupAnswer::Busy).is_err(),
             "never issued"
         );
-        t.complete(2, id, GroupAnswer::Value(Ok(None))).unwrap();
-        assert_eq!(rx.try_recv().unwrap(), GroupAnswer::Value(Ok(None)));
+        t.complete(2, id, GroupAnswer::Value(Ok(kv::Reply::Value(None))))
+            .unwrap();
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            GroupAnswer::Value(Ok(kv::Reply::Value(None)))
+        );
         assert!(
             t.complete(2, id, GroupAnswer::Busy).is_ok(),
             "a late reply is fine"
@@ -213,7 +218,8 @@ mod tests {
         });
         let (id, mut rx) = t.register(2, write);
         assert!(
-            t.complete(2, id, GroupAnswer::Value(Ok(None))).is_err(),
+            t.complete(2, id, GroupAnswer::Value(Ok(kv::Reply::Value(None))))
+                .is_err(),
             "wrong kind"
         );
         assert_eq!(

@@ -8,8 +8,10 @@
 //! that owns the ShardNode), `forward` (requests handed to another process,
 //! and the dispatch of inbound sharded frames), `router` (the client path:
 //! key -> slot -> shard -> group -> leader, retries, `-MOVED`/`-TRYAGAIN`),
-//! `admin` (`SHARDCTL`: the controller's Join/Leave/Move/Query), `info`
-//! (`INFO` of a sharded process).
+//! `keyspace` (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`, `FLUSHALL` over the
+//! slots this process is the primary of), `admin` (`SHARDCTL`: the
+//! controller's Join/Leave/Move/Query), `info` (`INFO` of a sharded
+//! process).
 //!
 //! A configuration's `Member::addr` is the member process's **client**
 //! (RESP) address: it is what `CLUSTER SLOTS` and `-MOVED` hand to clients.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod driver;
 pub mod forward;
 pub mod info;
+pub mod keyspace;
 pub mod node;
 pub mod router;
 

@@ -38,7 +38,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use raft::NodeId;
 use shardkv::OpError;
 use shardmeta::{Config, GroupId, Keyspace, CONTROLLER_GROUP, NO_GROUP};
@@ -51,7 +50,10 @@ use crate::requests::{RequestError, Timeouts};
 use crate::sessions::{SessionPool, Take};
 
 /// Pause between attempts that were refused or found the wrong group.
-const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+pub(super) const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How long `CLUSTER SLOTS | SHARDS | NODES` waits to learn unknown leaders.
+pub const LEARN_LEADERS_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Globally unique shardkv client ids: `process << 40 | epoch << 20 | n`.
 ///
@@ -84,6 +86,9 @@ impl ClientIds {
 enum Target<'a> {
     /// The group owning this key in the routing configuration of each attempt.
     Key(&'a [u8]),
+    /// This data group, whatever it owns (a `WrongGroup` answer is returned
+    /// to the caller, which chose the shards, instead of retried).
+    Group(GroupId),
     Controller,
 }
 
@@ -111,7 +116,7 @@ pub struct Router {
     ids: ClientIds,
     /// Presumed leaders of groups, learned from `NotLeader` hints.
     hints: Mutex<BTreeMap<GroupId, NodeId>>,
-    rr: AtomicUsize,
+    pub(super) rr: AtomicUsize,
     ctrl: tokio::sync::Mutex<Option<CtrlSession>>,
     /// With TLS on client ports: how `SHARDCTL JOIN` PINGs a member's
     /// client address (`crate::tls::Acceptor::probe`).
@@ -152,10 +157,16 @@ impl Router {
         }
     }
 
-    /// A linearizable read of `key` (ReadIndex on its group's leader).
-    pub async fn read(&self, key: Bytes) -> Result<Option<Bytes>, RequestError> {
+    /// A linearizable read of a read-only op (ReadIndex on its group's
+    /// leader, no log entry). A keyless one (`DBSIZE`, `KEYS`, `SCAN`,
+    /// `RANDOMKEY`) reads the slots this process is the primary of
+    /// (`super::keyspace`).
+    pub async fn read(&self, op: kv::Op) -> Result<kv::Reply, RequestError> {
+        let Some(key) = op.key().cloned() else {
+            return super::keyspace::read(self, op).await;
+        };
         let deadline = Instant::now() + self.timeouts.request;
-        let req = GroupForward::Read { key: key.clone() };
+        let req = GroupForward::Read(shardkv::Query::Op(op));
         match self.run(Target::Key(&key), &req, deadline).await? {
             (GroupAnswer::Value(Ok(v)), _) => Ok(v),
             (other, _) => {
@@ -165,18 +176,61 @@ impl Router {
         }
     }
 
+    /// A read of `shards` of group `gid` (a [`shardkv::Query::Shards`]);
+    /// `Ok(Err(_))` when the group does not serve one of them (the caller
+    /// plans again from a newer configuration).
+    pub(super) async fn read_shards(
+        &self,
+        gid: GroupId,
+        shards: Vec<shardmeta::ShardId>,
+        op: kv::Op,
+        deadline: Instant,
+    ) -> Result<shardkv::QueryResult, RequestError> {
+        let req = GroupForward::Read(shardkv::Query::Shards { shards, op });
+        match self.run(Target::Group(gid), &req, deadline).await? {
+            (GroupAnswer::Value(v), _) => Ok(v),
+            (other, _) => {
+                tracing::error!("a read was answered {other:?}; failing it");
+                Err(RequestError::Timeout)
+            }
+        }
+    }
+
     /// A write through the owning group's log, exactly once per call.
+    /// `FLUSHALL` / `FLUSHDB` go to every group this process is the
+    /// primary of (`super::keyspace::flush`).
     pub async fn write(&self, op: shardkv::Op) -> Result<shardkv::Reply, RequestError> {
-        let deadline = Instant::now() + self.timeouts.request;
         let Some(key) = op.key().cloned() else {
+            if op == kv::Op::FlushAll {
+                return super::keyspace::flush(self).await;
+            }
             return Ok(kv::Reply::Error(kv::CmdError::Keyless));
         };
+        self.write_to(Target::Key(&key), op).await
+    }
+
+    /// [`Router::write`] to group `gid` (a keyless op it applies to the
+    /// shards it serves).
+    pub(super) async fn write_group(
+        &self,
+        gid: GroupId,
+        op: shardkv::Op,
+    ) -> Result<shardkv::Reply, RequestError> {
+        self.write_to(Target::Group(gid), op).await
+    }
+
+    async fn write_to(
+        &self,
+        target: Target<'_>,
+        op: shardkv::Op,
+    ) -> Result<shardkv::Reply, RequestError> {
+        let deadline = Instant::now() + self.timeouts.request;
         if let Some(why) = self.reserve.low() {
             return Err(RequestError::NoSpace(why));
         }
         let (client_id, seq) = self.take_seq(deadline).await?;
         let req = GroupForward::Write(shardkv::Request { client_id, seq, op });
-        let res = self.run(Target::Key(&key), &req, deadline).await;
+        let res = self.run(target, &req, deadline).await;
         self.sessions.release(client_id, seq);
         match res? {
             (GroupAnswer::Applied(Ok(reply)), _) => Ok(reply),
@@ -296,7 +350,12 @@ impl Router {
             };
             match answer {
                 GroupAnswer::Applied(Err(OpError::WrongGroup(wg)))
-                | GroupAnswer::Value(Err(wg)) => self.driver.saw_applied(wg.config_num),
+                | GroupAnswer::Value(Err(wg)) => {
+                    self.driver.saw_applied(wg.config_num);
+                    if matches!(target, Target::Group(_)) {
+                        return Ok((answer, handed));
+                    }
+                }
                 GroupAnswer::Applied(Err(OpError::SessionsFull)) => {}
                 a @ (GroupAnswer::Applied(_)
                 | GroupAnswer::Value(_)
@@ -331,6 +390,11 @@ impl Router {
     fn group_of(&self, target: Target<'_>) -> Option<(GroupId, Vec<NodeId>)> {
         match target {
             Target::Controller => Some((CONTROLLER_GROUP, self.controllers.clone())),
+            Target::Group(gid) => {
+                let (config, _) = self.driver.routing();
+                let members: Vec<NodeId> = config.members(gid).iter().map(|m| m.id).collect();
+                (!members.is_empty()).then_some((gid, members))
+            }
             Target::Key(key) => {
                 let (config, _) = self.driver.routing();
                 let gid = config.owner(self.keyspace.shard_of_key(key));
@@ -416,7 +480,7 @@ impl Router {
                         .propose(gid, GroupCommand::Data(shardkv::Command::Request(r)))
                         .await
                 }
-                GroupForward::Read { key } => self.driver.read(gid, GroupQuery::Data(key)).await,
+                GroupForward::Read(q) => self.driver.read(gid, GroupQuery::Data(q)).await,
                 GroupForward::Ctrl(c) => self.driver.propose(gid, GroupCommand::Ctrl(c)).await,
                 GroupForward::CtrlRead(n) => self.driver.read(gid, GroupQuery::Ctrl(n)).await,
             }
@@ -486,6 +550,25 @@ impl Router {
             self.driver.saw_applied(seen_applied);
         }
         r.map(|r| r.to_string())
+    }
+
+    /// Asks every group of the routing configuration whose leader this
+    /// process knows nothing of an empty read (no shard, no log entry), in
+    /// parallel and for at most [`LEARN_LEADERS_WITHIN`]: the process that
+    /// answers is the leader, and is remembered as such.
+    pub async fn learn_leaders(&self) {
+        let (config, _) = self.driver.routing();
+        let unknown: Vec<GroupId> = config
+            .groups
+            .keys()
+            .copied()
+            .filter(|&g| g != NO_GROUP && self.leader_hint(g).is_none())
+            .collect();
+        let deadline = Instant::now() + LEARN_LEADERS_WITHIN;
+        let asks = unknown
+            .into_iter()
+            .map(|gid| self.read_shards(gid, Vec::new(), kv::Op::DbSize, deadline));
+        futures::future::join_all(asks).await;
     }
 
     /// The presumed leader of every group in `config` this process knows one for.

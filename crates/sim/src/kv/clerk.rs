@@ -163,7 +163,7 @@ impl Clerk {
             ReplyBody::Rejected(Rejected::NotLeader { hint })
             | ReplyBody::Done(Outcome::Unknown { hint })
             | ReplyBody::Done(Outcome::ReadAborted { hint }) => self.redirect(from, hint, now),
-            ReplyBody::Done(Outcome::Value(v)) => self.finish(ClerkResult::Value(v)),
+            ReplyBody::Done(Outcome::Value(reply)) => self.finish(result_of(reply)),
             ReplyBody::Done(Outcome::Applied(Ok(kv::Reply::Registered { client_id }))) => {
                 self.registered(client_id, now)
             }

@@ -52,7 +52,7 @@ impl KvServer {
                     .propose(token, kv::Command::RegisterSession, now_ms)
             }
             RequestBody::Write(r) => self.replica.propose(token, kv::Command::Request(r), now_ms),
-            RequestBody::Read { key } => self.replica.read(token, key),
+            RequestBody::Read { key } => self.replica.read(token, kv::Op::Get { key }),
         };
         match result {
             Ok(()) => {

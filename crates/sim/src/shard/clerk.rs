@@ -156,7 +156,7 @@ impl ShardClerk {
             ReplyBody::Rejected(Rejected::NotLeader { hint })
             | ReplyBody::Done(Outcome::Unknown { hint })
             | ReplyBody::Done(Outcome::ReadAborted { hint }) => self.redirect(from, hint, now),
-            ReplyBody::Done(Outcome::Value(Ok(v))) => self.finish(ClerkResult::Value(v)),
+            ReplyBody::Done(Outcome::Value(Ok(reply))) => self.finish(result_of(reply)),
             ReplyBody::Done(Outcome::Value(Err(_wrong_group))) => self.refresh(now),
             ReplyBody::Done(Outcome::Applied(Response::Op(result))) => match result {
                 Ok(reply) => self.finish(result_of(reply)),

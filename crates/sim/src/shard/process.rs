@@ -100,7 +100,10 @@ impl Process {
                 let cmd = GroupCommand::Data(shardkv::Command::Request(r));
                 self.node.propose(req.group, token, cmd, now_ms)
             }
-            DataBody::Read { key } => self.node.read(req.group, token, GroupQuery::Data(key)),
+            DataBody::Read { key } => {
+                let q = shardkv::Query::Op(kv::Op::Get { key });
+                self.node.read(req.group, token, GroupQuery::Data(q))
+            }
         };
         let why = refusal(result)?;
         self.waiting.remove(&token);
