@@ -295,3 +295,27 @@ async fn peers_errors_and_the_dashboard_names() {
         "deploy/ references metrics no node exports: {missing:?}\nexported: {exported:?}"
     );
 }
+
+/// `deploy/prometheus.yml` and the alert rules it loads pass Prometheus's
+/// own checker, where `promtool` is installed (Debian: `apt-get install
+/// prometheus`); skipped, saying so, where it is not.
+#[test]
+fn the_prometheus_files_pass_promtool() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let run = |args: &[&str]| std::process::Command::new("promtool").args(args).output();
+    let config = deploy.join("prometheus.yml");
+    let out = match run(&["check", "config", config.to_str().unwrap()]) {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("SKIPPED: promtool not runnable ({e}); install Debian's prometheus package to check deploy/*.yml");
+            return;
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool check config:\n{text}");
+    assert!(text.contains("1 rule files found"), "{text}");
+}
