@@ -174,6 +174,7 @@ pub async fn start_with(
         }),
         peers: peers.clone(),
         telemetry,
+        reserve: reserve.clone(),
     };
     let requests = Arc::new(Service::Single(Requests::new(
         cfg.id,

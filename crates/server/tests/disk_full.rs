@@ -37,6 +37,21 @@ async fn eventually(secs: u64, what: &str, mut f: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// This node's `raftkv_disk_full{group="0"}` sample from `/metrics`.
+async fn disk_full_metric(metrics: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(metrics).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix("raftkv_disk_full{group=\"0\"} "))
+        .unwrap_or("absent")
+        .to_string()
+}
+
 fn info_field(f: &Frame, name: &str) -> String {
     let Frame::Bulk(b) = f else {
         panic!("INFO answered {f:?}")
@@ -49,10 +64,14 @@ fn info_field(f: &Frame, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_refuses_writes_with_misconf_and_resumes_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let (node, disk) = one_node(dir.path()).await;
+    let (mut node, disk) = one_node(dir.path()).await;
+    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap();
+    node.serve_metrics(metrics);
     let mut c = Client::connect(&node.client_addr.to_string())
         .await
         .unwrap();
+    assert_eq!(disk_full_metric(metrics_addr).await, "0");
     eventually(10, "first write", async || {
         call(&mut c, &["SET", "k", "v1"]).await == Frame::Simple("OK".into())
     })
@@ -77,6 +96,7 @@ async fn disk_full_refuses_writes_with_misconf_and_resumes_when_space_returns() 
     let raft = call(&mut c, &["INFO", "raft"]).await;
     assert_eq!(info_field(&raft, "role"), "follower");
     assert_eq!(info_field(&raft, "leader"), "0");
+    assert_eq!(disk_full_metric(metrics_addr).await, "1");
 
     disk.set_full(false);
     eventually(10, "writes resume once space returns", async || {
@@ -86,7 +106,7 @@ async fn disk_full_refuses_writes_with_misconf_and_resumes_when_space_returns() 
     assert_eq!(call(&mut c, &["GET", "k"]).await, Frame::Bulk("v4".into()));
     let info = call(&mut c, &["INFO", "persistence"]).await;
     assert_eq!(info_field(&info, "log_write_status"), "ok");
-    let mut node = node;
+    assert_eq!(disk_full_metric(metrics_addr).await, "0");
     node.stop().await;
 }
 

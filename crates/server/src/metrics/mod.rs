@@ -27,8 +27,10 @@
 //!   `command_errors{cmd,kind}`, histogram `command_duration_seconds{cmd}`;
 //! - per peer: `peer_up{peer}`, `peer_sent_bytes`, `peer_received_bytes`,
 //!   `peer_dropped_sends`; per process `peer_rejections{reason}`;
+//! - per group, `disk_full` (1 while the group cannot write its log);
 //! - per process: `connected_clients`, `connections_accepted`,
-//!   `connections_rejected`, `process_resident_memory_bytes`.
+//!   `connections_rejected`, `process_resident_memory_bytes`, `low_space`
+//!   (1 while the data dir is below `--min-free-bytes`).
 //!
 //! Files: `histogram` (lock-free latency buckets), `group` (per-group I/O
 //! measurements), `disk` (the metered file system), `commands` (per client
@@ -68,7 +70,12 @@ pub(crate) struct Sources {
     pub port: Arc<PortState>,
     pub peers: Peers,
     pub telemetry: Arc<Telemetry>,
+    /// The data directory's free-space floor (`--min-free-bytes`).
+    pub reserve: crate::space::Reserve,
 }
+
+/// Each hosted group's status, and the groups that cannot write their log.
+type Statuses = (Vec<(u64, replica::Status)>, Vec<u64>);
 
 /// Renders one scrape.
 type Source = Arc<dyn Fn() -> String + Send + Sync>;
@@ -76,23 +83,23 @@ type Source = Arc<dyn Fn() -> String + Send + Sync>;
 impl RunningNode {
     /// Serves `/metrics` on `listener` until the node stops.
     pub fn serve_metrics(&mut self, listener: TcpListener) {
-        let statuses: Arc<dyn Fn() -> Vec<(u64, replica::Status)> + Send + Sync> =
-            match &self.driver {
-                Driver::Single(d) => {
-                    let d = d.clone();
-                    Arc::new(move || vec![(0, d.status())])
-                }
-                Driver::Sharded(d) => {
-                    let d = d.clone();
-                    Arc::new(move || {
-                        d.view()
-                            .groups
-                            .iter()
-                            .map(|(g, v)| (*g, v.status))
-                            .collect()
-                    })
-                }
-            };
+        let statuses: Arc<dyn Fn() -> Statuses + Send + Sync> = match &self.driver {
+            Driver::Single(d) => {
+                let d = d.clone();
+                Arc::new(move || {
+                    let full = d.disk_full().map(|_| 0).into_iter().collect();
+                    (vec![(0, d.status())], full)
+                })
+            }
+            Driver::Sharded(d) => {
+                let d = d.clone();
+                Arc::new(move || {
+                    let view = d.view();
+                    let groups = view.groups.iter().map(|(g, v)| (*g, v.status)).collect();
+                    (groups, view.disk_full.keys().copied().collect())
+                })
+            }
+        };
         let src = self.metrics.clone();
         let source: Source = Arc::new(move || scrape(&src, statuses()));
         let mut stop = self.shutdown.subscribe();
@@ -112,7 +119,7 @@ impl RunningNode {
 }
 
 /// Reads everything once and renders it.
-fn scrape(src: &Sources, groups: Vec<(u64, replica::Status)>) -> String {
+fn scrape(src: &Sources, (groups, disk_full): Statuses) -> String {
     let stats = &src.port.stats;
     let r = src.peers.rejections();
     let process = Process {
@@ -120,6 +127,7 @@ fn scrape(src: &Sources, groups: Vec<(u64, replica::Status)>) -> String {
         connections_accepted: stats.connections_received.load(Relaxed),
         connections_rejected: stats.rejected_connections.load(Relaxed),
         resident_bytes: resident_bytes(),
+        low_space: src.reserve.low().is_some(),
         peer_rejections: [
             r.handshakes_refused.load(Relaxed),
             r.handshakes_timed_out.load(Relaxed),
@@ -145,6 +153,7 @@ fn scrape(src: &Sources, groups: Vec<(u64, replica::Status)>) -> String {
         .collect();
     render(&Scrape {
         groups,
+        disk_full,
         telemetry: &src.telemetry,
         commands: &stats.commands,
         peers,

@@ -34,6 +34,9 @@ pub struct Process {
     pub connections_accepted: u64,
     pub connections_rejected: u64,
     pub resident_bytes: u64,
+    /// The data directory's file system is below `--min-free-bytes`
+    /// (`crate::space`): writes are refused before the disk fills.
+    pub low_space: bool,
     /// Peer-side refusals: handshakes refused, handshakes timed out,
     /// connections closed for what they sent, messages dropped.
     pub peer_rejections: [u64; 4],
@@ -51,6 +54,9 @@ pub const PEER_REJECTION_REASONS: [&str; 4] = [
 pub struct Scrape<'a> {
     /// Each hosted group's id and status (`0`: a single group).
     pub groups: Vec<(u64, replica::Status)>,
+    /// The hosted groups that cannot write their log (disk full): their
+    /// writes get `-MISCONF` until the driver's reopen succeeds.
+    pub disk_full: Vec<u64>,
     pub telemetry: &'a Telemetry,
     pub commands: &'a CommandMetrics,
     pub peers: Vec<PeerSample>,
@@ -62,6 +68,7 @@ pub fn render(s: &Scrape) -> String {
     let mut reg = Registry::with_prefix("raftkv");
     for f in group_gauges(&s.groups)
         .into_iter()
+        .chain(log_write(&s.groups, &s.disk_full))
         .chain(group_counters(&s.groups))
         .chain(io_edge(s.telemetry))
         .chain(commands(s.commands))
@@ -300,6 +307,22 @@ fn peers(links: &[PeerSample], p: &Process) -> Vec<Family> {
     vec![up, sent, received, dropped, rejected]
 }
 
+/// `disk_full{group}`: 1 while the group cannot write its log (the same
+/// condition as INFO persistence's `log_write_status:no_space`).
+fn log_write(groups: &[(u64, replica::Status)], disk_full: &[u64]) -> Vec<Family> {
+    let mut full = Family::gauge(
+        "disk_full",
+        "1 while the group cannot write its log (disk full): writes get -MISCONF until space returns",
+    );
+    for (g, _) in groups {
+        full.add(
+            &[("group", &g.to_string())],
+            Value::Gauge(i64::from(disk_full.contains(g))),
+        );
+    }
+    vec![full]
+}
+
 fn process(p: &Process) -> Vec<Family> {
     let one = |f: fn(&'static str, &'static str) -> Family, name, help, v: Value| {
         let mut fam = f(name, help);
@@ -330,6 +353,12 @@ fn process(p: &Process) -> Vec<Family> {
             "process_resident_memory_bytes",
             "Resident memory of this process",
             gauge(p.resident_bytes),
+        ),
+        one(
+            Family::gauge,
+            "low_space",
+            "1 while the data directory's file system is below --min-free-bytes (writes refused)",
+            Value::Gauge(i64::from(p.low_space)),
         ),
     ]
 }
@@ -371,6 +400,7 @@ mod tests {
         st.counters.proposals = 7;
         let text = render(&Scrape {
             groups: vec![(3, st)],
+            disk_full: vec![3],
             telemetry: &telemetry,
             commands: &commands,
             peers: vec![PeerSample {
@@ -381,6 +411,7 @@ mod tests {
             }],
             process: Process {
                 connections_accepted: 4,
+                low_space: true,
                 ..Process::default()
             },
         });
@@ -398,6 +429,8 @@ mod tests {
             "raftkv_peer_up{peer=\"2\"} 1",
             "raftkv_peer_sent_bytes_total{peer=\"2\"} 10",
             "raftkv_peer_rejections_total{reason=\"handshake_refused\"} 0",
+            "raftkv_disk_full{group=\"3\"} 1",
+            "raftkv_low_space 1",
             "raftkv_connections_accepted_total 4",
             "raftkv_raft_role{group=\"3\",role=\"follower\"} 1",
         ] {

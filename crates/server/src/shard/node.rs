@@ -120,6 +120,7 @@ pub async fn start_sharded_with(
         request: Duration::from_millis(base.request_timeout_ms),
         forward_attempt: Duration::from_millis((base.election_timeout_ms * 2).clamp(200, 2000)),
     };
+    let reserve = crate::space::Reserve::new(&base.data_dir, base.reserve.clone());
     let metrics = Sources {
         port: PortState::new(PortSettings {
             listen: client.local_addr().expect("bound"),
@@ -130,6 +131,7 @@ pub async fn start_sharded_with(
         }),
         peers: peers.clone(),
         telemetry,
+        reserve: reserve.clone(),
     };
     let mut router = Router::new(
         base.id,
@@ -142,7 +144,7 @@ pub async fn start_sharded_with(
         timeouts,
         cfg.group_settings(1).response_window,
         ClientIds::new(base.id, epoch),
-        crate::space::Reserve::new(&base.data_dir, base.reserve.clone()),
+        reserve,
     );
     router.probe_tls = base.client.tls.as_ref().map(|t| t.probe.clone());
     let (shutdown, _) = broadcast::channel(1);
