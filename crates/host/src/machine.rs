@@ -155,6 +155,13 @@ impl rsm::StateMachine for GroupMachine {
         }
     }
 
+    fn expired_count(&self) -> u64 {
+        match self {
+            GroupMachine::Ctrl(m) => rsm::StateMachine::expired_count(m),
+            GroupMachine::Data(m) => rsm::StateMachine::expired_count(m),
+        }
+    }
+
     fn session_count(&self) -> usize {
         match self {
             GroupMachine::Ctrl(m) => rsm::StateMachine::session_count(m),

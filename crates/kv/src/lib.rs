@@ -60,6 +60,7 @@
 mod codec;
 mod command;
 mod config;
+mod expired;
 pub mod glob;
 pub mod numbers;
 pub mod ops;
@@ -77,6 +78,7 @@ pub use command::{
     SetCond, SetTtl, TtlQuery,
 };
 pub use config::{Config, MAX_KEY_BYTES, MAX_REASON_BYTES, MAX_RESPONSE_WINDOW, MAX_VALUE_BYTES};
+pub use expired::ExpiredKeys;
 pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use state_machine::{StateMachine, PURGE_PER_ENTRY};
 pub use store::Store;

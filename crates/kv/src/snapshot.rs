@@ -181,6 +181,7 @@ fn decode_body(body: &[u8]) -> Result<StateMachine, SnapshotError> {
         log_time_ms: b.log_time_ms,
         store: b.store,
         sessions,
+        expired: crate::ExpiredKeys::default(),
     })
 }
 

@@ -39,6 +39,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<StateMachine, SnapshotError> {
         log_time_ms,
         store,
         sessions,
+        expired: crate::ExpiredKeys::default(),
     })
 }
 

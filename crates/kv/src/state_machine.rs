@@ -61,6 +61,7 @@ use crate::session::{SessionTable, Verdict};
 use crate::snapshot::{self, SnapshotError};
 use crate::store::Store;
 use crate::wire::decode_entry;
+use crate::ExpiredKeys;
 
 /// Dead keys removed per applied entry at most (active expiry stays cheap
 /// per entry; a leader with more to purge proposes ticks until done).
@@ -76,6 +77,9 @@ pub struct StateMachine {
     pub(crate) log_time_ms: u64,
     pub(crate) store: Store,
     pub(crate) sessions: SessionTable,
+    /// Keys removed by active expiry in this process (a statistic, not
+    /// state: see [`ExpiredKeys`]).
+    pub(crate) expired: ExpiredKeys,
 }
 
 impl StateMachine {
@@ -91,6 +95,7 @@ impl StateMachine {
             log_time_ms: 0,
             store: Store::new(),
             sessions: SessionTable::new(),
+            expired: ExpiredKeys::default(),
         }
     }
 
@@ -214,7 +219,8 @@ impl StateMachine {
         self.log_time_ms = self.log_time_ms.max(entry.timestamp_ms);
         self.sessions
             .expire(self.log_time_ms, self.config.session_timeout_ms);
-        self.store.purge_expired(self.log_time_ms, PURGE_PER_ENTRY);
+        let purged = self.store.purge_expired(self.log_time_ms, PURGE_PER_ENTRY);
+        self.expired.add(purged);
         match entry.cmd {
             Command::RegisterSession => {
                 self.sessions
@@ -290,7 +296,9 @@ impl rsm::StateMachine for StateMachine {
 
     /// Adopts the snapshot's config along with its data (see `config`).
     fn restore(&mut self, data: &[u8]) -> Result<(), rsm::SnapshotError> {
+        let expired = self.expired;
         *self = StateMachine::restore(data).map_err(rsm::SnapshotError::new)?;
+        self.expired = expired;
         Ok(())
     }
 
@@ -318,5 +326,9 @@ impl rsm::StateMachine for StateMachine {
 
     fn expiring_count(&self) -> usize {
         self.expiring_len()
+    }
+
+    fn expired_count(&self) -> u64 {
+        self.expired.0
     }
 }

@@ -411,4 +411,16 @@ fn dead_keys_are_purged_and_expiry_survives_snapshots() {
     assert_eq!(t.h.sm.len(), 1);
     assert!(!t.h.sm.purge_due(t.h.now_ms));
     assert_eq!(t.h.sm.get(b"stays"), Some(Bytes::from("v")));
+
+    // INFO's expired_keys: every purged key counted once; a statistic of
+    // this process, kept across a snapshot install and not part of equality.
+    use rsm::StateMachine as _;
+    assert_eq!(t.h.sm.expired_count(), n as u64);
+    let snapshot = t.h.sm.snapshot();
+    let mut installed = t.h.sm.clone();
+    rsm::StateMachine::restore(&mut installed, &snapshot).unwrap();
+    assert_eq!(installed.expired_count(), n as u64);
+    let fresh = StateMachine::restore(&snapshot).unwrap();
+    assert_eq!(fresh.expired_count(), 0, "never written to a snapshot");
+    assert_eq!(fresh, t.h.sm);
 }

@@ -38,6 +38,9 @@ pub struct Status {
     pub keys: usize,
     /// The state machine's `expiring_count` (kv: keys with a TTL).
     pub expires: usize,
+    /// The state machine's `expired_count` (keys removed by active expiry
+    /// in this process; INFO's `expired_keys`).
+    pub expired: u64,
     pub sessions: usize,
     /// Snapshots from a leader dropped because they would not restore
     /// (`rsm::StateMachine::snapshot_check`); the host logs when it grows,
@@ -328,6 +331,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             log_bytes: self.log_size.estimate_bytes(),
             keys: self.sm.item_count(),
             expires: self.sm.expiring_count(),
+            expired: self.sm.expired_count(),
             sessions: self.sm.session_count(),
             snapshots_rejected: self.node.raft().rejected_snapshots().0,
             counters: self.counters,

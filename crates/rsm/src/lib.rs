@@ -142,6 +142,12 @@ pub trait StateMachine {
         0
     }
 
+    /// How many expired keys this process's active expiry has removed
+    /// (INFO's `expired_keys`; a statistic, not state). Default: 0.
+    fn expired_count(&self) -> u64 {
+        0
+    }
+
     /// How many client sessions are live, for status reports. Default: 0.
     fn session_count(&self) -> usize {
         0

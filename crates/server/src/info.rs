@@ -26,7 +26,10 @@
 //!   (omitted when empty, as Redis does); `expires` counts keys with a TTL
 //!   (the state machine's `expiring_count`).
 //! - `stats`: keyspace hits and misses count the string reads whose reply
-//!   tells (`GET`, `GETEX`, `GETDEL`, `MGET`), see [`crate::stats`].
+//!   tells (`GET`, `GETEX`, `GETDEL`, `MGET`), see [`crate::stats`];
+//!   `expired_keys` counts keys this process's active expiry removed (the
+//!   state machine's `expired_count`; a dead key overwritten before the purge
+//!   reaches it is not counted, where Redis would count its lazy expiry).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -65,6 +68,8 @@ const NOT_DEFAULT: &[&str] = &["commandstats"];
 struct Replicated {
     keys: usize,
     expires: usize,
+    /// Keys removed by active expiry in this process (`expired_keys`).
+    expired: u64,
     /// `(status, why)` of writing the log.
     log_write: (&'static str, String),
     /// The `raft` or `sharding` section, rendered.
@@ -95,7 +100,7 @@ pub fn render(port: &PortState, node: &Service, sections: &[String]) -> String {
             "clients" => clients(port),
             "memory" => memory_section(),
             "persistence" => persistence(&rep),
-            "stats" => stats(port),
+            "stats" => stats(port, &rep),
             "replication" => replication(),
             "cpu" => cpu(),
             "modules" => String::new(),
@@ -128,10 +133,11 @@ fn replicated(node: &Service) -> Replicated {
     match node {
         Service::Single(r) => single(r),
         Service::Sharded(r) => {
-            let (keys, expires, own) = crate::shard::info::sharding(r);
+            let (keys, expires, expired, own) = crate::shard::info::sharding(r);
             Replicated {
                 keys,
                 expires,
+                expired,
                 log_write: crate::shard::info::log_write(r),
                 own,
                 own_name: "sharding",
@@ -168,6 +174,7 @@ fn single(node: &Requests) -> Replicated {
     Replicated {
         keys: st.keys,
         expires: st.expires,
+        expired: st.expired,
         log_write,
         own,
         own_name: "raft",
@@ -247,12 +254,12 @@ fn persistence(rep: &Replicated) -> String {
     )
 }
 
-fn stats(port: &PortState) -> String {
+fn stats(port: &PortState, rep: &Replicated) -> String {
     let s = &port.stats;
     let rate = s.instantaneous();
     let kbps = |bytes_per_sec: f64| bytes_per_sec / 1024.0;
     format!(
-        "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:0\r\nevicted_keys:0\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
+        "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
         s.connections_received.load(Relaxed),
         s.commands_processed.load(Relaxed),
         rate.ops.round() as u64,
@@ -261,6 +268,7 @@ fn stats(port: &PortState) -> String {
         kbps(rate.input_bytes),
         kbps(rate.output_bytes),
         s.rejected_connections.load(Relaxed),
+        rep.expired,
         s.keyspace_hits.load(Relaxed),
         s.keyspace_misses.load(Relaxed),
         s.error_replies.load(Relaxed),

@@ -273,6 +273,27 @@ async fn info_has_the_fields_redis_tools_read() {
     assert!(stats.contains_key("cmdstat_info"));
     assert!(!text(c.call(&["INFO"]).await.unwrap()).contains("# Commandstats"));
     assert!(text(c.call(&["INFO", "all"]).await.unwrap()).contains("# Commandstats\r\ncmdstat_"));
+
+    // expired_keys: a key that dies is removed by active expiry (a leader
+    // proposes a tick when one is due) and counted, with no client touching it.
+    let expired = |m: &BTreeMap<String, String>| m["expired_keys"].parse::<u64>().unwrap();
+    assert_eq!(expired(&after), 0);
+    assert_eq!(
+        text(c.call(&["SET", "short", "v", "PX", "20"]).await.unwrap()),
+        "OK"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = server::info::parse(&text(c.call(&["INFO", "stats"]).await.unwrap()));
+        if expired(&s) == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expired_keys never counted: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

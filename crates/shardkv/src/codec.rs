@@ -200,6 +200,7 @@ pub(crate) fn decode_snapshot(input: &[u8]) -> Result<ShardKv, SnapshotError> {
         prev: b.prev,
         shards: b.shards,
         sessions: Sessions::from_export(b.sessions),
+        expired: kv::ExpiredKeys::default(),
     };
     sm.validate(true).map_err(SnapshotError::Invalid)?;
     Ok(sm)

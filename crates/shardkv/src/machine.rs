@@ -88,6 +88,9 @@ pub struct ShardKv {
     // Invariant: one per shard of the keyspace, statuses as the table says.
     pub(crate) shards: Vec<Shard>,
     pub(crate) sessions: Sessions,
+    /// Keys removed by active expiry in this process (a statistic, not
+    /// state: see [`kv::ExpiredKeys`]).
+    pub(crate) expired: kv::ExpiredKeys,
 }
 
 impl ShardKv {
@@ -110,6 +113,7 @@ impl ShardKv {
             prev: Config::initial(settings.shards),
             shards: vec![empty; settings.shards as usize],
             sessions: Sessions::default(),
+            expired: kv::ExpiredKeys::default(),
         }
     }
 
@@ -232,6 +236,11 @@ impl ShardKv {
         })
     }
 
+    /// Keys removed by active expiry in this process ([`kv::ExpiredKeys`]).
+    pub fn expired_count(&self) -> u64 {
+        self.expired.0
+    }
+
     /// Keys with an expiry over all shards (dead ones not yet purged included).
     pub fn expiring_count(&self) -> usize {
         self.shards.iter().map(|s| s.data.expiring_len()).sum()
@@ -330,7 +339,9 @@ impl ShardKv {
                 theirs.gid, theirs.shards, ours.gid, ours.shards
             )));
         }
+        let expired = self.expired;
         *self = restored;
+        self.expired = expired;
         Ok(())
     }
 
@@ -393,7 +404,9 @@ impl ShardKv {
                 break;
             }
             if matches!(shard.status, ShardStatus::Serving | ShardStatus::Gc) {
-                budget -= shard.data.purge_expired(self.log_time_ms, budget);
+                let purged = shard.data.purge_expired(self.log_time_ms, budget);
+                self.expired.add(purged);
+                budget -= purged;
             }
         }
     }

@@ -73,6 +73,10 @@ impl rsm::StateMachine for ShardKv {
     fn expiring_count(&self) -> usize {
         ShardKv::expiring_count(self)
     }
+
+    fn expired_count(&self) -> u64 {
+        ShardKv::expired_count(self)
+    }
 }
 
 #[cfg(test)]

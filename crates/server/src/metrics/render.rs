@@ -393,6 +393,7 @@ mod tests {
             log_bytes: 0,
             keys: 0,
             expires: 0,
+            expired: 0,
             sessions: 0,
             snapshots_rejected: 1,
             counters: replica::Counters::default(),

@@ -20,8 +20,9 @@ use super::router::Router;
 use crate::info::role_name;
 
 /// The keys and keys with a TTL of the data groups this process hosts
-/// (INFO's keyspace), and the `sharding` section's body.
-pub fn sharding(router: &Router) -> (usize, usize, String) {
+/// (INFO's keyspace), the keys their active expiry removed (`expired_keys`),
+/// and the `sharding` section's body.
+pub fn sharding(router: &Router) -> (usize, usize, u64, String) {
     let view = router.driver.view();
     let mut out = String::new();
     let _ = write!(
@@ -78,7 +79,8 @@ pub fn sharding(router: &Router) -> (usize, usize, String) {
     };
     let keys = data().map(|s| s.keys).sum();
     let expires = data().map(|s| s.expires).sum();
-    (keys, expires, out)
+    let expired = data().map(|s| s.expired).sum();
+    (keys, expires, expired, out)
 }
 
 /// INFO persistence's `log_write_status` / `log_write_error` for a sharded
