@@ -11,7 +11,8 @@
 #    two (the leader compacts past what the follower holds), restarts it, and records the
 #    leader's and that follower's peak RSS (VmHWM; the leader's reset first through
 #    /proc/PID/clear_refs) until the follower applied the leader's commit index, and how
-#    long it took.
+#    long it took; also their anonymous (heap) RSS peak, sampled every 100 ms (VmHWM
+#    includes the reclaimable file pages of the memory-mapped snapshot files).
 # 4. Recovery: kills all three with -9, restarts them, and times until `GET key:0` answers.
 #
 # Environment: RAFTKV (server binary, default target/release/raftkv), BENCH (the binary
@@ -107,13 +108,23 @@ TARGET=$(info_field "$L" commit)
 echo "leader $L: commit $TARGET, snapshot_index $(info_field "$L" snapshot_index)"
 echo 5 >"/proc/${PID[$L]}/clear_refs" # resets the leader's VmHWM to its current RSS
 echo "leader $L before: rss $(mib "$(kib "${PID[$L]}" VmRSS)") MiB"
-caught_up() { [ "$(info_field "$F" applied)" -ge "$TARGET" ] 2>/dev/null; }
+# VmHWM counts file pages too (the snapshot files are read through memory maps, and
+# those pages are clean and reclaimable); the heap's share is sampled as RssAnon.
+ANON_PEAK_L=0 ANON_PEAK_F=0
+sample_anon() {
+    local a
+    a=$(kib "${PID[$L]}" RssAnon); [ "${a:-0}" -gt "$ANON_PEAK_L" ] && ANON_PEAK_L=$a
+    a=$(kib "${PID[$F]}" RssAnon); [ "${a:-0}" -gt "$ANON_PEAK_F" ] && ANON_PEAK_F=$a
+    return 0
+}
+caught_up() { sample_anon; [ "$(info_field "$F" applied)" -ge "$TARGET" ] 2>/dev/null; }
 t0=$(now)
 start "$F"
 wait_for 600 caught_up
 echo "follower $F applied $TARGET (snapshot_index $(info_field "$F" snapshot_index)) $(since "$t0") s after its restart"
 echo "leader $L peak during catch-up: $(mib "$(kib "${PID[$L]}" VmHWM)") MiB, now $(mib "$(kib "${PID[$L]}" VmRSS)") MiB"
 echo "follower $F peak since its restart: $(mib "$(kib "${PID[$F]}" VmHWM)") MiB, now $(mib "$(kib "${PID[$F]}" VmRSS)") MiB"
+echo "anonymous (heap) peak, sampled every 100 ms: leader $(mib "$ANON_PEAK_L") MiB, follower $(mib "$ANON_PEAK_F") MiB"
 
 echo "== recovery after kill -9 of all three"
 for i in 1 2 3; do { kill -9 "${PID[$i]}"; wait "${PID[$i]}"; } 2>/dev/null || true; done

@@ -127,10 +127,18 @@ impl rsm::StateMachine for GroupMachine {
         }
     }
 
-    fn snapshot_check(&self) -> Option<rsm::SnapshotCheck> {
+    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
         match self {
-            GroupMachine::Ctrl(m) => rsm::StateMachine::snapshot_check(m),
-            GroupMachine::Data(m) => rsm::StateMachine::snapshot_check(m),
+            GroupMachine::Ctrl(m) => m.decode_snapshot(data).map(|r| r.map(GroupMachine::Ctrl)),
+            GroupMachine::Data(m) => m.decode_snapshot(data).map(|r| r.map(GroupMachine::Data)),
+        }
+    }
+
+    fn adopt_snapshot(&mut self, decoded: Self) {
+        match (self, decoded) {
+            (GroupMachine::Ctrl(m), GroupMachine::Ctrl(d)) => m.adopt_snapshot(d),
+            (GroupMachine::Data(m), GroupMachine::Data(d)) => m.adopt_snapshot(d),
+            (m, d) => *m = d,
         }
     }
 

@@ -296,20 +296,22 @@ impl rsm::StateMachine for StateMachine {
 
     /// Adopts the snapshot's config along with its data (see `config`).
     fn restore(&mut self, data: &[u8]) -> Result<(), rsm::SnapshotError> {
-        let expired = self.expired;
-        *self = StateMachine::restore(data).map_err(rsm::SnapshotError::new)?;
-        self.expired = expired;
+        let decoded = StateMachine::restore(data).map_err(rsm::SnapshotError::new)?;
+        rsm::StateMachine::adopt_snapshot(self, decoded);
         Ok(())
     }
 
     /// A full decode, as `restore` does (its config is adopted, so any
     /// well-formed kv snapshot fits).
-    fn snapshot_check(&self) -> Option<rsm::SnapshotCheck> {
-        Some(Box::new(|data| {
-            StateMachine::restore(data)
-                .map(drop)
-                .map_err(rsm::SnapshotError::new)
-        }))
+    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
+        Some(StateMachine::restore(data).map_err(rsm::SnapshotError::new))
+    }
+
+    /// As `restore`: the expired-keys count is this process's statistic, kept.
+    fn adopt_snapshot(&mut self, decoded: Self) {
+        let expired = self.expired;
+        *self = decoded;
+        self.expired = expired;
     }
 
     fn item_count(&self) -> usize {

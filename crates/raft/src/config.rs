@@ -1,7 +1,5 @@
 //! Configuration of one Raft node. Every limit has a unit in its name and a default.
 
-use std::sync::Arc;
-
 use crate::error::{RaftError, Result};
 use crate::types::{Index, NodeId};
 
@@ -38,36 +36,14 @@ pub struct Config {
     pub applied: Index,
     /// Seed of the election-timeout RNG. Same seed, same inputs: same outputs.
     pub seed: u64,
-    /// The application's check of a snapshot received from a leader, run once
-    /// its last chunk arrives and before anything of it is adopted: a snapshot
-    /// it refuses is dropped (counted in [`crate::Raft::rejected_snapshots`]),
-    /// never persisted or handed to the application. `None`: accept all.
-    pub snapshot_check: Option<SnapshotCheck>,
-}
-
-/// A check of a received snapshot's data (the application's decoder):
-/// `Err(why)` refuses it. Deterministic: depends only on the bytes.
-#[derive(Clone)]
-pub struct SnapshotCheck(Arc<CheckFn>);
-
-type CheckFn = dyn Fn(&[u8]) -> std::result::Result<(), String> + Send + Sync;
-
-impl SnapshotCheck {
-    pub fn new(
-        f: impl Fn(&[u8]) -> std::result::Result<(), String> + Send + Sync + 'static,
-    ) -> Self {
-        SnapshotCheck(Arc::new(f))
-    }
-
-    pub fn check(&self, data: &[u8]) -> std::result::Result<(), String> {
-        (self.0)(data)
-    }
-}
-
-impl std::fmt::Debug for SnapshotCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SnapshotCheck")
-    }
+    /// Whether the driver checks each snapshot received from a leader before anything
+    /// of it is adopted. Once its last chunk is persisted, `RawNode::received_snapshot`
+    /// hands it out (read back from storage), and the driver answers with
+    /// `RawNode::accept_received_snapshot` (it is installed through the next `Ready`)
+    /// or `RawNode::refuse_received_snapshot` (it is dropped, counted in
+    /// [`crate::Raft::rejected_snapshots`], never persisted or acknowledged). `false`:
+    /// every received snapshot is installed as soon as its last chunk is persisted.
+    pub check_received_snapshots: bool,
 }
 
 impl Config {
@@ -85,7 +61,7 @@ impl Config {
             max_uncommitted_bytes: 256 << 20,
             applied: 0,
             seed: id,
-            snapshot_check: None,
+            check_received_snapshots: false,
         }
     }
 

@@ -33,7 +33,7 @@ mod snapshot;
 mod transfer;
 mod unstable;
 
-pub use config::{Config, SnapshotCheck};
+pub use config::Config;
 pub use error::{RaftError, Result, StorageError};
 pub use membership::{ConfChange, ConfChangeEntry, Membership};
 pub use message::{Message, MessageBody, RejectHint};

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -24,13 +24,22 @@ use crate::progress::Progress;
 use crate::read_index::ReadOnly;
 use crate::storage::Storage;
 use crate::types::{
-    Entry, EntryKind, Index, NodeId, ReadState, Role, SnapshotMeta, Term, MAX_INDEX, MAX_TERM,
+    Entry, EntryKind, Index, NodeId, ReadState, Role, SnapshotChunk, SnapshotMeta, Term, MAX_INDEX,
+    MAX_TERM,
 };
 
-/// A snapshot being received from the leader, chunk by chunk.
+/// A snapshot being received from the leader, chunk by chunk. Its bytes go to storage
+/// through `Ready::snapshot_chunks`; the core keeps only their count.
 pub(crate) struct IncomingSnapshot {
     pub meta: SnapshotMeta,
-    pub buf: BytesMut,
+    /// The leader it comes from and the membership it carries (every chunk repeats it).
+    pub from: NodeId,
+    pub conf: Option<Membership>,
+    /// Bytes received in order (written, or handed out to be written).
+    pub received: u64,
+    /// The last chunk arrived: once it is persisted (`RawNode::advance`), the snapshot
+    /// is read back from storage, checked, and installed or dropped.
+    pub complete: bool,
 }
 
 pub struct Raft<S: Storage> {
@@ -58,8 +67,11 @@ pub struct Raft<S: Storage> {
     pub(crate) read_states: Vec<ReadState>,
     pub(crate) read_only: ReadOnly,
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
-    /// Snapshots from a leader that `Config::snapshot_check` refused, and why
-    /// the latest was (for the host to report; never persisted).
+    /// Chunks of `incoming_snapshot` not yet handed out in a `Ready`.
+    pub(crate) snapshot_chunks: Vec<SnapshotChunk>,
+    /// Snapshots from a leader that were refused (by the driver's check, see
+    /// `Config::check_received_snapshots`, or unreadable once received), and why the
+    /// latest was (for the host to report; never persisted).
     pub(crate) rejected_snapshots: u64,
     pub(crate) last_snapshot_rejection: Option<String>,
     /// Leader: proposals appended since the last broadcast.
@@ -105,6 +117,7 @@ impl<S: Storage> Raft<S> {
             read_states: Vec::new(),
             read_only: ReadOnly::default(),
             incoming_snapshot: None,
+            snapshot_chunks: Vec::new(),
             rejected_snapshots: 0,
             last_snapshot_rejection: None,
             pending_broadcast: false,
@@ -134,8 +147,9 @@ impl<S: Storage> Raft<S> {
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
     }
-    /// How many snapshots from a leader `Config::snapshot_check` refused,
-    /// and why it refused the latest.
+    /// How many snapshots from a leader were refused (by the driver's check, see
+    /// `Config::check_received_snapshots`, or unreadable once received), and why the
+    /// latest was.
     pub fn rejected_snapshots(&self) -> (u64, Option<&str>) {
         (
             self.rejected_snapshots,

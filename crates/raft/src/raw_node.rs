@@ -9,7 +9,8 @@
 //!         let rd = node.ready();
 //!         send(rd.messages);            // may go before the fsync (the leader's log
 //!                                       // write runs in parallel with replication)
-//!         node.persist(&rd)?;           // snapshot, entries, hard state, then one sync
+//!         node.persist(&rd)?;           // snapshot, snapshot chunks received, entries,
+//!                                       // hard state, then one sync
 //!                                       // (none for a commit-index-only change)
 //!         send(rd.persisted_messages);  // replies that attest to persisted state
 //!         apply(rd.snapshot, rd.committed_entries); answer(rd.read_states);
@@ -61,7 +62,8 @@ use crate::message::Message;
 use crate::raft::Raft;
 use crate::storage::Storage;
 use crate::types::{
-    Entry, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotMeta, SoftState, Term,
+    Entry, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotChunk, SnapshotMeta,
+    SoftState, Term,
 };
 
 /// What the driver must do now. See the module docs for the order.
@@ -73,6 +75,9 @@ pub struct Ready {
     pub hard_state: Option<HardState>,
     /// A snapshot from the leader to persist and install in the state machine.
     pub snapshot: Option<Snapshot>,
+    /// Pieces of a snapshot being received from the leader, to write to storage
+    /// (`Storage::write_snapshot_chunk`, in order, after `snapshot`).
+    pub snapshot_chunks: Vec<SnapshotChunk>,
     /// Entries to append to stable storage (may overwrite a suffix).
     pub entries: Vec<Entry>,
     /// Messages that may be sent at once.
@@ -209,6 +214,7 @@ impl<S: Storage> RawNode<S> {
         self.soft_state() != self.prev_soft
             || self.hard_state() != self.prev_hard
             || r.log.unstable.snapshot.is_some()
+            || !r.snapshot_chunks.is_empty()
             || !r.log.unstable.entries.is_empty()
             || !r.msgs.is_empty()
             || !r.msgs_after_persist.is_empty()
@@ -243,6 +249,7 @@ impl<S: Storage> RawNode<S> {
             soft_state: (soft != self.prev_soft).then_some(soft),
             hard_state: (hard != self.prev_hard).then_some(hard),
             snapshot,
+            snapshot_chunks: std::mem::take(&mut r.snapshot_chunks),
             entries: r.log.unstable.entries.clone(),
             messages: std::mem::take(&mut r.msgs),
             persisted_messages: std::mem::take(&mut r.msgs_after_persist),
@@ -251,7 +258,9 @@ impl<S: Storage> RawNode<S> {
         }
     }
 
-    /// Writes a Ready's durable part to storage and syncs: snapshot, entries, hard state.
+    /// Writes a Ready's durable part to storage and syncs: snapshot, received snapshot
+    /// chunks (not synced on their own: a crash loses the partial transfer, which the
+    /// leader then restarts), entries, hard state.
     ///
     /// A hard state whose only change is the commit index is written but not synced
     /// on its own (as etcd's `MustSync`): nothing sent or answered attests to a durable
@@ -264,6 +273,9 @@ impl<S: Storage> RawNode<S> {
         let storage = &mut self.raft.log.storage;
         if let Some(snap) = &rd.snapshot {
             storage.install_snapshot(snap.clone())?;
+        }
+        for chunk in &rd.snapshot_chunks {
+            storage.write_snapshot_chunk(chunk.meta, chunk.offset, &chunk.data)?;
         }
         if !rd.entries.is_empty() {
             storage.append(&rd.entries)?;
@@ -287,12 +299,13 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// Whether this Ready may be written without waiting for it to be durable
-    /// (`write`): a leader's, carrying no snapshot, no reply that must wait for
-    /// persistence, and no change of term or vote (those are synced before anything
-    /// that depends on them leaves: a vote must never be forgotten).
+    /// (`write`): a leader's, carrying no snapshot (nor chunks of one), no reply that
+    /// must wait for persistence, and no change of term or vote (those are synced
+    /// before anything that depends on them leaves: a vote must never be forgotten).
     pub fn can_write(&self, rd: &Ready) -> bool {
         self.raft.role == Role::Leader
             && rd.snapshot.is_none()
+            && rd.snapshot_chunks.is_empty()
             && rd.persisted_messages.is_empty()
             && !changes_term_or_vote(rd, &self.prev_hard)
     }
@@ -370,7 +383,10 @@ impl<S: Storage> RawNode<S> {
         self.raft.check_invariants();
     }
 
-    /// The Ready has been persisted, sent and applied.
+    /// The Ready has been persisted, sent and applied. If it held the last chunk of a
+    /// snapshot from the leader, the next Ready installs that snapshot, or, when the
+    /// driver checks received snapshots (`Config::check_received_snapshots`), it now
+    /// waits for the driver's verdict (`received_snapshot`).
     pub fn advance(&mut self, rd: Ready) {
         if let Some(ss) = rd.soft_state {
             self.prev_soft = ss;
@@ -392,7 +408,32 @@ impl<S: Storage> RawNode<S> {
         if let Some(last) = rd.committed_entries.last() {
             r.log.applied_to(last.index);
         }
+        if r.snapshot_chunks.is_empty() {
+            // The last chunk of an incoming snapshot, if this Ready had it, is written.
+            r.finish_incoming_snapshot();
+        }
         r.check_invariants();
+    }
+
+    /// The snapshot received in full from the leader, persisted and awaiting the
+    /// driver's check (`Config::check_received_snapshots`), read back from storage;
+    /// answer with `accept_received_snapshot` or `refuse_received_snapshot` before the
+    /// next `ready()`. `None` if there is none (or reading it failed: it is then dropped
+    /// as refused).
+    pub fn received_snapshot(&mut self) -> Option<(SnapshotMeta, Bytes)> {
+        self.raft.read_received_snapshot()
+    }
+
+    /// The driver's check passed: the snapshot `meta` (with `data`, as
+    /// `received_snapshot` gave it) replaces the log through the next `Ready`.
+    pub fn accept_received_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) {
+        self.raft.accept_received_snapshot(meta, data);
+        self.raft.check_invariants();
+    }
+
+    /// The driver's check refused the snapshot `meta` (`why`): it is dropped whole.
+    pub fn refuse_received_snapshot(&mut self, meta: SnapshotMeta, why: String) {
+        self.raft.refuse_received_snapshot(meta, why);
     }
 
     /// The application took a snapshot of its state machine at `index` (which it has

@@ -3,18 +3,23 @@
 //! Leader: a follower whose next entry was compacted moves to `Snapshot` state and is
 //! sent the latest snapshot chunk by chunk, stop-and-wait: each chunk is acknowledged
 //! with the byte count the follower holds, and an unacknowledged chunk is resent at the
-//! next heartbeat. Follower: chunks are accepted only in order; when the last one
-//! arrives the snapshot replaces the log (it is persisted and handed to the application
-//! through the next `Ready`) and the follower answers like a successful Append.
+//! next heartbeat. Follower: chunks are accepted only in order and handed to the driver
+//! (`Ready::snapshot_chunks`), which writes them to storage; each is acknowledged once
+//! written. The core holds none of the bytes, only their count. When the last one is
+//! persisted (`RawNode::advance`), the snapshot is read back from storage
+//! (`Storage::received_snapshot`, a view, not a copy, where the store can), checked by
+//! the driver if it asked to (`Config::check_received_snapshots`), and then it
+//! replaces the log (it is persisted and handed to the application through the next
+//! `Ready`) and the follower answers like a successful Append.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::membership::Membership;
 use crate::message::MessageBody;
 use crate::progress::ProgressState;
 use crate::raft::{IncomingSnapshot, Raft};
 use crate::storage::Storage;
-use crate::types::{Index, NodeId, Snapshot, SnapshotMeta};
+use crate::types::{Index, NodeId, Snapshot, SnapshotChunk, SnapshotMeta};
 
 impl<S: Storage> Raft<S> {
     pub(crate) fn start_snapshot(&mut self, to: NodeId) {
@@ -111,37 +116,32 @@ impl<S: Storage> Raft<S> {
         if offset == 0 {
             self.incoming_snapshot = Some(IncomingSnapshot {
                 meta,
-                buf: BytesMut::new(),
+                from,
+                conf: None,
+                received: 0,
+                complete: false,
             });
         }
-        let received = match self.incoming_snapshot.as_mut() {
-            Some(inc) if inc.meta == meta && inc.buf.len() as u64 == offset => {
-                inc.buf.extend_from_slice(&data);
-                inc.buf.len() as u64
+        let (received, completed_now) = match self.incoming_snapshot.as_mut() {
+            Some(inc) if inc.meta == meta && inc.received == offset && !inc.complete => {
+                inc.received += data.len() as u64;
+                let received = inc.received;
+                self.snapshot_chunks
+                    .push(SnapshotChunk { meta, offset, data });
+                if done {
+                    inc.from = from;
+                    inc.conf = conf.map(|c| *c);
+                    inc.complete = true;
+                }
+                (received, done)
             }
-            Some(inc) if inc.meta == meta => inc.buf.len() as u64,
-            _ => 0,
+            Some(inc) if inc.meta == meta => (inc.received, false),
+            _ => (0, false),
         };
-        if done && received == offset + data.len() as u64 {
-            let inc = self.incoming_snapshot.take().expect("incoming snapshot");
-            if let Some(why) = self.refuse_snapshot(&inc.buf) {
-                // Dropped whole: nothing adopted, nothing to persist, no ack
-                // (the leader resends once the transfer looks stalled).
-                self.rejected_snapshots += 1;
-                self.last_snapshot_rejection = Some(format!(
-                    "snapshot at index {} (term {}) from node {from}: {why}",
-                    meta.index, meta.term
-                ));
-                return;
-            }
-            return self.install_snapshot(
-                from,
-                Snapshot {
-                    meta,
-                    conf: conf.map(|c| *c),
-                    data: inc.buf.freeze(),
-                },
-            );
+        if completed_now {
+            // Answered once the last chunk is persisted and the snapshot checked
+            // (`finish_incoming_snapshot`).
+            return;
         }
         self.send(
             from,
@@ -153,9 +153,66 @@ impl<S: Storage> Raft<S> {
         );
     }
 
-    /// Why the application refuses snapshot `data`, if it does.
-    fn refuse_snapshot(&self, data: &[u8]) -> Option<String> {
-        self.cfg.snapshot_check.as_ref()?.check(data).err()
+    /// Called once the last chunk of the incoming snapshot is persisted: installs it at
+    /// once, unless the driver checks received snapshots (`Config::check_received_snapshots`:
+    /// then it waits for `accept_received_snapshot` / `refuse_received_snapshot`).
+    pub(crate) fn finish_incoming_snapshot(&mut self) {
+        if self.cfg.check_received_snapshots {
+            return;
+        }
+        if let Some((meta, data)) = self.read_received_snapshot() {
+            self.accept_received_snapshot(meta, data);
+        }
+    }
+
+    /// The incoming snapshot, complete and persisted, read back from storage (`None`
+    /// if there is none; a failed read drops it as refused).
+    pub(crate) fn read_received_snapshot(&mut self) -> Option<(SnapshotMeta, Bytes)> {
+        let inc = self.incoming_snapshot.as_ref()?;
+        if !inc.complete || !self.snapshot_chunks.is_empty() {
+            return None;
+        }
+        let (meta, len) = (inc.meta, inc.received);
+        match self.log.storage.received_snapshot(meta, len) {
+            Ok(data) => Some((meta, data)),
+            Err(e) => {
+                self.refuse_received_snapshot(meta, format!("reading it back from storage: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Installs the complete incoming snapshot `meta` with `data` (its bytes, as read back
+    /// from storage). Ignored if that is not the snapshot being received.
+    pub(crate) fn accept_received_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) {
+        let Some(inc) = self
+            .incoming_snapshot
+            .take_if(|inc| inc.complete && inc.meta == meta)
+        else {
+            return;
+        };
+        let snapshot = Snapshot {
+            meta,
+            conf: inc.conf,
+            data,
+        };
+        self.install_snapshot(inc.from, snapshot);
+    }
+
+    /// Drops the complete incoming snapshot `meta` whole: nothing adopted, nothing to
+    /// persist, no ack (the leader resends once the transfer looks stalled).
+    pub(crate) fn refuse_received_snapshot(&mut self, meta: SnapshotMeta, why: String) {
+        let Some(inc) = self
+            .incoming_snapshot
+            .take_if(|inc| inc.complete && inc.meta == meta)
+        else {
+            return;
+        };
+        self.rejected_snapshots += 1;
+        self.last_snapshot_rejection = Some(format!(
+            "snapshot at index {} (term {}) from node {}: {why}",
+            meta.index, meta.term, inc.from
+        ));
     }
 
     fn install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {

@@ -8,6 +8,8 @@
 //! Log shape invariant: the store holds a snapshot at `first_index() - 1` (possibly the
 //! empty one at 0) and every entry in `first_index()..=last_index()`, contiguous.
 
+use bytes::Bytes;
+
 use crate::error::StorageError;
 use crate::types::{Entry, HardState, Index, Snapshot, SnapshotMeta, Term};
 
@@ -39,6 +41,19 @@ pub trait Storage {
     /// at its index (never the case in practice: the core only installs snapshots ahead of
     /// its commit index, so it discards the whole log).
     fn install_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<()>;
+    /// Writes `data` at `offset` of the data of the snapshot `meta` being received from the
+    /// leader; offset 0 starts it afresh (dropping any other one being received). Chunks
+    /// come in order, each at the end of the previous one. Need not be durable: only
+    /// `install_snapshot` makes a received snapshot part of the log.
+    fn write_snapshot_chunk(
+        &mut self,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: &[u8],
+    ) -> StorageResult<()>;
+    /// The data written so far for the snapshot `meta` being received, which must be
+    /// `len` bytes long (all of it: the last chunk is written).
+    fn received_snapshot(&mut self, meta: SnapshotMeta, len: u64) -> StorageResult<Bytes>;
     /// Records `snapshot` (taken by this node's state machine) and discards entries up to
     /// and including its index. Entries after it are kept.
     fn compact(&mut self, snapshot: Snapshot) -> StorageResult<()>;
@@ -60,6 +75,8 @@ pub struct MemStorage {
     snapshot: Snapshot,
     /// Invariant: `entries[i].index == snapshot.meta.index + 1 + i`.
     entries: Vec<Entry>,
+    /// A snapshot being received from the leader (`write_snapshot_chunk`).
+    receiving: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
 impl MemStorage {
@@ -144,6 +161,7 @@ impl Storage for MemStorage {
     }
 
     fn install_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<()> {
+        let snapshot_meta = snapshot.meta;
         let SnapshotMeta { index, term } = snapshot.meta;
         if index <= self.snapshot.meta.index {
             return Err(StorageError::SnapshotOutOfDate {
@@ -159,7 +177,41 @@ impl Storage for MemStorage {
             self.entries.clear();
         }
         self.snapshot = snapshot;
+        if self
+            .receiving
+            .as_ref()
+            .is_some_and(|(m, _)| *m == snapshot_meta)
+        {
+            self.receiving = None;
+        }
         Ok(())
+    }
+
+    fn write_snapshot_chunk(
+        &mut self,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: &[u8],
+    ) -> StorageResult<()> {
+        if offset == 0 {
+            self.receiving = Some((meta, Vec::new()));
+        }
+        match &mut self.receiving {
+            Some((m, buf)) if *m == meta && buf.len() as u64 == offset => {
+                buf.extend_from_slice(data);
+                Ok(())
+            }
+            _ => Err(out_of_order(meta, offset)),
+        }
+    }
+
+    fn received_snapshot(&mut self, meta: SnapshotMeta, len: u64) -> StorageResult<Bytes> {
+        match &self.receiving {
+            Some((m, buf)) if *m == meta && buf.len() as u64 == len => {
+                Ok(Bytes::copy_from_slice(buf))
+            }
+            _ => Err(out_of_order(meta, len)),
+        }
     }
 
     fn compact(&mut self, snapshot: Snapshot) -> StorageResult<()> {
@@ -175,6 +227,15 @@ impl Storage for MemStorage {
     fn sync(&mut self) -> StorageResult<()> {
         Ok(())
     }
+}
+
+/// A received-snapshot call that does not follow the chunks written (a driver bug: the
+/// core hands chunks out in order).
+pub fn out_of_order(meta: SnapshotMeta, offset: u64) -> StorageError {
+    StorageError::Io(format!(
+        "received snapshot at index {} (term {}): no data written up to byte {offset}",
+        meta.index, meta.term
+    ))
 }
 
 /// The precondition every `Storage::entries` shares: `lo..hi` lies within the held

@@ -110,6 +110,17 @@ impl Snapshot {
     }
 }
 
+/// A piece of a snapshot being received from the leader, for the driver to write to
+/// storage (`Storage::write_snapshot_chunk`): the core keeps only how many bytes it
+/// has handed out, never the bytes themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    pub meta: SnapshotMeta,
+    /// Where `data` goes in the snapshot's data (0 starts a new transfer).
+    pub offset: u64,
+    pub data: Bytes,
+}
+
 /// A node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {

@@ -376,6 +376,86 @@ fn new_leader_answers_reads_only_after_its_noop_commits() {
     assert!(rs[0].index >= noop_index);
 }
 
+/// A follower receiving a snapshot hands every chunk to the driver to write
+/// (`Ready::snapshot_chunks`) and acknowledges it only after that Ready is
+/// persisted; once the last one is, the driver checks the snapshot as read
+/// back from storage: refused, nothing is installed or acknowledged; accepted
+/// (after the leader resends), it is installed from those bytes.
+#[test]
+fn a_received_snapshot_goes_through_storage_and_waits_for_the_drivers_verdict() {
+    let mut cfg = config(2, 3);
+    cfg.check_received_snapshots = true;
+    let mut node = raft::RawNode::new(cfg, raft::MemStorage::new()).unwrap();
+    let meta = raft::SnapshotMeta { index: 7, term: 1 };
+    let data: Vec<u8> = (0..25u8).collect();
+    let chunk = |offset: usize, end: usize| raft::Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Snapshot {
+            meta,
+            conf: Some(Box::new(raft::Membership::with_voters([1, 2, 3]))),
+            offset: offset as u64,
+            data: Bytes::copy_from_slice(&data[offset..end]),
+            done: end == data.len(),
+        },
+    };
+    let send_all = |node: &mut raft::RawNode<raft::MemStorage>| {
+        let mut acks = Vec::new();
+        for (offset, end) in [(0, 10), (10, 20), (20, 25)] {
+            node.step(chunk(offset, end));
+            let rd = node.ready();
+            assert!(rd.messages.is_empty(), "an ack waits for the write");
+            assert_eq!(rd.snapshot_chunks.len(), 1);
+            assert_eq!(&rd.snapshot_chunks[0].data[..], &data[offset..end]);
+            node.persist(&rd).unwrap();
+            acks.extend(rd.persisted_messages.iter().map(|m| m.body.clone()));
+            node.advance(rd);
+        }
+        acks
+    };
+    let acks = send_all(&mut node);
+    assert_eq!(
+        acks,
+        [10, 20].map(|received| MessageBody::SnapshotResponse { index: 7, received }),
+        "each chunk but the last is acknowledged once written"
+    );
+    let (m, received) = node.received_snapshot().expect("complete");
+    assert_eq!((m, &received[..]), (meta, &data[..]));
+    node.refuse_received_snapshot(meta, "no".into());
+    assert!(!node.has_ready(), "refused: nothing to persist or send");
+    assert_eq!(
+        node.raft().rejected_snapshots(),
+        (1, Some("snapshot at index 7 (term 1) from node 1: no"))
+    );
+    assert!(node.received_snapshot().is_none());
+
+    send_all(&mut node);
+    let (m, received) = node.received_snapshot().expect("complete again");
+    node.accept_received_snapshot(m, received);
+    let rd = node.ready();
+    let installed = rd
+        .snapshot
+        .clone()
+        .expect("installed through the next Ready");
+    assert_eq!((installed.meta, &installed.data[..]), (meta, &data[..]));
+    node.persist(&rd).unwrap();
+    assert!(matches!(
+        rd.persisted_messages[..],
+        [raft::Message {
+            body: MessageBody::AppendResponse {
+                reject: false,
+                index: 7,
+                ..
+            },
+            ..
+        }]
+    ));
+    node.advance(rd);
+    assert_eq!(node.status().snapshot_index, 7);
+    assert_eq!(node.storage().snapshot().unwrap().data, Bytes::from(data));
+}
+
 /// A store whose writes become durable only at `sync`: a crash keeps `durable`.
 #[derive(Default)]
 struct SyncedMem {
@@ -413,6 +493,21 @@ impl raft::Storage for SyncedMem {
     }
     fn compact(&mut self, s: raft::Snapshot) -> raft::StorageResult<()> {
         self.pending.compact(s)
+    }
+    fn write_snapshot_chunk(
+        &mut self,
+        meta: raft::SnapshotMeta,
+        offset: u64,
+        data: &[u8],
+    ) -> raft::StorageResult<()> {
+        self.pending.write_snapshot_chunk(meta, offset, data)
+    }
+    fn received_snapshot(
+        &mut self,
+        meta: raft::SnapshotMeta,
+        len: u64,
+    ) -> raft::StorageResult<bytes::Bytes> {
+        self.pending.received_snapshot(meta, len)
     }
     fn sync(&mut self) -> raft::StorageResult<()> {
         self.durable = self.pending.clone();

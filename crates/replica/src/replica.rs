@@ -5,7 +5,8 @@
 //! parallel with replication), apply committed entries (committed means
 //! durable on a majority already, so this need not wait for our own fsync),
 //! persist, send `persisted_messages`, install the snapshot, record read
-//! states, advance; then
+//! states, advance, and check a snapshot received in full from the leader
+//! (decoded once: the decoded machine is what the next Ready installs); then
 //! fail requests whose leadership is gone, serve reads, and snapshot when the
 //! log is over its threshold (bytes) or enough entries were applied since the
 //! last snapshot (count).
@@ -59,7 +60,7 @@ pub struct Status {
     pub expired: u64,
     pub sessions: usize,
     /// Snapshots from a leader dropped because they would not restore
-    /// (`rsm::StateMachine::snapshot_check`); the host logs when it grows,
+    /// (`rsm::StateMachine::decode_snapshot`); the host logs when it grows,
     /// with [`Replica::last_snapshot_rejection`].
     pub snapshots_rejected: u64,
     /// What the replica has done since it was created (`/metrics`).
@@ -69,6 +70,10 @@ pub struct Status {
 pub struct Replica<S: Storage, M: rsm::StateMachine> {
     node: RawNode<S>,
     sm: M,
+    /// A leader's snapshot, decoded by `check_received_snapshot` and accepted, until
+    /// the Ready that installs it (within the same drive): installed as it is, never
+    /// decoded a second time.
+    decoded: Option<M>,
     session_tick_interval_ms: Option<u64>,
     snapshot_every_entries: Option<u64>,
     proposals: Proposals,
@@ -103,17 +108,14 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         }
         let mut raft_cfg = cfg.raft;
         raft_cfg.applied = snap.meta.index;
-        if let Some(check) = sm.snapshot_check() {
-            // A leader's snapshot that would not restore is dropped by Raft
-            // before it is persisted (see `Status::snapshots_rejected`).
-            raft_cfg.snapshot_check = Some(raft::SnapshotCheck::new(move |data| {
-                check(data).map_err(|e| e.to_string())
-            }));
-        }
+        // A leader's snapshot that would not restore is dropped before it is
+        // persisted (see `check_received_snapshot`, `Status::snapshots_rejected`).
+        raft_cfg.check_received_snapshots = true;
         let log_size = LogSize::new(cfg.snapshot_threshold_bytes, &storage);
         Ok(Replica {
             node: RawNode::new(raft_cfg, storage)?,
             sm,
+            decoded: None,
             session_tick_interval_ms: cfg.session_tick_interval_ms,
             snapshot_every_entries: cfg.snapshot_every_entries,
             proposals: Proposals::default(),
@@ -231,6 +233,9 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
                 break;
             }
         }
+        // A snapshot accepted but not installed (the log already held its last
+        // entry: Raft only commits up to it) is not kept past the drive.
+        self.decoded = None;
         self.fail_stale(&mut done);
         self.reads.serve(&self.sm, &mut done);
         done.drain(..).for_each(&mut *complete);
@@ -282,7 +287,13 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             send(m);
         }
         if let Some(snap) = &rd.snapshot {
-            restore(&mut self.sm, snap.meta.index, &snap.data)?;
+            match self.decoded.take() {
+                Some(decoded) if decoded.applied_index() == snap.meta.index => {
+                    self.sm.adopt_snapshot(decoded);
+                }
+                // The machine offers no decoder (nothing was checked): decode now.
+                _ => restore(&mut self.sm, snap.meta.index, &snap.data)?,
+            }
             self.counters.snapshots_installed += 1;
             self.counters.snapshot_bytes_installed += snap.data.len() as u64;
             self.proposals.on_snapshot(snap.meta.index, done);
@@ -297,6 +308,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             self.node.status().applied,
             "state machine and raft disagree on applied"
         );
+        self.check_received_snapshot();
         Ok(())
     }
 
@@ -321,6 +333,27 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             self.sync_out = None;
         }
         self.node.synced(req.index, req.term);
+    }
+
+    /// A snapshot from the leader arrived in full (its chunks are in storage): decodes
+    /// it once, with the machine's decoder, while the current state stays in force.
+    /// Accepted, it is installed by the next Ready (`decoded` is adopted as it is);
+    /// refused, it is dropped whole and counted (`Status::snapshots_rejected`). A
+    /// machine without a decoder accepts every snapshot and restores it then.
+    fn check_received_snapshot(&mut self) {
+        let Some((meta, data)) = self.node.received_snapshot() else {
+            return;
+        };
+        match self.sm.decode_snapshot(&data) {
+            Some(Err(e)) => return self.node.refuse_received_snapshot(meta, e.to_string()),
+            Some(Ok(decoded)) if decoded.applied_index() != meta.index => {
+                let why = format!("it restores to index {}", decoded.applied_index());
+                return self.node.refuse_received_snapshot(meta, why);
+            }
+            Some(Ok(decoded)) => self.decoded = Some(decoded),
+            None => self.decoded = None,
+        }
+        self.node.accept_received_snapshot(meta, data);
     }
 
     /// Fails proposals and unconfirmed reads of terms this node no longer leads.

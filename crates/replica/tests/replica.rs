@@ -559,3 +559,75 @@ fn a_host_synced_leader_counts_itself_only_once_synced() {
         "{done:?}"
     );
 }
+
+/// kv's machine, counting how often snapshot bytes are decoded.
+struct Counted {
+    sm: kv::StateMachine,
+    decodes: std::rc::Rc<std::cell::Cell<u32>>,
+}
+
+impl rsm::StateMachine for Counted {
+    type Command = Command;
+    type Response = kv::Response;
+    type Query = Op;
+    type QueryResult = Reply;
+    fn encode_command(&self, cmd: &Command, now_ms: u64) -> Bytes {
+        self.sm.encode_command(cmd, now_ms)
+    }
+    fn tick_command(&self, now_ms: u64) -> Option<Bytes> {
+        self.sm.tick_command(now_ms)
+    }
+    fn apply(&mut self, index: u64, data: &[u8]) -> kv::Response {
+        rsm::StateMachine::apply(&mut self.sm, index, data)
+    }
+    fn applied_index(&self) -> u64 {
+        rsm::StateMachine::applied_index(&self.sm)
+    }
+    fn query(&self, q: &Op) -> Reply {
+        rsm::StateMachine::query(&self.sm, q)
+    }
+    fn snapshot(&self) -> Bytes {
+        rsm::StateMachine::snapshot(&self.sm)
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), rsm::SnapshotError> {
+        self.decodes.set(self.decodes.get() + 1);
+        rsm::StateMachine::restore(&mut self.sm, data)
+    }
+    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
+        self.decodes.set(self.decodes.get() + 1);
+        let decoded = rsm::StateMachine::decode_snapshot(&self.sm, data)?;
+        Some(decoded.map(|sm| Counted {
+            sm,
+            decodes: self.decodes.clone(),
+        }))
+    }
+    fn adopt_snapshot(&mut self, decoded: Self) {
+        rsm::StateMachine::adopt_snapshot(&mut self.sm, decoded.sm);
+    }
+}
+
+/// A leader's snapshot is decoded once: the check that refuses a bad one
+/// before anything is adopted is the decode whose result is installed. (It
+/// was decoded twice, for the check and again to restore, with the old state
+/// alive both times.)
+#[test]
+fn a_leader_snapshot_is_decoded_once() {
+    let decodes = std::rc::Rc::new(std::cell::Cell::new(0));
+    let sm = Counted {
+        sm: kv::StateMachine::new(kv::Config::default()),
+        decodes: decodes.clone(),
+    };
+    let mut f = replica::Replica::new(config(1, None), MemStorage::new(), sm).unwrap();
+    let mut leader = kv::StateMachine::new(kv::Config::default());
+    let _ = rsm::StateMachine::apply(&mut leader, 1, &[]);
+    let reg = rsm::StateMachine::encode_command(&leader, &Command::RegisterSession, 0);
+    let _ = rsm::StateMachine::apply(&mut leader, 2, &reg);
+    let set = rsm::StateMachine::encode_command(&leader, &put(2, 1, "k", "v"), 0);
+    let _ = rsm::StateMachine::apply(&mut leader, 3, &set);
+    f.step(snapshot_msg(3, rsm::StateMachine::snapshot(&leader)));
+    f.drive(&mut |_| {}).unwrap();
+    let st = f.status();
+    assert_eq!((st.raft.applied, st.raft.snapshot_index), (3, 3));
+    assert_eq!(&f.state_machine().sm, &leader, "installed as decoded");
+    assert_eq!(decodes.get(), 1, "decoded once");
+}

@@ -29,7 +29,10 @@
 //! - ReadIndex reads are answered by [`StateMachine::query`] once
 //!   [`StateMachine::applied_index`] has reached the confirmed read index;
 //! - log compaction takes [`StateMachine::snapshot`]; booting from storage
-//!   and installing a leader's snapshot call [`StateMachine::restore`].
+//!   calls [`StateMachine::restore`]; a leader's snapshot is decoded once with
+//!   [`StateMachine::decode_snapshot`] before anything of it is adopted, then
+//!   installed with [`StateMachine::adopt_snapshot`] (`restore`, for a machine
+//!   without a decoder).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -153,13 +156,27 @@ pub trait StateMachine {
         0
     }
 
-    /// A check that snapshot bytes would `restore` into this machine,
-    /// usable apart from it: Raft runs it on a leader's snapshot before
-    /// adopting anything of it, so bytes that would not restore are dropped
-    /// (and the node keeps running) instead of being persisted and then
-    /// failing. Deterministic, never panics. Default: `None` (no check).
-    fn snapshot_check(&self) -> Option<SnapshotCheck> {
+    /// Decodes snapshot bytes into a new machine, the one `restore` would make of
+    /// `self`, without changing `self`. The replica runs it on a leader's snapshot
+    /// before adopting anything of it: bytes that would not restore are dropped (and
+    /// the node keeps running) instead of being persisted and then failing; bytes that
+    /// do are installed with [`StateMachine::adopt_snapshot`], so the snapshot is
+    /// decoded once. Deterministic, never panics. Default: `None` (the machine offers
+    /// no decoder: every snapshot is accepted and handed to `restore`).
+    fn decode_snapshot(&self, _data: &[u8]) -> Option<Result<Self, SnapshotError>>
+    where
+        Self: Sized,
+    {
         None
+    }
+
+    /// Replaces the whole state with `decoded` (from [`StateMachine::decode_snapshot`]),
+    /// exactly as `restore` of the same bytes would. Default: `*self = decoded`.
+    fn adopt_snapshot(&mut self, decoded: Self)
+    where
+        Self: Sized,
+    {
+        *self = decoded;
     }
 
     /// Whether the machine holds state that is due for removal by log time
@@ -171,9 +188,6 @@ pub trait StateMachine {
         false
     }
 }
-
-/// See [`StateMachine::snapshot_check`].
-pub type SnapshotCheck = Box<dyn Fn(&[u8]) -> Result<(), SnapshotError> + Send + Sync>;
 
 /// Why snapshot bytes could not be restored. Wraps the machine's own error
 /// (reach it with [`SnapshotError::downcast_ref`]); displays as it.

@@ -21,6 +21,10 @@ pub struct ConnState {
     pub proto: Protocol,
     /// The client asked for the cluster layout: it follows `-MOVED`.
     pub cluster_aware: bool,
+    /// The slot of the last `-MOVED` this connection was given, and when:
+    /// a client back with a key of that slot soon after was sent here by a
+    /// process that disagrees with this one (see `redirect`).
+    pub last_moved: Option<(u16, std::time::Instant)>,
     pub tx: Transaction,
 }
 
@@ -55,7 +59,7 @@ pub const NOT_QUEUEABLE: &str =
 /// Runs `cmd`; the reply frame to send.
 pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Frame {
     if let Service::Sharded(router) = node {
-        if let Some(err) = redirect(router, conn, &cmd) {
+        if let Some(err) = redirect(router, conn, &cmd).await {
             return Frame::Error(err);
         }
     }
@@ -192,16 +196,39 @@ fn keys_of(cmd: &Command) -> Vec<Bytes> {
     }
 }
 
+/// How soon after a `-MOVED` a client back with a key of the same slot
+/// makes this process recheck its configuration before redirecting again.
+const SENT_BACK_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `-CROSSSLOT`, `-MOVED` or `-TRYAGAIN` instead of running `cmd` here.
-fn redirect(router: &Router, conn: &ConnState, cmd: &Command) -> Option<String> {
+///
+/// A client given `-MOVED` for a slot that comes back with that slot
+/// within [`SENT_BACK_WITHIN`] was redirected here by a process whose
+/// configuration disagrees with this one's; before redirecting it again,
+/// this process asks a controller for a newer configuration
+/// (`Router::recheck_redirect`), so two processes that learned a shard move
+/// at different moments never bounce a client between them.
+async fn redirect(router: &Router, conn: &mut ConnState, cmd: &Command) -> Option<String> {
     let keys = keys_of(cmd);
     if let Err(e) = cluster_view::same_slot(&keys) {
         return Some(e.to_string());
     }
-    match keys.first() {
-        Some(key) if conn.cluster_aware => router.redirect(key),
-        _ => None,
+    let key = match keys.first() {
+        Some(key) if conn.cluster_aware => key,
+        _ => return None,
+    };
+    let slot = shardmeta::key_slot(key);
+    let mut r = router.redirect(key);
+    let sent_back = conn
+        .last_moved
+        .is_some_and(|(s, at)| s == slot && at.elapsed() < SENT_BACK_WITHIN);
+    if sent_back && matches!(r, Some(shard::router::Redirect::Moved { .. })) {
+        r = router.recheck_redirect(key).await;
     }
+    if matches!(r, Some(shard::router::Redirect::Moved { .. })) {
+        conn.last_moved = Some((slot, std::time::Instant::now()));
+    }
+    r.map(|r| r.to_string())
 }
 
 /// A data command. A pure read (`kv::Op::is_read_only`: `GET`, `MGET`,

@@ -49,12 +49,8 @@ impl rsm::StateMachine for Controller {
     }
 
     /// A full decode, as `restore` does.
-    fn snapshot_check(&self) -> Option<rsm::SnapshotCheck> {
-        Some(Box::new(|data| {
-            Controller::restore(data)
-                .map(drop)
-                .map_err(rsm::SnapshotError::new)
-        }))
+    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
+        Some(Controller::restore(data).map_err(rsm::SnapshotError::new))
     }
 
     /// Configurations held (the history grows by one per change).

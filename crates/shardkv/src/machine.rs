@@ -339,10 +339,16 @@ impl ShardKv {
                 theirs.gid, theirs.shards, ours.gid, ours.shards
             )));
         }
+        self.adopt(restored);
+        Ok(())
+    }
+
+    /// Replaces the whole state with `restored` (a machine decoded from a snapshot of
+    /// this group), keeping this process's expired-keys count (a statistic, not state).
+    pub fn adopt(&mut self, restored: ShardKv) {
         let expired = self.expired;
         *self = restored;
         self.expired = expired;
-        Ok(())
     }
 
     /// Panics with context if an invariant is broken.

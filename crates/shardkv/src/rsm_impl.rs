@@ -48,14 +48,19 @@ impl rsm::StateMachine for ShardKv {
         ShardKv::restore(self, data).map_err(rsm::SnapshotError::new)
     }
 
-    /// What `restore` checks: a full decode, of this group and shard count.
-    fn snapshot_check(&self) -> Option<rsm::SnapshotCheck> {
-        let settings = self.settings;
-        Some(Box::new(move |data| {
-            ShardKv::new(settings)
-                .restore(data)
-                .map_err(rsm::SnapshotError::new)
-        }))
+    /// What `restore` does: a full decode, refused for another group or shard count.
+    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
+        let mut decoded = ShardKv::new(self.settings);
+        Some(
+            ShardKv::restore(&mut decoded, data)
+                .map(|()| decoded)
+                .map_err(rsm::SnapshotError::new),
+        )
+    }
+
+    /// As `restore`: keeps this process's expired-keys count.
+    fn adopt_snapshot(&mut self, decoded: Self) {
+        ShardKv::adopt(self, decoded)
     }
 
     fn item_count(&self) -> usize {

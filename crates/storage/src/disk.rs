@@ -28,11 +28,13 @@
 use crate::error::OpenError;
 use crate::fs::{FileSystem, Residency, StdFs, SyncFile};
 use crate::log::{Log, Lookup};
+use crate::receive::Receiving;
 use crate::record::{self, Record, MAX_PAYLOAD_BYTES};
 use crate::recovery::{self, Recovered, RecoveryReport};
 use crate::segment::Loc;
 use crate::snapfile;
 use crate::wal::{Wal, WalConfig};
+use bytes::Bytes;
 use raft::{
     Entry, HardState, Index, Snapshot, SnapshotMeta, Storage, StorageError, StorageResult, Term,
 };
@@ -80,6 +82,8 @@ pub struct DiskStorage {
     snapshot_pages: Residency,
     /// Invariant: the log's base (the entry before `first_index`) is `snapshot.meta`.
     log: Log,
+    /// The snapshot being received from a leader, if any (see `receive`).
+    receiving: Receiving,
     wal: Wal,
     /// What open repaired (a torn tail cut, leftovers removed), for the host to log.
     report: RecoveryReport,
@@ -135,6 +139,7 @@ impl DiskStorage {
             snapshot: r.snapshot,
             snapshot_pages: r.snapshot_pages,
             log: r.log,
+            receiving: Receiving::default(),
             wal,
             report: r.report,
             _lock: lock,
@@ -149,6 +154,7 @@ impl DiskStorage {
     /// calls it every second or so.
     pub fn release_snapshot_pages(&self) {
         self.snapshot_pages.release_all();
+        self.receiving.release_pages();
     }
 
     /// The data directory.
@@ -333,7 +339,15 @@ impl Storage for DiskStorage {
             });
         }
         let keep = self.log.term(index).ok() == Some(term);
+        let received = self.receiving.is_for(snapshot.meta);
         let snapshot = self.persist_snapshot(snapshot)?;
+        if received {
+            // Its data is in the snapshot file now; views of the received file stay valid.
+            if let Err(e) = self.receiving.finish(&*self.fs, &self.dir) {
+                let what = format!("remove {}", crate::receive::RECEIVE_NAME);
+                return Err(self.wal.poison_io(what, &e));
+            }
+        }
         self.wal.push(&Record::Snapshot {
             meta: snapshot.meta,
             kept_tail: keep,
@@ -345,6 +359,28 @@ impl Storage for DiskStorage {
         }
         self.snapshot = snapshot;
         Ok(())
+    }
+
+    /// Appends to `snap-recv.tmp` (see `receive`); not synced.
+    fn write_snapshot_chunk(
+        &mut self,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: &[u8],
+    ) -> StorageResult<()> {
+        self.wal.check()?;
+        let written = self
+            .receiving
+            .write(&*self.fs, &self.dir, meta, offset, data);
+        written.map_err(|e| {
+            let what = format!("write {} at {offset}", crate::receive::RECEIVE_NAME);
+            self.wal.poison_io(what, &e)
+        })
+    }
+
+    /// A read-only map of `snap-recv.tmp`: no copy of the snapshot on the heap.
+    fn received_snapshot(&mut self, meta: SnapshotMeta, len: u64) -> StorageResult<Bytes> {
+        self.receiving.read(&*self.fs, &self.dir, meta, len)
     }
 
     fn compact(&mut self, snapshot: Snapshot) -> StorageResult<()> {

@@ -26,8 +26,9 @@
 //! `DIR/LOCK` for the store's lifetime and refuses a directory another process holds.
 //!
 //! Files, one job each: `record` (frame codec), `segment` (segment files), `snapfile`
-//! (snapshot files), `manifest` (the `WAL-HEAD` file: the newest segment ever made
-//! durable), `wal` (group commit, rolling, deletion), `log` (in-memory index and
+//! (snapshot files), `receive` (the snapshot being received from a leader, written to
+//! `snap-recv.tmp` chunk by chunk), `manifest` (the `WAL-HEAD` file: the newest segment
+//! ever made durable), `wal` (group commit, rolling, deletion), `log` (in-memory index and
 //! entry cache), `replay` (rebuilding the log from records), `recovery` (opening a
 //! directory), `disk` (the `Storage` impl), `fs` / `fault` (the file-system seam and its
 //! fault-injecting test double), `testkit` (the conformance suite every `Storage` runs).
@@ -38,6 +39,7 @@ pub mod fault;
 pub mod fs;
 mod log;
 mod manifest;
+mod receive;
 mod record;
 mod recovery;
 mod replay;

@@ -40,6 +40,7 @@ pub fn storage_conformance<S: Storage>(mut make: impl FnMut() -> S) {
     install_snapshot_keeps_matching_tail(&mut make());
     install_snapshot_discards_mismatching_tail(&mut make());
     install_snapshot_ahead_of_log(&mut make());
+    received_snapshot_in_chunks(&mut make());
 }
 
 fn fresh_store<S: Storage>(s: &mut S) {
@@ -262,5 +263,45 @@ fn install_snapshot_ahead_of_log<S: Storage>(s: &mut S) {
         s.entries(11, 11, u64::MAX),
         Ok(vec![]),
         "install ahead: empty range"
+    );
+}
+
+/// A snapshot received from a leader: chunks in order, read back whole, installed.
+fn received_snapshot_in_chunks<S: Storage>(s: &mut S) {
+    s.append(&ents(&[1, 1])).unwrap();
+    let meta = SnapshotMeta { index: 10, term: 4 };
+    let abandoned = SnapshotMeta { index: 9, term: 4 };
+    s.write_snapshot_chunk(abandoned, 0, b"stale").unwrap();
+    // A new transfer starts at offset 0 and replaces the abandoned one.
+    s.write_snapshot_chunk(meta, 0, b"snap10").unwrap();
+    s.write_snapshot_chunk(meta, 6, b"t4").unwrap();
+    assert!(
+        s.received_snapshot(abandoned, 5).is_err(),
+        "received: the abandoned transfer is gone"
+    );
+    assert!(
+        s.received_snapshot(meta, 6).is_err(),
+        "received: a length other than what was written"
+    );
+    let data = s.received_snapshot(meta, 8).unwrap();
+    assert_eq!(&data[..], b"snap10t4", "received: the chunks, in order");
+    let mut received = snap(10, 4);
+    received.data = data.clone();
+    s.install_snapshot(received.clone()).unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.snapshot(), Ok(received), "received: installed");
+    assert_eq!(
+        (s.first_index(), s.last_index()),
+        (11, 10),
+        "received: bounds"
+    );
+    assert!(
+        s.received_snapshot(meta, 8).is_err(),
+        "received: forgotten once installed"
+    );
+    assert_eq!(
+        &data[..],
+        b"snap10t4",
+        "received: a view outlives the install"
     );
 }

@@ -281,3 +281,62 @@ fn releasing_snapshot_pages_leaves_every_view_intact() {
     assert_eq!(s.snapshot().unwrap().data, newer);
     assert_eq!(held, data, "a view of the replaced file is untouched");
 }
+
+/// A snapshot received from a leader goes to `snap-recv.tmp` chunk by chunk and comes
+/// back as a view of that file, not a copy on the heap. A new transfer (offset 0) makes
+/// a new file, so a view of the previous one stays intact; installing removes the file;
+/// a leftover one (a crash mid-transfer) is removed at open.
+#[test]
+fn a_received_snapshot_is_a_view_of_its_chunk_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(3, (3 << 20) + 777);
+    let meta = SnapshotMeta { index: 9, term: 2 };
+    let (o, _h) = opts();
+    let mut s = DiskStorage::open(dir.path(), o).unwrap();
+    s.append(&entries(1, 5, 1)).unwrap();
+    s.sync().unwrap();
+    for (i, chunk) in data.chunks(1 << 20).enumerate() {
+        s.write_snapshot_chunk(meta, (i << 20) as u64, chunk)
+            .unwrap();
+    }
+    let received = s.received_snapshot(meta, data.len() as u64).unwrap();
+    assert_eq!(received, data);
+    assert_maps_file(&received, "snap-recv.tmp", false);
+
+    // The leader restarts the transfer (another snapshot): the old view is untouched.
+    let next = SnapshotMeta { index: 12, term: 2 };
+    let next_data = pattern(4, 4096);
+    s.write_snapshot_chunk(next, 0, &next_data).unwrap();
+    assert_eq!(
+        received, data,
+        "a view of the abandoned transfer stays intact"
+    );
+    assert_maps_file(&received, "snap-recv.tmp", true);
+    let received = s.received_snapshot(next, 4096).unwrap();
+    s.install_snapshot(snapshot(12, 2, received.clone()))
+        .unwrap();
+    s.sync().unwrap();
+    let names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n == "snap-recv.tmp"),
+        "installed: the chunk file is removed ({names:?})"
+    );
+    assert_eq!(s.snapshot().unwrap().data, next_data);
+    assert_eq!(received, next_data, "the view outlives the install");
+
+    // A transfer cut by a crash leaves its file; open removes it.
+    s.write_snapshot_chunk(SnapshotMeta { index: 20, term: 3 }, 0, b"partial")
+        .unwrap();
+    drop(s);
+    assert!(dir.path().join("snap-recv.tmp").exists());
+    let (o, _h) = opts();
+    let s = DiskStorage::open(dir.path(), o).unwrap();
+    assert!(
+        !dir.path().join("snap-recv.tmp").exists(),
+        "open removes a leftover"
+    );
+    assert_eq!(s.snapshot().unwrap().data, next_data);
+}

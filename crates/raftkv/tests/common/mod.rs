@@ -320,6 +320,9 @@ impl Cluster {
             .expect("node running");
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(c.id() as i32, sig) }, 0);
+        if sig == libc::SIGSTOP {
+            wait_stopped(c.id());
+        }
     }
 
     /// INFO raft of one node, if it answers.
@@ -485,4 +488,29 @@ pub async fn call_ok(endpoint: &str, args: &[&[u8]], within: Duration) -> Frame 
 
 pub fn bulk(s: &str) -> Frame {
     Frame::Bulk(bytes::Bytes::copy_from_slice(s.as_bytes()))
+}
+
+/// Waits (at most 10 s) until every thread of process `pid` is stopped
+/// (state `T` in each `/proc/PID/task/TID/stat`): kill(2) returns before a
+/// SIGSTOP takes effect, and a test that goes on at once could still be
+/// answered by the process it meant to freeze.
+pub fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = |stat: &Path| -> Option<char> {
+        // The state follows the command name, which ends with the last ')'.
+        let s = std::fs::read_to_string(stat).ok()?;
+        s.rsplit_once(')')?.1.trim_start().chars().next()
+    };
+    while Instant::now() < deadline {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return; // gone: nothing left to answer
+        };
+        let all_stopped = tasks
+            .flatten()
+            .all(|t| matches!(state(&t.path().join("stat")), Some('T') | None));
+        if all_stopped {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

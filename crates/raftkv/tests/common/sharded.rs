@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use server::resp::Frame;
 
-use super::{call, port_below_ephemeral};
+use super::{call, port_below_ephemeral, wait_stopped};
 
 pub struct Proc {
     pub id: u64,
@@ -148,6 +148,9 @@ impl ShardCluster {
             .expect("process running");
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(c.id() as i32, sig) }, 0);
+        if sig == libc::SIGSTOP {
+            wait_stopped(c.id());
+        }
     }
 
     pub fn endpoint(&self, id: u64) -> String {

@@ -106,6 +106,10 @@ pub struct View {
     pub seen_applied: u64,
     /// Hosted groups that cannot write their log (disk full), and why.
     pub disk_full: BTreeMap<GroupId, String>,
+    /// Answers to the router's configuration polls so far, newer or not:
+    /// how a redirect that doubts its configuration knows a poll came back
+    /// (`Router::recheck_redirect`).
+    pub polls_answered: u64,
 }
 
 /// Cloneable access to the driver thread.
@@ -181,6 +185,17 @@ impl DriverHandle {
         v.disk_full.get(&group).cloned()
     }
 
+    /// Asks the driver to poll a controller for a newer configuration now.
+    pub fn refresh(&self) {
+        self.send(Input::Refresh);
+    }
+
+    /// How many configuration polls have been answered (see [`View`]).
+    pub fn polls_answered(&self) -> u64 {
+        let v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        v.polls_answered
+    }
+
     pub fn saw_applied(&self, num: u64) {
         {
             let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -222,6 +237,7 @@ pub fn start(
         routing: Arc::new(Config::initial(cfg.shards)),
         seen_applied: 0,
         disk_full: BTreeMap::new(),
+        polls_answered: 0,
     }));
     let mut driver = Driver {
         node,
@@ -368,6 +384,9 @@ impl Driver {
                 self.send(from, ShardFrame::ConfigReply { for_group, config });
             }
             ShardFrame::ConfigReply { for_group, config } => {
+                if for_group == NO_GROUP {
+                    self.poll_answered();
+                }
                 let Some(config) = config.filter(|c| c.check().is_ok()) else {
                     return;
                 };
@@ -553,6 +572,7 @@ impl Driver {
         let next = self.routing_num() + 1;
         if let Some(c) = self.node.controller().map(|c| c.latest().clone()) {
             self.adopt(c);
+            self.poll_answered();
             return;
         }
         self.poll_rr += 1;
@@ -564,6 +584,11 @@ impl Driver {
                 num: next,
             },
         );
+    }
+
+    fn poll_answered(&self) {
+        let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        v.polls_answered += 1;
     }
 
     fn routing_num(&self) -> u64 {

@@ -52,6 +52,12 @@ use crate::sessions::{SessionPool, Take};
 /// Pause between attempts that were refused or found the wrong group.
 pub(super) const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// How long [`Router::recheck_redirect`] waits for a configuration poll.
+pub const RECHECK_WITHIN: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How often [`Router::recheck_redirect`] looks for the poll's answer.
+const RECHECK_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How long `CLUSTER SLOTS | SHARDS | NODES` waits to learn unknown leaders.
 pub const LEARN_LEADERS_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -525,13 +531,13 @@ impl Router {
         }
     }
 
-    /// For a connection that asked for the cluster layout: `Some(error)`
+    /// For a connection that asked for the cluster layout: `Some(redirect)`
     /// when `key` belongs elsewhere — `MOVED <slot> <addr>` from the routing
     /// configuration, or `TRYAGAIN` if that configuration is older than one
     /// a group is known to have applied (never a redirect backwards).
     /// `None`: serve it here (this process hosts the owner, or no group owns
     /// the key yet and the request path will say so).
-    pub fn redirect(&self, key: &[u8]) -> Option<String> {
+    pub fn redirect(&self, key: &[u8]) -> Option<Redirect> {
         let (config, seen_applied) = self.driver.routing();
         let leaders = self.leaders(&config);
         let layout = crate::cluster_view::Layout {
@@ -549,7 +555,37 @@ impl Router {
         if matches!(r, Some(Redirect::TryAgain)) {
             self.driver.saw_applied(seen_applied);
         }
-        r.map(|r| r.to_string())
+        r
+    }
+
+    /// [`Router::redirect`] again after a controller has answered a fresh
+    /// configuration poll (waiting at most [`RECHECK_WITHIN`]): for a key
+    /// whose client came back right after being redirected away.
+    ///
+    /// Why: processes learn a new configuration at different moments (each
+    /// polls on its own). Just after a shard moves from group A to group B,
+    /// the process that already knows says `MOVED` to B, and one that does
+    /// not yet says `MOVED` back to A: a client following redirects would
+    /// bounce between the two until the slower one polls, which exhausts a
+    /// cluster client's redirect budget (16 for the `redis` crate) in a
+    /// few milliseconds. A client returning with a key it was just sent away
+    /// for means some other process disagrees with this one, so this one
+    /// checks before redirecting again; the stale side then learns the move
+    /// and the bounce ends within one round trip to a controller.
+    pub async fn recheck_redirect(&self, key: &[u8]) -> Option<Redirect> {
+        let answered = self.driver.polls_answered();
+        let routing = self.driver.routing().0.num;
+        self.driver.refresh();
+        let until = Instant::now() + RECHECK_WITHIN;
+        while Instant::now() < until {
+            tokio::time::sleep(RECHECK_PAUSE).await;
+            // A poll sent before the refresh may answer first: wait for two.
+            if self.driver.polls_answered() >= answered + 2 || self.driver.routing().0.num > routing
+            {
+                break;
+            }
+        }
+        self.redirect(key)
     }
 
     /// Asks every group of the routing configuration whose leader this
