@@ -215,6 +215,10 @@ impl<S: Storage> Raft<S> {
             None => hint.conflict_index,
         };
         let pr = self.progress.get_mut(&from).expect("progress");
+        if hint.conflict_term.is_none() && hint.conflict_index <= pr.matched {
+            // Its log ends (at conflict_index - 1) before what it acknowledged.
+            pr.lost_log = Some(hint.conflict_index.saturating_sub(1));
+        }
         if pr.maybe_decrease_to(rejected, next.max(1)) {
             // next <= rejected <= last_index, so this Append carries entries.
             self.send_append(from, false);

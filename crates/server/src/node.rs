@@ -278,8 +278,9 @@ impl RunningNode {
     /// no election timeout; if that does not finish within `handoff`, the node
     /// stops anyway and the group elects a leader the usual way.
     pub async fn hand_off_leadership(&self) {
-        let Driver::Single(driver) = &self.driver else {
-            return;
+        let driver = match &self.driver {
+            Driver::Single(d) => d,
+            Driver::Sharded(d) => return self.hand_off_groups(d).await,
         };
         let st = driver.status();
         if self.handoff.is_zero() || st.raft.role != raft::Role::Leader {
@@ -290,6 +291,41 @@ impl RunningNode {
             Ok(Ok(_)) => tracing::info!("leadership handed over before stopping"),
             Ok(Err(e)) => tracing::warn!("leadership hand-off before stopping failed: {e}"),
             Err(_) => tracing::warn!("leadership hand-off before stopping timed out"),
+        }
+    }
+
+    /// [`RunningNode::hand_off_leadership`] for a sharded process: every
+    /// group it leads (controller included) starts a transfer at once, and
+    /// the stop waits until none of them is led here any more, or `handoff`.
+    async fn hand_off_groups(&self, driver: &crate::shard::driver::DriverHandle) {
+        if self.handoff.is_zero() {
+            return;
+        }
+        let started = driver.hand_off().await;
+        if started.is_empty() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.handoff;
+        loop {
+            let view = driver.view();
+            let still: Vec<_> = started
+                .iter()
+                .filter(|(g, _)| {
+                    view.groups
+                        .get(g)
+                        .is_some_and(|v| v.status.raft.role == raft::Role::Leader)
+                })
+                .map(|(g, _)| *g)
+                .collect();
+            if still.is_empty() {
+                tracing::info!(groups = ?started, "leadership handed over before stopping");
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(groups = ?still, "leadership hand-off before stopping timed out");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 
