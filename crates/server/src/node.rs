@@ -115,7 +115,7 @@ pub async fn start_with(
         .expect("storage open task")?;
     log_recovery(None, storage.recovery_report());
     let machine = kv::StateMachine::new(cfg.kv_config());
-    let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
+    let replica = replica::Replica::new(single_group_replica_config(&cfg), storage, machine)?;
     if replica.membership().removed.contains(&cfg.id) {
         return Err(NodeError::Config(format!(
             "node {} was removed from its group (its data directory {} says so) and cannot rejoin under that id; start a new node with a new id and an empty data directory (--join), then `raftkv member add`",
@@ -225,8 +225,18 @@ fn reopen(cfg: &NodeConfig) -> driver::Reopen {
             .map_err(|e| e.to_string())?;
         log_recovery(None, storage.recovery_report());
         let machine = kv::StateMachine::new(cfg.kv_config());
-        replica::Replica::new(cfg.replica_config(), storage, machine).map_err(|e| e.to_string())
+        replica::Replica::new(single_group_replica_config(&cfg), storage, machine)
+            .map_err(|e| e.to_string())
     })
+}
+
+/// The single-group replica's configuration: the driver runs the leader's log syncs
+/// on its sync thread (`driver` module docs), so the leader keeps stepping
+/// acknowledgements while its own fsync runs. (The sharded host syncs inside `drive`.)
+fn single_group_replica_config(cfg: &NodeConfig) -> replica::Config {
+    let mut rc = cfg.replica_config();
+    rc.leader_sync_by_host = true;
+    rc
 }
 
 /// Storage does not log; what its recovery repaired on disk is said here,
