@@ -597,9 +597,12 @@ impl Router {
         let until = Instant::now() + RECHECK_WITHIN;
         while Instant::now() < until {
             tokio::time::sleep(RECHECK_PAUSE).await;
-            // A poll sent before the refresh may answer first: wait for two.
-            if self.driver.polls_answered() >= answered + 2 || self.driver.routing().0.num > routing
-            {
+            // One answer: the refresh polls at once, and polls are 100 ms
+            // apart, so an older poll is rarely still out. If one is and its
+            // stale answer comes first, the client bounces once more and the
+            // next recheck sees the newer configuration. (Waiting for two
+            // answers would cost every recheck a full poll interval.)
+            if self.driver.polls_answered() > answered || self.driver.routing().0.num > routing {
                 break;
             }
         }
