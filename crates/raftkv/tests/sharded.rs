@@ -528,14 +528,7 @@ async fn sigterm_hands_over_every_group_the_process_leads() {
     c.log_dir = Some(logs.path().to_path_buf());
     c.spawn_all();
     join_first(&c, 2).await;
-    let deadline = Instant::now() + SETTLE;
-    let leader = loop {
-        if let Some(l) = c.group_leader(1).await {
-            break l;
-        }
-        assert!(Instant::now() < deadline, "group 1 never had a leader");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let leader = c.wait_group_leader(1, SETTLE).await;
     let term = |groups: &BTreeMap<u64, BTreeMap<String, String>>| -> u64 {
         groups[&1]["term"].parse().unwrap()
     };
@@ -592,14 +585,7 @@ async fn a_killed_leader_is_no_longer_advertised_as_a_master() {
         let k = format!("key{i}");
         call_ok(&eps[i % 9], &[b"SET", k.as_bytes(), b"v"], SETTLE).await;
     }
-    let deadline = Instant::now() + SETTLE;
-    let victim = loop {
-        if let Some(l) = c.group_leader(2).await {
-            break l;
-        }
-        assert!(Instant::now() < deadline, "group 2 never had a leader");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let victim = c.wait_group_leader(2, SETTLE).await;
     c.kill(victim);
     let dead = &eps[victim as usize - 1];
     let deadline = Instant::now() + Duration::from_secs(15);
