@@ -361,7 +361,25 @@ async fn snapshot_save_under_load_and_restore_into_a_new_group() {
     for id in 1..=3 {
         fresh.spawn(id);
     }
-    fresh.wait_leader(&[1, 2, 3], WAIT).await;
+    // Wait for a leader; a restored node that exits instead is reported
+    // with its log.
+    let deadline = Instant::now() + WAIT;
+    while fresh.agreed_leader(&[1, 2, 3]).await.is_none() {
+        for id in 1..=3 {
+            if let Some(status) = fresh.exited(id) {
+                let log = std::fs::read_to_string(logs.path().join(format!("node-{id}.log")));
+                panic!(
+                    "restored node {id} exited ({status}):\n{}",
+                    log.unwrap_or_default()
+                );
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restored group elected no leader"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     timed("restore into 3 data dirs + start + elect", t);
     for (k, want) in keys.iter().zip(&old) {
         let got = call(&fresh.endpoint(2), &[b"GET", k.as_bytes()]).await;

@@ -60,12 +60,20 @@ pub struct Cluster {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// A node's port: free now, below the ephemeral range (see
+/// `port_below_ephemeral`), so a node that is stopped and started again
+/// (refused start, rolling restart, kill -9) finds it still free.
+pub fn pick_port() -> u16 {
+    port_below_ephemeral(|| 20_000 + (rand_u16() % 12_000))
+}
+
+/// Not a generator of quality: the spread of `pick_port`'s first tries.
+fn rand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .subsec_nanos();
+    (nanos ^ (nanos >> 13) ^ std::process::id()) as u16
 }
 
 /// Ports handed out by `port_below_ephemeral` in this test binary.
@@ -127,7 +135,7 @@ impl Cluster {
     /// peer address) without starting any: `set_view` then `spawn` each.
     pub fn new(n: u64, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Cluster::with_layout(n, extra, dir.path(), free_port);
+        let mut c = Cluster::with_layout(n, extra, dir.path(), pick_port);
         c._dir = Some(dir);
         c
     }
@@ -360,7 +368,8 @@ impl Cluster {
         }
     }
 
-    async fn agreed_leader(&self, among: &[u64]) -> Option<u64> {
+    /// The leader every node of `among` names, if they agree and it says so.
+    pub async fn agreed_leader(&self, among: &[u64]) -> Option<u64> {
         let mut leader = None;
         for &id in among {
             let info = self.info(id).await?;

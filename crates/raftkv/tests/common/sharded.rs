@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use server::resp::Frame;
 
-use super::{call, port_below_ephemeral, wait_stopped};
+use super::{call, pick_port, wait_stopped};
 
 pub struct Proc {
     pub id: u64,
@@ -35,18 +35,6 @@ pub struct ShardCluster {
     /// (partition tests route links through proxies).
     views: BTreeMap<u64, String>,
     _dir: tempfile::TempDir,
-}
-
-fn pick_port() -> u16 {
-    port_below_ephemeral(|| 20_000 + (rand_u16() % 12_000))
-}
-
-fn rand_u16() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    (nanos ^ (nanos >> 13) ^ std::process::id()) as u16
 }
 
 impl ShardCluster {
