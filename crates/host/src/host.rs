@@ -245,6 +245,34 @@ impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
         })
     }
 
+    /// Every group this process leads starts handing leadership to its most
+    /// up-to-date other voter (dissertation §3.10, TimeoutNow): what a
+    /// graceful stop does first, so a rolling restart of a process hosting
+    /// many groups costs none of them an election timeout. Returns the
+    /// transfers started, as (group, target); a group with no other voter,
+    /// or whose transfer is refused, keeps its leader until the stop.
+    pub fn hand_off_leadership(&mut self) -> Vec<(GroupId, NodeId)> {
+        let leading: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, r)| r.is_leader())
+            .map(|(&g, _)| g)
+            .collect();
+        let mut started = Vec::new();
+        for g in leading {
+            let Some(r) = self.replica_mut(g) else {
+                continue;
+            };
+            let Some(to) = r.raw_node().raft().best_transfer_target() else {
+                continue;
+            };
+            if r.transfer_leader(to).is_ok() {
+                started.push((g, to));
+            }
+        }
+        started
+    }
+
     // ---- queries -------------------------------------------------------------
 
     /// The groups hosted here, in order.

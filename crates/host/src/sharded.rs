@@ -155,6 +155,12 @@ impl<S: Storage> ShardNode<S> {
         self.host.replica(group)
     }
 
+    /// See [`Host::hand_off_leadership`]: every group led here, controller
+    /// included, starts handing leadership over before a graceful stop.
+    pub fn hand_off_leadership(&mut self) -> Vec<(GroupId, NodeId)> {
+        self.host.hand_off_leadership()
+    }
+
     // ---- inputs ----------------------------------------------------------------------
 
     /// One tick of every replica; returns what the leading groups' agents

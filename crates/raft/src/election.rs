@@ -139,7 +139,11 @@ impl<S: Storage> Raft<S> {
         self.progress.clear();
         self.progress.insert(self.id, Progress::new(next));
         self.sync_progress();
-        let persisted = self.log.persisted_index();
+        // Only what is durable counts (an unsynced tail of an earlier leadership does not).
+        let persisted = match self.unsynced_from {
+            Some(from) => self.log.persisted_index().min(from - 1),
+            None => self.log.persisted_index(),
+        };
         let me = self.progress.get_mut(&self.id).expect("self progress");
         me.matched = persisted;
         me.become_replicate();

@@ -38,6 +38,13 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Leader: the log index `id` is known to hold (0 if unknown).
+    /// On the leader: `Some(last_index)` when follower `id` last said its
+    /// log ends before the index it had acknowledged (see
+    /// `Progress::lost_log`): it lost durable state and must be replaced.
+    pub fn lost_log(&self, id: NodeId) -> Option<u64> {
+        self.progress.get(&id).and_then(|pr| pr.lost_log)
+    }
+
     pub fn matched(&self, id: NodeId) -> u64 {
         if id == self.id {
             return self.log.last_index();

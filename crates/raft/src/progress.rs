@@ -48,6 +48,15 @@ pub struct Progress {
     /// Leader ticks since this follower last answered (`hazard`).
     pub silent_ticks: u32,
     pub snapshot: Option<SnapshotSend>,
+    /// The follower's last index, when it last said its log ends before
+    /// `matched`: it lost entries it had acknowledged as durable (a wiped
+    /// data dir, or one restored from an old copy). The leader cannot repair
+    /// that silently — a voter that forgot what it acknowledged may have been
+    /// part of a commit quorum — so it only reports it (`Raft::lost_log`).
+    /// Cleared by the follower's next acknowledgement. A leader elected
+    /// after the loss never saw those acknowledgements: it cannot tell, and
+    /// catches the member up like a new one.
+    pub lost_log: Option<Index>,
 }
 
 impl Progress {
@@ -61,6 +70,7 @@ impl Progress {
             recent_active: false,
             silent_ticks: 0,
             snapshot: None,
+            lost_log: None,
         }
     }
 
@@ -95,6 +105,7 @@ impl Progress {
 
     /// A successful Append response up to `index`. Returns whether `matched` grew.
     pub fn maybe_update(&mut self, index: Index) -> bool {
+        self.lost_log = None;
         let updated = index > self.matched;
         if updated {
             self.matched = index;

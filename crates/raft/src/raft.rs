@@ -79,6 +79,10 @@ pub struct Raft<S: Storage> {
     /// Leader: (index, bytes) of appended-but-uncommitted proposals, for flow control.
     pub(crate) uncommitted: VecDeque<(Index, u64)>,
     pub(crate) uncommitted_bytes: u64,
+    /// The first log index written to storage but not yet known durable, if any: the
+    /// leader's own log write in flight (`RawNode::write`, dissertation §10.2.1). The
+    /// leader counts itself toward a commit quorum only for entries below it.
+    pub(crate) unsynced_from: Option<Index>,
     /// Leader: the voter leadership is being handed to, if any (see `transfer`).
     pub(crate) lead_transferee: Option<NodeId>,
     /// Leader: ticks since the transfer started; it is abandoned after an election timeout.
@@ -119,6 +123,7 @@ impl<S: Storage> Raft<S> {
             pending_broadcast: false,
             uncommitted: VecDeque::new(),
             uncommitted_bytes: 0,
+            unsynced_from: None,
             lead_transferee: None,
             transfer_elapsed: 0,
             cfg,
@@ -461,6 +466,16 @@ impl<S: Storage> Raft<S> {
                     self.progress.contains_key(&id),
                     "node {}: no progress for member {id}",
                     self.id
+                );
+            }
+            // §10.2.1: the leader may replicate before its own write is durable, but it
+            // counts itself toward a commit quorum only for what it has synced.
+            if let (Some(from), Some(me)) = (self.unsynced_from, self.progress.get(&self.id)) {
+                assert!(
+                    me.matched < from,
+                    "node {}: leader counts itself at {} but its log from {from} is not durable",
+                    self.id,
+                    me.matched
                 );
             }
             for (id, pr) in &self.progress {

@@ -21,6 +21,19 @@
 //!
 //! No input may be fed between `ready()` and `advance()`.
 //!
+//! # The leader's log write in flight (dissertation §10.2.1)
+//!
+//! A leader may instead `write` its Ready (append, no sync) when [`RawNode::can_write`]
+//! allows, `advance`, and keep stepping inputs while the host syncs the storage
+//! elsewhere; once that sync (started after the write returned) is done, the host
+//! calls [`RawNode::synced`] with the last entry it covers. Replication, the
+//! followers' acknowledgements and commitment carry on meanwhile: the leader has sent
+//! its Appends already, and a majority of *followers* may commit an entry without it.
+//! The leader counts itself toward the commit quorum only for entries it has synced
+//! (`Raft::unsynced_from` bounds its own match index; `check_invariants` asserts it).
+//! Followers and candidates always `persist`: their replies attest to durable state.
+//! Any `persist` that finds writes in flight syncs them too.
+//!
 //! ```
 //! use raft::{Config, MemStorage, RawNode};
 //! let mut node = RawNode::new(Config::new(1, vec![1]), MemStorage::new()).unwrap();
@@ -77,6 +90,13 @@ pub struct Ready {
     pub read_states: Vec<ReadState>,
 }
 
+/// Whether `rd` changes the term or the vote (which must be durable before anything
+/// that depends on them is sent).
+fn changes_term_or_vote(rd: &Ready, prev: &HardState) -> bool {
+    rd.hard_state
+        .is_some_and(|hs| hs.term != prev.term || hs.vote != prev.vote)
+}
+
 /// A snapshot of a node's status, for `raftkv status` and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Status {
@@ -94,6 +114,9 @@ pub struct RawNode<S: Storage> {
     raft: Raft<S>,
     prev_soft: SoftState,
     prev_hard: HardState,
+    /// The last entry `write` wrote whose sync has not been reported (`synced`).
+    /// Invariant: `Some` iff `raft.unsynced_from` is.
+    unsynced_last: Option<(Index, Term)>,
     /// Bound on the bytes of committed entries handed out in one Ready.
     max_apply_bytes: u64,
 }
@@ -110,6 +133,7 @@ impl<S: Storage> RawNode<S> {
             raft,
             prev_soft,
             prev_hard,
+            unsynced_last: None,
             max_apply_bytes: 64 << 20,
         })
     }
@@ -145,6 +169,11 @@ impl<S: Storage> RawNode<S> {
     }
     pub fn storage(&self) -> &S {
         &self.raft.log.storage
+    }
+    /// The store, writable: only for a host-run sync of what `write` wrote (see the
+    /// module docs); anything else written through it bypasses the core.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.raft.log.storage
     }
     /// Gives the storage back (the simulator keeps it across a simulated crash).
     pub fn into_storage(self) -> S {
@@ -254,13 +283,104 @@ impl<S: Storage> RawNode<S> {
         if let Some(hs) = rd.hard_state {
             storage.set_hard_state(hs)?;
         }
-        let term_or_vote = rd
-            .hard_state
-            .is_some_and(|hs| hs.term != prev.term || hs.vote != prev.vote);
+        let term_or_vote = changes_term_or_vote(rd, &prev);
         if rd.snapshot.is_some() || !rd.entries.is_empty() || term_or_vote {
             storage.sync()?;
+        } else if self.unsynced_last.is_some() {
+            // Replies in this Ready may attest to the writes in flight: sync them first.
+            storage.sync()?;
+        }
+        // Everything written so far is durable now, the writes in flight included.
+        if let Some((index, term)) = self.unsynced_last.take() {
+            self.raft.unsynced_from = None;
+            self.raft.on_persisted(index, term);
         }
         Ok(())
+    }
+
+    /// Whether this Ready may be written without waiting for it to be durable
+    /// (`write`): a leader's, carrying no snapshot (nor chunks of one), no reply that
+    /// must wait for persistence, and no change of term or vote (those are synced
+    /// before anything that depends on them leaves: a vote must never be forgotten).
+    pub fn can_write(&self, rd: &Ready) -> bool {
+        self.raft.role == Role::Leader
+            && rd.snapshot.is_none()
+            && rd.snapshot_chunks.is_empty()
+            && rd.persisted_messages.is_empty()
+            && !changes_term_or_vote(rd, &self.prev_hard)
+    }
+
+    /// Writes a Ready's entries and hard state to storage (`Storage::flush`: in the
+    /// operating system, not yet durable) without syncing: the leader's log write runs
+    /// on while it keeps replicating (dissertation §10.2.1; module docs). Until
+    /// `synced` reports a sync covering them, the leader does not count itself as
+    /// holding these entries (`Raft::unsynced_from`). Only when `can_write` allows.
+    pub fn write(&mut self, rd: &Ready) -> Result<()> {
+        assert!(
+            self.can_write(rd),
+            "RawNode::write of a Ready that must be persisted"
+        );
+        let storage = &mut self.raft.log.storage;
+        if !rd.entries.is_empty() {
+            storage.append(&rd.entries)?;
+        }
+        if let Some(hs) = rd.hard_state {
+            storage.set_hard_state(hs)?;
+        }
+        storage.flush()?;
+        if let (Some(first), Some(last)) = (rd.entries.first(), rd.entries.last()) {
+            self.raft.unsynced_from.get_or_insert(first.index);
+            self.unsynced_last = Some((last.index, last.term));
+        }
+        Ok(())
+    }
+
+    /// Syncs the storage now, covering every write in flight (`write`), as `persist`
+    /// would (for example before a compaction, whose snapshot may cover them).
+    pub fn sync(&mut self) -> Result<()> {
+        let Some((index, term)) = self.unsynced_last.take() else {
+            return Ok(());
+        };
+        self.raft.log.storage.sync()?;
+        self.raft.unsynced_from = None;
+        self.raft.on_persisted(index, term);
+        self.raft.check_invariants();
+        Ok(())
+    }
+
+    /// The first entry written (by `write`) and not yet reported durable: a crash may
+    /// lose it and everything after it.
+    pub fn unsynced_from(&self) -> Option<Index> {
+        self.raft.unsynced_from
+    }
+
+    /// The last entry written (by `write`) and not yet reported durable: what a sync
+    /// started now covers.
+    pub fn unsynced(&self) -> Option<(Index, Term)> {
+        self.unsynced_last
+    }
+
+    /// A sync that started after the entry `(index, term)` was written has completed:
+    /// the log up to it is durable, and the leader counts itself toward committing it.
+    /// A stale report (its entry since replaced, or already covered) changes nothing
+    /// but what it covers.
+    pub fn synced(&mut self, index: Index, term: Term) {
+        // Log Matching: if our entry at `index` still has `term`, every entry up to it
+        // is the one that was written before the sync started (a replaced suffix is
+        // rewritten through `persist`, which syncs it), so all of them are durable.
+        if self.raft.log.term(index).ok() != Some(term) {
+            return;
+        }
+        if let Some((last, _)) = self.unsynced_last {
+            if index >= last {
+                self.unsynced_last = None;
+                self.raft.unsynced_from = None;
+            } else if self.raft.unsynced_from.is_some_and(|from| index >= from) {
+                self.raft.unsynced_from = Some(index + 1);
+            }
+        }
+        self.raft.on_persisted(index, term);
+        self.raft.check_invariants();
     }
 
     /// The Ready has been persisted, sent and applied. If it held the last chunk of a
@@ -281,6 +401,8 @@ impl<S: Storage> RawNode<S> {
         }
         if let Some(last) = rd.entries.last() {
             r.log.stable_to(last.index, last.term);
+            // Written but maybe not durable (`write`): the leader's own vote waits for
+            // `synced` (on_persisted never counts past `unsynced_from`).
             r.on_persisted(last.index, last.term);
         }
         if let Some(last) = rd.committed_entries.last() {

@@ -215,6 +215,10 @@ impl<S: Storage> Raft<S> {
             None => hint.conflict_index,
         };
         let pr = self.progress.get_mut(&from).expect("progress");
+        if hint.conflict_term.is_none() && hint.conflict_index <= pr.matched {
+            // Its log ends (at conflict_index - 1) before what it acknowledged.
+            pr.lost_log = Some(hint.conflict_index.saturating_sub(1));
+        }
         if pr.maybe_decrease_to(rejected, next.max(1)) {
             // next <= rejected <= last_index, so this Append carries entries.
             self.send_append(from, false);
@@ -252,11 +256,16 @@ impl<S: Storage> Raft<S> {
     }
 
     /// The driver persisted the log up to `index` (with `term`): for a leader this is its
-    /// own vote in the commit quorum.
+    /// own vote in the commit quorum — never past a write still in flight
+    /// (`unsynced_from`; see `check_invariants`).
     pub(crate) fn on_persisted(&mut self, index: Index, term: Term) {
         if self.role != Role::Leader || self.log.term(index).ok() != Some(term) {
             return;
         }
+        let index = match self.unsynced_from {
+            Some(from) => index.min(from - 1),
+            None => index,
+        };
         let id = self.id;
         if let Some(pr) = self.progress.get_mut(&id) {
             pr.maybe_update(index);

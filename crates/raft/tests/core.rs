@@ -724,3 +724,95 @@ fn an_impossible_stored_term_is_refused_at_boot() {
         })
     );
 }
+
+/// Dissertation §10.2.1: a leader that `write`s its entries (no sync yet) replicates
+/// them at once, but counts itself toward the commit quorum only once `synced`
+/// reports them durable; two followers commit without it.
+#[test]
+fn leader_counts_itself_only_after_its_write_is_synced() {
+    let ack = |from: u64, index: u64| raft::Message {
+        from,
+        to: 1,
+        term: 1,
+        body: MessageBody::AppendResponse {
+            reject: false,
+            index,
+            hint: None,
+        },
+    };
+    // Returns the leader with its no-op committed and index of a written, unsynced entry.
+    let setup = || {
+        let mut cfg = config(1, 3);
+        cfg.pre_vote = false;
+        let mut node = raft::RawNode::new(cfg, SyncedMem::default()).unwrap();
+        node.campaign();
+        let rd = node.ready();
+        node.persist(&rd).unwrap();
+        node.advance(rd);
+        for from in [2, 3] {
+            node.step(raft::Message {
+                from,
+                to: 1,
+                term: 1,
+                body: MessageBody::VoteResponse { reject: false },
+            });
+        }
+        assert_eq!(node.status().role, Role::Leader);
+        let rd = node.ready();
+        node.persist(&rd).unwrap();
+        node.advance(rd);
+        node.step(ack(2, 1));
+        assert_eq!(node.status().commit, 1, "the no-op commits (leader synced)");
+        while node.has_ready() {
+            let rd = node.ready();
+            node.persist(&rd).unwrap();
+            node.advance(rd);
+        }
+        let idx = node.propose(Bytes::from_static(b"x")).unwrap();
+        let rd = node.ready();
+        assert!(node.can_write(&rd));
+        assert!(
+            rd.messages
+                .iter()
+                .any(|m| matches!(m.body, MessageBody::Append { .. })),
+            "the Appends leave before the leader's write is durable"
+        );
+        node.write(&rd).unwrap();
+        node.advance(rd);
+        assert_eq!(node.unsynced(), Some((idx, 1)));
+        assert!(
+            node.storage().durable.last_index() < idx,
+            "write must not sync"
+        );
+        (node, idx)
+    };
+
+    // One follower's ack: with the leader's own write unsynced that is 1 of 3.
+    let (mut node, idx) = setup();
+    node.step(ack(2, idx));
+    assert_eq!(
+        node.status().commit,
+        idx - 1,
+        "committed on an unsynced self-vote"
+    );
+    node.synced(idx, 1);
+    assert_eq!(node.status().commit, idx, "leader synced + one follower");
+    assert_eq!(node.unsynced(), None);
+
+    // Both followers: a majority without the leader.
+    let (mut node, idx) = setup();
+    node.step(ack(2, idx));
+    node.step(ack(3, idx));
+    assert_eq!(node.status().commit, idx);
+
+    // A later `persist` (any Ready that must be durable) syncs the write in flight too.
+    let (mut node, idx) = setup();
+    node.step(ack(3, idx));
+    node.tick();
+    let rd = node.ready();
+    node.persist(&rd).unwrap();
+    node.advance(rd);
+    assert_eq!(node.storage().durable.last_index(), idx);
+    assert_eq!(node.status().commit, idx);
+    assert_eq!(node.unsynced(), None);
+}

@@ -519,3 +519,44 @@ fn a_removal_that_leaves_too_few_heard_voters_is_a_hazard() {
     tick_leader_dropping(&mut net, 1, 1, |_| false);
     assert_eq!(net.node(1).raft().conf_change_hazard(&remove(2)), None);
 }
+
+/// A follower whose data dir was wiped comes back under its old id with an
+/// empty log. The leader knows it acknowledged more, so its rejections look
+/// stale and nothing repairs it (rightly: a voter that forgot entries it
+/// acknowledged may have been part of a commit quorum). The leader reports
+/// the loss for the operator instead of stalling silently, and the report
+/// clears once the member acknowledges again.
+#[test]
+fn a_follower_that_lost_its_acknowledged_log_is_reported() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    for _ in 0..3 {
+        net.node(1).propose(Bytes::from_static(b"x")).unwrap();
+    }
+    net.deliver_all();
+    let acked = net.node(1).raft().matched(3);
+    assert!(acked >= 4, "node 3 acknowledged the entries: {acked}");
+    assert_eq!(net.node(1).raft().lost_log(3), None);
+
+    // Node 3's storage is gone; it restarts empty under the same id.
+    let cfg = harness::config(3, 3);
+    net.nodes
+        .insert(3, raft::RawNode::new(cfg, raft::MemStorage::new()).unwrap());
+    net.node(1).propose(Bytes::from_static(b"y")).unwrap();
+    net.deliver_all();
+    assert_eq!(net.node(1).raft().lost_log(3), Some(0));
+    assert_eq!(net.node(3).raft().log().last_index(), 0, "not repaired");
+
+    // An acknowledgement (here: node 3's old log put back) clears the report.
+    let mut restored = raft::MemStorage::new();
+    let mut entries = net.node(1).raft().log().entries_from(1, u64::MAX).unwrap();
+    entries.truncate(acked as usize);
+    restored.append(&entries).unwrap();
+    net.nodes.insert(
+        3,
+        raft::RawNode::new(harness::config(3, 3), restored).unwrap(),
+    );
+    net.node(1).propose(Bytes::from_static(b"z")).unwrap();
+    net.deliver_all();
+    assert_eq!(net.node(1).raft().lost_log(3), None);
+}

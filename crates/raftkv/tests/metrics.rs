@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{call, call_ok, serial, Cluster};
 use server::resp::Frame;
@@ -184,8 +184,18 @@ async fn metrics_parse_and_follow_writes() {
     let unknown = call(&c.endpoint(1), &[b"NOSUCHCOMMAND"]).await;
     assert!(matches!(unknown, Some(Frame::Error(_))), "{unknown:?}");
 
-    let after = scrape(&addr);
     let n = N as f64;
+    // The gauges are read from the status the driver publishes after each
+    // drive, which can trail the reply to the last write: wait (bounded)
+    // for the key count, then check everything from that scrape.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let s = scrape(&addr);
+        if value(&s, "raftkv_keys{group=\"0\"}") == n + 1.0 || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(value(&after, "raftkv_raft_commit_index{group=\"0\"}") >= commit + n);
     assert_eq!(value(&after, "raftkv_keys{group=\"0\"}"), n + 1.0);
     assert!(value(&after, "raftkv_raft_proposals_total{group=\"0\"}") >= proposals + n);

@@ -514,3 +514,65 @@ async fn a_group_cut_off_while_it_joins_catches_up_after_the_heal() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     load.finish_and_check(&eps).await;
 }
+
+/// A graceful stop (SIGTERM) of a process hands leadership of every group
+/// it leads (its data group, and the controller when it leads that too) to
+/// another member before it exits, so a rolling restart of a sharded
+/// deployment costs no group an election timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_over_every_group_the_process_leads() {
+    let _g = serial();
+    let logs = tempfile::tempdir().unwrap();
+    let mut c = ShardCluster::new(2, 3);
+    c.log_level = "info".into();
+    c.log_dir = Some(logs.path().to_path_buf());
+    c.spawn_all();
+    join_first(&c, 2).await;
+    let deadline = Instant::now() + SETTLE;
+    let leader = loop {
+        if let Some(l) = c.group_leader(1).await {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "group 1 never had a leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let term = |groups: &BTreeMap<u64, BTreeMap<String, String>>| -> u64 {
+        groups[&1]["term"].parse().unwrap()
+    };
+    let before = term(&c.groups_of(leader).await.expect("leader answers"));
+
+    c.signal(leader, libc::SIGTERM);
+    let status = c.wait_exit(leader, SETTLE).await;
+    assert!(status.success(), "SIGTERM exit: {status}");
+    let log = std::fs::read_to_string(logs.path().join(format!("proc-{leader}.log"))).unwrap();
+    assert!(
+        log.contains("leadership handed over before stopping"),
+        "process {leader} stopped without handing over:\n{log}"
+    );
+
+    // Another member leads group 1, one term later (the transfer's election).
+    let deadline = Instant::now() + SETTLE;
+    let (next, after) = loop {
+        let mut found = None;
+        for &id in c.groups[&1].iter().filter(|&&id| id != leader) {
+            if let Some(groups) = c.groups_of(id).await {
+                if groups[&1].get("role").map(String::as_str) == Some("leader") {
+                    found = Some((id, term(&groups)));
+                }
+            }
+        }
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "group 1 never had a new leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        after,
+        before + 1,
+        "one election, the transfer's (new leader {next})"
+    );
+    let ep = c.endpoint(next);
+    let r = call_ok(&ep, &[b"SET", b"after-handoff", b"1"], SETTLE).await;
+    assert_eq!(r, Frame::Simple("OK".into()));
+}

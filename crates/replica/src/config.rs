@@ -24,6 +24,11 @@ pub struct Config {
     /// idle sessions expire even when no client writes (dissertation §6.3).
     /// `None`: never.
     pub session_tick_interval_ms: Option<u64>,
+    /// The leader writes its log without syncing inside `drive` and leaves the sync to
+    /// the host ([`crate::Replica::take_sync`], [`crate::Replica::synced`]), so it keeps
+    /// stepping acknowledgements and proposals while its own fsync runs (dissertation
+    /// §10.2.1; `raft::RawNode::write`). `false`: every Ready is synced inside `drive`.
+    pub leader_sync_by_host: bool,
 }
 
 /// Bytes the replica counts for the hard state in the persisted Raft state
@@ -38,6 +43,7 @@ impl Config {
             snapshot_threshold_bytes: Some(64 << 20),
             snapshot_every_entries: None,
             session_tick_interval_ms: Some(60_000),
+            leader_sync_by_host: false,
         }
     }
 }

@@ -96,5 +96,5 @@ pub use counters::Counters;
 pub use error::{Rejected, ReplicaError};
 pub use log_size::exact_bytes as persisted_log_bytes;
 pub use outcome::{Completion, Outcome, Token};
-pub use replica::{Replica, Status};
+pub use replica::{Replica, Status, SyncRequest};
 pub use space::{SpaceWait, DISK_FULL_RETRY_MS};

@@ -11,8 +11,15 @@
 //! log is over its threshold (bytes) or enough entries were applied since the
 //! last snapshot (count).
 //!
+//! With [`Config::leader_sync_by_host`], a leader's Ready is written without a
+//! sync (`raft::RawNode::write`) and the host runs the sync ([`Replica::take_sync`],
+//! then [`Replica::synced`]) while it keeps feeding inputs: the leader's own fsync
+//! no longer holds up the acknowledgements that commit (dissertation §10.2.1).
+//! Everyone else's Ready is still persisted inside `drive`.
+//!
 //! Invariants:
 //! - `sm.applied_index() == node.status().applied` between drives;
+//! - at most one host sync is out (`sync_out`); it covers the entry it names;
 //! - every accepted request (token) gets exactly one `Completion`;
 //! - no time source but the `now_ms` the host passes in.
 
@@ -25,6 +32,15 @@ use crate::log_size::LogSize;
 use crate::outcome::{Completion, Token};
 use crate::proposals::Proposals;
 use crate::reads::Reads;
+
+/// A sync the host is to run ([`Replica::take_sync`]): it must start after
+/// `take_sync` returns and make every write so far durable; it covers the log up
+/// to the entry `(index, term)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub index: raft::Index,
+    pub term: raft::Term,
+}
 
 /// A point-in-time view of a replica, for `raftkv status`, INFO and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +86,10 @@ pub struct Replica<S: Storage, M: rsm::StateMachine> {
     counters: Counters,
     /// The latest term in which a leader was counted (`Counters::leader_changes`).
     leader_term: raft::Term,
+    /// `Config::leader_sync_by_host`.
+    sync_by_host: bool,
+    /// The host sync handed out and not yet reported, if any.
+    sync_out: Option<SyncRequest>,
 }
 
 impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
@@ -105,6 +125,8 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             last_proposal_ms: 0,
             counters: Counters::default(),
             leader_term: 0,
+            sync_by_host: cfg.leader_sync_by_host,
+            sync_out: None,
         })
     }
 
@@ -252,7 +274,13 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             self.proposals.on_applied(e.index, e.term, &response, done);
         }
         done.drain(..).for_each(&mut *complete);
-        self.node.persist(&rd)?;
+        if self.sync_by_host && self.node.can_write(&rd) {
+            // The host syncs it (`take_sync`); until then the leader does not count
+            // itself toward committing these entries (§10.2.1, `RawNode::write`).
+            self.node.write(&rd)?;
+        } else {
+            self.node.persist(&rd)?;
+        }
         self.log_size.on_appended(&rd.entries);
         for m in std::mem::take(&mut rd.persisted_messages) {
             self.counters.on_send(&m);
@@ -282,6 +310,29 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         );
         self.check_received_snapshot();
         Ok(())
+    }
+
+    /// With `Config::leader_sync_by_host`: the sync the host should start now, if
+    /// writes are waiting for one and none is out. The host runs it (it must start
+    /// after this returns: it covers what was written before), then calls
+    /// [`Replica::synced`] and drives again.
+    pub fn take_sync(&mut self) -> Option<SyncRequest> {
+        if self.sync_out.is_some() {
+            return None;
+        }
+        let (index, term) = self.node.unsynced()?;
+        let req = SyncRequest { index, term };
+        self.sync_out = Some(req);
+        Some(req)
+    }
+
+    /// The host's sync for `req` has completed: the leader now counts itself as
+    /// holding the log up to it (which may commit entries: drive next).
+    pub fn synced(&mut self, req: SyncRequest) {
+        if self.sync_out == Some(req) {
+            self.sync_out = None;
+        }
+        self.node.synced(req.index, req.term);
     }
 
     /// A snapshot from the leader arrived in full (its chunks are in storage): decodes
@@ -335,6 +386,9 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         if !(by_count || by_size) || status.applied <= status.snapshot_index {
             return Ok(());
         }
+        // The snapshot may cover entries whose write is still in flight: make them
+        // durable before the log before it is dropped.
+        self.node.sync()?;
         self.node.compact(status.applied, self.sm.snapshot())?;
         self.log_size.measure(self.node.storage());
         self.counters.snapshots_taken += 1;
@@ -389,6 +443,12 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
 
     pub fn storage(&self) -> &S {
         self.node.storage()
+    }
+
+    /// The store, writable: only for the host's own sync of it (`take_sync`);
+    /// anything else written through it bypasses Raft.
+    pub fn storage_mut(&mut self) -> &mut S {
+        self.node.storage_mut()
     }
 
     /// Gives the storage back (a simulated crash keeps it). Pending requests

@@ -482,6 +482,84 @@ fn an_undecodable_leader_snapshot_is_dropped_and_the_follower_keeps_running() {
     assert_eq!(st.snapshots_rejected, 2);
 }
 
+/// `Config::leader_sync_by_host` (dissertation §10.2.1): the leader's own log write
+/// is synced by the host (`take_sync`, one at a time, then `synced`); until then it
+/// does not count itself, so one follower's ack is not enough, while both
+/// followers' acks commit without it.
+#[test]
+fn a_host_synced_leader_counts_itself_only_once_synced() {
+    let mut h = Harness::with_configs(|id| {
+        let mut cfg = config(id, None);
+        cfg.leader_sync_by_host = id == 1;
+        cfg
+    });
+    h.elect(1);
+    // The election's writes were synced inside `drive` (a candidate persists).
+    let mut syncs = Vec::new();
+    while let Some(req) = h.node(1).take_sync() {
+        h.node(1).synced(req);
+        syncs.push(req);
+        h.settle();
+    }
+    let client = h.register(1);
+    if let Some(req) = h.node(1).take_sync() {
+        h.node(1).synced(req);
+    }
+
+    // Node 3 cut off: node 2's ack plus an unsynced leader is one durable copy of two.
+    h.isolated.insert(3);
+    h.node(1).propose(7, put(client, 1, "k", "v"), 0).unwrap();
+    h.settle();
+    assert!(
+        h.take_done().is_empty(),
+        "answered before a majority had it durably"
+    );
+    let req = h
+        .node(1)
+        .take_sync()
+        .expect("the write waits for a host sync");
+    assert_eq!(h.node(1).take_sync(), None, "one host sync out at a time");
+    h.node(1).synced(req);
+    h.drive(1);
+    let done = h.take_done();
+    assert!(
+        matches!(
+            &done[..],
+            [(
+                1,
+                Completion {
+                    token: 7,
+                    outcome: Outcome::Applied(Ok(Reply::Done))
+                }
+            )]
+        ),
+        "{done:?}"
+    );
+
+    // Both followers: committed while the leader's sync is still out.
+    h.isolated.clear();
+    h.node(1).propose(8, put(client, 2, "k", "w"), 0).unwrap();
+    h.settle();
+    assert!(
+        h.node(1).take_sync().is_some(),
+        "the leader's own write is not synced"
+    );
+    let done = h.take_done();
+    assert!(
+        matches!(
+            &done[..],
+            [(
+                1,
+                Completion {
+                    token: 8,
+                    outcome: Outcome::Applied(Ok(Reply::Done))
+                }
+            )]
+        ),
+        "{done:?}"
+    );
+}
+
 /// kv's machine, counting how often snapshot bytes are decoded.
 struct Counted {
     sm: kv::StateMachine,

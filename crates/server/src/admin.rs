@@ -232,10 +232,14 @@ fn list(replica: &KvReplica) -> Vec<String> {
                 ""
             };
             // Only the leader knows who answers and how far each member is.
-            let seen = match raft.role() {
-                Role::Leader if !raft.hears_from(id) => " (unreachable)",
-                Role::Leader if !raft.is_caught_up(id) => " (catching up)",
-                _ => "",
+            let seen = match (raft.role(), raft.lost_log(id)) {
+                (Role::Leader, Some(last)) => format!(
+                    " (log lost: acknowledged up to {}, now ends at {last}; remove it and add a replacement with a new id)",
+                    raft.matched(id)
+                ),
+                (Role::Leader, None) if !raft.hears_from(id) => " (unreachable)".into(),
+                (Role::Leader, None) if !raft.is_caught_up(id) => " (catching up)".into(),
+                _ => String::new(),
             };
             format!("{id} {role} {addr}{lead}{seen}")
         })

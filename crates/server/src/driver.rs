@@ -10,6 +10,17 @@
 //! writes its own log; and it answers what committed before that fsync
 //! (`Replica::drive_with`). A thread, not a task: the fsync blocks.
 //!
+//! The leader's own fsync runs on a second thread, the sync thread
+//! (`replica::Config::leader_sync_by_host`, dissertation §10.2.1): after a
+//! drive, the driver hands it the WAL's sync job (`Replica::take_sync`,
+//! `DiskStorage::sync_job`; at most one out), and goes on stepping the
+//! followers' acknowledgements and new proposals meanwhile, so two followers'
+//! acks commit an entry without waiting for the leader's disk. The job's end
+//! comes back as [`Input::Synced`]; only then does the leader count itself
+//! toward the commit quorum (`raft::RawNode::synced`). Followers and
+//! candidates still sync inside `drive`, before any reply leaves. A failed
+//! fsync on the sync thread stops the node like any other.
+//!
 //! Invariants: every accepted request's `oneshot` is answered exactly once,
 //! or dropped when the driver stops (the waiter then treats it as unknown);
 //! a `ReplicaError` stops the driver and is reported through `fatal` —
@@ -106,6 +117,13 @@ pub enum Input {
         op: AdminOp,
         reply: oneshot::Sender<AdminReply>,
     },
+    /// The sync thread finished the job for `req` (started for the replica of
+    /// this `epoch`: a rebuilt replica ignores its predecessor's).
+    Synced {
+        req: replica::SyncRequest,
+        epoch: u64,
+        result: Result<(), raft::StorageError>,
+    },
     Shutdown,
 }
 
@@ -120,7 +138,9 @@ pub struct DriverConfig {
 /// Cloneable access to the driver thread.
 #[derive(Clone)]
 pub struct DriverHandle {
-    tx: SyncSender<Input>,
+    /// Shared so that the driver can lend the sync thread a sender per job without
+    /// holding one itself (it ends once every handle is dropped).
+    tx: Arc<SyncSender<Input>>,
     status: Arc<Mutex<Status>>,
     /// The leader this node knows of (0: none), published with `status`
     /// but read without a lock: every client request asks for it.
@@ -215,6 +235,8 @@ pub fn start(
     let leader = Arc::new(AtomicU64::new(replica.leader().unwrap_or(0)));
     let disk_full = Arc::new(Mutex::new(None));
     let metrics = cfg.metrics.clone();
+    let tx = Arc::new(tx);
+    let syncs = SyncThread::start(Arc::downgrade(&tx));
     let mut driver = Driver {
         replica: Some(replica),
         reopen,
@@ -230,6 +252,9 @@ pub fn start(
         snapshots_rejected: 0,
         admin: AdminWaits::default(),
         membership_index: None,
+        syncs,
+        epoch: 0,
+        sync_failed: None,
     };
     let join = std::thread::Builder::new()
         .name("raft-driver".into())
@@ -270,6 +295,70 @@ struct Driver {
     admin: AdminWaits,
     /// Index of the membership last pushed to `peers` (new members' addresses).
     membership_index: Option<raft::Index>,
+    syncs: SyncThread,
+    /// Bumped whenever the replica is dropped (disk full): sync results of an
+    /// earlier epoch are ignored.
+    epoch: u64,
+    /// A failed fsync on the sync thread: the node stops with it.
+    sync_failed: Option<raft::StorageError>,
+}
+
+/// One job for the sync thread, with the sender its result goes back on (lent
+/// for the job's duration only: see `DriverHandle::tx`).
+struct Job {
+    req: replica::SyncRequest,
+    epoch: u64,
+    job: storage::SyncJob,
+    reply: Arc<SyncSender<Input>>,
+}
+
+/// The thread that runs the leader's WAL syncs (module docs). Jobs go in over
+/// a channel; each result comes back to the driver as [`Input::Synced`].
+struct SyncThread {
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// The handles' sender; upgraded per job.
+    inputs: std::sync::Weak<SyncSender<Input>>,
+}
+
+impl SyncThread {
+    fn start(inputs: std::sync::Weak<SyncSender<Input>>) -> SyncThread {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("raft-sync".into())
+            .spawn(move || {
+                // Ends when the driver drops `jobs` (it has stopped).
+                for Job {
+                    req,
+                    epoch,
+                    job,
+                    reply,
+                } in rx
+                {
+                    let result = job.run();
+                    // Blocking send: the driver must see every result (a lost one
+                    // would leave the leader never counting itself again).
+                    let _ = reply.send(Input::Synced { req, epoch, result });
+                }
+            })
+            .expect("spawn sync thread");
+        SyncThread { jobs, inputs }
+    }
+
+    /// Queues `job`; false if it cannot run (every handle is gone: the driver
+    /// is stopping, or the thread died).
+    fn send(&self, req: replica::SyncRequest, epoch: u64, job: storage::SyncJob) -> bool {
+        let Some(reply) = self.inputs.upgrade() else {
+            return false;
+        };
+        self.jobs
+            .send(Job {
+                req,
+                epoch,
+                job,
+                reply,
+            })
+            .is_ok()
+    }
 }
 
 impl Driver {
@@ -289,6 +378,9 @@ impl Driver {
                 .take(MAX_INPUTS_PER_DRIVE);
             for input in inputs {
                 if !self.handle(input) {
+                    if let Some(e) = self.sync_failed.take() {
+                        return Err(ReplicaError::Storage(e));
+                    }
                     return self.drive();
                 }
             }
@@ -314,7 +406,35 @@ impl Driver {
                 },
                 done => done?,
             }
+            self.start_sync()?;
         }
+    }
+
+    /// Hands the leader's pending log sync to the sync thread, if one is due
+    /// (`Replica::take_sync`). When the active segment is full, the sync runs
+    /// here instead (it rolls the segment), and is reported at once.
+    fn start_sync(&mut self) -> Result<(), ReplicaError> {
+        let Some(replica) = self.replica.as_mut() else {
+            return Ok(());
+        };
+        let Some(req) = replica.take_sync() else {
+            return Ok(());
+        };
+        match replica.storage_mut().sync_job()? {
+            Some(job) => {
+                if !self.syncs.send(req, self.epoch, job) {
+                    return Err(ReplicaError::Storage(raft::StorageError::Io(
+                        "the WAL sync thread is gone".into(),
+                    )));
+                }
+            }
+            None => {
+                raft::Storage::sync(replica.storage_mut())?;
+                replica.synced(req);
+                self.drive()?;
+            }
+        }
+        Ok(())
     }
 
     fn replica(&mut self) -> &mut KvReplica {
@@ -328,6 +448,7 @@ impl Driver {
     fn wait_for_space(&mut self, rx: &Receiver<Input>, mut wait: SpaceWait) -> bool {
         tracing::error!("{}", wait.describe());
         self.replica = None;
+        self.epoch += 1;
         self.pending.clear();
         self.admin = AdminWaits::default();
         *self.disk_full.lock().expect("disk_full lock") = Some(wait.why().to_string());
@@ -353,7 +474,7 @@ impl Driver {
                 Ok(Input::Propose { reply, .. } | Input::Read { reply, .. }) => {
                     let _ = reply.send(Answer::NotLeader { hint: None });
                 }
-                Ok(Input::Snapshot { .. }) => {}
+                Ok(Input::Snapshot { .. } | Input::Synced { .. }) => {}
                 Ok(Input::Admin { reply, .. }) => {
                     let _ = reply.send(Err("MISCONF the disk is full; this node takes no part in Raft until it has space".into()));
                 }
@@ -409,6 +530,20 @@ impl Driver {
                 crate::admin::start(replica, op, reply, &mut self.admin);
                 // A member just added is dialled before its first Append leaves.
                 self.sync_peers();
+            }
+            Input::Synced { req, epoch, result } => {
+                if epoch != self.epoch {
+                    return true; // for a replica since dropped
+                }
+                match result {
+                    // §10.2.1: only now does the leader count itself as holding
+                    // the log up to `req` (the next drive may commit).
+                    Ok(()) => self.replica().synced(req),
+                    Err(e) => {
+                        self.sync_failed = Some(e);
+                        return false;
+                    }
+                }
             }
             Input::Shutdown => return false,
         }

@@ -115,7 +115,7 @@ pub async fn start_with(
         .expect("storage open task")?;
     log_recovery(None, storage.recovery_report());
     let machine = kv::StateMachine::new(cfg.kv_config());
-    let replica = replica::Replica::new(cfg.replica_config(), storage, machine)?;
+    let replica = replica::Replica::new(single_group_replica_config(&cfg), storage, machine)?;
     if replica.membership().removed.contains(&cfg.id) {
         return Err(NodeError::Config(format!(
             "node {} was removed from its group (its data directory {} says so) and cannot rejoin under that id; start a new node with a new id and an empty data directory (--join), then `raftkv member add`",
@@ -225,8 +225,18 @@ fn reopen(cfg: &NodeConfig) -> driver::Reopen {
             .map_err(|e| e.to_string())?;
         log_recovery(None, storage.recovery_report());
         let machine = kv::StateMachine::new(cfg.kv_config());
-        replica::Replica::new(cfg.replica_config(), storage, machine).map_err(|e| e.to_string())
+        replica::Replica::new(single_group_replica_config(&cfg), storage, machine)
+            .map_err(|e| e.to_string())
     })
+}
+
+/// The single-group replica's configuration: the driver runs the leader's log syncs
+/// on its sync thread (`driver` module docs), so the leader keeps stepping
+/// acknowledgements while its own fsync runs. (The sharded host syncs inside `drive`.)
+fn single_group_replica_config(cfg: &NodeConfig) -> replica::Config {
+    let mut rc = cfg.replica_config();
+    rc.leader_sync_by_host = true;
+    rc
 }
 
 /// Storage does not log; what its recovery repaired on disk is said here,
@@ -268,8 +278,9 @@ impl RunningNode {
     /// no election timeout; if that does not finish within `handoff`, the node
     /// stops anyway and the group elects a leader the usual way.
     pub async fn hand_off_leadership(&self) {
-        let Driver::Single(driver) = &self.driver else {
-            return;
+        let driver = match &self.driver {
+            Driver::Single(d) => d,
+            Driver::Sharded(d) => return self.hand_off_groups(d).await,
         };
         let st = driver.status();
         if self.handoff.is_zero() || st.raft.role != raft::Role::Leader {
@@ -280,6 +291,41 @@ impl RunningNode {
             Ok(Ok(_)) => tracing::info!("leadership handed over before stopping"),
             Ok(Err(e)) => tracing::warn!("leadership hand-off before stopping failed: {e}"),
             Err(_) => tracing::warn!("leadership hand-off before stopping timed out"),
+        }
+    }
+
+    /// [`RunningNode::hand_off_leadership`] for a sharded process: every
+    /// group it leads (controller included) starts a transfer at once, and
+    /// the stop waits until none of them is led here any more, or `handoff`.
+    async fn hand_off_groups(&self, driver: &crate::shard::driver::DriverHandle) {
+        if self.handoff.is_zero() {
+            return;
+        }
+        let started = driver.hand_off().await;
+        if started.is_empty() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.handoff;
+        loop {
+            let view = driver.view();
+            let still: Vec<_> = started
+                .iter()
+                .filter(|(g, _)| {
+                    view.groups
+                        .get(g)
+                        .is_some_and(|v| v.status.raft.role == raft::Role::Leader)
+                })
+                .map(|(g, _)| *g)
+                .collect();
+            if still.is_empty() {
+                tracing::info!(groups = ?started, "leadership handed over before stopping");
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(groups = ?still, "leadership hand-off before stopping timed out");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 

@@ -35,6 +35,8 @@ use crate::node::{LabApplier, LabEvent, SimNode};
 pub const TICK_US: Micros = 10_000;
 pub const MS: Micros = 1_000;
 pub const SEC: Micros = 1_000_000;
+/// Longest a leader's host-run log sync takes (uniform from 0).
+pub const SYNC_MAX_US: Micros = 3_000;
 
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -191,6 +193,8 @@ impl<S: SimStore> Cluster<S> {
         cfg.snapshot_threshold_bytes = None;
         cfg.snapshot_every_entries = self.cfg.snapshot_interval;
         cfg.session_tick_interval_ms = None;
+        // As the server's driver: the leader's log sync runs beside it (`Event::Synced`).
+        cfg.leader_sync_by_host = true;
         cfg
     }
 
@@ -238,8 +242,11 @@ impl<S: SimStore> Cluster<S> {
     /// Crashes node `id`: volatile state is lost, persisted state is kept (`crash1`).
     pub fn crash(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.remove(&id) {
+            // A leader's log write whose sync has not completed may be lost.
+            let unsynced_from = node.raw().unsynced_from();
+            let storage = node.replica.into_storage();
             self.crashed
-                .insert(id, node.replica.into_storage().crash_and_recover());
+                .insert(id, storage.crash_and_recover(unsynced_from));
         }
     }
 
@@ -338,6 +345,21 @@ impl<S: SimStore> Cluster<S> {
                 self.nodes.get_mut(&to).expect("node").replica.step(m);
                 self.drive(to);
             }
+            Event::Synced {
+                node,
+                incarnation,
+                req,
+            } => {
+                if self.incarnation.get(&node) != Some(&incarnation) {
+                    return;
+                }
+                let Some(n) = self.nodes.get_mut(&node) else {
+                    return;
+                };
+                raft::Storage::sync(n.replica.storage_mut()).expect("our stores do not fail");
+                n.replica.synced(req);
+                self.drive(node);
+            }
         }
         if self.events_processed.is_multiple_of(64) {
             self.check_log_matching();
@@ -348,6 +370,7 @@ impl<S: SimStore> Cluster<S> {
         let words = match ev {
             Event::Tick { node, incarnation } => [at, 1, *node, *incarnation, 0],
             Event::Deliver(m) => [at, 2, m.from, m.to, m.term ^ m.size_bytes() << 32],
+            Event::Synced { node, req, .. } => [at, 3, *node, req.index, req.term],
         };
         for w in words {
             self.trace_digest = (self.trace_digest ^ w).wrapping_mul(0x100_0000_01b3);
@@ -370,6 +393,21 @@ impl<S: SimStore> Cluster<S> {
         }
         for m in out {
             self.send(m);
+        }
+        // The leader's log sync, run "beside" the node: it completes after a seeded
+        // delay, while the node keeps stepping acknowledgements (§10.2.1).
+        let node = self.nodes.get_mut(&id).expect("node");
+        if let Some(req) = node.replica.take_sync() {
+            let delay = self.rng.gen_range(0..=SYNC_MAX_US);
+            let incarnation = self.incarnation[&id];
+            self.queue.push(
+                self.now + delay + 1,
+                Event::Synced {
+                    node: id,
+                    incarnation,
+                    req,
+                },
+            );
         }
     }
 

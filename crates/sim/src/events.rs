@@ -18,6 +18,13 @@ pub enum Event {
     Tick { node: NodeId, incarnation: u64 },
     /// A message arrives at its destination.
     Deliver(Message),
+    /// The host-run sync of a leader's log write (`replica::Replica::take_sync`)
+    /// completes; ignored if the node was restarted since.
+    Synced {
+        node: NodeId,
+        incarnation: u64,
+        req: replica::SyncRequest,
+    },
 }
 
 pub struct EventQueue<E = Event> {

@@ -5,22 +5,44 @@
 
 use std::path::PathBuf;
 
-use raft::{Entry, MemStorage, Storage};
+use raft::{Entry, Index, MemStorage, Storage};
 use storage::{DiskOptions, DiskStorage};
 
 pub trait SimStore: Storage + Sized {
-    /// The store as a restarted process would find it.
-    fn crash_and_recover(self) -> Self;
+    /// The store as a restarted process would find it. `unsynced_from`: the first
+    /// entry a leader wrote whose sync had not completed (`RawNode::unsynced_from`);
+    /// a store that models it loses those entries.
+    fn crash_and_recover(self, unsynced_from: Option<Index>) -> Self;
 }
 
 impl SimStore for MemStorage {
-    fn crash_and_recover(self) -> Self {
-        self
+    /// Loses the unsynced entries (the worst a crash can do to them) and any commit
+    /// index that counted them; everything else was synced.
+    fn crash_and_recover(self, unsynced_from: Option<Index>) -> Self {
+        let Some(from) = unsynced_from else {
+            return self;
+        };
+        let mut s = MemStorage::new();
+        let snap = self.snapshot().expect("in-memory snapshot");
+        if snap.meta.index > 0 {
+            s.install_snapshot(snap).expect("fresh store");
+        }
+        let (first, end) = (self.first_index(), from.min(self.last_index() + 1));
+        if first < end {
+            let kept = self.entries(first, end, u64::MAX).expect("held entries");
+            s.append(&kept).expect("contiguous");
+        }
+        let mut hs = self.hard_state();
+        hs.commit = hs.commit.min(s.last_index());
+        s.set_hard_state(hs).expect("in memory");
+        s
     }
 }
 
 impl SimStore for DiskStorage {
-    fn crash_and_recover(self) -> Self {
+    /// Reopens the directory: what was flushed to the files survives (the OS
+    /// kept it), `unsynced_from` or not.
+    fn crash_and_recover(self, _unsynced_from: Option<Index>) -> Self {
         let dir: PathBuf = self.dir().to_path_buf();
         drop(self);
         DiskStorage::open(&dir, disk_options())

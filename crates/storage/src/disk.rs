@@ -3,6 +3,8 @@
 //!
 //! Write path: `append` / `set_hard_state` only buffer records; `sync` writes and
 //! fdatasyncs them all at once (group commit) and only then may the caller acknowledge.
+//! A host that syncs on another thread uses `flush` and `sync_job` instead: the job's
+//! fdatasync covers what was flushed before it was made.
 //! `compact` / `install_snapshot` write the snapshot file durably at once (temp file,
 //! fsync, rename, directory fsync), then remove the previous one, then buffer a marker
 //! record; segments the snapshot covers are deleted by the first `sync` after that
@@ -24,7 +26,7 @@
 //! missing data ([`OpenError::MissingLog`]), never clamped.
 
 use crate::error::OpenError;
-use crate::fs::{FileSystem, Residency, StdFs};
+use crate::fs::{FileSystem, Residency, StdFs, SyncFile};
 use crate::log::{Log, Lookup};
 use crate::receive::Receiving;
 use crate::record::{self, Record, MAX_PAYLOAD_BYTES};
@@ -169,6 +171,24 @@ impl DiskStorage {
     /// True once a failed write or fsync made the store refuse further writes.
     pub fn is_poisoned(&self) -> bool {
         self.wal.is_poisoned()
+    }
+
+    /// Group commit on another thread: writes every buffered record to its file and
+    /// returns a job whose `run` (from any thread, while this store keeps writing)
+    /// makes them durable — as `sync` would, except that segment rolling and the
+    /// deletion of covered segments wait for the next `sync`. `None` when only `sync`
+    /// will do (the active segment is full and must roll). The host must not treat
+    /// anything written as durable before a job made after it has run `Ok`.
+    pub fn sync_job(&mut self) -> StorageResult<Option<SyncJob>> {
+        let Some(file) = self.wal.sync_job()? else {
+            return Ok(None);
+        };
+        // Every entry has reached its file (read back from there once evicted).
+        self.log.evict();
+        Ok(Some(SyncJob {
+            file,
+            dir: self.dir.clone(),
+        }))
     }
 
     /// Number of WAL segment files currently in use.
@@ -381,6 +401,35 @@ impl Storage for DiskStorage {
         self.wal.sync(self.hard_state, self.snapshot.meta)?;
         self.log.evict();
         self.wal.delete_covered(self.snapshot.meta.index)
+    }
+
+    fn flush(&mut self) -> StorageResult<()> {
+        self.wal.flush()
+    }
+}
+
+/// A sync of the WAL that runs on another thread ([`DiskStorage::sync_job`]).
+pub struct SyncJob {
+    file: Arc<dyn SyncFile>,
+    dir: PathBuf,
+}
+
+impl SyncJob {
+    /// Runs the fdatasync (blocking). An error means the log's durability is unknown
+    /// (fsyncgate): the host must stop the store's node, as after a failed `sync`.
+    pub fn run(&self) -> StorageResult<()> {
+        self.file.sync_data().map_err(|e| {
+            StorageError::Io(format!(
+                "fdatasync of the WAL in {}: {e}",
+                self.dir.display()
+            ))
+        })
+    }
+}
+
+impl std::fmt::Debug for SyncJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncJob").field("dir", &self.dir).finish()
     }
 }
 

@@ -12,7 +12,7 @@
 //! positioned reads (entry-cache misses) and whole-file read-only views (`map_read`:
 //! snapshot files), so tests can tell what the store read.
 
-use crate::fs::{FileSystem, ReadOnlyFile, StdFs, WritableFile};
+use crate::fs::{FileSystem, ReadOnlyFile, StdFs, SyncFile, WritableFile};
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -151,6 +151,27 @@ impl WritableFile for FaultyFile {
         self.inner.zero_fill(offset, len)
     }
     fn sync_data(&mut self) -> io::Result<()> {
+        if self.fs.sync_fault()? {
+            self.inner.sync_data()?;
+        }
+        Ok(())
+    }
+    fn sync_handle(&self) -> io::Result<Arc<dyn SyncFile>> {
+        Ok(Arc::new(FaultySync {
+            inner: self.inner.sync_handle()?,
+            fs: self.fs.clone(),
+        }))
+    }
+}
+
+/// A [`FaultyFile`]'s sync handle: the same armed fsync faults.
+struct FaultySync {
+    inner: Arc<dyn SyncFile>,
+    fs: FaultyFs,
+}
+
+impl SyncFile for FaultySync {
+    fn sync_data(&self) -> io::Result<()> {
         if self.fs.sync_fault()? {
             self.inner.sync_data()?;
         }

@@ -155,6 +155,15 @@ pub trait WritableFile: Send {
     fn zero_fill(&mut self, offset: u64, len: u64) -> io::Result<()>;
     /// Makes everything written so far durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
+    /// A handle that fdatasyncs this file from any thread, while this one keeps
+    /// writing: a sync through it covers every write that returned before it started.
+    fn sync_handle(&self) -> io::Result<Arc<dyn SyncFile>>;
+}
+
+/// Syncs one file from another thread ([`WritableFile::sync_handle`]).
+pub trait SyncFile: Send + Sync {
+    /// `fdatasync`: everything written to the file before this call is durable.
+    fn sync_data(&self) -> io::Result<()>;
 }
 
 /// File operations the store needs. Implementations must be usable from any thread.
@@ -208,6 +217,18 @@ impl WritableFile for StdFile {
         Ok(())
     }
     fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn sync_handle(&self) -> io::Result<Arc<dyn SyncFile>> {
+        // A duplicated descriptor of the same open file: fdatasync syncs the inode.
+        Ok(Arc::new(StdSync(self.0.try_clone()?)))
+    }
+}
+
+struct StdSync(File);
+
+impl SyncFile for StdSync {
+    fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
 }

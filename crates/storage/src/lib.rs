@@ -48,9 +48,9 @@ mod snapfile;
 pub mod testkit;
 mod wal;
 
-pub use disk::{DiskOptions, DiskStorage};
+pub use disk::{DiskOptions, DiskStorage, SyncJob};
 pub use error::OpenError;
-pub use fs::{FileSystem, ReadOnlyFile, Residency, StdFs, WritableFile};
+pub use fs::{FileSystem, ReadOnlyFile, Residency, StdFs, SyncFile, WritableFile};
 pub use recovery::{RecoveryReport, Truncation};
 
 /// Format details exposed for crash tests and tools (frame and header sizes).

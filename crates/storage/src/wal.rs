@@ -16,7 +16,9 @@
 //!   silently (they hold no record) and reads a torn record in them as torn
 //!   (`record::is_torn_tail`). A segment rolls only once its records reach
 //!   `segment_max_bytes`, so a sealed segment ends with its last record, as before.
-//! * Nothing is acknowledged before `sync` returns `Ok`: `pending` is lost on a crash.
+//! * Nothing is acknowledged before `sync` returns `Ok`, or a sync through
+//!   `sync_job`'s handle that started after `sync_job` returned: `pending` is lost on a
+//!   crash, and so may be anything written but not yet synced.
 //! * A segment is fsync'd before its successor is created, the successor is durable
 //!   before `WAL-HEAD` names it (so recovery can refuse a deleted newest segment), and
 //!   every new segment starts
@@ -30,7 +32,7 @@
 //!   `StorageError::Io`, so a host can wait for space after the first and must stop
 //!   after the second.
 
-use crate::fs::{FileSystem, WritableFile};
+use crate::fs::{FileSystem, SyncFile, WritableFile};
 use crate::manifest;
 use crate::record::{self, Record};
 use crate::segment::{self, Loc};
@@ -60,6 +62,8 @@ pub struct Wal {
     preallocate_bytes: u64,
     write_buffer_max_bytes: usize,
     poisoned: Option<Poison>,
+    /// The active segment's sync handle (`sync_job`), made on first use.
+    active_sync: Option<Arc<dyn SyncFile>>,
 }
 
 /// Why the WAL refuses writes.
@@ -116,6 +120,7 @@ impl Wal {
             preallocate_bytes: cfg.preallocate_bytes,
             write_buffer_max_bytes: cfg.write_buffer_max_bytes,
             poisoned: None,
+            active_sync: None,
         }
     }
 
@@ -231,6 +236,27 @@ impl Wal {
         Ok(())
     }
 
+    /// Group commit run by someone else: writes the buffer and returns a handle that
+    /// fdatasyncs the active segment from any thread; a sync through it started after
+    /// this returns covers every record pushed so far. `None` when the active segment
+    /// is full: only `sync` (which rolls it) will do.
+    pub fn sync_job(&mut self) -> StorageResult<Option<Arc<dyn SyncFile>>> {
+        self.flush()?;
+        if self.active_bytes >= self.segment_max_bytes {
+            return Ok(None);
+        }
+        if self.active_sync.is_none() {
+            match self.active.sync_handle() {
+                Ok(h) => self.active_sync = Some(h),
+                Err(e) => {
+                    let what = format!("sync handle of {}: {e}", self.active_path().display());
+                    return Err(self.poison(what));
+                }
+            }
+        }
+        Ok(self.active_sync.clone())
+    }
+
     /// Zero-fills and syncs the next chunk of the active segment if the buffered
     /// records would run past the zeros already there (module docs: preallocation).
     fn preallocate(&mut self) -> StorageResult<()> {
@@ -280,6 +306,7 @@ impl Wal {
             "a sealed segment ends with its last record"
         );
         self.active = f;
+        self.active_sync = None;
         self.active_bytes = len;
         self.zeroed_to = len;
         self.segments.push(SegInfo { seq, max_index: 0 });

@@ -261,3 +261,43 @@ fn enospc_creating_a_snapshot_or_a_segment_is_no_space() {
         r.sync().unwrap();
     }
 }
+
+/// A sync run from another thread (`DiskStorage::sync_job`, the leader's log write in
+/// flight): it covers what was flushed before the job was made, runs while the store
+/// keeps writing, reports a failed fsync as `Io` (the host stops, fsyncgate), and a
+/// full active segment asks for a blocking `sync` (which rolls it) instead.
+#[test]
+fn sync_job_runs_on_another_thread_and_reports_a_failed_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, h) = faulty(dir.path(), 1 << 20);
+    s.append(&[entry(1, 1), entry(1, 2)]).unwrap();
+    s.flush().unwrap();
+    let job = s.sync_job().unwrap().expect("room in the active segment");
+    // The store keeps writing while the job runs elsewhere.
+    let ran = std::thread::spawn(move || job.run());
+    s.append(&[entry(1, 3)]).unwrap();
+    ran.join().unwrap().unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let r = reopen(dir.path());
+    assert_eq!(r.last_index(), 3);
+    drop(r);
+
+    let (mut s, h2) = faulty(dir.path(), 1 << 20);
+    drop(h);
+    s.append(&[entry(1, 4)]).unwrap();
+    let job = s.sync_job().unwrap().expect("room in the active segment");
+    h2.fail_sync_after(0);
+    assert!(matches!(job.run(), Err(StorageError::Io(msg)) if msg.contains("fdatasync")));
+    drop(s);
+
+    // A segment that is full: only `sync` will do (it rolls).
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _h) = faulty(dir.path(), 200);
+    for i in 1..=4 {
+        s.append(&[entry(1, i)]).unwrap();
+    }
+    assert!(s.sync_job().unwrap().is_none(), "a full segment must roll");
+    s.sync().unwrap();
+    assert!(s.sync_job().unwrap().is_some(), "the new segment has room");
+}

@@ -29,6 +29,8 @@ pub struct ShardCluster {
     pub groups: BTreeMap<u64, Vec<u64>>,
     pub controllers: Vec<u64>,
     pub log_level: String,
+    /// When set, each process's output goes to `proc-<id>.log` here.
+    pub log_dir: Option<PathBuf>,
     /// Process id -> its `--peers` value when it is not the real addresses
     /// (partition tests route links through proxies).
     views: BTreeMap<u64, String>,
@@ -70,6 +72,7 @@ impl ShardCluster {
             groups,
             controllers: (1..=per_group).collect(),
             log_level: "warn".into(),
+            log_dir: None,
             views: BTreeMap::new(),
             _dir: dir,
         }
@@ -129,8 +132,34 @@ impl ShardCluster {
         for (g, members) in &self.groups {
             cmd.args(["--group", &format!("{g}={}", ids(members))]);
         }
+        if let Some(dir) = &self.log_dir {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("proc-{id}.log")))
+                .expect("open process log");
+            cmd.stdout(log.try_clone().expect("dup process log"))
+                .stderr(log);
+        }
         let child = cmd.spawn().expect("spawn raftkv server");
         self.procs[id as usize - 1].child = Some(child);
+    }
+
+    /// Waits (bounded) until process `id` has exited; its status.
+    pub async fn wait_exit(&mut self, id: u64, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.procs[id as usize - 1]
+                .child
+                .as_mut()
+                .expect("process running");
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.procs[id as usize - 1].child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "process {id} did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// kill -9.

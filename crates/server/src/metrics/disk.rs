@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use storage::{FileSystem, ReadOnlyFile, WritableFile};
+use storage::{FileSystem, ReadOnlyFile, SyncFile, WritableFile};
 
 use super::group::GroupMetrics;
 
@@ -64,6 +64,28 @@ impl WritableFile for MeteredFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
+        let started = Instant::now();
+        let res = self.inner.sync_data();
+        self.metrics.fsync_latency.observe(started.elapsed());
+        res
+    }
+
+    fn sync_handle(&self) -> io::Result<Arc<dyn SyncFile>> {
+        Ok(Arc::new(MeteredSync {
+            inner: self.inner.sync_handle()?,
+            metrics: self.metrics.clone(),
+        }))
+    }
+}
+
+/// A [`MeteredFile`]'s sync handle (the driver's sync thread): fsyncs are timed too.
+struct MeteredSync {
+    inner: Arc<dyn SyncFile>,
+    metrics: Arc<GroupMetrics>,
+}
+
+impl SyncFile for MeteredSync {
+    fn sync_data(&self) -> io::Result<()> {
         let started = Instant::now();
         let res = self.inner.sync_data();
         self.metrics.fsync_latency.observe(started.elapsed());

@@ -78,6 +78,9 @@ pub enum Input {
     Frame(NodeId, ShardFrame),
     /// The router saw evidence of a newer configuration: poll now.
     Refresh,
+    /// A graceful stop: every group led here starts handing leadership over
+    /// (`host::Host::hand_off_leadership`); the reply lists (group, target).
+    HandOff(oneshot::Sender<Vec<(GroupId, NodeId)>>),
     Shutdown,
 }
 
@@ -202,6 +205,16 @@ impl DriverHandle {
             v.seen_applied = v.seen_applied.max(num);
         }
         self.send(Input::Refresh);
+    }
+
+    /// Starts handing over leadership of every group led here; the
+    /// transfers started, as (group, target).
+    pub async fn hand_off(&self) -> Vec<(GroupId, NodeId)> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Input::HandOff(reply)) {
+            Ok(()) => rx.await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
     }
 
     pub fn shutdown(&self) {
@@ -369,6 +382,13 @@ impl Driver {
             }
             Input::Frame(from, frame) => self.on_frame(from, frame),
             Input::Refresh => self.next_poll = Instant::now(),
+            Input::HandOff(reply) => {
+                let started = self.node.hand_off_leadership();
+                for (group, to) in &started {
+                    tracing::info!(group, to, "handing leadership over before stopping");
+                }
+                let _ = reply.send(started);
+            }
             Input::Shutdown => return false,
         }
         true

@@ -173,7 +173,9 @@ pub async fn start_sharded_with(
         tasks,
         shutdown,
         fatal,
-        handoff: std::time::Duration::ZERO,
+        // As a single-group node: a graceful stop hands over every group it
+        // leads first, waiting at most two election timeouts.
+        handoff: Duration::from_millis(2 * base.election_timeout_ms),
         metrics,
         forwards: None,
     })
