@@ -528,14 +528,7 @@ async fn sigterm_hands_over_every_group_the_process_leads() {
     c.log_dir = Some(logs.path().to_path_buf());
     c.spawn_all();
     join_first(&c, 2).await;
-    let deadline = Instant::now() + SETTLE;
-    let leader = loop {
-        if let Some(l) = c.group_leader(1).await {
-            break l;
-        }
-        assert!(Instant::now() < deadline, "group 1 never had a leader");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let leader = c.wait_group_leader(1, SETTLE).await;
     let term = |groups: &BTreeMap<u64, BTreeMap<String, String>>| -> u64 {
         groups[&1]["term"].parse().unwrap()
     };
@@ -575,4 +568,66 @@ async fn sigterm_hands_over_every_group_the_process_leads() {
     let ep = c.endpoint(next);
     let r = call_ok(&ep, &[b"SET", b"after-handoff", b"1"], SETTLE).await;
     assert_eq!(r, Frame::Simple("OK".into()));
+}
+
+/// After a group's leader is killed with -9, no live process goes on
+/// advertising it (`CLUSTER SLOTS`, `-MOVED`), even one that does not host
+/// the group and serves no request for it: a cluster client seeded anywhere
+/// then reaches every slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_no_longer_advertised_as_a_master() {
+    let _g = serial();
+    let mut c = start(3, 3).await;
+    let eps = c.endpoints();
+    // Every process routes a request to every group, so each remembers a
+    // leader for each.
+    for i in 0..45usize {
+        let k = format!("key{i}");
+        call_ok(&eps[i % 9], &[b"SET", k.as_bytes(), b"v"], SETTLE).await;
+    }
+    let victim = c.wait_group_leader(2, SETTLE).await;
+    c.kill(victim);
+    let dead = &eps[victim as usize - 1];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut listing = Vec::new();
+        for (i, ep) in eps.iter().enumerate() {
+            if ep == dead {
+                continue;
+            }
+            if let Some(reply) = call(ep, &[b"CLUSTER", b"SLOTS"]).await {
+                if slot_rows(&reply).iter().any(|(_, _, m)| m == dead) {
+                    listing.push(i + 1);
+                }
+            }
+        }
+        if listing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes {listing:?} still list killed process {victim} as a master"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A cluster client seeded at a process outside group 2 reaches all slots.
+    let seed = format!("redis://{}/", eps[0]);
+    let pairs = tokio::task::spawn_blocking(move || {
+        let client = redis::cluster::ClusterClient::new(vec![seed]).expect("cluster client");
+        let mut con = client.get_connection().expect("cluster connection");
+        for i in 0..45 {
+            let k = format!("key{i}");
+            redis::cmd("SET")
+                .arg(&k)
+                .arg("w")
+                .query::<()>(&mut con)
+                .expect("SET");
+            let got: String = redis::cmd("GET").arg(&k).query(&mut con).expect("GET");
+            assert_eq!(got, "w");
+        }
+        45
+    })
+    .await
+    .expect("the cluster client failed after the kill");
+    assert_eq!(pairs, 45);
 }

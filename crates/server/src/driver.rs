@@ -4,11 +4,11 @@
 //!
 //! Loop: wait for input until the next tick is due; take everything else
 //! that has arrived (peer messages, proposals, reads: up to
-//! [`MAX_INPUTS_PER_DRIVE`]); tick if due; `drive` once. One `drive` persists
-//! all of it with one fsync (group commit); the replica sends the leader's
-//! appends before that fsync, so the peer tasks replicate while this thread
-//! writes its own log; and it answers what committed before that fsync
-//! (`Replica::drive_with`). A thread, not a task: the fsync blocks.
+//! [`MAX_INPUTS_PER_DRIVE`]); tick if due; `drive` once. On a follower, one
+//! `drive` persists all of it with one fsync (group commit) before its replies
+//! leave; a leader's `drive` writes its log without the fsync (below), sends
+//! its appends, and answers what has committed (`Replica::drive_with`). A
+//! thread, not a task: a follower's fsync blocks.
 //!
 //! The leader's own fsync runs on a second thread, the sync thread
 //! (`replica::Config::leader_sync_by_host`, dissertation §10.2.1): after a

@@ -268,13 +268,7 @@ impl Cluster {
         .args(self.per_node.get(&id).into_iter().flatten())
         .stdin(Stdio::null());
         if let Some(dir) = &self.log_dir {
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(format!("node-{id}.log")))
-                .expect("open node log");
-            cmd.stdout(log.try_clone().expect("dup node log"))
-                .stderr(log);
+            log_output_to(&mut cmd, &dir.join(format!("node-{id}.log")));
         }
         let child = cmd.spawn().expect("spawn raftkv server");
         self.nodes[id as usize - 1].child = Some(child);
@@ -513,4 +507,15 @@ pub fn wait_stopped(pid: u32) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Sends a process's stdout and stderr to the end of `file`.
+pub fn log_output_to(cmd: &mut Command, file: &Path) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("open process log");
+    cmd.stdout(log.try_clone().expect("dup process log"))
+        .stderr(log);
 }

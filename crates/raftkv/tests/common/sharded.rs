@@ -133,13 +133,7 @@ impl ShardCluster {
             cmd.args(["--group", &format!("{g}={}", ids(members))]);
         }
         if let Some(dir) = &self.log_dir {
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(format!("proc-{id}.log")))
-                .expect("open process log");
-            cmd.stdout(log.try_clone().expect("dup process log"))
-                .stderr(log);
+            super::log_output_to(&mut cmd, &dir.join(format!("proc-{id}.log")));
         }
         let child = cmd.spawn().expect("spawn raftkv server");
         self.procs[id as usize - 1].child = Some(child);
@@ -234,6 +228,19 @@ impl ShardCluster {
             out.insert(g, fields);
         }
         Some(out)
+    }
+
+    /// Waits (bounded by `within`) until a member of data group `gid`
+    /// reports leading it; that process.
+    pub async fn wait_group_leader(&self, gid: u64, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self.group_leader(gid).await {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "group {gid} never had a leader");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The process that leads data group `gid`, as its members report.
