@@ -16,9 +16,14 @@ use std::io::Write;
 
 use clap::Parser;
 
-/// Counts allocated bytes for INFO's `used_memory` (see `server::memory`).
+/// jemalloc, counted for INFO's `used_memory` (see `server::memory`). Its size
+/// classes and per-thread caches keep a node's resident set closer to its live
+/// heap than glibc's malloc did with a million small long-lived records mixed
+/// with short-lived buffers, and its background threads return freed pages to
+/// the kernel while a node is idle (issue 14; figures in the README's Memory).
 #[global_allocator]
-static ALLOC: server::memory::CountingAlloc = server::memory::CountingAlloc;
+static ALLOC: server::memory::CountingAlloc<tikv_jemallocator::Jemalloc> =
+    server::memory::CountingAlloc::new(tikv_jemallocator::Jemalloc, "jemalloc");
 
 fn main() {
     let cli = cli::Cli::parse(); // bad flags: clap prints usage and exits 2

@@ -83,6 +83,11 @@ fn rust_client_session(endpoint: &str, proto: ProtocolVersion) {
     let version: String = info.get("redis_version").expect("redis_version");
     assert!(version.starts_with("7."), "{tag}: {version}");
     assert!(info.get::<u64>("connected_clients").unwrap() >= 1, "{tag}");
+    // The binary's allocator, counted: used_memory is its live heap, not RSS.
+    let allocator: String = info.get("mem_allocator").expect("mem_allocator");
+    assert_eq!(allocator, "jemalloc", "{tag}");
+    let source: String = info.get("used_memory_source").expect("used_memory_source");
+    assert_eq!(source, "allocator", "{tag}");
 
     let Value::Array(rows) = q(&mut redis::cmd("COMMAND"), &mut con) else {
         panic!("{tag}: COMMAND is not an array");

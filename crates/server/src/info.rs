@@ -231,7 +231,7 @@ fn clients(port: &PortState) -> String {
 fn memory_section() -> String {
     let m = memory::usage();
     format!(
-        "used_memory:{}\r\nused_memory_human:{}\r\nused_memory_source:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:libc\r\n",
+        "used_memory:{}\r\nused_memory_human:{}\r\nused_memory_source:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:{}\r\n",
         m.used,
         memory::human(m.used),
         if m.from_allocator { "allocator" } else { "rss" },
@@ -242,6 +242,7 @@ fn memory_section() -> String {
         m.system_total,
         memory::human(m.system_total),
         if m.used > 0 { m.rss as f64 / m.used as f64 } else { 0.0 },
+        memory::allocator_name(),
     )
 }
 

@@ -1,60 +1,77 @@
 //! The process's memory as INFO's `memory` section reports it.
 //!
 //! `used_memory` is what the allocator handed out and not yet got back:
-//! [`CountingAlloc`] wraps the system allocator with one relaxed atomic add
-//! per allocation and per free (the `raftkv` binary installs it as the
-//! global allocator). Where it is not installed (library users, unit
-//! tests), `used_memory` falls back to the resident set size.
+//! [`CountingAlloc`] wraps an allocator with one relaxed atomic add per
+//! allocation and per free (the `raftkv` binary installs it, around its
+//! allocator, as the global allocator; INFO's `mem_allocator` names the one
+//! inside). Where it is not installed (library users, unit tests),
+//! `used_memory` falls back to the resident set size and `mem_allocator` is
+//! `libc`.
 //! `used_memory_rss` and its peak come from `/proc/self/status` (`VmRSS`,
 //! `VmHWM`), the machine's total from `/proc/meminfo`; off Linux they read 0.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+static NAME: OnceLock<&'static str> = OnceLock::new();
 
-/// The system allocator, counting the bytes it has outstanding.
-pub struct CountingAlloc;
+/// An allocator (the system's by default), counting the bytes it has
+/// outstanding.
+pub struct CountingAlloc<A = System> {
+    inner: A,
+    name: &'static str,
+}
 
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged; the counter is bookkeeping only.
-unsafe impl GlobalAlloc for CountingAlloc {
+impl<A> CountingAlloc<A> {
+    /// Counts what `inner` hands out; `name` is INFO's `mem_allocator`.
+    pub const fn new(inner: A, name: &'static str) -> Self {
+        CountingAlloc { inner, name }
+    }
+
+    fn count_alloc(&self, size: usize) {
+        ALLOCATED.fetch_add(size, Relaxed);
+        if !INSTALLED.load(Relaxed) {
+            // No allocation here: a set of a static cell, once.
+            let _ = NAME.set(self.name);
+            INSTALLED.store(true, Relaxed);
+        }
+    }
+}
+
+// SAFETY: every method forwards to the inner allocator with the caller's
+// arguments unchanged; the counter is bookkeeping only.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { self.inner.alloc(layout) };
         if !p.is_null() {
-            count_alloc(layout.size());
+            self.count_alloc(layout.size());
         }
         p
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { self.inner.alloc_zeroed(layout) };
         if !p.is_null() {
-            count_alloc(layout.size());
+            self.count_alloc(layout.size());
         }
         p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { self.inner.dealloc(ptr, layout) };
         ALLOCATED.fetch_sub(layout.size(), Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { self.inner.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             ALLOCATED.fetch_sub(layout.size(), Relaxed);
-            count_alloc(new_size);
+            self.count_alloc(new_size);
         }
         p
-    }
-}
-
-fn count_alloc(size: usize) {
-    ALLOCATED.fetch_add(size, Relaxed);
-    if !INSTALLED.load(Relaxed) {
-        INSTALLED.store(true, Relaxed);
     }
 }
 
@@ -63,6 +80,11 @@ pub fn allocated_bytes() -> Option<u64> {
     INSTALLED
         .load(Relaxed)
         .then(|| ALLOCATED.load(Relaxed) as u64)
+}
+
+/// The allocator inside [`CountingAlloc`] (`libc` when it is not installed).
+pub fn allocator_name() -> &'static str {
+    NAME.get().copied().unwrap_or("libc")
 }
 
 /// What the process uses, as INFO's `memory` section reports it.
