@@ -30,6 +30,13 @@ BASE=${BASE:-16379}
 DIR=${DIR:-$(mktemp -d -t raftkv-mem.XXXXXX)}
 SERVER_FLAGS=${SERVER_FLAGS:-}
 command -v redis-cli >/dev/null || { echo "memory-bench: redis-cli is needed" >&2; exit 1; }
+# Ports this script binds (clients BASE.., peers BASE+10000.., redis BASE+21) must lie below the
+# kernel's ephemeral range: a restarted node cannot bind a port some client socket holds.
+read -r EPHEMERAL_LO _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LO=32768
+if [ $((BASE + 10002)) -ge "$EPHEMERAL_LO" ]; then
+    echo "memory-bench: BASE=$BASE puts peer ports in the ephemeral range (from $EPHEMERAL_LO); pick BASE <= $((EPHEMERAL_LO - 10003))" >&2
+    exit 1
+fi
 [ -x "$RAFTKV" ] || { echo "memory-bench: no binary at $RAFTKV (cargo build --release -p raftkv)" >&2; exit 1; }
 
 declare -A PID
