@@ -222,11 +222,7 @@ pub fn schedule(rng: &mut Rng, n: u64, secs: u64, election_ms: u64) -> Vec<Event
                         .filter(|&&o| o != v)
                         .flat_map(|&o| [(v, o), (o, v)])
                         .collect();
-                    let how = if rng.chance(50) {
-                        Fault::Blackhole
-                    } else {
-                        Fault::Refuse
-                    };
+                    let how = net_fault(rng);
                     let act = Act::Cut {
                         id: net_ids + 1,
                         what: format!("isolate {v}"),
@@ -247,11 +243,7 @@ pub fn schedule(rng: &mut Rng, n: u64, secs: u64, election_ms: u64) -> Vec<Event
                         .iter()
                         .flat_map(|&x| b.iter().flat_map(move |&y| [(x, y), (y, x)]))
                         .collect();
-                    let how = if rng.chance(50) {
-                        Fault::Blackhole
-                    } else {
-                        Fault::Refuse
-                    };
+                    let how = net_fault(rng);
                     let act = Act::Cut {
                         id: net_ids + 1,
                         what: format!("split {a:?} | {b:?}"),
@@ -282,11 +274,7 @@ pub fn schedule(rng: &mut Rng, n: u64, secs: u64, election_ms: u64) -> Vec<Event
                                 [v].into(),
                             ),
                         };
-                    let how = if rng.chance(50) {
-                        Fault::Blackhole
-                    } else {
-                        Fault::Refuse
-                    };
+                    let how = net_fault(rng);
                     let act = Act::Cut {
                         id: net_ids + 1,
                         what,
@@ -324,4 +312,14 @@ pub fn schedule(rng: &mut Rng, n: u64, secs: u64, election_ms: u64) -> Vec<Event
     }
     push(&mut st, end, Act::HealAll);
     events
+}
+
+/// How a cut link fails: half the time it goes silent (a black hole: bytes
+/// vanish, the connection stays open), else it refuses connections.
+fn net_fault(rng: &mut Rng) -> Fault {
+    if rng.chance(50) {
+        Fault::Blackhole
+    } else {
+        Fault::Refuse
+    }
 }
