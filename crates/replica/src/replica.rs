@@ -387,7 +387,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             return Ok(());
         }
         // The snapshot may cover entries whose write is still in flight: make them
-        // durable before the log before it is dropped.
+        // durable before the log they are in is dropped.
         self.node.sync()?;
         self.node.compact(status.applied, self.sm.snapshot())?;
         self.log_size.measure(self.node.storage());
