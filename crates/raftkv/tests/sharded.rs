@@ -543,7 +543,7 @@ async fn sigterm_hands_over_every_group_the_process_leads() {
         "process {leader} stopped without handing over:\n{log}"
     );
 
-    // Another member leads group 1, one term later (the transfer's election).
+    // Another member leads group 1.
     let deadline = Instant::now() + SETTLE;
     let (next, after) = loop {
         let mut found = None;
@@ -560,10 +560,12 @@ async fn sigterm_hands_over_every_group_the_process_leads() {
         assert!(Instant::now() < deadline, "group 1 never had a new leader");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(
-        after,
-        before + 1,
-        "one election, the transfer's (new leader {next})"
+    // Normally exactly one term later (the transfer's election); only
+    // "later" is asserted, so that an unrelated election on a loaded machine
+    // does not fail the test: the hand-off itself is shown by the log above.
+    assert!(
+        after > before,
+        "new leader {next} at term {after}, was {before}"
     );
     let ep = c.endpoint(next);
     let r = call_ok(&ep, &[b"SET", b"after-handoff", b"1"], SETTLE).await;
