@@ -75,6 +75,27 @@ async fn disk_full_metric(metrics: std::net::SocketAddr) -> String {
         .to_string()
 }
 
+/// One write succeeds; then the disk fills, and a write after the one that
+/// found it full is refused with Redis's `-MISCONF` naming the cause.
+async fn write_then_fill_the_disk(c: &mut Client, disk: &FaultHandle) {
+    eventually(10, "first write", async || {
+        call(c, &["SET", "k", "v1"]).await == Frame::Simple("OK".into())
+    })
+    .await;
+    disk.set_full(true);
+    // The write that finds the disk full may end unknown; later ones are refused.
+    let _ = call(c, &["SET", "k", "v2"]).await;
+    let refused = call(c, &["SET", "k", "v3"]).await;
+    let Frame::Error(msg) = &refused else {
+        panic!("a write on a full disk answered {refused:?}")
+    };
+    eprintln!("client sees (write): -{msg}");
+    assert!(
+        msg.starts_with("MISCONF ") && msg.contains("No space left"),
+        "{msg}"
+    );
+}
+
 fn info_field(f: &Frame, name: &str) -> String {
     let Frame::Bulk(b) = f else {
         panic!("INFO answered {f:?}")
@@ -95,23 +116,7 @@ async fn disk_full_refuses_writes_with_misconf_and_resumes_when_space_returns() 
         .await
         .unwrap();
     assert_eq!(disk_full_metric(metrics_addr).await, "0");
-    eventually(10, "first write", async || {
-        call(&mut c, &["SET", "k", "v1"]).await == Frame::Simple("OK".into())
-    })
-    .await;
-
-    disk.set_full(true);
-    // The write that finds the disk full may end unknown; later ones are refused.
-    let _ = call(&mut c, &["SET", "k", "v2"]).await;
-    let refused = call(&mut c, &["SET", "k", "v3"]).await;
-    let Frame::Error(msg) = &refused else {
-        panic!("a write on a full disk answered {refused:?}")
-    };
-    eprintln!("client sees: -{msg}");
-    assert!(
-        msg.starts_with("MISCONF ") && msg.contains("No space left"),
-        "{msg}"
-    );
+    write_then_fill_the_disk(&mut c, &disk).await;
     let info = call(&mut c, &["INFO", "persistence"]).await;
     assert_eq!(info_field(&info, "log_write_status"), "no_space");
     assert!(info_field(&info, "log_write_error").contains("No space left"));
@@ -231,23 +236,7 @@ async fn a_sharded_group_on_a_full_disk_refuses_writes_and_resumes() {
         )
     })
     .await;
-    eventually(10, "first write", async || {
-        call(&mut c, &["SET", "k", "v1"]).await == Frame::Simple("OK".into())
-    })
-    .await;
-
-    disk.set_full(true);
-    // The write that finds the disk full may end unknown; later ones are refused.
-    let _ = call(&mut c, &["SET", "k", "v2"]).await;
-    let refused = call(&mut c, &["SET", "k", "v3"]).await;
-    let Frame::Error(msg) = &refused else {
-        panic!("a write on a full disk answered {refused:?}")
-    };
-    eprintln!("client sees (write): -{msg}");
-    assert!(
-        msg.starts_with("MISCONF ") && msg.contains("No space left"),
-        "{msg}"
-    );
+    write_then_fill_the_disk(&mut c, &disk).await;
     let read = call(&mut c, &["GET", "k"]).await;
     eprintln!("client sees (read, no other member to ask): {read:?}");
     let info = call(&mut c, &["INFO", "persistence"]).await;
