@@ -113,10 +113,10 @@ impl rsm::StateMachine for GroupMachine {
         }
     }
 
-    fn snapshot(&self) -> Bytes {
+    fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         match self {
-            GroupMachine::Ctrl(m) => rsm::StateMachine::snapshot(m),
-            GroupMachine::Data(m) => rsm::StateMachine::snapshot(m),
+            GroupMachine::Ctrl(m) => rsm::StateMachine::snapshot_to(m, out),
+            GroupMachine::Data(m) => rsm::StateMachine::snapshot_to(m, out),
         }
     }
 

@@ -85,7 +85,10 @@ struct Body {
     sessions: Vec<SessionRow>,
 }
 
-pub(crate) fn encode(sm: &StateMachine) -> Bytes {
+/// Writes the snapshot of `sm` to `out` as it is encoded (one buffer of
+/// `rsm::frame::FRAME_BUFFER_BYTES`, plus the session rows: bounded by
+/// `max_sessions`, not by the data set). The only errors are `out`'s.
+pub(crate) fn encode_to(sm: &StateMachine, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     let c = &sm.config;
     let sessions = sm
         .sessions
@@ -105,9 +108,18 @@ pub(crate) fn encode(sm: &StateMachine) -> Bytes {
         store: &sm.store,
         sessions,
     };
-    rsm::frame::seal_frame(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION, |out| {
-        postcard::to_extend(&body, out).expect("serialising to a Vec cannot fail")
+    rsm::frame::write_frame(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION, out, |w| {
+        postcard::to_io(&body, &mut *w)
+            .map(drop)
+            .map_err(|e| w.error(e))
     })
+}
+
+/// [`encode_to`] into one buffer.
+pub(crate) fn encode(sm: &StateMachine) -> Bytes {
+    let mut out = Vec::new();
+    encode_to(sm, &mut out).expect("writing to a Vec cannot fail");
+    Bytes::from(out)
 }
 
 pub(crate) fn decode(input: &[u8]) -> Result<StateMachine, SnapshotError> {

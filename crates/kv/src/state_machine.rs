@@ -202,6 +202,12 @@ impl StateMachine {
         snapshot::encode(self)
     }
 
+    /// [`StateMachine::snapshot`]'s bytes, written to `out` as they are
+    /// encoded (never whole in memory). The only errors are `out`'s.
+    pub fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        snapshot::encode_to(self, out)
+    }
+
     /// Rebuilds a state machine from [`StateMachine::snapshot`] bytes,
     /// adopting the config stored in them. Never panics on bad input.
     pub fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
@@ -290,8 +296,8 @@ impl rsm::StateMachine for StateMachine {
         StateMachine::query(self, op)
     }
 
-    fn snapshot(&self) -> Bytes {
-        StateMachine::snapshot(self)
+    fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        StateMachine::snapshot_to(self, out)
     }
 
     /// Adopts the snapshot's config along with its data (see `config`).

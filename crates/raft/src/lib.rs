@@ -38,5 +38,5 @@ pub use error::{RaftError, Result, StorageError};
 pub use membership::{ConfChange, ConfChangeEntry, Membership};
 pub use message::{Message, MessageBody, RejectHint};
 pub use raw_node::{RawNode, Ready, Status};
-pub use storage::{MemStorage, Storage, StorageResult};
+pub use storage::{MemStorage, Storage, StorageResult, WriteSnapshot};
 pub use types::*;

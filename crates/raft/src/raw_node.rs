@@ -57,10 +57,10 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::error::{RaftError, Result};
-use crate::membership::ConfChange;
+use crate::membership::{ConfChange, Membership};
 use crate::message::Message;
 use crate::raft::Raft;
-use crate::storage::Storage;
+use crate::storage::{Storage, WriteSnapshot};
 use crate::types::{
     Entry, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotChunk, SnapshotMeta,
     SoftState, Term,
@@ -439,7 +439,36 @@ impl<S: Storage> RawNode<S> {
     /// The application took a snapshot of its state machine at `index` (which it has
     /// applied): record it and discard the log before it.
     pub fn compact(&mut self, index: Index, data: Bytes) -> Result<()> {
-        let log = &mut self.raft.log;
+        let (meta, conf) = self.compaction_point(index)?;
+        self.raft
+            .log
+            .storage
+            .compact(Snapshot { meta, conf, data })?;
+        self.raft.conf.compact_to(index);
+        Ok(())
+    }
+
+    /// [`RawNode::compact`], with the snapshot's data written by `write_data` straight
+    /// into the store (`Storage::compact_streamed`): a store that keeps snapshots in
+    /// files never holds the data whole in memory.
+    pub fn compact_streamed(
+        &mut self,
+        index: Index,
+        write_data: &mut WriteSnapshot<'_>,
+    ) -> Result<()> {
+        let (meta, conf) = self.compaction_point(index)?;
+        self.raft
+            .log
+            .storage
+            .compact_streamed(meta, conf, write_data)?;
+        self.raft.conf.compact_to(index);
+        Ok(())
+    }
+
+    /// What a snapshot at `index` records besides its data; refuses an index not
+    /// applied or already compacted.
+    fn compaction_point(&self, index: Index) -> Result<(SnapshotMeta, Option<Membership>)> {
+        let log = &self.raft.log;
         let applied = log.applied();
         if index > applied {
             return Err(RaftError::CompactBeyondApplied { index, applied });
@@ -449,13 +478,7 @@ impl<S: Storage> RawNode<S> {
             return Err(RaftError::AlreadyCompacted { index, first_index });
         }
         let term = log.term(index)?;
-        let snapshot = Snapshot {
-            meta: SnapshotMeta { index, term },
-            conf: Some(self.raft.conf.at(index).clone()),
-            data,
-        };
-        log.storage.compact(snapshot)?;
-        self.raft.conf.compact_to(index);
-        Ok(())
+        let conf = Some(self.raft.conf.at(index).clone());
+        Ok((SnapshotMeta { index, term }, conf))
     }
 }

@@ -11,9 +11,14 @@
 use bytes::Bytes;
 
 use crate::error::StorageError;
+use crate::membership::Membership;
 use crate::types::{Entry, HardState, Index, Snapshot, SnapshotMeta, Term};
 
 pub type StorageResult<T> = std::result::Result<T, StorageError>;
+
+/// Writes a snapshot's data into the writer it is given ([`Storage::compact_streamed`]).
+/// The core performs no I/O itself: the writer is the store's.
+pub type WriteSnapshot<'a> = dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()> + 'a;
 
 pub trait Storage {
     /// The hard state as last persisted (default on a fresh store).
@@ -57,6 +62,25 @@ pub trait Storage {
     /// Records `snapshot` (taken by this node's state machine) and discards entries up to
     /// and including its index. Entries after it are kept.
     fn compact(&mut self, snapshot: Snapshot) -> StorageResult<()>;
+    /// [`Storage::compact`], with the snapshot's data written by `write_data` into the
+    /// writer the store passes it, as the store takes it in: a store that keeps snapshots
+    /// in files streams the data there, so it is never whole in memory (a state machine's
+    /// snapshot is as large as its state). `write_data`'s only errors are the writer's.
+    /// Default: gathers the data in memory, then `compact`.
+    fn compact_streamed(
+        &mut self,
+        meta: SnapshotMeta,
+        conf: Option<Membership>,
+        write_data: &mut WriteSnapshot<'_>,
+    ) -> StorageResult<()> {
+        let mut data = Vec::new();
+        write_data(&mut data).map_err(|e| StorageError::Io(e.to_string()))?;
+        self.compact(Snapshot {
+            meta,
+            conf,
+            data: Bytes::from(data),
+        })
+    }
     /// Makes every write so far durable.
     fn sync(&mut self) -> StorageResult<()>;
     /// Hands buffered writes to the operating system without making them durable, so

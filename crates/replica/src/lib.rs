@@ -21,7 +21,8 @@
 //! - snapshots: when the persisted log reaches
 //!   [`Config::snapshot_threshold_bytes`] (or, if set, every
 //!   [`Config::snapshot_every_entries`] applied entries), the replica compacts
-//!   it with [`rsm::StateMachine::snapshot`]; at boot it restores the machine
+//!   it, streaming [`rsm::StateMachine::snapshot_to`] into the store (never the
+//!   whole snapshot in memory); at boot it restores the machine
 //!   the host passed from the storage's snapshot
 //!   ([`rsm::StateMachine::restore`]) and Raft replays the rest;
 //! - log time for session expiry: the host passes `now_ms` into `tick` and

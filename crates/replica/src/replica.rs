@@ -389,7 +389,11 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         // The snapshot may cover entries whose write is still in flight: make them
         // durable before the log they are in is dropped.
         self.node.sync()?;
-        self.node.compact(status.applied, self.sm.snapshot())?;
+        // Streamed from the machine's encoder into the store (a snapshot file, for a
+        // store on disk): the state is never encoded whole in memory.
+        let sm = &self.sm;
+        self.node
+            .compact_streamed(status.applied, &mut |out| sm.snapshot_to(out))?;
         self.log_size.measure(self.node.storage());
         self.counters.snapshots_taken += 1;
         Ok(())

@@ -586,8 +586,8 @@ impl rsm::StateMachine for Counted {
     fn query(&self, q: &Op) -> Reply {
         rsm::StateMachine::query(&self.sm, q)
     }
-    fn snapshot(&self) -> Bytes {
-        rsm::StateMachine::snapshot(&self.sm)
+    fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        rsm::StateMachine::snapshot_to(&self.sm, out)
     }
     fn restore(&mut self, data: &[u8]) -> Result<(), rsm::SnapshotError> {
         self.decodes.set(self.decodes.get() + 1);

@@ -18,6 +18,7 @@
 //! differ between replicas unless it travels in the snapshot. A
 //! [`StateMachine::snapshot`] restored on another replica gives a machine
 //! that answers every later entry and query exactly as the original would.
+//! ([`StateMachine::snapshot_to`] writes the same bytes as they are produced.)
 //!
 //! # Who calls what
 //!
@@ -28,7 +29,8 @@
 //!   index order (a Raft no-op arrives as empty `data`);
 //! - ReadIndex reads are answered by [`StateMachine::query`] once
 //!   [`StateMachine::applied_index`] has reached the confirmed read index;
-//! - log compaction takes [`StateMachine::snapshot`]; booting from storage
+//! - log compaction streams [`StateMachine::snapshot_to`] into the store (a
+//!   snapshot file; the whole state is never encoded in memory); booting from storage
 //!   calls [`StateMachine::restore`]; a leader's snapshot is decoded once with
 //!   [`StateMachine::decode_snapshot`] before anything of it is adopted, then
 //!   installed with [`StateMachine::adopt_snapshot`] (`restore`, for a machine
@@ -57,8 +59,9 @@
 //!     }
 //!     fn applied_index(&self) -> u64 { self.applied }
 //!     fn query(&self, _: &()) -> u64 { self.count }
-//!     fn snapshot(&self) -> Bytes {
-//!         [self.applied.to_le_bytes(), self.count.to_le_bytes()].concat().into()
+//!     fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+//!         out.write_all(&self.applied.to_le_bytes())?;
+//!         out.write_all(&self.count.to_le_bytes())
 //!     }
 //!     fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
 //!         let word = |i: usize| data.get(i * 8..i * 8 + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
@@ -126,8 +129,22 @@ pub trait StateMachine {
     /// `applied_index()` reached the read's confirmed read index.
     fn query(&self, q: &Self::Query) -> Self::QueryResult;
 
-    /// The whole state, as bytes `restore` accepts (on any replica).
-    fn snapshot(&self) -> Bytes;
+    /// Writes the whole state to `out`, as bytes `restore` accepts (on any
+    /// replica), as they are produced: a large state must not be encoded whole
+    /// in memory first (log compaction streams it to the snapshot file). The
+    /// only errors are `out`'s, returned as they came (a full disk
+    /// must still say so).
+    fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+
+    /// The bytes [`StateMachine::snapshot_to`] writes, in one buffer: for
+    /// callers that need them whole (the admin backup, tests), never log
+    /// compaction.
+    fn snapshot(&self) -> Bytes {
+        let mut out = Vec::new();
+        self.snapshot_to(&mut out)
+            .expect("writing to a Vec cannot fail");
+        Bytes::from(out)
+    }
 
     /// Replaces the whole state with a snapshot's (applied index included).
     /// On `Err`, `self` is unchanged. Never panics on bad input.

@@ -130,7 +130,12 @@ struct Body {
     sessions: Vec<SessionRecord>,
 }
 
-pub(crate) fn encode_snapshot(c: &Controller) -> Bytes {
+/// Writes the snapshot of `c` to `out` as it is encoded. The only errors
+/// are `out`'s.
+pub(crate) fn encode_snapshot_to(
+    c: &Controller,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let sessions = c
         .sessions
         .iter()
@@ -149,9 +154,18 @@ pub(crate) fn encode_snapshot(c: &Controller) -> Bytes {
         configs: &c.configs,
         sessions,
     };
-    rsm::frame::seal_frame(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION, |out| {
-        postcard::to_extend(&body, out).expect("serialising to a Vec cannot fail")
+    rsm::frame::write_frame(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION, out, |w| {
+        postcard::to_io(&body, &mut *w)
+            .map(drop)
+            .map_err(|e| w.error(e))
     })
+}
+
+/// [`encode_snapshot_to`] into one buffer.
+pub(crate) fn encode_snapshot(c: &Controller) -> Bytes {
+    let mut out = Vec::new();
+    encode_snapshot_to(c, &mut out).expect("writing to a Vec cannot fail");
+    Bytes::from(out)
 }
 
 pub(crate) fn decode_snapshot(input: &[u8]) -> Result<Controller, SnapshotError> {

@@ -149,6 +149,12 @@ impl Controller {
         codec::encode_snapshot(self)
     }
 
+    /// [`Self::snapshot`]'s bytes, written to `out` as they are encoded
+    /// (never whole in memory). The only errors are `out`'s.
+    pub fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        codec::encode_snapshot_to(self, out)
+    }
+
     /// Rebuilds a controller from [`Controller::snapshot`] bytes, adopting
     /// the settings stored in them. Never panics on bad input.
     pub fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {

@@ -38,8 +38,8 @@ impl rsm::StateMachine for Controller {
         Controller::query(self, num)
     }
 
-    fn snapshot(&self) -> Bytes {
-        Controller::snapshot(self)
+    fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        Controller::snapshot_to(self, out)
     }
 
     /// Adopts the snapshot's settings along with its state (see `settings`).

@@ -162,7 +162,13 @@ pub(crate) struct SnapshotBody {
     pub(crate) sessions: SessionExport,
 }
 
-pub(crate) fn encode_snapshot(sm: &ShardKv) -> Bytes {
+/// Writes the snapshot of `sm` to `out` as it is encoded (one frame buffer
+/// plus the session export, bounded by the session limits; never the whole
+/// state). The only errors are `out`'s.
+pub(crate) fn encode_snapshot_to(
+    sm: &ShardKv,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let sessions = sm.sessions.export();
     let body = SnapshotRef {
         settings: &sm.settings,
@@ -173,9 +179,18 @@ pub(crate) fn encode_snapshot(sm: &ShardKv) -> Bytes {
         shards: &sm.shards,
         sessions: &sessions,
     };
-    rsm::frame::seal_frame(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION, |out| {
-        postcard::to_extend(&body, out).expect("serialising to a Vec cannot fail")
+    rsm::frame::write_frame(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION, out, |w| {
+        postcard::to_io(&body, &mut *w)
+            .map(drop)
+            .map_err(|e| w.error(e))
     })
+}
+
+/// [`encode_snapshot_to`] into one buffer.
+pub(crate) fn encode_snapshot(sm: &ShardKv) -> Bytes {
+    let mut out = Vec::new();
+    encode_snapshot_to(sm, &mut out).expect("writing to a Vec cannot fail");
+    Bytes::from(out)
 }
 
 pub(crate) fn decode_snapshot(input: &[u8]) -> Result<ShardKv, SnapshotError> {

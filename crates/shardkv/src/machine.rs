@@ -327,6 +327,12 @@ impl ShardKv {
         codec::encode_snapshot(self)
     }
 
+    /// [`Self::snapshot`]'s bytes, written to `out` as they are encoded
+    /// (never whole in memory). The only errors are `out`'s.
+    pub fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        codec::encode_snapshot_to(self, out)
+    }
+
     /// Replaces the whole state with a snapshot's. Refuses (and leaves
     /// `self` unchanged) a snapshot of another group or shard count, and
     /// any malformed one; never panics.

@@ -38,8 +38,8 @@ impl rsm::StateMachine for ShardKv {
         ShardKv::query_any(self, q)
     }
 
-    fn snapshot(&self) -> Bytes {
-        ShardKv::snapshot(self)
+    fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        ShardKv::snapshot_to(self, out)
     }
 
     /// Refuses a snapshot of another group or shard count (see

@@ -104,8 +104,8 @@ impl rsm::StateMachine for LabApplier {
         self.last_applied
     }
 
-    fn snapshot(&self) -> Bytes {
-        encode_state(&self.applied, self.last_applied)
+    fn snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(&encode_state(&self.applied, self.last_applied))
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), rsm::SnapshotError> {

@@ -219,28 +219,77 @@ impl DiskStorage {
     /// `snapfile`), so the caller's buffer is not kept alive by the store.
     fn persist_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<Snapshot> {
         self.wal.check()?;
-        let path = match snapfile::write(&*self.fs, &self.dir, &snapshot) {
-            Ok(path) => path,
-            Err(e) => {
-                let what = format!("write snapshot {}: {e}", snapfile::file_name(snapshot.meta));
-                return Err(self.wal.poison_io(what, &e));
-            }
+        let meta = snapshot.meta;
+        let written = snapfile::write(&*self.fs, &self.dir, &snapshot);
+        let path = written.map_err(|e| self.write_failed(meta, &e))?;
+        self.remove_previous_snapshot()?;
+        let len = snapshot.data.len() as u64;
+        let data = self.map_snapshot(&path, &snapshot.conf, len);
+        let data = data.unwrap_or(snapshot.data);
+        Ok(Snapshot { data, ..snapshot })
+    }
+
+    /// [`DiskStorage::persist_snapshot`] with the data written by `write_data` straight
+    /// to the file (`snapfile::write_streamed`): it is never whole in memory.
+    fn persist_streamed(
+        &mut self,
+        meta: SnapshotMeta,
+        conf: Option<raft::Membership>,
+        write_data: &mut raft::WriteSnapshot<'_>,
+    ) -> StorageResult<Snapshot> {
+        self.wal.check()?;
+        let written =
+            snapfile::write_streamed(&*self.fs, &self.dir, meta, conf.as_ref(), write_data);
+        let (path, len) = written.map_err(|e| self.write_failed(meta, &e))?;
+        self.remove_previous_snapshot()?;
+        let Some(data) = self.map_snapshot(&path, &conf, len) else {
+            let what = format!("read back {}: not {len} bytes of data", path.display());
+            return Err(self.wal.poison(what));
         };
-        if !self.snapshot.is_empty() {
-            // Unlinking is safe while `Bytes` of the old file are still held elsewhere (by
-            // the Raft core, a transport): their map keeps the inode alive.
-            let old = self.dir.join(snapfile::file_name(self.snapshot.meta));
-            if let Err(e) = self.fs.remove_file(&old) {
-                return Err(self.wal.poison(format!("remove {}: {e}", old.display())));
-            }
+        Ok(Snapshot { meta, conf, data })
+    }
+
+    fn write_failed(&mut self, meta: SnapshotMeta, e: &std::io::Error) -> StorageError {
+        let what = format!("write snapshot {}: {e}", snapfile::file_name(meta));
+        self.wal.poison_io(what, e)
+    }
+
+    /// After a new snapshot file is durable: unlinks the one it replaces.
+    fn remove_previous_snapshot(&mut self) -> StorageResult<()> {
+        if self.snapshot.is_empty() {
+            return Ok(());
         }
-        let (data, pages) = snapfile::map_written(&*self.fs, &path, &snapshot);
+        // Unlinking is safe while `Bytes` of the old file are still held elsewhere (by the
+        // Raft core, a transport): their map keeps the inode alive.
+        let old = self.dir.join(snapfile::file_name(self.snapshot.meta));
+        match self.fs.remove_file(&old) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.wal.poison(format!("remove {}: {e}", old.display()))),
+        }
+    }
+
+    /// The data of the snapshot file just written at `path`, as a view of it (its pages
+    /// remembered for `release_snapshot_pages`); `None` if it cannot be read back whole.
+    fn map_snapshot(
+        &mut self,
+        path: &Path,
+        conf: &Option<raft::Membership>,
+        data_len: u64,
+    ) -> Option<Bytes> {
+        let (data, pages) = snapfile::map_written(&*self.fs, path, conf.as_ref(), data_len)?;
         self.snapshot_pages = pages;
-        Ok(Snapshot {
+        Some(data)
+    }
+
+    /// A compaction's snapshot file is durable: records it and drops the entries it covers.
+    fn record_compaction(&mut self, snapshot: Snapshot) -> StorageResult<()> {
+        self.wal.push(&Record::Snapshot {
             meta: snapshot.meta,
-            conf: snapshot.conf,
-            data,
-        })
+            kept_tail: true,
+        })?;
+        self.log.compact_to(snapshot.meta);
+        self.snapshot = snapshot;
+        Ok(())
     }
 
     fn check_appendable(&self, entries: &[Entry]) -> StorageResult<()> {
@@ -388,13 +437,21 @@ impl Storage for DiskStorage {
         raft::storage::check_compact(self.snapshot.meta.index, self.last_index(), index)?;
         debug_assert_eq!(self.term(index).ok(), Some(snapshot.meta.term));
         let snapshot = self.persist_snapshot(snapshot)?;
-        self.wal.push(&Record::Snapshot {
-            meta: snapshot.meta,
-            kept_tail: true,
-        })?;
-        self.log.compact_to(snapshot.meta);
-        self.snapshot = snapshot;
-        Ok(())
+        self.record_compaction(snapshot)
+    }
+
+    /// Streams the data to the snapshot file (`snapfile::write_streamed`): the store
+    /// never holds it whole in memory, only a view of the file once it is written.
+    fn compact_streamed(
+        &mut self,
+        meta: SnapshotMeta,
+        conf: Option<raft::Membership>,
+        write_data: &mut raft::WriteSnapshot<'_>,
+    ) -> StorageResult<()> {
+        raft::storage::check_compact(self.snapshot.meta.index, self.last_index(), meta.index)?;
+        debug_assert_eq!(self.term(meta.index).ok(), Some(meta.term));
+        let snapshot = self.persist_streamed(meta, conf, write_data)?;
+        self.record_compaction(snapshot)
     }
 
     fn sync(&mut self) -> StorageResult<()> {

@@ -150,6 +150,14 @@ impl WritableFile for FaultyFile {
         }
         self.inner.zero_fill(offset, len)
     }
+    /// Fails (ENOSPC, nothing written) while the disk is "full"; not counted by
+    /// `fail_write_after` (a header rewritten in place allocates nothing).
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        if self.fs.plan.full.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
+        self.inner.write_at(offset, buf)
+    }
     fn sync_data(&mut self) -> io::Result<()> {
         if self.fs.sync_fault()? {
             self.inner.sync_data()?;

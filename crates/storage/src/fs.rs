@@ -153,6 +153,10 @@ pub trait WritableFile: Send {
     /// writes only data: the file's size and block map no longer change with every
     /// append (on ext4 that saves an inode write per fdatasync).
     fn zero_fill(&mut self, offset: u64, len: u64) -> io::Result<()>;
+    /// Writes `buf` at byte `offset`, before the append position (a header whose
+    /// fields are known only once the rest is written: snapshot files), leaving the
+    /// append position where it is (not yet durable).
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
     /// A handle that fdatasyncs this file from any thread, while this one keeps
@@ -215,6 +219,10 @@ impl WritableFile for StdFile {
             at += n as u64;
         }
         Ok(())
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.0.write_all_at(buf, offset)
     }
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()

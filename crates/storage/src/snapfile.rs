@@ -6,15 +6,19 @@
 //! Version 1 (written before memberships were recorded) has no membership fields; it is
 //! still read, as a snapshot without a membership (the node's configured peers apply).
 //!
-//! Written to `snap.tmp`, fsync'd, renamed into place, then the directory fsync'd: a
-//! snapshot file under its final name is always complete and durable. The caller removes
-//! the previous snapshot only after `write` returns. Any `*.tmp` left by a crash is garbage.
+//! Written to `snap.tmp` (data first, after a placeholder header; then the header, which
+//! holds the data's length and the checksum), fsync'd, renamed into place, then the
+//! directory fsync'd: a snapshot file under its final name is always complete and
+//! durable. The caller removes the previous snapshot only after the write returns. Any
+//! `*.tmp` left by a crash is garbage.
 //!
-//! Memory: a snapshot is never held twice. `write` streams the caller's `Bytes` to the
-//! file in 1 MiB chunks. `load` (on open) and `map_written` (after a write) give the data
-//! as a read-only memory map of the file wrapped in `Bytes` (`Bytes::from_owner`): no
-//! copy at all, so `Storage::snapshot()` is a reference-count bump and the leader's
-//! InstallSnapshot chunks (`data.slice(..)`) are read straight from the page cache.
+//! Memory: a snapshot is never held twice. `write_streamed` takes the data from its
+//! producer (the state machine's encoder) through a 1 MiB buffer, summing it as it passes,
+//! and writes the header last; `write` does the same from the caller's `Bytes`. `load` (on
+//! open) and `map_written` (after a write) give the data as a read-only memory map of the
+//! file wrapped in `Bytes` (`Bytes::from_owner`): no copy at all, so `Storage::snapshot()`
+//! is a reference-count bump and the leader's InstallSnapshot chunks (`data.slice(..)`)
+//! are read straight from the page cache.
 //! `load` verifies the checksum by streaming over the map, releasing each chunk from the
 //! process's resident set once it is summed, so opening a store with a large snapshot
 //! costs neither heap nor resident memory in proportion to it.
@@ -32,7 +36,7 @@
 //! directory, as it does for the WAL), and platforms that refuse to unlink mapped files.
 
 use crate::error::OpenError;
-use crate::fs::{FileSystem, ReadOnlyFile, Residency};
+use crate::fs::{FileSystem, ReadOnlyFile, Residency, WritableFile};
 use bytes::Bytes;
 use raft::{Membership, Snapshot, SnapshotMeta};
 use std::io;
@@ -69,46 +73,90 @@ pub fn parse_file_name(name: &str) -> Option<SnapshotMeta> {
     })
 }
 
-fn conf_bytes(snap: &Snapshot) -> Bytes {
-    snap.conf
-        .as_ref()
-        .map(Membership::encode)
-        .unwrap_or_default()
+fn conf_bytes(conf: Option<&Membership>) -> Bytes {
+    conf.map(Membership::encode).unwrap_or_default()
 }
 
-/// Everything before the data: the fixed header and the membership block.
-fn header(snap: &Snapshot) -> Vec<u8> {
-    let conf = conf_bytes(snap);
+/// Everything before the data: the fixed header and the membership block, for data of
+/// `data_len` bytes whose CRC32C alone is `data_crc` (combined into the file's checksum,
+/// which covers header, membership and data in that order).
+fn header(meta: SnapshotMeta, conf: &[u8], data_len: u64, data_crc: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(HEADER_BYTES + 4 + conf.len());
     h.extend_from_slice(MAGIC);
     h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h.extend_from_slice(&snap.meta.index.to_le_bytes());
-    h.extend_from_slice(&snap.meta.term.to_le_bytes());
-    h.extend_from_slice(&(snap.data.len() as u64).to_le_bytes());
+    h.extend_from_slice(&meta.index.to_le_bytes());
+    h.extend_from_slice(&meta.term.to_le_bytes());
+    h.extend_from_slice(&data_len.to_le_bytes());
     h.extend_from_slice(&[0; 4]); // the CRC, filled in below
     h.extend_from_slice(&(conf.len() as u32).to_le_bytes());
-    h.extend_from_slice(&conf);
+    h.extend_from_slice(conf);
     let crc = crc32c::crc32c(&h[..CRC_AT]);
     let crc = crc32c::crc32c_append(crc, &h[HEADER_BYTES..]);
-    let crc = crc32c::crc32c_append(crc, &snap.data);
+    let crc = crc32c::crc32c_combine(crc, data_crc, data_len as usize);
     h[CRC_AT..HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
 /// Writes `snap` durably under its final name in `dir`; returns that path.
 pub fn write(fs: &dyn FileSystem, dir: &Path, snap: &Snapshot) -> io::Result<PathBuf> {
+    let mut data = |w: &mut dyn io::Write| w.write_all(&snap.data);
+    write_streamed(fs, dir, snap.meta, snap.conf.as_ref(), &mut data).map(|(path, _)| path)
+}
+
+/// Writes the snapshot `meta` (membership `conf`) durably under its final name in `dir`,
+/// its data as `write_data` produces it, never whole in memory (buffers: one of
+/// `WRITE_CHUNK_BYTES`); returns the path and the data's length. The header, which holds the data's length and
+/// the checksum, is written last, over a placeholder, before the fsync: the file is
+/// renamed into place only once complete.
+pub fn write_streamed(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    meta: SnapshotMeta,
+    conf: Option<&Membership>,
+    write_data: &mut raft::WriteSnapshot<'_>,
+) -> io::Result<(PathBuf, u64)> {
     let tmp = dir.join(TEMP_NAME);
-    let path = dir.join(file_name(snap.meta));
+    let path = dir.join(file_name(meta));
+    let conf = conf_bytes(conf);
     let mut f = fs.create(&tmp)?;
-    f.write_all(&header(snap))?;
-    for chunk in snap.data.chunks(WRITE_CHUNK_BYTES) {
-        f.write_all(chunk)?;
-    }
+    let placeholder = header(meta, &conf, 0, 0);
+    f.write_all(&vec![0; placeholder.len()])?;
+    let sink = DataSink {
+        file: &mut *f,
+        len: 0,
+        crc: 0,
+    };
+    let mut buffered = io::BufWriter::with_capacity(WRITE_CHUNK_BYTES, sink);
+    write_data(&mut buffered)?;
+    let DataSink { len, crc, .. } = buffered.into_inner().map_err(|e| e.into_error())?;
+    f.write_at(0, &header(meta, &conf, len, crc))?;
     f.sync_data()?;
     drop(f);
     fs.rename(&tmp, &path)?;
     fs.sync_dir(dir)?;
-    Ok(path)
+    Ok((path, len))
+}
+
+/// The data part of a snapshot file on its way to the file: counted and summed as it
+/// passes.
+struct DataSink<'a> {
+    file: &'a mut dyn WritableFile,
+    len: u64,
+    /// CRC32C of the data alone.
+    crc: u32,
+}
+
+impl io::Write for DataSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Opens and verifies the snapshot file at `path`, named for `meta`. The data is a view of
@@ -220,27 +268,31 @@ fn data_of(file: ReadOnlyFile, data_at: usize) -> Bytes {
     file.into_bytes().slice(data_at..)
 }
 
-/// After `write(.., snap)` returned `path`: the same data as a view of that file, so the
-/// store need not keep the caller's buffer alive (it may be the only large heap copy, and
-/// the page cache already holds the bytes). Not re-verified: this process just wrote and
-/// fsync'd it. Falls back to `snap.data` (shared, not copied) if the file cannot be
-/// mapped or is not the expected size.
+/// After `write` or `write_streamed` returned `path`: the data, `data_len` bytes, as a
+/// view of that file, so the store need not keep the caller's buffer alive (it may be the
+/// only large heap copy, and the page cache already holds the bytes). Not re-verified:
+/// this process just wrote and fsync'd it. `None` if the file cannot be read back or is
+/// not the expected size.
 ///
 /// Also returns the map's [`Residency`], so the store can drop the file's pages from the
 /// resident set once they were read (restoring the state machine from them at boot, or
 /// sending them to a follower, touches every page).
-pub fn map_written(fs: &dyn FileSystem, path: &Path, snap: &Snapshot) -> (Bytes, Residency) {
-    if snap.data.is_empty() {
-        return (Bytes::new(), Residency::default());
+pub fn map_written(
+    fs: &dyn FileSystem,
+    path: &Path,
+    conf: Option<&Membership>,
+    data_len: u64,
+) -> Option<(Bytes, Residency)> {
+    if data_len == 0 {
+        return Some((Bytes::new(), Residency::default()));
     }
-    let data_at = HEADER_BYTES + 4 + conf_bytes(snap).len();
-    match fs.map_read(path) {
-        Ok(file) if file.is_mapped() && file.len() == data_at + snap.data.len() => {
-            let pages = file.residency();
-            (data_of(file, data_at), pages)
-        }
-        _ => (snap.data.clone(), Residency::default()),
+    let data_at = HEADER_BYTES + 4 + conf_bytes(conf).len();
+    let file = fs.map_read(path).ok()?;
+    if file.len() as u64 != data_at as u64 + data_len {
+        return None;
     }
+    let pages = file.residency();
+    Some((data_of(file, data_at), pages))
 }
 
 #[cfg(test)]
@@ -289,7 +341,8 @@ mod tests {
         };
         let path = write(&StdFs, dir.path(), &snap).unwrap();
         assert_eq!(load(&StdFs, &path, meta()).unwrap().0, snap);
-        assert_eq!(map_written(&StdFs, &path, &snap).0, snap.data);
+        let (data, _) = map_written(&StdFs, &path, snap.conf.as_ref(), 5).unwrap();
+        assert_eq!(data, snap.data);
         // A flipped bit inside the membership is caught by the checksum.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[HEADER_BYTES + 6] ^= 1;

@@ -63,6 +63,14 @@ impl WritableFile for MeteredFile {
         Ok(())
     }
 
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_at(offset, buf)?;
+        self.metrics
+            .disk_written_bytes
+            .fetch_add(buf.len() as u64, Relaxed);
+        Ok(())
+    }
+
     fn sync_data(&mut self) -> io::Result<()> {
         let started = Instant::now();
         let res = self.inner.sync_data();
