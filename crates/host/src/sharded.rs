@@ -155,6 +155,16 @@ impl<S: Storage> ShardNode<S> {
         self.host.replica(group)
     }
 
+    /// `group`'s replica, marked as having input ([`Host::replica_mut`]):
+    /// membership changes and leadership transfers of any hosted group go
+    /// through the replica itself (`propose_conf_change`, `transfer_leader`).
+    pub fn replica_mut(
+        &mut self,
+        group: GroupId,
+    ) -> Option<&mut replica::Replica<S, GroupMachine>> {
+        self.host.replica_mut(group)
+    }
+
     /// See [`Host::hand_off_leadership`]: every group led here, controller
     /// included, starts handing leadership over before a graceful stop.
     pub fn hand_off_leadership(&mut self) -> Vec<(GroupId, NodeId)> {

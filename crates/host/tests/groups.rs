@@ -1,5 +1,6 @@
 //! Several kv groups on three hosts, envelopes delivered by hand: each group
-//! elects and serves on its own, groups come and go at runtime, and a drive
+//! elects and serves on its own, groups come and go at runtime, a group's
+//! replica moves to a fourth host through membership changes, and a drive
 //! runs only the groups that had input.
 
 use std::collections::BTreeSet;
@@ -51,6 +52,11 @@ impl World {
         w
     }
 
+    /// Every host's node id (`NODES`, and any host added later).
+    fn ids(&self) -> Vec<NodeId> {
+        self.hosts.iter().map(|h| h.node_id()).collect()
+    }
+
     fn host(&mut self, node: NodeId) -> &mut KvHost {
         &mut self.hosts[node as usize - 1]
     }
@@ -72,7 +78,7 @@ impl World {
 
     /// Delivers envelopes until none are left.
     fn settle(&mut self) {
-        for node in NODES {
+        for node in self.ids() {
             self.drive(node);
         }
         while !self.inbox.is_empty() {
@@ -92,7 +98,7 @@ impl World {
     fn tick(&mut self, n: usize) {
         for _ in 0..n {
             self.now_ms += 10;
-            for node in NODES {
+            for node in self.ids() {
                 let now = self.now_ms;
                 self.host(node).tick(now);
             }
@@ -328,4 +334,71 @@ fn bad_calls_are_refused_with_what_was_wrong() {
             rejected: replica::Rejected::NotLeader { .. }
         })
     ));
+}
+
+/// The multi-group host carries a group's membership changes like any other
+/// input (`replica_mut`): group 2's replica moves from host 1 to a new host
+/// 4 (learner, promote, transfer, remove) while group 1 on hosts 1-3 is
+/// untouched, and the data moves with it.
+#[test]
+fn a_groups_replica_moves_to_a_fourth_host_through_membership_changes() {
+    use raft::ConfChange;
+    let mut w = World::new(&[1, 2]);
+    w.put(1, "k", "one");
+    w.put(2, "k", "two");
+    // Host 4 joins group 2: no bootstrap membership, so it never campaigns
+    // until the group's log names it.
+    w.hosts.push(Host::new(4));
+    let mut joining = config(4, 2);
+    joining.raft.peers = Vec::new();
+    w.host(4)
+        .add_group(2, joining, MemStorage::new(), machine())
+        .unwrap();
+    let change = |w: &mut World, c: ConfChange| {
+        let leader = w.await_leader(2);
+        w.host(leader)
+            .replica_mut(2)
+            .unwrap()
+            .propose_conf_change(c)
+            .unwrap();
+        w.tick(30);
+    };
+    change(
+        &mut w,
+        ConfChange::AddLearner {
+            id: 4,
+            addr: "h4".into(),
+        },
+    );
+    change(&mut w, ConfChange::Promote { id: 4 });
+    let leader = w.await_leader(2);
+    w.host(leader)
+        .replica_mut(2)
+        .unwrap()
+        .transfer_leader(4)
+        .unwrap();
+    w.tick(30);
+    assert_eq!(w.leader(2), Some(4));
+    change(&mut w, ConfChange::Remove { id: 1 });
+    let members = w.hosts[3]
+        .replica(2)
+        .unwrap()
+        .raw_node()
+        .raft()
+        .membership()
+        .members();
+    assert_eq!(members.into_iter().collect::<Vec<_>>(), vec![2, 3, 4]);
+    w.put(2, "k", "moved");
+    assert_eq!(w.read(2, 10, "k"), Some(Bytes::from("moved")));
+    assert_eq!(
+        w.hosts[3].replica(2).unwrap().state_machine().get(b"k"),
+        Some(Bytes::from("moved"))
+    );
+    // Host 1's replica of group 2 is out: it did not get the last write.
+    assert_eq!(
+        w.hosts[0].replica(2).unwrap().state_machine().get(b"k"),
+        Some(Bytes::from("two"))
+    );
+    assert_eq!(w.read(1, 11, "k"), Some(Bytes::from("one")));
+    assert!(w.hosts[3].replica(1).is_none());
 }

@@ -58,10 +58,15 @@ pub enum Cmd {
     },
     /// Per node: id, role, term, leader, commit, applied, last index, snapshot index, log size, version, errors (sharded: per hosted group, with its shards).
     Status(StatusArgs),
-    /// List or change the group's members (single group). Any node takes a change and forwards it to the leader; the endpoints are tried in order until one answers.
+    /// List or change a group's members. Any node takes a change and forwards it to the leader; the endpoints are tried in order until one answers. Sharded: name the group with --group.
     Member {
         #[command(subcommand)]
         op: MemberOp,
+        /// Sharded mode: the group (a data group's id, or 0 for the controller: list only). In `add`,
+        /// ID=HOST:PORT is then the process's CLIENT address (it must be in every process's --peers and
+        /// started with --join-group GID); the controller's configuration lists it for routing.
+        #[arg(long, global = true)]
+        group: Option<u64>,
         #[command(flatten)]
         ep: Endpoints,
     },
@@ -70,10 +75,13 @@ pub enum Cmd {
         #[command(subcommand)]
         op: SnapshotOp,
     },
-    /// Move leadership (single group).
+    /// Move leadership of the group (sharded: of group --group).
     Leader {
         #[command(subcommand)]
         op: LeaderOp,
+        /// Sharded mode: the group whose leadership moves (0: the controller).
+        #[arg(long, global = true)]
+        group: Option<u64>,
         #[command(flatten)]
         ep: Endpoints,
     },
@@ -307,9 +315,19 @@ pub struct ServerArgs {
     /// Sharded mode: the processes hosting the shard controller group: ID,ID,ID.
     #[arg(long)]
     pub controllers: Option<String>,
-    /// Sharded mode, repeated: a data group and its processes, GID=ID,ID,ID. This process hosts every group that lists its id. A group serves keys once `raftkv shard join` adds it.
+    /// Sharded mode, repeated: a data group and its FIRST processes, GID=ID,ID,ID (on a fresh data
+    /// directory they are the group's voters). This process hosts every group that lists its id. A group
+    /// serves keys once `raftkv shard join` adds it. Later changes (`raftkv member ... --group GID`) are
+    /// kept in the data directory, which wins over this list.
     #[arg(long = "group")]
     pub groups: Vec<String>,
+    /// Sharded mode, repeated: host a NEW replica of existing data group GID, which starts with no
+    /// membership and never campaigns until the group adds it: then, on any process,
+    /// `raftkv member add ID=CLIENT-HOST:PORT --group GID --learner` and, once caught up,
+    /// `raftkv member promote ID --group GID`. A restart needs neither this nor --group for a group
+    /// whose directory (DATA_DIR/group-GID) the data directory holds: it resumes every one.
+    #[arg(long = "join-group", value_name = "GID")]
+    pub join_groups: Vec<u64>,
     /// Sharded mode: shards in the keyspace (fixed slot ranges of the 16384 hash slots); the same on every process, never changed.
     #[arg(long, default_value_t = server::shard::DEFAULT_SHARDS)]
     pub shards: u32,

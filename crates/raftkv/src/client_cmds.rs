@@ -15,8 +15,9 @@ pub async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Del { key, ep } => (vec!["DEL".into(), key], ep.endpoints),
         Cmd::Status(a) => return crate::status::run(a).await,
         Cmd::Shard { op, ep } => (shard_args(op), ep.endpoints),
-        Cmd::Member { op, ep } => {
-            return match call_leader(&ep.endpoints, &member_args(op)?).await? {
+        Cmd::Member { op, group, ep } => {
+            let args = with_group(group, member_args(op)?);
+            return match call_leader(&ep.endpoints, &args).await? {
                 Frame::Array(lines) => {
                     for line in lines {
                         if let Frame::Bulk(b) = line {
@@ -26,14 +27,16 @@ pub async fn run(cmd: Cmd) -> Result<(), String> {
                     Ok(())
                 }
                 other => print_reply(other),
-            }
+            };
         }
         Cmd::Leader {
             op: LeaderOp::Transfer { to },
+            group,
             ep,
         } => {
             let mut args = vec!["RAFT".to_string(), "TRANSFER".into()];
             args.extend(to.map(|t| t.to_string()));
+            let args = with_group(group, args);
             return print_reply(call_leader(&ep.endpoints, &args).await?);
         }
         _ => unreachable!("handled in main"),
@@ -94,6 +97,18 @@ fn member_args(op: MemberOp) -> Result<Vec<String>, String> {
         }
     }
     Ok(args)
+}
+
+/// `RAFT ...` as `RAFT GROUP GID ...` when a group is named (sharded mode).
+fn with_group(group: Option<u64>, args: Vec<String>) -> Vec<String> {
+    match group {
+        None => args,
+        Some(g) => {
+            let mut out = vec![args[0].clone(), "GROUP".into(), g.to_string()];
+            out.extend(args.into_iter().skip(1));
+            out
+        }
+    }
 }
 
 fn push_force(args: &mut Vec<String>, force: bool) {

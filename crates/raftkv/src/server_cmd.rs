@@ -58,6 +58,17 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
         let groups = server::shard::parse_groups(&a.groups)?;
         let mut cfg = server::shard::ShardedConfig::new(cfg, controllers, groups);
         cfg.shards = a.shards;
+        for &g in &a.join_groups {
+            if !cfg.joins.insert(g) {
+                return Err(format!("--join-group {g} is given twice"));
+            }
+        }
+        cfg.adopt_group_dirs().map_err(|e| {
+            format!(
+                "cannot read --data-dir {}: {e}",
+                cfg.base.data_dir.display()
+            )
+        })?;
         cfg.validate()?;
         return crate::runtime().block_on(async move {
             let mut node = server::shard::start_sharded(cfg)
@@ -69,8 +80,10 @@ pub fn run(a: ServerArgs) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         });
     }
-    if !a.groups.is_empty() {
-        return Err("--group needs --peers and --controllers (sharded mode)".into());
+    if !a.groups.is_empty() || !a.join_groups.is_empty() {
+        return Err(
+            "--group and --join-group need --peers and --controllers (sharded mode)".into(),
+        );
     }
     cfg.validate()?;
     crate::runtime().block_on(async move {

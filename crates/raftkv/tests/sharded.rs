@@ -633,3 +633,180 @@ async fn a_killed_leader_is_no_longer_advertised_as_a_master() {
     .expect("the cluster client failed after the kill");
     assert_eq!(pairs, 45);
 }
+
+/// `RAFT GROUP GID ...` through `call`, retried (bounded) while the answer is
+/// an error that `retry` accepts; the final reply.
+async fn raft_group(
+    via: &str,
+    gid: u64,
+    args: &[&str],
+    retry: impl Fn(&str) -> bool,
+) -> Result<Frame, String> {
+    let mut full: Vec<Vec<u8>> = vec![b"RAFT".to_vec(), b"GROUP".to_vec(), gid.to_string().into()];
+    full.extend(args.iter().map(|a| a.as_bytes().to_vec()));
+    let full: Vec<&[u8]> = full.iter().map(Vec::as_slice).collect();
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        match call(via, &full).await {
+            Some(Frame::Error(e)) if retry(&e) && Instant::now() < deadline => {}
+            Some(Frame::Error(e)) => return Err(e),
+            Some(ok) => return Ok(ok),
+            None => assert!(
+                Instant::now() < deadline,
+                "RAFT GROUP {gid} {args:?}: no answer"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Group `gid`'s members in the controller's latest configuration.
+async fn listed_members(c: &ShardCluster, gid: u64) -> Vec<u64> {
+    let config = c.shardctl(1, &["QUERY"], SETTLE).await;
+    let line = config
+        .lines()
+        .find(|l| l.starts_with(&format!("group {gid}:")))
+        .unwrap_or_else(|| panic!("group {gid} missing from {config}"));
+    let members = line.split("members ").nth(1).expect("members");
+    members
+        .split(',')
+        .map(|m| m.split('@').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// A data group's replica moves to a process that was not one of its first
+/// members, while clients write: a spare process started with
+/// `--join-group 2` is added as a learner through a process outside the
+/// group, promoted once caught up, and made leader; an original member is
+/// killed with -9, its data deleted, and removed. The controller's member
+/// list follows each change (routing and migration use it). The new member
+/// is then killed with -9 and restarted WITHOUT `--join-group`: it resumes
+/// the group from its data dir. A shard then moves out of group 2 and back
+/// (migration through the new membership). Every acknowledged write is
+/// present and the history is linearizable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_groups_replica_moves_to_a_new_process_under_load() {
+    let _g = serial();
+    let mut c = ShardCluster::new(2, 3);
+    let spare = c.add_spare(&[2]);
+    c.spawn_all();
+    join_first(&c, 2).await;
+    let eps: Vec<String> = (1..=6).filter(|&i| i != 4).map(|i| c.endpoint(i)).collect();
+    let l = load(&eps);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let via = c.endpoint(1); // not a member of group 2: the request is forwarded
+    let spare_ep = c.endpoint(spare);
+    let no_retry = |_: &str| false;
+
+    // Refused with the reason, nothing changed.
+    let not_in_peers = raft_group(
+        &via,
+        2,
+        &["MEMBER", "ADD", "99", &spare_ep, "LEARNER"],
+        no_retry,
+    )
+    .await;
+    assert!(
+        not_in_peers.as_ref().unwrap_err().contains("--peers"),
+        "{not_in_peers:?}"
+    );
+    let ctrl = raft_group(&via, 0, &["MEMBER", "REMOVE", "1"], no_retry).await;
+    assert!(
+        ctrl.as_ref().unwrap_err().contains("--controllers"),
+        "{ctrl:?}"
+    );
+    let unnamed = call(&via, &[b"RAFT", b"MEMBER", b"LIST"]).await;
+    assert!(
+        matches!(&unnamed, Some(Frame::Error(e)) if e.contains("RAFT GROUP")),
+        "{unnamed:?}"
+    );
+
+    let t = Instant::now();
+    let busy = |e: &str| {
+        e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN") || e.contains("in progress")
+    };
+    raft_group(
+        &via,
+        2,
+        &["MEMBER", "ADD", &spare.to_string(), &spare_ep, "LEARNER"],
+        busy,
+    )
+    .await
+    .expect("add learner");
+    let added = t.elapsed();
+    assert!(
+        listed_members(&c, 2).await.contains(&spare),
+        "the controller lists the new member"
+    );
+    c.groups.get_mut(&2).unwrap().push(spare);
+    let t = Instant::now();
+    // Refused while the learner is behind or silent: retried until caught up.
+    raft_group(&via, 2, &["MEMBER", "PROMOTE", &spare.to_string()], |e| {
+        busy(e) || e.contains("refused")
+    })
+    .await
+    .expect("promote");
+    let promoted = t.elapsed();
+    let t = Instant::now();
+    raft_group(&via, 2, &["TRANSFER", &spare.to_string()], busy)
+        .await
+        .expect("transfer");
+    let transferred = t.elapsed();
+    assert_eq!(c.wait_group_leader(2, SETTLE).await, spare);
+
+    // Replace an original member lost for good.
+    c.kill(4);
+    std::fs::remove_dir_all(&c.procs[3].data).unwrap();
+    let t = Instant::now();
+    raft_group(&via, 2, &["MEMBER", "REMOVE", "4"], busy)
+        .await
+        .expect("remove");
+    let removed = t.elapsed();
+    c.groups.get_mut(&2).unwrap().retain(|&id| id != 4);
+    let mut listed = listed_members(&c, 2).await;
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        vec![5, 6, spare],
+        "the controller's list follows the removal"
+    );
+    let Ok(Frame::Array(lines)) = raft_group(&via, 2, &["MEMBER", "LIST"], busy).await else {
+        panic!("MEMBER LIST");
+    };
+    assert_eq!(lines.len(), 3, "{lines:?}");
+
+    // The new member resumes from its data dir alone.
+    c.kill(spare);
+    c.joins.remove(&spare);
+    c.spawn(spare);
+    let t = Instant::now();
+    c.wait_group_leader(2, SETTLE).await;
+    let deadline = Instant::now() + SETTLE;
+    while c
+        .groups_of(spare)
+        .await
+        .and_then(|g| g.get(&2).cloned())
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "restarted process {spare} does not host group 2"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resumed = t.elapsed();
+
+    // Migration out of and back into the changed group.
+    let config = c.shardctl(1, &["QUERY"], SETTLE).await;
+    let num: u64 = config.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let line = config.lines().find(|l| l.starts_with("group 2:")).unwrap();
+    let shards = line.split("shards ").nth(1).unwrap();
+    let s = shards.split([',', '-', ' ']).next().unwrap().to_string();
+    c.shardctl(1, &["MOVE", &s, "1"], SETTLE).await;
+    c.shardctl(1, &["MOVE", &s, "2"], SETTLE).await;
+    c.wait_settled(&[1, 2], num + 2, SETTLE).await;
+    eprintln!(
+        "under load: add learner {added:?}, promote (incl. catch-up) {promoted:?}, transfer {transferred:?}, remove {removed:?}, new member back after kill -9 {resumed:?}"
+    );
+    l.finish_and_check(&eps).await;
+}

@@ -51,7 +51,9 @@ use raft::{ConfChange, Index, NodeId, RaftError, Role, Term};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::driver::{Answer, DriverHandle, KvReplica};
+use replica::Replica;
+
+use crate::driver::{Answer, DriverHandle};
 
 /// One admin request (also as forwarded to the leader).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,46 +124,78 @@ async fn snapshot(driver: &DriverHandle) -> AdminOutcome {
     }
 }
 
+/// Where an admin request's reply goes (the single-group driver: the
+/// requester's oneshot; the sharded driver: a group answer). Sent at most
+/// once; dropped unsent (the driver stopped, the group was parked), the
+/// waiter reads that as "unknown".
+pub struct Responder(Box<dyn FnOnce(AdminReply) + Send>);
+
+impl Responder {
+    pub fn new(f: impl FnOnce(AdminReply) + Send + 'static) -> Self {
+        Responder(Box::new(f))
+    }
+
+    fn send(self, reply: AdminReply) {
+        (self.0)(reply)
+    }
+}
+
+impl From<oneshot::Sender<AdminReply>> for Responder {
+    fn from(tx: oneshot::Sender<AdminReply>) -> Self {
+        Responder::new(move |r| drop(tx.send(r)))
+    }
+}
+
 /// Admin requests waiting for their change to commit or their transfer to end.
 #[derive(Default)]
 pub struct AdminWaits {
-    changes: Vec<(Index, Term, oneshot::Sender<AdminReply>)>,
-    transfers: Vec<(NodeId, oneshot::Sender<AdminReply>)>,
+    changes: Vec<(Index, Term, Responder)>,
+    transfers: Vec<(NodeId, Responder)>,
+}
+
+impl AdminWaits {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.transfers.is_empty()
+    }
 }
 
 /// Starts `op` on `replica`; replies at once or queues the reply in `waits`.
-pub fn start(
-    replica: &mut KvReplica,
+pub fn start<S: raft::Storage, M: rsm::StateMachine>(
+    replica: &mut Replica<S, M>,
     op: AdminOp,
-    reply: oneshot::Sender<AdminReply>,
+    reply: Responder,
     waits: &mut AdminWaits,
 ) {
     match op {
-        AdminOp::List => drop(reply.send(Ok(list(replica)))),
-        AdminOp::Snapshot => drop(reply.send(Err("ERR snapshot is not an admin op".into()))),
+        AdminOp::List => reply.send(Ok(list(replica))),
+        AdminOp::Snapshot => reply.send(Err("ERR snapshot is not an admin op".into())),
         AdminOp::Change { change, force } => match propose(replica, change, force) {
             Ok(index) => {
                 let term = replica.raw_node().raft().term();
                 waits.changes.push((index, term, reply));
             }
-            Err(e) => drop(reply.send(Err(e))),
+            Err(e) => reply.send(Err(e)),
         },
         AdminOp::Transfer(to) => {
             let target = to.or_else(|| replica.raw_node().raft().best_transfer_target());
             let Some(target) = target else {
-                let _ = reply.send(Err("ERR no other voter to transfer leadership to".into()));
+                reply.send(Err("ERR no other voter to transfer leadership to".into()));
                 return;
             };
             match replica.transfer_leader(target) {
                 Ok(()) => waits.transfers.push((target, reply)),
-                Err(e) => drop(reply.send(Err(refusal(&e)))),
+                Err(e) => reply.send(Err(refusal(&e))),
             }
         }
     }
 }
 
 /// Proposes `change` unless the guard rail finds it hazardous and `force` is off.
-fn propose(replica: &mut KvReplica, change: ConfChange, force: bool) -> Result<Index, String> {
+fn propose<S: raft::Storage, M: rsm::StateMachine>(
+    replica: &mut Replica<S, M>,
+    change: ConfChange,
+    force: bool,
+) -> Result<Index, String> {
     let hazard = replica.raw_node().raft().conf_change_hazard(&change);
     if let Some(why) = hazard.filter(|_| !force) {
         return Err(format!(
@@ -173,24 +207,30 @@ fn propose(replica: &mut KvReplica, change: ConfChange, force: bool) -> Result<I
 }
 
 /// After a drive: answers the requests whose outcome is now known.
-pub fn check(replica: &KvReplica, waits: &mut AdminWaits) {
+pub fn check<S: raft::Storage, M: rsm::StateMachine>(
+    replica: &Replica<S, M>,
+    waits: &mut AdminWaits,
+) {
     answer_changes(replica, waits);
     answer_transfers(replica, waits);
 }
 
-fn answer_transfers(replica: &KvReplica, waits: &mut AdminWaits) {
+fn answer_transfers<S: raft::Storage, M: rsm::StateMachine>(
+    replica: &Replica<S, M>,
+    waits: &mut AdminWaits,
+) {
     let raft = replica.raw_node().raft();
     let role = raft.role();
     let mut keep = Vec::new();
     for (target, reply) in std::mem::take(&mut waits.transfers) {
         if raft.leader() == Some(target) {
-            let _ = reply.send(Ok(Vec::new()));
+            reply.send(Ok(Vec::new()));
         } else if role == Role::Leader && raft.lead_transferee() != Some(target) {
-            let _ = reply.send(Err(format!(
+            reply.send(Err(format!(
                 "TIMEOUT leadership transfer to node {target} abandoned: it did not take over within an election timeout"
             )));
         } else if let Some(other) = raft.leader().filter(|_| role != Role::Leader) {
-            let _ = reply.send(Err(format!(
+            reply.send(Err(format!(
                 "ERR node {other} took over instead of node {target}"
             )));
         } else {
@@ -200,15 +240,18 @@ fn answer_transfers(replica: &KvReplica, waits: &mut AdminWaits) {
     waits.transfers = keep;
 }
 
-fn answer_changes(replica: &KvReplica, waits: &mut AdminWaits) {
+fn answer_changes<S: raft::Storage, M: rsm::StateMachine>(
+    replica: &Replica<S, M>,
+    waits: &mut AdminWaits,
+) {
     let raft = replica.raw_node().raft();
     let (role, term, commit) = (raft.role(), raft.term(), raft.log().committed());
     let mut keep = Vec::new();
     for (index, t, reply) in std::mem::take(&mut waits.changes) {
         if commit >= index && raft.log().term(index).ok() == Some(t) {
-            let _ = reply.send(Ok(Vec::new()));
+            reply.send(Ok(Vec::new()));
         } else if role != Role::Leader || term != t {
-            let _ = reply.send(Err(format!(
+            reply.send(Err(format!(
                 "TIMEOUT leadership changed before the membership change at index {index} committed; it may or may not take effect (check RAFT MEMBER LIST)"
             )));
         } else {
@@ -218,7 +261,7 @@ fn answer_changes(replica: &KvReplica, waits: &mut AdminWaits) {
     waits.changes = keep;
 }
 
-fn list(replica: &KvReplica) -> Vec<String> {
+fn list<S: raft::Storage, M: rsm::StateMachine>(replica: &Replica<S, M>) -> Vec<String> {
     let raft = replica.raw_node().raft();
     let m = raft.membership();
     m.members()

@@ -527,7 +527,7 @@ impl Driver {
             }
             Input::Admin { op, reply } => {
                 let replica = self.replica.as_mut().expect("a replica while driving");
-                crate::admin::start(replica, op, reply, &mut self.admin);
+                crate::admin::start(replica, op, reply.into(), &mut self.admin);
                 // A member just added is dialled before its first Append leaves.
                 self.sync_peers();
             }

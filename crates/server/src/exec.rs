@@ -91,10 +91,14 @@ pub async fn execute(node: &Service, conn: &mut ConnState, cmd: Command) -> Fram
             ),
             Service::Sharded(r) => shard::admin::execute(r, c).await,
         },
-        Command::Raft(op) => match node {
-            Service::Single(r) => admin_reply(r.admin(op).await),
-            Service::Sharded(_) => Frame::Error(
-                "ERR RAFT administers a single group; a sharded deployment moves replicas with SHARDCTL".into(),
+        Command::Raft { group, op } => match (node, group) {
+            (Service::Single(r), None) => admin_reply(r.admin(op).await),
+            (Service::Single(_), Some(_)) => Frame::Error(
+                "ERR RAFT GROUP needs a sharded deployment; this node runs a single group (use RAFT MEMBER ...)".into(),
+            ),
+            (Service::Sharded(r), Some(gid)) => admin_reply(shard::members::execute(r, gid, op).await),
+            (Service::Sharded(_), None) => Frame::Error(
+                "ERR a sharded process hosts several groups: name one with RAFT GROUP GID ... (raftkv member ... --group GID)".into(),
             ),
         },
         Command::Quit | Command::Acknowledge => Frame::Simple("OK".into()),

@@ -28,6 +28,12 @@ pub enum Op {
     /// Pin `shard` to `gid` without rebalancing (the next Join or Leave
     /// rebalances from there). Replies [`Reply::NewConfig`].
     Move { shard: ShardId, gid: GroupId },
+    /// Replace the member list of group `gid`, already in the
+    /// configuration, keeping every shard where it is: what follows a change
+    /// of the group's replicas, so routing and migration reach its current
+    /// members. Replies [`Reply::NewConfig`]. (Last variant: entries logged
+    /// before it existed decode unchanged.)
+    Members { gid: GroupId, members: Vec<Member> },
 }
 
 /// A client's op inside its session: the unit of exactly-once.

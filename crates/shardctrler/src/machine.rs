@@ -241,6 +241,7 @@ impl Controller {
             Op::Join { groups } => join(latest, groups)?,
             Op::Leave { gids } => leave(latest, gids)?,
             Op::Move { shard, gid } => move_shard(latest, *shard, *gid)?,
+            Op::Members { gid, members } => set_members(latest, *gid, members)?,
         };
         let num = latest.num + 1;
         self.configs.push(Config {
@@ -296,6 +297,16 @@ fn move_shard(latest: &Config, shard: ShardId, gid: GroupId) -> Result<Next, Ctr
     let mut shards = latest.shards.clone();
     shards[shard as usize] = gid;
     Ok((latest.groups.clone(), shards))
+}
+
+fn set_members(latest: &Config, gid: GroupId, members: &[Member]) -> Result<Next, CtrlError> {
+    if !latest.groups.contains_key(&gid) {
+        return Err(CtrlError::UnknownGroup { gid });
+    }
+    check_members(gid, members)?;
+    let mut groups = latest.groups.clone();
+    groups.insert(gid, members.to_vec());
+    Ok((groups, latest.shards.clone()))
 }
 
 fn check_count(groups: usize) -> Result<(), CtrlError> {

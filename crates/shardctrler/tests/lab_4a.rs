@@ -207,6 +207,39 @@ fn move_pins_shards_and_increases_num() {
 }
 
 #[test]
+fn members_replaces_one_groups_list_and_moves_no_shard() {
+    let mut log = Log::new();
+    let mut ck = log.clerk();
+    log.join(&mut ck, &[1, 2]);
+    let before = log.query(None);
+    // Group 1 replaced its replica 12 by a new process 13.
+    let mut new = members(1);
+    new.retain(|m| m.id != 12);
+    new.push(Member {
+        id: 13,
+        addr: "x1-3".into(),
+    });
+    let r = log.run(
+        &mut ck,
+        Op::Members {
+            gid: 1,
+            members: new.clone(),
+        },
+    );
+    assert_eq!(
+        r,
+        Ok(Reply::NewConfig {
+            num: before.num + 1
+        })
+    );
+    let after = log.query(None);
+    assert_eq!(after.shards, before.shards, "no shard moves");
+    assert_eq!(after.members(1), new.as_slice());
+    assert_eq!(after.members(2), before.members(2));
+    log.check(&[1, 2]);
+}
+
+#[test]
 fn move_is_not_rebalanced_until_the_next_join_or_leave() {
     let mut log = Log::new();
     let mut ck = log.clerk();
@@ -361,6 +394,20 @@ fn rejected_ops_create_no_configuration() {
         (
             Op::Move { shard: 0, gid: 0 },
             CtrlError::UnknownGroup { gid: 0 },
+        ),
+        (
+            Op::Members {
+                gid: 9,
+                members: members(9),
+            },
+            CtrlError::UnknownGroup { gid: 9 },
+        ),
+        (
+            Op::Members {
+                gid: 1,
+                members: vec![],
+            },
+            CtrlError::BadMembers { gid: 1 },
         ),
     ];
     for (op, err) in cases {

@@ -28,6 +28,8 @@ pub struct ShardCluster {
     /// Data group -> its processes.
     pub groups: BTreeMap<u64, Vec<u64>>,
     pub controllers: Vec<u64>,
+    /// Process id -> the data groups it is started to join (`--join-group`).
+    pub joins: BTreeMap<u64, Vec<u64>>,
     pub log_level: String,
     /// When set, each process's output goes to `proc-<id>.log` here.
     pub log_dir: Option<PathBuf>,
@@ -59,11 +61,28 @@ impl ShardCluster {
             procs,
             groups,
             controllers: (1..=per_group).collect(),
+            joins: BTreeMap::new(),
             log_level: "warn".into(),
             log_dir: None,
             views: BTreeMap::new(),
             _dir: dir,
         }
+    }
+
+    /// Lays out one more process, in no group's first members: it joins
+    /// data groups `joins` (`--join-group`) when spawned. Call before
+    /// spawning the others, so their `--peers` lists it. Its id.
+    pub fn add_spare(&mut self, joins: &[u64]) -> u64 {
+        let id = self.procs.len() as u64 + 1;
+        self.procs.push(Proc {
+            id,
+            client: format!("127.0.0.1:{}", pick_port()),
+            peer: format!("127.0.0.1:{}", pick_port()),
+            data: self._dir.path().join(format!("proc-{id}")),
+            child: None,
+        });
+        self.joins.insert(id, joins.to_vec());
+        id
     }
 
     pub fn spawn_all(&mut self) {
@@ -119,6 +138,9 @@ impl ShardCluster {
             .stdin(Stdio::null());
         for (g, members) in &self.groups {
             cmd.args(["--group", &format!("{g}={}", ids(members))]);
+        }
+        for g in self.joins.get(&id).into_iter().flatten() {
+            cmd.args(["--join-group", &g.to_string()]);
         }
         if let Some(dir) = &self.log_dir {
             super::log_output_to(&mut cmd, &dir.join(format!("proc-{id}.log")));

@@ -60,6 +60,9 @@ pub enum GroupForward {
     Ctrl(shardctrler::Command),
     /// A linearizable read of a configuration (`None`: the latest).
     CtrlRead(Option<u64>),
+    /// A membership or leadership operation on the group's replica
+    /// (`crate::admin`; changes and transfers run on its leader).
+    Admin(crate::admin::AdminOp),
 }
 
 impl GroupForward {
@@ -90,6 +93,8 @@ pub enum GroupAnswer {
     ReadAborted,
     /// Never reached a leader (link down, queue full): no effect.
     NotSent,
+    /// How an admin operation ended (`crate::admin::AdminReply`).
+    Admin(Result<Vec<String>, String>),
 }
 
 impl GroupAnswer {
@@ -101,6 +106,7 @@ impl GroupAnswer {
             GroupAnswer::Value(_) => matches!(req, GroupForward::Read(_)),
             GroupAnswer::Ctrl(_) => matches!(req, GroupForward::Ctrl(_)),
             GroupAnswer::Config(_) => matches!(req, GroupForward::CtrlRead(_)),
+            GroupAnswer::Admin(_) => matches!(req, GroupForward::Admin(_)),
             GroupAnswer::ReadAborted => {
                 matches!(req, GroupForward::Read(_) | GroupForward::CtrlRead(_))
             }

@@ -47,8 +47,12 @@ pub enum Command {
     /// `SHARDCTL ...`: raftkv's own command to the shard controller.
     ShardCtl(ShardCtl),
     /// `RAFT MEMBER ... | RAFT TRANSFER [ID]`: membership and leadership
-    /// administration of a single group (`crate::admin`).
-    Raft(crate::admin::AdminOp),
+    /// administration of a single group (`crate::admin`); in a sharded
+    /// deployment `RAFT GROUP GID ...` names the group (`group: Some`).
+    Raft {
+        group: Option<u64>,
+        op: crate::admin::AdminOp,
+    },
     /// `MULTI`, `EXEC`, `DISCARD`, `WATCH key...`, `UNWATCH` (the
     /// connection's transaction state: see `exec`).
     Multi,
@@ -124,7 +128,25 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         ("PING", [msg]) => Command::Ping(Some(msg.clone())),
         ("CLUSTER", [sub, ..]) => cluster(sub, rest)?,
         ("SHARDCTL", [sub, ..]) => Command::ShardCtl(shardctl(sub, &rest[1..])?),
-        ("RAFT", [_, ..]) => Command::Raft(raft_admin(rest)?),
+        ("RAFT", [sub, gid, tail @ ..]) if sub.eq_ignore_ascii_case(b"GROUP") => {
+            let gid = std::str::from_utf8(gid)
+                .ok()
+                .and_then(|g| g.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    CommandError(format!(
+                        "ERR group id '{}' is not a number",
+                        String::from_utf8_lossy(gid)
+                    ))
+                })?;
+            Command::Raft {
+                group: Some(gid),
+                op: raft_admin(tail)?,
+            }
+        }
+        ("RAFT", [_, ..]) => Command::Raft {
+            group: None,
+            op: raft_admin(rest)?,
+        },
         // Redis Cluster's connection flags: accepted, no effect (every node
         // serves every key, and reads are linearizable wherever they arrive).
         ("ASKING" | "READONLY" | "READWRITE", []) => Command::Acknowledge,
@@ -271,7 +293,8 @@ fn known_flags(flags: &[&str], known: &[&str]) -> bool {
 }
 
 /// `RAFT MEMBER LIST | ADD ID HOST:PORT [LEARNER] [FORCE] | PROMOTE ID [FORCE] |
-/// REMOVE ID [FORCE]`, `RAFT TRANSFER [ID]`, `RAFT SNAPSHOT`.
+/// REMOVE ID [FORCE]`, `RAFT TRANSFER [ID]`, `RAFT SNAPSHOT` (the words after
+/// `RAFT` or `RAFT GROUP GID`).
 fn raft_admin(args: &[Bytes]) -> Result<crate::admin::AdminOp, CommandError> {
     use crate::admin::AdminOp;
     use raft::ConfChange;
@@ -318,7 +341,7 @@ fn raft_admin(args: &[Bytes]) -> Result<crate::admin::AdminOp, CommandError> {
         ["TRANSFER", _] => AdminOp::Transfer(Some(id(&words[1])?)),
         _ => {
             return Err(CommandError(
-                "ERR syntax: RAFT MEMBER LIST | MEMBER ADD ID HOST:PORT [LEARNER] [FORCE] | MEMBER PROMOTE ID [FORCE] | MEMBER REMOVE ID [FORCE] | TRANSFER [ID] | SNAPSHOT".into(),
+                "ERR syntax: RAFT [GROUP GID] MEMBER LIST | MEMBER ADD ID HOST:PORT [LEARNER] [FORCE] | MEMBER PROMOTE ID [FORCE] | MEMBER REMOVE ID [FORCE] | TRANSFER [ID] | SNAPSHOT".into(),
             ))
         }
     })
@@ -393,6 +416,48 @@ mod tests {
             .map(|a| Frame::Bulk(Bytes::copy_from_slice(a.as_bytes())))
             .collect();
         parse_command(Frame::Array(items))
+    }
+
+    /// `RAFT GROUP GID ...` names a group; the rest parses as `RAFT ...`.
+    #[test]
+    fn raft_admin_with_and_without_a_group() {
+        use crate::admin::AdminOp;
+        use raft::ConfChange;
+        assert_eq!(
+            parse(&["RAFT", "MEMBER", "LIST"]),
+            Ok(Command::Raft {
+                group: None,
+                op: AdminOp::List
+            })
+        );
+        assert_eq!(
+            parse(&["raft", "group", "2", "member", "add", "7", "h:1", "learner"]),
+            Ok(Command::Raft {
+                group: Some(2),
+                op: AdminOp::Change {
+                    change: ConfChange::AddLearner {
+                        id: 7,
+                        addr: "h:1".into()
+                    },
+                    force: false
+                }
+            })
+        );
+        assert_eq!(
+            parse(&["RAFT", "GROUP", "0", "TRANSFER"]),
+            Ok(Command::Raft {
+                group: Some(0),
+                op: AdminOp::Transfer(None)
+            })
+        );
+        assert!(parse(&["RAFT", "GROUP", "x", "TRANSFER"])
+            .unwrap_err()
+            .0
+            .contains("group id 'x'"));
+        assert!(parse(&["RAFT", "GROUP", "1"])
+            .unwrap_err()
+            .0
+            .starts_with("ERR syntax: RAFT [GROUP GID]"));
     }
 
     /// The cluster commands and their errors, in Redis's wording.

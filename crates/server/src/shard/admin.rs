@@ -74,7 +74,7 @@ async fn run(router: &Router, cmd: ShardCtl) -> Result<String, String> {
 
 /// A joining member must be a process of this deployment (`--peers`) whose
 /// client address answers `PING` (over TLS when our client port speaks it).
-async fn probe(router: &Router, id: u64, addr: &str) -> Result<(), String> {
+pub(super) async fn probe(router: &Router, id: u64, addr: &str) -> Result<(), String> {
     if id != router.id && router.peers.get(id).is_none() {
         return Err(format!(
             "ERR process {id} is not in this deployment's --peers; nothing changed"

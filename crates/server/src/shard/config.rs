@@ -3,9 +3,13 @@
 //! A sharded deployment is described the same way to every process:
 //! `--peers` (every process's peer address), `--controllers` (the processes
 //! hosting the controller group), `--group GID=ID,...` (repeated: the data
-//! groups and their processes) and `--shards` (the keyspace's fixed shard
-//! count). A process hosts the controller if its id is in `--controllers`
-//! and every data group whose list names it.
+//! groups and their processes when they were first started) and `--shards`
+//! (the keyspace's fixed shard count). A process hosts the controller if its
+//! id is in `--controllers`, every data group whose list names it, every
+//! group it is told to join (`--join-group GID`: a replica that starts with
+//! no membership and waits until the group's leader adds it), and every
+//! group whose directory its data dir already holds (so a restart needs no
+//! flag for a group it joined or was moved to; `shard::node`).
 //!
 //! Invariants (checked by [`ShardedConfig::validate`]): the id and every id
 //! named anywhere are in `peers`; the process hosts at least one group;
@@ -35,6 +39,10 @@ pub struct ShardedConfig {
     /// Every data group's processes (those named here form the group's Raft
     /// membership; the controller's configurations name its members too).
     pub groups: BTreeMap<GroupId, Vec<NodeId>>,
+    /// Data groups this process joins as a new member (`--join-group`), and
+    /// those found in its data dir: their replicas bootstrap no membership
+    /// (the stored one, or the leader's, decides).
+    pub joins: std::collections::BTreeSet<GroupId>,
     pub shards: u32,
     /// How often a data group's agent re-sends an unanswered request.
     pub agent_resend_ms: u64,
@@ -52,20 +60,24 @@ impl ShardedConfig {
             base,
             controllers,
             groups,
+            joins: Default::default(),
             shards: DEFAULT_SHARDS,
             agent_resend_ms: 100,
             config_poll_ms: 100,
         }
     }
 
-    /// The data groups this process hosts.
+    /// The data groups this process hosts, in order.
     pub fn hosted_groups(&self) -> Vec<GroupId> {
         let id = self.base.id;
-        self.groups
+        let named = self
+            .groups
             .iter()
             .filter(|(_, ids)| ids.contains(&id))
-            .map(|(&g, _)| g)
-            .collect()
+            .map(|(&g, _)| g);
+        let all: std::collections::BTreeSet<GroupId> =
+            named.chain(self.joins.iter().copied()).collect();
+        all.into_iter().collect()
     }
 
     pub fn hosts_controller(&self) -> bool {
@@ -108,9 +120,28 @@ impl ShardedConfig {
                 ));
             }
         }
+        if let Some(g) = self
+            .joins
+            .iter()
+            .find(|&&g| g == shardmeta::CONTROLLER_GROUP)
+        {
+            return Err(format!(
+                "--join-group {g}: data group ids start at 1 (the controller's members are --controllers)"
+            ));
+        }
+        if let Some(g) = self
+            .joins
+            .iter()
+            .find(|g| self.groups.get(g).is_some_and(|ids| ids.contains(&base.id)))
+        {
+            return Err(format!(
+                "--join-group {g}: process {} is already one of the group's first members in --group {g}; give one or the other",
+                base.id
+            ));
+        }
         if !self.hosts_controller() && self.hosted_groups().is_empty() {
             return Err(format!(
-                "process {} hosts no group: name it in --controllers or in a --group",
+                "process {} hosts no group: name it in --controllers or in a --group, or give --join-group",
                 base.id
             ));
         }
@@ -134,17 +165,53 @@ impl ShardedConfig {
 
     /// The replica configuration of group `gid` (the controller: 0).
     pub fn replica_config(&self, gid: GroupId) -> replica::Config {
+        let joining = self.joins.contains(&gid);
         let ids = if gid == shardmeta::CONTROLLER_GROUP {
             self.controllers.clone()
+        } else if joining {
+            Vec::new()
         } else {
-            self.groups[&gid].clone()
+            self.groups.get(&gid).cloned().unwrap_or_default()
         };
         let mut base = self.base.clone();
         base.members = ids.into_iter().map(|id| (id, String::new())).collect();
+        base.join = joining;
         let mut cfg = base.replica_config();
         // Distinct election randomness per group of one process.
         cfg.raft.seed ^= gid.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         cfg
+    }
+
+    /// Adds to [`Self::joins`] every data group whose directory the data dir
+    /// holds and that the flags do not already make this process host: a
+    /// restart resumes every replica it has, whichever flags first made it.
+    /// Returns those groups.
+    pub fn adopt_group_dirs(&mut self) -> std::io::Result<Vec<GroupId>> {
+        let hosted = self.hosted_groups();
+        let mut found = Vec::new();
+        let entries = match std::fs::read_dir(&self.base.data_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(gid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("group-"))
+                .and_then(|g| g.parse::<GroupId>().ok())
+                .filter(|&g| g != shardmeta::CONTROLLER_GROUP)
+            else {
+                continue;
+            };
+            if entry.file_type()?.is_dir() && !hosted.contains(&gid) {
+                self.joins.insert(gid);
+                found.push(gid);
+            }
+        }
+        found.sort_unstable();
+        Ok(found)
     }
 
     /// Where group `gid`'s replica keeps its log: one subdirectory each.
@@ -228,5 +295,40 @@ mod tests {
         assert!(parse_groups(&["0=1".into()]).is_err());
         assert!(parse_groups(&["1=1".into(), "1=2".into()]).is_err());
         assert!(parse_ids("--controllers", "1,1").is_err());
+    }
+
+    #[test]
+    fn a_joining_process_hosts_the_group_with_no_bootstrap_voters() {
+        let mut c = cfg(4);
+        c.joins.insert(1);
+        assert_eq!(c.hosted_groups(), vec![1, 2]);
+        assert_eq!(c.validate(), Ok(()));
+        assert!(c.replica_config(1).raft.peers.is_empty());
+        assert_eq!(c.replica_config(2).raft.peers, vec![2, 3, 4]);
+        let mut twice = cfg(4);
+        twice.joins.insert(2); // already named in --group 2
+        assert!(twice.validate().unwrap_err().contains("--join-group 2"));
+        let mut ctrl = cfg(4);
+        ctrl.joins.insert(0);
+        assert!(ctrl.validate().unwrap_err().contains("--join-group 0"));
+    }
+
+    #[test]
+    fn group_directories_in_the_data_dir_are_hosted_on_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(4);
+        c.base.data_dir = dir.path().to_path_buf();
+        for d in ["group-2", "group-5", "group-x", "controller", "group-0"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("group-6"), b"a file, not a group").unwrap();
+        assert_eq!(c.adopt_group_dirs().unwrap(), vec![5]);
+        assert_eq!(c.hosted_groups(), vec![2, 5]);
+        assert!(c.replica_config(5).raft.peers.is_empty());
+        assert_eq!(
+            c.adopt_group_dirs().unwrap(),
+            Vec::<u64>::new(),
+            "idempotent"
+        );
     }
 }

@@ -78,6 +78,14 @@ pub enum Input {
     Frame(NodeId, ShardFrame),
     /// The router saw evidence of a newer configuration: poll now.
     Refresh,
+    /// A membership or leadership operation on a hosted group's replica
+    /// (`crate::admin`): answered at once (a listing, a refusal, "not
+    /// leader") or once its change commits or its transfer ends.
+    Admin {
+        group: GroupId,
+        op: crate::admin::AdminOp,
+        reply: oneshot::Sender<GroupAnswer>,
+    },
     /// A graceful stop: every group led here starts handing leadership over
     /// (`host::Host::hand_off_leadership`); the reply lists (group, target).
     HandOff(oneshot::Sender<Vec<(GroupId, NodeId)>>),
@@ -207,6 +215,12 @@ impl DriverHandle {
         self.send(Input::Refresh);
     }
 
+    /// Runs admin `op` on hosted `group`'s replica (see [`Input::Admin`]).
+    pub async fn admin(&self, group: GroupId, op: crate::admin::AdminOp) -> GroupAnswer {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Input::Admin { group, op, reply }, rx).await
+    }
+
     /// Starts handing over leadership of every group led here; the
     /// transfers started, as (group, target).
     pub async fn hand_off(&self) -> Vec<(GroupId, NodeId)> {
@@ -265,6 +279,7 @@ pub fn start(
         poll_rr: cfg.id as usize,
         next_poll: Instant::now(),
         large_replies: HashMap::new(),
+        admin_waits: BTreeMap::new(),
         cfg,
     };
     driver.publish();
@@ -306,6 +321,10 @@ struct Driver {
     /// (requesting process, its group, configuration) -> when a large pull
     /// reply went to it.
     large_replies: HashMap<(NodeId, GroupId, u64), Instant>,
+    /// Per group: admin requests waiting for a change to commit or a
+    /// transfer to end (checked after every drive; dropped, which the
+    /// waiter reports as unknown, if the group is parked).
+    admin_waits: BTreeMap<GroupId, crate::admin::AdminWaits>,
     cfg: DriverConfig,
 }
 
@@ -382,6 +401,7 @@ impl Driver {
             }
             Input::Frame(from, frame) => self.on_frame(from, frame),
             Input::Refresh => self.next_poll = Instant::now(),
+            Input::Admin { group, op, reply } => self.admin(group, op, reply),
             Input::HandOff(reply) => {
                 let started = self.node.hand_off_leadership();
                 for (group, to) in &started {
@@ -392,6 +412,61 @@ impl Driver {
             Input::Shutdown => return false,
         }
         true
+    }
+
+    /// Starts admin `op` on `group`'s replica. Changes and transfers need
+    /// the leader; elsewhere the answer is "not leader" with the replica's
+    /// hint, which the router follows.
+    fn admin(
+        &mut self,
+        group: GroupId,
+        op: crate::admin::AdminOp,
+        reply: oneshot::Sender<GroupAnswer>,
+    ) {
+        use crate::admin::AdminOp;
+        let Some(replica) = self.node.replica_mut(group) else {
+            let _ = reply.send(GroupAnswer::NotLeader { hint: None });
+            return;
+        };
+        match op {
+            AdminOp::Snapshot => {
+                let _ = reply.send(GroupAnswer::Admin(Err(
+                    "ERR snapshot save of one group of a sharded deployment is not supported"
+                        .into(),
+                )));
+                return;
+            }
+            AdminOp::Change { .. } | AdminOp::Transfer(_) if !replica.is_leader() => {
+                let hint = replica.raw_node().raft().leader();
+                let _ = reply.send(GroupAnswer::NotLeader { hint });
+                return;
+            }
+            _ => {}
+        }
+        let waits = self.admin_waits.entry(group).or_default();
+        let reply = crate::admin::Responder::new(move |r| drop(reply.send(GroupAnswer::Admin(r))));
+        crate::admin::start(replica, op, reply, waits);
+    }
+
+    /// Answers the admin requests whose change committed or whose transfer
+    /// ended at the latest drive.
+    fn check_admin(&mut self) {
+        let mut done = Vec::new();
+        for (&group, waits) in self.admin_waits.iter_mut() {
+            match self.node.replica(group) {
+                Some(r) => crate::admin::check(r, waits),
+                None => {
+                    done.push(group); // parked: dropping the waits answers Unknown
+                    continue;
+                }
+            }
+            if waits.is_empty() {
+                done.push(group);
+            }
+        }
+        for g in done {
+            self.admin_waits.remove(&g);
+        }
     }
 
     /// A peer's sharded frame other than Raft messages and forwarded
@@ -654,6 +729,7 @@ impl Driver {
                 let _ = reply.send(answer(gc.completion.outcome));
             }
         }
+        self.check_admin();
         self.note_parked();
         self.publish();
         Ok(())

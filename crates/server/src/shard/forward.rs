@@ -116,6 +116,7 @@ pub fn serve(
             GroupForward::Ctrl(_) | GroupForward::CtrlRead(_) => {
                 GroupAnswer::NotLeader { hint: None }
             }
+            GroupForward::Admin(op) => driver.admin(group, op).await,
         };
         if let Some(p) = peers.get(from) {
             p.send(Outgoing::Shard(ShardFrame::ForwardReply { id, answer }));

@@ -25,6 +25,7 @@ pub mod driver;
 pub mod forward;
 pub mod info;
 pub mod keyspace;
+pub mod members;
 pub mod node;
 pub mod router;
 

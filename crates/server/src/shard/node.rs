@@ -5,8 +5,9 @@
 //! `host::ShardNode`, start its driver thread, the peer links to every
 //! process in `--peers`, the peer acceptor and the RESP listener.
 //!
-//! Restarted with the same flags and data dir, every hosted replica resumes
-//! from its own directory. The boot epoch in `DATA_DIR/client-epoch` is
+//! Restarted with the same data dir, every hosted replica resumes from its
+//! own directory, including groups it joined after its first start (a
+//! `group-g` directory is hosted whatever the flags say). The boot epoch in `DATA_DIR/client-epoch` is
 //! incremented (and synced) on every start, before any client session is
 //! made, so session ids never repeat across restarts (`router::ClientIds`).
 
@@ -36,11 +37,20 @@ use crate::requests::Timeouts;
 use crate::service::Service;
 
 /// Binds the addresses in `cfg` and starts the process.
-pub async fn start_sharded(cfg: ShardedConfig) -> Result<RunningNode, NodeError> {
+pub async fn start_sharded(mut cfg: ShardedConfig) -> Result<RunningNode, NodeError> {
+    adopt_group_dirs(&mut cfg)?;
     cfg.validate().map_err(NodeError::Config)?;
     let client = bind(&cfg.base.listen, "client port, --listen").await?;
     let peer = bind(&cfg.base.members[&cfg.base.id], "peer port, from --peers").await?;
     start_sharded_with(cfg, client, peer).await
+}
+
+/// [`ShardedConfig::adopt_group_dirs`], its I/O error as a data-dir error.
+fn adopt_group_dirs(cfg: &mut ShardedConfig) -> Result<Vec<shardmeta::GroupId>, NodeError> {
+    cfg.adopt_group_dirs().map_err(|source| NodeError::DataDir {
+        path: cfg.base.data_dir.display().to_string(),
+        source,
+    })
 }
 
 async fn bind(addr: &str, what: &'static str) -> Result<TcpListener, NodeError> {
@@ -55,10 +65,11 @@ async fn bind(addr: &str, what: &'static str) -> Result<TcpListener, NodeError> 
 
 /// Starts the process on listeners the caller bound (tests use port 0).
 pub async fn start_sharded_with(
-    cfg: ShardedConfig,
+    mut cfg: ShardedConfig,
     client: TcpListener,
     peer: TcpListener,
 ) -> Result<RunningNode, NodeError> {
+    let adopted = adopt_group_dirs(&mut cfg)?;
     cfg.validate().map_err(NodeError::Config)?;
     let base = &cfg.base;
     let dir_err = |path: &Path| {
@@ -70,6 +81,9 @@ pub async fn start_sharded_with(
         .map_err(NodeError::Config)?;
     crate::identity::log(&checked, &base.data_dir, base.id, &base.peer_auth.cluster);
     let epoch = bump_epoch(&base.data_dir).map_err(dir_err(&base.data_dir))?;
+    if !adopted.is_empty() {
+        tracing::info!(groups = ?adopted, "resuming data groups found in the data dir (not named by --group or --join-group)");
+    }
     let mut hosted: BTreeSet<GroupId> = cfg.hosted_groups().into_iter().collect();
     if cfg.hosts_controller() {
         hosted.insert(CONTROLLER_GROUP);

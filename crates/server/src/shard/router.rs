@@ -366,7 +366,8 @@ impl Router {
                 a @ (GroupAnswer::Applied(_)
                 | GroupAnswer::Value(_)
                 | GroupAnswer::Ctrl(_)
-                | GroupAnswer::Config(_)) => return Ok((a, handed)),
+                | GroupAnswer::Config(_)
+                | GroupAnswer::Admin(_)) => return Ok((a, handed)),
                 GroupAnswer::Unknown => handed = true,
                 GroupAnswer::NotLeader { .. }
                 | GroupAnswer::Busy
@@ -379,6 +380,56 @@ impl Router {
                     (true, _) => RequestError::Timeout,
                     (false, Some(why)) => RequestError::NoSpace(why),
                     (false, None) => RequestError::ClusterDown,
+                });
+            }
+        }
+    }
+
+    /// Runs admin `op` on group `gid`'s replica on the process presumed to
+    /// lead it (changes and transfers need the leader: a follower answers
+    /// "not leader" with its hint, and the next attempt follows it).
+    ///
+    /// An attempt whose fate is unknown (the presumed leader did not answer
+    /// in time: killed, cut off) is retried, like a client write; a
+    /// membership change is not idempotent, so a retry refused because the
+    /// change is already in effect ([`in_effect`]) counts as done, and one
+    /// that cannot tell says that an earlier attempt may have taken effect.
+    pub async fn admin(&self, gid: GroupId, op: crate::admin::AdminOp) -> crate::admin::AdminReply {
+        let deadline = Instant::now() + self.timeouts.request;
+        let target = if gid == CONTROLLER_GROUP {
+            Target::Controller
+        } else {
+            Target::Group(gid)
+        };
+        let req = GroupForward::Admin(op);
+        let mut handed = false;
+        loop {
+            let Some((g, members)) = self.group_of(target) else {
+                return Err(format!(
+                    "ERR group {gid} is not in the controller's latest configuration (raftkv shard query)"
+                ));
+            };
+            match self.attempt(g, &members, &req, deadline).await {
+                GroupAnswer::Admin(Err(e)) if handed => {
+                    let GroupForward::Admin(op) = &req else {
+                        unreachable!()
+                    };
+                    if in_effect(op, &e) {
+                        return Ok(Vec::new());
+                    }
+                    if !e.contains("already in progress") {
+                        return Err(format!("{e} (an earlier attempt that timed out may have taken effect: check RAFT GROUP {gid} MEMBER LIST)"));
+                    }
+                }
+                GroupAnswer::Admin(reply) => return reply,
+                GroupAnswer::Unknown => handed = true,
+                _ => {}
+            }
+            if pause(deadline).await.is_err() {
+                return Err(if handed {
+                    format!("TIMEOUT group {gid}'s leader did not answer in time; the operation may or may not take effect (check RAFT GROUP {gid} MEMBER LIST)")
+                } else {
+                    format!("CLUSTERDOWN no leader of group {gid} answered")
                 });
             }
         }
@@ -507,6 +558,7 @@ impl Router {
                 GroupForward::Read(q) => self.driver.read(gid, GroupQuery::Data(q)).await,
                 GroupForward::Ctrl(c) => self.driver.propose(gid, GroupCommand::Ctrl(c)).await,
                 GroupForward::CtrlRead(n) => self.driver.read(gid, GroupQuery::Ctrl(n)).await,
+                GroupForward::Admin(op) => self.driver.admin(gid, op).await,
             }
         };
         tokio::time::timeout_at(deadline, fut)
@@ -643,6 +695,25 @@ impl Router {
                 Some((g, l))
             })
             .collect()
+    }
+}
+
+/// Whether `refusal` of a retried membership change says the change is
+/// already in effect (an earlier attempt, whose answer was lost, applied it):
+/// an add refused as "already a member", a removal as "removed ... cannot be
+/// reused" (the core remembers removed ids for good). A promotion refused as
+/// "not a learner" could also mean the id was never one, so it does not count.
+pub fn in_effect(op: &crate::admin::AdminOp, refusal: &str) -> bool {
+    use raft::ConfChange;
+    match op {
+        crate::admin::AdminOp::Change { change, .. } => match change {
+            ConfChange::AddLearner { .. } | ConfChange::AddVoter { .. } => {
+                refusal.contains("already a member")
+            }
+            ConfChange::Remove { .. } => refusal.contains("was removed from the group"),
+            ConfChange::Promote { .. } => false,
+        },
+        _ => false,
     }
 }
 
