@@ -774,6 +774,19 @@ async fn a_groups_replica_moves_to_a_new_process_under_load() {
         panic!("MEMBER LIST");
     };
     assert_eq!(lines.len(), 3, "{lines:?}");
+    // The CLI names the group with --group.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["member", "list", "--group", "2", "--endpoints", &via])
+        .output()
+        .expect("raftkv member list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(ids, ["5", "6", &spare.to_string()], "{text}");
 
     // The new member resumes from its data dir alone.
     c.kill(spare);
@@ -808,5 +821,8 @@ async fn a_groups_replica_moves_to_a_new_process_under_load() {
     eprintln!(
         "under load: add learner {added:?}, promote (incl. catch-up) {promoted:?}, transfer {transferred:?}, remove {removed:?}, new member back after kill -9 {resumed:?}"
     );
+    // The changes take a few seconds at most: keep the load on long enough
+    // for a history worth checking.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     l.finish_and_check(&eps).await;
 }
