@@ -6,8 +6,17 @@
 //! of reads costs one round. A leader that has not yet committed an entry of its own
 //! term does not know the true commit index: reads wait until its no-op commits.
 //!
+//! A round's heartbeat goes only to as many followers as make a majority with the
+//! leader, those heard from most recently (in a group of three: one follower, not
+//! two): confirming takes a majority's acknowledgements, never everyone's, and every
+//! follower asked costs a message and a thread wake-up on each end. A round still
+//! unconfirmed a tick after it went out (a chosen follower is slow or gone) is asked
+//! of every follower ([`Raft::resend_read_rounds`]); the periodic heartbeat carries the
+//! newest round to every follower anyway.
+//!
 //! Invariant: `rounds` is ordered by id; an acknowledgement of round `r` confirms every
-//! round `<= r` (it was sent after all of them started).
+//! round `<= r` (it was sent after all of them started). Only voters' acknowledgements
+//! count toward a round, whoever was asked.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -34,6 +43,12 @@ pub struct ReadOnly {
     /// Reads that arrived before this leader committed an entry of its term.
     pub(crate) waiting_for_commit: Vec<(NodeId, u64)>,
     next_round: u64,
+    /// The newest round whose heartbeat went to only some followers since the last
+    /// tick.
+    partial: Option<u64>,
+    /// `partial` as of the last tick: if it (or an earlier round) is still unconfirmed
+    /// at the next tick, every follower is asked.
+    overdue: Option<u64>,
 }
 
 impl ReadOnly {
@@ -91,7 +106,58 @@ impl<S: Storage> Raft<S> {
         }
         round.sent = true;
         let id = round.id;
-        self.broadcast_heartbeat_with(id);
+        let others = self.others();
+        let targets = self.read_round_targets(&others);
+        if targets.len() < others.len() {
+            self.read_only.partial = Some(id);
+        }
+        for to in targets {
+            self.send_heartbeat(to, id);
+        }
+    }
+
+    /// The followers a read round asks (module docs): voters in order of how recently
+    /// each was heard from (then by id), until they and this leader are a majority;
+    /// every follower if they cannot be.
+    fn read_round_targets(&self, others: &[NodeId]) -> Vec<NodeId> {
+        let mut voters: Vec<NodeId> = others
+            .iter()
+            .copied()
+            .filter(|p| self.conf.current().voters.contains(p))
+            .collect();
+        voters.sort_by_key(|p| (self.progress[p].silent_ticks, *p));
+        let mut asked = vec![self.id];
+        for p in voters {
+            if self.has_quorum(&asked) {
+                break;
+            }
+            asked.push(p);
+        }
+        if !self.has_quorum(&asked) {
+            return others.to_vec();
+        }
+        asked.retain(|&p| p != self.id);
+        asked
+    }
+
+    /// On a leader's tick without a periodic heartbeat: a round asked of only some
+    /// followers a tick ago or more and still unconfirmed is asked of every follower
+    /// (module docs). A round younger than a tick waits (rounds go out back to back
+    /// under load: one is nearly always in flight when a tick comes).
+    pub(crate) fn resend_read_rounds(&mut self) {
+        let overdue = std::mem::replace(&mut self.read_only.overdue, self.read_only.partial.take());
+        if let Some(id) = overdue {
+            if self.read_only.rounds.front().is_some_and(|r| r.id <= id) {
+                self.read_only.overdue = None;
+                self.broadcast_heartbeat();
+            }
+        }
+    }
+
+    /// The periodic heartbeat carries the newest round to every follower.
+    pub(crate) fn read_rounds_sent_to_all(&mut self) {
+        self.read_only.partial = None;
+        self.read_only.overdue = None;
     }
 
     /// Only voters' acknowledgements count toward the majority (a learner's, or this
@@ -146,6 +212,7 @@ impl<S: Storage> Raft<S> {
     /// Leadership lost: pending reads cannot be confirmed. Forwarded ones are told so;
     /// local ones are dropped (the application times them out and retries).
     pub(crate) fn fail_pending_reads(&mut self) {
+        self.read_rounds_sent_to_all();
         let mut failed: Vec<(NodeId, u64)> = std::mem::take(&mut self.read_only.waiting_for_commit);
         for round in std::mem::take(&mut self.read_only.rounds) {
             failed.extend(round.requests);

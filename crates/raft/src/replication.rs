@@ -43,8 +43,11 @@ impl<S: Storage> Raft<S> {
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
+            self.read_rounds_sent_to_all();
             self.broadcast_heartbeat();
             self.resend_stalled_snapshots();
+        } else {
+            self.resend_read_rounds();
         }
     }
 
@@ -69,10 +72,14 @@ impl<S: Storage> Raft<S> {
 
     pub(crate) fn broadcast_heartbeat_with(&mut self, read_round: u64) {
         for to in self.others() {
-            // Never tell a follower to commit past what it is known to match.
-            let commit = self.progress[&to].matched.min(self.log.committed());
-            self.send(to, self.term, MessageBody::Heartbeat { commit, read_round });
+            self.send_heartbeat(to, read_round);
         }
+    }
+
+    pub(crate) fn send_heartbeat(&mut self, to: NodeId, read_round: u64) {
+        // Never tell a follower to commit past what it is known to match.
+        let commit = self.progress[&to].matched.min(self.log.committed());
+        self.send(to, self.term, MessageBody::Heartbeat { commit, read_round });
     }
 
     /// Sends what proposals appended since the last Ready, one message per follower.

@@ -223,9 +223,46 @@ fn read_index_waits_for_a_heartbeat_quorum_and_batches_reads() {
     assert!(answered.iter().all(|r| r.index == commit));
     assert_eq!(
         net.sent_count("Heartbeat") - hb_before,
-        2,
-        "ten reads, one heartbeat round"
+        1,
+        "ten reads, one heartbeat round, asked of one follower (it and the leader are a majority)"
     );
+}
+
+#[test]
+fn a_read_round_asks_a_majority_and_falls_back_to_everyone_a_tick_later() {
+    // Periodic heartbeats far apart, so only the fallback can reach the others.
+    let mut net = Net::with(5, |id| {
+        let mut cfg = config(id, 5);
+        cfg.heartbeat_ticks = 5;
+        (cfg, raft::MemStorage::new())
+    });
+    net.elect(1);
+    net.deliver_all();
+    let hb_before = net.sent_count("Heartbeat");
+    net.node(1).read_index(1).unwrap();
+    net.drive(1);
+    let asked: Vec<u64> = net.sent[net.sent.len() - 2..]
+        .iter()
+        .map(|m| m.to)
+        .collect();
+    assert_eq!(
+        net.sent_count("Heartbeat") - hb_before,
+        2,
+        "five nodes: two followers make a majority with the leader"
+    );
+    // Both asked followers are cut off: no majority answers, so no read state.
+    net.deliver(|m| !asked.contains(&m.to) && !asked.contains(&m.from));
+    assert!(net.read_states.get(&1).is_none_or(|r| r.is_empty()));
+    // The first tick only notes the round; the next asks every follower, and the
+    // two that were not asked confirm it.
+    net.node(1).tick();
+    net.deliver(|m| !asked.contains(&m.to) && !asked.contains(&m.from));
+    assert!(net.read_states.get(&1).is_none_or(|r| r.is_empty()));
+    net.node(1).tick();
+    net.deliver(|m| !asked.contains(&m.to) && !asked.contains(&m.from));
+    let rs = &net.read_states[&1];
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].ctx, 1);
 }
 
 #[test]
