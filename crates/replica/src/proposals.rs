@@ -93,18 +93,17 @@ impl Proposals {
                 outcome: Outcome::Unknown { hint },
             });
         }
-        let mut kept = BTreeMap::new();
-        for (index, (term, token)) in std::mem::take(&mut self.by_index) {
-            if Some(term) == leading_term {
-                kept.insert(index, (term, token));
-            } else {
+        // In place: every drive calls this twice, nearly always keeping everything.
+        self.by_index.retain(|_, &mut (term, token)| {
+            let keep = Some(term) == leading_term;
+            if !keep {
                 out.push(Completion {
                     token,
                     outcome: Outcome::Unknown { hint },
                 });
             }
-        }
-        self.by_index = kept;
+            keep
+        });
     }
 }
 
