@@ -6,7 +6,8 @@
 //!    same): reads that arrive while a round is out wait for it and then go
 //!    together, so a steady stream of reads costs one round per round trip,
 //!    not one per drive (each round is a heartbeat to and an answer from
-//!    every follower: messages and thread wake-ups on three nodes);
+//!    as many followers as make a majority with the leader, `raft::read_index`:
+//!    messages and thread wake-ups on both ends);
 //! 2. `confirming`: a `read_index(ctx)` is out, waiting for its `ReadState`;
 //! 3. `confirmed`: the read index is known; served once the state machine has
 //!    applied it.
