@@ -17,7 +17,8 @@
 //! Limits, on purpose: one record (entry) is at most 64 MiB; entry data kept in memory
 //! is bounded by `DiskOptions::cache_max_bytes` (older entries are read back from their
 //! segment), plus about 40 bytes of index per live entry. The current snapshot is never
-//! copied into memory: it is written from the caller's `Bytes` in 1 MiB chunks, and
+//! copied into memory: it is written as the state machine encodes it
+//! (`Storage::compact_streamed`), or from the caller's `Bytes`, through a 1 MiB buffer, and
 //! afterwards (and on open, after a streaming checksum pass) held as a read-only memory
 //! map of its file, handed out as `Bytes` (`snapshot()` is O(1); readers fault pages in
 //! from the page cache). Snapshot files are never modified in place, only replaced by
