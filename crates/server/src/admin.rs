@@ -255,7 +255,7 @@ fn answer_changes<S: raft::Storage, M: rsm::StateMachine>(
             reply.send(Ok(Vec::new()));
         } else if role != Role::Leader || term != t {
             reply.send(Err(format!(
-                "TIMEOUT leadership changed before the membership change at index {index} committed; it may or may not take effect (check RAFT MEMBER LIST)"
+                "TIMEOUT leadership changed before the membership change at index {index} committed; it may or may not take effect (check the member list: raftkv member list)"
             )));
         } else {
             keep.push((index, t, reply));

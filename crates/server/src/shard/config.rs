@@ -13,7 +13,8 @@
 //!
 //! Invariants (checked by [`ShardedConfig::validate`]): the id and every id
 //! named anywhere are in `peers`; the process hosts at least one group;
-//! group ids are >= 1 and distinct; `1 <= shards <= 16384`; the request
+//! group ids are >= 1 and distinct; a joined group is not one whose
+//! `--group` list names this process; `1 <= shards <= 16384`; the request
 //! deadline keeps `shardkv::session`'s retry rule (at most half the data
 //! groups' session timeout).
 

@@ -3,15 +3,17 @@
 //! traffic, and the client path that routes any key to its owning group.
 //!
 //! Files, one job each: `config` (the flags: `--peers`, `--controllers`,
-//! `--group`, `--shards`), `node` (start: one data dir, one subdirectory
+//! `--group`, `--join-group`, `--shards`, and the groups found in the data
+//! dir), `node` (start: one data dir, one subdirectory
 //! and one `storage::DiskStorage` per hosted group), `driver` (the thread
 //! that owns the ShardNode), `forward` (requests handed to another process,
 //! and the dispatch of inbound sharded frames), `router` (the client path:
 //! key -> slot -> shard -> group -> leader, retries, `-MOVED`/`-TRYAGAIN`),
 //! `keyspace` (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`, `FLUSHALL` over the
 //! slots this process is the primary of), `admin` (`SHARDCTL`: the
-//! controller's Join/Leave/Move/Query), `info` (`INFO` of a sharded
-//! process).
+//! controller's Join/Leave/Move/Query), `members` (`RAFT GROUP GID ...`: a
+//! group's membership and leadership, kept in step with the controller's
+//! member list), `info` (`INFO` of a sharded process).
 //!
 //! A configuration's `Member::addr` is the member process's **client**
 //! (RESP) address: it is what `CLUSTER SLOTS` and `-MOVED` hand to clients.
