@@ -676,8 +676,9 @@ async fn listed_members(c: &ShardCluster, gid: u64) -> Vec<u64> {
 
 /// A data group's replica moves to a process that was not one of its first
 /// members, while clients write: a spare process started with
-/// `--join-group 2` is added as a learner through a process outside the
-/// group, promoted once caught up, and made leader; an original member is
+/// `--join-group 2` serves keys of every group before it is added, is added
+/// as a learner through its own client port, promoted (through a process
+/// outside the group) once caught up, and made leader; an original member is
 /// killed with -9, its data deleted, and removed. The controller's member
 /// list follows each change (routing and migration use it). The new member
 /// is then killed with -9 and restarted WITHOUT `--join-group`: it resumes
@@ -721,12 +722,24 @@ async fn a_groups_replica_moves_to_a_new_process_under_load() {
         "{unnamed:?}"
     );
 
+    // Before it is added, the spare's replica of group 2 has never heard
+    // from the group; the spare still serves every key (forwarding), and
+    // takes the command that adds it (it records its own peer address).
+    for i in 0..16 {
+        let k = format!("via-spare{i}");
+        call_ok(
+            &spare_ep,
+            &[b"SET", k.as_bytes(), b"s"],
+            Duration::from_secs(10),
+        )
+        .await;
+    }
     let t = Instant::now();
     let busy = |e: &str| {
         e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN") || e.contains("in progress")
     };
     raft_group(
-        &via,
+        &spare_ep,
         2,
         &["MEMBER", "ADD", &spare.to_string(), &spare_ep, "LEARNER"],
         busy,

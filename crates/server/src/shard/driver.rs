@@ -188,6 +188,16 @@ impl DriverHandle {
         v.groups.get(&group).map(|g| g.status.raft.leader)
     }
 
+    /// A hosted group's known leader and its replica's term (0: it has
+    /// never heard from its group, as a replica started with `--join-group`
+    /// before the group adds it).
+    pub fn leader_and_term(&self, group: GroupId) -> Option<(Option<NodeId>, u64)> {
+        let v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        v.groups
+            .get(&group)
+            .map(|g| (g.status.raft.leader, g.status.raft.term))
+    }
+
     /// Records that some group applied configuration `num` (a router's
     /// `WrongGroup` answer) and asks the driver to poll for it.
     /// While hosted `group` cannot write its log (disk full): why.

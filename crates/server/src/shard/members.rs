@@ -75,7 +75,12 @@ async fn add(
     learner: bool,
     force: bool,
 ) -> AdminReply {
-    let Some(peer_addr) = router.peers.addrs().get(&id).cloned() else {
+    let peer_addr = if id == router.id {
+        Some(router.self_peer.clone())
+    } else {
+        router.peers.addrs().get(&id).cloned()
+    };
+    let Some(peer_addr) = peer_addr else {
         return Err(format!(
             "ERR process {id} is not in this deployment's --peers (every process, also those that join later, must be listed there); nothing changed"
         ));

@@ -161,6 +161,7 @@ pub async fn start_sharded_with(
         reserve,
     );
     router.probe_tls = base.client.tls.as_ref().map(|t| t.probe.clone());
+    router.self_peer = base.members[&base.id].clone();
     let (shutdown, _) = broadcast::channel(1);
     let (client_addr, peer_addr) = (
         client.local_addr().expect("bound"),

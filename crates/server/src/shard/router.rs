@@ -127,6 +127,9 @@ pub struct Router {
     /// With TLS on client ports: how `SHARDCTL JOIN` PINGs a member's
     /// client address (`crate::tls::Acceptor::probe`).
     pub probe_tls: Option<crate::client::ClientTls>,
+    /// This process's own peer address (`--peers`; `Peers` holds only the
+    /// others'): what a membership change adding this process records.
+    pub self_peer: String,
 }
 
 impl Router {
@@ -160,6 +163,7 @@ impl Router {
             rr: AtomicUsize::new(0),
             ctrl: tokio::sync::Mutex::new(None),
             probe_tls: None,
+            self_peer: String::new(),
         }
     }
 
@@ -466,15 +470,22 @@ impl Router {
     fn presumed_leader(&self, gid: GroupId, members: &[NodeId]) -> Option<NodeId> {
         let parked = self.disk_full(gid).is_some();
         let local = self.hosted.contains(&gid) && !parked;
-        if local {
-            if let Some(Some(l)) = self.driver.leader(gid) {
-                return Some(l);
-            }
+        let local_state = if local {
+            self.driver.leader_and_term(gid)
+        } else {
+            None
+        };
+        if let Some((Some(l), _)) = local_state {
+            return Some(l);
         }
+        // A hosted replica that has never heard from its group (term 0: started
+        // with --join-group, not added yet) may wait for a leader forever: ask
+        // the other members instead, as a process not hosting the group would.
+        let joining = local_state.is_some_and(|(_, term)| term == 0);
         let others: Vec<NodeId> = members
             .iter()
             .copied()
-            .filter(|&m| !parked || m != self.id)
+            .filter(|&m| !(parked || joining) || m != self.id)
             .collect();
         let hints = self.hints.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&h) = hints
@@ -483,7 +494,7 @@ impl Router {
         {
             return Some(h);
         }
-        if local || others.is_empty() {
+        if (local && !joining) || others.is_empty() {
             return None; // our own replica knows no leader yet: wait for the election
         }
         Some(others[self.rr.fetch_add(1, Ordering::Relaxed) % others.len()])
