@@ -405,7 +405,7 @@ impl Router {
         } else {
             Target::Group(gid)
         };
-        let req = GroupForward::Admin(op);
+        let req = GroupForward::Admin(op.clone());
         let mut handed = false;
         loop {
             let Some((g, members)) = self.group_of(target) else {
@@ -415,10 +415,7 @@ impl Router {
             };
             match self.attempt(g, &members, &req, deadline).await {
                 GroupAnswer::Admin(Err(e)) if handed => {
-                    let GroupForward::Admin(op) = &req else {
-                        unreachable!()
-                    };
-                    if in_effect(op, &e) {
+                    if in_effect(&op, &e) {
                         return Ok(Vec::new());
                     }
                     if !e.contains("already in progress") {
