@@ -411,8 +411,9 @@ impl Driver {
     }
 
     /// Hands the leader's pending log sync to the sync thread, if one is due
-    /// (`Replica::take_sync`). When the active segment is full, the sync runs
-    /// here instead (it rolls the segment), and is reported at once.
+    /// (`Replica::take_sync`). When the active segment is full, or a snapshot
+    /// covers segments still on disk, the sync runs here instead (it rolls the
+    /// segment, or deletes the covered ones), and is reported at once.
     fn start_sync(&mut self) -> Result<(), ReplicaError> {
         let Some(replica) = self.replica.as_mut() else {
             return Ok(());

@@ -175,11 +175,17 @@ impl DiskStorage {
 
     /// Group commit on another thread: writes every buffered record to its file and
     /// returns a job whose `run` (from any thread, while this store keeps writing)
-    /// makes them durable — as `sync` would, except that segment rolling and the
-    /// deletion of covered segments wait for the next `sync`. `None` when only `sync`
-    /// will do (the active segment is full and must roll). The host must not treat
-    /// anything written as durable before a job made after it has run `Ok`.
+    /// makes them durable — as `sync` would, except that it neither rolls the segment
+    /// nor deletes segments. `None` when only `sync` will do: the active segment is
+    /// full and must roll, or a snapshot covers sealed segments that are still on
+    /// disk (`sync` deletes them once its marker is durable; a host that only ever
+    /// ran jobs would otherwise keep them until the next roll, which on an idle
+    /// leader never comes). The host must not treat anything written as durable
+    /// before a job made after it has run `Ok`.
     pub fn sync_job(&mut self) -> StorageResult<Option<SyncJob>> {
+        if self.wal.has_covered(self.snapshot.meta.index) {
+            return Ok(None);
+        }
         let Some(file) = self.wal.sync_job()? else {
             return Ok(None);
         };

@@ -317,6 +317,12 @@ impl Wal {
         Ok(())
     }
 
+    /// True when `delete_covered(snapshot_index)` would delete a segment: the oldest
+    /// sealed one holds no entry after that snapshot.
+    pub fn has_covered(&self, snapshot_index: Index) -> bool {
+        self.segments.len() > 1 && self.segments[0].max_index <= snapshot_index
+    }
+
     /// Deletes the oldest sealed segments whose entries are all at or before
     /// `durable_snapshot_index`. Call only when that snapshot's marker record is durable.
     pub fn delete_covered(&mut self, durable_snapshot_index: Index) -> StorageResult<()> {

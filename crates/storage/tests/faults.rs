@@ -301,3 +301,52 @@ fn sync_job_runs_on_another_thread_and_reports_a_failed_fsync() {
     s.sync().unwrap();
     assert!(s.sync_job().unwrap().is_some(), "the new segment has room");
 }
+
+/// A leader that syncs only through jobs (`sync_job`, run on its sync thread) still
+/// deletes the segments its snapshot covers: after a compaction the next `sync_job`
+/// asks for a blocking `sync`, which deletes them once the marker is durable. Before,
+/// jobs never deleted and only a full segment's roll did, so an idle leader kept a
+/// whole log's worth of covered segments on disk.
+#[test]
+fn a_leader_syncing_through_jobs_deletes_the_segments_a_snapshot_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _h) = faulty(dir.path(), 400);
+    let mut next = 1;
+    while s.segment_count() < 4 {
+        s.append(&[entry(1, next)]).unwrap();
+        s.sync().unwrap();
+        next += 1;
+    }
+    let segment_files = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("wal".as_ref()))
+            .count()
+    };
+    assert_eq!(segment_files(dir.path()), 4);
+    // The leader's loop: each write is followed by a job when one will do, else `sync`.
+    let leader_write = |s: &mut DiskStorage, index| {
+        s.append(&[entry(1, index)]).unwrap();
+        match s.sync_job().unwrap() {
+            Some(job) => job.run().unwrap(),
+            None => s.sync().unwrap(),
+        }
+    };
+    leader_write(&mut s, next);
+    assert_eq!(
+        s.segment_count(),
+        4,
+        "nothing covered yet: the job path deletes nothing"
+    );
+    s.compact(snap(next, 1)).unwrap();
+    leader_write(&mut s, next + 1);
+    assert_eq!(
+        s.segment_count(),
+        1,
+        "every sealed segment is covered by the snapshot"
+    );
+    assert_eq!(segment_files(dir.path()), 1);
+    drop(s);
+    let r = reopen(dir.path());
+    assert_eq!((r.first_index(), r.last_index()), (next + 1, next + 1));
+}
