@@ -127,18 +127,13 @@ impl rsm::StateMachine for GroupMachine {
         }
     }
 
-    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
+    fn replace_with_snapshot(
+        &mut self,
+        input: rsm::SnapshotInput<'_>,
+    ) -> Result<(), rsm::SnapshotError> {
         match self {
-            GroupMachine::Ctrl(m) => m.decode_snapshot(data).map(|r| r.map(GroupMachine::Ctrl)),
-            GroupMachine::Data(m) => m.decode_snapshot(data).map(|r| r.map(GroupMachine::Data)),
-        }
-    }
-
-    fn adopt_snapshot(&mut self, decoded: Self) {
-        match (self, decoded) {
-            (GroupMachine::Ctrl(m), GroupMachine::Ctrl(d)) => m.adopt_snapshot(d),
-            (GroupMachine::Data(m), GroupMachine::Data(d)) => m.adopt_snapshot(d),
-            (m, d) => *m = d,
+            GroupMachine::Ctrl(m) => rsm::StateMachine::replace_with_snapshot(m, input),
+            GroupMachine::Data(m) => rsm::StateMachine::replace_with_snapshot(m, input),
         }
     }
 

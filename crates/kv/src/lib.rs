@@ -66,6 +66,7 @@ pub mod numbers;
 pub mod ops;
 pub mod session;
 mod snapshot;
+mod snapshot_flavor;
 mod snapshot_v1;
 mod state_machine;
 pub mod store;

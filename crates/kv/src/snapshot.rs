@@ -123,8 +123,14 @@ pub(crate) fn encode(sm: &StateMachine) -> Bytes {
 }
 
 pub(crate) fn decode(input: &[u8]) -> Result<StateMachine, SnapshotError> {
+    decode_input(rsm::SnapshotInput::in_memory(input))
+}
+
+/// [`decode`], releasing the input's pages behind the checksum pass and then behind
+/// the decoder (`snapshot_flavor`): a mapped snapshot file is never resident whole.
+pub(crate) fn decode_input(input: rsm::SnapshotInput<'_>) -> Result<StateMachine, SnapshotError> {
     let sm = match check_frame(input, SNAPSHOT_VERSION) {
-        Ok(body) => decode_body(body)?,
+        Ok(body) => decode_body(rsm::SnapshotInput::new(body, &|part| input.release(part)))?,
         Err(SnapshotError::UnsupportedVersion(1)) => {
             crate::snapshot_v1::decode_body(check_frame(input, 1)?)?
         }
@@ -134,9 +140,9 @@ pub(crate) fn decode(input: &[u8]) -> Result<StateMachine, SnapshotError> {
     Ok(sm)
 }
 
-fn decode_body(body: &[u8]) -> Result<StateMachine, SnapshotError> {
-    let (b, rest): (Body, _) =
-        postcard::take_from_bytes(body).map_err(|e| DecodeError::Body(e.to_string()))?;
+fn decode_body(body: rsm::SnapshotInput<'_>) -> Result<StateMachine, SnapshotError> {
+    let (b, rest): (Body, _) = crate::snapshot_flavor::take_from_input(body)
+        .map_err(|e| DecodeError::Body(e.to_string()))?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()).into());
     }
@@ -210,10 +216,11 @@ fn validate(sm: &StateMachine) -> Result<(), SnapshotError> {
         .map_err(SnapshotError::Invalid)
 }
 
-/// Checks magic, version and checksum (the shared `rsm::frame`); returns the body.
-fn check_frame(input: &[u8], version: u8) -> Result<&[u8], SnapshotError> {
+/// Checks magic, version and checksum (the shared `rsm::frame`, releasing the bytes
+/// it has summed); returns the body.
+fn check_frame<'a>(input: rsm::SnapshotInput<'a>, version: u8) -> Result<&'a [u8], SnapshotError> {
     use rsm::frame::FrameError;
-    rsm::frame::check_frame(input, &SNAPSHOT_MAGIC, version).map_err(|e| match e {
+    rsm::frame::check_frame_input(input, &SNAPSHOT_MAGIC, version).map_err(|e| match e {
         FrameError::TooShort(n) => SnapshotError::TooShort(n),
         FrameError::BadMagic => SnapshotError::BadMagic,
         FrameError::UnsupportedVersion(v) => SnapshotError::UnsupportedVersion(v),

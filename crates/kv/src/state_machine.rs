@@ -214,6 +214,14 @@ impl StateMachine {
         snapshot::decode(bytes)
     }
 
+    /// Replaces the whole state with `decoded`, keeping the expired-keys count (this
+    /// process's statistic, not state).
+    fn adopt(&mut self, decoded: StateMachine) {
+        let expired = self.expired;
+        *self = decoded;
+        self.expired = expired;
+    }
+
     /// Panics with context if an invariant is broken.
     pub fn check_invariants(&self) {
         let c = &self.config;
@@ -300,24 +308,28 @@ impl rsm::StateMachine for StateMachine {
         StateMachine::snapshot_to(self, out)
     }
 
-    /// Adopts the snapshot's config along with its data (see `config`).
+    /// Adopts the snapshot's config along with its data (see `config`); the
+    /// expired-keys count is this process's statistic, kept.
     fn restore(&mut self, data: &[u8]) -> Result<(), rsm::SnapshotError> {
         let decoded = StateMachine::restore(data).map_err(rsm::SnapshotError::new)?;
-        rsm::StateMachine::adopt_snapshot(self, decoded);
+        self.adopt(decoded);
         Ok(())
     }
 
-    /// A full decode, as `restore` does (its config is adopted, so any
-    /// well-formed kv snapshot fits).
-    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
-        Some(StateMachine::restore(data).map_err(rsm::SnapshotError::new))
-    }
-
-    /// As `restore`: the expired-keys count is this process's statistic, kept.
-    fn adopt_snapshot(&mut self, decoded: Self) {
-        let expired = self.expired;
-        *self = decoded;
-        self.expired = expired;
+    /// As `restore`, but the current state is dropped before the snapshot is decoded
+    /// (on `Err` the machine is empty, with its config), and the input's pages are
+    /// released as they are read.
+    fn replace_with_snapshot(
+        &mut self,
+        input: rsm::SnapshotInput<'_>,
+    ) -> Result<(), rsm::SnapshotError> {
+        *self = StateMachine {
+            expired: self.expired,
+            ..StateMachine::new(self.config)
+        };
+        let decoded = snapshot::decode_input(input).map_err(rsm::SnapshotError::new)?;
+        self.adopt(decoded);
+        Ok(())
     }
 
     fn item_count(&self) -> usize {

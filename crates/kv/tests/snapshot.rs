@@ -310,3 +310,58 @@ fn a_streamed_snapshot_is_the_format_byte_for_byte() {
     assert_eq!(out.0, h.sm.snapshot().as_ref());
     assert_eq!(StateMachine::restore(&out.0).unwrap(), h.sm);
 }
+
+/// Installing a snapshot (`replace_with_snapshot`) reads it front to back and tells the
+/// input every part it has read, in order, a few MiB at a time: the checksum pass, then
+/// the decoder over the body. (A store whose snapshot is a file map drops those pages,
+/// so the file is never resident whole.) The state is dropped first: a snapshot that
+/// does not decode leaves the machine empty, with its config.
+#[test]
+fn installing_a_snapshot_releases_what_it_has_read_in_order() {
+    let mut h = Harness::new(Config::default());
+    let a = h.register();
+    let value = "v".repeat(4_000);
+    for seq in 1..=3_000u64 {
+        h.request(a, seq, put(&format!("key:{seq:05}"), &value))
+            .unwrap();
+    }
+    let snap = h.sm.snapshot();
+    assert!(snap.len() > 2 * rsm::RELEASE_STEP);
+    let base = snap.as_ptr() as usize;
+    let released = std::cell::RefCell::new(Vec::new());
+    let hook = |part: &[u8]| {
+        let start = part.as_ptr() as usize - base;
+        released.borrow_mut().push(start..start + part.len());
+    };
+    let mut sm = StateMachine::new(Config::default());
+    rsm::StateMachine::replace_with_snapshot(&mut sm, rsm::SnapshotInput::new(&snap, &hook))
+        .unwrap();
+    assert_eq!(sm, h.sm);
+    let released = released.into_inner();
+    // Two passes, each from the start to the end (the checksum's 4 bytes excepted),
+    // each in order, without gaps, no part much over the step.
+    let check_pass = |pass: &[std::ops::Range<usize>], from: usize| {
+        assert!(pass.len() >= 2, "{pass:?}");
+        assert_eq!(pass[0].start, from);
+        for w in pass.windows(2) {
+            assert_eq!(w[0].end, w[1].start, "in order, no gaps: {pass:?}");
+        }
+        assert!(pass.iter().all(|r| r.len() <= rsm::RELEASE_STEP + 8_192));
+        assert_eq!(pass.last().unwrap().end, snap.len() - 4);
+    };
+    let body_starts = released
+        .iter()
+        .rposition(|r| r.start == 5)
+        .expect("a body pass");
+    check_pass(&released[..body_starts], 0);
+    check_pass(&released[body_starts..], 5);
+
+    let mut garbled = snap.to_vec();
+    garbled[snap.len() / 2] ^= 0xff;
+    assert!(rsm::StateMachine::replace_with_snapshot(
+        &mut sm,
+        rsm::SnapshotInput::in_memory(&garbled)
+    )
+    .is_err());
+    assert_eq!(sm, StateMachine::new(Config::default()), "dropped first");
+}

@@ -81,6 +81,14 @@ pub trait Storage {
             data: Bytes::from(data),
         })
     }
+    /// Says `part`, bytes of a snapshot this store handed out ([`Storage::snapshot`],
+    /// [`Storage::received_snapshot`]), has been read and is not needed again soon: a
+    /// store whose snapshots are memory maps of files drops those pages from the
+    /// process's resident set (a later read faults the same bytes back in). Anything
+    /// else, bytes on the heap included, is left alone. Lets the driver's decoder
+    /// read a snapshot as large as the state without holding all of it resident.
+    /// Default: nothing.
+    fn release_read(&self, _part: &[u8]) {}
     /// Makes every write so far durable.
     fn sync(&mut self) -> StorageResult<()>;
     /// Hands buffered writes to the operating system without making them durable, so

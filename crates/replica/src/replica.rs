@@ -6,10 +6,28 @@
 //! durable on a majority already, so this need not wait for our own fsync),
 //! persist, send `persisted_messages`, install the snapshot, record read
 //! states, advance, and check a snapshot received in full from the leader
-//! (decoded once: the decoded machine is what the next Ready installs); then
-//! fail requests whose leadership is gone, serve reads, and snapshot when the
-//! log is over its threshold (bytes) or enough entries were applied since the
-//! last snapshot (count).
+//! (see below); then fail requests whose leadership is gone, serve reads, and
+//! snapshot when the log is over its threshold (bytes) or enough entries were
+//! applied since the last snapshot (count).
+//!
+//! # Installing a leader's snapshot: one state in memory, refused before Raft takes it
+//!
+//! A snapshot is as large as the state, so a follower must not hold its old state and
+//! the decoded new one at once, and must not make the whole snapshot file resident
+//! while it decodes it. It must also refuse a snapshot that will not decode *before*
+//! Raft accepts it (accepting replaces the log: the follower would have neither). So
+//! `check_received_snapshot` drops the old state first and decodes the snapshot into
+//! the machine (`rsm::StateMachine::replace_with_snapshot`, which releases the file's
+//! pages behind the decoder through `raft::Storage::release_read`); only if that
+//! succeeds is the snapshot accepted, and the next Ready, which carries it, finds the
+//! machine at its index already. If it fails, the machine is rebuilt from this node's
+//! own storage (`rebuild`: its snapshot, then its log up to the applied index, all
+//! still there because nothing was accepted) and the snapshot is refused. A refusal
+//! costs a replay; an install costs one decode and no second state. (The alternative,
+//! a validating pass that builds nothing before dropping the old state, needs a
+//! second decoder per machine that must agree with the real one; this one reuses
+//! `apply` and `replace_with_snapshot`, which every machine has.) The boot restore
+//! goes through the same `replace` (a fresh machine holds nothing to drop).
 //!
 //! With [`Config::leader_sync_by_host`], a leader's Ready is written without a
 //! sync (`raft::RawNode::write`) and the host runs the sync ([`Replica::take_sync`],
@@ -60,7 +78,7 @@ pub struct Status {
     pub expired: u64,
     pub sessions: usize,
     /// Snapshots from a leader dropped because they would not restore
-    /// (`rsm::StateMachine::decode_snapshot`); the host logs when it grows,
+    /// (`rsm::StateMachine::replace_with_snapshot`); the host logs when it grows,
     /// with [`Replica::last_snapshot_rejection`].
     pub snapshots_rejected: u64,
     /// What the replica has done since it was created (`/metrics`).
@@ -70,10 +88,6 @@ pub struct Status {
 pub struct Replica<S: Storage, M: rsm::StateMachine> {
     node: RawNode<S>,
     sm: M,
-    /// A leader's snapshot, decoded by `check_received_snapshot` and accepted, until
-    /// the Ready that installs it (within the same drive): installed as it is, never
-    /// decoded a second time.
-    decoded: Option<M>,
     session_tick_interval_ms: Option<u64>,
     snapshot_every_entries: Option<u64>,
     proposals: Proposals,
@@ -104,7 +118,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         );
         let snap = storage.snapshot()?;
         if !snap.is_empty() {
-            restore(&mut sm, snap.meta.index, &snap.data)?;
+            replace(&mut sm, &storage, snap.meta.index, &snap.data)?;
         }
         let mut raft_cfg = cfg.raft;
         raft_cfg.applied = snap.meta.index;
@@ -115,7 +129,6 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         Ok(Replica {
             node: RawNode::new(raft_cfg, storage)?,
             sm,
-            decoded: None,
             session_tick_interval_ms: cfg.session_tick_interval_ms,
             snapshot_every_entries: cfg.snapshot_every_entries,
             proposals: Proposals::default(),
@@ -233,9 +246,6 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
                 break;
             }
         }
-        // A snapshot accepted but not installed (the log already held its last
-        // entry: Raft only commits up to it) is not kept past the drive.
-        self.decoded = None;
         self.fail_stale(&mut done);
         self.reads.serve(&self.sm, &mut done);
         done.drain(..).for_each(&mut *complete);
@@ -264,13 +274,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             send(m);
         }
         for e in &rd.committed_entries {
-            // No-ops and membership changes advance the machine's applied index only.
-            let data: &[u8] = if e.kind == EntryKind::Normal {
-                &e.data
-            } else {
-                &[]
-            };
-            let response = self.sm.apply(e.index, data);
+            let response = self.sm.apply(e.index, entry_data(e));
             self.proposals.on_applied(e.index, e.term, &response, done);
         }
         done.drain(..).for_each(&mut *complete);
@@ -287,12 +291,15 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             send(m);
         }
         if let Some(snap) = &rd.snapshot {
-            match self.decoded.take() {
-                Some(decoded) if decoded.applied_index() == snap.meta.index => {
-                    self.sm.adopt_snapshot(decoded);
-                }
-                // The machine offers no decoder (nothing was checked): decode now.
-                _ => restore(&mut self.sm, snap.meta.index, &snap.data)?,
+            // `check_received_snapshot` put the machine at the snapshot's index already
+            // (the only way a snapshot is accepted); anything else is decoded now.
+            if self.sm.applied_index() != snap.meta.index {
+                replace(
+                    &mut self.sm,
+                    self.node.storage(),
+                    snap.meta.index,
+                    &snap.data,
+                )?;
             }
             self.counters.snapshots_installed += 1;
             self.counters.snapshot_bytes_installed += snap.data.len() as u64;
@@ -308,8 +315,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             self.node.status().applied,
             "state machine and raft disagree on applied"
         );
-        self.check_received_snapshot();
-        Ok(())
+        self.check_received_snapshot()
     }
 
     /// With `Config::leader_sync_by_host`: the sync the host should start now, if
@@ -335,25 +341,70 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         self.node.synced(req.index, req.term);
     }
 
-    /// A snapshot from the leader arrived in full (its chunks are in storage): decodes
-    /// it once, with the machine's decoder, while the current state stays in force.
-    /// Accepted, it is installed by the next Ready (`decoded` is adopted as it is);
-    /// refused, it is dropped whole and counted (`Status::snapshots_rejected`). A
-    /// machine without a decoder accepts every snapshot and restores it then.
-    fn check_received_snapshot(&mut self) {
+    /// A snapshot from the leader arrived in full (its chunks are in storage): unless
+    /// the log already holds its last entry (Raft then only commits up to it, §7), the
+    /// machine's state is replaced by it (the old one dropped first) before Raft is told
+    /// to accept it; the next Ready installs it and finds the machine there. One that
+    /// will not restore (or restores to another index) is refused and counted
+    /// (`Status::snapshots_rejected`), and the machine rebuilt as it was (`rebuild`).
+    /// Between here and that Ready (the same drive) the machine is ahead of Raft's
+    /// applied index; nothing reads it meanwhile (a follower serves no reads).
+    fn check_received_snapshot(&mut self) -> Result<(), ReplicaError> {
         let Some((meta, data)) = self.node.received_snapshot() else {
-            return;
+            return Ok(());
         };
-        match self.sm.decode_snapshot(&data) {
-            Some(Err(e)) => return self.node.refuse_received_snapshot(meta, e.to_string()),
-            Some(Ok(decoded)) if decoded.applied_index() != meta.index => {
-                let why = format!("it restores to index {}", decoded.applied_index());
-                return self.node.refuse_received_snapshot(meta, why);
-            }
-            Some(Ok(decoded)) => self.decoded = Some(decoded),
-            None => self.decoded = None,
+        if self.node.raft().log().match_term(meta.index, meta.term) {
+            self.node.accept_received_snapshot(meta, data);
+            return Ok(());
         }
-        self.node.accept_received_snapshot(meta, data);
+        let applied = self.sm.applied_index();
+        match replace(&mut self.sm, self.node.storage(), meta.index, &data) {
+            Ok(()) => self.node.accept_received_snapshot(meta, data),
+            Err(e) => {
+                let (why, changed) = match e {
+                    ReplicaError::SnapshotIndex { applied, .. } => {
+                        (format!("it restores to index {applied}"), true)
+                    }
+                    ReplicaError::Snapshot { source, .. } => (source.to_string(), false),
+                    other => (other.to_string(), false),
+                };
+                // Dropped whole, decoded or not: nothing of it stays in the machine.
+                self.rebuild(applied, changed)?;
+                self.node.refuse_received_snapshot(meta, why);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the machine back at `applied` after a leader's snapshot failed to replace
+    /// its state: from this node's own storage, its snapshot, then its log entries up to
+    /// `applied` (still there: nothing of the refused snapshot was accepted), applied
+    /// again (deterministic: the same state; the responses were given the first time
+    /// and are dropped). Nothing to do if the machine refused before dropping anything
+    /// (it is still at `applied`, and not `changed` by a snapshot of another index).
+    /// Statistics a machine counts while applying (kv's expired keys) count the
+    /// replayed entries again.
+    fn rebuild(&mut self, applied: raft::Index, changed: bool) -> Result<(), ReplicaError> {
+        if !changed && self.sm.applied_index() == applied {
+            return Ok(());
+        }
+        let snap = self.node.storage().snapshot()?;
+        if !snap.is_empty() {
+            replace(
+                &mut self.sm,
+                self.node.storage(),
+                snap.meta.index,
+                &snap.data,
+            )?;
+        }
+        while self.sm.applied_index() < applied {
+            let from = self.sm.applied_index() + 1;
+            let log = self.node.raft().log();
+            for e in log.slice(from, applied + 1, REBUILD_BATCH_BYTES)? {
+                self.sm.apply(e.index, entry_data(&e));
+            }
+        }
+        Ok(())
     }
 
     /// Fails proposals and unconfirmed reads of terms this node no longer leads.
@@ -486,14 +537,31 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
     }
 }
 
-/// Restores `sm` from the snapshot at `index` and checks it covers exactly
-/// that index.
-fn restore<M: rsm::StateMachine>(
+/// Log bytes read at a time when `Replica::rebuild` replays the log.
+const REBUILD_BATCH_BYTES: u64 = 4 << 20;
+
+/// What the machine applies for entry `e`: no-ops and membership changes advance its
+/// applied index only.
+fn entry_data(e: &raft::Entry) -> &[u8] {
+    if e.kind == EntryKind::Normal {
+        &e.data
+    } else {
+        &[]
+    }
+}
+
+/// Replaces `sm`'s state with the snapshot at `index` (`data`, handed out by
+/// `storage`, which releases its pages as the decoder reads them) and checks it covers
+/// exactly that index. On `Err` the machine is unchanged, empty, or (`SnapshotIndex`)
+/// at another index: the caller rebuilds it or stops.
+fn replace<S: Storage, M: rsm::StateMachine>(
     sm: &mut M,
+    storage: &S,
     index: raft::Index,
     data: &[u8],
 ) -> Result<(), ReplicaError> {
-    sm.restore(data)
+    let release = |part: &[u8]| storage.release_read(part);
+    sm.replace_with_snapshot(rsm::SnapshotInput::new(data, &release))
         .map_err(|source| ReplicaError::Snapshot { index, source })?;
     if sm.applied_index() != index {
         return Err(ReplicaError::SnapshotIndex {

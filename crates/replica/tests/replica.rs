@@ -593,16 +593,12 @@ impl rsm::StateMachine for Counted {
         self.decodes.set(self.decodes.get() + 1);
         rsm::StateMachine::restore(&mut self.sm, data)
     }
-    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
+    fn replace_with_snapshot(
+        &mut self,
+        input: rsm::SnapshotInput<'_>,
+    ) -> Result<(), rsm::SnapshotError> {
         self.decodes.set(self.decodes.get() + 1);
-        let decoded = rsm::StateMachine::decode_snapshot(&self.sm, data)?;
-        Some(decoded.map(|sm| Counted {
-            sm,
-            decodes: self.decodes.clone(),
-        }))
-    }
-    fn adopt_snapshot(&mut self, decoded: Self) {
-        rsm::StateMachine::adopt_snapshot(&mut self.sm, decoded.sm);
+        rsm::StateMachine::replace_with_snapshot(&mut self.sm, input)
     }
 }
 
@@ -630,4 +626,76 @@ fn a_leader_snapshot_is_decoded_once() {
     assert_eq!((st.raft.applied, st.raft.snapshot_index), (3, 3));
     assert_eq!(&f.state_machine().sm, &leader, "installed as decoded");
     assert_eq!(decodes.get(), 1, "decoded once");
+}
+
+/// An Append from the leader (node 2, term 1) after `(prev_index, term 1)`.
+fn append_msg(prev_index: u64, data: Vec<Bytes>, commit: u64) -> Message {
+    let entries = (prev_index + 1..)
+        .zip(data)
+        .map(|(index, d)| raft::Entry::normal(1, index, d))
+        .collect();
+    Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        body: MessageBody::Append {
+            prev_index,
+            prev_term: 1,
+            entries,
+            commit,
+        },
+    }
+}
+
+/// A follower holding state (its own snapshot, then log entries after it) refuses a
+/// leader's snapshot that does not decode, and is left exactly as it was: the machine
+/// (dropped before the decode, so that two states are never held) is rebuilt from its
+/// snapshot and its log, the log is intact, and it goes on applying the leader's
+/// entries. Fails if the machine is not rebuilt (it would be left empty).
+#[test]
+fn a_refused_snapshot_leaves_a_follower_with_state_as_it_was() {
+    let mut f = boot(config(1, None), MemStorage::new());
+    let mut leader = kv::StateMachine::new(kv::Config::default());
+    let _ = rsm::StateMachine::apply(&mut leader, 1, &[]);
+    let reg = rsm::StateMachine::encode_command(&leader, &Command::RegisterSession, 0);
+    let _ = rsm::StateMachine::apply(&mut leader, 2, &reg);
+    let propose = |leader: &mut kv::StateMachine, index: u64| {
+        let cmd = put(2, index, &format!("k{index}"), &format!("v{index}"));
+        let data = rsm::StateMachine::encode_command(leader, &cmd, index);
+        let _ = rsm::StateMachine::apply(leader, index, &data);
+        data
+    };
+    for i in 3..=5 {
+        propose(&mut leader, i);
+    }
+    f.step(snapshot_msg(5, rsm::StateMachine::snapshot(&leader)));
+    f.drive(&mut |_| {}).unwrap();
+    let after_log: Vec<Bytes> = (6..=8).map(|i| propose(&mut leader, i)).collect();
+    f.step(append_msg(5, after_log, 8));
+    f.drive(&mut |_| {}).unwrap();
+    assert_eq!(f.status().raft.applied, 8);
+    assert_eq!(f.state_machine(), &leader);
+
+    let mut ahead = leader.clone();
+    for i in 9..=20 {
+        propose(&mut ahead, i);
+    }
+    let mut garbled = rsm::StateMachine::snapshot(&ahead).to_vec();
+    let mid = garbled.len() / 2;
+    garbled[mid] ^= 0xff;
+    f.step(snapshot_msg(20, Bytes::from(garbled)));
+    f.drive(&mut |_| {}).expect("the follower keeps running");
+    let st = f.status();
+    assert_eq!(st.snapshots_rejected, 1);
+    assert_eq!((st.raft.applied, st.raft.snapshot_index), (8, 5));
+    assert_eq!(f.state_machine(), &leader, "the machine is as it was");
+    let log = f.storage().entries(6, 9, u64::MAX).unwrap();
+    assert_eq!(log.iter().map(|e| e.index).collect::<Vec<_>>(), [6, 7, 8]);
+    assert_eq!(f.storage().snapshot().unwrap().meta.index, 5);
+
+    let next = propose(&mut leader, 9);
+    f.step(append_msg(8, vec![next], 9));
+    f.drive(&mut |_| {}).unwrap();
+    assert_eq!(f.status().raft.applied, 9);
+    assert_eq!(f.state_machine(), &leader, "and goes on applying");
 }

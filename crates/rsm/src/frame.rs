@@ -2,7 +2,10 @@
 //! (1 byte) | body | crc32c (4 bytes, little-endian, over everything
 //! before it)`. Each machine keeps its own magic, version and body; this
 //! writes ([`write_frame`], streaming, or [`seal_frame`], into memory) and
-//! checks ([`check_frame`]) the frame once, for all of them.
+//! checks ([`check_frame`], or [`check_frame_input`], releasing a mapped file's pages
+//! as it goes) the frame once, for all of them.
+
+use crate::SnapshotInput;
 
 /// Why a frame was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,20 +128,39 @@ pub fn check_frame<'a>(
     magic: &[u8; 4],
     version: u8,
 ) -> Result<&'a [u8], FrameError> {
+    check_frame_input(SnapshotInput::in_memory(input), magic, version)
+}
+
+/// [`check_frame`] over a [`SnapshotInput`]: the checksum pass releases the bytes it
+/// has summed every [`crate::input::RELEASE_STEP`], so checking a mapped snapshot file
+/// does not make all of it resident. The decoder reads the body again after (from
+/// the page cache).
+pub fn check_frame_input<'a>(
+    input: SnapshotInput<'a>,
+    magic: &[u8; 4],
+    version: u8,
+) -> Result<&'a [u8], FrameError> {
+    let bytes = input.data();
     let header = magic.len() + 1;
-    if input.len() < header + CRC_BYTES {
-        return Err(FrameError::TooShort(input.len()));
+    if bytes.len() < header + CRC_BYTES {
+        return Err(FrameError::TooShort(bytes.len()));
     }
-    if input[..magic.len()] != magic[..] {
+    if bytes[..magic.len()] != magic[..] {
         return Err(FrameError::BadMagic);
     }
-    let (covered, crc_bytes) = input.split_at(input.len() - CRC_BYTES);
+    let (covered, crc_bytes) = bytes.split_at(bytes.len() - CRC_BYTES);
     let stored = u32::from_le_bytes(crc_bytes.try_into().expect("split at 4 bytes"));
-    let computed = crc32c::crc32c(covered);
+    let computed = covered
+        .chunks(crate::input::RELEASE_STEP)
+        .fold(0, |crc, part| {
+            let crc = crc32c::crc32c_append(crc, part);
+            input.release(part);
+            crc
+        });
     if stored != computed {
         return Err(FrameError::ChecksumMismatch { stored, computed });
     }
-    match input[magic.len()] {
+    match bytes[magic.len()] {
         v if v == version => Ok(&covered[header..]),
         v => Err(FrameError::UnsupportedVersion(v)),
     }

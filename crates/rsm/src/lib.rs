@@ -31,10 +31,9 @@
 //!   [`StateMachine::applied_index`] has reached the confirmed read index;
 //! - log compaction streams [`StateMachine::snapshot_to`] into the store (a
 //!   snapshot file; the whole state is never encoded in memory); booting from storage
-//!   calls [`StateMachine::restore`]; a leader's snapshot is decoded once with
-//!   [`StateMachine::decode_snapshot`] before anything of it is adopted, then
-//!   installed with [`StateMachine::adopt_snapshot`] (`restore`, for a machine
-//!   without a decoder).
+//!   and installing a leader's snapshot call [`StateMachine::replace_with_snapshot`]
+//!   (the old state is dropped before the new one is decoded; the snapshot's bytes
+//!   are released as they are read, see [`SnapshotInput`]).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -84,6 +83,9 @@
 //! ```
 
 pub mod frame;
+mod input;
+
+pub use input::{ReleasingCursor, SnapshotInput, RELEASE_STEP};
 
 /// How often (leader clock, ms) a leader whose machine reports
 /// [`StateMachine::purge_due`] proposes a tick at most.
@@ -173,27 +175,19 @@ pub trait StateMachine {
         0
     }
 
-    /// Decodes snapshot bytes into a new machine, the one `restore` would make of
-    /// `self`, without changing `self`. The replica runs it on a leader's snapshot
-    /// before adopting anything of it: bytes that would not restore are dropped (and
-    /// the node keeps running) instead of being persisted and then failing; bytes that
-    /// do are installed with [`StateMachine::adopt_snapshot`], so the snapshot is
-    /// decoded once. Deterministic, never panics. Default: `None` (the machine offers
-    /// no decoder: every snapshot is accepted and handed to `restore`).
-    fn decode_snapshot(&self, _data: &[u8]) -> Option<Result<Self, SnapshotError>>
-    where
-        Self: Sized,
-    {
-        None
-    }
-
-    /// Replaces the whole state with `decoded` (from [`StateMachine::decode_snapshot`]),
-    /// exactly as `restore` of the same bytes would. Default: `*self = decoded`.
-    fn adopt_snapshot(&mut self, decoded: Self)
-    where
-        Self: Sized,
-    {
-        *self = decoded;
+    /// Replaces the whole state with a snapshot's (applied index included), dropping
+    /// the current state *first*, so that a machine and its successor are never both in
+    /// memory (a follower installing a leader's snapshot as large as its own state, a
+    /// node booting). Tells `input` which of its bytes it has read as it goes
+    /// ([`SnapshotInput::release`]), so a snapshot file's pages can leave memory behind
+    /// the decoder. Deterministic, never panics on bad input.
+    ///
+    /// On `Err`, the machine is either unchanged or empty, as it was made (applied
+    /// index 0, its own configuration): the caller rebuilds it (the replica: from its own
+    /// storage). Default: [`StateMachine::restore`] (unchanged on `Err`; both states are
+    /// held while it decodes).
+    fn replace_with_snapshot(&mut self, input: SnapshotInput<'_>) -> Result<(), SnapshotError> {
+        self.restore(input.data())
     }
 
     /// Whether the machine holds state that is due for removal by log time

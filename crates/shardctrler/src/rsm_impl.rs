@@ -48,11 +48,6 @@ impl rsm::StateMachine for Controller {
         Ok(())
     }
 
-    /// A full decode, as `restore` does.
-    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
-        Some(Controller::restore(data).map_err(rsm::SnapshotError::new))
-    }
-
     /// Configurations held (the history grows by one per change).
     fn item_count(&self) -> usize {
         self.configs().len()

@@ -48,19 +48,17 @@ impl rsm::StateMachine for ShardKv {
         ShardKv::restore(self, data).map_err(rsm::SnapshotError::new)
     }
 
-    /// What `restore` does: a full decode, refused for another group or shard count.
-    fn decode_snapshot(&self, data: &[u8]) -> Option<Result<Self, rsm::SnapshotError>> {
-        let mut decoded = ShardKv::new(self.settings);
-        Some(
-            ShardKv::restore(&mut decoded, data)
-                .map(|()| decoded)
-                .map_err(rsm::SnapshotError::new),
-        )
-    }
-
-    /// As `restore`: keeps this process's expired-keys count.
-    fn adopt_snapshot(&mut self, decoded: Self) {
-        ShardKv::adopt(self, decoded)
+    /// As `restore`, but the current state is dropped first (on `Err` the machine is
+    /// empty, with its settings); keeps this process's expired-keys count.
+    fn replace_with_snapshot(
+        &mut self,
+        input: rsm::SnapshotInput<'_>,
+    ) -> Result<(), rsm::SnapshotError> {
+        *self = ShardKv {
+            expired: self.expired,
+            ..ShardKv::new(self.settings)
+        };
+        ShardKv::restore(self, input.data()).map_err(rsm::SnapshotError::new)
     }
 
     fn item_count(&self) -> usize {

@@ -460,6 +460,13 @@ impl Storage for DiskStorage {
         self.record_compaction(snapshot)
     }
 
+    /// A part of the snapshot file's map or of the received snapshot's: its pages
+    /// leave the resident set (restoring from a snapshot reads it once, front to back).
+    fn release_read(&self, part: &[u8]) {
+        self.snapshot_pages.release_part(part);
+        self.receiving.release_part(part);
+    }
+
     fn sync(&mut self) -> StorageResult<()> {
         self.wal.sync(self.hard_state, self.snapshot.meta)?;
         self.log.evict();

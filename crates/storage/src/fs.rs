@@ -50,6 +50,22 @@ impl Residency {
     }
 }
 
+impl Residency {
+    /// Drops the pages of `part` from the resident set if `part` lies in this file's map
+    /// (it is bytes of a view handed out of it, already read); anything else, heap bytes
+    /// included, is left alone: only a file map's pages fault back in unchanged.
+    pub fn release_part(&self, part: &[u8]) {
+        let Some(map) = &self.0 else {
+            return;
+        };
+        let base = map.as_ptr() as usize;
+        let start = part.as_ptr() as usize;
+        if start >= base && start + part.len() <= base + map.len() {
+            dont_need(map, start - base..start - base + part.len());
+        }
+    }
+}
+
 impl Debug for Residency {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let len = self.0.as_ref().map(|m| m.len());

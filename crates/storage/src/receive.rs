@@ -113,6 +113,12 @@ impl Receiving {
         }
     }
 
+    /// Takes the pages of `part`, if it is a part of the last view `read` handed out,
+    /// from the resident set (`Residency::release_part`).
+    pub fn release_part(&self, part: &[u8]) {
+        self.pages.release_part(part);
+    }
+
     /// Takes the pages of the last view `read` handed out from the resident set.
     pub fn release_pages(&self) {
         self.pages.release_all();
