@@ -2,9 +2,11 @@
 //!
 //! Owns the driver loop in contract order (see `raft::raw_node`): send the
 //! Ready's `messages` (before the fsync, so the leader's log write runs in
-//! parallel with replication), apply committed entries (committed means
-//! durable on a majority already, so this need not wait for our own fsync),
-//! persist, send `persisted_messages`, install the snapshot, record read
+//! parallel with replication); on a leader, apply committed entries
+//! (committed means durable on a majority already, so this need not wait for
+//! our own fsync), then persist and send `persisted_messages`; on any other
+//! node, persist and send `persisted_messages` (its acknowledgements) first,
+//! then apply; install the snapshot, record read
 //! states, advance, and check a snapshot received in full from the leader
 //! (see below); then fail requests whose leadership is gone, serve reads, and
 //! snapshot when the log is over its threshold (bytes) or enough entries were
@@ -256,12 +258,15 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         Ok(())
     }
 
-    /// One Ready, in contract order, except that committed entries are
-    /// applied (and their proposals completed) before the persist: they are
-    /// committed, so a majority has them durably already, whatever this
-    /// node's own log write is doing (etcd's leader applies in parallel with
-    /// its WAL write the same way). A snapshot Ready carries no committed
-    /// entries; the snapshot is installed after the persist as before.
+    /// One Ready, in contract order, except that a leader applies committed
+    /// entries (and completes their proposals) before the persist: they are
+    /// committed, so a majority has them durably already, whatever its own
+    /// log write is doing (etcd's leader applies in parallel with its WAL
+    /// write the same way). Everyone else persists first and sends its
+    /// `persisted_messages` (a follower's acknowledgements, which the
+    /// leader's commit waits for) before applying: no request of its own
+    /// waits for that apply. A snapshot Ready carries no committed entries;
+    /// the snapshot is installed after the persist as before.
     fn handle_ready(
         &mut self,
         mut rd: Ready,
@@ -273,22 +278,17 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             self.counters.on_send(&m);
             send(m);
         }
+        let apply_first = self.is_leader();
+        if !apply_first {
+            self.persist(&mut rd, send)?;
+        }
         for e in &rd.committed_entries {
             let response = self.sm.apply(e.index, entry_data(e));
             self.proposals.on_applied(e.index, e.term, &response, done);
         }
         done.drain(..).for_each(&mut *complete);
-        if self.sync_by_host && self.node.can_write(&rd) {
-            // The host syncs it (`take_sync`); until then the leader does not count
-            // itself toward committing these entries (§10.2.1, `RawNode::write`).
-            self.node.write(&rd)?;
-        } else {
-            self.node.persist(&rd)?;
-        }
-        self.log_size.on_appended(&rd.entries);
-        for m in std::mem::take(&mut rd.persisted_messages) {
-            self.counters.on_send(&m);
-            send(m);
+        if apply_first {
+            self.persist(&mut rd, send)?;
         }
         if let Some(snap) = &rd.snapshot {
             // `check_received_snapshot` put the machine at the snapshot's index already
@@ -316,6 +316,28 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             "state machine and raft disagree on applied"
         );
         self.check_received_snapshot()
+    }
+
+    /// Persists a Ready's log writes (a leader with `Config::leader_sync_by_host`
+    /// only writes them: the host syncs), then sends its `persisted_messages`.
+    fn persist(
+        &mut self,
+        rd: &mut Ready,
+        send: &mut dyn FnMut(Message),
+    ) -> Result<(), ReplicaError> {
+        if self.sync_by_host && self.node.can_write(rd) {
+            // The host syncs it (`take_sync`); until then the leader does not count
+            // itself toward committing these entries (§10.2.1, `RawNode::write`).
+            self.node.write(rd)?;
+        } else {
+            self.node.persist(rd)?;
+        }
+        self.log_size.on_appended(&rd.entries);
+        for m in std::mem::take(&mut rd.persisted_messages) {
+            self.counters.on_send(&m);
+            send(m);
+        }
+        Ok(())
     }
 
     /// With `Config::leader_sync_by_host`: the sync the host should start now, if
