@@ -226,7 +226,9 @@ impl DiskStorage {
     fn persist_snapshot(&mut self, snapshot: Snapshot) -> StorageResult<Snapshot> {
         self.wal.check()?;
         let meta = snapshot.meta;
-        let written = snapfile::write(&*self.fs, &self.dir, &snapshot);
+        let receiving = &self.receiving;
+        let release = |part: &[u8]| receiving.release_part(part);
+        let written = snapfile::write(&*self.fs, &self.dir, &snapshot, &release);
         let path = written.map_err(|e| self.write_failed(meta, &e))?;
         self.remove_previous_snapshot()?;
         let len = snapshot.data.len() as u64;

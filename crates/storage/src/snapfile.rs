@@ -97,9 +97,26 @@ fn header(meta: SnapshotMeta, conf: &[u8], data_len: u64, data_crc: u32) -> Vec<
     h
 }
 
-/// Writes `snap` durably under its final name in `dir`; returns that path.
-pub fn write(fs: &dyn FileSystem, dir: &Path, snap: &Snapshot) -> io::Result<PathBuf> {
-    let mut data = |w: &mut dyn io::Write| w.write_all(&snap.data);
+/// How much of a snapshot's data [`write`] copies before it releases it.
+const RELEASE_CHUNK_BYTES: usize = 4 << 20;
+
+/// Writes `snap` durably under its final name in `dir`; returns that path. Each part of
+/// the data, once written, goes to `release` (a follower installing a received snapshot
+/// copies it from the received file's map: its pages then leave the resident set
+/// behind the copy instead of all becoming resident).
+pub fn write(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    snap: &Snapshot,
+    release: &dyn Fn(&[u8]),
+) -> io::Result<PathBuf> {
+    let mut data = |w: &mut dyn io::Write| {
+        snap.data.chunks(RELEASE_CHUNK_BYTES).try_for_each(|part| {
+            w.write_all(part)?;
+            release(part);
+            Ok(())
+        })
+    };
     write_streamed(fs, dir, snap.meta, snap.conf.as_ref(), &mut data).map(|(path, _)| path)
 }
 
@@ -339,7 +356,7 @@ mod tests {
             conf: Some(conf),
             data: Bytes::from_static(b"state"),
         };
-        let path = write(&StdFs, dir.path(), &snap).unwrap();
+        let path = write(&StdFs, dir.path(), &snap, &|_| {}).unwrap();
         assert_eq!(load(&StdFs, &path, meta()).unwrap().0, snap);
         let (data, _) = map_written(&StdFs, &path, snap.conf.as_ref(), 5).unwrap();
         assert_eq!(data, snap.data);
