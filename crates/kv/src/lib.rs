@@ -81,6 +81,7 @@ pub use command::{
 pub use config::{Config, MAX_KEY_BYTES, MAX_REASON_BYTES, MAX_RESPONSE_WINDOW, MAX_VALUE_BYTES};
 pub use expired::ExpiredKeys;
 pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
+pub use snapshot_flavor::take_from_input;
 pub use state_machine::{StateMachine, PURGE_PER_ENTRY};
 pub use store::Store;
 pub use wire::{

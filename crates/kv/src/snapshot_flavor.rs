@@ -8,7 +8,7 @@
 
 use postcard::de_flavors::Flavor;
 
-pub(crate) struct Releasing<'de>(pub(crate) rsm::ReleasingCursor<'de>);
+struct Releasing<'de>(rsm::ReleasingCursor<'de>);
 
 impl<'de> Flavor<'de> for Releasing<'de> {
     /// The bytes after the value (postcard's `take_from_bytes` gives the same).
@@ -37,9 +37,10 @@ impl<'de> Flavor<'de> for Releasing<'de> {
     }
 }
 
-/// Decodes a `T` from the front of `input`, releasing the bytes read; returns it and
-/// the bytes after it.
-pub(crate) fn take_from_input<'de, T: serde::Deserialize<'de>>(
+/// Decodes a `T` (postcard) from the front of `input`, releasing the bytes read as it
+/// goes; returns it and the bytes after it. (Also `shardkv`'s snapshot decoder: its
+/// shards hold kv stores.)
+pub fn take_from_input<'de, T: serde::Deserialize<'de>>(
     input: rsm::SnapshotInput<'de>,
 ) -> postcard::Result<(T, &'de [u8])> {
     let mut de = postcard::Deserializer::from_flavor(Releasing(input.cursor()));

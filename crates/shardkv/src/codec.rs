@@ -193,9 +193,16 @@ pub(crate) fn encode_snapshot(sm: &ShardKv) -> Bytes {
     Bytes::from(out)
 }
 
-pub(crate) fn decode_snapshot(input: &[u8]) -> Result<ShardKv, SnapshotError> {
+/// Decodes a snapshot, releasing the input's pages behind the checksum pass and then
+/// behind the decoder (`kv::take_from_input`): a mapped snapshot file is never
+/// resident whole. Version-1 bodies are decoded from memory.
+pub(crate) fn decode_snapshot_input(
+    input: rsm::SnapshotInput<'_>,
+) -> Result<ShardKv, SnapshotError> {
     let b = match check_frame(input, SNAPSHOT_VERSION) {
-        Ok(body) => decode_body::<SnapshotBody>(body),
+        Ok(body) => {
+            decode_released_body(rsm::SnapshotInput::new(body, &|part| input.release(part)))
+        }
         Err(SnapshotError::UnsupportedVersion(1)) => {
             crate::legacy::decode_snapshot_v1(check_frame(input, 1)?)
         }
@@ -221,10 +228,20 @@ pub(crate) fn decode_snapshot(input: &[u8]) -> Result<ShardKv, SnapshotError> {
     Ok(sm)
 }
 
-/// Checks magic, version and checksum (the shared `rsm::frame`); returns the body.
-fn check_frame(input: &[u8], version: u8) -> Result<&[u8], SnapshotError> {
+/// The snapshot body, decoded with the input's parts released as they are read.
+fn decode_released_body(body: rsm::SnapshotInput<'_>) -> Result<SnapshotBody, DecodeError> {
+    let (value, rest) = kv::take_from_input(body).map_err(|e| DecodeError::Body(e.to_string()))?;
+    match rest.len() {
+        0 => Ok(value),
+        n => Err(DecodeError::TrailingBytes(n)),
+    }
+}
+
+/// Checks magic, version and checksum (the shared `rsm::frame`, releasing the bytes it
+/// has summed); returns the body.
+fn check_frame<'a>(input: rsm::SnapshotInput<'a>, version: u8) -> Result<&'a [u8], SnapshotError> {
     use rsm::frame::FrameError;
-    rsm::frame::check_frame(input, &SNAPSHOT_MAGIC, version).map_err(|e| match e {
+    rsm::frame::check_frame_input(input, &SNAPSHOT_MAGIC, version).map_err(|e| match e {
         FrameError::TooShort(n) => SnapshotError::TooShort(n),
         FrameError::BadMagic => SnapshotError::BadMagic,
         FrameError::UnsupportedVersion(v) => SnapshotError::UnsupportedVersion(v),

@@ -337,7 +337,16 @@ impl ShardKv {
     /// `self` unchanged) a snapshot of another group or shard count, and
     /// any malformed one; never panics.
     pub fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
-        let restored = codec::decode_snapshot(data)?;
+        self.restore_input(rsm::SnapshotInput::in_memory(data))
+    }
+
+    /// [`Self::restore`] from an input whose parts are released as they are read
+    /// (`rsm::StateMachine::replace_with_snapshot`).
+    pub(crate) fn restore_input(
+        &mut self,
+        input: rsm::SnapshotInput<'_>,
+    ) -> Result<(), SnapshotError> {
+        let restored = codec::decode_snapshot_input(input)?;
         let (ours, theirs) = (self.settings, restored.settings);
         if (ours.gid, ours.shards) != (theirs.gid, theirs.shards) {
             return Err(SnapshotError::Invalid(format!(

@@ -49,7 +49,8 @@ impl rsm::StateMachine for ShardKv {
     }
 
     /// As `restore`, but the current state is dropped first (on `Err` the machine is
-    /// empty, with its settings); keeps this process's expired-keys count.
+    /// empty, with its settings) and the input's parts are released as they are read;
+    /// keeps this process's expired-keys count.
     fn replace_with_snapshot(
         &mut self,
         input: rsm::SnapshotInput<'_>,
@@ -58,7 +59,7 @@ impl rsm::StateMachine for ShardKv {
             expired: self.expired,
             ..ShardKv::new(self.settings)
         };
-        ShardKv::restore(self, input.data()).map_err(rsm::SnapshotError::new)
+        ShardKv::restore_input(self, input).map_err(rsm::SnapshotError::new)
     }
 
     fn item_count(&self) -> usize {

@@ -465,6 +465,34 @@ fn snapshots_are_checked() {
     }
 }
 
+/// Installing a snapshot (`replace_with_snapshot`) tells the input every part it has
+/// read: the checksum pass from the start, then the decoder over the whole body (a store
+/// whose snapshot is a file map drops those pages behind the reader).
+#[test]
+fn installing_a_snapshot_releases_the_body_it_has_read() {
+    let mut g = Group::new(1);
+    g.apply(&Command::NewConfig(config(1, [1; 10])), 5);
+    g.request(1, 1, put(&key_in(2, 0), "v"), 6);
+    let snap = g.sm.snapshot();
+    let base = snap.as_ptr() as usize;
+    let released = std::cell::RefCell::new(Vec::new());
+    let hook = |part: &[u8]| {
+        let start = part.as_ptr() as usize - base;
+        released.borrow_mut().push(start..start + part.len());
+    };
+    let mut copy = ShardKv::new(Settings::new(1, SHARDS));
+    rsm::StateMachine::replace_with_snapshot(&mut copy, rsm::SnapshotInput::new(&snap, &hook))
+        .unwrap();
+    assert_eq!(copy, g.sm);
+    let released = released.into_inner();
+    let end = snap.len() - 4; // the checksum is not part of the body
+    assert!(
+        released.contains(&(0..end)),
+        "the checksum pass: {released:?}"
+    );
+    assert!(released.contains(&(5..end)), "the body: {released:?}");
+}
+
 /// The network of the randomized test: what may happen to a message.
 #[derive(Clone, Copy, Debug)]
 enum Fate {
