@@ -2,60 +2,19 @@
 //! dropped before the snapshot is decoded (`rsm::StateMachine::replace_with_snapshot`),
 //! so the two are never held at once, and the heap grows by what the new state is
 //! larger than the old, not by a whole state. Measured with a counting global allocator
-//! (this test binary's own), on a follower over `storage::DiskStorage`.
+//! (`counting_alloc`, this test binary's own), on a follower over `storage::DiskStorage`.
 //!
 //! What it proves: while the drive that installs a snapshot as large as the follower's
 //! state runs, live heap never exceeds what it was before by more than a small fraction
 //! of that state. What it does not: the snapshot file's pages are not heap (the storage
 //! tests check they are released behind the decoder).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-
 use bytes::Bytes;
 use kv::Command;
 use raft::{Message, MessageBody};
 use replica::{Config, Replica};
 
-/// Live heap bytes, and the highest it reached since it was last reset.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-struct Counting;
-
-fn grew(n: usize) {
-    let now = LIVE.fetch_add(n, Relaxed) + n;
-    PEAK.fetch_max(now, Relaxed);
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; only sizes are counted.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(p, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let q = unsafe { System.realloc(p, layout, new_size) };
-        if !q.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Relaxed);
-            }
-        }
-        q
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+mod counting_alloc;
 
 const KEYS: u64 = 5_000;
 const VALUE_BYTES: usize = 4_000;
@@ -108,12 +67,12 @@ fn a_follower_installing_a_snapshot_never_holds_two_states() {
     let mut send = |_m: raft::Message| {};
 
     // The follower's own state: a first snapshot from the leader.
-    let before_state = LIVE.load(Relaxed);
+    let before_state = counting_alloc::live();
     let (first_index, first) = state(b'a', 0);
     f.step(snapshot_msg(first_index, first));
     f.drive(&mut send).unwrap();
     assert_eq!(f.status().raft.applied, first_index);
-    let state_heap = LIVE.load(Relaxed).saturating_sub(before_state);
+    let state_heap = counting_alloc::live().saturating_sub(before_state);
     assert!(
         state_heap > 16 << 20,
         "the state is large: {state_heap} bytes"
@@ -122,11 +81,10 @@ fn a_follower_installing_a_snapshot_never_holds_two_states() {
     // A second one, as large, replaces it.
     let (second_index, second) = state(b'b', 1_000_000);
     let msg = snapshot_msg(second_index, second.clone());
-    let live = LIVE.load(Relaxed);
-    PEAK.store(live, Relaxed);
+    let live = counting_alloc::reset_peak();
     f.step(msg);
     f.drive(&mut send).unwrap();
-    let rise = PEAK.load(Relaxed) - live;
+    let rise = counting_alloc::peak() - live;
     assert_eq!(f.status().raft.applied, second_index, "installed");
     assert_eq!(rsm::StateMachine::snapshot(f.state_machine()), second);
     eprintln!("state {state_heap} bytes of heap; heap rise while installing {rise} bytes");

@@ -1,61 +1,20 @@
 //! What a leader's compaction costs in heap: the snapshot is streamed from the state
 //! machine's encoder into the snapshot file (`rsm::StateMachine::snapshot_to`,
 //! `raft::Storage::compact_streamed`), so the heap grows by buffers, not by a second
-//! copy of the state. Measured with a counting global allocator (this test binary's
-//! own), on a single node over `storage::DiskStorage`.
+//! copy of the state. Measured with a counting global allocator (`counting_alloc`, this
+//! test binary's own), on a single node over `storage::DiskStorage`.
 //!
 //! What it proves: while the drive that compacts runs, live heap never exceeds what it
 //! was before by more than a small fraction of the snapshot's size. What it does not:
-//! the encoder's transient key-order index (kv sorts references to its entries, about
-//! 50 bytes per key) is heap too and is within that bound here (it is proportional to
+//! the encoder's transient key-order index (kv sorts references to its entries, 8 bytes
+//! a key) is heap too and is within that bound here (it is proportional to
 //! the key count, not to the data); file pages of the snapshot are not heap at all.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use bytes::Bytes;
 use kv::{Command, Op, Reply, Request};
 use replica::{Config, Outcome, Replica};
 
-/// Live heap bytes, and the highest it reached since `reset_peak`.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-struct Counting;
-
-fn grew(n: usize) {
-    let now = LIVE.fetch_add(n, Relaxed) + n;
-    PEAK.fetch_max(now, Relaxed);
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; only sizes are counted.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(p, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let q = unsafe { System.realloc(p, layout, new_size) };
-        if !q.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Relaxed);
-            }
-        }
-        q
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+mod counting_alloc;
 
 const KEYS: u64 = 5_000;
 const VALUE_BYTES: usize = 4_000;
@@ -91,12 +50,11 @@ fn compaction_streams_the_snapshot_instead_of_encoding_it_in_memory() {
         let cmd = Command::Request(Request { client_id, seq, op });
         r.propose(seq, cmd, now).unwrap();
         let before = r.status().raft.snapshot_index;
-        let live = LIVE.load(Relaxed);
-        PEAK.store(live, Relaxed);
+        let live = counting_alloc::reset_peak();
         r.drive(&mut send).unwrap();
         if r.status().raft.snapshot_index != before {
             assert!(rise.is_none(), "one compaction expected");
-            rise = Some(PEAK.load(Relaxed) - live);
+            rise = Some(counting_alloc::peak() - live);
         }
     }
     let rise = rise.expect("the load compacted the log");
