@@ -151,7 +151,7 @@ impl DiskStorage {
     /// in, and they would otherwise stay counted in the process's RSS (as file pages, a
     /// whole snapshot's worth) until the kernel needed the memory. They stay in the page
     /// cache; a later read faults them back. Cheap when nothing is resident: the host
-    /// calls it every second or so.
+    /// calls it every 100 ms (a leader sending this snapshot reads it that fast).
     pub fn release_snapshot_pages(&self) {
         self.snapshot_pages.release_all();
         self.receiving.release_pages();
