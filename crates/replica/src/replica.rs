@@ -294,12 +294,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             // `check_received_snapshot` put the machine at the snapshot's index already
             // (the only way a snapshot is accepted); anything else is decoded now.
             if self.sm.applied_index() != snap.meta.index {
-                replace(
-                    &mut self.sm,
-                    self.node.storage(),
-                    snap.meta.index,
-                    &snap.data,
-                )?;
+                self.replace_state(snap.meta.index, &snap.data)?;
             }
             self.counters.snapshots_installed += 1;
             self.counters.snapshot_bytes_installed += snap.data.len() as u64;
@@ -380,7 +375,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             return Ok(());
         }
         let applied = self.sm.applied_index();
-        match replace(&mut self.sm, self.node.storage(), meta.index, &data) {
+        match self.replace_state(meta.index, &data) {
             Ok(()) => self.node.accept_received_snapshot(meta, data),
             Err(e) => {
                 let (why, changed) = match e {
@@ -412,12 +407,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         }
         let snap = self.node.storage().snapshot()?;
         if !snap.is_empty() {
-            replace(
-                &mut self.sm,
-                self.node.storage(),
-                snap.meta.index,
-                &snap.data,
-            )?;
+            self.replace_state(snap.meta.index, &snap.data)?;
         }
         while self.sm.applied_index() < applied {
             let from = self.sm.applied_index() + 1;
@@ -427,6 +417,11 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             }
         }
         Ok(())
+    }
+
+    /// [`replace`] of this replica's machine, with pages released through its storage.
+    fn replace_state(&mut self, index: raft::Index, data: &[u8]) -> Result<(), ReplicaError> {
+        replace(&mut self.sm, self.node.storage(), index, data)
     }
 
     /// Fails proposals and unconfirmed reads of terms this node no longer leads.
