@@ -9,7 +9,7 @@
 //! `membership` (who votes, changes through the log, the safety argument),
 //! `progress` + `quorum` (leader bookkeeping and majority math), `raft` (state and
 //! dispatch), `election`, `replication` (leader), `append` (follower), `snapshot`,
-//! `read_index`, `reconfig` (membership changes on the leader), `hazard` (changes that would risk availability), `transfer` (leadership transfer), `raw_node` (the Ready interface).
+//! `read_index`, `reconfig` (membership changes on the leader), `hazard` (changes that would risk availability), `transfer` (leadership transfer), `raw_node` (the Ready interface), `coalesce` (one message per peer where several would say the same).
 
 pub mod config;
 pub mod error;
@@ -24,6 +24,7 @@ pub mod storage;
 pub mod types;
 
 mod append;
+mod coalesce;
 mod election;
 mod hazard;
 mod read_index;

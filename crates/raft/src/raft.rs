@@ -214,11 +214,13 @@ impl<S: Storage> Raft<S> {
             term,
             body,
         };
-        if self.role == Role::Leader {
-            self.msgs.push(m);
+        // One Append per follower, one ack per leader, where the rules allow (`coalesce`).
+        let queue = if self.role == Role::Leader {
+            &mut self.msgs
         } else {
-            self.msgs_after_persist.push(m);
-        }
+            &mut self.msgs_after_persist
+        };
+        crate::coalesce::push(queue, m, self.cfg.max_append_bytes);
     }
 
     /// Advances logical time by one tick.
