@@ -582,14 +582,14 @@ impl Link {
 /// Appends `frame` with its 4-byte big-endian length (the peer's
 /// `wire::FrameDecoder`). False, and nothing appended, if it is too large.
 fn encode_into(frame: &PeerFrame, out: &mut BytesMut) -> bool {
-    let body = wire::encode(frame);
-    if body.len() > MAX_FRAME_BYTES {
-        tracing::warn!(bytes = body.len(), "peer frame over the size limit dropped");
+    let hint = match frame {
+        PeerFrame::Raft(msgs) => msgs.iter().map(|m| m.size_bytes() as usize).sum(),
+        _ => 64,
+    };
+    if wire::encode_into(frame, hint, out).is_none() {
+        tracing::warn!("peer frame over the size limit ({MAX_FRAME_BYTES} bytes) dropped");
         return false;
     }
-    out.reserve(4 + body.len());
-    out.put_u32(body.len() as u32);
-    out.put_slice(&body);
     true
 }
 
