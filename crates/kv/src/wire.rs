@@ -87,8 +87,12 @@ pub(crate) fn check_reply_limits(resp: &Response) -> Result<(), &'static str> {
 }
 
 fn encode<T: Serialize>(value: &T) -> Bytes {
-    let out =
-        postcard::to_extend(value, vec![WIRE_VERSION]).expect("serialising to a Vec cannot fail");
+    // Sized first (a pass that copies nothing), so a 300-byte entry is one
+    // allocation, not a Vec grown by doubling from one byte (seven reallocs).
+    let size = postcard::experimental::serialized_size(value).expect("sizing cannot fail");
+    let mut out = Vec::with_capacity(1 + size);
+    out.push(WIRE_VERSION);
+    let out = postcard::to_extend(value, out).expect("serialising to a Vec cannot fail");
     Bytes::from(out)
 }
 
