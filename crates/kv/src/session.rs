@@ -248,7 +248,14 @@ impl<R: Clone> SessionTable<R> {
         );
         session.highest_seq = session.highest_seq.max(seq);
         let lowest = session.lowest_retained_seq(window);
-        session.responses = session.responses.split_off(&lowest);
+        // In place (usually one response leaves, or none): `split_off` would build
+        // a new tree on every applied request.
+        while let Some(oldest) = session.responses.first_entry() {
+            if *oldest.key() >= lowest {
+                break;
+            }
+            oldest.remove();
+        }
     }
 
     /// Adds a session read from a snapshot. The caller runs `validate`
