@@ -14,7 +14,7 @@ use raft::{Index, NodeId, Term};
 
 use crate::outcome::{Completion, Outcome, Token};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Proposals {
     // Invariant: keys are distinct log indexes of entries this node appended as leader.
     by_index: BTreeMap<Index, (Term, Token)>,
@@ -22,6 +22,21 @@ pub struct Proposals {
     /// a drive noticed (the host fed many inputs between drives); answered
     /// `Unknown` by the next `retain_term`.
     displaced: Vec<Token>,
+    /// Invariant: no pending proposal's term is below this (`Term::MAX` when
+    /// none is pending). It may be lower than the true least term (removals
+    /// leave it); `retain_term` skips its scan only when it shows that every
+    /// proposal is of the leading term.
+    min_term: Term,
+}
+
+impl Default for Proposals {
+    fn default() -> Self {
+        Proposals {
+            by_index: BTreeMap::new(),
+            displaced: Vec::new(),
+            min_term: Term::MAX,
+        }
+    }
 }
 
 impl Proposals {
@@ -29,6 +44,7 @@ impl Proposals {
     /// term at the same index (this node lost and regained leadership between
     /// drives, and its log was overwritten there) is displaced.
     pub fn insert(&mut self, index: Index, term: Term, token: Token) {
+        self.min_term = self.min_term.min(term);
         if let Some((t, old)) = self.by_index.insert(index, (term, token)) {
             assert!(
                 t < term,
@@ -93,7 +109,13 @@ impl Proposals {
                 outcome: Outcome::Unknown { hint },
             });
         }
-        // In place: every drive calls this twice, nearly always keeping everything.
+        // Every drive calls this twice, nearly always keeping everything: no scan
+        // when every proposal is of the leading term (none is of a later one:
+        // proposals are made in terms this node led, and it leads the latest).
+        if leading_term.is_some_and(|t| self.min_term >= t) {
+            return;
+        }
+        self.min_term = leading_term.unwrap_or(Term::MAX);
         self.by_index.retain(|_, &mut (term, token)| {
             let keep = Some(term) == leading_term;
             if !keep {
@@ -125,5 +147,29 @@ mod tests {
         assert_eq!(out[0].token, 1);
         assert!(matches!(out[0].outcome, Outcome::Unknown { .. }));
         assert_eq!(p.len(), 1);
+    }
+
+    /// Proposals of an earlier term fail once the node leads a later one, also
+    /// after drives that kept everything (the scan is skipped only while every
+    /// proposal is of the leading term).
+    #[test]
+    fn a_new_term_fails_the_earlier_terms_proposals() {
+        let mut p = Proposals::default();
+        let mut out: Vec<Completion<kv::StateMachine>> = Vec::new();
+        p.insert(10, 5, 1);
+        p.insert(11, 5, 2);
+        p.retain_term(Some(5), None, &mut out);
+        assert!(out.is_empty());
+        p.insert(12, 7, 3);
+        p.retain_term(Some(7), None, &mut out);
+        let failed: Vec<Token> = out.iter().map(|c| c.token).collect();
+        assert_eq!(failed, vec![1, 2]);
+        assert_eq!(p.len(), 1);
+        p.retain_term(None, None, &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(p.len(), 0);
+        p.insert(13, 9, 4);
+        p.retain_term(Some(9), None, &mut out);
+        assert_eq!(p.len(), 1, "a fresh proposal of the leading term stays");
     }
 }
