@@ -8,15 +8,24 @@
 //! Ids are unique for the life of the process and increase, as Redis's.
 //!
 //! Cost: a connection updates its own entry once per command (one
-//! uncontended mutex); only `CLIENT LIST | KILL` and `INFO` take the
+//! uncontended mutex) and checks its stop flag on every wake-up (two
+//! atomics on its own entry); only `CLIENT LIST | KILL` and `INFO` take the
 //! registry lock.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
+
+/// Why a connection must close (bits of its entry's stop flag): `CLIENT KILL`.
+pub const KILLED: u8 = 1;
+/// Why a connection must close: the node is stopping.
+pub const SHUTDOWN: u8 = 2;
 
 /// Every open connection, by id.
 #[derive(Default)]
@@ -35,9 +44,16 @@ pub struct ClientEntry {
     pub fd: i64,
     created: Instant,
     state: Mutex<ClientState>,
-    /// `CLIENT KILL`: the connection closes once it sees this (after
-    /// sending what it has, so a client that kills itself gets its reply).
-    kill: tokio::sync::Notify,
+    /// Why the connection must close ([`KILLED`], [`SHUTDOWN`]), once it
+    /// must: bits are only ever set. After `CLIENT KILL` the connection
+    /// still sends what it has (a client that kills itself gets its reply).
+    stop: AtomicU8,
+    /// The connection's task, woken when `stop` changes. A connection
+    /// polls [`ClientEntry::stopped`] on every wake-up, so that poll is
+    /// lock-free and touches only this entry (a `Notify` and a broadcast
+    /// receiver polled there took a lock each, the broadcast's shared by
+    /// every connection of the port).
+    waker: AtomicWaker,
 }
 
 /// What changes while a connection runs.
@@ -92,7 +108,8 @@ impl Clients {
             laddr,
             fd,
             created: now,
-            kill: tokio::sync::Notify::new(),
+            stop: AtomicU8::new(0),
+            waker: AtomicWaker::new(),
             state: Mutex::new(ClientState {
                 name: None,
                 lib_name: None,
@@ -141,12 +158,34 @@ impl ClientEntry {
 
     /// Asks the connection to close (`CLIENT KILL`).
     pub fn kill(&self) {
-        self.kill.notify_one();
+        self.signal(KILLED);
     }
 
-    /// Completes once [`ClientEntry::kill`] was called.
-    pub async fn killed(&self) {
-        self.kill.notified().await
+    /// Tells the connection the node is stopping.
+    pub fn shut_down(&self) {
+        self.signal(SHUTDOWN);
+    }
+
+    fn signal(&self, why: u8) {
+        self.stop.fetch_or(why, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Completes once a reason in `mask` ([`KILLED`], [`SHUTDOWN`]) is set.
+    /// Meant for the connection's own task (the entry keeps one waker).
+    pub fn stopped(&self, mask: u8) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.stop.load(Ordering::Acquire) & mask != 0 {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // Set between the load and the register: that wake found no waker.
+            if self.stop.load(Ordering::Acquire) & mask != 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     /// Changes this connection's state.
@@ -230,6 +269,40 @@ mod tests {
             "id={} addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=9 ",
             c.id
         )));
+    }
+
+    #[test]
+    fn stop_reasons_complete_only_the_waits_that_ask_for_them() {
+        use futures::FutureExt;
+        let clients = Arc::new(Clients::default());
+        let c = clients.register("127.0.0.1:5000".into(), "127.0.0.1:6379".into(), 7);
+        assert!(c.stopped(KILLED | SHUTDOWN).now_or_never().is_none());
+        c.kill();
+        assert!(c.stopped(KILLED | SHUTDOWN).now_or_never().is_some());
+        assert!(
+            c.stopped(KILLED).now_or_never().is_some(),
+            "the flag stays set"
+        );
+        assert!(
+            c.stopped(SHUTDOWN).now_or_never().is_none(),
+            "a kill does not interrupt the flush of the reply"
+        );
+        c.shut_down();
+        assert!(c.stopped(SHUTDOWN).now_or_never().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_is_woken_by_a_kill() {
+        let clients = Arc::new(Clients::default());
+        let c = clients.register("127.0.0.1:5000".into(), "127.0.0.1:6379".into(), 7);
+        let entry = c.entry.clone();
+        let waiter = tokio::spawn(async move { entry.stopped(KILLED).await });
+        tokio::task::yield_now().await;
+        c.kill();
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("woken")
+            .expect("no panic");
     }
 
     #[test]

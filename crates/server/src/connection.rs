@@ -39,7 +39,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 use crate::auth;
-use crate::clients::Registered;
+use crate::clients::{ClientEntry, Registered, KILLED, SHUTDOWN};
 use crate::exec::{self, ConnState};
 use crate::port_state::PortState;
 use crate::resp::{parse_command, table, Command, Decoder, Frame, Protocol};
@@ -84,7 +84,7 @@ pub async fn serve(
     stream: Stream,
     node: Arc<Service>,
     port: Arc<PortState>,
-    mut shutdown: broadcast::Receiver<()>,
+    shutdown: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
     let _ = stream.tcp().set_nodelay(true);
     let me = register(&port, stream.tcp());
@@ -100,12 +100,15 @@ pub async fn serve(
         out: BytesMut::new(),
         conn: ConnState::default(),
     };
+    let _shutdown = forward_shutdown(shutdown, c.me.entry.clone());
     loop {
         c.inbuf.reserve(READ_CHUNK_BYTES);
         let n = tokio::select! {
+            // The stop flag first: a client that never stops sending still
+            // sees CLIENT KILL and shutdown.
+            biased;
+            _ = c.me.stopped(KILLED | SHUTDOWN) => return Ok(()),
             r = c.stream.read_buf(&mut c.inbuf) => r?,
-            _ = shutdown.recv() => return Ok(()),
-            _ = c.me.killed() => return Ok(()), // CLIENT KILL
             _ = idle(c.port.settings.client.idle_timeout) => {
                 tracing::debug!("client idle timeout");
                 return Ok(());
@@ -126,7 +129,7 @@ pub async fn serve(
             );
             return Ok(());
         }
-        if !c.flush(&mut shutdown).await? {
+        if !c.flush().await? {
             return Ok(());
         }
         if matches!(end, End::Close) {
@@ -148,6 +151,26 @@ fn register(port: &Arc<PortState>, stream: &tokio::net::TcpStream) -> Registered
         addr(stream.local_addr()),
         i64::from(stream.as_raw_fd()),
     )
+}
+
+/// Sets `entry`'s [`SHUTDOWN`] when the node's shutdown is broadcast (or
+/// its sender is gone), from a task of its own that the returned guard
+/// aborts: the connection then checks one flag of its own on every wake-up
+/// instead of polling the port-wide broadcast.
+fn forward_shutdown(mut shutdown: broadcast::Receiver<()>, entry: Arc<ClientEntry>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let _ = shutdown.recv().await;
+        entry.shut_down();
+    }))
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Completes after `timeout`, or never.
@@ -312,11 +335,13 @@ impl Conn {
 
     /// Writes every pending reply; false when the connection should end
     /// without further ado (shutdown, or no progress within the idle timeout).
-    async fn flush(&mut self, shutdown: &mut broadcast::Receiver<()>) -> std::io::Result<bool> {
+    async fn flush(&mut self) -> std::io::Result<bool> {
+        // Usually the socket takes all of it at once: one write, no waiting.
+        self.drain_now();
         while !self.out.is_empty() {
             let n = tokio::select! {
+                _ = self.me.stopped(SHUTDOWN) => return Ok(false),
                 r = self.stream.write(&self.out) => r?,
-                _ = shutdown.recv() => return Ok(false),
                 _ = idle(self.port.settings.client.idle_timeout) => {
                     tracing::debug!("client idle timeout (replies not taken)");
                     return Ok(false);
@@ -328,10 +353,12 @@ impl Conn {
             self.count_output(n);
             self.out.advance(n);
         }
-        // TLS: what rustls still holds goes out too (a no-op on plain TCP).
-        tokio::select! {
-            r = self.stream.flush() => r?,
-            _ = shutdown.recv() => return Ok(false),
+        // TLS: what rustls still holds goes out too (plain TCP holds nothing).
+        if let Stream::Tls(_) = self.stream {
+            tokio::select! {
+                _ = self.me.stopped(SHUTDOWN) => return Ok(false),
+                r = self.stream.flush() => r?,
+            }
         }
         Ok(true)
     }
