@@ -8,6 +8,8 @@
 //! Invariant: a `Command` is well-formed (arity checked, keys and values
 //! within kv's limits), so executing it never needs to re-validate.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use super::frame::Frame;
@@ -119,11 +121,12 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
             return server.map(Command::Server);
         }
     }
-    let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
+    let mut name_buf = [0u8; NAME_BUF_BYTES];
+    let upper = upper_name(name, &mut name_buf);
     if let Some(op) = super::data::parse(&upper, rest) {
         return op.map(Command::Data);
     }
-    let cmd = match (upper.as_str(), rest) {
+    let cmd = match (&*upper, rest) {
         ("PING", []) => Command::Ping(None),
         ("PING", [msg]) => Command::Ping(Some(msg.clone())),
         ("CLUSTER", [sub, ..]) => cluster(sub, rest)?,
@@ -174,6 +177,22 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         _ => return Err(unknown(name, rest)),
     };
     Ok(cmd)
+}
+
+/// Longer than any command name: a name upper-cased on the stack.
+const NAME_BUF_BYTES: usize = 32;
+
+/// `name` in upper case: in `buf` when it is short ASCII (every command
+/// name is; one allocation less per request), else a string of its own.
+fn upper_name<'a>(name: &[u8], buf: &'a mut [u8; NAME_BUF_BYTES]) -> Cow<'a, str> {
+    match buf.get_mut(..name.len()) {
+        Some(b) if name.is_ascii() => {
+            b.copy_from_slice(name);
+            b.make_ascii_uppercase();
+            Cow::Borrowed(std::str::from_utf8(b).expect("ASCII is UTF-8"))
+        }
+        _ => Cow::Owned(String::from_utf8_lossy(name).to_ascii_uppercase()),
+    }
 }
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`. The
@@ -416,6 +435,20 @@ mod tests {
             .map(|a| Frame::Bulk(Bytes::copy_from_slice(a.as_bytes())))
             .collect();
         parse_command(Frame::Array(items))
+    }
+
+    #[test]
+    fn names_upper_case_on_the_stack_or_off_it() {
+        let mut buf = [0u8; NAME_BUF_BYTES];
+        assert!(matches!(upper_name(b"sEt", &mut buf), Cow::Borrowed("SET")));
+        let long = "x".repeat(NAME_BUF_BYTES + 1);
+        let up = upper_name(long.as_bytes(), &mut buf);
+        assert!(matches!(&up, Cow::Owned(s) if *s == long.to_ascii_uppercase()));
+        assert_eq!(upper_name("gét".as_bytes(), &mut buf), "GéT");
+        assert!(matches!(
+            parse(&["GeT", "k"]),
+            Ok(Command::Data(kv::Op::Get { .. }))
+        ));
     }
 
     /// `RAFT GROUP GID ...` names a group; the rest parses as `RAFT ...`.
