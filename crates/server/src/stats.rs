@@ -6,13 +6,16 @@
 //!
 //! All counters are relaxed atomics: each is exact on its own; a reader may
 //! see one counter a moment ahead of another, as with Redis's INFO.
-//! `CONFIG RESETSTAT` zeroes them ([`Stats::reset`]).
+//! `CONFIG RESETSTAT` zeroes them ([`Stats::reset`]). The per-command
+//! counters exist for every row of the command table from the start, so
+//! counting a command takes no lock (it is on every request's path).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::resp::table::COMMANDS;
 use crate::resp::Frame;
 
 /// How often the listener calls [`Stats::sample`].
@@ -20,7 +23,6 @@ pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Samples averaged for an instantaneous rate (Redis's `STATS_METRIC_SAMPLES`).
 const SAMPLES: usize = 16;
 
-#[derive(Default)]
 pub struct Stats {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
@@ -32,11 +34,55 @@ pub struct Stats {
     pub error_replies: AtomicU64,
     /// Error replies by their code (`ERR`, `MOVED`, `TIMEOUT` ...): INFO's errorstats.
     errors_by_code: Mutex<BTreeMap<String, u64>>,
-    /// Per command (table full name): INFO's commandstats.
-    per_command: Mutex<BTreeMap<&'static str, CommandStat>>,
+    /// Per command (table full name, every row): INFO's commandstats.
+    per_command: HashMap<&'static str, CommandCounters>,
     rates: Mutex<Rates>,
     /// The same events for `/metrics` (lock-free, never reset).
     pub commands: crate::metrics::commands::CommandMetrics,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let per_command = COMMANDS
+            .iter()
+            .flat_map(|c| std::iter::once(c).chain(c.subcommands))
+            .map(|c| (c.name, CommandCounters::default()))
+            .collect();
+        Stats {
+            connections_received: AtomicU64::default(),
+            rejected_connections: AtomicU64::default(),
+            commands_processed: AtomicU64::default(),
+            net_input_bytes: AtomicU64::default(),
+            net_output_bytes: AtomicU64::default(),
+            keyspace_hits: AtomicU64::default(),
+            keyspace_misses: AtomicU64::default(),
+            error_replies: AtomicU64::default(),
+            errors_by_code: Mutex::default(),
+            per_command,
+            rates: Mutex::default(),
+            commands: Default::default(),
+        }
+    }
+}
+
+/// One command's [`CommandStat`], as relaxed atomics.
+#[derive(Default)]
+struct CommandCounters {
+    calls: AtomicU64,
+    usec: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl CommandCounters {
+    fn read(&self) -> CommandStat {
+        CommandStat {
+            calls: self.calls.load(Relaxed),
+            usec: self.usec.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+        }
+    }
 }
 
 /// The last samples of each instantaneous rate.
@@ -80,13 +126,12 @@ impl Stats {
             _ => None,
         };
         self.commands.done(name, error, took);
-        let failed = error.is_some();
-        if let Some(name) = name {
-            let mut m = self.per_command.lock().expect("per-command lock");
-            let s = m.entry(name).or_default();
-            s.calls += 1;
-            s.usec += took.as_micros() as u64;
-            s.failed += u64::from(failed);
+        if let Some(s) = name.and_then(|n| self.per_command.get(n)) {
+            s.calls.fetch_add(1, Relaxed);
+            s.usec.fetch_add(took.as_micros() as u64, Relaxed);
+            if error.is_some() {
+                s.failed.fetch_add(1, Relaxed);
+            }
         }
         if let Frame::Error(e) = reply {
             self.count_error(e);
@@ -106,17 +151,23 @@ impl Stats {
     /// too, and as a rejected call of a command it knows.
     pub fn rejected_command(&self, name: Option<&'static str>, error: &str) {
         self.commands.refused(name, error);
-        if let Some(name) = name {
-            let mut m = self.per_command.lock().expect("per-command lock");
-            m.entry(name).or_default().rejected += 1;
+        if let Some(s) = name.and_then(|n| self.per_command.get(n)) {
+            s.rejected.fetch_add(1, Relaxed);
         }
         self.count_error(error);
     }
 
-    /// Per-command counters, by name.
+    /// Per-command counters of the commands called (or refused) since the
+    /// start or the last reset, by name.
     pub fn per_command(&self) -> Vec<(&'static str, CommandStat)> {
-        let m = self.per_command.lock().expect("per-command lock");
-        m.iter().map(|(k, v)| (*k, *v)).collect()
+        let mut called: Vec<_> = self
+            .per_command
+            .iter()
+            .map(|(k, v)| (*k, v.read()))
+            .filter(|(_, s)| s.calls > 0 || s.rejected > 0)
+            .collect();
+        called.sort_by_key(|(k, _)| *k);
+        called
     }
 
     fn count_error(&self, error: &str) {
@@ -197,7 +248,11 @@ impl Stats {
         }
         *self.rates.lock().expect("rates lock") = Rates::default();
         self.errors_by_code.lock().expect("errors lock").clear();
-        self.per_command.lock().expect("per-command lock").clear();
+        for s in self.per_command.values() {
+            for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
+                c.store(0, Relaxed);
+            }
+        }
     }
 }
 
