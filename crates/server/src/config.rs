@@ -14,6 +14,16 @@ use raft::NodeId;
 /// every replica (kv decides staleness with it), hence a constant here.
 pub const KV_RESPONSE_WINDOW: u64 = 64;
 
+/// Unacknowledged Appends the leader keeps in flight to one follower (raft's default is
+/// 256). A follower steps whatever arrived while it was fsyncing as one batch, so more
+/// than two in flight only splits that batch into more frames, reads and wake-ups; with
+/// two, what is proposed meanwhile waits at the leader and leaves as one Append with the
+/// next ack. A lost Append (a dropped link) then stalls that follower until a heartbeat
+/// reply frees the window (`raft::replication`), about one heartbeat. Quick A/B at 64
+/// writers on loopback: ahead in 5 of 6 rounds, follower tokio CPU per write 3.3-3.9 us
+/// against 3.8-4.8.
+pub const MAX_INFLIGHT_APPENDS: usize = 2;
+
 /// Everything one `raftkv server` needs.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -236,6 +246,7 @@ impl NodeConfig {
             self.members.keys().copied().collect()
         };
         let mut raft = raft::Config::new(self.id, voters);
+        raft.max_inflight_appends = MAX_INFLIGHT_APPENDS;
         raft.election_ticks = (self.election_timeout_ms / self.tick_ms).max(2) as u32;
         raft.heartbeat_ticks = (self.heartbeat_ms / self.tick_ms).max(1) as u32;
         raft.seed =
