@@ -213,6 +213,9 @@ impl<S: SimStore> Cluster<S> {
         cfg.election_ticks = self.cfg.election_ticks;
         cfg.snapshot_chunk_bytes = self.cfg.snapshot_chunk_bytes;
         cfg.max_append_bytes = self.cfg.max_append_bytes;
+        // As the server's (`server::config::MAX_INFLIGHT_APPENDS`): a lost Append stalls a
+        // follower until a heartbeat reply frees the window, and these runs lose many.
+        cfg.max_inflight_appends = 2;
         cfg.seed =
             self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id ^ (self.incarnation[&id] << 32);
         cfg
