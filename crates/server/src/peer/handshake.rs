@@ -421,10 +421,9 @@ async fn write_frame<W: AsyncWrite + Unpin>(
     w: &mut W,
     frame: &PeerFrame,
 ) -> Result<(), HandshakeError> {
-    let body = wire::encode(frame);
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    buf.extend_from_slice(&body);
+    let mut buf = bytes::BytesMut::new();
+    wire::encode_into(frame, 64, &mut buf)
+        .ok_or_else(|| io_err("frame over the peer frame size limit"))?;
     w.write_all(&buf).await.map_err(io_err)?;
     w.flush().await.map_err(io_err)
 }
