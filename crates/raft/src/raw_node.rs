@@ -310,10 +310,11 @@ impl<S: Storage> RawNode<S> {
             && !changes_term_or_vote(rd, &self.prev_hard)
     }
 
-    /// Writes a Ready's entries and hard state to storage (`Storage::flush`: in the
-    /// operating system, not yet durable) without syncing: the leader's log write runs
-    /// on while it keeps replicating (dissertation §10.2.1; module docs). Until
-    /// `synced` reports a sync covering them, the leader does not count itself as
+    /// Hands a Ready's entries and hard state to storage without syncing: the leader's
+    /// log write runs on while it keeps replicating (dissertation §10.2.1; module docs).
+    /// The store may keep them in its own buffer: the host's sync must cover every
+    /// write so far (a disk store's sync job writes its buffer out before it is made).
+    /// Until `synced` reports a sync covering them, the leader does not count itself as
     /// holding these entries (`Raft::unsynced_from`). Only when `can_write` allows.
     pub fn write(&mut self, rd: &Ready) -> Result<()> {
         assert!(
@@ -327,7 +328,6 @@ impl<S: Storage> RawNode<S> {
         if let Some(hs) = rd.hard_state {
             storage.set_hard_state(hs)?;
         }
-        storage.flush()?;
         if let (Some(first), Some(last)) = (rd.entries.first(), rd.entries.last()) {
             self.raft.unsynced_from.get_or_insert(first.index);
             self.unsynced_last = Some((last.index, last.term));

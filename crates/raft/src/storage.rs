@@ -91,12 +91,6 @@ pub trait Storage {
     fn release_read(&self, _part: &[u8]) {}
     /// Makes every write so far durable.
     fn sync(&mut self) -> StorageResult<()>;
-    /// Hands buffered writes to the operating system without making them durable, so
-    /// that a sync of the files started afterwards (by the host, possibly on another
-    /// thread) covers them (`RawNode::write`). Stores without a write buffer: nothing.
-    fn flush(&mut self) -> StorageResult<()> {
-        Ok(())
-    }
 }
 
 /// An in-memory `Storage`, used by tests and by the simulator (which keeps it across a

@@ -3,8 +3,9 @@
 //!
 //! Write path: `append` / `set_hard_state` only buffer records; `sync` writes and
 //! fdatasyncs them all at once (group commit) and only then may the caller acknowledge.
-//! A host that syncs on another thread uses `flush` and `sync_job` instead: the job's
-//! fdatasync covers what was flushed before it was made.
+//! A host that syncs on another thread uses `sync_job` instead: it writes the buffered
+//! records (one write per job, however many drives buffered them), and the job's
+//! fdatasync covers them.
 //! `compact` / `install_snapshot` write the snapshot file durably at once (temp file,
 //! fsync, rename, directory fsync), then remove the previous one, then buffer a marker
 //! record; segments the snapshot covers are deleted by the first `sync` after that
@@ -473,10 +474,6 @@ impl Storage for DiskStorage {
         self.wal.sync(self.hard_state, self.snapshot.meta)?;
         self.log.evict();
         self.wal.delete_covered(self.snapshot.meta.index)
-    }
-
-    fn flush(&mut self) -> StorageResult<()> {
-        self.wal.flush()
     }
 }
 
