@@ -89,6 +89,8 @@ struct Conn {
     decoder: Decoder,
     conn: ConnState,
     authenticated: bool,
+    /// The unit being gathered (kept here to reuse its room).
+    unit: Unit,
 }
 
 pub async fn serve(
@@ -110,6 +112,7 @@ pub async fn serve(
         inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
         out: BytesMut::new(),
         conn: ConnState::default(),
+        unit: Unit::default(),
     };
     let _shutdown = forward_shutdown(shutdown, c.me.entry.clone());
     loop {
@@ -197,7 +200,13 @@ impl Conn {
     /// plain reads or writes as units (`crate::pipeline`), each unit answered
     /// in full before the next command starts.
     async fn handle_frames(&mut self) -> End {
-        let mut unit = Unit::default();
+        let mut unit = std::mem::take(&mut self.unit);
+        let end = self.handle_frames_with(&mut unit).await;
+        self.unit = unit;
+        end
+    }
+
+    async fn handle_frames_with(&mut self, unit: &mut Unit) -> End {
         loop {
             if self.out.len() >= DRAIN_AT_BYTES {
                 self.drain_now();
@@ -208,11 +217,11 @@ impl Conn {
             let frame = match self.decoder.decode(&mut self.inbuf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
-                    self.run_unit(&mut unit).await;
+                    self.run_unit(unit).await;
                     return End::Open;
                 }
                 Err(e) => {
-                    self.run_unit(&mut unit).await;
+                    self.run_unit(unit).await;
                     tracing::debug!("client protocol error: {e}");
                     Frame::Error(format!("ERR {e}")).encode(&mut self.out);
                     return End::Close;
@@ -229,16 +238,16 @@ impl Conn {
             match (kind, request.parsed) {
                 (Some(kind), Ok(Command::Data(op))) => {
                     if !unit.accepts(kind) {
-                        self.run_unit(&mut unit).await;
+                        self.run_unit(unit).await;
                     }
                     let (name, started) = (request.name, request.started);
                     unit.push(kind, Pending { op, name, started });
                     if unit.is_full(&self.node) {
-                        self.run_unit(&mut unit).await;
+                        self.run_unit(unit).await;
                     }
                 }
                 (_, parsed) => {
-                    self.run_unit(&mut unit).await;
+                    self.run_unit(unit).await;
                     if self.execute(request.name, request.started, parsed).await {
                         return End::Close;
                     }
@@ -249,20 +258,34 @@ impl Conn {
 
     /// Runs the gathered unit, if any, appending its replies in order.
     async fn run_unit(&mut self, unit: &mut Unit) {
-        let (Some(kind), commands) = unit.take() else {
+        let Some(kind) = unit.kind() else {
             return;
         };
-        let (ops, stats): (Vec<kv::Op>, Vec<_>) = commands
-            .into_iter()
+        if unit.commands.len() == 1 {
+            let Pending { op, name, started } = unit.commands.pop().expect("one command");
+            unit.clear();
+            let reply = pipeline::run_one(&self.node, kind, op).await;
+            self.done(name, started, reply);
+            return;
+        }
+        let (ops, stats): (Vec<kv::Op>, Vec<_>) = unit
+            .commands
+            .drain(..)
             .map(|p| (p.op, (p.name, p.started)))
             .unzip();
+        unit.clear();
         let replies = pipeline::run(&self.node, kind, ops).await;
         for (reply, (name, started)) in replies.into_iter().zip(stats) {
-            self.port
-                .stats
-                .command_done(name, &reply, started.elapsed());
-            reply.encode_as(self.conn.proto, &mut self.out);
+            self.done(name, started, reply);
         }
+    }
+
+    /// Counts a command's reply in the stats and appends it.
+    fn done(&mut self, name: Option<&'static str>, started: std::time::Instant, reply: Frame) {
+        self.port
+            .stats
+            .command_done(name, &reply, started.elapsed());
+        reply.encode_as(self.conn.proto, &mut self.out);
     }
 
     /// Checks, names and parses one request, noting it as the connection's

@@ -107,36 +107,48 @@ impl Unit {
         }
     }
 
-    /// Takes the gathered commands, leaving the unit empty.
-    pub fn take(&mut self) -> (Option<Kind>, Vec<Pending>) {
-        (self.kind.take(), std::mem::take(&mut self.commands))
+    /// The kind of the gathered commands (`None`: the unit is empty).
+    pub fn kind(&self) -> Option<Kind> {
+        self.kind
+    }
+
+    /// Empties the unit (keeping its room for the next).
+    pub fn clear(&mut self) {
+        self.kind = None;
+        self.commands.clear();
     }
 }
 
-/// Runs `ops` (one kind, in pipeline order); their replies in that order.
+/// Runs one command alone: exactly the path it takes outside a pipeline.
+pub async fn run_one(node: &Service, kind: Kind, op: kv::Op) -> Frame {
+    reply(match kind {
+        Kind::Writes => node.write(op).await,
+        Kind::Reads => node.read(op).await,
+    })
+}
+
+/// Runs `ops` (one kind, in pipeline order) as a unit; their replies in that order.
 pub async fn run(node: &Service, kind: Kind, ops: Vec<kv::Op>) -> Vec<Frame> {
-    let results = match (node, kind, ops.len()) {
-        (Service::Single(r), Kind::Writes, 2..) => r.write_unit(ops).await,
-        (Service::Single(r), Kind::Reads, 2..) => r.read_unit(ops).await,
-        // A lone command: exactly the path it takes outside a pipeline.
-        _ => {
+    let results = match (node, kind) {
+        (Service::Single(r), Kind::Writes) => r.write_unit(ops).await,
+        (Service::Single(r), Kind::Reads) => r.read_unit(ops).await,
+        // Units are single-group only (`kind_of`); one by one otherwise.
+        (Service::Sharded(_), _) => {
             let mut out = Vec::with_capacity(ops.len());
             for op in ops {
-                out.push(match kind {
-                    Kind::Writes => node.write(op).await,
-                    Kind::Reads => node.read(op).await,
-                });
+                out.push(run_one(node, kind, op).await);
             }
-            out
+            return out;
         }
     };
-    results
-        .into_iter()
-        .map(|r| match r {
-            Ok(reply) => exec::render(reply),
-            Err(e) => Frame::Error(e.to_string()),
-        })
-        .collect()
+    results.into_iter().map(reply).collect()
+}
+
+fn reply(result: Result<kv::Reply, RequestError>) -> Frame {
+    match result {
+        Ok(reply) => exec::render(reply),
+        Err(e) => Frame::Error(e.to_string()),
+    }
 }
 
 impl Requests {
