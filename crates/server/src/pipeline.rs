@@ -84,10 +84,6 @@ pub struct Unit {
 }
 
 impl Unit {
-    pub fn is_empty(&self) -> bool {
-        self.commands.is_empty()
-    }
-
     /// Whether a command of `kind` may join (the unit holds another kind: no).
     pub fn accepts(&self, kind: Kind) -> bool {
         self.kind.is_none_or(|k| k == kind)
