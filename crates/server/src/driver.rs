@@ -445,7 +445,9 @@ impl Driver {
                 self.replica().storage().release_snapshot_pages();
                 next_release = now + SNAPSHOT_RELEASE_INTERVAL;
             }
-            match self.drive() {
+            // A full disk may be found by the drive or, on a leader, by the write its
+            // sync job makes of what the drives buffered (`DiskStorage::sync_job`).
+            match self.drive().and_then(|()| self.start_sync()) {
                 Err(e) if self.reopen.is_some() => match SpaceWait::from_error(&e, unix_ms()) {
                     Some(wait) => {
                         if !self.wait_for_space(&rx, wait) {
@@ -456,7 +458,6 @@ impl Driver {
                 },
                 done => done?,
             }
-            self.start_sync()?;
         }
     }
 
