@@ -2,9 +2,9 @@
 //! 127.0.0.1 and every peer link through a proxy (`common::proxy`): while
 //! the leader stops hearing its followers, the next one is cut off, and the
 //! next is killed with -9 and restarted, writers
-//! send pipelines of 40 `APPEND`s of increasing tokens and a `GET` to one
-//! key each. A pipeline's commands must take effect in its order, at most
-//! once each, and its `GET` must see exactly what was appended before it.
+//! send pipelines of 40 `APPEND`s of increasing tokens and three `GET`s to
+//! one key each. A pipeline's commands must take effect in its order, at
+//! most once each, and its `GET`s must see exactly what was appended before.
 //! Linearizability of single commands is `redis_history`'s; this is the
 //! order inside one connection, which a linearizability check does not see
 //! (a pipeline's commands are concurrent to it).
@@ -24,6 +24,8 @@ const ELECTION: Duration = Duration::from_secs(10);
 const ALL: [u64; 3] = [1, 2, 3];
 const FLAGS: &[&str] = &["--request-timeout-ms", "2000"];
 const BATCH: u64 = 40;
+/// `GET`s after each batch (one read unit).
+const READS: u64 = 3;
 
 /// Three nodes whose every peer link goes through a proxy of `Net`.
 async fn proxied_cluster() -> (Cluster, Net) {
@@ -46,17 +48,19 @@ struct Seen {
     reads: Vec<(usize, String)>,
 }
 
-/// One pipeline of `APPEND key t,` for `first..first + BATCH` and a `GET`;
+/// One pipeline of `APPEND key t,` for `first..first + BATCH` and `READS` `GET`s;
 /// `None` when the connection broke or did not answer in time.
 async fn one_pipeline(c: &mut Client, key: &str, first: u64) -> Option<Vec<Frame>> {
     let fut = async {
         for t in first..first + BATCH {
             c.queue(&["APPEND", key, &format!("{t},")]);
         }
-        c.queue(&["GET", key]);
+        for _ in 0..READS {
+            c.queue(&["GET", key]);
+        }
         c.flush().await.ok()?;
         let mut replies = Vec::new();
-        for _ in 0..=BATCH {
+        for _ in 0..BATCH + READS {
             replies.push(c.read_reply().await.ok()?);
         }
         Some(replies)
@@ -80,12 +84,14 @@ fn record(seen: &mut Seen, first: u64, replies: &[Frame]) {
             other => panic!("APPEND answered {other:?}"),
         };
     }
-    match (&replies[BATCH as usize], last) {
-        (Frame::Bulk(v), Some(len)) => seen
-            .reads
-            .push((len, String::from_utf8(v.to_vec()).unwrap())),
-        (Frame::Bulk(_) | Frame::Error(_), _) => {}
-        (other, _) => panic!("GET answered {other:?}"),
+    for r in &replies[BATCH as usize..] {
+        match (r, last) {
+            (Frame::Bulk(v), Some(len)) => seen
+                .reads
+                .push((len, String::from_utf8(v.to_vec()).unwrap())),
+            (Frame::Bulk(_) | Frame::Error(_), _) => {}
+            (other, _) => panic!("GET answered {other:?}"),
+        }
     }
 }
 

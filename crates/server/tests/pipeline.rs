@@ -155,8 +155,9 @@ fn mixed_step(i: usize, s: &mut String, n: &mut i64) -> (Vec<String>, Frame) {
     }
 }
 
-/// Writes, reads, a `DEL`, `PING`s and a `MULTI` block interleaved in one
-/// pipeline: every reply is what the command gets at its place.
+/// Writes, reads, a `DEL`, `PING`s, refused `INCR`s and a `MULTI` block
+/// interleaved in one pipeline: every reply is what the command gets at its
+/// place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_mixing_reads_writes_and_barriers_keeps_its_order() {
     let nodes = start_cluster(3).await;
@@ -185,6 +186,14 @@ async fn a_pipeline_mixing_reads_writes_and_barriers_keeps_its_order() {
                 cmds.push(c);
                 want.push(r);
             }
+        }
+        if i % 50 == 0 && !s.is_empty() {
+            // A command the state machine refuses, mid-unit: answered with
+            // its error at its place, the unit goes on.
+            cmds.push(cmd(&["INCR", "s"]));
+            want.push(Frame::Error(
+                "ERR value is not an integer or out of range".into(),
+            ));
         }
         let (c, r) = mixed_step(i, &mut s, &mut n);
         cmds.push(c);
@@ -227,7 +236,7 @@ fn check_writer(final_value: &str, appended: &[(u64, i64)], reads: &[(usize, Str
     }
 }
 
-/// Writers pipeline batches of `APPEND`s (and a `GET` after them) to the
+/// Writers pipeline batches of `APPEND`s (and `GET`s after them) to the
 /// leader while leadership is handed from node to node: a unit cut by a
 /// leadership change is retried in order (through the new leader), never
 /// reordered or applied twice.
@@ -254,7 +263,10 @@ async fn pipelined_writes_stay_in_order_across_leadership_changes() {
                     .map(|j| cmd(&["APPEND", &key, &format!("{},", first + j)]))
                     .collect();
                 next += 40;
-                cmds.push(cmd(&["GET", &key]));
+                // Three reads after the writes: one read unit.
+                for _ in 0..3 {
+                    cmds.push(cmd(&["GET", &key]));
+                }
                 let replies = pipeline(&mut c, &cmds).await;
                 let mut last_len = None;
                 for (j, r) in replies[..40].iter().enumerate() {
@@ -271,12 +283,14 @@ async fn pipelined_writes_stay_in_order_across_leadership_changes() {
                         other => panic!("APPEND answered {other:?}"),
                     }
                 }
-                match (&replies[40], last_len) {
-                    (Frame::Bulk(v), Some(len)) => {
-                        reads.push((len, String::from_utf8(v.to_vec()).unwrap()))
+                for r in &replies[40..] {
+                    match (r, last_len) {
+                        (Frame::Bulk(v), Some(len)) => {
+                            reads.push((len, String::from_utf8(v.to_vec()).unwrap()))
+                        }
+                        (Frame::Bulk(_) | Frame::Error(_), _) => {}
+                        (other, _) => panic!("GET answered {other:?}"),
                     }
-                    (Frame::Bulk(_) | Frame::Error(_), _) => {}
-                    (other, _) => panic!("GET answered {other:?}"),
                 }
                 if replies.iter().any(|r| matches!(r, Frame::Error(_))) {
                     at = (at + 1) % 3;
