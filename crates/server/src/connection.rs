@@ -89,8 +89,10 @@ struct Conn {
     decoder: Decoder,
     conn: ConnState,
     authenticated: bool,
-    /// The unit being gathered (kept here to reuse its room).
+    /// The unit being gathered (kept here to reuse its room and its size).
     unit: Unit,
+    /// Reply bytes appended to `out` so far.
+    out_bytes: u64,
 }
 
 pub async fn serve(
@@ -113,6 +115,7 @@ pub async fn serve(
         out: BytesMut::new(),
         conn: ConnState::default(),
         unit: Unit::default(),
+        out_bytes: 0,
     };
     let _shutdown = forward_shutdown(shutdown, c.me.entry.clone());
     loop {
@@ -208,20 +211,21 @@ impl Conn {
 
     async fn handle_frames_with(&mut self, unit: &mut Unit) -> End {
         loop {
-            if self.out.len() >= DRAIN_AT_BYTES {
-                self.drain_now();
-                if self.out.len() > self.port.settings.client.output_buffer_limit_bytes {
-                    return End::OutputLimit;
-                }
+            if self.over_limit() {
+                return End::OutputLimit;
             }
             let frame = match self.decoder.decode(&mut self.inbuf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
-                    self.run_unit(unit).await;
+                    if self.run_unit(unit).await {
+                        return End::OutputLimit;
+                    }
                     return End::Open;
                 }
                 Err(e) => {
-                    self.run_unit(unit).await;
+                    if self.run_unit(unit).await {
+                        return End::OutputLimit;
+                    }
                     tracing::debug!("client protocol error: {e}");
                     Frame::Error(format!("ERR {e}")).encode(&mut self.out);
                     return End::Close;
@@ -237,17 +241,19 @@ impl Conn {
             };
             match (kind, request.parsed) {
                 (Some(kind), Ok(Command::Data(op))) => {
-                    if !unit.accepts(kind) {
-                        self.run_unit(unit).await;
+                    if !unit.accepts(kind) && self.run_unit(unit).await {
+                        return End::OutputLimit;
                     }
                     let (name, started) = (request.name, request.started);
                     unit.push(kind, Pending { op, name, started });
-                    if unit.is_full(&self.node) {
-                        self.run_unit(unit).await;
+                    if unit.is_full(&self.node) && self.run_unit(unit).await {
+                        return End::OutputLimit;
                     }
                 }
                 (_, parsed) => {
-                    self.run_unit(unit).await;
+                    if self.run_unit(unit).await {
+                        return End::OutputLimit;
+                    }
                     if self.execute(request.name, request.started, parsed).await {
                         return End::Close;
                     }
@@ -256,17 +262,20 @@ impl Conn {
         }
     }
 
-    /// Runs the gathered unit, if any, appending its replies in order.
-    async fn run_unit(&mut self, unit: &mut Unit) {
+    /// Runs the gathered unit, if any, appending its replies in order; true
+    /// when they went over the output buffer limit (the connection closes,
+    /// the rest of them unsent). The unit's next size follows what its
+    /// replies weighed (`Unit::adapt`).
+    async fn run_unit(&mut self, unit: &mut Unit) -> bool {
         let Some(kind) = unit.kind() else {
-            return;
+            return false;
         };
         if unit.commands.len() == 1 {
             let Pending { op, name, started } = unit.commands.pop().expect("one command");
             unit.clear();
             let reply = pipeline::run_one(&self.node, kind, op).await;
             self.done(name, started, reply);
-            return;
+            return false;
         }
         let (ops, stats): (Vec<kv::Op>, Vec<_>) = unit
             .commands
@@ -275,9 +284,16 @@ impl Conn {
             .unzip();
         unit.clear();
         let replies = pipeline::run(&self.node, kind, ops).await;
+        let (n, before) = (replies.len(), self.out_bytes);
         for (reply, (name, started)) in replies.into_iter().zip(stats) {
+            // As before each lone command: past the limit, nothing more.
+            if self.over_limit() {
+                return true;
+            }
             self.done(name, started, reply);
         }
+        unit.adapt(n, (self.out_bytes - before) as usize);
+        false
     }
 
     /// Counts a command's reply in the stats and appends it.
@@ -285,7 +301,19 @@ impl Conn {
         self.port
             .stats
             .command_done(name, &reply, started.elapsed());
+        let before = self.out.len();
         reply.encode_as(self.conn.proto, &mut self.out);
+        self.out_bytes += (self.out.len() - before) as u64;
+    }
+
+    /// Hands the kernel what it takes when replies pile up; true when the
+    /// pending ones are still over the output buffer limit.
+    fn over_limit(&mut self) -> bool {
+        if self.out.len() < DRAIN_AT_BYTES {
+            return false;
+        }
+        self.drain_now();
+        self.out.len() > self.port.settings.client.output_buffer_limit_bytes
     }
 
     /// Checks, names and parses one request, noting it as the connection's

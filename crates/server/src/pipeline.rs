@@ -27,6 +27,10 @@
 //! - each write of a unit holds a (session, seq) from the node's pool, which
 //!   keeps kv's window rule; a unit takes at most a window's worth, and only
 //!   the seqs the pool gives at once (none: the first command runs alone);
+//! - a unit's answers arrive, and are held, together: its size starts small
+//!   and adapts to what its replies weigh ([`Unit::adapt`]), and the
+//!   connection checks its output buffer limit before appending each reply,
+//!   as it does before each lone command;
 //! - a read unit's answers are used up to the first that is not a value;
 //!   that read and every later one of the unit run again one by one, so no
 //!   read is answered from an older state than an earlier read of the unit.
@@ -75,12 +79,33 @@ pub struct Pending {
     pub started: Instant,
 }
 
+/// A unit's size when a connection starts.
+const FIRST_CAP: usize = 4;
+/// The most a unit's size grows to (a window bounds it too).
+const MAX_CAP: usize = 1024;
+/// Reply bytes a unit may make: its answers arrive (and are held) together,
+/// so a unit of large replies is cut down to this much, and a connection
+/// that never reads cannot get far past its output buffer limit.
+pub const UNIT_REPLY_BYTES: usize = 256 << 10;
+
 /// The unit being gathered on a connection: commands of one kind, in
-/// pipeline order.
-#[derive(Default)]
+/// pipeline order, at most `cap` of them (at most a window's worth).
 pub struct Unit {
     kind: Option<Kind>,
     pub commands: Vec<Pending>,
+    /// Starts at [`FIRST_CAP`]; doubles after a full unit of small replies,
+    /// shrinks to fit [`UNIT_REPLY_BYTES`] after one of large replies.
+    cap: usize,
+}
+
+impl Default for Unit {
+    fn default() -> Self {
+        Unit {
+            kind: None,
+            commands: Vec::new(),
+            cap: FIRST_CAP,
+        }
+    }
 }
 
 impl Unit {
@@ -98,8 +123,17 @@ impl Unit {
     /// Whether the unit is as large as one may be on `node`.
     pub fn is_full(&self, node: &Service) -> bool {
         match node {
-            Service::Single(r) => self.commands.len() as u64 >= r.sessions.window(),
+            Service::Single(r) => self.commands.len() >= self.cap.min(r.sessions.window() as usize),
             Service::Sharded(_) => true,
+        }
+    }
+
+    /// A unit of `n` commands made `bytes` of replies: sizes the next one.
+    pub fn adapt(&mut self, n: usize, bytes: usize) {
+        if bytes > UNIT_REPLY_BYTES {
+            self.cap = (UNIT_REPLY_BYTES * n / bytes).max(1);
+        } else if n >= self.cap {
+            self.cap = (self.cap * 2).min(MAX_CAP);
         }
     }
 
