@@ -1,7 +1,9 @@
 //! One client connection: read bytes, decode every complete request frame,
-//! execute them one after another (pipelined requests are answered in
-//! order, and a later command sees an earlier one's effect), write the
-//! replies.
+//! execute them in order (pipelined requests are answered in order, and a
+//! later command sees an earlier one's effect), write the replies. Runs of
+//! consecutive plain reads or writes go as units, overlapped inside the
+//! unit and answered in order (`crate::pipeline`, which holds the rules);
+//! anything else waits for what came before it and runs alone.
 //!
 //! Limits (see [`ClientPortConfig`] for the numbers and flags):
 //! - the request being received holds at most the query buffer limit, and a
@@ -41,6 +43,7 @@ use tokio::sync::broadcast;
 use crate::auth;
 use crate::clients::{ClientEntry, Registered, KILLED, SHUTDOWN};
 use crate::exec::{self, ConnState};
+use crate::pipeline::{self, Pending, Unit};
 use crate::port_state::PortState;
 use crate::resp::{parse_command, table, Command, Decoder, Frame, Protocol};
 use crate::servercmd::{self, client::set_name};
@@ -67,6 +70,14 @@ enum End {
     OutputLimit,
 }
 
+/// A decoded request: its table name (stats), when it arrived, and the
+/// command or the error it gets instead.
+struct Request {
+    name: Option<&'static str>,
+    started: std::time::Instant,
+    parsed: Result<Command, String>,
+}
+
 struct Conn {
     stream: Stream,
     node: Arc<Service>,
@@ -78,6 +89,8 @@ struct Conn {
     decoder: Decoder,
     conn: ConnState,
     authenticated: bool,
+    /// The unit being gathered (kept here to reuse its room).
+    unit: Unit,
 }
 
 pub async fn serve(
@@ -99,6 +112,7 @@ pub async fn serve(
         inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
         out: BytesMut::new(),
         conn: ConnState::default(),
+        unit: Unit::default(),
     };
     let _shutdown = forward_shutdown(shutdown, c.me.entry.clone());
     loop {
@@ -182,8 +196,17 @@ async fn idle(timeout: Option<Duration>) {
 }
 
 impl Conn {
-    /// Executes every complete frame in the read buffer.
+    /// Executes every complete frame in the read buffer, in order: runs of
+    /// plain reads or writes as units (`crate::pipeline`), each unit answered
+    /// in full before the next command starts.
     async fn handle_frames(&mut self) -> End {
+        let mut unit = std::mem::take(&mut self.unit);
+        let end = self.handle_frames_with(&mut unit).await;
+        self.unit = unit;
+        end
+    }
+
+    async fn handle_frames_with(&mut self, unit: &mut Unit) -> End {
         loop {
             if self.out.len() >= DRAIN_AT_BYTES {
                 self.drain_now();
@@ -193,8 +216,12 @@ impl Conn {
             }
             let frame = match self.decoder.decode(&mut self.inbuf) {
                 Ok(Some(frame)) => frame,
-                Ok(None) => return End::Open,
+                Ok(None) => {
+                    self.run_unit(unit).await;
+                    return End::Open;
+                }
                 Err(e) => {
+                    self.run_unit(unit).await;
                     tracing::debug!("client protocol error: {e}");
                     Frame::Error(format!("ERR {e}")).encode(&mut self.out);
                     return End::Close;
@@ -203,14 +230,67 @@ impl Conn {
             if matches!(&frame, Frame::Array(a) if a.is_empty()) {
                 continue; // an empty inline line
             }
-            if self.execute(frame).await {
-                return End::Close;
+            let request = self.prepare(frame);
+            let kind = match &request.parsed {
+                Ok(cmd) => pipeline::kind_of(&self.node, &self.conn, cmd),
+                Err(_) => None,
+            };
+            match (kind, request.parsed) {
+                (Some(kind), Ok(Command::Data(op))) => {
+                    if !unit.accepts(kind) {
+                        self.run_unit(unit).await;
+                    }
+                    let (name, started) = (request.name, request.started);
+                    unit.push(kind, Pending { op, name, started });
+                    if unit.is_full(&self.node) {
+                        self.run_unit(unit).await;
+                    }
+                }
+                (_, parsed) => {
+                    self.run_unit(unit).await;
+                    if self.execute(request.name, request.started, parsed).await {
+                        return End::Close;
+                    }
+                }
             }
         }
     }
 
-    /// Runs one request, appending its reply; true when the connection must close.
-    async fn execute(&mut self, frame: Frame) -> bool {
+    /// Runs the gathered unit, if any, appending its replies in order.
+    async fn run_unit(&mut self, unit: &mut Unit) {
+        let Some(kind) = unit.kind() else {
+            return;
+        };
+        if unit.commands.len() == 1 {
+            let Pending { op, name, started } = unit.commands.pop().expect("one command");
+            unit.clear();
+            let reply = pipeline::run_one(&self.node, kind, op).await;
+            self.done(name, started, reply);
+            return;
+        }
+        let (ops, stats): (Vec<kv::Op>, Vec<_>) = unit
+            .commands
+            .drain(..)
+            .map(|p| (p.op, (p.name, p.started)))
+            .unzip();
+        unit.clear();
+        let replies = pipeline::run(&self.node, kind, ops).await;
+        for (reply, (name, started)) in replies.into_iter().zip(stats) {
+            self.done(name, started, reply);
+        }
+    }
+
+    /// Counts a command's reply in the stats and appends it.
+    fn done(&mut self, name: Option<&'static str>, started: std::time::Instant, reply: Frame) {
+        self.port
+            .stats
+            .command_done(name, &reply, started.elapsed());
+        reply.encode_as(self.conn.proto, &mut self.out);
+    }
+
+    /// Checks, names and parses one request, noting it as the connection's
+    /// latest (`CLIENT LIST`).
+    fn prepare(&mut self, frame: Frame) -> Request {
         let allowed = self.authenticated || is_auth_exempt(&frame);
         let name = full_name(&frame);
         let (qbuf, omem) = (self.inbuf.len(), self.out.len());
@@ -226,6 +306,20 @@ impl Conn {
             Ok(cmd) => Ok(cmd),
             Err(e) => Err(e.0),
         };
+        Request {
+            name,
+            started,
+            parsed,
+        }
+    }
+
+    /// Runs one request alone, appending its reply; true when the connection must close.
+    async fn execute(
+        &mut self,
+        name: Option<&'static str>,
+        started: std::time::Instant,
+        parsed: Result<Command, String>,
+    ) -> bool {
         let reply = match parsed {
             Ok(Command::Quit) => {
                 Frame::Simple("OK".into()).encode(&mut self.out);

@@ -110,6 +110,14 @@ pub enum Input {
         cmd: kv::Command,
         reply: oneshot::Sender<Answer>,
     },
+    /// A connection's pipelined writes, in pipeline order
+    /// (`crate::pipeline`): proposed in one step, so they take consecutive
+    /// log entries of one term; from the first one the replica refuses, that
+    /// one and every later one get its refusal and none of them is proposed.
+    /// So the unit's accepted commands are always a prefix of it.
+    ProposeUnit {
+        cmds: Vec<(kv::Command, oneshot::Sender<Answer>)>,
+    },
     /// A ReadIndex read of a read-only op (`kv::Op::is_read_only`).
     Read {
         op: kv::Op,
@@ -230,6 +238,48 @@ impl DriverHandle {
         let answer = self.submit(Input::Propose { cmd, reply }, rx).await;
         self.metrics.proposal_latency.observe(started.elapsed());
         answer
+    }
+
+    /// Hands `cmds` to the driver as one unit ([`Input::ProposeUnit`]); each
+    /// receiver yields its command's answer (a dropped sender: the driver
+    /// stopped, outcome unknown). `Err` when the queue refused the whole unit
+    /// (nothing was started).
+    pub fn propose_unit(
+        &self,
+        cmds: Vec<kv::Command>,
+    ) -> Result<Vec<oneshot::Receiver<Answer>>, Answer> {
+        let (cmds, rxs): (Vec<_>, Vec<_>) = cmds
+            .into_iter()
+            .map(|cmd| {
+                let (reply, rx) = oneshot::channel();
+                ((cmd, reply), rx)
+            })
+            .unzip();
+        match self.tx.try_send(Input::ProposeUnit { cmds }) {
+            Ok(()) => Ok(rxs),
+            Err(TrySendError::Full(_)) => Err(Answer::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(Answer::NotSent),
+        }
+    }
+
+    /// Records one proposal's latency (a unit's, measured by its waiter).
+    pub fn observe_proposal(&self, took: Duration) {
+        self.metrics.proposal_latency.observe(took);
+    }
+
+    /// Starts a ReadIndex read of a read-only op without waiting for it: the
+    /// receiver yields its answer. `Err` when the queue refused it. Left without
+    /// a wake-up while a round is in flight, as [`DriverHandle::read`] is.
+    pub fn start_read(&self, op: kv::Op) -> Result<oneshot::Receiver<Answer>, Answer> {
+        let (reply, rx) = oneshot::channel();
+        let Err((op, reply)) = self.quiet.offer((op, reply)) else {
+            return Ok(rx);
+        };
+        match self.tx.try_send(Input::Read { op, reply }) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(Answer::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(Answer::NotSent),
+        }
     }
 
     /// A ReadIndex read of a read-only op (left without a wake-up while a
@@ -576,6 +626,11 @@ impl Driver {
                 Ok(Input::Propose { reply, .. } | Input::Read { reply, .. }) => {
                     let _ = reply.send(Answer::NotLeader { hint: None });
                 }
+                Ok(Input::ProposeUnit { cmds }) => {
+                    for (_, reply) in cmds {
+                        let _ = reply.send(Answer::NotLeader { hint: None });
+                    }
+                }
                 Ok(Input::Snapshot { .. } | Input::Synced { .. }) => {}
                 Ok(Input::Admin { reply, .. }) => {
                     let _ = reply.send(Err("MISCONF the disk is full; this node takes no part in Raft until it has space".into()));
@@ -602,15 +657,16 @@ impl Driver {
     fn handle(&mut self, input: Input) -> bool {
         match input {
             Input::Step(msg) => self.replica().step(msg),
-            Input::Propose { cmd, reply } => {
-                if let (kv::Command::Request(_), Some(why)) = (&cmd, self.reserve.low()) {
-                    let _ = reply.send(Answer::NoSpace(why));
-                    return true;
-                }
-                let token = self.token();
-                match self.replica().propose(token, cmd, unix_ms()) {
-                    Ok(()) => drop(self.pending.insert(token, reply)),
-                    Err(r) => drop(reply.send(rejected(r))),
+            Input::Propose { cmd, reply } => drop(self.propose(cmd, reply)),
+            Input::ProposeUnit { cmds } => {
+                let mut refused = None;
+                for (cmd, reply) in cmds {
+                    match &refused {
+                        // Nothing after a refused command is proposed: a later
+                        // one must never take effect before an earlier one.
+                        Some(answer) => drop(reply.send(Answer::clone(answer))),
+                        None => refused = self.propose(cmd, reply).err(),
+                    }
                 }
             }
             Input::Read { op, reply } => {
@@ -650,6 +706,25 @@ impl Driver {
             Input::Shutdown => return false,
         }
         true
+    }
+
+    /// Proposes `cmd`; on refusal, answers `reply` and returns the refusal.
+    fn propose(&mut self, cmd: kv::Command, reply: oneshot::Sender<Answer>) -> Result<(), Answer> {
+        let refusal = match (&cmd, self.reserve.low()) {
+            (kv::Command::Request(_), Some(why)) => Answer::NoSpace(why),
+            _ => {
+                let token = self.token();
+                match self.replica().propose(token, cmd, unix_ms()) {
+                    Ok(()) => {
+                        self.pending.insert(token, reply);
+                        return Ok(());
+                    }
+                    Err(r) => rejected(r),
+                }
+            }
+        };
+        let _ = reply.send(refusal.clone());
+        Err(refusal)
     }
 
     fn drive(&mut self) -> Result<(), ReplicaError> {

@@ -11,8 +11,8 @@
 //! whose client path routes each key to the group that owns it.
 //!
 //! ```text
-//!  RESP clients ──► listener ─► connection ─► exec ─► requests ──┬─► driver thread (Replica<DiskStorage, kv::StateMachine>)
-//!                                                               └─► peer::outbound ─► leader's peer::inbound ─► forward::serve
+//!  RESP clients ──► listener ─► connection ─► exec / pipeline ─► requests ──┬─► driver thread (Replica<DiskStorage, kv::StateMachine>)
+//!                                                                          └─► peer::outbound ─► leader's peer::inbound ─► forward::serve
 //!  peers ──► peer::inbound ─► driver (Raft messages) ;  driver ─► peer::outbound (Raft messages, batched per peer)
 //! ```
 //!
@@ -24,7 +24,8 @@
 //! handed to the leader), `sessions` (the node's kv sessions), `requests`
 //! (the client path: retries, CLUSTERDOWN vs TIMEOUT), `resp::{frame,
 //! command, table}` (the protocol and the one command table), `listener` + `connection` + `exec`
-//! (the RESP port; `connection` holds its per-connection limits), `servercmd`
+//! (the RESP port; `connection` holds its per-connection limits), `pipeline`
+//! (a connection's pipelined reads and writes, overlapped in order), `servercmd`
 //! (commands that need no log: `ECHO`, `TIME`, `SELECT`, `INFO`, `COMMAND`,
 //! `CLIENT`, `CONFIG`), `port_state` + `clients` + `stats` + `memory` +
 //! `info` (what the port knows about itself and reports), `auth`
@@ -51,6 +52,7 @@ pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod pipeline;
 pub mod port_state;
 pub mod requests;
 pub mod resp;

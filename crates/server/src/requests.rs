@@ -112,7 +112,7 @@ impl Requests {
             }
         }
         match self
-            .run(&Work::Read(op), deadline)
+            .run(&Work::Read(op), deadline, None)
             .await
             .map_err(|e| self.explain(e))?
         {
@@ -128,17 +128,36 @@ impl Requests {
     /// A write through the log, exactly once per call.
     pub async fn write(&self, op: kv::Op) -> Result<kv::Reply, RequestError> {
         let deadline = Instant::now() + self.timeouts.request;
-        if let Some(why) = self.driver.disk_full().or_else(|| self.reserve.low()) {
+        if let Some(why) = self.write_refusal() {
             return Err(RequestError::NoSpace(why));
         }
+        let seq = self.take_seq(deadline).await.map_err(|e| self.explain(e))?;
+        self.settle_write(seq, op, None, deadline).await
+    }
+
+    /// Why writes are refused here now (disk full, or below the free-space floor).
+    pub(crate) fn write_refusal(&self) -> Option<String> {
+        self.driver.disk_full().or_else(|| self.reserve.low())
+    }
+
+    /// Runs the write `op` under `(client_id, seq)` (taken from the pool)
+    /// until it is answered, releasing the seq. `first`: the answer of an
+    /// attempt already made (a pipelined unit's: `crate::pipeline`); a
+    /// refused or unknown one is retried after a pause, same seq.
+    pub(crate) async fn settle_write(
+        &self,
+        (mut client_id, mut seq): (u64, u64),
+        op: kv::Op,
+        mut first: Option<Answer>,
+        deadline: Instant,
+    ) -> Result<kv::Reply, RequestError> {
         loop {
-            let (client_id, seq) = self.take_seq(deadline).await.map_err(|e| self.explain(e))?;
             let req = kv::Request {
                 client_id,
                 seq,
                 op: op.clone(),
             };
-            let res = self.run(&Work::Write(req), deadline).await;
+            let res = self.run(&Work::Write(req), deadline, first.take()).await;
             self.sessions.release(client_id, seq);
             match res.map_err(|e| self.explain(e))? {
                 (Answer::Applied(Ok(reply)), _) => return Ok(reply),
@@ -155,12 +174,13 @@ impl Requests {
                     return Err(RequestError::Timeout);
                 }
             }
+            (client_id, seq) = self.take_seq(deadline).await.map_err(|e| self.explain(e))?;
         }
     }
 
     /// A `ClusterDown` (certainly no effect) while this node's disk is full
     /// is that: say so. A `Timeout` (may have taken effect) stays one.
-    fn explain(&self, e: RequestError) -> RequestError {
+    pub(crate) fn explain(&self, e: RequestError) -> RequestError {
         match (e, self.driver.disk_full()) {
             (RequestError::ClusterDown, Some(why)) => RequestError::NoSpace(why),
             (e, _) => e,
@@ -182,7 +202,7 @@ impl Requests {
                     }
                     // Registering has no effect a client can see: a failure is CLUSTERDOWN.
                     match self
-                        .run(&Work::Register, deadline)
+                        .run(&Work::Register, deadline, None)
                         .await
                         .map_err(|_| RequestError::ClusterDown)?
                     {
@@ -196,12 +216,22 @@ impl Requests {
         }
     }
 
-    /// Attempts `work` until answered; returns the answer and whether any
-    /// earlier attempt may have been proposed.
-    async fn run(&self, work: &Work, deadline: Instant) -> Result<(Answer, bool), RequestError> {
+    /// Attempts `work` until answered (`first`: the answer of an attempt
+    /// already made); returns the answer and whether any earlier attempt may
+    /// have been proposed.
+    async fn run(
+        &self,
+        work: &Work,
+        deadline: Instant,
+        mut first: Option<Answer>,
+    ) -> Result<(Answer, bool), RequestError> {
         let mut handed = false;
         loop {
-            match self.attempt(work, deadline).await {
+            let answer = match first.take() {
+                Some(answer) => answer,
+                None => self.attempt(work, deadline).await,
+            };
+            match answer {
                 a @ (Answer::Applied(_) | Answer::Value(_)) => return Ok((a, handed)),
                 // `Admin` never answers a client request (the forward table checks
                 // the kind); the safe side if it did.

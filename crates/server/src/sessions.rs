@@ -49,6 +49,11 @@ impl SessionPool {
         }
     }
 
+    /// kv's response window these sessions obey.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
     pub fn try_take(&self) -> Take {
         let mut sessions = self.sessions.lock().expect("session pool");
         for s in sessions.iter_mut() {
