@@ -74,6 +74,11 @@ impl<M: rsm::StateMachine> Reads<M> {
             + self.confirmed.iter().map(|(_, b)| b.len()).sum::<usize>()
     }
 
+    /// Whether a round is in flight: reads queued now wait for it to end.
+    pub fn round_in_flight(&self) -> bool {
+        !self.confirming.is_empty()
+    }
+
     /// Whether `start_batch` would start a round: reads are queued and no
     /// round is in flight.
     pub fn can_start(&self) -> bool {

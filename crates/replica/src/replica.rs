@@ -473,6 +473,13 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
 
     // ---- queries -------------------------------------------------------------
 
+    /// Whether a ReadIndex round is in flight: a read queued now starts no round
+    /// of its own before this one ends, and it ends in a drive (its answers
+    /// arrive as messages, or leadership is lost).
+    pub fn read_round_in_flight(&self) -> bool {
+        self.reads.round_in_flight()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.node.raft().role() == Role::Leader
     }
