@@ -268,13 +268,16 @@ impl DriverHandle {
     }
 
     /// Starts a ReadIndex read of a read-only op without waiting for it: the
-    /// receiver yields its answer. `Err` when the queue refused it. Left without
-    /// a wake-up while a round is in flight, as [`DriverHandle::read`] is.
+    /// receiver yields its answer. `Err` when the queue refused it.
+    ///
+    /// Always through the channel, never [`QuietReads`]: a pipelined unit's
+    /// reads must reach the replica in pipeline order (`crate::pipeline`), and
+    /// the channel keeps their order. Split between the two, read k could be
+    /// sent on the channel just after the driver emptied it and read k+1 left
+    /// beside it, which the driver takes first: k+1 would join an earlier
+    /// ReadIndex round than k and could answer from an older state.
     pub fn start_read(&self, op: kv::Op) -> Result<oneshot::Receiver<Answer>, Answer> {
         let (reply, rx) = oneshot::channel();
-        let Err((op, reply)) = self.quiet.offer((op, reply)) else {
-            return Ok(rx);
-        };
         match self.tx.try_send(Input::Read { op, reply }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(Answer::Busy),
