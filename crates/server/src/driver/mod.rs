@@ -41,9 +41,13 @@
 //! failure, above all a failed fsync (its data may be lost from the page cache
 //! while the file reads fine: fsyncgate), still stops the node.
 
+mod handle;
+mod quiet_reads;
+mod sync_thread;
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +65,9 @@ use crate::admin::{AdminOp, AdminReply, AdminWaits};
 use crate::metrics::GroupMetrics;
 use crate::peer::Peers;
 use crate::space::Reserve;
+pub use handle::DriverHandle;
+use quiet_reads::QuietReads;
+use sync_thread::SyncThread;
 
 /// Inputs queued for the driver before senders see `Busy`.
 pub const QUEUE_INPUTS: usize = 65_536;
@@ -149,197 +156,6 @@ pub struct DriverConfig {
     pub tick: Duration,
     /// Where [`DriverHandle::propose`] records its latency (`/metrics`).
     pub metrics: Arc<GroupMetrics>,
-}
-
-/// Cloneable access to the driver thread.
-#[derive(Clone)]
-pub struct DriverHandle {
-    /// Shared so that the driver can lend the sync thread a sender per job without
-    /// holding one itself (it ends once every handle is dropped).
-    tx: Arc<SyncSender<Input>>,
-    status: Arc<Mutex<Status>>,
-    /// The leader this node knows of (0: none), published with `status`
-    /// but read without a lock: every client request asks for it.
-    leader: Arc<AtomicU64>,
-    /// Why the log cannot be written (disk full), while it cannot.
-    disk_full: Arc<Mutex<Option<String>>>,
-    metrics: Arc<GroupMetrics>,
-    quiet: Arc<QuietReads>,
-}
-
-/// Reads that arrived while a ReadIndex round was in flight, left here rather
-/// than sent through the channel, whose send wakes a parked driver (a futex
-/// wake and a context switch, on this VM an IPI: about 1.2 µs of the driver's
-/// CPU per read at 16 readers). They could not start a round of their own
-/// before the one in flight ends (`replica::Reads`), and its end wakes the
-/// driver anyway: an answer from a follower arrives as a message (or a
-/// leadership loss does), and the tick wakes it regardless.
-///
-/// Invariant: a read is left here only while `round_out` is set, checked under
-/// the lock; the driver sets `round_out` after every drive from
-/// `Replica::read_round_in_flight`, and clears it and takes what is here under
-/// the same lock, and it takes what is here at every wake-up. So a read waits
-/// here at most until the round in flight ends, or the next tick.
-#[derive(Default)]
-struct QuietReads {
-    round_out: AtomicBool,
-    queue: Mutex<Vec<(kv::Op, oneshot::Sender<Answer>)>>,
-}
-
-type QuietRead = (kv::Op, oneshot::Sender<Answer>);
-
-impl QuietReads {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<QuietRead>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Leaves the read here if a round is in flight; else gives it back.
-    fn offer(&self, read: QuietRead) -> Result<(), QuietRead> {
-        if !self.round_out.load(Ordering::Relaxed) {
-            return Err(read);
-        }
-        let mut q = self.lock();
-        if !self.round_out.load(Ordering::Relaxed) || q.len() >= QUEUE_INPUTS {
-            return Err(read);
-        }
-        q.push(read);
-        Ok(())
-    }
-
-    /// What is waiting (the driver, at every wake-up).
-    fn take(&self) -> Vec<QuietRead> {
-        std::mem::take(&mut *self.lock())
-    }
-
-    /// Publishes whether a round is in flight; when none is, also takes what is
-    /// waiting, as nothing else will wake the driver for it.
-    fn publish(&self, round_out: bool) -> Vec<QuietRead> {
-        let mut q = self.lock();
-        self.round_out.store(round_out, Ordering::Relaxed);
-        if round_out {
-            Vec::new()
-        } else {
-            std::mem::take(&mut *q)
-        }
-    }
-}
-
-impl DriverHandle {
-    /// Feeds a peer's message (dropped if the queue is full: Raft retransmits).
-    pub fn step(&self, msg: Message) {
-        let _ = self.tx.try_send(Input::Step(msg));
-    }
-
-    /// Proposes `cmd`; the time to its answer goes to the proposal
-    /// latency histogram (measured here, at the edge: the replica has no clock).
-    pub async fn propose(&self, cmd: kv::Command) -> Answer {
-        let started = Instant::now();
-        let (reply, rx) = oneshot::channel();
-        let answer = self.submit(Input::Propose { cmd, reply }, rx).await;
-        self.metrics.proposal_latency.observe(started.elapsed());
-        answer
-    }
-
-    /// Hands `cmds` to the driver as one unit ([`Input::ProposeUnit`]); each
-    /// receiver yields its command's answer (a dropped sender: the driver
-    /// stopped, outcome unknown). `Err` when the queue refused the whole unit
-    /// (nothing was started).
-    pub fn propose_unit(
-        &self,
-        cmds: Vec<kv::Command>,
-    ) -> Result<Vec<oneshot::Receiver<Answer>>, Answer> {
-        let (cmds, rxs): (Vec<_>, Vec<_>) = cmds
-            .into_iter()
-            .map(|cmd| {
-                let (reply, rx) = oneshot::channel();
-                ((cmd, reply), rx)
-            })
-            .unzip();
-        match self.tx.try_send(Input::ProposeUnit { cmds }) {
-            Ok(()) => Ok(rxs),
-            Err(TrySendError::Full(_)) => Err(Answer::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(Answer::NotSent),
-        }
-    }
-
-    /// Records one proposal's latency (a unit's, measured by its waiter).
-    pub fn observe_proposal(&self, took: Duration) {
-        self.metrics.proposal_latency.observe(took);
-    }
-
-    /// Starts a ReadIndex read of a read-only op without waiting for it: the
-    /// receiver yields its answer. `Err` when the queue refused it.
-    ///
-    /// Always through the channel, never [`QuietReads`]: a pipelined unit's
-    /// reads must reach the replica in pipeline order (`crate::pipeline`), and
-    /// the channel keeps their order. Split between the two, read k could be
-    /// sent on the channel just after the driver emptied it and read k+1 left
-    /// beside it, which the driver takes first: k+1 would join an earlier
-    /// ReadIndex round than k and could answer from an older state.
-    pub fn start_read(&self, op: kv::Op) -> Result<oneshot::Receiver<Answer>, Answer> {
-        let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Input::Read { op, reply }) {
-            Ok(()) => Ok(rx),
-            Err(TrySendError::Full(_)) => Err(Answer::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(Answer::NotSent),
-        }
-    }
-
-    /// A ReadIndex read of a read-only op (left without a wake-up while a
-    /// round is in flight: [`QuietReads`]).
-    pub async fn read(&self, op: kv::Op) -> Answer {
-        let (reply, rx) = oneshot::channel();
-        match self.quiet.offer((op, reply)) {
-            Ok(()) => rx.await.unwrap_or(Answer::Unknown),
-            Err((op, reply)) => self.submit(Input::Read { op, reply }, rx).await,
-        }
-    }
-
-    /// The state machine's current snapshot and applied index; `None` if the
-    /// driver is busy, stopping, or waiting for disk space.
-    pub async fn snapshot(&self) -> Option<(u64, Bytes)> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.try_send(Input::Snapshot { reply }).ok()?;
-        rx.await.ok()
-    }
-
-    /// Runs an admin request on the driver thread (`crate::admin`).
-    pub async fn admin(&self, op: AdminOp) -> AdminReply {
-        let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Input::Admin { op, reply }) {
-            Ok(()) => rx.await.unwrap_or_else(|_| {
-                Err("TIMEOUT the node stopped before answering; the request may or may not have taken effect".into())
-            }),
-            Err(_) => Err("ERR the node is busy or stopping; try again".into()),
-        }
-    }
-
-    async fn submit(&self, input: Input, rx: oneshot::Receiver<Answer>) -> Answer {
-        match self.tx.try_send(input) {
-            Ok(()) => rx.await.unwrap_or(Answer::Unknown),
-            Err(TrySendError::Full(_)) => Answer::Busy,
-            Err(TrySendError::Disconnected(_)) => Answer::NotSent,
-        }
-    }
-
-    /// The leader the replica knew of after the latest drive (lock-free).
-    pub fn leader(&self) -> Option<NodeId> {
-        Some(self.leader.load(Ordering::Acquire)).filter(|&l| l != 0)
-    }
-
-    /// The replica's status after the latest drive.
-    pub fn status(&self) -> Status {
-        *self.status.lock().expect("status lock")
-    }
-
-    /// While the disk is full: why (the storage error). `None` when writing.
-    pub fn disk_full(&self) -> Option<String> {
-        self.disk_full.lock().expect("disk_full lock").clone()
-    }
-
-    pub fn shutdown(&self) {
-        let _ = self.tx.send(Input::Shutdown);
-    }
 }
 
 /// Starts the driver thread. `fatal` fires if the replica fails; the
@@ -432,64 +248,6 @@ struct Driver {
     /// A failed fsync on the sync thread: the node stops with it.
     sync_failed: Option<raft::StorageError>,
     quiet: Arc<QuietReads>,
-}
-
-/// One job for the sync thread, with the sender its result goes back on (lent
-/// for the job's duration only: see `DriverHandle::tx`).
-struct Job {
-    req: replica::SyncRequest,
-    epoch: u64,
-    job: storage::SyncJob,
-    reply: Arc<SyncSender<Input>>,
-}
-
-/// The thread that runs the leader's WAL syncs (module docs). Jobs go in over
-/// a channel; each result comes back to the driver as [`Input::Synced`].
-struct SyncThread {
-    jobs: std::sync::mpsc::Sender<Job>,
-    /// The handles' sender; upgraded per job.
-    inputs: std::sync::Weak<SyncSender<Input>>,
-}
-
-impl SyncThread {
-    fn start(inputs: std::sync::Weak<SyncSender<Input>>) -> SyncThread {
-        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("raft-sync".into())
-            .spawn(move || {
-                // Ends when the driver drops `jobs` (it has stopped).
-                for Job {
-                    req,
-                    epoch,
-                    job,
-                    reply,
-                } in rx
-                {
-                    let result = job.run();
-                    // Blocking send: the driver must see every result (a lost one
-                    // would leave the leader never counting itself again).
-                    let _ = reply.send(Input::Synced { req, epoch, result });
-                }
-            })
-            .expect("spawn sync thread");
-        SyncThread { jobs, inputs }
-    }
-
-    /// Queues `job`; false if it cannot run (every handle is gone: the driver
-    /// is stopping, or the thread died).
-    fn send(&self, req: replica::SyncRequest, epoch: u64, job: storage::SyncJob) -> bool {
-        let Some(reply) = self.inputs.upgrade() else {
-            return false;
-        };
-        self.jobs
-            .send(Job {
-                req,
-                epoch,
-                job,
-                reply,
-            })
-            .is_ok()
-    }
 }
 
 impl Driver {
@@ -834,31 +592,4 @@ pub fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read() -> QuietRead {
-        let key = Bytes::from_static(b"k");
-        (kv::Op::Get { key }, oneshot::channel().0)
-    }
-
-    /// A read waits beside the channel only while a round is in flight; every
-    /// wake-up takes what waits, and the round's end (published as "no round")
-    /// hands back whatever is left, as nothing else would wake the driver for it.
-    #[test]
-    fn reads_wait_beside_the_channel_only_while_a_round_is_out() {
-        let q = QuietReads::default();
-        assert!(q.offer(read()).is_err(), "no round: through the channel");
-        assert!(q.publish(true).is_empty());
-        assert!(q.offer(read()).is_ok() && q.offer(read()).is_ok());
-        assert_eq!(q.take().len(), 2);
-        assert!(q.offer(read()).is_ok());
-        assert!(q.publish(true).is_empty(), "still out: it waits on");
-        assert_eq!(q.publish(false).len(), 1, "the round's end takes it");
-        assert!(q.take().is_empty());
-        assert!(q.offer(read()).is_err(), "no round: through the channel");
-    }
 }
