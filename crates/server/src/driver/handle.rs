@@ -64,11 +64,7 @@ impl DriverHandle {
                 ((cmd, reply), rx)
             })
             .unzip();
-        match self.tx.try_send(Input::ProposeUnit { cmds }) {
-            Ok(()) => Ok(rxs),
-            Err(TrySendError::Full(_)) => Err(Answer::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(Answer::NotSent),
-        }
+        self.send(Input::ProposeUnit { cmds }).map(|()| rxs)
     }
 
     /// Records one proposal's latency (a unit's, measured by its waiter).
@@ -87,11 +83,7 @@ impl DriverHandle {
     /// ReadIndex round than k and could answer from an older state.
     pub fn start_read(&self, op: kv::Op) -> Result<oneshot::Receiver<Answer>, Answer> {
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Input::Read { op, reply }) {
-            Ok(()) => Ok(rx),
-            Err(TrySendError::Full(_)) => Err(Answer::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(Answer::NotSent),
-        }
+        self.send(Input::Read { op, reply }).map(|()| rx)
     }
 
     /// A ReadIndex read of a read-only op (left without a wake-up while a
@@ -124,11 +116,18 @@ impl DriverHandle {
     }
 
     async fn submit(&self, input: Input, rx: oneshot::Receiver<Answer>) -> Answer {
-        match self.tx.try_send(input) {
+        match self.send(input) {
             Ok(()) => rx.await.unwrap_or(Answer::Unknown),
-            Err(TrySendError::Full(_)) => Answer::Busy,
-            Err(TrySendError::Disconnected(_)) => Answer::NotSent,
+            Err(refusal) => refusal,
         }
+    }
+
+    /// Queues `input` for the driver; the refusal when it cannot (nothing started).
+    fn send(&self, input: Input) -> Result<(), Answer> {
+        self.tx.try_send(input).map_err(|e| match e {
+            TrySendError::Full(_) => Answer::Busy,
+            TrySendError::Disconnected(_) => Answer::NotSent,
+        })
     }
 
     /// The leader the replica knew of after the latest drive (lock-free).
