@@ -24,9 +24,12 @@
 //!   after a later one: a later entry of the same term and leader commits only
 //!   with the earlier ones, and anything proposed afterwards goes after them
 //!   in any log that keeps them;
-//! - each write of a unit holds a (session, seq) from the node's pool, which
-//!   keeps kv's window rule; a unit takes at most a window's worth, and only
-//!   the seqs the pool gives at once (none: the first command runs alone);
+//! - each write of a unit holds a seq of one and the same pooled session
+//!   (`SessionPool::take_run`, which keeps kv's window rule): an expired
+//!   session then fails the whole unit, never a part of it that others
+//!   follow. A unit takes at most a window's worth, and only the seqs that
+//!   session has room for at once (fewer than two: the first command runs
+//!   alone);
 //! - a unit's answers arrive, and are held, together: its size starts small
 //!   and adapts to what its replies weigh ([`Unit::adapt`]), and the
 //!   connection checks its output buffer limit before appending each reply,
@@ -48,7 +51,6 @@ use crate::exec;
 use crate::requests::{RequestError, Requests};
 use crate::resp::{Command, Frame};
 use crate::service::Service;
-use crate::sessions::Take;
 
 /// Which commands a unit holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,14 +200,9 @@ impl Requests {
                 }
                 break;
             }
-            let want = rest.len().min(self.sessions.window() as usize);
-            let mut seqs = Vec::with_capacity(want);
-            while seqs.len() < want {
-                match self.sessions.try_take() {
-                    Take::Seq(c, s) => seqs.push((c, s)),
-                    Take::Register | Take::Full => break,
-                }
-            }
+            let mut seqs = self
+                .sessions
+                .take_run(rest.len().min(self.sessions.window() as usize));
             if seqs.len() < 2 {
                 // No room for a unit now: this one alone (registering a
                 // session or waiting for room, as a lone write does).
