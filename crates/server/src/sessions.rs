@@ -72,26 +72,37 @@ impl SessionPool {
         }
     }
 
-    /// Up to `max` consecutive seqs of one session (the first with room), for a
-    /// pipelined unit (`crate::pipeline`); empty when no session has room.
+    /// Up to `max` consecutive seqs of one session (the one with the most room,
+    /// the first of equals), for a pipelined unit (`crate::pipeline`); empty
+    /// when no session has room.
     /// One session, because a session that expired fails every seq of its own
     /// and only those: a unit spread over two could have one session's part
     /// refused while the other's applies, and the refused part, retried under
     /// fresh seqs, would land after commands that followed it.
     pub fn take_run(&self, max: usize) -> Vec<(u64, u64)> {
-        let mut sessions = self.sessions.lock().expect("session pool");
-        let Some(s) = sessions.iter_mut().find(|s| {
+        let window = self.window;
+        let room = |s: &Session| {
             let low = s.outstanding.first().copied().unwrap_or(s.next_seq);
-            s.next_seq < low + self.window
-        }) else {
+            low + window - s.next_seq
+        };
+        let mut sessions = self.sessions.lock().expect("session pool");
+        let mut best: Option<&mut Session> = None;
+        for s in sessions.iter_mut() {
+            if room(s) > best.as_deref().map_or(0, room) {
+                best = Some(s);
+            }
+        }
+        let Some(s) = best else {
             return Vec::new();
         };
-        let low = s.outstanding.first().copied().unwrap_or(s.next_seq);
-        let room = (low + self.window - s.next_seq) as usize;
-        let seqs: Vec<_> = (s.next_seq..).take(room.min(max)).collect();
-        s.next_seq += seqs.len() as u64;
-        s.outstanding.extend(seqs.iter().copied());
-        seqs.into_iter().map(|seq| (s.client_id, seq)).collect()
+        let n = (room(s) as usize).min(max);
+        let seqs: Vec<_> = (s.next_seq..)
+            .take(n)
+            .map(|seq| (s.client_id, seq))
+            .collect();
+        s.next_seq += n as u64;
+        s.outstanding.extend(seqs.iter().map(|&(_, seq)| seq));
+        seqs
     }
 
     /// Adds a freshly registered session.
@@ -135,16 +146,17 @@ impl SessionPool {
 mod tests {
     use super::*;
 
-    /// A unit's seqs come from one session, within its window.
+    /// A unit's seqs come from one session (the roomiest), within its window.
     #[test]
     fn a_run_of_seqs_stays_in_one_session() {
         let pool = SessionPool::new(4);
         pool.add(7);
         pool.add(8);
         assert_eq!(pool.take_run(3), vec![(7, 1), (7, 2), (7, 3)]);
-        // Session 7 has room for one more: the run stops there, not in 8.
-        assert_eq!(pool.take_run(3), vec![(7, 4)]);
-        assert_eq!(pool.take_run(9), vec![(8, 1), (8, 2), (8, 3), (8, 4)]);
+        assert_eq!(pool.take_run(3), vec![(8, 1), (8, 2), (8, 3)]);
+        // One seq of room in each: the run stops at one, not in the other session.
+        assert_eq!(pool.take_run(9), vec![(7, 4)]);
+        assert_eq!(pool.take_run(2), vec![(8, 4)]);
         assert!(pool.take_run(2).is_empty());
         pool.release(7, 1);
         assert_eq!(pool.take_run(2), vec![(7, 5)]);
