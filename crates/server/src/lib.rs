@@ -50,6 +50,7 @@ pub mod info;
 pub mod listener;
 pub mod memory;
 pub mod metrics;
+pub mod name_map;
 pub mod node;
 pub mod peer;
 pub mod pipeline;

@@ -10,11 +10,12 @@
 //! counters exist for every row of the command table from the start, so
 //! counting a command takes no lock (it is on every request's path).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::name_map::NameMap;
 use crate::resp::table::COMMANDS;
 use crate::resp::Frame;
 
@@ -35,7 +36,7 @@ pub struct Stats {
     /// Error replies by their code (`ERR`, `MOVED`, `TIMEOUT` ...): INFO's errorstats.
     errors_by_code: Mutex<BTreeMap<String, u64>>,
     /// Per command (table full name, every row): INFO's commandstats.
-    per_command: HashMap<&'static str, CommandCounters>,
+    per_command: NameMap<CommandCounters>,
     rates: Mutex<Rates>,
     /// The same events for `/metrics` (lock-free, never reset).
     pub commands: crate::metrics::commands::CommandMetrics,

@@ -50,7 +50,7 @@ impl QuietReads {
 
     /// What is waiting (the driver, at every wake-up).
     pub(super) fn take(&self) -> Vec<QuietRead> {
-        std::mem::take(&mut *self.lock())
+        take_all(&mut self.lock())
     }
 
     /// Publishes whether a round is in flight; when none is, also takes what is
@@ -61,9 +61,20 @@ impl QuietReads {
         if round_out {
             Vec::new()
         } else {
-            std::mem::take(&mut *q)
+            take_all(&mut q)
         }
     }
+}
+
+/// Empties `q`, leaving it as much room as it had: the next round's readers
+/// then push without growing it step by step (a `realloc` under the lock, on
+/// a connection's path).
+fn take_all(q: &mut Vec<QuietRead>) -> Vec<QuietRead> {
+    if q.is_empty() {
+        return Vec::new();
+    }
+    let room = q.capacity();
+    std::mem::replace(q, Vec::with_capacity(room))
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@
 //! INFO's commandstats (`crate::stats`), `CONFIG RESETSTAT` does not zero
 //! these: Prometheus counters only grow.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::histogram::Histogram;
+use crate::name_map::NameMap;
 use crate::resp::table::COMMANDS;
 
 /// The error kinds counted by name; any other first word is `OTHER`.
@@ -52,7 +52,7 @@ pub struct CommandEntry {
 /// Every command's entry (see the module docs).
 #[derive(Debug)]
 pub struct CommandMetrics {
-    by_name: HashMap<&'static str, CommandEntry>,
+    by_name: NameMap<CommandEntry>,
     unknown: CommandEntry,
 }
 

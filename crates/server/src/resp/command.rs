@@ -103,17 +103,25 @@ impl CommandError {
 
 /// Turns a request frame into a [`Command`].
 pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
-    let args = match frame {
-        Frame::Array(items) => items.into_iter().map(bulk).collect::<Result<Vec<_>, _>>()?,
+    let mut args = match frame {
+        // Into a vector of its own size: collecting in place into the frames'
+        // (larger) allocation shrank it with a `realloc` on every request.
+        Frame::Array(items) => {
+            let mut args = Vec::with_capacity(items.len());
+            for item in items {
+                args.push(bulk(item)?);
+            }
+            args
+        }
         _ => {
             return Err(CommandError(
                 "ERR Protocol error: expected an array of bulk strings".into(),
             ))
         }
     };
-    let Some((name, rest)) = args.split_first() else {
+    if args.is_empty() {
         return Err(CommandError("ERR empty command".into()));
-    };
+    }
     // Arity and subcommand names from the command table (Redis's wording
     // for every command alike), then the server commands' own parser.
     if let Some(spec) = super::table::check(&args)? {
@@ -122,10 +130,12 @@ pub fn parse_command(frame: Frame) -> Result<Command, CommandError> {
         }
     }
     let mut name_buf = [0u8; NAME_BUF_BYTES];
-    let upper = upper_name(name, &mut name_buf);
-    if let Some(op) = super::data::parse(&upper, rest) {
+    let upper = upper_name(&args[0], &mut name_buf);
+    // The data commands may take their arguments out of `args` (`data::parse`).
+    if let Some(op) = super::data::parse(&upper, &mut args[1..]) {
         return op.map(Command::Data);
     }
+    let (name, rest) = (&args[0], &args[1..]);
     let cmd = match (&*upper, rest) {
         ("PING", []) => Command::Ping(None),
         ("PING", [msg]) => Command::Ping(Some(msg.clone())),

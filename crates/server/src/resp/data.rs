@@ -41,23 +41,37 @@ fn int(arg: &[u8]) -> Result<i64, CommandError> {
 }
 
 fn key(k: &Bytes) -> Result<Bytes, CommandError> {
+    key_ok(k).map(|()| k.clone())
+}
+
+fn key_ok(k: &[u8]) -> Result<(), CommandError> {
     if k.len() > kv::MAX_KEY_BYTES {
         return Err(CommandError(format!(
             "ERR key is longer than {} bytes",
             kv::MAX_KEY_BYTES
         )));
     }
-    Ok(k.clone())
+    Ok(())
 }
 
 fn value(v: &Bytes) -> Result<Bytes, CommandError> {
+    value_ok(v).map(|()| v.clone())
+}
+
+fn value_ok(v: &[u8]) -> Result<(), CommandError> {
     if v.len() > kv::MAX_VALUE_BYTES {
         return Err(CommandError(format!(
             "ERR value is longer than {} bytes",
             kv::MAX_VALUE_BYTES
         )));
     }
-    Ok(v.clone())
+    Ok(())
+}
+
+/// `arg`, moved out of its slot once `ok` accepts it (`key_ok`, `value_ok`).
+fn take(arg: &mut Bytes, ok: fn(&[u8]) -> Result<(), CommandError>) -> Result<Bytes, CommandError> {
+    ok(arg)?;
+    Ok(std::mem::take(arg))
 }
 
 fn keys(args: &[Bytes]) -> Result<Vec<Bytes>, CommandError> {
@@ -276,15 +290,25 @@ fn incr_by(k: &Bytes, by: i64) -> Result<Op, CommandError> {
 
 /// The data command `name` (upper case) with arguments `args`, or `None`
 /// if `name` is not a data command.
-pub fn parse(name: &str, args: &[Bytes]) -> Option<Result<Op, CommandError>> {
+/// The plain `GET` and `SET` (nearly every request) take their arguments out
+/// of `args` instead of cloning them: a clone of a freshly decoded argument
+/// allocates (`Bytes` turns it into a shared buffer), and the allocation is
+/// then freed by the driver thread.
+pub fn parse(name: &str, args: &mut [Bytes]) -> Option<Result<Op, CommandError>> {
+    match (name, &mut *args) {
+        ("GET", [k]) => return Some(take(k, key_ok).map(|key| Op::Get { key })),
+        ("SET", [k, v]) => {
+            return Some((|| {
+                Ok(Op::Put {
+                    key: take(k, key_ok)?,
+                    value: take(v, value_ok)?,
+                })
+            })())
+        }
+        _ => {}
+    }
+    let args = &*args;
     Some(match (name, args) {
-        ("GET", [k]) => key(k).map(|key| Op::Get { key }),
-        ("SET", [k, v]) => (|| {
-            Ok(Op::Put {
-                key: key(k)?,
-                value: value(v)?,
-            })
-        })(),
         ("SET", _) => set(args),
         ("SETNX", [k, v]) => pairs(&[k.clone(), v.clone()], name).map(|pairs| Op::MSetNx { pairs }),
         ("SETEX", _) => setex(args, 1000, "setex"),
@@ -518,11 +542,11 @@ mod tests {
 
     fn p(args: &[&str]) -> Result<Op, String> {
         let (name, rest) = args.split_first().unwrap();
-        let rest: Vec<Bytes> = rest
+        let mut rest: Vec<Bytes> = rest
             .iter()
             .map(|a| Bytes::copy_from_slice(a.as_bytes()))
             .collect();
-        parse(&name.to_ascii_uppercase(), &rest)
+        parse(&name.to_ascii_uppercase(), &mut rest)
             .expect("a data command")
             .map_err(|e| e.0)
     }

@@ -57,7 +57,7 @@ pub fn parse(
     spec: &'static CommandSpec,
     args: &[Bytes],
 ) -> Option<Result<ServerCmd, CommandError>> {
-    if spec.short_name() == "help" && spec.name.contains('|') {
+    if spec.name.ends_with("|help") {
         let parent = table::lookup(&args[0]).expect("a subcommand's parent is in the table");
         return Some(Ok(ServerCmd::Help(parent)));
     }
