@@ -290,6 +290,7 @@ fn incr_by(k: &Bytes, by: i64) -> Result<Op, CommandError> {
 
 /// The data command `name` (upper case) with arguments `args`, or `None`
 /// if `name` is not a data command.
+///
 /// The plain `GET` and `SET` (nearly every request) take their arguments out
 /// of `args` instead of cloning them: a clone of a freshly decoded argument
 /// allocates (`Bytes` turns it into a shared buffer), and the allocation is
