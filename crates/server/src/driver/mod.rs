@@ -81,6 +81,28 @@ pub(crate) const SNAPSHOT_RELEASE_INTERVAL: Duration = Duration::from_millis(100
 
 /// Inputs handled between two drives, so a flood cannot starve ticks.
 pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
+
+/// A driver's next batch of inputs (this one's and the sharded host's,
+/// `crate::shard::driver`): waits up to `wait` for the first, then takes what
+/// else has arrived, at most [`MAX_INPUTS_PER_DRIVE`] in all. Empty when
+/// `wait` passed with nothing; `None` once every sender is gone (the driver
+/// stops).
+pub(crate) fn take_inputs<I>(
+    rx: &Receiver<I>,
+    wait: Duration,
+) -> Option<impl Iterator<Item = I> + '_> {
+    let first = match rx.recv_timeout(wait) {
+        Ok(input) => Some(input),
+        Err(RecvTimeoutError::Timeout) => None,
+        Err(RecvTimeoutError::Disconnected) => return None,
+    };
+    Some(
+        first
+            .into_iter()
+            .chain(std::iter::from_fn(move || rx.try_recv().ok()))
+            .take(MAX_INPUTS_PER_DRIVE),
+    )
+}
 /// Rebuilds the replica from the data directory (open the store, boot a fresh
 /// state machine from it): how a driver resumes after a full disk. The old
 /// replica, and with it the directory's lock, is dropped before it is called.
@@ -263,15 +285,9 @@ impl Driver {
             } else {
                 next_tick.saturating_duration_since(Instant::now())
             };
-            let first = match rx.recv_timeout(wait) {
-                Ok(input) => Some(input),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            let Some(inputs) = take_inputs(&rx, wait) else {
+                return Ok(());
             };
-            let inputs = first
-                .into_iter()
-                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-                .take(MAX_INPUTS_PER_DRIVE);
             for input in inputs {
                 if !self.handle(input) {
                     if let Some(e) = self.sync_failed.take() {

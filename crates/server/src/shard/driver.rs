@@ -7,7 +7,7 @@
 //! time.
 //!
 //! Loop: wait for input until the next tick is due; take what has arrived
-//! (up to [`MAX_INPUTS_PER_DRIVE`]); tick if due (sending what the agents
+//! (up to [`crate::driver::MAX_INPUTS_PER_DRIVE`]); tick if due (sending what the agents
 //! ask for, and polling the controller for the router); drive once (Raft
 //! messages go out tagged with their group; completions answer waiters);
 //! publish each group's status and the routing configuration.
@@ -27,7 +27,7 @@
 //! groups of the process go on meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,8 +50,6 @@ use crate::peer::{GroupAnswer, Outgoing, Peers, ShardFrame};
 
 /// Inputs queued for the driver before senders see `Busy`.
 pub const QUEUE_INPUTS: usize = 65_536;
-/// Inputs handled between two drives, so a flood cannot starve ticks.
-pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
 /// A pull reply this large is not re-sent to the same requester for the
 /// same configuration within [`LARGE_REPLY_HOLD`].
 pub const LARGE_REPLY_BYTES: usize = 1 << 20;
@@ -344,15 +342,9 @@ impl Driver {
         let mut next_release = Instant::now();
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            let first = match rx.recv_timeout(wait) {
-                Ok(input) => Some(input),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            let Some(inputs) = crate::driver::take_inputs(&rx, wait) else {
+                return Ok(());
             };
-            let inputs = first
-                .into_iter()
-                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-                .take(MAX_INPUTS_PER_DRIVE);
             for input in inputs {
                 if !self.handle(input) {
                     return self.drive();
