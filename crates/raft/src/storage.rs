@@ -34,6 +34,11 @@ pub trait Storage {
     fn entries(&self, lo: Index, hi: Index, max_bytes: u64) -> StorageResult<Vec<Entry>>;
     /// The latest snapshot (the empty one at index 0 on a fresh store).
     fn snapshot(&self) -> StorageResult<Snapshot>;
+    /// The entries held (`first_index()..=last_index()`), in bytes by
+    /// `Entry::size_bytes`. Cheap: a store keeps it as a running total, never by reading
+    /// its log back (the host checks it against its snapshot threshold after every
+    /// batch, with a log of up to that threshold held).
+    fn entry_bytes(&self) -> u64;
 
     /// Appends `entries` (contiguous, first one at most `last_index() + 1`), first
     /// discarding any held entries at or after `entries[0].index` (a follower overwriting
@@ -101,6 +106,8 @@ pub struct MemStorage {
     snapshot: Snapshot,
     /// Invariant: `entries[i].index == snapshot.meta.index + 1 + i`.
     entries: Vec<Entry>,
+    /// Invariant: the sum of `Entry::size_bytes` over `entries`.
+    entry_bytes: u64,
     /// A snapshot being received from the leader (`write_snapshot_chunk`).
     receiving: Option<(SnapshotMeta, Vec<u8>)>,
 }
@@ -112,11 +119,18 @@ impl MemStorage {
 
     /// Total bytes of the persisted Raft state (hard state, log), excluding the snapshot.
     pub fn log_size_bytes(&self) -> u64 {
-        32 + self.entries.iter().map(Entry::size_bytes).sum::<u64>()
+        32 + self.entry_bytes
     }
 
     fn offset(&self) -> Index {
         self.snapshot.meta.index + 1
+    }
+
+    /// Drops the entries at positions `range`, keeping `entry_bytes`.
+    fn drop_entries(&mut self, range: impl std::ops::RangeBounds<usize>) {
+        for e in self.entries.drain(range) {
+            self.entry_bytes -= e.size_bytes();
+        }
     }
 }
 
@@ -164,6 +178,10 @@ impl Storage for MemStorage {
         Ok(self.snapshot.clone())
     }
 
+    fn entry_bytes(&self) -> u64 {
+        self.entry_bytes
+    }
+
     fn append(&mut self, entries: &[Entry]) -> StorageResult<()> {
         let Some(first) = entries.first() else {
             return Ok(());
@@ -175,8 +193,8 @@ impl Storage for MemStorage {
             self.snapshot.meta.index,
             self.last_index() + 1
         );
-        self.entries
-            .truncate((first.index - self.offset()) as usize);
+        self.drop_entries((first.index - self.offset()) as usize..);
+        self.entry_bytes += entries.iter().map(Entry::size_bytes).sum::<u64>();
         self.entries.extend_from_slice(entries);
         Ok(())
     }
@@ -198,9 +216,9 @@ impl Storage for MemStorage {
         let keep = self.term(index).ok() == Some(term);
         if keep {
             let drop = (index + 1 - self.offset()) as usize;
-            self.entries.drain(..drop);
+            self.drop_entries(..drop);
         } else {
-            self.entries.clear();
+            self.drop_entries(..);
         }
         self.snapshot = snapshot;
         if self
@@ -245,7 +263,7 @@ impl Storage for MemStorage {
         check_compact(self.snapshot.meta.index, self.last_index(), index)?;
         debug_assert_eq!(self.term(index).ok(), Some(snapshot.meta.term));
         let drop = (index + 1 - self.offset()) as usize;
-        self.entries.drain(..drop);
+        self.drop_entries(..drop);
         self.snapshot = snapshot;
         Ok(())
     }

@@ -519,6 +519,9 @@ impl raft::Storage for SyncedMem {
     fn snapshot(&self) -> raft::StorageResult<raft::Snapshot> {
         self.pending.snapshot()
     }
+    fn entry_bytes(&self) -> u64 {
+        self.pending.entry_bytes()
+    }
     fn append(&mut self, e: &[raft::Entry]) -> raft::StorageResult<()> {
         self.pending.append(e)
     }

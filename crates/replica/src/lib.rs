@@ -95,7 +95,7 @@ pub mod space;
 pub use config::{Config, HARD_STATE_BYTES};
 pub use counters::Counters;
 pub use error::{Rejected, ReplicaError};
-pub use log_size::exact_bytes as persisted_log_bytes;
+pub use log_size::persisted_bytes;
 pub use outcome::{Completion, Outcome, Token};
 pub use replica::{Replica, Status, SyncRequest};
 pub use space::{SpaceWait, DISK_FULL_RETRY_MS};

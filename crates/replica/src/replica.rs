@@ -48,7 +48,7 @@ use raft::{EntryKind, Message, RawNode, Ready, Role, Storage};
 use crate::config::Config;
 use crate::counters::Counters;
 use crate::error::{Rejected, ReplicaError};
-use crate::log_size::LogSize;
+use crate::log_size::{self, LogSize};
 use crate::outcome::{Completion, Token};
 use crate::proposals::Proposals;
 use crate::reads::Reads;
@@ -68,8 +68,8 @@ pub struct Status {
     pub raft: raft::Status,
     pub pending_proposals: usize,
     pub pending_reads: usize,
-    /// Persisted Raft state size as tracked for the snapshot trigger (an
-    /// upper bound on the true size).
+    /// Persisted Raft state size (hard state and entries, by `Entry::size_bytes`), as
+    /// the snapshot trigger counts it.
     pub log_bytes: u64,
     /// The state machine's `item_count` (kv: keys).
     pub keys: usize,
@@ -327,7 +327,6 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         } else {
             self.node.persist(rd)?;
         }
-        self.log_size.on_appended(&rd.entries);
         for m in std::mem::take(&mut rd.persisted_messages) {
             self.counters.on_send(&m);
             send(m);
@@ -448,9 +447,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         let by_count = self
             .snapshot_every_entries
             .is_some_and(|n| status.applied >= status.snapshot_index.saturating_add(n));
-        let by_size = !by_count
-            && self.log_size.should_check(status.applied)
-            && self.log_size.measure(self.node.storage());
+        let by_size = !by_count && self.log_size.due(self.node.storage(), status.applied);
         if !(by_count || by_size) || status.applied <= status.snapshot_index {
             return Ok(());
         }
@@ -494,7 +491,7 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
             raft: self.node.status(),
             pending_proposals: self.proposals.len(),
             pending_reads: self.reads.len(),
-            log_bytes: self.log_size.estimate_bytes(),
+            log_bytes: log_size::persisted_bytes(self.node.storage()),
             keys: self.sm.item_count(),
             expires: self.sm.expiring_count(),
             expired: self.sm.expired_count(),

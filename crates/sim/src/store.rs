@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use raft::{Entry, Index, MemStorage, Storage};
+use raft::{Index, MemStorage, Storage};
 use storage::{DiskOptions, DiskStorage};
 
 pub trait SimStore: Storage + Sized {
@@ -59,13 +59,7 @@ pub fn disk_options() -> DiskOptions {
 }
 
 /// Size of the persisted Raft state (hard state and log, not the snapshot), counted the
-/// same way for every store: the lab's `RaftStateSize`.
+/// same way for every store (`replica::persisted_bytes`): the lab's `RaftStateSize`.
 pub fn log_size_bytes<S: Storage>(s: &S) -> u64 {
-    let (first, last) = (s.first_index(), s.last_index());
-    let entries = if first <= last {
-        s.entries(first, last + 1, u64::MAX).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    32 + entries.iter().map(Entry::size_bytes).sum::<u64>()
+    replica::persisted_bytes(s)
 }

@@ -369,6 +369,10 @@ impl Storage for DiskStorage {
         Ok(self.snapshot.clone())
     }
 
+    fn entry_bytes(&self) -> u64 {
+        self.log.held_bytes()
+    }
+
     fn append(&mut self, entries: &[Entry]) -> StorageResult<()> {
         if entries.is_empty() {
             return Ok(());

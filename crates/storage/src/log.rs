@@ -4,6 +4,8 @@
 //! Invariants:
 //! * `slots[i]` describes index `base.index + 1 + i` (contiguous, no gaps).
 //! * The cache is a suffix: `cache[j]` is the entry of `slots[slots.len() - cache.len() + j]`.
+//! * `held_bytes` is the sum of `Entry::size_bytes` over every live entry, cached or not
+//!   (an uncached one's size follows from its frame's: `record::entry_size_bytes`).
 //! * `cached_bytes` is the sum of `Entry::size_bytes` over cached entries, and exceeds
 //!   `cache_max_bytes` only between an append and the next `evict` (the owner evicts only
 //!   after the entries reached the file, so an evicted entry can always be read back).
@@ -16,6 +18,7 @@
 //! 88. The leader replicates from the tail, which is cached, so the common path never
 //! reads the disk; a slow follower far behind causes reads.
 
+use crate::record;
 use crate::segment::Loc;
 use raft::{Entry, Index, SnapshotMeta, StorageError, StorageResult, Term};
 use std::collections::VecDeque;
@@ -37,6 +40,7 @@ pub struct Log {
     base: SnapshotMeta,
     slots: VecDeque<Slot>,
     cache: VecDeque<Entry>,
+    held_bytes: u64,
     cached_bytes: u64,
     cache_max_bytes: u64,
 }
@@ -47,6 +51,7 @@ impl Log {
             base,
             slots: VecDeque::new(),
             cache: VecDeque::new(),
+            held_bytes: 0,
             cached_bytes: 0,
             cache_max_bytes,
         }
@@ -58,6 +63,11 @@ impl Log {
 
     pub fn last_index(&self) -> Index {
         self.base.index + self.slots.len() as u64
+    }
+
+    /// The live entries' bytes, by `Entry::size_bytes` (kept as they come and go).
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes
     }
 
     /// Position in `slots` of the first cached entry.
@@ -102,7 +112,9 @@ impl Log {
         for e in self.cache.drain(cache_keep..) {
             self.cached_bytes -= e.size_bytes();
         }
-        self.slots.truncate(keep);
+        for s in self.slots.drain(keep..) {
+            self.held_bytes -= record::entry_size_bytes(s.loc.frame_bytes);
+        }
         if uncached_dropped > 0 {
             debug_assert!(self.cache.is_empty());
         }
@@ -115,6 +127,12 @@ impl Log {
             self.last_index() + 1,
             "log append must be contiguous"
         );
+        debug_assert_eq!(
+            record::entry_size_bytes(loc.frame_bytes),
+            entry.size_bytes(),
+            "an entry's size follows from its frame's"
+        );
+        self.held_bytes += entry.size_bytes();
         self.cached_bytes += entry.size_bytes();
         self.slots.push_back(Slot {
             term: entry.term,
@@ -131,7 +149,9 @@ impl Log {
         for e in self.cache.drain(..cached_dropped) {
             self.cached_bytes -= e.size_bytes();
         }
-        self.slots.drain(..drop);
+        for s in self.slots.drain(..drop) {
+            self.held_bytes -= record::entry_size_bytes(s.loc.frame_bytes);
+        }
         shrink(&mut self.slots);
         self.base = meta;
     }
@@ -140,6 +160,7 @@ impl Log {
     pub fn reset(&mut self, meta: SnapshotMeta) {
         self.slots.clear();
         self.cache.clear();
+        self.held_bytes = 0;
         self.cached_bytes = 0;
         self.base = meta;
     }
@@ -171,11 +192,13 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
+    /// Where `log_of`'s entry `i` (10 bytes of data) would be written.
     fn loc(i: u64) -> Loc {
+        let frame_bytes = record::entry_frame_bytes(10) as u32;
         Loc {
             seq: 1,
-            offset: i * 100,
-            frame_bytes: 100,
+            offset: i * u64::from(frame_bytes),
+            frame_bytes,
         }
     }
 
@@ -203,6 +226,8 @@ mod tests {
             .collect();
         let bytes: u64 = log.cache.iter().map(Entry::size_bytes).sum();
         assert_eq!(bytes, log.cached_bytes);
+        let per = Entry::normal(1, 1, Bytes::from(vec![0; 10])).size_bytes();
+        assert_eq!(log.held_bytes(), log.slots.len() as u64 * per, "held bytes");
         cached
     }
 

@@ -79,6 +79,12 @@ pub fn entry_frame_bytes(data_len: usize) -> usize {
     HEADER_BYTES + 17 + data_len
 }
 
+/// `Entry::size_bytes` of the entry whose frame (`encode`) is `frame_bytes` long: the
+/// inverse of [`entry_frame_bytes`], so the log can account an entry that left its cache.
+pub fn entry_size_bytes(frame_bytes: u32) -> u64 {
+    Entry::OVERHEAD_BYTES + (frame_bytes as usize - entry_frame_bytes(0)) as u64
+}
+
 fn encode_payload(record: &Record, out: &mut Vec<u8>) -> u8 {
     match record {
         Record::Entry(e) => {

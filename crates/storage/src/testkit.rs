@@ -32,15 +32,41 @@ fn ents(terms_from_1: &[u64]) -> Vec<Entry> {
 
 /// Runs every case; `make` must return a fresh, empty store each time.
 pub fn storage_conformance<S: Storage>(mut make: impl FnMut() -> S) {
-    fresh_store(&mut make());
-    append_and_read(&mut make());
-    overwrite_suffix(&mut make());
-    hard_state_roundtrip(&mut make());
-    compact(&mut make());
-    install_snapshot_keeps_matching_tail(&mut make());
-    install_snapshot_discards_mismatching_tail(&mut make());
-    install_snapshot_ahead_of_log(&mut make());
-    received_snapshot_in_chunks(&mut make());
+    type Case<S> = (&'static str, fn(&mut S));
+    let cases: [Case<S>; 9] = [
+        ("fresh", fresh_store),
+        ("append", append_and_read),
+        ("overwrite", overwrite_suffix),
+        ("hard state", hard_state_roundtrip),
+        ("compact", compact),
+        (
+            "install, matching tail",
+            install_snapshot_keeps_matching_tail,
+        ),
+        (
+            "install, mismatching tail",
+            install_snapshot_discards_mismatching_tail,
+        ),
+        ("install ahead", install_snapshot_ahead_of_log),
+        ("received in chunks", received_snapshot_in_chunks),
+    ];
+    for (name, case) in cases {
+        let mut s = make();
+        case(&mut s);
+        entry_bytes_agree(&s, name);
+    }
+}
+
+/// `entry_bytes` is what the held entries add up to.
+fn entry_bytes_agree<S: Storage>(s: &S, case: &str) {
+    let (first, last) = (s.first_index(), s.last_index());
+    let held: u64 = s
+        .entries(first, last + 1, u64::MAX)
+        .unwrap()
+        .iter()
+        .map(Entry::size_bytes)
+        .sum();
+    assert_eq!(s.entry_bytes(), held, "{case}: entry bytes");
 }
 
 fn fresh_store<S: Storage>(s: &mut S) {

@@ -102,6 +102,14 @@ fn assert_same(disk: &DiskStorage, model: &MemStorage, ctx: &str) {
         model.entries(first, last + 1, 100),
         "{ctx}: bounded entries"
     );
+    let held: u64 = model
+        .entries(first, last + 1, u64::MAX)
+        .unwrap()
+        .iter()
+        .map(Entry::size_bytes)
+        .sum();
+    assert_eq!(model.entry_bytes(), held, "{ctx}: model's entry bytes");
+    assert_eq!(disk.entry_bytes(), held, "{ctx}: entry bytes");
 }
 
 /// Applies `op` to both stores (and the crash bookkeeping); returns a new disk store on reopen.
