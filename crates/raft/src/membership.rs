@@ -37,7 +37,7 @@
 //! be elected in one term, each committing different entries. Committing an entry of
 //! its own term first makes sure every earlier change in the leader's log is committed
 //! (Log Matching), and that any competing uncommitted change `C1'` can never win
-//! (§5.4.2): the chain property holds again. `sim/tests/membership.rs` replays that
+//! (§5.4.2): the chain property holds again. `sim/tests/it/membership.rs` replays that
 //! scenario and fails when rule 1 is removed.
 //!
 //! # Learners and removed nodes
