@@ -102,6 +102,8 @@ pub async fn start_with(
     // The group's disk writes and fsyncs are measured at the file-system seam.
     let telemetry = Telemetry::new([0]);
     cfg.storage.fs = MeteredFs::wrap(cfg.storage.fs.clone(), telemetry.group(0));
+    // The driver deletes covered segments on its removal thread (`driver` module docs).
+    cfg.storage.defer_segment_removal = true;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
         path: cfg.data_dir.display().to_string(),
         source,

@@ -8,8 +8,10 @@
 //! fdatasync covers them.
 //! `compact` / `install_snapshot` write the snapshot file durably at once (temp file,
 //! fsync, rename, directory fsync), then remove the previous one, then buffer a marker
-//! record; segments the snapshot covers are deleted by the first `sync` after that
-//! marker is durable. The snapshot held in memory is a read-only map of its file, not a
+//! record; segments the snapshot covers are detached by the first `sync` after that
+//! marker is durable, and their files deleted by a `SegmentRemoval` (run inside that
+//! `sync`, or by the host on another thread: `DiskOptions::defer_segment_removal`,
+//! see `removal`). The snapshot held in memory is a read-only map of its file, not a
 //! copy (see `snapfile` for why that is sound).
 //!
 //! Invariants: the in-memory state (hard state, snapshot, log) is exactly what the
@@ -32,6 +34,7 @@ use crate::log::{Log, Lookup};
 use crate::receive::Receiving;
 use crate::record::{self, Record, MAX_PAYLOAD_BYTES};
 use crate::recovery::{self, Recovered, RecoveryReport};
+use crate::removal::SegmentRemoval;
 use crate::segment::Loc;
 use crate::snapfile;
 use crate::wal::{Wal, WalConfig};
@@ -59,6 +62,12 @@ pub struct DiskOptions {
     pub preallocate_bytes: u64,
     /// The file-system seam; tests substitute a fault-injecting one.
     pub fs: Arc<dyn FileSystem>,
+    /// When set, `sync` does not delete the segments a durable snapshot covers itself:
+    /// it queues a [`SegmentRemoval`] the host takes with
+    /// [`DiskStorage::take_segment_removal`] and runs (on another thread: unlinking a
+    /// 64 MiB segment took 100-150 ms on a shared disk). A host that sets it and never
+    /// takes the job keeps every old segment on disk.
+    pub defer_segment_removal: bool,
 }
 
 impl Default for DiskOptions {
@@ -69,6 +78,7 @@ impl Default for DiskOptions {
             write_buffer_max_bytes: 4 << 20,
             preallocate_bytes: 1 << 20,
             fs: Arc::new(StdFs),
+            defer_segment_removal: false,
         }
     }
 }
@@ -86,6 +96,10 @@ pub struct DiskStorage {
     /// The snapshot being received from a leader, if any (see `receive`).
     receiving: Receiving,
     wal: Wal,
+    /// `DiskOptions::defer_segment_removal`.
+    defer_removal: bool,
+    /// Segments detached by `sync` whose files the host has not taken to delete yet.
+    removal: Option<SegmentRemoval>,
     /// What open repaired (a torn tail cut, leftovers removed), for the host to log.
     report: RecoveryReport,
     /// Held (flock'd) for the store's lifetime: one store per data directory.
@@ -142,6 +156,8 @@ impl DiskStorage {
             log: r.log,
             receiving: Receiving::default(),
             wal,
+            defer_removal: opts.defer_segment_removal,
+            removal: None,
             report: r.report,
             _lock: lock,
         })
@@ -177,9 +193,9 @@ impl DiskStorage {
     /// Group commit on another thread: writes every buffered record to its file and
     /// returns a job whose `run` (from any thread, while this store keeps writing)
     /// makes them durable — as `sync` would, except that it neither rolls the segment
-    /// nor deletes segments. `None` when only `sync` will do: the active segment is
-    /// full and must roll, or a snapshot covers sealed segments that are still on
-    /// disk (`sync` deletes them once its marker is durable; a host that only ever
+    /// nor detaches covered segments. `None` when only `sync` will do: the active
+    /// segment is full and must roll, or a snapshot covers sealed segments the WAL still
+    /// holds (`sync` detaches them once its marker is durable; a host that only ever
     /// ran jobs would otherwise keep them until the next roll, which on an idle
     /// leader never comes). The host must not treat anything written as durable
     /// before a job made after it has run `Ok`.
@@ -196,6 +212,13 @@ impl DiskStorage {
             file,
             dir: self.dir.clone(),
         }))
+    }
+
+    /// With `DiskOptions::defer_segment_removal`: the deletion of the segments that
+    /// syncs so far found covered by a durable snapshot, for the host to run (in order:
+    /// a job taken later holds newer segments). `None` when there is nothing to delete.
+    pub fn take_segment_removal(&mut self) -> Option<SegmentRemoval> {
+        self.removal.take()
     }
 
     /// Number of WAL segment files currently in use.
@@ -477,7 +500,19 @@ impl Storage for DiskStorage {
     fn sync(&mut self) -> StorageResult<()> {
         self.wal.sync(self.hard_state, self.snapshot.meta)?;
         self.log.evict();
-        self.wal.delete_covered(self.snapshot.meta.index)
+        // Safety rule (covered segments go only after their marker is durable): the
+        // fdatasync above made the marker of `self.snapshot` durable.
+        let Some(removal) = self.wal.detach_covered(self.snapshot.meta.index) else {
+            return Ok(());
+        };
+        if !self.defer_removal {
+            return removal.run_io().map_err(|what| self.wal.poison(what));
+        }
+        match &mut self.removal {
+            Some(queued) => queued.extend(removal),
+            None => self.removal = Some(removal),
+        }
+        Ok(())
     }
 }
 

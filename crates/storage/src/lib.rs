@@ -29,7 +29,8 @@
 //! Files, one job each: `record` (frame codec), `segment` (segment files), `snapfile`
 //! (snapshot files), `receive` (the snapshot being received from a leader, written to
 //! `snap-recv.tmp` chunk by chunk), `manifest` (the `WAL-HEAD` file: the newest segment
-//! ever made durable), `wal` (group commit, rolling, deletion), `log` (in-memory index and
+//! ever made durable), `wal` (group commit, rolling, detaching covered segments),
+//! `removal` (deleting them, inline or on the host's thread), `log` (in-memory index and
 //! entry cache), `replay` (rebuilding the log from records), `recovery` (opening a
 //! directory), `disk` (the `Storage` impl), `fs` / `fault` (the file-system seam and its
 //! fault-injecting test double), `testkit` (the conformance suite every `Storage` runs).
@@ -43,6 +44,7 @@ mod manifest;
 mod receive;
 mod record;
 mod recovery;
+mod removal;
 mod replay;
 mod segment;
 mod snapfile;
@@ -53,6 +55,7 @@ pub use disk::{DiskOptions, DiskStorage, SyncJob};
 pub use error::OpenError;
 pub use fs::{FileSystem, ReadOnlyFile, Residency, StdFs, SyncFile, WritableFile};
 pub use recovery::{RecoveryReport, Truncation};
+pub use removal::SegmentRemoval;
 
 /// Format details exposed for crash tests and tools (frame and header sizes).
 pub mod format {

@@ -1,5 +1,6 @@
 //! The WAL writer: buffers records, writes and fsyncs them in one go (group commit),
-//! rolls to a new segment at a size bound, and deletes segments a snapshot covers.
+//! rolls to a new segment at a size bound, and detaches the segments a durable snapshot
+//! covers (their files are deleted by a `removal::SegmentRemoval`).
 //!
 //! Invariants:
 //! * Records are appended only to the last segment (`segments.last()`), whose file is
@@ -35,6 +36,7 @@
 use crate::fs::{FileSystem, SyncFile, WritableFile};
 use crate::manifest;
 use crate::record::{self, Record};
+use crate::removal::SegmentRemoval;
 use crate::segment::{self, Loc};
 use raft::{HardState, Index, SnapshotMeta, StorageError, StorageResult};
 use std::path::{Path, PathBuf};
@@ -317,35 +319,34 @@ impl Wal {
         Ok(())
     }
 
-    /// True when `delete_covered(snapshot_index)` would delete a segment: the oldest
+    /// True when `detach_covered(snapshot_index)` would detach a segment: the oldest
     /// sealed one holds no entry after that snapshot.
     pub fn has_covered(&self, snapshot_index: Index) -> bool {
         self.segments.len() > 1 && self.segments[0].max_index <= snapshot_index
     }
 
-    /// Deletes the oldest sealed segments whose entries are all at or before
-    /// `durable_snapshot_index`. Call only when that snapshot's marker record is durable.
-    pub fn delete_covered(&mut self, durable_snapshot_index: Index) -> StorageResult<()> {
-        let mut removed = 0;
-        while self.segments.len() - removed > 1
-            && self.segments[removed].max_index <= durable_snapshot_index
-        {
-            let path = self
-                .dir
-                .join(segment::file_name(self.segments[removed].seq));
-            if let Err(e) = self.fs.remove_file(&path) {
-                self.segments.drain(..removed);
-                return Err(self.poison(format!("remove {}: {e}", path.display())));
-            }
-            removed += 1;
+    /// Drops from the WAL the oldest sealed segments whose entries are all at or before
+    /// `durable_snapshot_index`, and returns the job that deletes their files. Safety
+    /// rule (covered segments go only after their marker is durable, see `removal`):
+    /// call only when that snapshot's marker record is durable.
+    pub fn detach_covered(&mut self, durable_snapshot_index: Index) -> Option<SegmentRemoval> {
+        let mut n = 0;
+        while self.segments.len() - n > 1 && self.segments[n].max_index <= durable_snapshot_index {
+            n += 1;
         }
-        self.segments.drain(..removed);
-        if removed > 0 {
-            if let Err(e) = self.fs.sync_dir(&self.dir) {
-                return Err(self.poison(format!("fsync directory {}: {e}", self.dir.display())));
-            }
+        if n == 0 {
+            return None;
         }
-        Ok(())
+        let paths = self
+            .segments
+            .drain(..n)
+            .map(|seg| self.dir.join(segment::file_name(seg.seq)))
+            .collect();
+        Some(SegmentRemoval::new(
+            self.fs.clone(),
+            self.dir.clone(),
+            paths,
+        ))
     }
 
     /// Number of segment files (for tests and metrics).

@@ -21,6 +21,13 @@
 //! candidates still sync inside `drive`, before any reply leaves. A failed
 //! fsync on the sync thread stops the node like any other.
 //!
+//! WAL segments a durable snapshot covers are deleted on a third thread, the
+//! removal thread (`removal_thread`): the store detaches them in the `sync`
+//! that makes the snapshot's marker durable and the driver hands the deletion
+//! over after every drive (`DiskStorage::take_segment_removal`; the store is
+//! opened with `DiskOptions::defer_segment_removal`). A failed removal stops
+//! the node too.
+//!
 //! A read that arrives while a ReadIndex round is in flight is left beside the
 //! channel ([`QuietReads`]) without waking the driver: it could not start a
 //! round before that one ends, and the end wakes the driver anyway.
@@ -43,6 +50,7 @@
 
 mod handle;
 mod quiet_reads;
+mod removal_thread;
 mod sync_thread;
 
 use std::collections::HashMap;
@@ -67,6 +75,7 @@ use crate::peer::Peers;
 use crate::space::Reserve;
 pub use handle::DriverHandle;
 use quiet_reads::QuietReads;
+use removal_thread::RemovalThread;
 use sync_thread::SyncThread;
 
 /// Inputs queued for the driver before senders see `Busy`.
@@ -216,6 +225,7 @@ pub fn start(
         admin: AdminWaits::default(),
         membership_index: None,
         syncs,
+        removals: RemovalThread::start(),
         epoch: 0,
         sync_failed: None,
     };
@@ -223,6 +233,9 @@ pub fn start(
         .name("raft-driver".into())
         .spawn(move || {
             let result = driver.run(rx, cfg);
+            // A store reopened on this directory (a restart in this process) must not
+            // see segments vanish under its recovery.
+            driver.removals.drain();
             // Reads left beside the channel end as the channel's do (dropped:
             // unknown), and no more are left there.
             drop(driver.quiet.publish(false));
@@ -264,6 +277,7 @@ struct Driver {
     /// Index of the membership last pushed to `peers` (new members' addresses).
     membership_index: Option<raft::Index>,
     syncs: SyncThread,
+    removals: RemovalThread,
     /// Bumped whenever the replica is dropped (disk full): sync results of an
     /// earlier epoch are ignored.
     epoch: u64,
@@ -312,7 +326,8 @@ impl Driver {
             }
             // A full disk may be found by the drive or, on a leader, by the write its
             // sync job makes of what the drives buffered (`DiskStorage::sync_job`).
-            match self.drive().and_then(|()| self.start_sync()) {
+            let driven = self.drive().and_then(|()| self.start_sync());
+            match driven.and_then(|()| self.start_removal()) {
                 Err(e) if self.reopen.is_some() => match SpaceWait::from_error(&e, unix_ms()) {
                     Some(wait) => {
                         if !self.wait_for_space(&rx, wait) {
@@ -363,6 +378,26 @@ impl Driver {
         Ok(())
     }
 
+    /// Hands the deletion of WAL segments a durable snapshot now covers to the
+    /// removal thread, and stops the node if an earlier one failed.
+    fn start_removal(&mut self) -> Result<(), ReplicaError> {
+        if let Some(e) = self.removals.failed(self.epoch) {
+            return Err(ReplicaError::Storage(e));
+        }
+        let Some(replica) = self.replica.as_mut() else {
+            return Ok(());
+        };
+        let Some(removal) = replica.storage_mut().take_segment_removal() else {
+            return Ok(());
+        };
+        if !self.removals.send(self.epoch, removal) {
+            return Err(ReplicaError::Storage(raft::StorageError::Io(
+                "the segment removal thread is gone".into(),
+            )));
+        }
+        Ok(())
+    }
+
     fn replica(&mut self) -> &mut KvReplica {
         self.replica.as_mut().expect("a replica while driving")
     }
@@ -378,6 +413,8 @@ impl Driver {
         }
         self.replica = None;
         self.epoch += 1;
+        // Reopening lists the segments: none may vanish under it.
+        self.removals.drain();
         self.pending.clear();
         self.admin = AdminWaits::default();
         *self.disk_full.lock().expect("disk_full lock") = Some(wait.why().to_string());
