@@ -506,7 +506,7 @@ impl Storage for DiskStorage {
             return Ok(());
         };
         if !self.defer_removal {
-            return removal.run_io().map_err(|what| self.wal.poison(what));
+            return removal.run_inline().map_err(|what| self.wal.poison(what));
         }
         match &mut self.removal {
             Some(queued) => queued.extend(removal),

@@ -229,8 +229,9 @@ fn check_compaction_order(defer: bool) {
         |e| e.starts_with("fsync ") && is_segment(e),
         "WAL fsync",
     );
+    // A removal starts by renaming the segment out of the WAL's names (`removal`).
     let segment_removals: Vec<usize> = (0..ev.len())
-        .filter(|&i| ev[i].starts_with("remove ") && is_segment(&ev[i]))
+        .filter(|&i| ev[i].starts_with("rename ") && ev[i].contains(".wal "))
         .collect();
     if defer {
         assert!(
@@ -270,12 +271,21 @@ fn segment_files(dir: &Path) -> Vec<String> {
     v
 }
 
+/// How far the host got with a removal job before the crash.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ran {
+    Not,
+    /// Crashed after renaming the oldest segment away and cutting it short.
+    HalfWay,
+    Whole,
+}
+
 /// The covered segments `sync` detached stay on disk until the host runs the job; a
-/// crash before that (the store dropped, the job never run) recovers the same log, and
-/// the recovered store deletes them itself.
+/// crash before that (the store dropped, the job never run) or half-way through it
+/// recovers the same log, and the recovered store deletes what is left itself.
 #[test]
 fn deferred_segment_removal_runs_only_when_the_host_runs_it_and_a_crash_before_recovers() {
-    for run_it in [false, true] {
+    for ran in [Ran::Not, Ran::HalfWay, Ran::Whole] {
         let dir = tempfile::tempdir().unwrap();
         let fs = RecordingFs::default();
         let mut s = build(dir.path(), &fs, true);
@@ -293,8 +303,22 @@ fn deferred_segment_removal_runs_only_when_the_host_runs_it_and_a_crash_before_r
         let gone: Vec<String> = removal.paths().iter().map(|p| name(p)).collect();
         assert!(gone.len() >= 2, "{gone:?}");
         assert!(gone.iter().all(|n| files_before.contains(n)));
-        if run_it {
+        if ran != Ran::Not {
+            // The host runs jobs in the order it took them (oldest segments first).
             first.map(|r| r.run().unwrap());
+        }
+        if ran == Ran::HalfWay {
+            let oldest = &removal.paths()[0];
+            let tmp = oldest.with_extension("wal.tmp");
+            std::fs::rename(oldest, &tmp).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&tmp)
+                .unwrap()
+                .set_len(100)
+                .unwrap();
+        }
+        if ran == Ran::Whole {
             removal.run().unwrap();
             let left = segment_files(dir.path());
             assert!(gone.iter().all(|n| !left.contains(n)), "{left:?}");
@@ -303,6 +327,8 @@ fn deferred_segment_removal_runs_only_when_the_host_runs_it_and_a_crash_before_r
         drop(s); // a crash: nothing was written but what is above
 
         let mut s = DiskStorage::open(dir.path(), opts(&fs, false)).unwrap();
+        let leftovers = s.recovery_report().removed_temp_files.len();
+        assert_eq!(leftovers, usize::from(ran == Ran::HalfWay), "{ran:?}");
         assert_eq!(
             s.snapshot().unwrap().meta,
             SnapshotMeta {
