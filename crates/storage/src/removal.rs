@@ -7,9 +7,11 @@
 //! shared disk this was measured on is) took 100-150 ms inside the unlink, on the
 //! thread that runs Raft; moved to another thread as one unlink it took 190-270 ms and
 //! held every WAL fdatasync of the node for up to 140 ms meanwhile (they wait for the
-//! same journal commit). So the job cuts each file down [`CUT_STEP_BYTES`] at a time
-//! (each cut a small, separately committed free), pausing between cuts when run by the
-//! host ([`SegmentRemoval::run`]), and unlinks it empty.
+//! same journal commit). So the host's job ([`SegmentRemoval::run`]) cuts each file
+//! down [`CUT_STEP_BYTES`] at a time (each cut a small, separately committed free),
+//! pausing between cuts, and unlinks it empty. Run inside `sync` (a store whose host
+//! does not take the job), it unlinks each file whole: the caller waits for it either
+//! way, and the cuts' renames and fsyncs would only add to that wait.
 //!
 //! Safety rule (covered segments go only after their marker is durable): a segment is
 //! detached from the WAL (`Wal::detach_covered`) only by a `sync` whose fdatasync made
@@ -62,15 +64,22 @@ impl SegmentRemoval {
     /// thread (blocking). An error leaves the rest on disk (harmless, see the module
     /// docs), but the host must stop the node, as after any failed storage I/O.
     pub fn run(&self) -> StorageResult<()> {
-        self.remove(CUT_PAUSE).map_err(StorageError::Io)
+        self.cut_and_remove().map_err(StorageError::Io)
     }
 
-    /// [`SegmentRemoval::run`] without the pauses, for `sync` to run inline.
+    /// The removal for `sync` to run inline (module docs): each segment unlinked
+    /// whole, oldest first, with the directory fsync'd after each, so a crash leaves
+    /// no gap in the segments still named.
     pub(crate) fn run_inline(&self) -> Result<(), String> {
-        self.remove(Duration::ZERO)
+        for path in &self.paths {
+            let failed = |e: std::io::Error| format!("remove {}: {e}", path.display());
+            self.fs.remove_file(path).map_err(failed)?;
+            self.sync_dir()?;
+        }
+        Ok(())
     }
 
-    fn remove(&self, pause: Duration) -> Result<(), String> {
+    fn cut_and_remove(&self) -> Result<(), String> {
         let fs = &*self.fs;
         let doomed: Vec<PathBuf> = self
             .paths
@@ -90,9 +99,7 @@ impl SegmentRemoval {
             while len > CUT_STEP_BYTES {
                 len = (len - 1) / CUT_STEP_BYTES * CUT_STEP_BYTES;
                 fs.truncate(tmp, len).map_err(failed)?;
-                if !pause.is_zero() {
-                    std::thread::sleep(pause);
-                }
+                std::thread::sleep(CUT_PAUSE);
             }
             fs.remove_file(tmp).map_err(failed)?;
         }

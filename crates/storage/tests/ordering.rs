@@ -229,9 +229,14 @@ fn check_compaction_order(defer: bool) {
         |e| e.starts_with("fsync ") && is_segment(e),
         "WAL fsync",
     );
-    // A removal starts by renaming the segment out of the WAL's names (`removal`).
+    // The host's removal starts by renaming the segment out of the WAL's names; the
+    // inline one unlinks it (`removal`).
     let segment_removals: Vec<usize> = (0..ev.len())
-        .filter(|&i| ev[i].starts_with("rename ") && ev[i].contains(".wal "))
+        .filter(|&i| {
+            let e = &ev[i];
+            (e.starts_with("rename ") && e.contains(".wal "))
+                || (e.starts_with("remove ") && is_segment(e))
+        })
         .collect();
     if defer {
         assert!(
