@@ -198,6 +198,10 @@ impl FileSystem for PowerFs {
         self.check()?;
         StdFs.remove_file(path)
     }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.check()?;
+        StdFs.file_len(path)
+    }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.check()?;
         StdFs.sync_dir(dir)

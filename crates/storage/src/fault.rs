@@ -234,6 +234,9 @@ impl FileSystem for FaultyFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.inner.remove_file(path)
     }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.inner.file_len(path)
+    }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         if self.sync_fault()? {
             self.inner.sync_dir(dir)?;

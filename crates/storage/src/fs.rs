@@ -211,9 +211,7 @@ pub trait FileSystem: Send + Sync + Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// The size of `path` in bytes.
-    fn file_len(&self, path: &Path) -> io::Result<u64> {
-        std::fs::metadata(path).map(|m| m.len())
-    }
+    fn file_len(&self, path: &Path) -> io::Result<u64>;
     /// Makes creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
@@ -334,6 +332,10 @@ impl FileSystem for StdFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        fs::metadata(path).map(|m| m.len())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

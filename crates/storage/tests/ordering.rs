@@ -130,6 +130,9 @@ impl FileSystem for RecordingFs {
         self.log(format!("remove {}", name(path)));
         StdFs.remove_file(path)
     }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        StdFs.file_len(path)
+    }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.log("dirsync".into());
         StdFs.sync_dir(dir)
