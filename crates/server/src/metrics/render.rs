@@ -117,7 +117,7 @@ fn group_gauges(groups: &[(u64, replica::Status)]) -> Vec<Family> {
         }),
         (
             "raft_log_bytes",
-            "Persisted Raft log size (upper bound)",
+            "Persisted Raft log size in bytes (hard state and entries), as the snapshot threshold counts it",
             |s| s.log_bytes,
         ),
         ("pending_proposals", "Proposals awaiting commit", |s| {
