@@ -290,6 +290,14 @@ impl<S: Storage, M: rsm::StateMachine> Host<S, M> {
         self.groups.get(&group)
     }
 
+    /// Every hosted group's storage, in group order, without marking any
+    /// group as having input: for the host's host to take work a store
+    /// queued for it (the server takes each `storage::DiskStorage`'s
+    /// segment removal after a drive), never to feed Raft.
+    pub fn storages_mut(&mut self) -> impl Iterator<Item = (GroupId, &mut S)> + '_ {
+        self.groups.iter_mut().map(|(&g, r)| (g, r.storage_mut()))
+    }
+
     /// `group`'s replica, marked as having input (the next drive runs it):
     /// for inputs the host has no method for (`campaign`, ...).
     pub fn replica_mut(&mut self, group: GroupId) -> Option<&mut Replica<S, M>> {

@@ -165,6 +165,12 @@ impl<S: Storage> ShardNode<S> {
         self.host.replica_mut(group)
     }
 
+    /// Every hosted group's storage, no group marked as having input: see
+    /// [`Host::storages_mut`].
+    pub fn storages_mut(&mut self) -> impl Iterator<Item = (GroupId, &mut S)> + '_ {
+        self.host.storages_mut()
+    }
+
     /// See [`Host::hand_off_leadership`]: every group led here, controller
     /// included, starts handing leadership over before a graceful stop.
     pub fn hand_off_leadership(&mut self) -> Vec<(GroupId, NodeId)> {

@@ -50,7 +50,7 @@
 
 mod handle;
 mod quiet_reads;
-mod removal_thread;
+pub(crate) mod removal_thread;
 mod sync_thread;
 
 use std::collections::HashMap;

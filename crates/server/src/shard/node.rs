@@ -235,6 +235,8 @@ fn open_blocking(
 ) -> Result<storage::DiskStorage, storage::OpenError> {
     let mut opts = cfg.base.storage.clone();
     opts.fs = MeteredFs::wrap(opts.fs, telemetry.group(gid));
+    // The driver deletes covered segments on its removal thread (`driver` module docs).
+    opts.defer_segment_removal = true;
     let storage = storage::DiskStorage::open(&cfg.group_dir(gid), opts)?;
     crate::node::log_recovery(Some(gid), storage.recovery_report());
     Ok(storage)
