@@ -30,14 +30,10 @@
 //! removal thread (`crate::driver::removal_thread`, the single-group
 //! driver's): every group's store is opened with
 //! `DiskOptions::defer_segment_removal` (`shard::node`), and after every
-//! drive this driver hands each store's `SegmentRemoval` over, tagged with
-//! the store's ticket (one per store it has hosted, so a failure names its
-//! group). A failed removal of a hosted group's store stops the process, as
-//! after any failed storage I/O; one of a store since dropped (its group
-//! parked) is only logged, since its reopen recovers from whatever is on
-//! disk. Safety rule (no segment vanishes under a recovery): a parked
-//! group whose store handed jobs over is reopened only after they have run
-//! (`RemovalThread::drain`), and the thread drains before it exits.
+//! drive this driver hands each store's removal over
+//! (`shard::removals`, which keeps the safety rule: no segment vanishes
+//! under a recovery). A failed removal of a hosted group's store stops the
+//! process, as after any failed storage I/O.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -58,7 +54,7 @@ use shardmeta::{Config, GroupId, NodeId, CONTROLLER_GROUP, NO_GROUP};
 use storage::DiskStorage;
 use tokio::sync::oneshot;
 
-use crate::driver::removal_thread::RemovalThread;
+use super::removals::GroupRemovals;
 use crate::driver::unix_ms;
 use crate::peer::{GroupAnswer, Outgoing, Peers, ShardFrame};
 
@@ -302,10 +298,7 @@ pub fn start(
         next_poll: Instant::now(),
         large_replies: HashMap::new(),
         admin_waits: BTreeMap::new(),
-        removals: RemovalThread::start(),
-        tickets: BTreeMap::new(),
-        next_ticket: 0,
-        removing: BTreeSet::new(),
+        removals: GroupRemovals::start(),
         cfg,
     };
     driver.publish();
@@ -356,14 +349,7 @@ struct Driver {
     /// waiter reports as unknown, if the group is parked).
     admin_waits: BTreeMap<GroupId, crate::admin::AdminWaits>,
     /// Deletes the segments the stores' snapshots cover (module docs).
-    removals: RemovalThread,
-    /// The ticket of each hosted group's store that has handed a removal
-    /// over (given at its first; forgotten when the group is parked, so a
-    /// reopened store gets a new one).
-    tickets: BTreeMap<GroupId, u64>,
-    next_ticket: u64,
-    /// Groups that handed removals over since the last drain.
-    removing: BTreeSet<GroupId>,
+    removals: GroupRemovals,
     cfg: DriverConfig,
 }
 
@@ -619,12 +605,9 @@ impl Driver {
     /// Rebuilds the parked groups whose reopen is due (`host::Host` docs).
     fn reopen_due(&mut self, now: u64) {
         for g in self.node.host().parked_due(now) {
-            if self.removing.contains(&g) {
-                // Safety rule (no segment vanishes under a recovery): the old
-                // store's removals run before the directory is listed again.
-                self.removals.drain();
-                self.removing.clear();
-            }
+            // Safety rule (no segment vanishes under a recovery): the old
+            // store's removals run before the directory is listed again.
+            self.removals.before_reopen(g);
             match (self.reopen)(&mut self.node, g) {
                 Ok(()) => {
                     tracing::warn!(
@@ -662,8 +645,7 @@ impl Driver {
             .collect();
         if !newly.is_empty() {
             self.pending.retain(|_, (g, _)| !newly.contains(g));
-            // Their stores are dropped: a failure of their removals is moot.
-            self.tickets.retain(|g, _| !newly.contains(g));
+            self.removals.forget(&newly);
         }
         self.parked = now.keys().copied().collect();
         self.view
@@ -772,39 +754,8 @@ impl Driver {
         }
         self.check_admin();
         self.note_parked();
-        self.start_removals()?;
+        self.removals.hand_over(&mut self.node)?;
         self.publish();
-        Ok(())
-    }
-
-    /// Hands every hosted store's deletion of the segments a durable snapshot
-    /// now covers to the removal thread, and stops the process if an earlier
-    /// one of a hosted group's store failed (module docs).
-    fn start_removals(&mut self) -> Result<(), host::HostError> {
-        let stopped = |group, e| host::HostError::Replica {
-            group,
-            source: replica::ReplicaError::Storage(e),
-        };
-        if let Some((ticket, e)) = self.removals.take_failed() {
-            match self.tickets.iter().find(|&(_, &t)| t == ticket) {
-                Some((&group, _)) => return Err(stopped(group, e)),
-                None => tracing::warn!("segment removal of a parked group's dropped store failed (its reopen recovers from what is on disk): {e}"),
-            }
-        }
-        for (group, storage) in self.node.storages_mut() {
-            let Some(removal) = storage.take_segment_removal() else {
-                continue;
-            };
-            let ticket = *self.tickets.entry(group).or_insert_with(|| {
-                self.next_ticket += 1;
-                self.next_ticket
-            });
-            if !self.removals.send(ticket, removal) {
-                let gone = raft::StorageError::Io("the segment removal thread is gone".into());
-                return Err(stopped(group, gone));
-            }
-            self.removing.insert(group);
-        }
         Ok(())
     }
 

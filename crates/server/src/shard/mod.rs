@@ -6,7 +6,8 @@
 //! `--group`, `--join-group`, `--shards`, and the groups found in the data
 //! dir), `node` (start: one data dir, one subdirectory
 //! and one `storage::DiskStorage` per hosted group), `driver` (the thread
-//! that owns the ShardNode), `forward` (requests handed to another process,
+//! that owns the ShardNode), `removals` (its hand-over of the groups'
+//! covered WAL segments to the removal thread), `forward` (requests handed to another process,
 //! and the dispatch of inbound sharded frames), `router` (the client path:
 //! key -> slot -> shard -> group -> leader, retries, `-MOVED`/`-TRYAGAIN`),
 //! `keyspace` (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`, `FLUSHALL` over the
@@ -29,6 +30,7 @@ pub mod info;
 pub mod keyspace;
 pub mod members;
 pub mod node;
+mod removals;
 pub mod router;
 
 pub use config::{parse_groups, parse_ids, ShardedConfig, DEFAULT_SHARDS};
