@@ -1,6 +1,6 @@
 //! Membership and leadership administration of a group: the `RAFT MEMBER ...`
 //! / `RAFT TRANSFER ...` commands (what `raftkv member` and `raftkv leader
-//! transfer` send), run on the driver thread against the replica. The
+//! transfer` send), run on the driver against the replica. The
 //! functions here take any `replica::Replica`: the single-group driver runs
 //! them on its kv replica, the sharded driver on any hosted group's
 //! (`RAFT GROUP GID ...`, where `shard::members` adds the controller's side).

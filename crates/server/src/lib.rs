@@ -1,5 +1,5 @@
 //! raftkv's tokio shell around the `replica`: the RESP client port, the peer
-//! transport, the driver thread that owns the replica, and forwarding to the
+//! transport, the driver task that owns the replica, and forwarding to the
 //! leader. The replica's Ready handling runs here unchanged (the simulator
 //! hosts the same code); this crate only moves bytes, keeps time and owns
 //! sockets.
@@ -11,7 +11,7 @@
 //! whose client path routes each key to the group that owns it.
 //!
 //! ```text
-//!  RESP clients ──► listener ─► connection ─► exec / pipeline ─► requests ──┬─► driver thread (Replica<DiskStorage, kv::StateMachine>)
+//!  RESP clients ──► listener ─► connection ─► exec / pipeline ─► requests ──┬─► driver task (Replica<DiskStorage, kv::StateMachine>)
 //!                                                                          └─► peer::outbound ─► leader's peer::inbound ─► forward::serve
 //!  peers ──► peer::inbound ─► driver (Raft messages) ;  driver ─► peer::outbound (Raft messages, batched per peer)
 //! ```

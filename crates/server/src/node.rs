@@ -1,5 +1,5 @@
 //! Starting and stopping one node: bind both ports, open the data dir, boot
-//! the replica, start the driver thread, the peer links, the peer acceptor
+//! the replica, start the driver task, the peer links, the peer acceptor
 //! and the RESP listener; on stop, close client connections, stop the driver
 //! (it finishes its current drive, so everything accepted is persisted or
 //! failed), and join it.
@@ -50,10 +50,18 @@ pub enum NodeError {
     Fatal(String),
 }
 
-/// The driver thread a node runs: one replica, or a sharded process's groups.
+/// The driver a node runs: one replica (a task), or a sharded process's groups
+/// (a thread).
 pub(crate) enum Driver {
     Single(DriverHandle),
     Sharded(crate::shard::driver::DriverHandle),
+}
+
+/// What ends when the driver has stopped: the single-group driver's task, or
+/// the sharded driver's thread.
+pub(crate) enum DriverJoin {
+    Task(JoinHandle<()>),
+    Thread(std::thread::JoinHandle<()>),
 }
 
 /// A started node.
@@ -61,7 +69,7 @@ pub struct RunningNode {
     pub client_addr: SocketAddr,
     pub peer_addr: SocketAddr,
     pub(crate) driver: Driver,
-    pub(crate) driver_thread: Option<std::thread::JoinHandle<()>>,
+    pub(crate) driver_join: Option<DriverJoin>,
     pub(crate) tasks: Vec<JoinHandle<()>>,
     pub(crate) shutdown: broadcast::Sender<()>,
     pub(crate) fatal: oneshot::Receiver<String>,
@@ -139,7 +147,7 @@ pub async fn start_with(
     );
     let (fatal_tx, fatal) = oneshot::channel();
     let reserve = crate::space::Reserve::new(&cfg.data_dir, cfg.reserve.clone());
-    let (driver, driver_thread) = driver::start(
+    let (driver, driver_task) = driver::start(
         replica,
         DriverConfig {
             tick: cfg.tick(),
@@ -208,7 +216,7 @@ pub async fn start_with(
         client_addr,
         peer_addr,
         driver: Driver::Single(driver),
-        driver_thread: Some(driver_thread),
+        driver_join: Some(DriverJoin::Task(driver_task)),
         tasks,
         shutdown,
         fatal,
@@ -336,11 +344,15 @@ impl RunningNode {
         let _ = self.shutdown.send(());
         self.tasks.iter().for_each(JoinHandle::abort);
         match &self.driver {
-            Driver::Single(d) => d.shutdown(),
+            Driver::Single(d) => d.shutdown().await,
             Driver::Sharded(d) => d.shutdown(),
         }
-        if let Some(t) = self.driver_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        match self.driver_join.take() {
+            Some(DriverJoin::Task(t)) => drop(t.await),
+            Some(DriverJoin::Thread(t)) => {
+                drop(tokio::task::spawn_blocking(move || t.join()).await)
+            }
+            None => {}
         }
         tracing::info!("node stopped");
     }

@@ -1,28 +1,28 @@
-//! [`DriverHandle`]: what the rest of the node holds of the driver thread. It
+//! [`DriverHandle`]: what the rest of the node holds of the driver task. It
 //! hands inputs to the driver over its bounded channel (or, for a lone read
 //! while a ReadIndex round is out, beside it: [`QuietReads`]) and reads what
 //! the driver publishes after each drive (status, leader, disk full).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raft::{Message, NodeId};
 use replica::Status;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Answer, Input, QuietReads};
 use crate::admin::{AdminOp, AdminReply};
 use crate::metrics::GroupMetrics;
 
-/// Cloneable access to the driver thread.
+/// Cloneable access to the driver task.
 #[derive(Clone)]
 pub struct DriverHandle {
     /// Shared so that the driver can lend the sync thread a sender per job without
     /// holding one itself (it ends once every handle is dropped).
-    pub(super) tx: Arc<SyncSender<Input>>,
+    pub(super) tx: Arc<mpsc::Sender<Input>>,
     pub(super) status: Arc<Mutex<Status>>,
     /// The leader this node knows of (0: none), published with `status`
     /// but read without a lock: every client request asks for it.
@@ -104,7 +104,7 @@ impl DriverHandle {
         rx.await.ok()
     }
 
-    /// Runs an admin request on the driver thread (`crate::admin`).
+    /// Runs an admin request on the driver (`crate::admin`).
     pub async fn admin(&self, op: AdminOp) -> AdminReply {
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Input::Admin { op, reply }) {
@@ -126,7 +126,7 @@ impl DriverHandle {
     fn send(&self, input: Input) -> Result<(), Answer> {
         self.tx.try_send(input).map_err(|e| match e {
             TrySendError::Full(_) => Answer::Busy,
-            TrySendError::Disconnected(_) => Answer::NotSent,
+            TrySendError::Closed(_) => Answer::NotSent,
         })
     }
 
@@ -145,7 +145,9 @@ impl DriverHandle {
         self.disk_full.lock().expect("disk_full lock").clone()
     }
 
-    pub fn shutdown(&self) {
-        let _ = self.tx.send(Input::Shutdown);
+    /// Asks the driver to stop after the inputs queued before this one (waits
+    /// for room in the queue, not for the driver to stop).
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Input::Shutdown).await;
     }
 }

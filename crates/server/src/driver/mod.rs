@@ -1,14 +1,24 @@
-//! The node driver: one OS thread that owns the `replica::Replica` and is
-//! the only code that touches it. It hosts the replica's own Ready handling
-//! (`Replica::drive`), never a copy of it.
+//! The node driver: one task on the node's tokio runtime that owns the
+//! `replica::Replica` and is the only code that touches it. It hosts the
+//! replica's own Ready handling (`Replica::drive`), never a copy of it.
 //!
 //! Loop: wait for input until the next tick is due; take everything else
 //! that has arrived (peer messages, proposals, reads: up to
 //! [`MAX_INPUTS_PER_DRIVE`]); tick if due; `drive` once. On a follower, one
 //! `drive` persists all of it with one fsync (group commit) before its replies
 //! leave; a leader's `drive` writes its log without the fsync (below), sends
-//! its appends, and answers what has committed (`Replica::drive_with`). A
-//! thread, not a task: a follower's fsync blocks.
+//! its appends, and answers what has committed (`Replica::drive_with`).
+//!
+//! A task, not a thread: a connection's request or a peer's message then
+//! reaches the driver as a task wake-up on the same runtime (often the same
+//! worker), and the driver's answers wake the waiting tasks the same way, with
+//! no futex wake of another thread in between. The price: what blocks inside
+//! a drive blocks the worker it runs on — a follower's fsync (about 0.5-2 ms
+//! here), the rare inline sync that rolls a segment, a snapshot. The node's
+//! runtime is multi-thread, so its other workers run the connections and
+//! links meanwhile (with one worker, they wait as the driver did). The
+//! disk-full wait's blocking steps (draining the removal thread, reopening
+//! the store) go through `tokio::task::block_in_place`.
 //!
 //! The leader's own fsync runs on a second thread, the sync thread
 //! (`replica::Config::leader_sync_by_host`, dissertation §10.2.1): after a
@@ -33,7 +43,8 @@
 //! round before that one ends, and the end wakes the driver anyway.
 //!
 //! Invariants: every accepted request's `oneshot` is answered exactly once,
-//! or dropped when the driver stops (the waiter then treats it as unknown);
+//! or dropped when the driver stops or the runtime drops its task (the
+//! waiter then treats it as unknown);
 //! a `ReplicaError` stops the driver and is reported through `fatal` —
 //! except a full disk.
 //!
@@ -67,6 +78,7 @@ use replica::{Rejected, ReplicaError, SpaceWait, Status};
 pub type KvReplica = replica::Replica<DiskStorage, kv::StateMachine>;
 type Outcome = replica::Outcome<kv::StateMachine>;
 use storage::DiskStorage;
+use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::sync::oneshot;
 
 use crate::admin::{AdminOp, AdminReply, AdminWaits};
@@ -91,8 +103,8 @@ pub(crate) const SNAPSHOT_RELEASE_INTERVAL: Duration = Duration::from_millis(100
 /// Inputs handled between two drives, so a flood cannot starve ticks.
 pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
 
-/// A driver's next batch of inputs (this one's and the sharded host's,
-/// `crate::shard::driver`): waits up to `wait` for the first, then takes what
+/// The sharded host's next batch of inputs (`crate::shard::driver`, a
+/// thread; this module's task takes its own the same way, async): waits up to `wait` for the first, then takes what
 /// else has arrived, at most [`MAX_INPUTS_PER_DRIVE`] in all. Empty when
 /// `wait` passed with nothing; `None` once every sender is gone (the driver
 /// stops).
@@ -189,9 +201,10 @@ pub struct DriverConfig {
     pub metrics: Arc<GroupMetrics>,
 }
 
-/// Starts the driver thread. `fatal` fires if the replica fails; the
-/// returned join handle ends after `shutdown`. With `reopen`, a full disk
-/// does not stop the node (see the module docs); without, it does.
+/// Starts the driver as a task on the current tokio runtime. `fatal` fires
+/// if the replica fails; the returned join handle ends after `shutdown`. With
+/// `reopen`, a full disk does not stop the node (see the module docs);
+/// without, it does.
 pub fn start(
     replica: KvReplica,
     cfg: DriverConfig,
@@ -199,8 +212,8 @@ pub fn start(
     fatal: oneshot::Sender<String>,
     reopen: Option<Reopen>,
     reserve: Reserve,
-) -> (DriverHandle, std::thread::JoinHandle<()>) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
+) -> (DriverHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(QUEUE_INPUTS);
     let status = Arc::new(Mutex::new(replica.status()));
     let leader = Arc::new(AtomicU64::new(replica.leader().unwrap_or(0)));
     let disk_full = Arc::new(Mutex::new(None));
@@ -229,22 +242,16 @@ pub fn start(
         epoch: 0,
         sync_failed: None,
     };
-    let join = std::thread::Builder::new()
-        .name("raft-driver".into())
-        .spawn(move || {
-            let result = driver.run(rx, cfg);
-            // A store reopened on this directory (a restart in this process) must not
-            // see segments vanish under its recovery.
-            driver.removals.drain();
-            // Reads left beside the channel end as the channel's do (dropped:
-            // unknown), and no more are left there.
-            drop(driver.quiet.publish(false));
-            if let Err(e) = result {
-                tracing::error!("node stopped: {e}");
-                let _ = fatal.send(e.to_string());
-            }
-        })
-        .expect("spawn driver thread");
+    let join = tokio::spawn(async move {
+        let result = driver.run(rx, cfg).await;
+        // Drains the removal thread and ends the reads left beside the channel
+        // (`Driver`'s `Drop`) before the failure is reported.
+        drop(driver);
+        if let Err(e) = result {
+            tracing::error!("node stopped: {e}");
+            let _ = fatal.send(e.to_string());
+        }
+    });
     let handle = DriverHandle {
         tx,
         status,
@@ -287,22 +294,39 @@ struct Driver {
 }
 
 impl Driver {
-    fn run(&mut self, rx: Receiver<Input>, cfg: DriverConfig) -> Result<(), ReplicaError> {
+    async fn run(
+        &mut self,
+        mut rx: mpsc::Receiver<Input>,
+        cfg: DriverConfig,
+    ) -> Result<(), ReplicaError> {
         let mut next_tick = Instant::now() + cfg.tick;
+        let tick_due = tokio::time::sleep_until(next_tick.into());
+        tokio::pin!(tick_due);
         let mut next_release = Instant::now();
         // Reads taken after the last drive (no round was in flight): drive for them
         // before waiting.
         let mut unstarted = false;
         loop {
-            let wait = if unstarted {
-                Duration::ZERO
+            let first = if unstarted {
+                match rx.try_recv() {
+                    Ok(input) => Some(input),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return Ok(()),
+                }
             } else {
-                next_tick.saturating_duration_since(Instant::now())
+                // `recv` first: it spends the task's cooperative budget, so a
+                // flood of inputs still lets this worker's other tasks run.
+                tokio::select! {
+                    biased;
+                    input = rx.recv() => match input {
+                        Some(input) => Some(input),
+                        None => return Ok(()),
+                    },
+                    () = &mut tick_due => None,
+                }
             };
-            let Some(inputs) = take_inputs(&rx, wait) else {
-                return Ok(());
-            };
-            for input in inputs {
+            let rest = std::iter::from_fn(|| rx.try_recv().ok());
+            for input in first.into_iter().chain(rest).take(MAX_INPUTS_PER_DRIVE) {
                 if !self.handle(input) {
                     if let Some(e) = self.sync_failed.take() {
                         return Err(ReplicaError::Storage(e));
@@ -317,6 +341,7 @@ impl Driver {
             if now >= next_tick {
                 self.replica().tick(unix_ms());
                 next_tick = (next_tick + cfg.tick).max(now);
+                tick_due.as_mut().reset(next_tick.into());
             }
             if now >= next_release {
                 // Restoring from the snapshot file or streaming it to a follower maps its
@@ -330,7 +355,7 @@ impl Driver {
             match driven.and_then(|()| self.start_removal()) {
                 Err(e) if self.reopen.is_some() => match SpaceWait::from_error(&e, unix_ms()) {
                     Some(wait) => {
-                        if !self.wait_for_space(&rx, wait) {
+                        if !self.wait_for_space(&mut rx, wait).await {
                             return Ok(());
                         }
                     }
@@ -406,7 +431,11 @@ impl Driver {
     /// [`replica::DISK_FULL_RETRY_MS`] until that works (true) or the driver
     /// is shut down (false). The policy is `replica::space`'s, shared with
     /// the sharded host.
-    fn wait_for_space(&mut self, rx: &Receiver<Input>, mut wait: SpaceWait) -> bool {
+    async fn wait_for_space(
+        &mut self,
+        rx: &mut mpsc::Receiver<Input>,
+        mut wait: SpaceWait,
+    ) -> bool {
         tracing::error!("{}", wait.describe());
         for (_, reply) in self.quiet.publish(false) {
             let _ = reply.send(Answer::NotLeader { hint: None });
@@ -414,7 +443,7 @@ impl Driver {
         self.replica = None;
         self.epoch += 1;
         // Reopening lists the segments: none may vanish under it.
-        self.removals.drain();
+        blocking(|| self.removals.drain());
         self.pending.clear();
         self.admin = AdminWaits::default();
         *self.disk_full.lock().expect("disk_full lock") = Some(wait.why().to_string());
@@ -434,30 +463,31 @@ impl Driver {
             .compare_exchange(own, 0, Ordering::AcqRel, Ordering::Acquire);
         loop {
             let wait_ms = wait.next_try_ms().saturating_sub(unix_ms());
-            match rx.recv_timeout(Duration::from_millis(wait_ms)) {
-                Ok(Input::Shutdown) | Err(RecvTimeoutError::Disconnected) => return false,
-                Ok(Input::Step(_)) => {}
-                Ok(Input::Propose { reply, .. } | Input::Read { reply, .. }) => {
+            let input = tokio::time::timeout(Duration::from_millis(wait_ms), rx.recv()).await;
+            match input {
+                Ok(Some(Input::Shutdown) | None) => return false,
+                Ok(Some(Input::Step(_))) => {}
+                Ok(Some(Input::Propose { reply, .. } | Input::Read { reply, .. })) => {
                     let _ = reply.send(Answer::NotLeader { hint: None });
                 }
-                Ok(Input::ProposeUnit { cmds }) => {
+                Ok(Some(Input::ProposeUnit { cmds })) => {
                     for (_, reply) in cmds {
                         let _ = reply.send(Answer::NotLeader { hint: None });
                     }
                 }
-                Ok(Input::Snapshot { .. } | Input::Synced { .. }) => {}
-                Ok(Input::Admin { reply, .. }) => {
+                Ok(Some(Input::Snapshot { .. } | Input::Synced { .. })) => {}
+                Ok(Some(Input::Admin { reply, .. })) => {
                     let _ = reply.send(Err("MISCONF the disk is full; this node takes no part in Raft until it has space".into()));
                 }
-                Err(RecvTimeoutError::Timeout) if wait.due(unix_ms()) => {
+                Err(_elapsed) if wait.due(unix_ms()) => {
                     let reopen = self.reopen.as_mut().expect("reopen is set");
-                    match reopen() {
+                    match blocking(reopen) {
                         Ok(replica) => break self.replica = Some(replica),
                         Err(e) => tracing::debug!("disk full: reopening failed: {e}"),
                     }
                     wait.reopen_failed(unix_ms());
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(_elapsed) => {}
             }
         }
         tracing::warn!("the Raft log is writable again; node resumed from its data directory");
@@ -598,6 +628,29 @@ impl Driver {
     fn token(&mut self) -> u64 {
         self.next_token += 1;
         self.next_token
+    }
+}
+
+impl Drop for Driver {
+    /// At stop, or when the runtime drops the task: a store reopened on this
+    /// directory (a restart in this process) must not see segments vanish under
+    /// its recovery, and reads left beside the channel end as the channel's do
+    /// (dropped: unknown), with no more left there.
+    fn drop(&mut self) {
+        self.removals.drain();
+        drop(self.quiet.publish(false));
+    }
+}
+
+/// Runs `f`, which blocks (disk I/O, or waiting on the removal thread), from
+/// the driver task: on a multi-thread runtime through
+/// `tokio::task::block_in_place`, so the worker's other tasks move to another
+/// thread meanwhile; on a current-thread runtime (some tests) inline.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -10,9 +10,11 @@ use tokio::sync::oneshot;
 use super::{Answer, QUEUE_INPUTS};
 
 /// Reads that arrived while a ReadIndex round was in flight, left here rather
-/// than sent through the channel, whose send wakes a parked driver (a futex
-/// wake and a context switch, on this VM an IPI: about 1.2 µs of the driver's
-/// CPU per read at 16 readers). They could not start a round of their own
+/// than sent through the channel, whose send wakes a parked driver: a task
+/// wake-up, and a parked worker's futex wake when the driver is not picked up
+/// by the waking worker itself (when the driver was a thread, every such send
+/// cost a futex wake and a context switch, about 1.2 µs of the driver's CPU
+/// per read at 16 readers on this VM). They could not start a round of their own
 /// before the one in flight ends (`replica::Reads`), and its end wakes the
 /// driver anyway: an answer from a follower arrives as a message (or a
 /// leadership loss does), and the tick wakes it regardless.

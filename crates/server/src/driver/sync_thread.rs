@@ -2,8 +2,9 @@
 //! hands it, one at a time, and sends its result back to the driver as
 //! [`Input::Synced`] (the driver's module docs say why the leader syncs here).
 
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
+
+use tokio::sync::mpsc::Sender;
 
 use super::Input;
 
@@ -13,7 +14,7 @@ struct Job {
     req: replica::SyncRequest,
     epoch: u64,
     job: storage::SyncJob,
-    reply: Arc<SyncSender<Input>>,
+    reply: Arc<Sender<Input>>,
 }
 
 /// The thread that runs the leader's WAL syncs (module docs). Jobs go in over
@@ -21,11 +22,11 @@ struct Job {
 pub(super) struct SyncThread {
     jobs: std::sync::mpsc::Sender<Job>,
     /// The handles' sender; upgraded per job.
-    inputs: std::sync::Weak<SyncSender<Input>>,
+    inputs: std::sync::Weak<Sender<Input>>,
 }
 
 impl SyncThread {
-    pub(super) fn start(inputs: std::sync::Weak<SyncSender<Input>>) -> SyncThread {
+    pub(super) fn start(inputs: std::sync::Weak<Sender<Input>>) -> SyncThread {
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("raft-sync".into())
@@ -41,7 +42,7 @@ impl SyncThread {
                     let result = job.run();
                     // Blocking send: the driver must see every result (a lost one
                     // would leave the leader never counting itself again).
-                    let _ = reply.send(Input::Synced { req, epoch, result });
+                    let _ = reply.blocking_send(Input::Synced { req, epoch, result });
                 }
             })
             .expect("spawn sync thread");

@@ -1,5 +1,5 @@
 //! What the I/O edge measures per hosted group, beside the replica's own
-//! counts: proposal latency (handing a command to the driver thread → its
+//! counts: proposal latency (handing a command to the driver → its
 //! answer), fsync latency and bytes written to the group's data directory.
 //!
 //! Invariant: the set of groups is fixed when the node starts (a single
@@ -16,7 +16,7 @@ use super::histogram::Histogram;
 /// One group's measurements (see the module docs).
 #[derive(Debug, Default)]
 pub struct GroupMetrics {
-    /// From handing a proposal to the driver thread to its answer (commit
+    /// From handing a proposal to the driver to its answer (commit
     /// and apply, or a refusal), on the node that proposed it.
     pub proposal_latency: Histogram,
     /// Each `fdatasync` of the group's WAL and snapshot files.

@@ -4,7 +4,7 @@
 //! bounded: 8 KiB of request head, 5 s to send it) and what a scrape reads.
 //! Nothing is computed per request for metrics beyond relaxed atomic adds:
 //! gauges and the replica's counters are read at scrape time from the
-//! status the driver thread already publishes after each drive (the same
+//! status the driver already publishes after each drive (the same
 //! one `INFO` reads); the I/O edge (client connections, proposals, disk,
 //! peer links) bumps atomics that a scrape reads.
 //!

@@ -226,7 +226,7 @@ fn per_group(
 fn io_edge(t: &Telemetry) -> Vec<Family> {
     let mut proposal = Family::histogram(
         "proposal_duration_seconds",
-        "Proposal handed to the driver thread to its answer (commit and apply, or refusal)",
+        "Proposal handed to the driver to its answer (commit and apply, or refusal)",
     );
     let mut fsync = Family::histogram(
         "disk_fsync_duration_seconds",

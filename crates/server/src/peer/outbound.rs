@@ -5,9 +5,8 @@
 //!
 //! Fast path: when nothing is queued or half-written for a peer, `send`
 //! writes the frame to the socket itself (a non-blocking `try_write` from the
-//! caller's thread, usually the driver thread), so a lone Append or ack
-//! leaves without waking the task: one thread hand-off less per hop on the
-//! write path. Whatever it cannot write at once (a full socket buffer) is
+//! caller, usually the driver), so a lone Append or ack leaves without waking
+//! the task: one hand-off less per hop on the write path. Whatever it cannot write at once (a full socket buffer) is
 //! left for the task, which writes it before anything else.
 //!
 //! Invariants: bytes reach the socket in send order: the fast path is taken

@@ -294,7 +294,7 @@ fn incr_by(k: &Bytes, by: i64) -> Result<Op, CommandError> {
 /// The plain `GET` and `SET` (nearly every request) take their arguments out
 /// of `args` instead of cloning them: a clone of a freshly decoded argument
 /// allocates (`Bytes` turns it into a shared buffer), and the allocation is
-/// then freed by the driver thread.
+/// then freed by the driver.
 pub fn parse(name: &str, args: &mut [Bytes]) -> Option<Result<Op, CommandError>> {
     match (name, &mut *args) {
         ("GET", [k]) => return Some(take(k, key_ok).map(|key| Op::Get { key })),

@@ -184,7 +184,7 @@ pub async fn start_sharded_with(
         client_addr,
         peer_addr,
         driver: Driver::Sharded(driver),
-        driver_thread: Some(driver_thread),
+        driver_join: Some(crate::node::DriverJoin::Thread(driver_thread)),
         tasks,
         shutdown,
         fatal,
