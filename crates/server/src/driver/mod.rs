@@ -15,8 +15,8 @@
 //! no futex wake of another thread in between. The price: what blocks inside
 //! a drive blocks the worker it runs on — a follower's fsync (about 0.5-2 ms
 //! here), the rare inline sync that rolls a segment, a snapshot. The node's
-//! runtime is multi-thread, so its other workers run the connections and
-//! links meanwhile (with one worker, they wait as the driver did). The
+//! runtime is multi-thread with at least two workers (`raftkv`'s `runtime`),
+//! so another worker runs the connections and links meanwhile. The
 //! disk-full wait's blocking steps (draining the removal thread, reopening
 //! the store) go through `tokio::task::block_in_place`.
 //!

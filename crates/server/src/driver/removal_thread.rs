@@ -15,7 +15,7 @@
 //!
 //! Safety rule (no segment vanishes under a recovery): a driver that reopens a data
 //! directory whose store handed jobs here first waits for them ([`RemovalThread::drain`]),
-//! and so does a driver's thread before it exits.
+//! and so does a driver before it exits.
 //!
 //! Its own thread, not the WAL sync thread's: a leader's next fsync must not queue
 //! behind an unlink.
