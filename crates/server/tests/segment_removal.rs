@@ -2,89 +2,183 @@
 //! (`raft-remove`), never on the thread that runs Raft — in a single-group node and in
 //! a sharded process alike (one removal thread serves both drivers) — and a node
 //! restarted on the same data directory afterwards recovers every write. A failed
-//! removal stops a sharded process, naming the group. One real process on 127.0.0.1
-//! with small segments and a small snapshot threshold, over a file system that notes
-//! which thread touched which segment file; bounded waits that poll.
+//! removal stops a sharded process, naming the group. No segment vanishes under a
+//! recovery: a sharded process finishes its queued removals before it stops, and a
+//! group parked on a full disk is reopened only after the removals it handed over ran.
+//! One real process on 127.0.0.1 with small segments and a small snapshot threshold,
+//! over a file system that notes which thread touched which segment file (and listed
+//! which directory) and can hold removals back; bounded waits that poll.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use server::client::Client;
 use server::resp::Frame;
 use server::shard::ShardedConfig;
 use server::{NodeConfig, RunningNode};
+use storage::fault::FaultyFs;
 use storage::fs::{FileSystem, ReadOnlyFile, StdFs, WritableFile};
 use tokio::net::TcpListener;
 
-/// A rename, cut or unlink of a segment file (`*.wal`, `*.wal.tmp`).
+/// A rename, cut or unlink of a segment file (`*.wal`, `*.wal.tmp`), or a listing of
+/// a directory ([`LIST`]).
 #[derive(Clone, Debug)]
 struct SegmentOp {
     thread: String,
     op: &'static str,
     path: PathBuf,
+    /// Renames for removal waiting at the gate when it was made.
+    held: usize,
 }
 
-/// [`StdFs`], noting every operation on a segment file with the thread that made it;
-/// while `fail_removal` is set, renaming a segment for removal fails (EIO); each
-/// such rename first waits `removal_delay_ms` (a slow disk).
-#[derive(Clone, Debug, Default)]
+/// The `op` of a directory listing (`path`: the directory); recovery lists a store's
+/// directory before it reads a segment.
+const LIST: &str = "list";
+
+/// Holds every rename of a segment for removal while closed (a removal thread stuck
+/// on a slow disk), noting which segments it held and how many renames wait now.
+#[derive(Debug, Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    opened: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    closed: bool,
+    held: Vec<PathBuf>,
+    waiting: usize,
+}
+
+impl Gate {
+    fn close(&self) {
+        self.state.lock().unwrap().closed = true;
+    }
+
+    fn open(&self) {
+        self.state.lock().unwrap().closed = false;
+        self.opened.notify_all();
+    }
+
+    /// Waits while the gate is closed.
+    fn pass(&self, segment: &Path) {
+        let mut state = self.state.lock().unwrap();
+        if !state.closed {
+            return;
+        }
+        state.held.push(segment.to_path_buf());
+        state.waiting += 1;
+        while state.closed {
+            state = self.opened.wait(state).unwrap();
+        }
+        state.waiting -= 1;
+    }
+
+    fn waiting(&self) -> usize {
+        self.state.lock().unwrap().waiting
+    }
+
+    /// Whether it has held a segment of `dir`.
+    fn held_in(&self, dir: &Path) -> bool {
+        let state = self.state.lock().unwrap();
+        state.held.iter().any(|p| p.parent() == Some(dir))
+    }
+}
+
+/// `inner` (by default [`StdFs`]), noting every operation on a segment file and every
+/// directory listing with the thread that made it; while `fail_removal` is set,
+/// renaming a segment for removal fails (EIO); each such rename first passes `gate`,
+/// then waits `removal_delay_ms` (a slow disk).
+#[derive(Clone, Debug)]
 struct ThreadFs {
+    inner: Arc<dyn FileSystem>,
     ops: Arc<Mutex<Vec<SegmentOp>>>,
     fail_removal: Arc<AtomicBool>,
     removal_delay_ms: Arc<AtomicU64>,
+    gate: Arc<Gate>,
+}
+
+impl Default for ThreadFs {
+    fn default() -> Self {
+        ThreadFs::over(Arc::new(StdFs))
+    }
 }
 
 impl ThreadFs {
-    fn note(&self, op: &'static str, path: &Path) {
-        let name = path.file_name().unwrap().to_string_lossy();
-        if name.ends_with(".wal") || name.ends_with(".wal.tmp") {
-            let thread = std::thread::current().name().unwrap_or("?").to_string();
-            let path = path.to_path_buf();
-            self.ops
-                .lock()
-                .unwrap()
-                .push(SegmentOp { thread, op, path });
+    fn over(inner: Arc<dyn FileSystem>) -> ThreadFs {
+        ThreadFs {
+            inner,
+            ops: Arc::default(),
+            fail_removal: Arc::default(),
+            removal_delay_ms: Arc::default(),
+            gate: Arc::default(),
         }
     }
 
+    fn note(&self, op: &'static str, path: &Path) {
+        let name = path.file_name().unwrap().to_string_lossy();
+        if op == LIST || name.ends_with(".wal") || name.ends_with(".wal.tmp") {
+            let thread = std::thread::current().name().unwrap_or("?").to_string();
+            let path = path.to_path_buf();
+            let held = self.gate.waiting();
+            self.ops.lock().unwrap().push(SegmentOp {
+                thread,
+                op,
+                path,
+                held,
+            });
+        }
+    }
+
+    /// The segment operations so far, in order.
     fn ops(&self) -> Vec<SegmentOp> {
+        let ops = self.ops.lock().unwrap();
+        ops.iter().filter(|o| o.op != LIST).cloned().collect()
+    }
+
+    /// The segment operations and directory listings so far, in order.
+    fn events(&self) -> Vec<SegmentOp> {
         self.ops.lock().unwrap().clone()
     }
 }
 
 impl FileSystem for ThreadFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(dir)
+        self.inner.create_dir_all(dir)
     }
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        StdFs.list_dir(dir)
+        self.note(LIST, dir);
+        self.inner.list_dir(dir)
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        StdFs.read(path)
+        self.inner.read(path)
     }
     fn map_read(&self, path: &Path) -> io::Result<ReadOnlyFile> {
-        StdFs.map_read(path)
+        self.inner.map_read(path)
     }
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        StdFs.read_at(path, offset, len)
+        self.inner.read_at(path, offset, len)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        StdFs.create(path)
+        self.inner.create(path)
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        StdFs.open_append(path)
+        self.inner.open_append(path)
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         self.note("truncate", path);
-        StdFs.truncate(path, len)
+        self.inner.truncate(path, len)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.note("rename", from);
         let segment = from.extension().is_some_and(|e| e == "wal");
+        if segment {
+            self.gate.pass(from);
+        }
+        self.note("rename", from);
         if segment && self.fail_removal.load(Ordering::SeqCst) {
             return Err(io::Error::other("injected EIO"));
         }
@@ -92,17 +186,17 @@ impl FileSystem for ThreadFs {
             let delay = self.removal_delay_ms.load(Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(delay));
         }
-        StdFs.rename(from, to)
+        self.inner.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.note("remove", path);
-        StdFs.remove_file(path)
+        self.inner.remove_file(path)
     }
     fn file_len(&self, path: &Path) -> io::Result<u64> {
-        StdFs.file_len(path)
+        self.inner.file_len(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        StdFs.sync_dir(dir)
+        self.inner.sync_dir(dir)
     }
 }
 
@@ -345,5 +439,94 @@ async fn a_sharded_process_finishes_its_queued_removals_before_it_stops() {
     // The restarted store detaches and removes the segments its own snapshots cover.
     write_range(&node, 100..200).await;
     check_removed_on_the_removal_thread(&fs, &group).await;
+    node.stop().await;
+}
+
+/// Safety rule (no segment vanishes under a recovery), at a reopen: a data group
+/// parked on a full disk while removals it handed over are still queued is rebuilt
+/// from its directory only after they ran. The removals are held back (`Gate`) until
+/// a reopen has been due for a while; the record then shows that none was still held
+/// when the reopen listed the group's directory and every removal in it ran before
+/// that listing, and the reopened group serves every acknowledged write. Nothing is
+/// written after the park, so the reopened store detaches no segment of its own: a
+/// removal after that listing can only be one the old store handed over. (Without
+/// the drain, the reopen lists segments a queued job then deletes, and the new
+/// store's own removal of them fails: the process stops.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_group_is_reopened_only_after_its_queued_removals_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = dir.path().join("group-1");
+    let (disk_fs, disk) = FaultyFs::new(true);
+    let fs = ThreadFs::over(Arc::new(disk_fs));
+    let mut node = sharded(dir.path(), &fs).await;
+    fs.gate.close();
+    write_all(&node).await;
+    eventually(10, "a removal of group 1's segments queued", async || {
+        fs.gate.held_in(&group)
+    })
+    .await;
+
+    disk.set_full(true);
+    let mut c = Client::connect(&node.client_addr.to_string())
+        .await
+        .unwrap();
+    // The write that finds the disk full parks the group (it may end unknown).
+    eventually(10, "group 1 parked on the full disk", async || {
+        match c.call(&["SET", "full", "x"]).await.unwrap() {
+            Frame::Error(e) => e.starts_with("MISCONF "),
+            _ => false,
+        }
+    })
+    .await;
+    let parked_at = fs.events().len();
+    disk.set_full(false);
+    let reopen_listing = |events: &[SegmentOp]| {
+        events[parked_at..]
+            .iter()
+            .position(|o| o.op == LIST && o.path == group && o.thread == "shard-driver")
+            .map(|i| i + parked_at)
+    };
+    // A reopen is due a second after the park (`replica::space::DISK_FULL_RETRY_MS`);
+    // give one the time to list the directory while the removals are held (it must
+    // not: the driver waits for them). This wait bounds only how surely a missing
+    // drain is caught, never whether the test passes.
+    let held_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < held_until && reopen_listing(&fs.events()).is_none() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fs.gate.open();
+    eventually(10, "group 1 reopened from its directory", async || {
+        reopen_listing(&fs.events()).is_some()
+    })
+    .await;
+    let events = fs.events();
+    let reopen = reopen_listing(&events).unwrap();
+    assert_eq!(
+        events[reopen].held, 0,
+        "group 1's reopen listed its directory while its removals were held back: {:#?}",
+        events[reopen]
+    );
+    read_all(&node).await;
+
+    let events = fs.events();
+    let removal = |o: &SegmentOp| o.thread == "raft-remove" && o.path.parent() == Some(&*group);
+    let after_park = events[parked_at..reopen]
+        .iter()
+        .filter(|o| removal(o))
+        .count();
+    let late: Vec<&SegmentOp> = events[reopen..].iter().filter(|o| removal(o)).collect();
+    assert!(
+        late.is_empty(),
+        "segment removals of group 1 after its reopen listed the directory (event {reopen}): {late:#?}"
+    );
+    assert!(
+        after_park > 0,
+        "no removal of group 1 was queued at the park"
+    );
+    let names = StdFs.list_dir(&group).unwrap();
+    assert!(!names.iter().any(|n| n.ends_with(".wal.tmp")), "{names:?}");
+    eprintln!(
+        "group 1: parked at event {parked_at}, {after_park} segment operations of its queued removals after the park, reopen listed its directory at event {reopen}"
+    );
     node.stop().await;
 }
