@@ -84,9 +84,10 @@ fn restore_sigpipe() {
 }
 
 /// One worker per core, and never fewer than two: a server's Raft driver is a
-/// task on this runtime, and what blocks inside a drive (a follower's fsync, a
-/// snapshot) blocks its worker, so another must be left to run the node's
-/// connections and peer links meanwhile (`server::driver`).
+/// task on this runtime, and what blocks inside a drive (a follower's fsync,
+/// every log sync of a sharded process's groups, a snapshot) blocks its worker,
+/// so another must be left to run the node's connections and peer links
+/// meanwhile (`server::driver`, `server::shard::driver`).
 pub fn runtime() -> tokio::runtime::Runtime {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()

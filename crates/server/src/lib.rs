@@ -6,7 +6,7 @@
 //!
 //! Two modes behind one RESP port ([`service::Service`]): a single Raft
 //! group (below), or a process of a sharded deployment ([`shard`]), whose
-//! driver thread hosts a `host::ShardNode` (its controller and data-group
+//! driver task hosts a `host::ShardNode` (its controller and data-group
 //! replicas and their migration agents, again the simulator's code) and
 //! whose client path routes each key to the group that owns it.
 //!
@@ -19,7 +19,7 @@
 //! Files, one job each: `config` (settings, `--cluster` parsing), `identity` (the
 //! data directory's node id and cluster id), `admin`
 //! (membership changes and leadership transfer: `RAFT MEMBER`, `RAFT TRANSFER`), `node`
-//! (start/stop), `driver` (the replica's thread: ticks, group commit),
+//! (start/stop), `driver` (the replica's task: ticks, group commit),
 //! `peer::{wire, outbound, inbound}` (the transport), `forward` (requests
 //! handed to the leader), `sessions` (the node's kv sessions), `requests`
 //! (the client path: retries, CLUSTERDOWN vs TIMEOUT), `resp::{frame,

@@ -50,18 +50,10 @@ pub enum NodeError {
     Fatal(String),
 }
 
-/// The driver a node runs: one replica (a task), or a sharded process's groups
-/// (a thread).
+/// The driver task a node runs: one replica, or a sharded process's groups.
 pub(crate) enum Driver {
     Single(DriverHandle),
     Sharded(crate::shard::driver::DriverHandle),
-}
-
-/// What ends when the driver has stopped: the single-group driver's task, or
-/// the sharded driver's thread.
-pub(crate) enum DriverJoin {
-    Task(JoinHandle<()>),
-    Thread(std::thread::JoinHandle<()>),
 }
 
 /// A started node.
@@ -69,7 +61,8 @@ pub struct RunningNode {
     pub client_addr: SocketAddr,
     pub peer_addr: SocketAddr,
     pub(crate) driver: Driver,
-    pub(crate) driver_join: Option<DriverJoin>,
+    /// Ends when the driver has stopped.
+    pub(crate) driver_task: Option<JoinHandle<()>>,
     pub(crate) tasks: Vec<JoinHandle<()>>,
     pub(crate) shutdown: broadcast::Sender<()>,
     pub(crate) fatal: oneshot::Receiver<String>,
@@ -216,7 +209,7 @@ pub async fn start_with(
         client_addr,
         peer_addr,
         driver: Driver::Single(driver),
-        driver_join: Some(DriverJoin::Task(driver_task)),
+        driver_task: Some(driver_task),
         tasks,
         shutdown,
         fatal,
@@ -345,14 +338,10 @@ impl RunningNode {
         self.tasks.iter().for_each(JoinHandle::abort);
         match &self.driver {
             Driver::Single(d) => d.shutdown().await,
-            Driver::Sharded(d) => d.shutdown(),
+            Driver::Sharded(d) => d.shutdown().await,
         }
-        match self.driver_join.take() {
-            Some(DriverJoin::Task(t)) => drop(t.await),
-            Some(DriverJoin::Thread(t)) => {
-                drop(tokio::task::spawn_blocking(move || t.join()).await)
-            }
-            None => {}
+        if let Some(t) = self.driver_task.take() {
+            drop(t.await);
         }
         tracing::info!("node stopped");
     }

@@ -480,10 +480,13 @@ async fn a_parked_group_is_reopened_only_after_its_queued_removals_ran() {
     .await;
     let parked_at = fs.events().len();
     disk.set_full(false);
+    // The reopen's recovery lists the group's directory on the driver's worker (a
+    // tokio worker, inside `block_in_place`); after the park nothing else lists it
+    // but the removal thread, whose listings are not the reopen's.
     let reopen_listing = |events: &[SegmentOp]| {
         events[parked_at..]
             .iter()
-            .position(|o| o.op == LIST && o.path == group && o.thread == "shard-driver")
+            .position(|o| o.op == LIST && o.path == group && o.thread != "raft-remove")
             .map(|i| i + parked_at)
     };
     // A reopen is due a second after the park (`replica::space::DISK_FULL_RETRY_MS`);

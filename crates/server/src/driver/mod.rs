@@ -18,7 +18,9 @@
 //! runtime is multi-thread with at least two workers (`raftkv`'s `runtime`),
 //! so another worker runs the connections and links meanwhile. The
 //! disk-full wait's blocking steps (draining the removal thread, reopening
-//! the store) go through `tokio::task::block_in_place`.
+//! the store) go through `task::blocking` (`tokio::task::block_in_place`).
+//! The sharded host's driver (`crate::shard::driver`) is a task the same way
+//! and shares `task`'s input loop and blocking helper.
 //!
 //! The leader's own fsync runs on a second thread, the sync thread
 //! (`replica::Config::leader_sync_by_host`, dissertation §10.2.1): after a
@@ -63,10 +65,10 @@ mod handle;
 mod quiet_reads;
 pub(crate) mod removal_thread;
 mod sync_thread;
+pub(crate) mod task;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,7 +80,7 @@ use replica::{Rejected, ReplicaError, SpaceWait, Status};
 pub type KvReplica = replica::Replica<DiskStorage, kv::StateMachine>;
 type Outcome = replica::Outcome<kv::StateMachine>;
 use storage::DiskStorage;
-use tokio::sync::mpsc::{self, error::TryRecvError};
+use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
 use crate::admin::{AdminOp, AdminReply, AdminWaits};
@@ -89,6 +91,7 @@ pub use handle::DriverHandle;
 use quiet_reads::QuietReads;
 use removal_thread::RemovalThread;
 use sync_thread::SyncThread;
+use task::{blocking, next_inputs};
 
 /// Inputs queued for the driver before senders see `Busy`.
 pub const QUEUE_INPUTS: usize = 65_536;
@@ -103,27 +106,6 @@ pub(crate) const SNAPSHOT_RELEASE_INTERVAL: Duration = Duration::from_millis(100
 /// Inputs handled between two drives, so a flood cannot starve ticks.
 pub const MAX_INPUTS_PER_DRIVE: usize = 8192;
 
-/// The sharded host's next batch of inputs (`crate::shard::driver`, a
-/// thread; this module's task takes its own the same way, async): waits up to `wait` for the first, then takes what
-/// else has arrived, at most [`MAX_INPUTS_PER_DRIVE`] in all. Empty when
-/// `wait` passed with nothing; `None` once every sender is gone (the driver
-/// stops).
-pub(crate) fn take_inputs<I>(
-    rx: &Receiver<I>,
-    wait: Duration,
-) -> Option<impl Iterator<Item = I> + '_> {
-    let first = match rx.recv_timeout(wait) {
-        Ok(input) => Some(input),
-        Err(RecvTimeoutError::Timeout) => None,
-        Err(RecvTimeoutError::Disconnected) => return None,
-    };
-    Some(
-        first
-            .into_iter()
-            .chain(std::iter::from_fn(move || rx.try_recv().ok()))
-            .take(MAX_INPUTS_PER_DRIVE),
-    )
-}
 /// Rebuilds the replica from the data directory (open the store, boot a fresh
 /// state machine from it): how a driver resumes after a full disk. The old
 /// replica, and with it the directory's lock, is dropped before it is called.
@@ -246,7 +228,7 @@ pub fn start(
         let result = driver.run(rx, cfg).await;
         // Drains the removal thread and ends the reads left beside the channel
         // (`Driver`'s `Drop`) before the failure is reported.
-        drop(driver);
+        blocking(move || drop(driver));
         if let Err(e) = result {
             tracing::error!("node stopped: {e}");
             let _ = fatal.send(e.to_string());
@@ -307,26 +289,10 @@ impl Driver {
         // before waiting.
         let mut unstarted = false;
         loop {
-            let first = if unstarted {
-                match rx.try_recv() {
-                    Ok(input) => Some(input),
-                    Err(TryRecvError::Empty) => None,
-                    Err(TryRecvError::Disconnected) => return Ok(()),
-                }
-            } else {
-                // `recv` first: it spends the task's cooperative budget, so a
-                // flood of inputs still lets this worker's other tasks run.
-                tokio::select! {
-                    biased;
-                    input = rx.recv() => match input {
-                        Some(input) => Some(input),
-                        None => return Ok(()),
-                    },
-                    () = &mut tick_due => None,
-                }
+            let Some(inputs) = next_inputs(&mut rx, tick_due.as_mut(), !unstarted).await else {
+                return Ok(());
             };
-            let rest = std::iter::from_fn(|| rx.try_recv().ok());
-            for input in first.into_iter().chain(rest).take(MAX_INPUTS_PER_DRIVE) {
+            for input in inputs {
                 if !self.handle(input) {
                     if let Some(e) = self.sync_failed.take() {
                         return Err(ReplicaError::Storage(e));
@@ -639,18 +605,6 @@ impl Drop for Driver {
     fn drop(&mut self) {
         self.removals.drain();
         drop(self.quiet.publish(false));
-    }
-}
-
-/// Runs `f`, which blocks (disk I/O, or waiting on the removal thread), from
-/// the driver task: on a multi-thread runtime through
-/// `tokio::task::block_in_place`, so the worker's other tasks move to another
-/// thread meanwhile; on a current-thread runtime (some tests) inline.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 

@@ -229,7 +229,7 @@ struct SpawnContext {
     forwards: Arc<ForwardTable>,
     timeouts: LinkTimeouts,
     auth: Arc<PeerAuth>,
-    /// Links are spawned on this runtime, also from the driver's OS thread.
+    /// Links are spawned on the runtime `Peers::start` ran on, whoever asks.
     runtime: tokio::runtime::Handle,
 }
 

@@ -1,21 +1,37 @@
-//! The sharded driver: one OS thread that owns the process's
-//! `host::ShardNode<DiskStorage>` (its controller and data-group replicas
-//! and their migration agents) and is the only code that touches it. It
-//! hosts ShardNode's own logic, never a copy: this file only carries
-//! ShardNode's inputs and outputs to and from the peer transport and the
-//! client path, as the simulator's `sim::shard::process` does in virtual
+//! The sharded driver: one task on the process's tokio runtime that owns
+//! the process's `host::ShardNode<DiskStorage>` (its controller and
+//! data-group replicas and their migration agents) and is the only code that
+//! touches it. It hosts ShardNode's own logic, never a copy: this file only
+//! carries ShardNode's inputs and outputs to and from the peer transport and
+//! the client path, as the simulator's `sim::shard::process` does in virtual
 //! time.
 //!
-//! Loop: wait for input until the next tick is due; take what has arrived
+//! Loop (`crate::driver::task::next_inputs`, the single-group driver's
+//! too): wait for input until the next tick is due; take what has arrived
 //! (up to [`crate::driver::MAX_INPUTS_PER_DRIVE`]); tick if due (sending what the agents
 //! ask for, and polling the controller for the router); drive once (Raft
 //! messages go out tagged with their group; completions answer waiters);
 //! publish each group's status and the routing configuration.
 //!
+//! A task, not a thread, for the single-group driver's reason (its module
+//! docs): a request or a peer's message reaches the driver as a task wake-up
+//! on the same runtime, and its answers wake the waiting tasks the same way,
+//! with no futex wake of another thread in between. What blocks inside a
+//! drive blocks the worker it runs on: every hosted group syncs its log
+//! inline (leaders too: the host has no sync thread; about 0.5-2 ms an fsync
+//! here), takes its snapshots inline, and encodes and applies migrating
+//! shards inline. The process's runtime has at least two workers (`raftkv`'s
+//! `runtime`), so another runs the connections and peer links meanwhile, as
+//! they ran beside the driver thread before. The steps that can block far
+//! longer — draining the removal thread and reopening a group parked by a
+//! full disk (its store's recovery) — go through
+//! `crate::driver::task::blocking` (`tokio::task::block_in_place`).
+//!
 //! Invariants: every accepted request's `oneshot` is answered exactly once,
-//! or dropped when the driver stops or its group is parked (the waiter treats
-//! that as unknown); the published routing configuration's number never
-//! decreases; a `HostError` stops the driver and is reported through `fatal`.
+//! or dropped when the driver stops, the runtime drops its task, or its
+//! group is parked (the waiter treats that as unknown); the published
+//! routing configuration's number never decreases; a `HostError` stops the
+//! driver and is reported through `fatal`.
 //!
 //! Disk full: the host parks a group whose log write found no space instead
 //! of failing the drive (`host::Host` docs; the policy is `replica::space`,
@@ -36,7 +52,6 @@
 //! process, as after any failed storage I/O.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,9 +67,11 @@ use shardkv::message::{
 use shardkv::{GroupReply, GroupRequest, ShardStatus};
 use shardmeta::{Config, GroupId, NodeId, CONTROLLER_GROUP, NO_GROUP};
 use storage::DiskStorage;
+use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::oneshot;
 
 use super::removals::GroupRemovals;
+use crate::driver::task::{blocking, next_inputs};
 use crate::driver::unix_ms;
 use crate::peer::{GroupAnswer, Outgoing, Peers, ShardFrame};
 
@@ -131,10 +148,10 @@ pub struct View {
     pub polls_answered: u64,
 }
 
-/// Cloneable access to the driver thread.
+/// Cloneable access to the driver task.
 #[derive(Clone)]
 pub struct DriverHandle {
-    tx: SyncSender<Input>,
+    tx: mpsc::Sender<Input>,
     view: Arc<Mutex<View>>,
     telemetry: Arc<crate::metrics::Telemetry>,
 }
@@ -175,7 +192,7 @@ impl DriverHandle {
         match self.tx.try_send(input) {
             Ok(()) => rx.await.unwrap_or(GroupAnswer::Unknown),
             Err(TrySendError::Full(_)) => GroupAnswer::Busy,
-            Err(TrySendError::Disconnected(_)) => GroupAnswer::NotSent,
+            Err(TrySendError::Closed(_)) => GroupAnswer::NotSent,
         }
     }
 
@@ -249,8 +266,10 @@ impl DriverHandle {
         }
     }
 
-    pub fn shutdown(&self) {
-        let _ = self.tx.send(Input::Shutdown);
+    /// Asks the driver to stop after the inputs queued before this one (waits
+    /// for room in the queue, not for the driver to stop).
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Input::Shutdown).await;
     }
 }
 
@@ -266,16 +285,17 @@ pub struct DriverConfig {
     pub telemetry: Arc<crate::metrics::Telemetry>,
 }
 
-/// Starts the driver thread over `node`; `reopen` resumes groups parked
-/// by a full disk.
+/// Starts the driver over `node` as a task on the current tokio runtime;
+/// `reopen` resumes groups parked by a full disk. The returned join handle
+/// ends after `shutdown`.
 pub fn start(
     node: Node,
     cfg: DriverConfig,
     peers: Peers,
     fatal: oneshot::Sender<String>,
     reopen: Reopen,
-) -> (DriverHandle, std::thread::JoinHandle<()>) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_INPUTS);
+) -> (DriverHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(QUEUE_INPUTS);
     let telemetry = cfg.telemetry.clone();
     let view = Arc::new(Mutex::new(View {
         groups: BTreeMap::new(),
@@ -302,19 +322,16 @@ pub fn start(
         cfg,
     };
     driver.publish();
-    let join = std::thread::Builder::new()
-        .name("shard-driver".into())
-        .spawn(move || {
-            let result = driver.run(rx);
-            // A store reopened on one of these directories (a restart in this
-            // process) must not see segments vanish under its recovery.
-            driver.removals.drain();
-            if let Err(e) = result {
-                tracing::error!("node stopped: {e}");
-                let _ = fatal.send(e.to_string());
-            }
-        })
-        .expect("spawn driver thread");
+    let join = tokio::spawn(async move {
+        let result = driver.run(rx).await;
+        // Drains the removal thread (`Driver`'s `Drop`) before the failure is
+        // reported.
+        blocking(move || drop(driver));
+        if let Err(e) = result {
+            tracing::error!("node stopped: {e}");
+            let _ = fatal.send(e.to_string());
+        }
+    });
     (
         DriverHandle {
             tx,
@@ -354,12 +371,13 @@ struct Driver {
 }
 
 impl Driver {
-    fn run(&mut self, rx: Receiver<Input>) -> Result<(), host::HostError> {
+    async fn run(&mut self, mut rx: mpsc::Receiver<Input>) -> Result<(), host::HostError> {
         let mut next_tick = Instant::now() + self.cfg.tick;
+        let tick_due = tokio::time::sleep_until(next_tick.into());
+        tokio::pin!(tick_due);
         let mut next_release = Instant::now();
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            let Some(inputs) = crate::driver::take_inputs(&rx, wait) else {
+            let Some(inputs) = next_inputs(&mut rx, tick_due.as_mut(), true).await else {
                 return Ok(());
             };
             for input in inputs {
@@ -371,6 +389,7 @@ impl Driver {
             if now >= next_tick {
                 self.tick();
                 next_tick = (next_tick + self.cfg.tick).max(now);
+                tick_due.as_mut().reset(next_tick.into());
             }
             if now >= next_release {
                 self.release_snapshot_pages();
@@ -607,8 +626,8 @@ impl Driver {
         for g in self.node.host().parked_due(now) {
             // Safety rule (no segment vanishes under a recovery): the old
             // store's removals run before the directory is listed again.
-            self.removals.before_reopen(g);
-            match (self.reopen)(&mut self.node, g) {
+            blocking(|| self.removals.before_reopen(g));
+            match blocking(|| (self.reopen)(&mut self.node, g)) {
                 Ok(()) => {
                     tracing::warn!(
                         group = g,
@@ -823,6 +842,15 @@ impl Driver {
     fn token(&mut self) -> Token {
         self.next_token += 1;
         self.next_token
+    }
+}
+
+impl Drop for Driver {
+    /// At stop, or when the runtime drops the task: a store reopened on one of
+    /// these directories (a restart in this process) must not see segments
+    /// vanish under its recovery.
+    fn drop(&mut self) {
+        self.removals.drain();
     }
 }
 

@@ -5,7 +5,7 @@
 //! Files, one job each: `config` (the flags: `--peers`, `--controllers`,
 //! `--group`, `--join-group`, `--shards`, and the groups found in the data
 //! dir), `node` (start: one data dir, one subdirectory
-//! and one `storage::DiskStorage` per hosted group), `driver` (the thread
+//! and one `storage::DiskStorage` per hosted group), `driver` (the task
 //! that owns the ShardNode), `removals` (its hand-over of the groups'
 //! covered WAL segments to the removal thread), `forward` (requests handed to another process,
 //! and the dispatch of inbound sharded frames), `router` (the client path:

@@ -2,7 +2,7 @@
 //! `storage::DiskStorage` per hosted group (the controller in
 //! `DATA_DIR/controller`, data group `g` in `DATA_DIR/group-g`: separate
 //! logs, so each group compacts and recovers on its own), boot the
-//! `host::ShardNode`, start its driver thread, the peer links to every
+//! `host::ShardNode`, start its driver task, the peer links to every
 //! process in `--peers`, the peer acceptor and the RESP listener.
 //!
 //! Restarted with the same data dir, every hosted replica resumes from its
@@ -111,7 +111,7 @@ pub async fn start_sharded_with(
         telemetry: telemetry.clone(),
     };
     let reopen = reopen(&cfg, telemetry.clone());
-    let (driver, driver_thread) = driver::start(node, dcfg, peers.clone(), fatal_tx, reopen);
+    let (driver, driver_task) = driver::start(node, dcfg, peers.clone(), fatal_tx, reopen);
 
     let forwards = Arc::new(Forwards::default());
     let sink = Sink {
@@ -184,7 +184,7 @@ pub async fn start_sharded_with(
         client_addr,
         peer_addr,
         driver: Driver::Sharded(driver),
-        driver_join: Some(crate::node::DriverJoin::Thread(driver_thread)),
+        driver_task: Some(driver_task),
         tasks,
         shutdown,
         fatal,
