@@ -7,9 +7,11 @@
 //! time.
 //!
 //! Loop (`crate::driver::task::next_inputs`, the single-group driver's
-//! too): wait for input until the next tick is due; take what has arrived
-//! (up to [`crate::driver::MAX_INPUTS_PER_DRIVE`]); tick if due (sending what the agents
-//! ask for, and polling the controller for the router); drive once (Raft
+//! too): wait for input until the next tick is due (if one was already
+//! waiting, yield once first, so the tasks woken with it send theirs too);
+//! take what has arrived (up to [`crate::driver::MAX_INPUTS_PER_DRIVE`]);
+//! tick if due (sending what the agents ask for, and polling the controller
+//! for the router); drive once (Raft
 //! messages go out tagged with their group; completions answer waiters);
 //! publish each group's status and the routing configuration.
 //!
