@@ -11,9 +11,9 @@
 //! waiting, yield once first, so the tasks woken with it send theirs too);
 //! take what has arrived (up to [`crate::driver::MAX_INPUTS_PER_DRIVE`]);
 //! tick if due (sending what the agents ask for, and polling the controller
-//! for the router); drive once (Raft
-//! messages go out tagged with their group; completions answer waiters);
-//! publish each group's status and the routing configuration.
+//! for the router); drive once (Raft messages go out tagged with their
+//! group; completions answer waiters); publish each group's status and the
+//! routing configuration.
 //!
 //! A task, not a thread, for the single-group driver's reason (its module
 //! docs): a request or a peer's message reaches the driver as a task wake-up
