@@ -477,6 +477,12 @@ impl<S: Storage, M: rsm::StateMachine> Replica<S, M> {
         self.reads.round_in_flight()
     }
 
+    /// Proposals accepted and not yet answered (committed and applied, or
+    /// ended by a lost leadership): the writes this replica has in flight.
+    pub fn proposals_in_flight(&self) -> usize {
+        self.proposals.len()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.node.raft().role() == Role::Leader
     }

@@ -3,13 +3,14 @@
 //! replica's own Ready handling (`Replica::drive`), never a copy of it.
 //!
 //! Loop (`task::next_inputs`): wait for input until the next tick is due
-//! (if one was already waiting, yield once first, so the tasks woken with it
-//! send theirs too); take everything else that has arrived (peer messages,
-//! proposals, reads: up to [`MAX_INPUTS_PER_DRIVE`]); tick if due; `drive`
-//! once. On a follower, one `drive` persists all of it with one fsync (group
-//! commit) before its replies leave; a leader's `drive` writes its log
-//! without the fsync (below), sends its appends, and answers what has
-//! committed (`Replica::drive_with`).
+//! (if one was already waiting, or several writes await commit, yield once
+//! first, so the tasks woken with it send theirs too); take everything else
+//! that has arrived (peer messages, proposals, reads: up to
+//! [`MAX_INPUTS_PER_DRIVE`]); tick if due; `drive` once. On a follower, one
+//! `drive` persists all of it with one fsync (group commit) before its
+//! replies leave; a leader's `drive` writes its log without the fsync
+//! (below), sends its appends, and answers what has committed
+//! (`Replica::drive_with`).
 //!
 //! A task, not a thread: a connection's request or a peer's message then
 //! reaches the driver as a task wake-up on the same runtime (often the same
@@ -291,7 +292,12 @@ impl Driver {
         // before waiting.
         let mut unstarted = false;
         loop {
-            let Some(inputs) = next_inputs(&mut rx, tick_due.as_mut(), !unstarted).await else {
+            let writes = self
+                .replica
+                .as_ref()
+                .is_some_and(|r| r.proposals_in_flight() > 1);
+            let Some(inputs) = next_inputs(&mut rx, tick_due.as_mut(), !unstarted, writes).await
+            else {
                 return Ok(());
             };
             for input in inputs {

@@ -15,24 +15,35 @@ use tokio::time::Sleep;
 
 use super::MAX_INPUTS_PER_DRIVE;
 
-/// A driver's next batch of inputs: the first one queued, after one yield
-/// (below); if none is queued, with `wait`, the first to arrive before
-/// `tick_due` fires (without `wait`, none). Then what else has arrived, at
-/// most [`MAX_INPUTS_PER_DRIVE`] in all. Empty when the tick came first or
-/// nothing was queued; `None` once every sender is gone (the driver stops).
+/// A driver's next batch of inputs: the first one queued; if none is, with
+/// `wait`, the first to arrive before `tick_due` fires (without `wait`, none).
+/// Then what else has arrived, at most [`MAX_INPUTS_PER_DRIVE`] in all. A
+/// busy driver yields once before it takes the rest (below). Empty when the
+/// tick came first or nothing was queued; `None` once every sender is gone
+/// (the driver stops).
+///
+/// `writes_in_flight`: the caller has more than one proposal awaiting its
+/// answer (a single client never has).
 pub(crate) async fn next_inputs<'a, I>(
     rx: &'a mut mpsc::Receiver<I>,
     tick_due: Pin<&mut Sleep>,
     wait: bool,
+    writes_in_flight: bool,
 ) -> Option<impl Iterator<Item = I> + 'a> {
-    // An input already waiting means the node is busy: more are on their way
-    // from tasks woken with it (connections, peer links, most on this worker).
-    // Yield once so they send theirs and one drive carries them all (group
-    // commit), as a driver thread's wake-up latency used to allow; without it,
-    // at 64-256 writers the single group's leader and followers fsynced 25-90%
-    // more often per write. A driver that waited for its input (one client)
-    // does not yield: nothing more is coming, and there a yield cost about
-    // three more context switches per read and a tenth of the reads.
+    // A busy driver yields once, so the tasks woken with its first input
+    // (connections, peer links, most on this worker) send theirs and one drive
+    // carries them all (group commit), as a driver thread's wake-up latency
+    // used to allow. Busy: an input was already waiting as the loop came round,
+    // or one woke it while several writes await commit — then the last drive's
+    // answers have woken many connections, and the first to send woke the
+    // driver, which tokio runs next (the worker's LIFO slot), ahead of the
+    // rest. Without the yield, at 64-256 writers the single group's leader and
+    // followers fsynced 25-90% more often per write (with it only for an input
+    // already waiting, still ~30% more at 64 writers). Reads and one client
+    // are not busy in this sense: there a yield bought no batching (a ReadIndex
+    // round already covers every queued read) and cost about three more
+    // context switches per read, a tenth of one reader's reads and 5-12% of
+    // sixteen readers'.
     let first = match rx.try_recv() {
         Ok(input) => {
             tokio::task::yield_now().await;
@@ -41,13 +52,15 @@ pub(crate) async fn next_inputs<'a, I>(
         Err(TryRecvError::Disconnected) => return None,
         Err(TryRecvError::Empty) if !wait => None,
         Err(TryRecvError::Empty) => {
-            // (A flood of inputs takes the branch above, whose yield lets this
-            // worker's other tasks run.)
-            tokio::select! {
+            let woke = tokio::select! {
                 biased;
                 input = rx.recv() => Some(input?),
                 () = tick_due => None,
+            };
+            if woke.is_some() && writes_in_flight {
+                tokio::task::yield_now().await;
             }
+            woke
         }
     };
     let rest = std::iter::from_fn(move || rx.try_recv().ok());

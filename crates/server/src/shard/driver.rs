@@ -8,12 +8,12 @@
 //!
 //! Loop (`crate::driver::task::next_inputs`, the single-group driver's
 //! too): wait for input until the next tick is due (if one was already
-//! waiting, yield once first, so the tasks woken with it send theirs too);
-//! take what has arrived (up to [`crate::driver::MAX_INPUTS_PER_DRIVE`]);
-//! tick if due (sending what the agents ask for, and polling the controller
-//! for the router); drive once (Raft messages go out tagged with their
-//! group; completions answer waiters); publish each group's status and the
-//! routing configuration.
+//! waiting, or several writes await commit, yield once first, so the tasks
+//! woken with it send theirs too); take what has arrived (up to
+//! [`crate::driver::MAX_INPUTS_PER_DRIVE`]); tick if due (sending what the
+//! agents ask for, and polling the controller for the router); drive once
+//! (Raft messages go out tagged with their group; completions answer
+//! waiters); publish each group's status and the routing configuration.
 //!
 //! A task, not a thread, for the single-group driver's reason (its module
 //! docs): a request or a peer's message reaches the driver as a task wake-up
@@ -379,7 +379,8 @@ impl Driver {
         tokio::pin!(tick_due);
         let mut next_release = Instant::now();
         loop {
-            let Some(inputs) = next_inputs(&mut rx, tick_due.as_mut(), true).await else {
+            let writes = self.writes_in_flight() > 1;
+            let Some(inputs) = next_inputs(&mut rx, tick_due.as_mut(), true, writes).await else {
                 return Ok(());
             };
             for input in inputs {
@@ -399,6 +400,15 @@ impl Driver {
             }
             self.drive()?;
         }
+    }
+
+    /// Proposals the hosted groups have accepted and not yet answered.
+    fn writes_in_flight(&self) -> usize {
+        let host = self.node.host();
+        host.groups()
+            .filter_map(|group| host.replica(group))
+            .map(|r| r.proposals_in_flight())
+            .sum()
     }
 
     /// Takes every hosted group's snapshot file pages out of the resident set (see
