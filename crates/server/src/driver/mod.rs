@@ -94,7 +94,7 @@ pub use handle::DriverHandle;
 use quiet_reads::QuietReads;
 use removal_thread::RemovalThread;
 use sync_thread::SyncThread;
-use task::{blocking, next_inputs};
+use task::{blocking, next_inputs, Ticker};
 
 /// Inputs queued for the driver before senders see `Busy`.
 pub const QUEUE_INPUTS: usize = 65_536;
@@ -284,9 +284,7 @@ impl Driver {
         mut rx: mpsc::Receiver<Input>,
         cfg: DriverConfig,
     ) -> Result<(), ReplicaError> {
-        let mut next_tick = Instant::now() + cfg.tick;
-        let tick_due = tokio::time::sleep_until(next_tick.into());
-        tokio::pin!(tick_due);
+        let mut ticker = Ticker::new(cfg.tick);
         let mut next_release = Instant::now();
         // Reads taken after the last drive (no round was in flight): drive for them
         // before waiting.
@@ -296,8 +294,7 @@ impl Driver {
                 .replica
                 .as_ref()
                 .is_some_and(|r| r.proposals_in_flight() > 1);
-            let Some(inputs) = next_inputs(&mut rx, tick_due.as_mut(), !unstarted, writes).await
-            else {
+            let Some(inputs) = next_inputs(&mut rx, &mut ticker, !unstarted, writes).await else {
                 return Ok(());
             };
             for input in inputs {
@@ -312,10 +309,8 @@ impl Driver {
                 self.handle(Input::Read { op, reply });
             }
             let now = Instant::now();
-            if now >= next_tick {
+            if ticker.due(now) {
                 self.replica().tick(unix_ms());
-                next_tick = (next_tick + cfg.tick).max(now);
-                tick_due.as_mut().reset(next_tick.into());
             }
             if now >= next_release {
                 // Restoring from the snapshot file or streaming it to a follower maps its

@@ -1,22 +1,56 @@
 //! What both Raft drivers share as tasks on the node's tokio runtime (this
 //! module's parent, the single-group driver, and `crate::shard::driver`, the
-//! sharded host's): how a driver waits for and takes its next batch of
-//! inputs ([`next_inputs`]), and how it runs a step that blocks for long
-//! ([`blocking`]).
+//! sharded host's): when a driver ticks ([`Ticker`]), how it waits for and
+//! takes its next batch of inputs ([`next_inputs`]), and how it runs a step
+//! that blocks for long ([`blocking`]).
 //!
 //! Invariant: a batch holds at most [`MAX_INPUTS_PER_DRIVE`] inputs, so a
 //! flood of inputs cannot starve a driver's ticks; and waiting for the first
 //! one ends when the driver's next tick is due.
 
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::time::Sleep;
 
 use super::MAX_INPUTS_PER_DRIVE;
 
+/// A driver's tick clock: when its next tick is due, and the timer that ends
+/// a wait for input then ([`next_inputs`]).
+pub(crate) struct Ticker {
+    period: Duration,
+    next: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Ticker {
+    /// The first tick falls one `period` from now.
+    pub(crate) fn new(period: Duration) -> Self {
+        let next = Instant::now() + period;
+        Ticker {
+            period,
+            next,
+            timer: Box::pin(tokio::time::sleep_until(next.into())),
+        }
+    }
+
+    /// Whether a tick is due at `now`; if so, the next falls a `period` after
+    /// it, or at `now` if that is already past (ticks missed while a drive
+    /// blocked are not made up in a burst).
+    pub(crate) fn due(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next = (self.next + self.period).max(now);
+        self.timer.as_mut().reset(self.next.into());
+        true
+    }
+}
+
 /// A driver's next batch of inputs: the first one queued; if none is, with
-/// `wait`, the first to arrive before `tick_due` fires (without `wait`, none).
+/// `wait`, the first to arrive before `ticker`'s next tick (without `wait`,
+/// none).
 /// Then what else has arrived, at most [`MAX_INPUTS_PER_DRIVE`] in all. A
 /// busy driver yields once before it takes the rest (below). Empty when the
 /// tick came first or nothing was queued; `None` once every sender is gone
@@ -26,7 +60,7 @@ use super::MAX_INPUTS_PER_DRIVE;
 /// answer (a single client never has).
 pub(crate) async fn next_inputs<'a, I>(
     rx: &'a mut mpsc::Receiver<I>,
-    tick_due: Pin<&mut Sleep>,
+    ticker: &mut Ticker,
     wait: bool,
     writes_in_flight: bool,
 ) -> Option<impl Iterator<Item = I> + 'a> {
@@ -55,7 +89,7 @@ pub(crate) async fn next_inputs<'a, I>(
             let woke = tokio::select! {
                 biased;
                 input = rx.recv() => Some(input?),
-                () = tick_due => None,
+                () = ticker.timer.as_mut() => None,
             };
             if woke.is_some() && writes_in_flight {
                 tokio::task::yield_now().await;

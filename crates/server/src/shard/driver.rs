@@ -73,7 +73,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::oneshot;
 
 use super::removals::GroupRemovals;
-use crate::driver::task::{blocking, next_inputs};
+use crate::driver::task::{blocking, next_inputs, Ticker};
 use crate::driver::unix_ms;
 use crate::peer::{GroupAnswer, Outgoing, Peers, ShardFrame};
 
@@ -374,13 +374,11 @@ struct Driver {
 
 impl Driver {
     async fn run(&mut self, mut rx: mpsc::Receiver<Input>) -> Result<(), host::HostError> {
-        let mut next_tick = Instant::now() + self.cfg.tick;
-        let tick_due = tokio::time::sleep_until(next_tick.into());
-        tokio::pin!(tick_due);
+        let mut ticker = Ticker::new(self.cfg.tick);
         let mut next_release = Instant::now();
         loop {
             let writes = self.writes_in_flight() > 1;
-            let Some(inputs) = next_inputs(&mut rx, tick_due.as_mut(), true, writes).await else {
+            let Some(inputs) = next_inputs(&mut rx, &mut ticker, true, writes).await else {
                 return Ok(());
             };
             for input in inputs {
@@ -389,10 +387,8 @@ impl Driver {
                 }
             }
             let now = Instant::now();
-            if now >= next_tick {
+            if ticker.due(now) {
                 self.tick();
-                next_tick = (next_tick + self.cfg.tick).max(now);
-                tick_due.as_mut().reset(next_tick.into());
             }
             if now >= next_release {
                 self.release_snapshot_pages();
