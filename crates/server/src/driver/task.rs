@@ -50,11 +50,10 @@ impl Ticker {
 
 /// A driver's next batch of inputs: the first one queued; if none is, with
 /// `wait`, the first to arrive before `ticker`'s next tick (without `wait`,
-/// none).
-/// Then what else has arrived, at most [`MAX_INPUTS_PER_DRIVE`] in all. A
-/// busy driver yields once before it takes the rest (below). Empty when the
-/// tick came first or nothing was queued; `None` once every sender is gone
-/// (the driver stops).
+/// none). Then what else has arrived, at most [`MAX_INPUTS_PER_DRIVE`] in
+/// all. A busy driver yields once before it takes the rest (below). Empty
+/// when the tick came first or nothing was queued; `None` once every sender
+/// is gone (the driver stops).
 ///
 /// `writes_in_flight`: the caller has more than one proposal awaiting its
 /// answer (a single client never has).
